@@ -1,0 +1,98 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every CTBus target shares: Swift 6 language mode plus the upcoming features the
+/// design asks for (explicit `any`, imports that say what a file uses).
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "CTBus",
+    products: [
+        .executable(name: "ctbus", targets: ["ctbus"]),
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "CTBusSchema", targets: ["CTBusSchema"]),
+        .library(name: "CTBusPolicy", targets: ["CTBusPolicy"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
+        .target(
+            name: "CTBusSchema",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/SOURCES.sha256"],
+            swiftSettings: strictSettings
+        ),
+        .target(name: "CTBusPolicy", dependencies: ["CTBusSchema"], swiftSettings: strictSettings),
+        .target(
+            name: "CTBusJournal",
+            dependencies: [
+                "CTBusSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CTBusBroker",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CTBusNode",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CTBusTesting",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ctbus",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                "CTBusTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CTBusSchemaTests",
+            dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "CTBusPolicyTests", dependencies: ["CTBusPolicy", "CTBusSchema"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CTBusIntegrationTests",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                "CTBusTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

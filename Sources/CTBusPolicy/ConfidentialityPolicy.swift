@@ -1,0 +1,96 @@
+import CTBusSchema
+
+/// The rule of DESIGN.md section 3 that kept a node from receiving a message.
+public enum PolicyRule: String, Sendable, CaseIterable {
+    /// Rule 1: the originator does not receive its own message.
+    case originator
+    /// Rule 1: the node does not subscribe to the type.
+    case subscription
+    /// Rule 1: the node follows themes and the message has none of them.
+    case theme
+    /// Rule 2: the node's clearance is below the classification.
+    case clearance
+    /// Rule 3: the releasability list names neither the node nor one of its groups.
+    case releasability
+    /// A whole-message Member State restriction does not allow the node.
+    case memberStateRestriction = "member-state-restriction"
+}
+
+/// The policy's answer for one node and one message.
+public enum RecipientDecision: Sendable, Equatable {
+    /// Deliver; `redactedPaths` are removed first (partial Member State restriction, rule 5).
+    case deliver(redactedPaths: [String])
+    case refuse(PolicyRule, reason: String)
+
+    public var isDelivered: Bool {
+        if case .deliver = self { return true }
+        return false
+    }
+}
+
+/// The confidentiality decision: pure functions of an envelope and registry entries, no I/O.
+/// The broker applies them when it stores a publication; nodes re-check their clearance.
+public enum ConfidentialityPolicy {
+    /// Refuses a publication the publisher may not make: a type outside its role (NOT_PERMITTED),
+    /// or, by rule 4, a STRICTLY_CONFIDENTIAL message or a whole-message Member State restriction
+    /// without an explicit releasability list (NEED_TO_KNOW_REQUIRED).
+    public static func checkPublication(_ envelope: Envelope, by publisher: NodeProfile) throws(BusError) {
+        guard publisher.mayPublish.contains(envelope.type) else {
+            throw BusError(.notPermitted, "node \(publisher.id) (role \(publisher.role.rawValue)) may not publish \(envelope.type.name)",
+                           messageId: envelope.messageID)
+        }
+        let handling = envelope.handling
+        if handling.releasability.isEmpty {
+            if handling.classification == .strictlyConfidential {
+                throw BusError(.needToKnowRequired, "a STRICTLY_CONFIDENTIAL message must carry a releasability list",
+                               messageId: envelope.messageID)
+            }
+            if handling.hasMemberStateRestriction, handling.memberStateRestriction.scope == .whole {
+                throw BusError(.needToKnowRequired, "a message under a whole Member State restriction must carry a releasability list",
+                               messageId: envelope.messageID)
+            }
+        }
+    }
+
+    /// Whether `node` receives the message of `envelope`, published by `originator`.
+    public static func decide(_ envelope: Envelope, originator: String, for node: NodeProfile) -> RecipientDecision {
+        let handling = envelope.handling
+        if node.id == originator { return .refuse(.originator, reason: "is the originator") }
+        if !node.subscriptions.contains(envelope.type) {
+            return .refuse(.subscription, reason: "does not subscribe to \(envelope.type.name)")
+        }
+        if !node.themes.isEmpty, node.themes.isDisjoint(with: envelope.thematicTags) {
+            return .refuse(.theme, reason: "follows none of the message's themes")
+        }
+        if node.clearance.rawValue < handling.classification.rawValue {
+            return .refuse(.clearance, reason: "clearance \(node.clearance.name) is below \(handling.classification.name)")
+        }
+        if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
+            return .refuse(.releasability, reason: "is not on the releasability list")
+        }
+        if handling.hasMemberStateRestriction {
+            let restriction = handling.memberStateRestriction
+            let allowed = restriction.allowedNodes.contains(node.id)
+            switch restriction.scope {
+            case .whole where !allowed:
+                return .refuse(.memberStateRestriction,
+                               reason: "is not allowed by \(restriction.state)'s whole-message restriction")
+            case .partial where !allowed:
+                return .deliver(redactedPaths: restriction.fieldPaths)
+            default:
+                break
+            }
+        }
+        return .deliver(redactedPaths: [])
+    }
+
+    /// The decision for every node of a registry, in registry order.
+    public static func decide(_ envelope: Envelope, originator: String,
+                              among nodes: [NodeProfile]) -> [(node: NodeProfile, decision: RecipientDecision)] {
+        nodes.map { ($0, decide(envelope, originator: originator, for: $0)) }
+    }
+
+    private static func isNamed(_ node: NodeProfile, in list: [String]) -> Bool {
+        list.contains { $0 == node.id || node.groups.contains($0) }
+    }
+}

@@ -1,0 +1,53 @@
+/// An error of the bus with a stable code: the same code travels in a wire `ErrorReport`, names
+/// the command line's error, and is what tests and clients match on. `detail` is written for
+/// people and never carries the content of a message.
+public struct BusError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let code: ErrorCode
+    public let detail: String
+    /// The message concerned, when there is one.
+    public let messageId: String?
+
+    public init(_ code: ErrorCode, _ detail: String, messageId: String? = nil) {
+        self.code = code
+        self.detail = detail
+        self.messageId = messageId
+    }
+
+    /// The stable name of the code, as in the schema ("VALIDATION_FAILED").
+    public var codeName: String { code.name }
+
+    public var description: String { "\(codeName): \(detail)" }
+
+    /// The error as a wire frame.
+    public var report: ErrorReport {
+        var report = ErrorReport()
+        report.code = code
+        report.detail = detail
+        report.messageID = messageId ?? ""
+        return report
+    }
+
+    public init(_ report: ErrorReport) {
+        self.init(report.code, report.detail, messageId: report.messageID.isEmpty ? nil : report.messageID)
+    }
+}
+
+extension ErrorCode {
+    /// The schema's name of the code ("NOT_PERMITTED").
+    public var name: String {
+        switch self {
+        case .unspecified: "ERROR_CODE_UNSPECIFIED"
+        case .malformedFrame: "MALFORMED_FRAME"
+        case .unsupportedVersion: "UNSUPPORTED_VERSION"
+        case .notAuthenticated: "NOT_AUTHENTICATED"
+        case .noSession: "NO_SESSION"
+        case .validationFailed: "VALIDATION_FAILED"
+        case .notPermitted: "NOT_PERMITTED"
+        case .needToKnowRequired: "NEED_TO_KNOW_REQUIRED"
+        case .messageTooLarge: "MESSAGE_TOO_LARGE"
+        case .conflictingDuplicate: "CONFLICTING_DUPLICATE"
+        case .internal: "INTERNAL"
+        case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
+        }
+    }
+}

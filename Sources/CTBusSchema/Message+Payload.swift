@@ -1,0 +1,89 @@
+import Foundation
+import SwiftProtobuf
+
+extension Message.OneOf_Payload {
+    /// The envelope type this payload must travel under.
+    public var messageType: MessageType {
+        switch self {
+        case .countryVisitRecommendation: .countryVisitRecommendation
+        case .missionReport: .missionReport
+        case .activityMatrix: .activityMatrix
+        }
+    }
+
+    /// The payload's wire bytes (deterministic serialization, so the same message always gives
+    /// the same bytes).
+    public func serialized() throws -> Data {
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        switch self {
+        case .countryVisitRecommendation(let value): return try value.serializedData(options: options)
+        case .missionReport(let value): return try value.serializedData(options: options)
+        case .activityMatrix(let value): return try value.serializedData(options: options)
+        }
+    }
+
+    /// Decodes payload bytes as the type the envelope names. Throws `MALFORMED_FRAME` for bytes
+    /// that are not a message of that type and `VALIDATION_FAILED` for an unknown type.
+    public static func decode(type: MessageType, bytes: Data) throws(BusError) -> Message.OneOf_Payload {
+        do {
+            switch type {
+            case .countryVisitRecommendation:
+                return .countryVisitRecommendation(try CountryVisitRecommendation(serializedBytes: bytes))
+            case .missionReport:
+                return .missionReport(try MissionReport(serializedBytes: bytes))
+            case .activityMatrix:
+                return .activityMatrix(try ActivityMatrix(serializedBytes: bytes))
+            case .unspecified, .UNRECOGNIZED:
+                throw BusError(.validationFailed, "envelope.type: unknown message type \(type.rawValue)")
+            }
+        } catch let error as BusError {
+            throw error
+        } catch {
+            throw BusError(.malformedFrame, "payload is not a valid \(type.name) encoding")
+        }
+    }
+}
+
+extension MessageType {
+    /// The schema's name of the type ("COUNTRY_VISIT_RECOMMENDATION").
+    public var name: String {
+        switch self {
+        case .unspecified: "MESSAGE_TYPE_UNSPECIFIED"
+        case .countryVisitRecommendation: "COUNTRY_VISIT_RECOMMENDATION"
+        case .missionReport: "MISSION_REPORT"
+        case .activityMatrix: "ACTIVITY_MATRIX"
+        case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
+        }
+    }
+
+    /// The type named by its schema name, case-insensitively, with '-' for '_' accepted.
+    public init?(name: String) {
+        let wanted = name.uppercased().replacingOccurrences(of: "-", with: "_")
+        guard let found = MessageType.allCases.first(where: { $0.name == wanted && $0 != .unspecified }) else {
+            return nil
+        }
+        self = found
+    }
+}
+
+extension Classification {
+    /// The schema's name of the level ("STRICTLY_CONFIDENTIAL").
+    public var name: String {
+        switch self {
+        case .unspecified: "CLASSIFICATION_UNSPECIFIED"
+        case .unclassified: "UNCLASSIFIED"
+        case .confidential: "CONFIDENTIAL"
+        case .strictlyConfidential: "STRICTLY_CONFIDENTIAL"
+        case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
+        }
+    }
+
+    public init?(name: String) {
+        let wanted = name.uppercased().replacingOccurrences(of: "-", with: "_")
+        guard let found = Classification.allCases.first(where: { $0.name == wanted && $0 != .unspecified }) else {
+            return nil
+        }
+        self = found
+    }
+}
