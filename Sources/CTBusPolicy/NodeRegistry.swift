@@ -8,6 +8,11 @@ public struct NodeRegistry: Sendable {
         public let profile: NodeProfile
         /// The node's CURVE public key, Z85 (40 characters).
         public let publicKey: String
+
+        public init(profile: NodeProfile, publicKey: String) {
+            self.profile = profile
+            self.publicKey = publicKey
+        }
     }
 
     public let entries: [Entry]

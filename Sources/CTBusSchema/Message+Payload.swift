@@ -1,7 +1,7 @@
 import Foundation
 import SwiftProtobuf
 
-extension Message.OneOf_Payload {
+extension BusMessage.OneOf_Payload {
     /// The envelope type this payload must travel under.
     public var messageType: MessageType {
         switch self {
@@ -25,7 +25,7 @@ extension Message.OneOf_Payload {
 
     /// Decodes payload bytes as the type the envelope names. Throws `MALFORMED_FRAME` for bytes
     /// that are not a message of that type and `VALIDATION_FAILED` for an unknown type.
-    public static func decode(type: MessageType, bytes: Data) throws(BusError) -> Message.OneOf_Payload {
+    public static func decode(type: MessageType, bytes: Data) throws(BusError) -> BusMessage.OneOf_Payload {
         do {
             switch type {
             case .countryVisitRecommendation:

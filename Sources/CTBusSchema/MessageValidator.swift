@@ -16,7 +16,7 @@ public enum MessageValidator {
 
     /// Validates a whole message as `ctbus publish` reads it. The originator may be empty there:
     /// the broker sets it.
-    public static func validate(_ message: Message) throws(BusError) {
+    public static func validate(_ message: BusMessage) throws(BusError) {
         guard message.hasEnvelope else { throw failure("envelope", "is required") }
         guard let payload = message.payload else {
             throw failure("payload", "one of country_visit_recommendation, mission_report, activity_matrix is required")
@@ -25,7 +25,7 @@ public enum MessageValidator {
     }
 
     /// Validates an envelope with its decoded payload.
-    public static func validate(envelope: Envelope, payload: Message.OneOf_Payload) throws(BusError) {
+    public static func validate(envelope: Envelope, payload: BusMessage.OneOf_Payload) throws(BusError) {
         try validateEnvelope(envelope, payloadType: payload.messageType)
         switch payload {
         case .countryVisitRecommendation(let value): try validate(value, at: "country_visit_recommendation")

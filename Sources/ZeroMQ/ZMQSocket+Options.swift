@@ -49,8 +49,15 @@ extension ZMQSocket {
         try setOption(ZMQ_CURVE_SECRETKEY, string: keyPair.secretKey)
     }
 
+    /// Queue messages only to completed connections: a DEALER with no peer connected then
+    /// reports EAGAIN instead of queueing (the node's outbox is its queue).
+    public func setImmediate(_ on: Bool) throws(ZMQError) {
+        try setOption(ZMQ_IMMEDIATE, on ? 1 : 0)
+    }
+
     /// The ZAP domain: with one set, every connection is authenticated by the ZAP handler.
     public func setZAPDomain(_ domain: String) throws(ZMQError) {
         try setOption(ZMQ_ZAP_DOMAIN, string: domain)
     }
 }
+

@@ -145,10 +145,9 @@ public final class ZMQSocket {
             } catch where error.isWouldBlock && received.frames.isEmpty {
                 return nil
             }
-            if received.frames.isEmpty {
-                received.userId = message.property("User-Id")
-                received.peerAddress = message.property("Peer-Address")
-            }
+            // A ROUTER's routing-id frame carries no metadata; the peer's own frames do.
+            if received.userId == nil { received.userId = message.property("User-Id") }
+            if received.peerAddress == nil { received.peerAddress = message.property("Peer-Address") }
             received.frames.append(message.bytes)
             if !message.hasMore { return received }
         }

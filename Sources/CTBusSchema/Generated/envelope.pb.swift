@@ -410,7 +410,7 @@ public nonisolated struct Envelope: @unchecked Sendable {
 
 /// A whole message as people read and write it (`ctbus publish FILE.json`, `ctbus journal show`).
 /// On the wire the payload travels as serialized bytes beside the envelope.
-public nonisolated struct Message: Sendable {
+public nonisolated struct BusMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -424,7 +424,7 @@ public nonisolated struct Message: Sendable {
   /// Clears the value of `envelope`. Subsequent reads from it will return its default value.
   public mutating func clearEnvelope() {self._envelope = nil}
 
-  public var payload: Message.OneOf_Payload? = nil
+  public var payload: BusMessage.OneOf_Payload? = nil
 
   public var countryVisitRecommendation: CountryVisitRecommendation {
     get {
@@ -760,8 +760,8 @@ nonisolated extension Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
   }
 }
 
-nonisolated extension Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Message"
+nonisolated extension BusMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BusMessage"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{4}\u{9}country_visit_recommendation\0\u{3}mission_report\0\u{3}activity_matrix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -841,7 +841,7 @@ nonisolated extension Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Message, rhs: Message) -> Bool {
+  public static func ==(lhs: BusMessage, rhs: BusMessage) -> Bool {
     if lhs._envelope != rhs._envelope {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

@@ -1,0 +1,305 @@
+import CTBusJournal
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import Logging
+import SwiftProtobuf
+import ZeroMQ
+
+/// The broker's state and loop. Lives on the broker thread only: it owns the ROUTER socket.
+final class BrokerLoop {
+    let socket: ZMQSocket
+    private let configuration: BrokerConfiguration
+    private let registry: NodeRegistry
+    private let store: BrokerStore
+    private var logger: Logger
+    private var sessions: [String: Session] = [:]
+    /// Most frames handled per wake-up; publications among them share one store transaction.
+    private let batchLimit = 512
+
+    struct Session {
+        var routingId: [UInt8]
+        var lastSeen: ContinuousClock.Instant
+        /// Highest sequence sent in this session.
+        var sentThrough: UInt64 = 0
+        /// Sequences sent and not acknowledged yet, ascending: the credit in use.
+        var inFlight: [UInt64] = []
+    }
+
+    init(context: ZMQContext, configuration: BrokerConfiguration, registry: NodeRegistry,
+         keyPair: CurveKeyPair, store: BrokerStore, logger: Logger) throws {
+        self.configuration = configuration
+        self.registry = registry
+        self.store = store
+        self.logger = logger
+        socket = try ZMQSocket(context: context, type: .router)
+        try socket.setRouterMandatory(true)
+        try socket.makeCurveServer(secretKey: keyPair.secretKey)
+        try socket.setZAPDomain("ctbus")
+        // libzmq cuts off a peer whose message is far over the limit; up to that, the broker
+        // reads it and answers MESSAGE_TOO_LARGE.
+        try socket.setMaxMessageSize(Int64(configuration.maxMessageBytes) * 4 + 65_536)
+        try socket.setHighWaterMarks(send: 100_000, receive: 100_000)
+        try socket.bind(configuration.endpoint)
+    }
+
+    func run(until thread: LoopThread) {
+        let pollTimeout = min(50, configuration.heartbeatIntervalMilliseconds)
+        while !thread.isStopping {
+            do {
+                if try ZMQSocket.poll([socket], timeoutMilliseconds: pollTimeout)[0] {
+                    try drain()
+                }
+                expireSessions()
+            } catch let error as ZMQError where error.isTerminated {
+                break
+            } catch {
+                logger.error("broker loop error", metadata: ["error": "\(error)"])
+            }
+        }
+        socket.close()
+        logger.info("broker stopped")
+    }
+
+    // MARK: Reading frames
+
+    private struct PendingPublish {
+        let routingId: [UInt8]
+        let nodeId: String
+        let publish: Publish
+        let size: Int
+    }
+
+    private func drain() throws {
+        var publishes: [PendingPublish] = []
+        for _ in 0..<batchLimit {
+            guard let message = try socket.receive(dontWait: true) else { break }
+            handle(message, publishes: &publishes)
+        }
+        if !publishes.isEmpty { process(publishes) }
+    }
+
+    private func handle(_ message: ReceivedMessage, publishes: inout [PendingPublish]) {
+        guard message.frames.count >= 1 else { return }
+        let routingId = message.frames[0]
+        guard let nodeId = message.userId, let entry = registry.entry(id: nodeId) else {
+            // Cannot happen with CURVE and the ZAP handler in place; refuse rather than guess.
+            send(error: BusError(.notAuthenticated, "connection has no registered identity"), to: routingId)
+            return
+        }
+        guard message.frames.count == 2, let frame = try? Frame(serializedBytes: message.frames[1]),
+              let kind = frame.kind else {
+            logger.warning("malformed frame", metadata: ["node": "\(nodeId)", "frames": "\(message.frames.count)"])
+            send(error: BusError(.malformedFrame, "expected one protobuf Frame after the routing id"), to: routingId)
+            return
+        }
+        if case .hello(let hello) = kind {
+            openSession(nodeId: nodeId, routingId: routingId, hello: hello)
+            return
+        }
+        guard sessions[nodeId] != nil else {
+            send(error: BusError(.noSession, "send Hello first"), to: routingId)
+            return
+        }
+        sessions[nodeId]!.lastSeen = .now
+        sessions[nodeId]!.routingId = routingId
+        switch kind {
+        case .publish(let publish):
+            publishes.append(PendingPublish(routingId: routingId, nodeId: entry.profile.id, publish: publish,
+                                            size: message.frames[1].count))
+        case .deliveryAck(let ack):
+            acknowledge(nodeId: nodeId, through: ack.throughSequence)
+        case .heartbeat:
+            send(.heartbeat(Heartbeat()), to: routingId)
+        case .hello, .welcome, .publishAck, .deliver, .error:
+            send(error: BusError(.malformedFrame, "a node does not send this command"), to: routingId)
+        }
+    }
+
+    // MARK: Sessions
+
+    private func openSession(nodeId: String, routingId: [UInt8], hello: Hello) {
+        guard hello.protocolVersion == 1 else {
+            send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 1"),
+                 to: routingId)
+            return
+        }
+        // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
+        sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)
+        var welcome = Welcome()
+        welcome.protocolVersion = 1
+        welcome.nodeID = nodeId
+        welcome.maxMessageBytes = UInt32(configuration.maxMessageBytes)
+        send(.welcome(welcome), to: routingId)
+        logger.info("node connected", metadata: ["node": "\(nodeId)", "queued": "\((try? store.queueDepth(for: nodeId)) ?? -1)"])
+        pump(nodeId)
+    }
+
+    private func expireSessions() {
+        let timeout = Duration.milliseconds(configuration.sessionTimeoutMilliseconds)
+        let now = ContinuousClock.now
+        for (nodeId, session) in sessions where now - session.lastSeen > timeout {
+            sessions[nodeId] = nil
+            logger.info("node away: no heartbeat", metadata: ["node": "\(nodeId)"])
+        }
+    }
+
+    // MARK: Publications
+
+    private func process(_ publishes: [PendingPublish]) {
+        var accepted: [(PendingPublish, Publication)] = []
+        for pending in publishes {
+            do {
+                accepted.append((pending, try admit(pending)))
+            } catch let error as BusError {
+                logger.notice("publication refused", metadata: [
+                    "node": "\(pending.nodeId)", "message-id": "\(pending.publish.envelope.messageID)", "code": "\(error.codeName)",
+                ])
+                send(error: error, to: pending.routingId)
+            } catch {
+                send(error: BusError(.internal, "could not prepare the publication", messageId: pending.publish.envelope.messageID),
+                     to: pending.routingId)
+            }
+        }
+        guard !accepted.isEmpty else { return }
+        let outcomes: [BrokerStore.StoreOutcome]
+        do {
+            outcomes = try store.store(accepted.map(\.1))
+        } catch {
+            logger.error("store failed; publications not accepted", metadata: ["error": "\(error)", "count": "\(accepted.count)"])
+            for (pending, publication) in accepted {
+                send(error: BusError(.internal, "the broker could not store the publication; retry later",
+                                     messageId: publication.messageId), to: pending.routingId)
+            }
+            return
+        }
+        var touched = Set<String>()
+        for ((pending, publication), outcome) in zip(accepted, outcomes) {
+            switch outcome {
+            case .stored, .alreadyStored:
+                var ack = PublishAck()
+                ack.messageID = publication.messageId
+                ack.originator = publication.originator
+                ack.recipientCount = UInt32(publication.recipients.count)
+                send(.publishAck(ack), to: pending.routingId)
+                if case .stored = outcome {
+                    logger.info("publication stored", metadata: [
+                        "node": "\(publication.originator)", "message-id": "\(publication.messageId)",
+                        "type": "\(publication.typeName)", "classification": "\(publication.classificationName)",
+                        "recipients": "\(publication.recipients.map(\.nodeId).joined(separator: ","))",
+                    ])
+                    touched.formUnion(publication.recipients.map(\.nodeId))
+                }
+            case .conflict:
+                send(error: BusError(.conflictingDuplicate, "message id already used by a different message",
+                                     messageId: publication.messageId), to: pending.routingId)
+            }
+        }
+        for nodeId in touched where sessions[nodeId] != nil { pump(nodeId) }
+    }
+
+    /// Checks one publication and decides its recipients. Throws the BusError to send back.
+    private func admit(_ pending: PendingPublish) throws -> Publication {
+        let publish = pending.publish
+        var envelope = publish.envelope
+        let messageId = envelope.messageID
+        guard pending.size <= configuration.maxMessageBytes else {
+            throw BusError(.messageTooLarge, "\(pending.size) bytes; this broker accepts at most \(configuration.maxMessageBytes)",
+                           messageId: messageId)
+        }
+        guard publish.hasEnvelope else { throw BusError(.malformedFrame, "Publish without an envelope") }
+        guard let publisher = registry.entry(id: pending.nodeId)?.profile else {
+            throw BusError(.notAuthenticated, "node \(pending.nodeId) is not in the registry", messageId: messageId)
+        }
+        if !envelope.originator.isEmpty, envelope.originator != publisher.id {
+            logger.warning("publisher claimed another originator; the broker sets it",
+                           metadata: ["node": "\(publisher.id)", "claimed": "\(envelope.originator)", "message-id": "\(messageId)"])
+        }
+        envelope.originator = publisher.id
+        let payload: BusMessage.OneOf_Payload
+        do {
+            payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: publish.payload)
+        } catch {
+            throw BusError(error.code, error.detail, messageId: messageId)
+        }
+        do {
+            try MessageValidator.validate(envelope: envelope, payload: payload)
+        } catch {
+            throw BusError(error.code, error.detail, messageId: messageId)
+        }
+        try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
+        var recipients: [Publication.Recipient] = []
+        for (node, decision) in ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: registry.profiles) {
+            guard case .deliver(let paths) = decision else { continue }
+            let redacted = paths.isEmpty ? nil : try Redactor.redact(payload, paths: paths).serialized()
+            recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted))
+        }
+        return try Publication(envelope: envelope, payload: publish.payload, recipients: recipients)
+    }
+
+    // MARK: Deliveries
+
+    private func acknowledge(nodeId: String, through sequence: UInt64) {
+        do {
+            try store.acknowledge(nodeId: nodeId, through: sequence)
+        } catch {
+            logger.error("could not record an acknowledgement", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            return
+        }
+        sessions[nodeId]?.inFlight.removeAll { $0 <= sequence }
+        pump(nodeId)
+    }
+
+    /// Sends queued deliveries to a connected node while it has credit.
+    private func pump(_ nodeId: String) {
+        guard let session = sessions[nodeId] else { return }
+        let room = configuration.deliveryWindow - session.inFlight.count
+        guard room > 0 else { return }
+        let batch: [QueuedDelivery]
+        do {
+            batch = try store.pendingDeliveries(for: nodeId, after: session.sentThrough, limit: room)
+        } catch {
+            logger.error("could not read a delivery queue", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            return
+        }
+        for delivery in batch {
+            var deliver = Deliver()
+            deliver.sequence = delivery.sequence
+            do {
+                deliver.envelope = try Envelope(serializedBytes: delivery.envelope)
+            } catch {
+                logger.error("stored envelope does not decode", metadata: ["message-id": "\(delivery.messageId)"])
+                continue
+            }
+            deliver.payload = delivery.payload
+            guard send(.deliver(deliver), to: session.routingId) else { break }
+            sessions[nodeId]?.sentThrough = delivery.sequence
+            sessions[nodeId]?.inFlight.append(delivery.sequence)
+        }
+    }
+
+    // MARK: Sending
+
+    @discardableResult
+    private func send(_ kind: Frame.OneOf_Kind, to routingId: [UInt8]) -> Bool {
+        var frame = Frame()
+        frame.kind = kind
+        do {
+            let bytes: [UInt8] = try frame.serializedBytes()
+            try socket.send([routingId, bytes], dontWait: true)
+            return true
+        } catch let error as ZMQError where error.isHostUnreachable {
+            if let nodeId = sessions.first(where: { $0.value.routingId == routingId })?.key {
+                sessions[nodeId] = nil
+                logger.info("node away: connection gone", metadata: ["node": "\(nodeId)"])
+            }
+        } catch {
+            logger.warning("send failed", metadata: ["error": "\(error)"])
+        }
+        return false
+    }
+
+    private func send(error: BusError, to routingId: [UInt8]) {
+        send(.error(error.report), to: routingId)
+    }
+}

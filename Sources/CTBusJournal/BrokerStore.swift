@@ -1,0 +1,197 @@
+import CTBusSchema
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// The broker's durable store (SQLite, WAL): every accepted publication once, and one delivery
+/// queue entry per recipient with that recipient's own increasing sequence number. A
+/// publication and its queue entries are committed in one transaction, and many publications
+/// share a transaction (group commit); nothing is acknowledged before its commit.
+public final class BrokerStore: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        pool = try StoreDatabase.open(path: path)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE message (
+                    message_id TEXT PRIMARY KEY,
+                    originator TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    classification TEXT NOT NULL,
+                    received_at REAL NOT NULL,
+                    envelope BLOB NOT NULL,
+                    payload BLOB NOT NULL
+                );
+                CREATE TABLE recipient (
+                    node_id TEXT PRIMARY KEY,
+                    last_sequence INTEGER NOT NULL
+                );
+                CREATE TABLE delivery (
+                    node_id TEXT NOT NULL,
+                    sequence INTEGER NOT NULL,
+                    message_id TEXT NOT NULL REFERENCES message(message_id),
+                    redacted_payload BLOB,
+                    PRIMARY KEY (node_id, sequence)
+                ) WITHOUT ROWID;
+                """)
+        }
+        return migrator
+    }
+
+    /// What storing one publication came to.
+    public enum StoreOutcome: Sendable, Equatable {
+        /// Stored now, with this many queue entries.
+        case stored(recipients: Int)
+        /// The same message from the same originator was stored before: acknowledge again,
+        /// queue nothing new (the publisher resent after a lost acknowledgement).
+        case alreadyStored
+        /// The id is taken by a different message or another originator.
+        case conflict
+    }
+
+    /// Stores publications and their queue entries in one transaction. `payload` is stored
+    /// once; a recipient with a `redactedPayload` gets that copy instead.
+    public func store(_ publications: [Publication], now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
+        do {
+            return try pool.write { db in
+                try publications.map { publication in try Self.store(publication, in: db, now: now) }
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    private static func store(_ publication: Publication, in db: Database, now: Date) throws -> StoreOutcome {
+        if let row = try Row.fetchOne(db, sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?",
+                                      arguments: [publication.messageId]) {
+            let same = row["originator"] == publication.originator
+                && row["envelope"] == publication.envelope && row["payload"] == publication.payload
+            return same ? .alreadyStored : .conflict
+        }
+        try db.execute(sql: """
+            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [publication.messageId, publication.originator, publication.typeName,
+                             publication.classificationName, now.timeIntervalSince1970,
+                             publication.envelope, publication.payload])
+        for recipient in publication.recipients {
+            try db.execute(sql: """
+                INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
+                ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
+                """, arguments: [recipient.nodeId])
+            let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
+                                              arguments: [recipient.nodeId]) ?? 1
+            try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload) VALUES (?, ?, ?, ?)",
+                           arguments: [recipient.nodeId, sequence, publication.messageId, recipient.redactedPayload])
+        }
+        return .stored(recipients: publication.recipients.count)
+    }
+
+    /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
+    public func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload
+                    FROM delivery d JOIN message m ON m.message_id = d.message_id
+                    WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
+                    """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
+                    QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
+                                   envelope: row["envelope"], payload: row["payload"])
+                }
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Removes the queue entries of `nodeId` up to and including `sequence` (cumulative ack).
+    /// Returns how many were removed.
+    @discardableResult
+    public func acknowledge(nodeId: String, through sequence: UInt64) throws(StoreError) -> Int {
+        do {
+            return try pool.write { db in
+                try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?",
+                               arguments: [nodeId, Int64(bitPattern: sequence)])
+                return db.changesCount
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// How many deliveries wait for `nodeId`.
+    public func queueDepth(for nodeId: String) throws(StoreError) -> Int {
+        do {
+            return try pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery WHERE node_id = ?", arguments: [nodeId]) ?? 0
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// How many publications the store holds.
+    public func messageCount() throws(StoreError) -> Int {
+        do {
+            return try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+}
+
+/// A publication the broker accepted, ready to store.
+public struct Publication: Sendable {
+    public struct Recipient: Sendable {
+        public let nodeId: String
+        /// The copy this recipient gets when a partial restriction removed fields; nil for the original.
+        public let redactedPayload: Data?
+
+        public init(nodeId: String, redactedPayload: Data? = nil) {
+            self.nodeId = nodeId
+            self.redactedPayload = redactedPayload
+        }
+    }
+
+    public let messageId: String
+    public let originator: String
+    public let typeName: String
+    public let classificationName: String
+    /// The envelope as the broker completed it (originator set), serialized.
+    public let envelope: Data
+    public let payload: Data
+    public let recipients: [Recipient]
+
+    public init(envelope: Envelope, payload: Data, recipients: [Recipient]) throws {
+        messageId = envelope.messageID
+        originator = envelope.originator
+        typeName = envelope.type.name
+        classificationName = envelope.handling.classification.name
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        self.envelope = try envelope.serializedData(options: options)
+        self.payload = payload
+        self.recipients = recipients
+    }
+}
+
+/// A queue entry on its way to a node.
+public struct QueuedDelivery: Sendable {
+    public let sequence: UInt64
+    public let messageId: String
+    public let envelope: Data
+    public let payload: Data
+}

@@ -1,0 +1,333 @@
+import CTBusSchema
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// A node's local journal (SQLite, WAL): every message the node sent or received, and the
+/// outbox of publications the broker has not acknowledged yet. Several processes may use one
+/// journal at once (the node daemon and `ctbus publish`).
+public final class NodeJournal: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        pool = try StoreDatabase.open(path: path)
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE entry (
+                    position INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL UNIQUE,
+                    direction TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+                    type TEXT NOT NULL,
+                    originator TEXT NOT NULL,
+                    classification TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    recorded_at REAL NOT NULL,
+                    acknowledged_at REAL,
+                    broker_sequence INTEGER,
+                    envelope BLOB NOT NULL,
+                    payload BLOB NOT NULL
+                );
+                CREATE INDEX entry_type ON entry(type);
+                CREATE INDEX entry_subject ON entry(subject);
+                CREATE TABLE outbox (
+                    message_id TEXT PRIMARY KEY REFERENCES entry(message_id),
+                    queued_at REAL NOT NULL,
+                    last_sent_at REAL,
+                    refused_code TEXT,
+                    refused_detail TEXT
+                );
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Outbox
+
+    /// Puts a validated message into the outbox (and the journal, as sent). Works while the
+    /// node daemon and the broker are down; the daemon sends it when it can.
+    public func enqueue(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
+        do {
+            try pool.write { db in
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                    throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
+                }
+                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
+                               arguments: [envelope.messageID, now.timeIntervalSince1970])
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Outbox entries in the order they were queued.
+    public func outbox(limit: Int = 100) throws(StoreError) -> [OutboxItem] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT e.message_id, e.envelope, e.payload, o.last_sent_at FROM outbox o
+                    JOIN entry e ON e.message_id = o.message_id WHERE o.refused_code IS NULL
+                    ORDER BY e.position LIMIT ?
+                    """, arguments: [limit]).map { row in
+                    OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"],
+                               lastSentAt: (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                }
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    public func markSent(_ messageIds: [String], at now: Date = Date()) throws(StoreError) {
+        do {
+            try pool.write { db in
+                for id in messageIds {
+                    try db.execute(sql: "UPDATE outbox SET last_sent_at = ? WHERE message_id = ?",
+                                   arguments: [now.timeIntervalSince1970, id])
+                }
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Records the broker's acknowledgement: the publication leaves the outbox and its journal
+    /// entry takes the originator the broker recorded. Returns false when it was not in the outbox.
+    @discardableResult
+    public func acknowledge(messageId: String, originator: String, now: Date = Date()) throws(StoreError) -> Bool {
+        do {
+            return try pool.write { db in
+                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
+                guard db.changesCount > 0 else { return false }
+                try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
+                               arguments: [now.timeIntervalSince1970, originator, messageId])
+                return true
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Records that the broker refused a publication for good (validation, role, need to know):
+    /// it is not sent again, and the journal keeps the entry and the reason for the record.
+    public func refuse(messageId: String, code: String, detail: String) throws(StoreError) {
+        do {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_detail = ? WHERE message_id = ?",
+                               arguments: [code, detail, messageId])
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Where a publication of this node stands: queued, acknowledged, or refused with a code.
+    public func publicationStatus(messageId: String) throws(StoreError) -> PublicationStatus? {
+        do {
+            return try pool.read { db in
+                guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
+                                                   arguments: [messageId]) else { return nil }
+                if entry["acknowledged_at"] as Double? != nil { return .acknowledged }
+                guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
+                                                 arguments: [messageId]) else { return .queued }
+                if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
+                return .queued
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    // MARK: Deliveries
+
+    /// Journals a delivered message. Returns false when the message id was already journaled
+    /// (a duplicate delivery): the journal holds each message once.
+    @discardableResult
+    public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, now: Date = Date()) throws(StoreError) -> Bool {
+        do {
+            return try pool.write { db in
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                    return false
+                }
+                try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence, now: now)
+                return true
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    private static func insert(_ db: Database, direction: String, envelope: Envelope, payload: Data,
+                               sequence: UInt64?, now: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
+                               recorded_at, acknowledged_at, broker_sequence, envelope, payload)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [
+                envelope.messageID, direction, envelope.type.name, envelope.originator,
+                envelope.handling.classification.name, envelope.subject,
+                envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
+                direction == "received" ? now.timeIntervalSince1970 : nil,
+                sequence.map { Int64(bitPattern: $0) }, try envelope.serializedData(), payload,
+            ])
+    }
+
+    // MARK: Reading
+
+    /// Journal entries matching `filter`, oldest first.
+    public func entries(matching filter: JournalFilter = JournalFilter()) throws(StoreError) -> [JournalEntry] {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let type = filter.type { clauses.append("type = ?"); arguments.append(type.name) }
+        if let originator = filter.originator { clauses.append("originator = ?"); arguments.append(originator) }
+        if let subject = filter.subject { clauses.append("subject = ?"); arguments.append(subject) }
+        if let classification = filter.classification { clauses.append("classification = ?"); arguments.append(classification.name) }
+        if let direction = filter.direction { clauses.append("direction = ?"); arguments.append(direction.rawValue) }
+        if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
+        if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
+        let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
+                                 arguments: StatementArguments(arguments)).map(JournalEntry.init(row:))
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// The entry of one message id, or nil.
+    public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
+        do {
+            return try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM entry WHERE message_id = ?", arguments: [messageId])
+                    .map(JournalEntry.init(row:))
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// The number of entries that hold this message id (0 or 1, by the unique index; tests check it).
+    public func count(messageId: String? = nil) throws(StoreError) -> Int {
+        do {
+            return try pool.read { db in
+                if let messageId {
+                    return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry WHERE message_id = ?", arguments: [messageId]) ?? 0
+                }
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry") ?? 0
+            }
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+}
+
+/// A publication waiting for the broker's acknowledgement.
+public struct OutboxItem: Sendable {
+    public let messageId: String
+    public let envelope: Data
+    public let payload: Data
+    public let lastSentAt: Date?
+}
+
+/// Where a publication stands in the publishing node's journal.
+public enum PublicationStatus: Sendable, Equatable {
+    /// In the outbox, not acknowledged yet.
+    case queued
+    /// Stored by the broker.
+    case acknowledged
+    /// The broker refused it with this error code; it will not be sent again.
+    case refused(code: String, detail: String)
+}
+
+public enum Direction: String, Sendable, CaseIterable {
+    case sent, received
+}
+
+/// Which journal entries to list; nil fields do not filter.
+public struct JournalFilter: Sendable {
+    public var type: MessageType?
+    public var originator: String?
+    /// The Member State (or region) the message is about.
+    public var subject: String?
+    public var classification: Classification?
+    public var direction: Direction?
+    /// Created at or after.
+    public var since: Date?
+    /// Created before.
+    public var until: Date?
+
+    public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,
+                classification: Classification? = nil, direction: Direction? = nil,
+                since: Date? = nil, until: Date? = nil) {
+        self.type = type
+        self.originator = originator
+        self.subject = subject
+        self.classification = classification
+        self.direction = direction
+        self.since = since
+        self.until = until
+    }
+}
+
+/// One message in a journal.
+public struct JournalEntry: Sendable {
+    public let position: Int64
+    public let messageId: String
+    public let direction: Direction
+    public let typeName: String
+    public let originator: String
+    public let classificationName: String
+    public let subject: String
+    public let createdAt: Date
+    public let recordedAt: Date
+    public let acknowledgedAt: Date?
+    public let brokerSequence: Int64?
+    /// The envelope's wire bytes as journaled.
+    public let envelopeBytes: Data
+    /// The payload's wire bytes, exactly as published (or as redacted for this node).
+    public let payload: Data
+
+    init(row: Row) {
+        position = row["position"]
+        messageId = row["message_id"]
+        direction = Direction(rawValue: row["direction"]) ?? .received
+        typeName = row["type"]
+        originator = row["originator"]
+        classificationName = row["classification"]
+        subject = row["subject"]
+        createdAt = Date(timeIntervalSince1970: row["created_at"])
+        recordedAt = Date(timeIntervalSince1970: row["recorded_at"])
+        acknowledgedAt = (row["acknowledged_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        brokerSequence = row["broker_sequence"]
+        envelopeBytes = row["envelope"]
+        payload = row["payload"]
+    }
+
+    /// The whole message, decoded (for `journal show` and `export`).
+    public func message() throws(BusError) -> BusMessage {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(serializedBytes: envelopeBytes)
+        } catch {
+            throw BusError(.malformedFrame, "journal entry \(messageId): envelope does not decode")
+        }
+        var message = BusMessage()
+        message.envelope = envelope
+        message.payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload)
+        return message
+    }
+}

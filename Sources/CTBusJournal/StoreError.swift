@@ -1,0 +1,58 @@
+import GRDB
+
+/// A journal or broker store that cannot be opened or used: a clear, typed error for people
+/// (corrupted file, wrong file, disk full), never carrying message content.
+public struct StoreError: Error, CustomStringConvertible, Equatable {
+    public enum Kind: String, Sendable {
+        /// The file is not a CTBus store (or is damaged beyond what SQLite accepts).
+        case corrupted
+        /// The store could not be opened or written (permissions, disk full, locked too long).
+        case unavailable
+        /// A message id is already in the journal.
+        case duplicate
+        /// The entry asked for is not there.
+        case notFound = "not-found"
+    }
+
+    public let kind: Kind
+    public let description: String
+
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+
+    /// Turns an SQLite failure into the store's terms.
+    static func wrap(_ error: any Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return StoreError(.corrupted, "\(path) is not a CTBus store or is damaged (\(error.resultCode))")
+            default:
+                return StoreError(.unavailable, "\(path): \(error.message ?? "\(error.resultCode)")")
+            }
+        }
+        return StoreError(.unavailable, "\(path): \(error)")
+    }
+}
+
+enum StoreDatabase {
+    /// Opens an SQLite file in WAL mode with full fsync on commit: what a store acknowledged
+    /// survives a crash of the process or the machine.
+    static func open(path: String) throws(StoreError) -> DatabasePool {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            // SQLite opens anything lazily; reading the schema catches a file that is not a database.
+            _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+            return pool
+        } catch {
+            throw StoreError.wrap(error, path: path)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import CTBusSchema
+import Foundation
+
+/// A node's settings (deploy/nodes/NAME.json). Relative paths are relative to the file.
+public struct NodeConfiguration: Sendable, Codable {
+    /// This node's id in the registry ("oct", "wg-border").
+    public var nodeId: String
+    /// The broker's endpoint, e.g. "tcp://broker.example:7470".
+    public var brokerEndpoint: String
+    /// The broker's CURVE public key: the 40-character Z85 key itself, or a file holding it.
+    public var brokerPublicKey: String
+    /// This node's CURVE secret key file (its public key is in the registry).
+    public var secretKeyFile: String
+    /// The node's journal (SQLite).
+    public var journalPath: String
+    /// The highest classification this node is cleared for (as in the registry). The node
+    /// refuses to journal anything above it, whatever the broker sends.
+    public var clearance: String
+    public var heartbeatIntervalMilliseconds: Int
+    /// No word from the broker for this long: the node says Hello again.
+    public var brokerTimeoutMilliseconds: Int
+    /// An unacknowledged publication is sent again after this long.
+    public var resendAfterMilliseconds: Int
+    /// How often the daemon looks for new publications in the outbox.
+    public var outboxPollMilliseconds: Int
+    /// Reconnection back-off, first and longest interval.
+    public var reconnectMilliseconds: Int
+    public var reconnectMaxMilliseconds: Int
+
+    public init(nodeId: String, brokerEndpoint: String, brokerPublicKey: String, secretKeyFile: String,
+                journalPath: String, clearance: String, heartbeatIntervalMilliseconds: Int = 1_000,
+                brokerTimeoutMilliseconds: Int = 5_000, resendAfterMilliseconds: Int = 3_000,
+                outboxPollMilliseconds: Int = 100, reconnectMilliseconds: Int = 100, reconnectMaxMilliseconds: Int = 5_000) {
+        self.nodeId = nodeId
+        self.brokerEndpoint = brokerEndpoint
+        self.brokerPublicKey = brokerPublicKey
+        self.secretKeyFile = secretKeyFile
+        self.journalPath = journalPath
+        self.clearance = clearance
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.brokerTimeoutMilliseconds = brokerTimeoutMilliseconds
+        self.resendAfterMilliseconds = resendAfterMilliseconds
+        self.outboxPollMilliseconds = outboxPollMilliseconds
+        self.reconnectMilliseconds = reconnectMilliseconds
+        self.reconnectMaxMilliseconds = reconnectMaxMilliseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nodeId, brokerEndpoint, brokerPublicKey, secretKeyFile, journalPath, clearance
+        case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
+        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            nodeId: try c.decode(String.self, forKey: .nodeId),
+            brokerEndpoint: try c.decode(String.self, forKey: .brokerEndpoint),
+            brokerPublicKey: try c.decode(String.self, forKey: .brokerPublicKey),
+            secretKeyFile: try c.decode(String.self, forKey: .secretKeyFile),
+            journalPath: try c.decode(String.self, forKey: .journalPath),
+            clearance: try c.decode(String.self, forKey: .clearance),
+            heartbeatIntervalMilliseconds: try c.decodeIfPresent(Int.self, forKey: .heartbeatIntervalMilliseconds) ?? 1_000,
+            brokerTimeoutMilliseconds: try c.decodeIfPresent(Int.self, forKey: .brokerTimeoutMilliseconds) ?? 5_000,
+            resendAfterMilliseconds: try c.decodeIfPresent(Int.self, forKey: .resendAfterMilliseconds) ?? 3_000,
+            outboxPollMilliseconds: try c.decodeIfPresent(Int.self, forKey: .outboxPollMilliseconds) ?? 100,
+            reconnectMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMilliseconds) ?? 100,
+            reconnectMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMilliseconds) ?? 5_000)
+    }
+
+    /// The clearance as a level; `load` has checked it parses.
+    public var clearanceLevel: Classification { Classification(name: clearance) ?? .unclassified }
+
+    /// Loads a node configuration and resolves its paths against the file's folder.
+    public static func load(path: String) throws(ConfigurationError) -> NodeConfiguration {
+        var configuration = try ConfigurationFile.decode(NodeConfiguration.self, from: path, what: "node configuration")
+        configuration.secretKeyFile = ConfigurationFile.resolve(configuration.secretKeyFile, relativeTo: path)
+        configuration.journalPath = ConfigurationFile.resolve(configuration.journalPath, relativeTo: path)
+        if configuration.brokerPublicKey.utf8.count != 40 {
+            configuration.brokerPublicKey = ConfigurationFile.resolve(configuration.brokerPublicKey, relativeTo: path)
+        }
+        guard MessageValidator.isNodeId(configuration.nodeId) else {
+            throw ConfigurationError("\(path): nodeId must use a-z, 0-9 and '-'")
+        }
+        guard Classification(name: configuration.clearance) != nil else {
+            throw ConfigurationError("\(path): clearance must be UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL")
+        }
+        guard configuration.heartbeatIntervalMilliseconds >= 10,
+              configuration.brokerTimeoutMilliseconds > configuration.heartbeatIntervalMilliseconds else {
+            throw ConfigurationError("\(path): heartbeatIntervalMilliseconds must be at least 10 and below brokerTimeoutMilliseconds")
+        }
+        return configuration
+    }
+}

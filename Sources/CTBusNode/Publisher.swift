@@ -1,0 +1,52 @@
+import CTBusJournal
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+/// What `ctbus publish` does: validates a message and puts it in a node's outbox. Needs neither
+/// the node daemon nor the broker to be running.
+public enum Publisher {
+    /// Parses protobuf JSON into a message, filling in what the publisher may leave out: a new
+    /// UUIDv7 id when none is given, the schema version, the creation time, the type from the
+    /// payload. The originator is always the node's own id (the broker sets it again).
+    public static func prepare(json: Data, nodeId: String, now: Date = Date()) throws(BusError) -> BusMessage {
+        var message: BusMessage
+        do {
+            message = try BusMessage(jsonUTF8Data: json)
+        } catch {
+            throw BusError(.validationFailed, "not a CTBus message in protobuf JSON: \(describe(error))")
+        }
+        if message.envelope.messageID.isEmpty { message.envelope.messageID = MessageID.generate(now: now) }
+        if message.envelope.schemaVersion == 0 { message.envelope.schemaVersion = MessageValidator.schemaVersion }
+        if !message.envelope.hasCreatedAt { message.envelope.createdAt = Google_Protobuf_Timestamp(date: now) }
+        if message.envelope.type == .unspecified, let payload = message.payload {
+            message.envelope.type = payload.messageType
+        }
+        message.envelope.originator = nodeId
+        try MessageValidator.validate(message)
+        return message
+    }
+
+    /// Validates and queues a message in `journal`'s outbox; returns the message id.
+    @discardableResult
+    public static func enqueue(_ message: BusMessage, into journal: NodeJournal) throws -> String {
+        try MessageValidator.validate(message)
+        guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
+        try journal.enqueue(envelope: message.envelope, payload: try payload.serialized())
+        return message.envelope.messageID
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? JSONDecodingError {
+            switch error {
+            case .unrecognizedEnumValue: return "an enum value is not one the schema knows"
+            case .unknownField(let name): return "unknown field \(name)"
+            case .malformedNumber: return "a malformed number"
+            case .malformedString: return "a malformed string"
+            case .missingFieldNames: return "missing field names"
+            default: return "malformed JSON (\(error))"
+            }
+        }
+        return "\(error)"
+    }
+}

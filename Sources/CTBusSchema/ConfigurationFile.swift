@@ -1,0 +1,44 @@
+import Foundation
+
+/// A configuration, registry or key file that cannot be used: missing, unreadable, not valid
+/// JSON, or with a wrong value. The message names the file and the field.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Reading the JSON configuration files of `deploy/`.
+public enum ConfigurationFile {
+    /// Reads the bytes of `path`; a missing or unreadable file is a `ConfigurationError`.
+    public static func read(_ path: String, what: String) throws(ConfigurationError) -> Data {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ConfigurationError("\(what) \(path) does not exist")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("\(what) \(path) cannot be read")
+        }
+        return data
+    }
+
+    /// Decodes a JSON configuration file.
+    public static func decode<T: Decodable>(_ type: T.Type, from path: String, what: String) throws(ConfigurationError) -> T {
+        let data = try read(path, what: what)
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let DecodingError.keyNotFound(key, context) {
+            let field = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+            throw ConfigurationError("\(what) \(path): missing field \(field)")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw ConfigurationError("\(what) \(path): wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw ConfigurationError("\(what) \(path) is not valid JSON")
+        }
+    }
+
+    /// `path` resolved against the folder of the configuration file that named it.
+    public static func resolve(_ path: String, relativeTo configPath: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let folder = URL(fileURLWithPath: configPath).deletingLastPathComponent()
+        return folder.appendingPathComponent(path).standardizedFileURL.path
+    }
+}

@@ -1,0 +1,192 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import Logging
+import Synchronization
+import ZeroMQ
+
+/// A real bus on 127.0.0.1 in a temporary folder: generated CURVE keys, a registry, a broker
+/// with its SQLite store and nodes with their journals. The demo, the tests and the benchmark
+/// all start the bus this way. Broker and nodes can be stopped and started again on the same
+/// endpoint, store and journals.
+public final class LocalBus: Sendable {
+    /// One node to put in the registry.
+    public struct NodeSpec: Sendable {
+        public let id: String
+        public let role: Role
+        public let clearance: Classification
+        public let groups: Set<String>
+        public let themes: Set<String>
+
+        public init(_ id: String, role: Role, clearance: Classification, groups: Set<String> = [], themes: Set<String> = []) {
+            self.id = id
+            self.role = role
+            self.clearance = clearance
+            self.groups = groups
+            self.themes = themes
+        }
+    }
+
+    /// OCT, CTED and three Compact working groups of different clearances and groups.
+    public static let standardNodes: [NodeSpec] = [
+        NodeSpec("oct", role: .oct, clearance: .strictlyConfidential, groups: ["un-secretariat"]),
+        NodeSpec("cted", role: .cted, clearance: .strictlyConfidential, groups: ["un-secretariat"]),
+        NodeSpec("wg-border", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]),
+        NodeSpec("wg-cft", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]),
+        NodeSpec("wg-rights", role: .workingGroup, clearance: .unclassified, groups: ["compact-wg"]),
+    ]
+
+    /// Silent, unless CTBUS_LOG is set in the environment (to a level such as "debug").
+    public static var defaultLogger: Logger {
+        guard let level = ProcessInfo.processInfo.environment["CTBUS_LOG"] else {
+            return Logger(label: "ctbus", factory: { _ in SwiftLogNoOpLogHandler() })
+        }
+        var logger = Logger(label: "ctbus", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        return logger
+    }
+
+    public let folder: URL
+    public let registry: NodeRegistry
+    public let brokerKeys: CurveKeyPair
+    public let nodeKeys: [String: CurveKeyPair]
+    public let brokerConfiguration: BrokerConfiguration
+    private let logger: Logger
+    private let running = Mutex(Running())
+
+    private struct Running {
+        var broker: Broker?
+        var nodes: [String: Node] = [:]
+    }
+
+    /// Makes the folder, keys and registry; starts nothing. Intervals are short, for tests.
+    public init(nodes: [NodeSpec] = LocalBus.standardNodes, maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes,
+                logger: Logger = LocalBus.defaultLogger) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        self.logger = logger
+        brokerKeys = try CurveKeyPair.generate()
+        _ = try brokerKeys.write(toFolder: folder.path, name: "broker")
+        var keys: [String: CurveKeyPair] = [:]
+        var entries: [NodeRegistry.Entry] = []
+        for spec in nodes {
+            let pair = try CurveKeyPair.generate()
+            keys[spec.id] = pair
+            _ = try pair.write(toFolder: folder.path, name: spec.id)
+            let profile = NodeProfile(id: spec.id, role: spec.role, clearance: spec.clearance, groups: spec.groups, themes: spec.themes)
+            entries.append(NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey))
+        }
+        nodeKeys = keys
+        registry = try NodeRegistry(entries: entries)
+        try registry.json().write(to: folder.appendingPathComponent("registry.json"))
+        brokerConfiguration = BrokerConfiguration(
+            endpoint: "tcp://127.0.0.1:\(try Self.freePort())",
+            secretKeyFile: folder.appendingPathComponent("broker.key").path,
+            registryFile: folder.appendingPathComponent("registry.json").path,
+            storePath: folder.appendingPathComponent("broker.sqlite").path,
+            maxMessageBytes: maxMessageBytes, heartbeatIntervalMilliseconds: 100, sessionTimeoutMilliseconds: 1_000)
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago (the broker binds it by number, so
+    /// nodes can be configured before the broker starts).
+    static func freePort() throws -> Int {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context: context, type: .router)
+        try socket.bind("tcp://127.0.0.1:*")
+        let endpoint = socket.lastEndpoint
+        socket.close()
+        guard let port = endpoint.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw ConfigurationError("could not pick a free port (\(endpoint))")
+        }
+        return port
+    }
+
+    public var endpoint: String { brokerConfiguration.endpoint }
+
+    // MARK: Broker
+
+    /// Starts the broker (again) on the bus's endpoint and store.
+    @discardableResult
+    public func startBroker() throws -> Broker {
+        let broker = try Broker(configuration: brokerConfiguration, registry: registry, keyPair: brokerKeys,
+                                store: try BrokerStore(path: brokerConfiguration.storePath), logger: logger)
+        running.withLock { $0.broker = broker }
+        return broker
+    }
+
+    public var broker: Broker? { running.withLock { $0.broker } }
+
+    public func stopBroker() {
+        let broker = running.withLock { state in defer { state.broker = nil }; return state.broker }
+        broker?.stop()
+    }
+
+    // MARK: Nodes
+
+    public func journalPath(_ id: String) -> String { folder.appendingPathComponent("\(id).journal.sqlite").path }
+
+    /// The configuration a node of this bus runs with.
+    public func nodeConfiguration(_ id: String) -> NodeConfiguration {
+        let clearance = registry.entry(id: id)?.profile.clearance ?? .unclassified
+        return NodeConfiguration(nodeId: id, brokerEndpoint: endpoint, brokerPublicKey: brokerKeys.publicKey,
+                                 secretKeyFile: folder.appendingPathComponent("\(id).key").path,
+                                 journalPath: journalPath(id), clearance: clearance.name,
+                                 heartbeatIntervalMilliseconds: 100, brokerTimeoutMilliseconds: 1_000,
+                                 resendAfterMilliseconds: 1_000, outboxPollMilliseconds: 20,
+                                 reconnectMilliseconds: 50, reconnectMaxMilliseconds: 500)
+    }
+
+    /// Starts a node (again) with its journal.
+    @discardableResult
+    public func startNode(_ id: String) throws -> Node {
+        guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
+        let node = try Node(configuration: nodeConfiguration(id), keyPair: keys, brokerPublicKey: brokerKeys.publicKey,
+                            journal: try journal(id), logger: logger)
+        running.withLock { $0.nodes[id] = node }
+        return node
+    }
+
+    /// Starts every node of the registry.
+    public func startAllNodes() throws {
+        for entry in registry.entries { try startNode(entry.profile.id) }
+    }
+
+    public func node(_ id: String) -> Node? { running.withLock { $0.nodes[id] } }
+
+    public func stopNode(_ id: String) {
+        let node = running.withLock { state in state.nodes.removeValue(forKey: id) }
+        node?.stop()
+    }
+
+    /// A node's journal, opened on its own (as `ctbus publish` and `ctbus journal` do).
+    public func journal(_ id: String) throws -> NodeJournal { try NodeJournal(path: journalPath(id)) }
+
+    /// Validates a message and queues it in the outbox of node `id`, as `ctbus publish` does.
+    @discardableResult
+    public func publish(_ message: BusMessage, from id: String) throws -> String {
+        var message = message
+        message.envelope.originator = id
+        return try Publisher.enqueue(message, into: try journal(id))
+    }
+
+    /// Waits (bounded) until every node that is running says it is connected.
+    @discardableResult
+    public func waitUntilConnected(seconds: Double = 15) -> Bool {
+        let nodes = running.withLock { Array($0.nodes.values) }
+        return Wait.until(seconds: seconds) { nodes.allSatisfy(\.isConnected) }
+    }
+
+    /// Stops everything and removes the folder.
+    public func shutdown(removeFolder: Bool = true) {
+        let (broker, nodes) = running.withLock { state in
+            defer { state = Running() }
+            return (state.broker, Array(state.nodes.values))
+        }
+        nodes.forEach { $0.stop() }
+        broker?.stop()
+        if removeFolder { try? FileManager.default.removeItem(at: folder) }
+    }
+}

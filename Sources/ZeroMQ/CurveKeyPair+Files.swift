@@ -1,0 +1,53 @@
+import Foundation
+
+/// Key files: `NAME.key` holds the Z85 secret key (mode 0600), `NAME.pub` the Z85 public key.
+/// Whitespace around the key is ignored.
+extension CurveKeyPair {
+    /// Writes `NAME.key` (0600) and `NAME.pub` (0644) under `folder`; refuses to overwrite.
+    public func write(toFolder folder: String, name: String) throws -> (secretKeyFile: String, publicKeyFile: String) {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let secretPath = (folder as NSString).appendingPathComponent("\(name).key")
+        let publicPath = (folder as NSString).appendingPathComponent("\(name).pub")
+        for path in [secretPath, publicPath] where manager.fileExists(atPath: path) {
+            throw KeyFileError("\(path) exists already; remove it first to make a new key")
+        }
+        // Create the secret file with 0600 before any key byte is written to it.
+        guard manager.createFile(atPath: secretPath, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw KeyFileError("cannot create \(secretPath)")
+        }
+        try Data((secretKey + "\n").utf8).write(to: URL(fileURLWithPath: secretPath))
+        try Data((publicKey + "\n").utf8).write(to: URL(fileURLWithPath: publicPath))
+        return (secretPath, publicPath)
+    }
+
+    /// Loads a key pair from a secret key file.
+    public init(secretKeyFile path: String) throws(KeyFileError) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KeyFileError("secret key file \(path) does not exist or cannot be read")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pair = CurveKeyPair(secretKey: text) else {
+            throw KeyFileError("secret key file \(path) does not hold a Z85 CURVE secret key")
+        }
+        self = pair
+    }
+
+    /// Reads a Z85 public key from a file, or takes `value` itself when it is a key.
+    public static func publicKey(fromFileOrValue value: String) throws(KeyFileError) -> String {
+        if value.utf8.count == 40, Z85.decode(value)?.count == 32 { return value }
+        guard let data = FileManager.default.contents(atPath: value) else {
+            throw KeyFileError("public key file \(value) does not exist or cannot be read")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.utf8.count == 40, Z85.decode(text)?.count == 32 else {
+            throw KeyFileError("public key file \(value) does not hold a Z85 CURVE public key")
+        }
+        return text
+    }
+}
+
+public struct KeyFileError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
