@@ -232,7 +232,7 @@ final class BrokerLoop {
         for (node, decision) in ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: registry.profiles) {
             guard case .deliver(let paths) = decision else { continue }
             let redacted = paths.isEmpty ? nil : try Redactor.redact(payload, paths: paths).serialized()
-            recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted))
+            recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths))
         }
         return try Publication(envelope: envelope, payload: publish.payload, recipients: recipients)
     }
@@ -272,6 +272,7 @@ final class BrokerLoop {
                 continue
             }
             deliver.payload = delivery.payload
+            deliver.redactedPaths = delivery.redactedPaths
             guard send(.deliver(deliver), to: session.routingId) else { break }
             sessions[nodeId]?.sentThrough = delivery.sequence
             sessions[nodeId]?.inFlight.append(delivery.sequence)

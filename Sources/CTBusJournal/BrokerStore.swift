@@ -43,6 +43,7 @@ public final class BrokerStore: Sendable {
                     sequence INTEGER NOT NULL,
                     message_id TEXT NOT NULL REFERENCES message(message_id),
                     redacted_payload BLOB,
+                    redacted_paths TEXT,
                     PRIMARY KEY (node_id, sequence)
                 ) WITHOUT ROWID;
                 """)
@@ -93,8 +94,9 @@ public final class BrokerStore: Sendable {
                 """, arguments: [recipient.nodeId])
             let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
                                               arguments: [recipient.nodeId]) ?? 1
-            try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload) VALUES (?, ?, ?, ?)",
-                           arguments: [recipient.nodeId, sequence, publication.messageId, recipient.redactedPayload])
+            try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [recipient.nodeId, sequence, publication.messageId, recipient.redactedPayload,
+                                       recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
         }
         return .stored(recipients: publication.recipients.count)
     }
@@ -104,12 +106,13 @@ public final class BrokerStore: Sendable {
         do {
             return try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload
+                    SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths
                     FROM delivery d JOIN message m ON m.message_id = d.message_id
                     WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                     """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
                     QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
-                                   envelope: row["envelope"], payload: row["payload"])
+                                   envelope: row["envelope"], payload: row["payload"],
+                                   redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [])
                 }
             }
         } catch {
@@ -159,10 +162,13 @@ public struct Publication: Sendable {
         public let nodeId: String
         /// The copy this recipient gets when a partial restriction removed fields; nil for the original.
         public let redactedPayload: Data?
+        /// The field paths removed from `redactedPayload`.
+        public let redactedPaths: [String]
 
-        public init(nodeId: String, redactedPayload: Data? = nil) {
+        public init(nodeId: String, redactedPayload: Data? = nil, redactedPaths: [String] = []) {
             self.nodeId = nodeId
             self.redactedPayload = redactedPayload
+            self.redactedPaths = redactedPaths
         }
     }
 
@@ -194,4 +200,5 @@ public struct QueuedDelivery: Sendable {
     public let messageId: String
     public let envelope: Data
     public let payload: Data
+    public let redactedPaths: [String]
 }

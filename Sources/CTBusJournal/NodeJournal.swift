@@ -37,7 +37,8 @@ public final class NodeJournal: Sendable {
                     acknowledged_at REAL,
                     broker_sequence INTEGER,
                     envelope BLOB NOT NULL,
-                    payload BLOB NOT NULL
+                    payload BLOB NOT NULL,
+                    redacted_paths TEXT
                 );
                 CREATE INDEX entry_type ON entry(type);
                 CREATE INDEX entry_subject ON entry(subject);
@@ -155,13 +156,15 @@ public final class NodeJournal: Sendable {
     /// Journals a delivered message. Returns false when the message id was already journaled
     /// (a duplicate delivery): the journal holds each message once.
     @discardableResult
-    public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, now: Date = Date()) throws(StoreError) -> Bool {
+    public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = [],
+                               now: Date = Date()) throws(StoreError) -> Bool {
         do {
             return try pool.write { db in
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
                     return false
                 }
-                try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence, now: now)
+                try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence,
+                                redactedPaths: redactedPaths, now: now)
                 return true
             }
         } catch {
@@ -170,17 +173,18 @@ public final class NodeJournal: Sendable {
     }
 
     private static func insert(_ db: Database, direction: String, envelope: Envelope, payload: Data,
-                               sequence: UInt64?, now: Date) throws {
+                               sequence: UInt64?, redactedPaths: [String] = [], now: Date) throws {
         try db.execute(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
-                               recorded_at, acknowledged_at, broker_sequence, envelope, payload)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [
                 envelope.messageID, direction, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
                 direction == "received" ? now.timeIntervalSince1970 : nil,
                 sequence.map { Int64(bitPattern: $0) }, try envelope.serializedData(), payload,
+                redactedPaths.isEmpty ? nil : redactedPaths.joined(separator: ","),
             ])
     }
 
@@ -300,6 +304,9 @@ public struct JournalEntry: Sendable {
     public let envelopeBytes: Data
     /// The payload's wire bytes, exactly as published (or as redacted for this node).
     public let payload: Data
+    /// Fields the broker removed for this node under a partial Member State restriction (the
+    /// journal records that a redaction happened and which paths, never the removed values).
+    public let redactedPaths: [String]
 
     init(row: Row) {
         position = row["position"]
@@ -315,6 +322,7 @@ public struct JournalEntry: Sendable {
         brokerSequence = row["broker_sequence"]
         envelopeBytes = row["envelope"]
         payload = row["payload"]
+        redactedPaths = (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? []
     }
 
     /// The whole message, decoded (for `journal show` and `export`).

@@ -160,7 +160,8 @@ final class NodeLoop {
             return true
         }
         do {
-            let fresh = try journal.recordDelivery(envelope: envelope, payload: deliver.payload, sequence: deliver.sequence)
+            let fresh = try journal.recordDelivery(envelope: envelope, payload: deliver.payload, sequence: deliver.sequence,
+                                                   redactedPaths: deliver.redactedPaths)
             logger.debug(fresh ? "journaled" : "duplicate delivery ignored", metadata: metadata)
             return true
         } catch {

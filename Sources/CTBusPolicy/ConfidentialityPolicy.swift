@@ -56,30 +56,26 @@ public enum ConfidentialityPolicy {
     public static func decide(_ envelope: Envelope, originator: String, for node: NodeProfile) -> RecipientDecision {
         let handling = envelope.handling
         if node.id == originator { return .refuse(.originator, reason: "is the originator") }
-        if !node.subscriptions.contains(envelope.type) {
-            return .refuse(.subscription, reason: "does not subscribe to \(envelope.type.name)")
-        }
-        if !node.themes.isEmpty, node.themes.isDisjoint(with: envelope.thematicTags) {
-            return .refuse(.theme, reason: "follows none of the message's themes")
-        }
         if node.clearance.rawValue < handling.classification.rawValue {
             return .refuse(.clearance, reason: "clearance \(node.clearance.name) is below \(handling.classification.name)")
         }
         if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
             return .refuse(.releasability, reason: "is not on the releasability list")
         }
-        if handling.hasMemberStateRestriction {
-            let restriction = handling.memberStateRestriction
-            let allowed = restriction.allowedNodes.contains(node.id)
-            switch restriction.scope {
-            case .whole where !allowed:
-                return .refuse(.memberStateRestriction,
-                               reason: "is not allowed by \(restriction.state)'s whole-message restriction")
-            case .partial where !allowed:
-                return .deliver(redactedPaths: restriction.fieldPaths)
-            default:
-                break
-            }
+        let restriction = handling.hasMemberStateRestriction ? handling.memberStateRestriction : nil
+        let restrictedFrom = restriction.map { !$0.allowedNodes.contains(node.id) } ?? false
+        if let restriction, restrictedFrom, restriction.scope == .whole {
+            return .refuse(.memberStateRestriction, reason: "is not allowed by \(restriction.state)'s whole-message restriction")
+        }
+        // Interest comes after entitlement, so a refusal names the confidentiality rule when one applies.
+        if !node.subscriptions.contains(envelope.type) {
+            return .refuse(.subscription, reason: "does not subscribe to \(envelope.type.name)")
+        }
+        if !node.themes.isEmpty, node.themes.isDisjoint(with: envelope.thematicTags) {
+            return .refuse(.theme, reason: "follows none of the message's themes")
+        }
+        if let restriction, restrictedFrom, restriction.scope == .partial {
+            return .deliver(redactedPaths: restriction.fieldPaths)
         }
         return .deliver(redactedPaths: [])
     }

@@ -219,6 +219,10 @@ public nonisolated struct Deliver: Sendable {
 
   public var payload: Data = Data()
 
+  /// Payload field paths removed for this node under a partial Member State restriction
+  /// (the values are gone; the paths say what is missing). Empty: the payload is whole.
+  public var redactedPaths: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -520,7 +524,7 @@ nonisolated extension PublishAck: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -531,6 +535,7 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._envelope) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.redactedPaths) }()
       default: break
       }
     }
@@ -550,6 +555,9 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 3)
     }
+    if !self.redactedPaths.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.redactedPaths, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -557,6 +565,7 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if lhs.sequence != rhs.sequence {return false}
     if lhs._envelope != rhs._envelope {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs.redactedPaths != rhs.redactedPaths {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct CTBusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ctbus",
+        abstract: "The coordination and information-sharing message bus of the UN counter-terrorism bodies.",
+        subcommands: [
+            BrokerCommand.self, NodeCommand.self, PublishCommand.self, ValidateCommand.self,
+            JournalCommand.self, KeygenCommand.self, DemoCommand.self,
+        ]
+    )
+}

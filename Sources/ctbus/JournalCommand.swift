@@ -1,0 +1,163 @@
+import ArgumentParser
+import CTBusJournal
+import CTBusNode
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+struct JournalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal", abstract: "Read a node's journal.",
+        subcommands: [List.self, Show.self, Export.self])
+
+    /// Where the journal is: a file, or the node configuration that names it.
+    struct Location: ParsableArguments {
+        @Option(name: .long, help: "The journal file (SQLite).")
+        var journal: String?
+
+        @Option(name: .long, help: "A node configuration file; its journal is read.")
+        var nodeConfig: String?
+
+        func open() throws -> NodeJournal {
+            switch (journal, nodeConfig) {
+            case (let path?, nil):
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw ConfigurationError("journal \(path) does not exist")
+                }
+                return try NodeJournal(path: path)
+            case (nil, let config?):
+                return try NodeJournal(path: try NodeConfiguration.load(path: config).journalPath)
+            default:
+                throw ValidationError("give either --journal or --node-config")
+            }
+        }
+    }
+
+    struct Filters: ParsableArguments {
+        @Option(help: "Only this type: COUNTRY_VISIT_RECOMMENDATION, MISSION_REPORT, ACTIVITY_MATRIX.")
+        var type: String?
+
+        @Option(help: "Only messages from this node id.")
+        var originator: String?
+
+        @Option(help: "Only messages about this Member State (ISO alpha-3) or region.")
+        var memberState: String?
+
+        @Option(help: "Only this classification: UNCLASSIFIED, CONFIDENTIAL, STRICTLY_CONFIDENTIAL.")
+        var classification: String?
+
+        @Option(help: "Only sent or received messages.")
+        var direction: String?
+
+        @Option(help: "Created on or after (YYYY-MM-DD or an ISO 8601 time).")
+        var since: String?
+
+        @Option(help: "Created before (YYYY-MM-DD or an ISO 8601 time).")
+        var until: String?
+
+        func filter() throws -> JournalFilter {
+            var filter = JournalFilter()
+            if let type {
+                guard let value = MessageType(name: type) else { throw ValidationError("unknown type \(type)") }
+                filter.type = value
+            }
+            if let classification {
+                guard let value = Classification(name: classification) else {
+                    throw ValidationError("unknown classification \(classification)")
+                }
+                filter.classification = value
+            }
+            if let direction {
+                guard let value = Direction(rawValue: direction) else { throw ValidationError("direction is sent or received") }
+                filter.direction = value
+            }
+            filter.originator = originator
+            filter.subject = memberState
+            filter.since = try since.map { try Self.time($0, option: "--since") }
+            filter.until = try until.map { try Self.time($0, option: "--until") }
+            return filter
+        }
+
+        static func time(_ text: String, option: String) throws -> Date {
+            if let date = ISO8601DateFormatter().date(from: text) { return date }
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withFullDate]
+            if let date = formatter.date(from: text) { return date }
+            throw ValidationError("\(option) takes YYYY-MM-DD or an ISO 8601 time such as 2026-03-01T12:00:00Z")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List journal entries, one a line.")
+        @OptionGroup var location: Location
+        @OptionGroup var filters: Filters
+
+        func run() throws {
+            try runReportingErrors {
+                let entries = try location.open().entries(matching: try filters.filter())
+                for entry in entries { print(JournalFormat.line(entry)) }
+                FileHandle.standardError.write(Data("\(entries.count) entries\n".utf8))
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print one message as protobuf JSON.")
+        @OptionGroup var location: Location
+
+        @Argument(help: "The message id.")
+        var messageId: String
+
+        func run() throws {
+            try runReportingErrors {
+                guard let entry = try location.open().entry(messageId: messageId) else {
+                    throw StoreError(.notFound, "no message \(messageId) in this journal")
+                }
+                print(try JournalFormat.json(try entry.message(), pretty: true))
+                if !entry.redactedPaths.isEmpty {
+                    FileHandle.standardError.write(Data(
+                        "note: the broker removed \(entry.redactedPaths.joined(separator: ", ")) for this node (Member State restriction)\n".utf8))
+                }
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print matching messages as protobuf JSON, one message a line (JSON Lines).")
+        @OptionGroup var location: Location
+        @OptionGroup var filters: Filters
+
+        func run() throws {
+            try runReportingErrors {
+                for entry in try location.open().entries(matching: try filters.filter()) {
+                    print(try JournalFormat.json(try entry.message(), pretty: false))
+                }
+            }
+        }
+    }
+}
+
+enum JournalFormat {
+    static func line(_ entry: JournalEntry) -> String {
+        let time = ISO8601DateFormatter().string(from: entry.createdAt)
+        var line = "\(entry.messageId)  \(time)  \(entry.direction.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))"
+            + "\(entry.typeName.padding(toLength: 29, withPad: " ", startingAt: 0))"
+            + "\(entry.classificationName.padding(toLength: 22, withPad: " ", startingAt: 0))"
+            + "\(entry.subject.padding(toLength: 8, withPad: " ", startingAt: 0))from \(entry.originator)"
+        if !entry.redactedPaths.isEmpty { line += "  [redacted: \(entry.redactedPaths.joined(separator: ", "))]" }
+        if entry.direction == .sent && entry.acknowledgedAt == nil { line += "  [not acknowledged]" }
+        return line
+    }
+
+    /// Protobuf JSON with the schema's field names.
+    static func json(_ message: BusMessage, pretty: Bool) throws -> String {
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        let compact = try message.jsonString(options: options)
+        guard pretty else { return compact }
+        let object = try JSONSerialization.jsonObject(with: Data(compact.utf8))
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
