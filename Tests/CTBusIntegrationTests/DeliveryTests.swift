@@ -1,3 +1,4 @@
+import CTBusBroker
 import CTBusJournal
 import CTBusNode
 import CTBusSchema
@@ -5,6 +6,7 @@ import CTBusTesting
 import Foundation
 import SwiftProtobuf
 import Testing
+import ZeroMQ
 
 /// End-to-end delivery over real CURVE sockets on 127.0.0.1 with real SQLite journals.
 @Suite("Delivery", .serialized)
@@ -27,6 +29,7 @@ struct DeliveryTests {
         let entry = try #require(try oct.entry(messageId: id))
         #expect(entry.payload == sentPayload)
         #expect(entry.originator == "cted")
+        #expect(entry.redactedPaths.isEmpty)
         let received = try entry.message()
         #expect(received.envelope.originator == "cted")
         #expect(received.countryVisitRecommendation == message.countryVisitRecommendation)
@@ -34,5 +37,96 @@ struct DeliveryTests {
 
         let cted = try bus.journal("cted")
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try cted.entry(messageId: id)?.originator == "cted")
+    }
+
+    @Test("A CONFIDENTIAL recommendation releasable to OCT only reaches OCT and no working group")
+    func releasabilityLimitsRecipients() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+
+        let secret = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))
+        let secretId = try bus.publish(secret, from: "cted")
+        // Order per publisher is kept, so once a later message from CTED arrives everywhere,
+        // the first one would have arrived too if the broker had routed it.
+        let sentinelId = try bus.publish(SampleMessages.recommendation(), from: "cted")
+
+        for node in ["oct", "wg-border", "wg-cft", "wg-rights"] {
+            let journal = try bus.journal(node)
+            #expect(try Wait.until { try journal.count(messageId: sentinelId) == 1 }, "\(node) did not get the sentinel")
+        }
+        #expect(try bus.journal("oct").count(messageId: secretId) == 1)
+        #expect(try bus.journal("wg-border").count(messageId: secretId) == 0) // CONFIDENTIAL clearance, not named
+        #expect(try bus.journal("wg-cft").count(messageId: secretId) == 0)
+        #expect(try bus.journal("wg-rights").count(messageId: secretId) == 0) // UNCLASSIFIED clearance
+        #expect(try bus.broker!.store.queueDepth(for: "wg-border") == 0)
+    }
+
+    @Test("A node that was down gets its queue when it comes back, and a duplicate delivery is journaled once")
+    func awayNodeCatchesUpAndDeduplicates() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        for node in ["cted", "wg-border"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+
+        let ids = try (0..<3).map { _ in try bus.publish(SampleMessages.recommendation(), from: "cted") }
+        let broker = try #require(bus.broker)
+        #expect(try Wait.until { try broker.store.queueDepth(for: "oct") == 3 })
+
+        // A client with OCT's keys takes the first delivery, journals it and "crashes" before
+        // acknowledging: the broker must send it again, and the journal must hold it once.
+        do {
+            let raw = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["oct"]!)
+            try raw.hello()
+            guard case .welcome = try raw.receiveCommand() else { Issue.record("no Welcome"); return }
+            guard case .deliver(let deliver) = try raw.receiveCommand() else { Issue.record("no Deliver"); return }
+            #expect(deliver.envelope.messageID == ids[0])
+            #expect(try bus.journal("oct").recordDelivery(envelope: deliver.envelope, payload: deliver.payload, sequence: deliver.sequence))
+        }
+
+        try bus.startNode("oct")
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try broker.store.queueDepth(for: "oct") == 0 })
+        for id in ids { #expect(try oct.count(messageId: id) == 1) }
+        #expect(try oct.entries(matching: JournalFilter(direction: .received)).map(\.messageId) == ids)
+    }
+
+    @Test("ctbus publish while the broker is down: the message waits in the outbox and goes out once the broker starts")
+    func publishWhileBrokerDown() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startNode("cted")
+        try bus.startNode("oct")
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let cted = try bus.journal("cted")
+        #expect(try cted.publicationStatus(messageId: id) == .queued)
+        #expect(try cted.outbox().map(\.messageId) == [id])
+
+        try bus.startBroker()
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
+        #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try cted.outbox().isEmpty)
+    }
+
+    @Test("A broker restart loses nothing it acknowledged: queued messages reach the node afterwards")
+    func brokerRestartKeepsQueues() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try bus.journal("cted").publicationStatus(messageId: id) == .acknowledged })
+        bus.stopBroker()
+
+        try bus.startBroker()
+        try bus.startNode("oct")
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
     }
 }
