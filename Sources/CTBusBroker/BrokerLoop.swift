@@ -97,12 +97,13 @@ final class BrokerLoop {
             openSession(nodeId: nodeId, routingId: routingId, hello: hello)
             return
         }
-        guard sessions[nodeId] != nil else {
+        // A session belongs to one connection: a second connection with the same key must say
+        // Hello (and then takes the session over) before it may do anything.
+        guard sessions[nodeId]?.routingId == routingId else {
             send(error: BusError(.noSession, "send Hello first"), to: routingId)
             return
         }
         sessions[nodeId]!.lastSeen = .now
-        sessions[nodeId]!.routingId = routingId
         switch kind {
         case .publish(let publish):
             publishes.append(PendingPublish(routingId: routingId, nodeId: entry.profile.id, publish: publish,
@@ -123,6 +124,9 @@ final class BrokerLoop {
             send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 1"),
                  to: routingId)
             return
+        }
+        if let previous = sessions[nodeId], previous.routingId != routingId {
+            logger.warning("node connected again on a new connection; the new session replaces the old", metadata: ["node": "\(nodeId)"])
         }
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
         sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)

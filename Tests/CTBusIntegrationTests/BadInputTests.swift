@@ -1,0 +1,227 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import SwiftProtobuf
+import Testing
+import ZeroMQ
+
+/// Bad input against a real broker: every case gets a typed answer (or nothing, for clients the
+/// broker does not admit), nobody receives what was refused, and the broker keeps serving.
+@Suite("Bad input", .serialized)
+struct BadInputTests {
+    /// A running bus where every node but `idle` is connected (a test speaks for the idle one
+    /// with a raw client).
+    static func runningBus(maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes, idle: String = "wg-cft") throws -> LocalBus {
+        let bus = try LocalBus(maxMessageBytes: maxMessageBytes)
+        try bus.startBroker()
+        for entry in bus.registry.entries where entry.profile.id != idle { try bus.startNode(entry.profile.id) }
+        #expect(bus.waitUntilConnected())
+        return bus
+    }
+
+    /// A raw client with a registered node's keys and an open session.
+    static func session(_ bus: LocalBus, as node: String) throws -> RawClient {
+        let client = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys[node]!)
+        try client.hello()
+        guard case .welcome(let welcome) = try client.receiveCommand() else {
+            throw ConfigurationError("no Welcome for \(node)")
+        }
+        #expect(welcome.nodeID == node)
+        return client
+    }
+
+    static func publish(_ message: BusMessage) throws -> Frame.OneOf_Kind {
+        var publish = Publish()
+        publish.envelope = message.envelope
+        publish.payload = try message.payload!.serialized()
+        return .publish(publish)
+    }
+
+    static func expectError(_ client: RawClient, _ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws -> ErrorReport? {
+        guard case .error(let report) = try client.receiveCommand() else {
+            Issue.record("expected an Error frame \(code.name)", sourceLocation: sourceLocation)
+            return nil
+        }
+        #expect(report.code == code, sourceLocation: sourceLocation)
+        return report
+    }
+
+    /// Publishes an UNCLASSIFIED message from CTED and waits until every other node has it: after
+    /// that, anything published earlier by CTED that was going to arrive has arrived.
+    static func sentinel(_ bus: LocalBus) throws {
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        for node in ["oct", "wg-border", "wg-rights"] {
+            let journal = try bus.journal(node)
+            #expect(try Wait.until { try journal.count(messageId: id) == 1 }, "\(node) did not get the sentinel")
+        }
+    }
+
+    @Test("A client with an unregistered key gets nothing through and receives nothing")
+    func unregisteredKey() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "wg-cft") // a registered client in the same run is served
+        _ = client
+        let stranger = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: try CurveKeyPair.generate())
+        try stranger.hello()
+        let message = SampleMessages.recommendation()
+        try? stranger.send(try Self.publish(message))
+        #expect(try stranger.receive(seconds: 1) == nil)
+        try Self.sentinel(bus)
+        for node in ["oct", "cted", "wg-border", "wg-cft", "wg-rights"] {
+            #expect(try bus.journal(node).count(messageId: message.envelope.messageID) == 0)
+        }
+        #expect(try bus.broker!.store.messageCount() == 1) // the sentinel only
+    }
+
+    @Test("A working group publishing an activity matrix gets NOT_PERMITTED and nobody receives it")
+    func workingGroupMayNotPublishMatrix() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let matrix = SampleMessages.activityMatrix(answering: [])
+        let id = try bus.publish(matrix, from: "wg-border")
+        let journal = try bus.journal("wg-border")
+        #expect(try Wait.until {
+            if case .refused(code: "NOT_PERMITTED", detail: _) = try journal.publicationStatus(messageId: id) { return true }
+            return false
+        })
+        #expect(bus.node("wg-border")!.errorsReceived.contains { $0.code == .notPermitted && $0.messageId == id })
+        try Self.sentinel(bus)
+        for node in ["oct", "cted", "wg-rights"] {
+            #expect(try bus.journal(node).count(messageId: id) == 0)
+        }
+        #expect(try journal.outbox().isEmpty) // refused for good: not sent again
+    }
+
+    @Test("Malformed, unknown and out-of-session frames get typed errors and the broker keeps serving")
+    func malformedFrames() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
+        // Before Hello: NO_SESSION.
+        try client.send(.heartbeat(Heartbeat()))
+        _ = try Self.expectError(client, .noSession)
+        try client.hello()
+        guard case .welcome = try client.receiveCommand() else { Issue.record("no Welcome"); return }
+        // Bytes that are no Frame.
+        try client.send(raw: [[0xFF, 0xFF, 0xFF, 0x01, 0x02]])
+        _ = try Self.expectError(client, .malformedFrame)
+        // Two frames where one is expected.
+        try client.send(raw: [[0x3A, 0x00], [0x01]])
+        _ = try Self.expectError(client, .malformedFrame)
+        // An empty Frame (no command).
+        try client.send(raw: [[]])
+        _ = try Self.expectError(client, .malformedFrame)
+        // A command only the broker sends.
+        try client.send(.welcome(Welcome()))
+        _ = try Self.expectError(client, .malformedFrame)
+        // A Hello of a future protocol version.
+        var hello = Hello()
+        hello.protocolVersion = 99
+        try client.send(.hello(hello))
+        _ = try Self.expectError(client, .unsupportedVersion)
+        // The broker still delivers for everyone.
+        try Self.sentinel(bus)
+    }
+
+    @Test("Schema-invalid publications get VALIDATION_FAILED naming the field, without the content")
+    func invalidPublication() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "cted")
+
+        var badState = SampleMessages.recommendation(text: "SECRET-TEXT-MUST-NOT-LEAK")
+        badState.countryVisitRecommendation.memberState = "XXX"
+        try client.send(try Self.publish(badState))
+        let report = try Self.expectError(client, .validationFailed)
+        #expect(report?.detail.contains("country_visit_recommendation.member_state") == true)
+        #expect(report?.detail.contains("SECRET-TEXT") == false)
+        #expect(report?.messageID == badState.envelope.messageID)
+
+        var badDates = SampleMessages.recommendation()
+        badDates.countryVisitRecommendation.visitDates.end = "2026-03-01"
+        try client.send(try Self.publish(badDates))
+        #expect(try Self.expectError(client, .validationFailed)?.detail.contains("visit_dates.end") == true)
+
+        var wrongType = SampleMessages.recommendation()
+        wrongType.envelope.type = .missionReport // payload bytes are a recommendation
+        try client.send(try Self.publish(wrongType))
+        #expect(try Self.expectError(client, .malformedFrame)?.detail.contains("MISSION_REPORT") == true)
+
+        var garbage = Publish()
+        garbage.envelope = SampleMessages.recommendation().envelope
+        garbage.payload = Data([0xFF, 0xFF, 0xFF, 0xFF])
+        try client.send(.publish(garbage))
+        _ = try Self.expectError(client, .malformedFrame)
+
+        try Self.sentinel(bus)
+        for id in [badState, badDates, wrongType].map(\.envelope.messageID) {
+            #expect(try bus.journal("oct").count(messageId: id) == 0)
+        }
+    }
+
+    @Test("STRICTLY_CONFIDENTIAL without a releasability list is refused: NEED_TO_KNOW_REQUIRED")
+    func needToKnow() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "cted")
+        let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential))
+        try client.send(try Self.publish(message))
+        _ = try Self.expectError(client, .needToKnowRequired)
+        try Self.sentinel(bus)
+        #expect(try bus.journal("oct").count(messageId: message.envelope.messageID) == 0)
+    }
+
+    @Test("An oversize publication gets MESSAGE_TOO_LARGE; the same client then publishes normally")
+    func oversize() throws {
+        let bus = try Self.runningBus(maxMessageBytes: 16 * 1024)
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "cted")
+        let big = SampleMessages.missionReport(summaryBytes: 20 * 1024)
+        try client.send(try Self.publish(big))
+        #expect(try Self.expectError(client, .messageTooLarge)?.messageID == big.envelope.messageID)
+        let fine = SampleMessages.missionReport()
+        try client.send(try Self.publish(fine))
+        guard case .publishAck(let ack) = try client.receiveCommand() else { Issue.record("no PublishAck"); return }
+        #expect(ack.messageID == fine.envelope.messageID)
+        #expect(try bus.journal("oct").count(messageId: big.envelope.messageID) == 0)
+    }
+
+    @Test("A resent publication is acknowledged again and delivered once; another message under its id is a conflict")
+    func idempotentPublish() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "cted")
+        let message = SampleMessages.recommendation()
+        for _ in 0..<2 {
+            try client.send(try Self.publish(message))
+            guard case .publishAck(let ack) = try client.receiveCommand() else { Issue.record("no PublishAck"); return }
+            #expect(ack.originator == "cted")
+        }
+        var other = SampleMessages.recommendation(text: "A different recommendation.")
+        other.envelope.messageID = message.envelope.messageID
+        try client.send(try Self.publish(other))
+        _ = try Self.expectError(client, .conflictingDuplicate)
+        try Self.sentinel(bus)
+        #expect(try bus.journal("oct").count(messageId: message.envelope.messageID) == 1)
+        #expect(try bus.journal("oct").entry(messageId: message.envelope.messageID)?.payload == (try message.payload!.serialized()))
+    }
+
+    @Test("Clients with the wrong server key or without CURVE never get a session")
+    func wrongServerKeyAndNoCurve() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let wrongServer = try RawClient(endpoint: bus.endpoint, brokerPublicKey: try CurveKeyPair.generate().publicKey,
+                                        keyPair: bus.nodeKeys["wg-border"]!)
+        try? wrongServer.hello()
+        let plain = try RawClient(endpoint: bus.endpoint, brokerPublicKey: "", keyPair: nil)
+        try? plain.hello()
+        #expect(try wrongServer.receive(seconds: 1) == nil)
+        #expect(try plain.receive(seconds: 0.2) == nil)
+        try Self.sentinel(bus)
+    }
+}
