@@ -95,6 +95,8 @@ let package = Package(
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
                 "CTBusTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

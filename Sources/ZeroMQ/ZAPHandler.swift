@@ -57,6 +57,11 @@ public final class ZAPHandler: Sendable {
 
     public func stop() { loop.stop() }
 
+    /// The reply frames the handler sends for `frames`, without a socket (for tests of the protocol).
+    public static func replyForTesting(to frames: [[UInt8]], decide: (ZAPRequest) -> ZAPDecision) -> [[UInt8]] {
+        reply(to: frames, decide: decide)
+    }
+
     static func reply(to frames: [[UInt8]], decide: (ZAPRequest) -> ZAPDecision) -> [[UInt8]] {
         // version, request id, domain, address, identity, mechanism, credentials...
         guard frames.count >= 6, String(decoding: frames[0], as: UTF8.self) == "1.0" else {
