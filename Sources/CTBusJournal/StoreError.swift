@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// A journal or broker store that cannot be opened or used: a clear, typed error for people
@@ -47,6 +48,8 @@ enum StoreDatabase {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let pool = try DatabasePool(path: path, configuration: configuration)
             // SQLite opens anything lazily; reading the schema catches a file that is not a database.
             _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }

@@ -104,6 +104,9 @@ public final class LocalBus: Sendable {
         return port
     }
 
+    /// A free TCP port on 127.0.0.1, for tests that run their own processes.
+    public static func freePortForTests() throws -> Int { try freePort() }
+
     public var endpoint: String { brokerConfiguration.endpoint }
 
     // MARK: Broker

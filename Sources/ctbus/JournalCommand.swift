@@ -141,7 +141,7 @@ struct JournalCommand: ParsableCommand {
 enum JournalFormat {
     static func line(_ entry: JournalEntry) -> String {
         let time = ISO8601DateFormatter().string(from: entry.createdAt)
-        var line = "\(entry.messageId)  \(time)  \(entry.direction.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))"
+        var line = "\(entry.messageId)  \(time)  \(entry.direction.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) "
             + "\(entry.typeName.padding(toLength: 29, withPad: " ", startingAt: 0))"
             + "\(entry.classificationName.padding(toLength: 22, withPad: " ", startingAt: 0))"
             + "\(entry.subject.padding(toLength: 8, withPad: " ", startingAt: 0))from \(entry.originator)"
@@ -155,9 +155,48 @@ enum JournalFormat {
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
         let compact = try message.jsonString(options: options)
-        guard pretty else { return compact }
-        let object = try JSONSerialization.jsonObject(with: Data(compact.utf8))
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self)
+        return pretty ? indent(compact) : compact
+    }
+
+    /// Indents compact JSON two spaces a level, keeping the fields in schema order (a JSON
+    /// round trip through Foundation would reorder them).
+    static func indent(_ json: String) -> String {
+        var output = ""
+        var depth = 0
+        var inString = false
+        var escaped = false
+        var opened = false // just after "{" or "[": the line break waits, so "{}" stays "{}"
+        func newline() { output += "\n" + String(repeating: "  ", count: depth) }
+        for character in json {
+            if inString {
+                output.append(character)
+                if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { inString = false }
+                continue
+            }
+            let closing = character == "}" || character == "]"
+            if opened, !closing { newline() }
+            opened = false
+            switch character {
+            case "\"":
+                inString = true
+                output.append(character)
+            case "{", "[":
+                output.append(character)
+                depth += 1
+                opened = true
+            case "}", "]":
+                depth -= 1
+                if output.last != "{" && output.last != "[" { newline() }
+                output.append(character)
+            case ",":
+                output.append(character)
+                newline()
+            case ":":
+                output += ": "
+            default:
+                output.append(character)
+            }
+        }
+        return output
     }
 }

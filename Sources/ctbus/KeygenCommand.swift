@@ -1,4 +1,6 @@
 import ArgumentParser
+import CTBusPolicy
+import CTBusSchema
 import Foundation
 import ZeroMQ
 
@@ -11,15 +13,32 @@ struct KeygenCommand: ParsableCommand {
     @Option(name: .long, help: "The folder to write the key files into.")
     var out = "."
 
+    @Option(name: .long, help: "A registry file: set the public key of node NAME in it.")
+    var registerIn: String?
+
     @Argument(help: "The key's name, usually the node id or \"broker\".")
     var name: String
 
     func run() throws {
         try runReportingErrors {
+            // Check the registry before writing keys, so a typo leaves nothing behind.
+            let registry = try registerIn.map { path in
+                try NodeRegistry(json: try ConfigurationFile.read(path, what: "registry"))
+            }
+            if let registry, registry.entry(id: name) == nil {
+                throw ConfigurationError("node \(name) is not in the registry \(registerIn!)")
+            }
             let pair = try CurveKeyPair.generate()
             let files = try pair.write(toFolder: out, name: name)
             print("secret key: \(files.secretKeyFile)")
             print("public key: \(files.publicKeyFile) \(pair.publicKey)")
+            if let registry, let path = registerIn {
+                let entries = registry.entries.map { entry in
+                    entry.profile.id == name ? NodeRegistry.Entry(profile: entry.profile, publicKey: pair.publicKey) : entry
+                }
+                try NodeRegistry(entries: entries).json().write(to: URL(fileURLWithPath: path))
+                print("registry: \(path) now holds this key for \(name)")
+            }
         }
     }
 }

@@ -1,0 +1,172 @@
+import CTBusJournal
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// The `ctbus` program as people run it: real processes, the deploy/ example configuration,
+/// keys from `ctbus keygen`, signals to stop.
+@Suite("Command line", .serialized)
+struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The ctbus executable that `swift build` put beside this test bundle.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ctbus")
+    }
+
+    struct Result {
+        let status: Int32
+        let output: String
+        let errors: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                      errors: String(decoding: err, as: UTF8.self))
+    }
+
+    static func start(_ arguments: [String], log: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+        return process
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
+    static func terminate(_ process: Process) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        guard Wait.until(seconds: 10, { !process.isRunning }) else {
+            kill(process.processIdentifier, SIGKILL)
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    /// A copy of deploy/ in a temporary folder, with keys made by `ctbus keygen` and the
+    /// broker on a free port.
+    static func deployCopy() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.copyItem(at: root.appendingPathComponent("deploy"), to: folder)
+        let port = try LocalBus.freePortForTests()
+        func rewrite(_ file: URL, _ change: (inout [String: Any]) -> Void) throws {
+            var object = try JSONSerialization.jsonObject(with: try Data(contentsOf: file)) as! [String: Any]
+            change(&object)
+            try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted]).write(to: file)
+        }
+        try rewrite(folder.appendingPathComponent("broker.json")) { $0["endpoint"] = "tcp://127.0.0.1:\(port)" }
+        for node in ["oct", "cted", "wg-border", "wg-cft", "wg-rights"] {
+            try rewrite(folder.appendingPathComponent("nodes/\(node).json")) {
+                $0["brokerEndpoint"] = "tcp://127.0.0.1:\(port)"
+                $0["heartbeatIntervalMilliseconds"] = 100
+                $0["outboxPollMilliseconds"] = 20
+            }
+            let keygen = try run(["keygen", "--out", folder.appendingPathComponent("keys").path,
+                                  "--register-in", folder.appendingPathComponent("registry.json").path, node])
+            #expect(keygen.status == 0, "\(keygen.errors)")
+        }
+        #expect(try run(["keygen", "--out", folder.appendingPathComponent("keys").path, "broker"]).status == 0)
+        return folder
+    }
+
+    @Test("The deploy/ example runs for real: broker and node processes, ctbus publish, ctbus journal, SIGTERM exits 0")
+    func realProcesses() throws {
+        let folder = try Self.deployCopy()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = { (name: String) in folder.appendingPathComponent(name).path }
+
+        // Publish before anything runs: the message waits in CTED's outbox.
+        let published = try Self.run(["publish", "--node-config", config("nodes/cted.json"),
+                                      Self.root.appendingPathComponent("Schemas/examples/country-visit-recommendation.json").path])
+        #expect(published.status == 0, "\(published.errors)")
+        let id = published.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id == "019a5a2e-4c00-7a3b-8f21-3d4e5f607182")
+
+        let broker = try Self.start(["broker", "--config", config("broker.json")], log: folder.appendingPathComponent("broker.log"))
+        let nodes = try ["cted", "oct", "wg-border", "wg-rights"].map { node in
+            try Self.start(["node", "--config", config("nodes/\(node).json")], log: folder.appendingPathComponent("\(node).log"))
+        }
+        defer { (nodes + [broker]).forEach { _ = Self.terminate($0) } }
+
+        let oct = try NodeJournal(path: config("data/oct.journal.sqlite"))
+        let border = try NodeJournal(path: config("data/wg-border.journal.sqlite"))
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
+        #expect(try border.entry(messageId: id)?.redactedPaths == ["technical_assistance_need"])
+
+        let list = try Self.run(["journal", "list", "--node-config", config("nodes/oct.json"), "--type", "COUNTRY_VISIT_RECOMMENDATION"])
+        #expect(list.status == 0)
+        #expect(list.output.contains(id) && list.output.contains("from cted"))
+        let show = try Self.run(["journal", "show", "--node-config", config("nodes/oct.json"), id])
+        #expect(show.status == 0)
+        let shown = try BusMessage(jsonUTF8Data: Data(show.output.utf8))
+        #expect(shown.envelope.originator == "cted")
+        #expect(!shown.countryVisitRecommendation.technicalAssistanceNeed.isEmpty) // OCT is allowed to see it
+
+        for process in nodes + [broker] {
+            #expect(Self.terminate(process) == 0, "a daemon did not exit cleanly on SIGTERM")
+        }
+        // Nothing the UNCLASSIFIED working group may not see reached its journal.
+        #expect(try NodeJournal(path: config("data/wg-rights.journal.sqlite")).count(messageId: id) == 0)
+    }
+
+    @Test("Bad input on the command line: one line on stderr and a non-zero exit", arguments: [
+        (["broker", "--config", "/nonexistent/broker.json"], "configuration error: broker configuration /nonexistent/broker.json does not exist"),
+        (["node", "--config", "/nonexistent/node.json"], "configuration error: node configuration /nonexistent/node.json does not exist"),
+        (["validate", "/nonexistent/message.json"], "message file /nonexistent/message.json does not exist"),
+    ])
+    func badInput(arguments: [String], expected: String) throws {
+        let result = try Self.run(arguments)
+        #expect(result.status != 0)
+        #expect(result.errors.contains(expected), "\(result.errors)")
+        #expect(result.errors.split(separator: "\n").count == 1)
+    }
+
+    @Test("ctbus publish refuses an invalid message, names the field, and queues nothing")
+    func publishInvalid() throws {
+        let folder = try Self.deployCopy()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var json = try String(contentsOf: Self.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
+        json = json.replacingOccurrences(of: "\"member_state\": \"KEN\"", with: "\"member_state\": \"Kenya\"")
+        let file = folder.appendingPathComponent("bad.json")
+        try json.write(to: file, atomically: true, encoding: .utf8)
+        let result = try Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
+        #expect(result.status == 1)
+        #expect(result.errors == "ctbus: error VALIDATION_FAILED: mission_report.member_state must be an ISO 3166-1 alpha-3 code\n")
+        let journal = try NodeJournal(path: folder.appendingPathComponent("data/cted.journal.sqlite").path)
+        #expect(try journal.count() == 0)
+
+        try "{ not json".write(to: file, atomically: true, encoding: .utf8)
+        let garbage = try Self.run(["validate", file.path])
+        #expect(garbage.status == 1)
+        #expect(garbage.errors.hasPrefix("ctbus: error VALIDATION_FAILED: \(file.path): not a CTBus message in protobuf JSON"))
+    }
+
+    @Test("A corrupted journal gets a clear error, not a crash")
+    func corruptedJournal() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).sqlite")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(repeating: 0x42, count: 8192).write(to: file)
+        let result = try Self.run(["journal", "list", "--journal", file.path])
+        #expect(result.status == 1)
+        #expect(result.errors.contains("store error (corrupted)"))
+        #expect(throws: StoreError.self) { try NodeJournal(path: file.path) }
+    }
+}
