@@ -11,7 +11,7 @@ public struct BrokerConfiguration: Sendable, Codable {
     public var registryFile: String
     /// The SQLite store of accepted publications and delivery queues.
     public var storePath: String
-    /// Largest envelope + payload accepted; larger publications get MESSAGE_TOO_LARGE.
+    /// Largest Publish frame accepted (envelope + payload + framing); larger ones get MESSAGE_TOO_LARGE.
     public var maxMessageBytes: Int
     /// How often the broker expects a heartbeat from each node, in milliseconds.
     public var heartbeatIntervalMilliseconds: Int

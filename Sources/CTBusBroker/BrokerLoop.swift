@@ -243,7 +243,11 @@ final class BrokerLoop {
 
     // MARK: Deliveries
 
-    private func acknowledge(nodeId: String, through sequence: UInt64) {
+    private func acknowledge(nodeId: String, through claimed: UInt64) {
+        // A node can only acknowledge what this session sent it; anything beyond is ignored,
+        // so a buggy or hostile client cannot delete deliveries it never received.
+        guard let sentThrough = sessions[nodeId]?.sentThrough else { return }
+        let sequence = min(claimed, sentThrough)
         do {
             try store.acknowledge(nodeId: nodeId, through: sequence)
         } catch {

@@ -224,4 +224,22 @@ struct BadInputTests {
         #expect(try plain.receive(seconds: 0.2) == nil)
         try Self.sentinel(bus)
     }
+
+    @Test("A DeliveryAck beyond what was sent deletes nothing")
+    func overAcknowledgement() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try Self.session(bus, as: "wg-cft")
+        var ack = DeliveryAck()
+        ack.throughSequence = 1_000
+        try client.send(.deliveryAck(ack))
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        guard case .deliver(let deliver) = try client.receiveCommand() else { Issue.record("no Deliver"); return }
+        #expect(deliver.envelope.messageID == id)
+        #expect(deliver.sequence == 1)
+        #expect(try bus.broker!.store.queueDepth(for: "wg-cft") == 1)
+        ack.throughSequence = deliver.sequence
+        try client.send(.deliveryAck(ack))
+        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-cft") == 0 })
+    }
 }

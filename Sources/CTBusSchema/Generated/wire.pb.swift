@@ -148,7 +148,7 @@ public nonisolated struct Welcome: Sendable {
   /// the authenticated node id
   public var nodeID: String = String()
 
-  /// the broker's size limit for envelope + payload
+  /// the broker's size limit for a whole Publish frame
   public var maxMessageBytes: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
