@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages CTBus builds against, when they are missing:
+#   libzmq3-dev     ZeroMQ (libzmq 4.3) with CURVE, bound by Sources/CZeroMQ
+#   libsqlite3-dev  SQLite, used by GRDB for journals and the broker store
+# protobuf-compiler is needed only to regenerate the schema code (Schemas/generate.sh).
+# Runs as root or through sudo; does nothing when everything is there.
+set -euo pipefail
+packages=(libzmq3-dev libsqlite3-dev)
+[ "${1:-}" = "--with-protoc" ] && packages+=(protobuf-compiler)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+command -v swift >/dev/null || { echo "install-deps: swift is not on PATH; install Swift 6 first" >&2; exit 1; }
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
