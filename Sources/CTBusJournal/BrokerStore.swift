@@ -8,17 +8,11 @@ import SwiftProtobuf
 /// publication and its queue entries are committed in one transaction, and many publications
 /// share a transaction (group commit); nothing is acknowledged before its commit.
 public final class BrokerStore: Sendable {
-    public let path: String
-    let pool: DatabasePool
+    public var path: String { database.path }
+    let database: StoreDatabase
 
     public init(path: String) throws(StoreError) {
-        self.path = path
-        pool = try StoreDatabase.open(path: path)
-        do {
-            try Self.migrator.migrate(pool)
-        } catch {
-            throw StoreError.wrap(error, path: path)
-        }
+        database = try StoreDatabase(path: path, migrator: Self.migrator)
     }
 
     static var migrator: DatabaseMigrator {
@@ -65,12 +59,8 @@ public final class BrokerStore: Sendable {
     /// Stores publications and their queue entries in one transaction. `payload` is stored
     /// once; a recipient with a `redactedPayload` gets that copy instead.
     public func store(_ publications: [Publication], now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
-        do {
-            return try pool.write { db in
-                try publications.map { publication in try Self.store(publication, in: db, now: now) }
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.write { db in
+            try publications.map { publication in try Self.store(publication, in: db, now: now) }
         }
     }
 
@@ -103,20 +93,16 @@ public final class BrokerStore: Sendable {
 
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
     public func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery] {
-        do {
-            return try pool.read { db in
-                try Row.fetchAll(db, sql: """
-                    SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths
-                    FROM delivery d JOIN message m ON m.message_id = d.message_id
-                    WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
-                    """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
-                    QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
-                                   envelope: row["envelope"], payload: row["payload"],
-                                   redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [])
-                }
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths
+                FROM delivery d JOIN message m ON m.message_id = d.message_id
+                WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
+                """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
+                QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
+                               envelope: row["envelope"], payload: row["payload"],
+                               redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [])
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
         }
     }
 
@@ -124,35 +110,23 @@ public final class BrokerStore: Sendable {
     /// Returns how many were removed.
     @discardableResult
     public func acknowledge(nodeId: String, through sequence: UInt64) throws(StoreError) -> Int {
-        do {
-            return try pool.write { db in
-                try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?",
-                               arguments: [nodeId, Int64(bitPattern: sequence)])
-                return db.changesCount
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?",
+                           arguments: [nodeId, Int64(bitPattern: sequence)])
+            return db.changesCount
         }
     }
 
     /// How many deliveries wait for `nodeId`.
     public func queueDepth(for nodeId: String) throws(StoreError) -> Int {
-        do {
-            return try pool.read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery WHERE node_id = ?", arguments: [nodeId]) ?? 0
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery WHERE node_id = ?", arguments: [nodeId]) ?? 0
         }
     }
 
     /// How many publications the store holds.
     public func messageCount() throws(StoreError) -> Int {
-        do {
-            return try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
-        } catch {
-            throw StoreError.wrap(error, path: path)
-        }
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
     }
 }
 

@@ -7,17 +7,11 @@ import SwiftProtobuf
 /// outbox of publications the broker has not acknowledged yet. Several processes may use one
 /// journal at once (the node daemon and `ctbus publish`).
 public final class NodeJournal: Sendable {
-    public let path: String
-    let pool: DatabasePool
+    public var path: String { database.path }
+    let database: StoreDatabase
 
     public init(path: String) throws(StoreError) {
-        self.path = path
-        pool = try StoreDatabase.open(path: path)
-        do {
-            try Self.migrator.migrate(pool)
-        } catch {
-            throw StoreError.wrap(error, path: path)
-        }
+        database = try StoreDatabase(path: path, migrator: Self.migrator)
     }
 
     static var migrator: DatabaseMigrator {
@@ -59,48 +53,36 @@ public final class NodeJournal: Sendable {
     /// Puts a validated message into the outbox (and the journal, as sent). Works while the
     /// node daemon and the broker are down; the daemon sends it when it can.
     public func enqueue(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
-        do {
-            try pool.write { db in
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
-                    throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
-                }
-                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
-                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
-                               arguments: [envelope.messageID, now.timeIntervalSince1970])
+        try database.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+            try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
+                           arguments: [envelope.messageID, now.timeIntervalSince1970])
         }
     }
 
     /// Outbox entries in the order they were queued.
     public func outbox(limit: Int = 100) throws(StoreError) -> [OutboxItem] {
-        do {
-            return try pool.read { db in
-                try Row.fetchAll(db, sql: """
-                    SELECT e.message_id, e.envelope, e.payload, o.last_sent_at FROM outbox o
-                    JOIN entry e ON e.message_id = o.message_id WHERE o.refused_code IS NULL
-                    ORDER BY e.position LIMIT ?
-                    """, arguments: [limit]).map { row in
-                    OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"],
-                               lastSentAt: (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
-                }
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT e.message_id, e.envelope, e.payload, o.last_sent_at FROM outbox o
+                JOIN entry e ON e.message_id = o.message_id WHERE o.refused_code IS NULL
+                ORDER BY e.position LIMIT ?
+                """, arguments: [limit]).map { row in
+                OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"],
+                           lastSentAt: (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
         }
     }
 
     public func markSent(_ messageIds: [String], at now: Date = Date()) throws(StoreError) {
-        do {
-            try pool.write { db in
-                for id in messageIds {
-                    try db.execute(sql: "UPDATE outbox SET last_sent_at = ? WHERE message_id = ?",
-                                   arguments: [now.timeIntervalSince1970, id])
-                }
+        try database.write { db in
+            for id in messageIds {
+                try db.execute(sql: "UPDATE outbox SET last_sent_at = ? WHERE message_id = ?",
+                               arguments: [now.timeIntervalSince1970, id])
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
         }
     }
 
@@ -108,46 +90,34 @@ public final class NodeJournal: Sendable {
     /// entry takes the originator the broker recorded. Returns false when it was not in the outbox.
     @discardableResult
     public func acknowledge(messageId: String, originator: String, now: Date = Date()) throws(StoreError) -> Bool {
-        do {
-            return try pool.write { db in
-                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
-                guard db.changesCount > 0 else { return false }
-                try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
-                               arguments: [now.timeIntervalSince1970, originator, messageId])
-                return true
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
+                           arguments: [now.timeIntervalSince1970, originator, messageId])
+            return true
         }
     }
 
     /// Records that the broker refused a publication for good (validation, role, need to know):
     /// it is not sent again, and the journal keeps the entry and the reason for the record.
     public func refuse(messageId: String, code: String, detail: String) throws(StoreError) {
-        do {
-            try pool.write { db in
-                try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_detail = ? WHERE message_id = ?",
-                               arguments: [code, detail, messageId])
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.write { db in
+            try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_detail = ? WHERE message_id = ?",
+                           arguments: [code, detail, messageId])
         }
     }
 
     /// Where a publication of this node stands: queued, acknowledged, or refused with a code.
     public func publicationStatus(messageId: String) throws(StoreError) -> PublicationStatus? {
-        do {
-            return try pool.read { db in
-                guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
-                                                   arguments: [messageId]) else { return nil }
-                if entry["acknowledged_at"] as Double? != nil { return .acknowledged }
-                guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
-                                                 arguments: [messageId]) else { return .queued }
-                if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
-                return .queued
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.read { db in
+            guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
+                                               arguments: [messageId]) else { return nil }
+            if entry["acknowledged_at"] as Double? != nil { return .acknowledged }
+            guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
+                                             arguments: [messageId]) else { return .queued }
+            if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
+            return .queued
         }
     }
 
@@ -158,17 +128,13 @@ public final class NodeJournal: Sendable {
     @discardableResult
     public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = [],
                                now: Date = Date()) throws(StoreError) -> Bool {
-        do {
-            return try pool.write { db in
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
-                    return false
-                }
-                try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence,
-                                redactedPaths: redactedPaths, now: now)
-                return true
+        try database.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                return false
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+            try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence,
+                            redactedPaths: redactedPaths, now: now)
+            return true
         }
     }
 
@@ -202,39 +168,27 @@ public final class NodeJournal: Sendable {
         if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        do {
-            return try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
-                                 arguments: StatementArguments(arguments)).map(JournalEntry.init(row:))
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
+                             arguments: StatementArguments(arguments)).map(JournalEntry.init(row:))
         }
     }
 
     /// The entry of one message id, or nil.
     public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
-        do {
-            return try pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM entry WHERE message_id = ?", arguments: [messageId])
-                    .map(JournalEntry.init(row:))
-            }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM entry WHERE message_id = ?", arguments: [messageId])
+                .map(JournalEntry.init(row:))
         }
     }
 
     /// The number of entries that hold this message id (0 or 1, by the unique index; tests check it).
     public func count(messageId: String? = nil) throws(StoreError) -> Int {
-        do {
-            return try pool.read { db in
-                if let messageId {
-                    return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry WHERE message_id = ?", arguments: [messageId]) ?? 0
-                }
-                return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry") ?? 0
+        try database.read { db in
+            if let messageId {
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry WHERE message_id = ?", arguments: [messageId]) ?? 0
             }
-        } catch {
-            throw StoreError.wrap(error, path: path)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry") ?? 0
         }
     }
 }

@@ -37,25 +37,3 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         return StoreError(.unavailable, "\(path): \(error)")
     }
 }
-
-enum StoreDatabase {
-    /// Opens an SQLite file in WAL mode with full fsync on commit: what a store acknowledged
-    /// survives a crash of the process or the machine.
-    static func open(path: String) throws(StoreError) -> DatabasePool {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        do {
-            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let pool = try DatabasePool(path: path, configuration: configuration)
-            // SQLite opens anything lazily; reading the schema catches a file that is not a database.
-            _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
-            return pool
-        } catch {
-            throw StoreError.wrap(error, path: path)
-        }
-    }
-}
