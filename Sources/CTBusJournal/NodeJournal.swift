@@ -168,7 +168,7 @@ public final class NodeJournal: Sendable {
         if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        try database.read { db in
+        return try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
                              arguments: StatementArguments(arguments)).map(JournalEntry.init(row:))
         }
