@@ -61,6 +61,7 @@ public final class Broker: Sendable {
             throw error
         }
         endpoint = bound.withLock { $0 }
+        if let recovery = store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
         logger.info("broker listening", metadata: ["endpoint": "\(endpoint)", "nodes": "\(registry.entries.count)"])
     }
 

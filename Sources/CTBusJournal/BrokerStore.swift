@@ -26,7 +26,8 @@ public final class BrokerStore: Sendable {
                     classification TEXT NOT NULL,
                     received_at REAL NOT NULL,
                     envelope BLOB NOT NULL,
-                    payload BLOB NOT NULL
+                    payload BLOB NOT NULL,
+                    hash BLOB NOT NULL
                 );
                 CREATE TABLE recipient (
                     node_id TEXT PRIMARY KEY,
@@ -71,12 +72,16 @@ public final class BrokerStore: Sendable {
                 && row["envelope"] == publication.envelope && row["payload"] == publication.payload
             return same ? .alreadyStored : .conflict
         }
+        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1") ?? HashChain.genesis
+        let hash = HashChain.link(previous: previous, fields: chainFields(
+            messageId: publication.messageId, originator: publication.originator,
+            envelope: publication.envelope, payload: publication.payload))
         try db.execute(sql: """
-            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
-                             publication.envelope, publication.payload])
+                             publication.envelope, publication.payload, hash])
         for recipient in publication.recipients {
             try db.execute(sql: """
                 INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
@@ -89,6 +94,37 @@ public final class BrokerStore: Sendable {
                                        recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
         }
         return .stored(recipients: publication.recipients.count)
+    }
+
+    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data) -> [Data] {
+        [Data(messageId.utf8), Data(originator.utf8), envelope, payload]
+    }
+
+    /// Said when opening found that the last write had been torn by a crash (and dropped).
+    public var recovery: String? { database.recovery }
+
+    /// Walks the hash chain of stored messages and reports the first broken link.
+    public func verify() throws(StoreError) -> ChainReport {
+        try database.read { db in
+            var previous = HashChain.genesis
+            var count = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid")
+            while let row = try rows.next() {
+                count += 1
+                let messageId: String = row["message_id"]
+                let expected = HashChain.link(previous: previous, fields: Self.chainFields(
+                    messageId: messageId, originator: row["originator"], envelope: row["envelope"], payload: row["payload"]))
+                let stored: Data = row["hash"]
+                guard stored == expected else {
+                    return ChainReport(entries: count, firstBreak: .init(
+                        position: row["rowid"], messageId: messageId,
+                        reason: "the message's content does not match its hash: it was changed or damaged after it was stored"),
+                        recovery: database.recovery)
+                }
+                previous = stored
+            }
+            return ChainReport(entries: count, firstBreak: nil, recovery: database.recovery)
+        }
     }
 
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.

@@ -32,7 +32,8 @@ public final class NodeJournal: Sendable {
                     broker_sequence INTEGER,
                     envelope BLOB NOT NULL,
                     payload BLOB NOT NULL,
-                    redacted_paths TEXT
+                    redacted_paths TEXT,
+                    hash BLOB NOT NULL
                 );
                 CREATE INDEX entry_type ON entry(type);
                 CREATE INDEX entry_subject ON entry(subject);
@@ -140,18 +141,61 @@ public final class NodeJournal: Sendable {
 
     private static func insert(_ db: Database, direction: String, envelope: Envelope, payload: Data,
                                sequence: UInt64?, redactedPaths: [String] = [], now: Date) throws {
+        let envelopeBytes = try envelope.serializedData()
+        let redacted = redactedPaths.joined(separator: ",")
+        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM entry ORDER BY position DESC LIMIT 1") ?? HashChain.genesis
+        let hash = HashChain.link(previous: previous, fields: chainFields(
+            messageId: envelope.messageID, direction: direction, envelope: envelopeBytes, payload: payload, redacted: redacted))
         try db.execute(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
-                               recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [
                 envelope.messageID, direction, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
                 direction == "received" ? now.timeIntervalSince1970 : nil,
-                sequence.map { Int64(bitPattern: $0) }, try envelope.serializedData(), payload,
-                redactedPaths.isEmpty ? nil : redactedPaths.joined(separator: ","),
+                sequence.map { Int64(bitPattern: $0) }, envelopeBytes, payload,
+                redacted.isEmpty ? nil : redacted, hash,
             ])
+    }
+
+    /// What an entry's hash covers: everything that says what the message was and how it came.
+    /// Bookkeeping that changes later (acknowledgement time) is outside the chain.
+    private static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String) -> [Data] {
+        [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
+    }
+
+    // MARK: Integrity
+
+    /// Said when opening found that the last write had been torn by a crash (and dropped).
+    public var recovery: String? { database.recovery }
+
+    /// Walks the hash chain from the first entry and reports the first broken link.
+    public func verify() throws(StoreError) -> ChainReport {
+        try database.read { db in
+            var previous = HashChain.genesis
+            var count = 0
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT position, message_id, direction, envelope, payload, redacted_paths, hash FROM entry ORDER BY position
+                """)
+            while let row = try rows.next() {
+                count += 1
+                let messageId: String = row["message_id"]
+                let expected = HashChain.link(previous: previous, fields: Self.chainFields(
+                    messageId: messageId, direction: row["direction"], envelope: row["envelope"], payload: row["payload"],
+                    redacted: row["redacted_paths"] ?? ""))
+                let stored: Data = row["hash"]
+                guard stored == expected else {
+                    return ChainReport(entries: count, firstBreak: .init(
+                        position: row["position"], messageId: messageId,
+                        reason: "the entry's content does not match its hash: it was changed or damaged after it was written"),
+                        recovery: database.recovery)
+                }
+                previous = stored
+            }
+            return ChainReport(entries: count, firstBreak: nil, recovery: database.recovery)
+        }
     }
 
     // MARK: Reading

@@ -6,9 +6,12 @@ import GRDB
 struct StoreDatabase: Sendable {
     let path: String
     let pool: DatabasePool
+    /// Set when the file's last write was torn by a crash and SQLite's recovery dropped it.
+    let recovery: String?
 
     init(path: String, migrator: DatabaseMigrator) throws(StoreError) {
         self.path = path
+        recovery = WriteAheadLog.tornTail(ofDatabaseAt: path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in

@@ -26,6 +26,7 @@ public final class Node: Sendable {
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeId)"
         let status = state
+        if let recovery = journal.recovery { logger.warning("journal recovered", metadata: ["detail": "\(recovery)"]) }
         try loop.start(name: "node-\(configuration.nodeId)") { [logger] thread in
             let nodeLoop: NodeLoop
             do {

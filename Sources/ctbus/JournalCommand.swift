@@ -8,7 +8,7 @@ import SwiftProtobuf
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal", abstract: "Read a node's journal.",
-        subcommands: [List.self, Show.self, Export.self])
+        subcommands: [List.self, Show.self, Export.self, Verify.self])
 
     /// Where the journal is: a file, or the node configuration that names it.
     struct Location: ParsableArguments {
@@ -17,6 +17,13 @@ struct JournalCommand: ParsableCommand {
 
         @Option(name: .long, help: "A node configuration file; its journal is read.")
         var nodeConfig: String?
+
+        init() {}
+
+        init(journal: String?, nodeConfig: String?) {
+            self.journal = journal
+            self.nodeConfig = nodeConfig
+        }
 
         func open() throws -> NodeJournal {
             switch (journal, nodeConfig) {
@@ -133,6 +140,45 @@ struct JournalCommand: ParsableCommand {
                 for entry in try location.open().entries(matching: try filters.filter()) {
                     print(try JournalFormat.json(try entry.message(), pretty: false))
                 }
+            }
+        }
+    }
+}
+
+extension JournalCommand {
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a journal's (or the broker store's) hash chain; exit 1 at the first broken link.")
+
+        @Option(name: .long, help: "A journal file (SQLite).")
+        var journal: String?
+
+        @Option(name: .long, help: "A node configuration file; its journal is checked.")
+        var nodeConfig: String?
+
+        @Option(name: .long, help: "The broker's store (SQLite) instead of a journal.")
+        var brokerStore: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let report: ChainReport
+                if let brokerStore {
+                    guard journal == nil, nodeConfig == nil else { throw ValidationError("give one of --journal, --node-config, --broker-store") }
+                    guard FileManager.default.fileExists(atPath: brokerStore) else {
+                        throw ConfigurationError("broker store \(brokerStore) does not exist")
+                    }
+                    report = try BrokerStore(path: brokerStore).verify()
+                } else {
+                    report = try Location(journal: journal, nodeConfig: nodeConfig).open().verify()
+                }
+                if let recovery = report.recovery { print("recovered: \(recovery)") }
+                guard let broken = report.firstBreak else {
+                    print("intact: \(report.entries) entries, every hash links to the one before")
+                    return
+                }
+                print("BROKEN at entry \(broken.position) (message \(broken.messageId)): \(broken.reason)")
+                print("entries before it are intact; entries from it on cannot be trusted")
+                throw ExitCode(1)
             }
         }
     }
