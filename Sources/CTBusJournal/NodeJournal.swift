@@ -91,12 +91,22 @@ public final class NodeJournal: Sendable {
     /// entry takes the originator the broker recorded. Returns false when it was not in the outbox.
     @discardableResult
     public func acknowledge(messageId: String, originator: String, now: Date = Date()) throws(StoreError) -> Bool {
+        try acknowledge([(messageId, originator)], now: now) == 1
+    }
+
+    /// Records many acknowledgements in one transaction; returns how many left the outbox.
+    @discardableResult
+    public func acknowledge(_ acknowledgements: [(messageId: String, originator: String)], now: Date = Date()) throws(StoreError) -> Int {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
-            guard db.changesCount > 0 else { return false }
-            try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
-                           arguments: [now.timeIntervalSince1970, originator, messageId])
-            return true
+            var count = 0
+            for (messageId, originator) in acknowledgements {
+                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
+                guard db.changesCount > 0 else { continue }
+                count += 1
+                try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
+                               arguments: [now.timeIntervalSince1970, originator, messageId])
+            }
+            return count
         }
     }
 
@@ -129,13 +139,25 @@ public final class NodeJournal: Sendable {
     @discardableResult
     public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = [],
                                now: Date = Date()) throws(StoreError) -> Bool {
+        try recordDeliveries([IncomingDelivery(envelope: envelope, payload: payload, sequence: sequence, redactedPaths: redactedPaths)],
+                             now: now) == 1
+    }
+
+    /// Journals deliveries in one transaction (one fsync for the batch); returns how many were
+    /// new. Duplicates (a message id already journaled) are skipped.
+    @discardableResult
+    public func recordDeliveries(_ deliveries: [IncomingDelivery], now: Date = Date()) throws(StoreError) -> Int {
         try database.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
-                return false
+            var fresh = 0
+            for delivery in deliveries {
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [delivery.envelope.messageID]) == true {
+                    continue
+                }
+                try Self.insert(db, direction: "received", envelope: delivery.envelope, payload: delivery.payload,
+                                sequence: delivery.sequence, redactedPaths: delivery.redactedPaths, now: now)
+                fresh += 1
             }
-            try Self.insert(db, direction: "received", envelope: envelope, payload: payload, sequence: sequence,
-                            redactedPaths: redactedPaths, now: now)
-            return true
+            return fresh
         }
     }
 
@@ -234,6 +256,21 @@ public final class NodeJournal: Sendable {
             }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM entry") ?? 0
         }
+    }
+}
+
+/// A delivery on its way into the journal.
+public struct IncomingDelivery: Sendable {
+    public let envelope: Envelope
+    public let payload: Data
+    public let sequence: UInt64
+    public let redactedPaths: [String]
+
+    public init(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = []) {
+        self.envelope = envelope
+        self.payload = payload
+        self.sequence = sequence
+        self.redactedPaths = redactedPaths
     }
 }
 

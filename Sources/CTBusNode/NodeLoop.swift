@@ -44,7 +44,7 @@ final class NodeLoop {
         while !thread.isStopping {
             do {
                 if try ZMQSocket.poll([socket], timeoutMilliseconds: pollTimeout)[0] {
-                    try drain()
+                    try drain(until: thread)
                 }
                 try tick()
             } catch let error as ZMQError where error.isTerminated {
@@ -104,16 +104,14 @@ final class NodeLoop {
 
     // MARK: Frames from the broker
 
-    private func drain() throws {
-        var deliveredThrough: UInt64?
-        defer {
-            if let through = deliveredThrough {
-                var ack = DeliveryAck()
-                ack.throughSequence = through
-                send(.deliveryAck(ack))
-            }
-        }
-        for _ in 0..<512 {
+    /// Reads what the broker sent, up to a batch. Deliveries and acknowledgements of the batch
+    /// are journaled in one transaction each (one fsync), and only then is the cumulative
+    /// DeliveryAck sent.
+    private func drain(until thread: LoopThread) throws {
+        var deliveries: [IncomingDelivery] = []
+        var handledThrough: UInt64?
+        var acknowledgements: [(messageId: String, originator: String)] = []
+        for _ in 0..<512 where !thread.isStopping {
             guard let message = try socket.receive(dontWait: true) else { break }
             lastHeard = .now
             guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
@@ -127,16 +125,14 @@ final class NodeLoop {
                 setWelcomed(true)
                 resendAll = true
             case .publishAck(let ack):
-                try journal.acknowledge(messageId: ack.messageID, originator: ack.originator)
-                logger.debug("publication acknowledged", metadata: ["message-id": "\(ack.messageID)"])
+                acknowledgements.append((ack.messageID, ack.originator))
             case .deliver(let deliver):
                 guard welcomed else { continue }
-                guard try accept(deliver) else {
-                    // Not journaled: do not acknowledge it or anything after it; a new session resends.
-                    setWelcomed(false)
-                    return
+                if admits(deliver) {
+                    deliveries.append(IncomingDelivery(envelope: deliver.envelope, payload: deliver.payload,
+                                                       sequence: deliver.sequence, redactedPaths: deliver.redactedPaths))
                 }
-                deliveredThrough = deliver.sequence
+                handledThrough = deliver.sequence
             case .error(let report):
                 handle(BusError(report))
             case .heartbeat:
@@ -145,29 +141,36 @@ final class NodeLoop {
                 logger.warning("unexpected command from the broker")
             }
         }
+        if !acknowledgements.isEmpty {
+            try journal.acknowledge(acknowledgements)
+            logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
+        }
+        guard let through = handledThrough else { return }
+        do {
+            let fresh = try journal.recordDeliveries(deliveries)
+            logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
+        } catch {
+            // Not journaled: acknowledge nothing; a new session sends it all again.
+            logger.error("could not journal deliveries", metadata: ["error": "\(error)", "count": "\(deliveries.count)"])
+            setWelcomed(false)
+            return
+        }
+        var ack = DeliveryAck()
+        ack.throughSequence = through
+        send(.deliveryAck(ack))
     }
 
-    /// Journals one delivery after re-checking it against this node's clearance. Returns false
-    /// when it could not be journaled.
-    private func accept(_ deliver: Deliver) throws -> Bool {
+    /// Defence in depth: whatever the broker decided, this node does not hold a message above
+    /// its clearance. A refused delivery is logged, counted and acknowledged (never journaled).
+    private func admits(_ deliver: Deliver) -> Bool {
         let envelope = deliver.envelope
-        let metadata: Logger.Metadata = ["message-id": "\(envelope.messageID)", "type": "\(envelope.type.name)",
-                                         "classification": "\(envelope.handling.classification.name)"]
-        if envelope.handling.classification.rawValue > configuration.clearanceLevel.rawValue {
-            // Defence in depth: whatever the broker decided, this node does not hold it.
-            logger.error("refused a delivery above this node's clearance", metadata: metadata)
-            status.withLock { $0.refusedDeliveries += 1 }
-            return true
-        }
-        do {
-            let fresh = try journal.recordDelivery(envelope: envelope, payload: deliver.payload, sequence: deliver.sequence,
-                                                   redactedPaths: deliver.redactedPaths)
-            logger.debug(fresh ? "journaled" : "duplicate delivery ignored", metadata: metadata)
-            return true
-        } catch {
-            logger.error("could not journal a delivery", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            return false
-        }
+        guard envelope.handling.classification.rawValue > configuration.clearanceLevel.rawValue else { return true }
+        logger.error("refused a delivery above this node's clearance", metadata: [
+            "message-id": "\(envelope.messageID)", "type": "\(envelope.type.name)",
+            "classification": "\(envelope.handling.classification.name)",
+        ])
+        status.withLock { $0.refusedDeliveries += 1 }
+        return false
     }
 
     private func handle(_ error: BusError) {

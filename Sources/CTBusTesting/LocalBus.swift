@@ -182,6 +182,24 @@ public final class LocalBus: Sendable {
         return Wait.until(seconds: seconds) { nodes.allSatisfy(\.isConnected) }
     }
 
+    // MARK: Files for separate processes
+
+    /// Writes broker.json and NAME.node.json into the folder, for running `ctbus broker` and
+    /// `ctbus node` as processes on this bus. Returns the broker configuration's path.
+    @discardableResult
+    public func writeConfigurationFiles() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        for entry in registry.entries {
+            try encoder.encode(nodeConfiguration(entry.profile.id)).write(to: URL(fileURLWithPath: nodeConfigurationPath(entry.profile.id)))
+        }
+        let brokerPath = folder.appendingPathComponent("broker.json")
+        try encoder.encode(brokerConfiguration).write(to: brokerPath)
+        return brokerPath.path
+    }
+
+    public func nodeConfigurationPath(_ id: String) -> String { folder.appendingPathComponent("\(id).node.json").path }
+
     /// Stops everything and removes the folder.
     public func shutdown(removeFolder: Bool = true) {
         let (broker, nodes) = running.withLock { state in
@@ -190,6 +208,9 @@ public final class LocalBus: Sendable {
         }
         nodes.forEach { $0.stop() }
         broker?.stop()
-        if removeFolder { try? FileManager.default.removeItem(at: folder) }
+        // CTBUS_KEEP_FOLDERS keeps keys, stores, journals and process logs for a post-mortem.
+        if removeFolder, ProcessInfo.processInfo.environment["CTBUS_KEEP_FOLDERS"] == nil {
+            try? FileManager.default.removeItem(at: folder)
+        }
     }
 }

@@ -38,29 +38,28 @@ func makeLogger(label: String, level: String) -> Logger {
     return logger
 }
 
-/// Blocks until SIGINT or SIGTERM arrives.
-func waitForTerminationSignal() -> Int32 {
-    let semaphore = DispatchSemaphore(value: 0)
-    let received = ReceivedSignal()
-    var sources: [any DispatchSourceSignal] = []
-    for signalNumber in [SIGINT, SIGTERM] {
-        signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler {
-            received.set(signalNumber)
-            semaphore.signal()
-        }
-        source.resume()
-        sources.append(source)
-    }
-    semaphore.wait()
-    sources.forEach { $0.cancel() }
-    return received.value
+/// SIGINT and SIGTERM, the signals that stop a daemon gracefully.
+private func terminationSignals() -> sigset_t {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGTERM)
+    return set
 }
 
-final class ReceivedSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var signalNumber: Int32 = 0
-    func set(_ value: Int32) { lock.withLock { signalNumber = value } }
-    var value: Int32 { lock.withLock { signalNumber } }
+/// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts afterwards, so
+/// they stay pending until `waitForTerminationSignal` takes them. Call it first thing in a daemon.
+func blockTerminationSignals() {
+    var set = terminationSignals()
+    pthread_sigmask(SIG_BLOCK, &set, nil)
+}
+
+/// Waits until SIGINT or SIGTERM arrives and returns it. With `sigwait` the signal is taken
+/// synchronously, whatever signal mask the process inherited from its parent (a handler-based
+/// approach never runs when the parent started us with the signals blocked).
+func waitForTerminationSignal() -> Int32 {
+    var set = terminationSignals()
+    var received: Int32 = 0
+    while sigwait(&set, &received) != 0 {}
+    return received
 }

@@ -14,6 +14,7 @@ struct BrokerCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
+        blockTerminationSignals()
         try runReportingErrors {
             let broker = try Broker(configurationFile: config, logger: makeLogger(label: "ctbus.broker", level: logLevel))
             let signalNumber = waitForTerminationSignal()
@@ -34,6 +35,7 @@ struct NodeCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
+        blockTerminationSignals()
         try runReportingErrors {
             let node = try Node(configurationFile: config, logger: makeLogger(label: "ctbus.node", level: logLevel))
             let signalNumber = waitForTerminationSignal()

@@ -55,6 +55,16 @@ struct CommandLineTests {
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
         guard Wait.until(seconds: 10, { !process.isRunning }) else {
+            // CTBUS_DEBUG_HANG=FILE: write the stuck process's stacks there (gdb) before killing it.
+            if let file = ProcessInfo.processInfo.environment["CTBUS_DEBUG_HANG"] {
+                let gdb = Process()
+                gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+                gdb.arguments = ["-p", "\(process.processIdentifier)", "-batch", "-ex", "thread apply all bt 12"]
+                FileManager.default.createFile(atPath: file, contents: nil)
+                gdb.standardOutput = FileHandle(forWritingAtPath: file)
+                try? gdb.run()
+                gdb.waitUntilExit()
+            }
             kill(process.processIdentifier, SIGKILL)
             return nil
         }
