@@ -134,9 +134,32 @@ final class BrokerLoop {
         welcome.protocolVersion = 1
         welcome.nodeID = nodeId
         welcome.maxMessageBytes = UInt32(configuration.maxMessageBytes)
+        if hello.requestBacklog, let node = registry.entry(id: nodeId)?.profile {
+            welcome.backlogQueued = UInt32(queueBacklog(for: node))
+        }
         send(.welcome(welcome), to: routingId)
         logger.info("node connected", metadata: ["node": "\(nodeId)", "queued": "\((try? store.queueDepth(for: nodeId)) ?? -1)"])
         pump(nodeId)
+    }
+
+    /// Queues the retained messages a late-joining node is entitled to under today's policy.
+    private func queueBacklog(for node: NodeProfile) -> Int {
+        do {
+            let queued = try store.queueBacklog(for: node.id) { envelopeBytes, payloadBytes in
+                guard let envelope = try? Envelope(serializedBytes: envelopeBytes),
+                      case .deliver(let paths) = ConfidentialityPolicy.decide(envelope, originator: envelope.originator, for: node)
+                else { return nil }
+                guard !paths.isEmpty else { return Publication.Recipient(nodeId: node.id) }
+                guard let payload = try? BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payloadBytes),
+                      let redacted = try? Redactor.redact(payload, paths: paths).serialized() else { return nil }
+                return Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths)
+            }
+            logger.info("backlog queued for a late joiner", metadata: ["node": "\(node.id)", "messages": "\(queued)"])
+            return queued
+        } catch {
+            logger.error("could not queue a backlog", metadata: ["node": "\(node.id)", "error": "\(error)"])
+            return 0
+        }
     }
 
     private func expireSessions() {
@@ -174,6 +197,9 @@ final class BrokerLoop {
             for (pending, publication) in accepted {
                 send(error: BusError(.internal, "the broker could not store the publication; retry later",
                                      messageId: publication.messageId), to: pending.routingId)
+                // Ending the session makes the publisher say Hello and resend its outbox from the
+                // oldest entry, so a later publication can never be stored before this one.
+                sessions[pending.nodeId] = nil
             }
             return
         }

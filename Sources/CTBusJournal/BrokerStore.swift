@@ -83,17 +83,43 @@ public final class BrokerStore: Sendable {
                              publication.classificationName, now.timeIntervalSince1970,
                              publication.envelope, publication.payload, hash])
         for recipient in publication.recipients {
-            try db.execute(sql: """
-                INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
-                ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
-                """, arguments: [recipient.nodeId])
-            let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
-                                              arguments: [recipient.nodeId]) ?? 1
-            try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [recipient.nodeId, sequence, publication.messageId, recipient.redactedPayload,
-                                       recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
+            try queue(publication.messageId, for: recipient, in: db)
         }
         return .stored(recipients: publication.recipients.count)
+    }
+
+    /// Appends a queue entry with the recipient's next sequence number.
+    private static func queue(_ messageId: String, for recipient: Publication.Recipient, in db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
+            ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
+            """, arguments: [recipient.nodeId])
+        let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
+                                          arguments: [recipient.nodeId]) ?? 1
+        try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
+                                   recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
+    }
+
+    /// Queues for `nodeId` every retained message that `entitle` grants it (the policy as it is
+    /// now) and that is not queued for it already, oldest first, in one transaction. Returns how
+    /// many were queued. For nodes that join late and ask for their backlog.
+    public func queueBacklog(for nodeId: String,
+                             entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
+        try database.write { db in
+            var queued = 0
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT message_id, envelope, payload FROM message m
+                WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.node_id = ? AND d.message_id = m.message_id)
+                ORDER BY rowid
+                """, arguments: [nodeId])
+            for row in rows {
+                guard let recipient = entitle(row["envelope"], row["payload"]), recipient.nodeId == nodeId else { continue }
+                try Self.queue(row["message_id"], for: recipient, in: db)
+                queued += 1
+            }
+            return queued
+        }
     }
 
     private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data) -> [Data] {

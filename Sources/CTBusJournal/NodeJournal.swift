@@ -44,6 +44,10 @@ public final class NodeJournal: Sendable {
                     refused_code TEXT,
                     refused_detail TEXT
                 );
+                CREATE TABLE meta (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
                 """)
         }
         return migrator
@@ -129,6 +133,26 @@ public final class NodeJournal: Sendable {
                                              arguments: [messageId]) else { return .queued }
             if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
             return .queued
+        }
+    }
+
+    // MARK: Backlog
+
+    /// Whether this node should ask the broker for its backlog: it never did, and its journal
+    /// has received nothing yet (a node that joined late, or a fresh journal).
+    public func needsBacklog() throws(StoreError) -> Bool {
+        try database.read { db in
+            let asked = try Bool.fetchOne(db, sql: "SELECT 1 FROM meta WHERE key = 'backlog-requested'") ?? false
+            let received = try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE direction = 'received' LIMIT 1") ?? false
+            return !asked && !received
+        }
+    }
+
+    /// Records that the broker answered a backlog request.
+    public func markBacklogRequested(now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('backlog-requested', ?)",
+                           arguments: [ISO8601DateFormatter().string(from: now)])
         }
     }
 

@@ -26,11 +26,15 @@ public struct NodeConfiguration: Sendable, Codable {
     /// Reconnection back-off, first and longest interval.
     public var reconnectMilliseconds: Int
     public var reconnectMaxMilliseconds: Int
+    /// Whether a node whose journal holds nothing yet asks the broker for the retained messages
+    /// it is entitled to (a node that joined late). Default true.
+    public var requestBacklog: Bool
 
     public init(nodeId: String, brokerEndpoint: String, brokerPublicKey: String, secretKeyFile: String,
                 journalPath: String, clearance: String, heartbeatIntervalMilliseconds: Int = 1_000,
                 brokerTimeoutMilliseconds: Int = 5_000, resendAfterMilliseconds: Int = 3_000,
-                outboxPollMilliseconds: Int = 100, reconnectMilliseconds: Int = 100, reconnectMaxMilliseconds: Int = 5_000) {
+                outboxPollMilliseconds: Int = 100, reconnectMilliseconds: Int = 100, reconnectMaxMilliseconds: Int = 5_000,
+                requestBacklog: Bool = true) {
         self.nodeId = nodeId
         self.brokerEndpoint = brokerEndpoint
         self.brokerPublicKey = brokerPublicKey
@@ -43,12 +47,13 @@ public struct NodeConfiguration: Sendable, Codable {
         self.outboxPollMilliseconds = outboxPollMilliseconds
         self.reconnectMilliseconds = reconnectMilliseconds
         self.reconnectMaxMilliseconds = reconnectMaxMilliseconds
+        self.requestBacklog = requestBacklog
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeId, brokerEndpoint, brokerPublicKey, secretKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
-        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds
+        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog
     }
 
     public init(from decoder: any Decoder) throws {
@@ -65,7 +70,8 @@ public struct NodeConfiguration: Sendable, Codable {
             resendAfterMilliseconds: try c.decodeIfPresent(Int.self, forKey: .resendAfterMilliseconds) ?? 3_000,
             outboxPollMilliseconds: try c.decodeIfPresent(Int.self, forKey: .outboxPollMilliseconds) ?? 100,
             reconnectMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMilliseconds) ?? 100,
-            reconnectMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMilliseconds) ?? 5_000)
+            reconnectMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMilliseconds) ?? 5_000,
+            requestBacklog: try c.decodeIfPresent(Bool.self, forKey: .requestBacklog) ?? true)
     }
 
     /// The clearance as a level; `load` has checked it parses.

@@ -71,6 +71,7 @@ final class NodeLoop {
                 var hello = Hello()
                 hello.protocolVersion = 1
                 hello.agent = "ctbus-node/0.1"
+                hello.requestBacklog = try configuration.requestBacklog && journal.needsBacklog()
                 send(.hello(hello))
                 lastHello = now
             }
@@ -121,7 +122,8 @@ final class NodeLoop {
             }
             switch kind {
             case .welcome(let welcome):
-                logger.info("session open", metadata: ["as": "\(welcome.nodeID)"])
+                logger.info("session open", metadata: ["as": "\(welcome.nodeID)", "backlog": "\(welcome.backlogQueued)"])
+                if configuration.requestBacklog, try journal.needsBacklog() { try journal.markBacklogRequested() }
                 setWelcomed(true)
                 resendAll = true
             case .publishAck(let ack):

@@ -50,9 +50,17 @@ public final class LocalBus: Sendable {
     }
 
     public let folder: URL
-    public let registry: NodeRegistry
+    /// The registry as it is now (`addNode` extends it; a running broker sees it after a restart).
+    public var registry: NodeRegistry { membership.withLock { $0.registry } }
+    /// Every node's key pair.
+    public var nodeKeys: [String: CurveKeyPair] { membership.withLock { $0.keys } }
+    private let membership: Mutex<Membership>
+
+    private struct Membership {
+        var registry: NodeRegistry
+        var keys: [String: CurveKeyPair]
+    }
     public let brokerKeys: CurveKeyPair
-    public let nodeKeys: [String: CurveKeyPair]
     public let brokerConfiguration: BrokerConfiguration
     private let logger: Logger
     private let running = Mutex(Running())
@@ -70,38 +78,43 @@ public final class LocalBus: Sendable {
         self.logger = logger
         brokerKeys = try CurveKeyPair.generate()
         _ = try brokerKeys.write(toFolder: folder.path, name: "broker")
-        var keys: [String: CurveKeyPair] = [:]
-        var entries: [NodeRegistry.Entry] = []
-        for spec in nodes {
-            let pair = try CurveKeyPair.generate()
-            keys[spec.id] = pair
-            _ = try pair.write(toFolder: folder.path, name: spec.id)
-            let profile = NodeProfile(id: spec.id, role: spec.role, clearance: spec.clearance, groups: spec.groups, themes: spec.themes)
-            entries.append(NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey))
-        }
-        nodeKeys = keys
-        registry = try NodeRegistry(entries: entries)
-        try registry.json().write(to: folder.appendingPathComponent("registry.json"))
+        membership = Mutex(Membership(registry: try NodeRegistry(entries: []), keys: [:]))
         brokerConfiguration = BrokerConfiguration(
             endpoint: "tcp://127.0.0.1:\(try Self.freePort())",
             secretKeyFile: folder.appendingPathComponent("broker.key").path,
             registryFile: folder.appendingPathComponent("registry.json").path,
             storePath: folder.appendingPathComponent("broker.sqlite").path,
             maxMessageBytes: maxMessageBytes, heartbeatIntervalMilliseconds: 100, sessionTimeoutMilliseconds: 1_000)
+        for spec in nodes { try addNode(spec) }
+    }
+
+    /// Adds a node to the registry with a new key pair and rewrites registry.json. A running
+    /// broker learns of it when it starts again.
+    public func addNode(_ spec: NodeSpec) throws {
+        let pair = try CurveKeyPair.generate()
+        _ = try pair.write(toFolder: folder.path, name: spec.id)
+        let profile = NodeProfile(id: spec.id, role: spec.role, clearance: spec.clearance, groups: spec.groups, themes: spec.themes)
+        let registry = try membership.withLock { state throws -> NodeRegistry in
+            state.registry = try NodeRegistry(entries: state.registry.entries + [NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey)])
+            state.keys[spec.id] = pair
+            return state.registry
+        }
+        try registry.json().write(to: folder.appendingPathComponent("registry.json"))
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago (the broker binds it by number, so
-    /// nodes can be configured before the broker starts).
+    /// nodes can be configured before the broker starts). It is drawn below Linux's ephemeral
+    /// range (32768-60999): a port from that range can be taken as the local end of some
+    /// outgoing connection while a broker is restarting, and the broker could not bind again.
     static func freePort() throws -> Int {
         let context = try ZMQContext()
-        let socket = try ZMQSocket(context: context, type: .router)
-        try socket.bind("tcp://127.0.0.1:*")
-        let endpoint = socket.lastEndpoint
-        socket.close()
-        guard let port = endpoint.split(separator: ":").last.flatMap({ Int($0) }) else {
-            throw ConfigurationError("could not pick a free port (\(endpoint))")
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let socket = try ZMQSocket(context: context, type: .router)
+            defer { socket.close() }
+            if (try? socket.bind("tcp://127.0.0.1:\(port)")) != nil { return port }
         }
-        return port
+        throw ConfigurationError("could not find a free port on 127.0.0.1 between 20000 and 32000")
     }
 
     /// A free TCP port on 127.0.0.1, for tests that run their own processes.

@@ -1,6 +1,7 @@
 import CTBusBroker
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
 import Foundation
@@ -128,5 +129,36 @@ struct DeliveryTests {
         try bus.startNode("oct")
         let oct = try bus.journal("oct")
         #expect(try Wait.until { try oct.count(messageId: id) == 1 })
+    }
+
+    @Test("A node added to the registry later gets the backlog it is entitled to under today's policy, once")
+    func lateJoinerBacklog() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        let open = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let confidential = try bus.publish(SampleMessages.missionReport(handling: SampleMessages.handling(.confidential)), from: "cted")
+        let octOnly = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])),
+                                      from: "cted")
+        let cted = try bus.journal("cted")
+        #expect(try Wait.until { try [open, confidential, octOnly].allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
+
+        try bus.addNode(.init("wg-late", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]))
+        bus.stopBroker()
+        try bus.startBroker() // the broker reads the registry when it starts
+        try bus.startNode("wg-late")
+        let late = try bus.journal("wg-late")
+        #expect(try Wait.until { try late.count() == 2 })
+        #expect(try late.entries().map(\.messageId) == [open, confidential])
+        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-late") == 0 })
+
+        // A restart neither asks again nor duplicates anything.
+        bus.stopNode("wg-late")
+        try bus.startNode("wg-late")
+        #expect(bus.waitUntilConnected())
+        let later = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try late.count(messageId: later) == 1 })
+        #expect(try late.count() == 3)
     }
 }

@@ -132,6 +132,10 @@ public nonisolated struct Hello: Sendable {
   /// free text, for logs ("ctbus-node/0.1")
   public var agent: String = String()
 
+  /// A node that joined late (its journal holds nothing yet) asks for the retained messages it
+  /// is entitled to under the policy as it is now. They are queued after anything already queued.
+  public var requestBacklog: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -150,6 +154,9 @@ public nonisolated struct Welcome: Sendable {
 
   /// the broker's size limit for a whole Publish frame
   public var maxMessageBytes: UInt32 = 0
+
+  /// messages queued in answer to request_backlog
+  public var backlogQueued: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -370,7 +377,7 @@ nonisolated extension ErrorCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}agent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{1}agent\0\u{3}request_backlog\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -380,6 +387,7 @@ nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.requestBacklog) }()
       default: break
       }
     }
@@ -392,12 +400,16 @@ nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if !self.agent.isEmpty {
       try visitor.visitSingularStringField(value: self.agent, fieldNumber: 2)
     }
+    if self.requestBacklog != false {
+      try visitor.visitSingularBoolField(value: self.requestBacklog, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Hello, rhs: Hello) -> Bool {
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.agent != rhs.agent {return false}
+    if lhs.requestBacklog != rhs.requestBacklog {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -405,7 +417,7 @@ nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
 
 nonisolated extension Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}node_id\0\u{3}max_message_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}node_id\0\u{3}max_message_bytes\0\u{3}backlog_queued\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -416,6 +428,7 @@ nonisolated extension Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.maxMessageBytes) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.backlogQueued) }()
       default: break
       }
     }
@@ -431,6 +444,9 @@ nonisolated extension Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if self.maxMessageBytes != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxMessageBytes, fieldNumber: 3)
     }
+    if self.backlogQueued != 0 {
+      try visitor.visitSingularUInt32Field(value: self.backlogQueued, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -438,6 +454,7 @@ nonisolated extension Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs.nodeID != rhs.nodeID {return false}
     if lhs.maxMessageBytes != rhs.maxMessageBytes {return false}
+    if lhs.backlogQueued != rhs.backlogQueued {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
