@@ -161,4 +161,26 @@ struct DeliveryTests {
         #expect(try Wait.until { try late.count(messageId: later) == 1 })
         #expect(try late.count() == 3)
     }
+
+    @Test("A stalled node holds back only its own queue: the others get everything, the broker keeps its backlog on disk")
+    func stalledNodeDoesNotHoldOthersBack() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        for node in ["cted", "oct", "wg-border"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        // wg-cft says Hello and then never reads nor acknowledges anything.
+        let stalled = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
+        try stalled.hello()
+        let broker = try #require(bus.broker)
+        let cted = try bus.journal("cted")
+        let count = 1_000
+        for _ in 0..<count { try Publisher.enqueue(SampleMessages.recommendation(), into: cted) }
+
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until(seconds: 60) { try oct.count() == count && border.count() == count })
+        #expect(try broker.store.queueDepth(for: "wg-cft") == count) // all kept, none acknowledged, none dropped
+        _ = stalled
+    }
 }
