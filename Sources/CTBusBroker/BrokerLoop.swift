@@ -259,12 +259,22 @@ final class BrokerLoop {
         }
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         var recipients: [Publication.Recipient] = []
+        var audit: [AuditEntry] = []
         for (node, decision) in ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: registry.profiles) {
-            guard case .deliver(let paths) = decision else { continue }
-            let redacted = paths.isEmpty ? nil : try Redactor.redact(payload, paths: paths).serialized()
-            recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths))
+            switch decision {
+            case .deliver(let paths) where paths.isEmpty:
+                recipients.append(Publication.Recipient(nodeId: node.id))
+                audit.append(AuditEntry(nodeId: node.id, outcome: .delivered, rule: nil, reason: "entitled"))
+            case .deliver(let paths):
+                let redacted = try Redactor.redact(payload, paths: paths).serialized()
+                recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths))
+                audit.append(AuditEntry(nodeId: node.id, outcome: .redacted, rule: PolicyRule.memberStateRestriction.rawValue,
+                                        reason: "removed \(paths.joined(separator: ", "))"))
+            case .refuse(let rule, let reason):
+                audit.append(AuditEntry(nodeId: node.id, outcome: .refused, rule: rule.rawValue, reason: reason))
+            }
         }
-        return try Publication(envelope: envelope, payload: publish.payload, recipients: recipients)
+        return try Publication(envelope: envelope, payload: publish.payload, recipients: recipients, audit: audit)
     }
 
     // MARK: Deliveries

@@ -41,6 +41,15 @@ public final class BrokerStore: Sendable {
                     redacted_paths TEXT,
                     PRIMARY KEY (node_id, sequence)
                 ) WITHOUT ROWID;
+                CREATE TABLE audit (
+                    message_id TEXT NOT NULL REFERENCES message(message_id),
+                    node_id TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    rule TEXT,
+                    reason TEXT NOT NULL,
+                    recorded_at REAL NOT NULL
+                );
+                CREATE INDEX audit_message ON audit(message_id);
                 """)
         }
         return migrator
@@ -85,6 +94,7 @@ public final class BrokerStore: Sendable {
         for recipient in publication.recipients {
             try queue(publication.messageId, for: recipient, in: db)
         }
+        try record(publication.audit, of: publication.messageId, in: db, now: now)
         return .stored(recipients: publication.recipients.count)
     }
 
@@ -99,6 +109,30 @@ public final class BrokerStore: Sendable {
         try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths) VALUES (?, ?, ?, ?, ?)",
                        arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
                                    recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
+    }
+
+    private static func record(_ entries: [AuditEntry], of messageId: String, in db: Database, now: Date) throws {
+        for entry in entries {
+            try db.execute(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970])
+        }
+    }
+
+    /// The audit trail of one message: for every node, whether it received the message (whole
+    /// or redacted) or was refused, by which rule, and when. Never the message's content.
+    public func audit(messageId: String) throws(StoreError) -> AuditTrail? {
+        try database.read { db in
+            guard let message = try Row.fetchOne(db, sql: "SELECT originator, type, classification, received_at FROM message WHERE message_id = ?",
+                                                 arguments: [messageId]) else { return nil }
+            let entries = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId]).map { row in
+                AuditEntry(nodeId: row["node_id"], outcome: AuditEntry.Outcome(rawValue: row["outcome"]) ?? .refused,
+                           rule: row["rule"], reason: row["reason"],
+                           recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
+            }
+            return AuditTrail(messageId: messageId, originator: message["originator"], typeName: message["type"],
+                              classificationName: message["classification"],
+                              storedAt: Date(timeIntervalSince1970: message["received_at"]), entries: entries)
+        }
     }
 
     /// Queues for `nodeId` every retained message that `entitle` grants it (the policy as it is
@@ -116,6 +150,9 @@ public final class BrokerStore: Sendable {
             for row in rows {
                 guard let recipient = entitle(row["envelope"], row["payload"]), recipient.nodeId == nodeId else { continue }
                 try Self.queue(row["message_id"], for: recipient, in: db)
+                let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
+                try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome, rule: nil, reason: "backlog of a late joiner")],
+                                of: row["message_id"], in: db, now: Date())
                 queued += 1
             }
             return queued
@@ -216,8 +253,10 @@ public struct Publication: Sendable {
     public let envelope: Data
     public let payload: Data
     public let recipients: [Recipient]
+    /// The decision for every node of the registry, for the audit trail.
+    public let audit: [AuditEntry]
 
-    public init(envelope: Envelope, payload: Data, recipients: [Recipient]) throws {
+    public init(envelope: Envelope, payload: Data, recipients: [Recipient], audit: [AuditEntry] = []) throws {
         messageId = envelope.messageID
         originator = envelope.originator
         typeName = envelope.type.name
@@ -227,6 +266,7 @@ public struct Publication: Sendable {
         self.envelope = try envelope.serializedData(options: options)
         self.payload = payload
         self.recipients = recipients
+        self.audit = audit
     }
 }
 
@@ -237,4 +277,39 @@ public struct QueuedDelivery: Sendable {
     public let envelope: Data
     public let payload: Data
     public let redactedPaths: [String]
+}
+
+/// One line of a message's audit trail.
+public struct AuditEntry: Sendable, Equatable {
+    public enum Outcome: String, Sendable {
+        case delivered
+        /// Delivered with fields removed (partial Member State restriction).
+        case redacted
+        case refused
+    }
+
+    public let nodeId: String
+    public let outcome: Outcome
+    /// The policy rule that refused the node (`clearance`, `releasability`, ...), nil when delivered.
+    public let rule: String?
+    public let reason: String
+    public let recordedAt: Date
+
+    public init(nodeId: String, outcome: Outcome, rule: String?, reason: String, recordedAt: Date = Date()) {
+        self.nodeId = nodeId
+        self.outcome = outcome
+        self.rule = rule
+        self.reason = reason
+        self.recordedAt = recordedAt
+    }
+}
+
+/// Who received a message and who was refused, by which rule.
+public struct AuditTrail: Sendable {
+    public let messageId: String
+    public let originator: String
+    public let typeName: String
+    public let classificationName: String
+    public let storedAt: Date
+    public let entries: [AuditEntry]
 }
