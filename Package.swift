@@ -35,7 +35,11 @@ let package = Package(
             exclude: ["Generated/SOURCES.sha256"],
             swiftSettings: strictSettings
         ),
-        .target(name: "CTBusPolicy", dependencies: ["CTBusSchema"], swiftSettings: strictSettings),
+        .target(
+            name: "CTBusPolicy",
+            dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "CTBusJournal",
             dependencies: [
@@ -90,7 +94,11 @@ let package = Package(
             dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "CTBusPolicyTests", dependencies: ["CTBusPolicy", "CTBusSchema"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CTBusPolicyTests",
+            dependencies: ["CTBusPolicy", "CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CTBusIntegrationTests",
             dependencies: [

@@ -315,11 +315,27 @@ final class BrokerLoop {
                 logger.error("stored envelope does not decode", metadata: ["message-id": "\(delivery.messageId)"])
                 continue
             }
+            if ConfidentialityPolicy.isExpired(deliver.envelope) {
+                // Expired while queued: it is not delivered any more, and leaves the queue.
+                discardExpired(delivery, for: nodeId)
+                sessions[nodeId]?.sentThrough = delivery.sequence
+                continue
+            }
             deliver.payload = delivery.payload
             deliver.redactedPaths = delivery.redactedPaths
             guard send(.deliver(deliver), to: session.routingId) else { break }
             sessions[nodeId]?.sentThrough = delivery.sequence
             sessions[nodeId]?.inFlight.append(delivery.sequence)
+        }
+    }
+
+    private func discardExpired(_ delivery: QueuedDelivery, for nodeId: String) {
+        do {
+            try store.discard(nodeId: nodeId, sequence: delivery.sequence, messageId: delivery.messageId,
+                              audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: PolicyRule.expired.rawValue,
+                                                reason: "expired before the node came to take it"))
+        } catch {
+            logger.error("could not discard an expired delivery", metadata: ["node": "\(nodeId)", "error": "\(error)"])
         }
     }
 

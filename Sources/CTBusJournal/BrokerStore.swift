@@ -216,6 +216,14 @@ public final class BrokerStore: Sendable {
         }
     }
 
+    /// Removes one queue entry without delivering it (it expired) and records why.
+    public func discard(nodeId: String, sequence: UInt64, messageId: String, audit: AuditEntry) throws(StoreError) {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?", arguments: [nodeId, Int64(bitPattern: sequence)])
+            try Self.record([audit], of: messageId, in: db, now: Date())
+        }
+    }
+
     /// How many deliveries wait for `nodeId`.
     public func queueDepth(for nodeId: String) throws(StoreError) -> Int {
         try database.read { db in

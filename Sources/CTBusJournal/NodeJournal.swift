@@ -384,14 +384,18 @@ public struct JournalEntry: Sendable {
         redactedPaths = (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? []
     }
 
-    /// The whole message, decoded (for `journal show` and `export`).
-    public func message() throws(BusError) -> BusMessage {
-        let envelope: Envelope
+    /// The envelope, decoded.
+    public func envelope() throws(BusError) -> Envelope {
         do {
-            envelope = try Envelope(serializedBytes: envelopeBytes)
+            return try Envelope(serializedBytes: envelopeBytes)
         } catch {
             throw BusError(.malformedFrame, "journal entry \(messageId): envelope does not decode")
         }
+    }
+
+    /// The whole message, decoded (for `journal show` and `export`).
+    public func message() throws(BusError) -> BusMessage {
+        let envelope = try envelope()
         var message = BusMessage()
         message.envelope = envelope
         message.payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload)

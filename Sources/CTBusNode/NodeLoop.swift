@@ -1,4 +1,5 @@
 import CTBusJournal
+import CTBusPolicy
 import CTBusSchema
 import Foundation
 import Logging
@@ -166,7 +167,8 @@ final class NodeLoop {
     /// its clearance. A refused delivery is logged, counted and acknowledged (never journaled).
     private func admits(_ deliver: Deliver) -> Bool {
         let envelope = deliver.envelope
-        guard envelope.handling.classification.rawValue > configuration.clearanceLevel.rawValue else { return true }
+        let classification = ConfidentialityPolicy.effectiveClassification(envelope.handling)
+        guard classification.rawValue > configuration.clearanceLevel.rawValue else { return true }
         logger.error("refused a delivery above this node's clearance", metadata: [
             "message-id": "\(envelope.messageID)", "type": "\(envelope.type.name)",
             "classification": "\(envelope.handling.classification.name)",

@@ -1,4 +1,6 @@
 import CTBusSchema
+import Foundation
+import SwiftProtobuf
 
 /// The rule of DESIGN.md section 3 that kept a node from receiving a message.
 public enum PolicyRule: String, Sendable, CaseIterable {
@@ -14,6 +16,8 @@ public enum PolicyRule: String, Sendable, CaseIterable {
     case releasability
     /// A whole-message Member State restriction does not allow the node.
     case memberStateRestriction = "member-state-restriction"
+    /// The message expired (envelope.expires_at) before it could be delivered.
+    case expired
 }
 
 /// The policy's answer for one node and one message.
@@ -52,12 +56,29 @@ public enum ConfidentialityPolicy {
         }
     }
 
-    /// Whether `node` receives the message of `envelope`, published by `originator`.
-    public static func decide(_ envelope: Envelope, originator: String, for node: NodeProfile) -> RecipientDecision {
+    /// The classification in force at `now`: UNCLASSIFIED from the declassify-on date on.
+    public static func effectiveClassification(_ handling: Handling, at now: Date = Date()) -> Classification {
+        guard let date = CalendarDate.parse(handling.declassifyOn), CalendarDate.today(now) >= date else {
+            return handling.classification
+        }
+        return .unclassified
+    }
+
+    /// Whether the message has expired at `now` (envelope.expires_at passed).
+    public static func isExpired(_ envelope: Envelope, at now: Date = Date()) -> Bool {
+        envelope.hasExpiresAt && envelope.expiresAt.date <= now
+    }
+
+    /// Whether `node` receives the message of `envelope`, published by `originator`, at `now`
+    /// (expiry and declassification depend on the date).
+    public static func decide(_ envelope: Envelope, originator: String, for node: NodeProfile,
+                              at now: Date = Date()) -> RecipientDecision {
         let handling = envelope.handling
         if node.id == originator { return .refuse(.originator, reason: "is the originator") }
-        if node.clearance.rawValue < handling.classification.rawValue {
-            return .refuse(.clearance, reason: "clearance \(node.clearance.name) is below \(handling.classification.name)")
+        if isExpired(envelope, at: now) { return .refuse(.expired, reason: "the message has expired") }
+        let classification = effectiveClassification(handling, at: now)
+        if node.clearance.rawValue < classification.rawValue {
+            return .refuse(.clearance, reason: "clearance \(node.clearance.name) is below \(classification.name)")
         }
         if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
             return .refuse(.releasability, reason: "is not on the releasability list")
@@ -81,9 +102,9 @@ public enum ConfidentialityPolicy {
     }
 
     /// The decision for every node of a registry, in registry order.
-    public static func decide(_ envelope: Envelope, originator: String,
-                              among nodes: [NodeProfile]) -> [(node: NodeProfile, decision: RecipientDecision)] {
-        nodes.map { ($0, decide(envelope, originator: originator, for: $0)) }
+    public static func decide(_ envelope: Envelope, originator: String, among nodes: [NodeProfile],
+                              at now: Date = Date()) -> [(node: NodeProfile, decision: RecipientDecision)] {
+        nodes.map { ($0, decide(envelope, originator: originator, for: $0, at: now)) }
     }
 
     private static func isNamed(_ node: NodeProfile, in list: [String]) -> Bool {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import Foundation
 import SwiftProtobuf
@@ -99,11 +100,20 @@ struct JournalCommand: ParsableCommand {
         @OptionGroup var location: Location
         @OptionGroup var filters: Filters
 
+        @Flag(help: "Also list messages whose expiry date has passed (hidden by default).")
+        var includeExpired = false
+
         func run() throws {
             try runReportingErrors {
-                let entries = try location.open().entries(matching: try filters.filter())
-                for entry in entries { print(JournalFormat.line(entry)) }
-                FileHandle.standardError.write(Data("\(entries.count) entries\n".utf8))
+                var entries = try location.open().entries(matching: try filters.filter())
+                let now = Date()
+                let expired = entries.filter { entry in
+                    (try? entry.envelope()).map { ConfidentialityPolicy.isExpired($0, at: now) } ?? false
+                }.map(\.messageId)
+                if !includeExpired { entries.removeAll { expired.contains($0.messageId) } }
+                for entry in entries { print(JournalFormat.line(entry, now: now)) }
+                let hidden = includeExpired || expired.isEmpty ? "" : " (\(expired.count) expired not shown; --include-expired lists them)"
+                FileHandle.standardError.write(Data("\(entries.count) entries\(hidden)\n".utf8))
             }
         }
     }
@@ -185,12 +195,22 @@ extension JournalCommand {
 }
 
 enum JournalFormat {
-    static func line(_ entry: JournalEntry) -> String {
+    static func line(_ entry: JournalEntry, now: Date = Date()) -> String {
         let time = ISO8601DateFormatter().string(from: entry.createdAt)
+        let envelope = try? entry.envelope()
+        var classification = entry.classificationName
+        if let handling = envelope?.handling, ConfidentialityPolicy.effectiveClassification(handling, at: now) != handling.classification {
+            classification = "UNCLASSIFIED*" // declassified on handling.declassify_on
+        }
         var line = "\(entry.messageId)  \(time)  \(entry.direction.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) "
             + "\(entry.typeName.padding(toLength: 29, withPad: " ", startingAt: 0))"
-            + "\(entry.classificationName.padding(toLength: 22, withPad: " ", startingAt: 0))"
+            + "\(classification.padding(toLength: 22, withPad: " ", startingAt: 0))"
             + "\(entry.subject.padding(toLength: 8, withPad: " ", startingAt: 0))from \(entry.originator)"
+        if let tlp = envelope?.handling.tlp, tlp != .tlpUnspecified { line += "  TLP:\(tlp.label)" }
+        if let handling = envelope?.handling, classification.hasSuffix("*") {
+            line += "  [declassified \(handling.declassifyOn), was \(handling.classification.name)]"
+        }
+        if let envelope, ConfidentialityPolicy.isExpired(envelope, at: now) { line += "  [expired]" }
         if !entry.redactedPaths.isEmpty { line += "  [redacted: \(entry.redactedPaths.joined(separator: ", "))]" }
         if entry.direction == .sent && entry.acknowledgedAt == nil { line += "  [not acknowledged]" }
         return line
@@ -244,5 +264,19 @@ enum JournalFormat {
             }
         }
         return output
+    }
+}
+
+extension TlpLabel {
+    /// The TLP 2.0 label as people write it ("AMBER+STRICT").
+    var label: String {
+        switch self {
+        case .tlpClear: "CLEAR"
+        case .tlpGreen: "GREEN"
+        case .tlpAmber: "AMBER"
+        case .tlpAmberStrict: "AMBER+STRICT"
+        case .tlpRed: "RED"
+        case .tlpUnspecified, .UNRECOGNIZED: "-"
+        }
     }
 }

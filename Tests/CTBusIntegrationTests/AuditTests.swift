@@ -4,6 +4,7 @@ import CTBusNode
 import CTBusSchema
 import CTBusTesting
 import Foundation
+import SwiftProtobuf
 import Testing
 
 @Suite("Audit")
@@ -43,5 +44,28 @@ struct AuditTests {
         #expect(!cli.output.contains(marker))
         let missing = try CommandLineTests.run(["audit", "--store", bus.brokerConfiguration.storePath, MessageID.generate()])
         #expect(missing.status == 1)
+    }
+
+    @Test("A message that expires while a node is away is not delivered to it, and the audit says why")
+    func expiredWhileAway() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        var message = SampleMessages.recommendation()
+        let expiry = Date().addingTimeInterval(1)
+        message.envelope.expiresAt = .init(date: expiry)
+        let id = try bus.publish(message, from: "cted")
+        let cted = try bus.journal("cted")
+        #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(Wait.until { Date() > expiry }) // OCT comes back after the expiry
+        try bus.startNode("oct")
+        let sentinel = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try oct.count(messageId: sentinel) == 1 })
+        #expect(try oct.count(messageId: id) == 0)
+        let trail = try #require(try bus.broker!.store.audit(messageId: id))
+        #expect(trail.entries.contains { $0.nodeId == "oct" && $0.rule == "expired" })
+        #expect(try bus.broker!.store.queueDepth(for: "oct") == 0)
     }
 }

@@ -1,6 +1,7 @@
 import CTBusPolicy
 import CTBusSchema
 import Foundation
+import SwiftProtobuf
 import Testing
 
 @Suite("Confidentiality policy")
@@ -111,6 +112,39 @@ struct ConfidentialityPolicyTests {
                     #expect(node.id != "cted")
                 }
             }
+        }
+    }
+
+    @Test("Declassify-on: from that date on the message counts as UNCLASSIFIED, never before")
+    func declassification() {
+        var envelope = Self.envelope(.confidential)
+        envelope.handling.declassifyOn = "2027-01-01"
+        let before = ISO8601DateFormatter().date(from: "2026-12-31T23:00:00Z")!
+        let after = ISO8601DateFormatter().date(from: "2027-01-01T00:30:00Z")!
+        #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", for: Self.rights, at: before).isDelivered == false)
+        #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", for: Self.rights, at: after) == .deliver(redactedPaths: []))
+        // Declassification never widens a releasability list.
+        envelope.handling.releasability = ["oct"]
+        #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", for: Self.rights, at: after).isDelivered == false)
+    }
+
+    @Test("Expiry: an expired message is delivered to nobody")
+    func expiry() {
+        var envelope = Self.envelope(.unclassified)
+        envelope.expiresAt = .init(date: Date(timeIntervalSince1970: 1_900_000_000))
+        #expect(Self.recipients(envelope) == ["oct", "wg-border", "wg-rights"])
+        let later = Date(timeIntervalSince1970: 1_900_000_001)
+        #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", among: Self.nodes, at: later)
+            .allSatisfy { $0.decision == .refuse(.expired, reason: "the message has expired") || $0.node.id == "cted" })
+    }
+
+    @Test("The TLP label is carried but never widens delivery")
+    func tlpNeverWidens() {
+        var envelope = Self.envelope(.confidential, list: ["oct"])
+        let baseline = Self.recipients(envelope)
+        for label in [TlpLabel.tlpClear, .tlpGreen, .tlpAmber, .tlpAmberStrict, .tlpRed] {
+            envelope.handling.tlp = label
+            #expect(Self.recipients(envelope) == baseline)
         }
     }
 }
