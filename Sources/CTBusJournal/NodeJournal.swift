@@ -44,6 +44,13 @@ public final class NodeJournal: Sendable {
                     refused_code TEXT,
                     refused_detail TEXT
                 );
+                CREATE TABLE draft (
+                    message_id TEXT PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    envelope BLOB NOT NULL,
+                    payload BLOB NOT NULL,
+                    saved_at REAL NOT NULL
+                );
                 CREATE TABLE meta (
                     key TEXT PRIMARY KEY,
                     value TEXT NOT NULL
@@ -133,6 +140,48 @@ public final class NodeJournal: Sendable {
                                              arguments: [messageId]) else { return .queued }
             if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
             return .queued
+        }
+    }
+
+    // MARK: Drafts
+
+    /// Keeps a validated message as a draft: it stays in this journal and is never sent until
+    /// `releaseDraft` moves it to the outbox.
+    public func saveDraft(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            let known = try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM entry WHERE message_id = ? UNION SELECT 1 FROM draft WHERE message_id = ?
+                """, arguments: [envelope.messageID, envelope.messageID]) ?? false
+            if known { throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal") }
+            try db.execute(sql: "INSERT INTO draft (message_id, type, envelope, payload, saved_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [envelope.messageID, envelope.type.name, try envelope.serializedData(), payload,
+                                       now.timeIntervalSince1970])
+        }
+    }
+
+    /// The drafts, oldest first: (message id, type, saved at).
+    public func drafts() throws(StoreError) -> [(messageId: String, typeName: String, savedAt: Date)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT message_id, type, saved_at FROM draft ORDER BY saved_at").map { row in
+                (row["message_id"], row["type"], Date(timeIntervalSince1970: row["saved_at"]))
+            }
+        }
+    }
+
+    /// Moves a draft into the journal and the outbox (as `enqueue` does), in one transaction.
+    /// Returns the draft's envelope and payload, so the caller can validate it again first.
+    public func releaseDraft(messageId: String, check: (Envelope, Data) throws -> Void, now: Date = Date()) throws -> Envelope {
+        try database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT envelope, payload FROM draft WHERE message_id = ?", arguments: [messageId]) else {
+                throw StoreError(.notFound, "no draft \(messageId) in this journal")
+            }
+            let envelope = try Envelope(serializedBytes: row["envelope"] as Data)
+            let payload: Data = row["payload"]
+            try check(envelope, payload)
+            try db.execute(sql: "DELETE FROM draft WHERE message_id = ?", arguments: [messageId])
+            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+            try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)", arguments: [messageId, now.timeIntervalSince1970])
+            return envelope
         }
     }
 

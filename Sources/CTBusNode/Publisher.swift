@@ -36,6 +36,24 @@ public enum Publisher {
         return message.envelope.messageID
     }
 
+    /// Validates a message and keeps it as a draft in `journal`; it leaves the node only when
+    /// released. Returns the message id.
+    @discardableResult
+    public static func saveDraft(_ message: BusMessage, into journal: NodeJournal) throws -> String {
+        try MessageValidator.validate(message)
+        guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
+        try journal.saveDraft(envelope: message.envelope, payload: try payload.serialized())
+        return message.envelope.messageID
+    }
+
+    /// Releases a draft: validates it again (the rules may have changed since) and moves it to
+    /// the outbox, from where the node daemon sends it.
+    public static func releaseDraft(_ messageId: String, from journal: NodeJournal) throws {
+        _ = try journal.releaseDraft(messageId: messageId) { envelope, payload in
+            try MessageValidator.validate(envelope: envelope, payload: try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload))
+        }
+    }
+
     private static func describe(_ error: any Error) -> String {
         if let error = error as? JSONDecodingError {
             switch error {

@@ -68,4 +68,28 @@ struct AuditTests {
         #expect(trail.entries.contains { $0.nodeId == "oct" && $0.rule == "expired" })
         #expect(try bus.broker!.store.queueDepth(for: "oct") == 0)
     }
+
+    @Test("A draft never leaves the node that wrote it; released, it goes out like any publication")
+    func drafts() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let cted = try bus.journal("cted")
+        let draft = SampleMessages.recommendation()
+        let id = try Publisher.saveDraft(draft, into: cted)
+        #expect(try cted.drafts().map(\.messageId) == [id])
+        let sentinel = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try oct.count(messageId: sentinel) == 1 })
+        #expect(try oct.count(messageId: id) == 0)
+        #expect(try bus.broker!.store.audit(messageId: id) == nil) // the broker never saw it
+
+        try Publisher.releaseDraft(id, from: cted)
+        #expect(try cted.drafts().isEmpty)
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
+        #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted) } // released once
+    }
 }
