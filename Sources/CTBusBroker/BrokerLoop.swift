@@ -87,8 +87,7 @@ final class BrokerLoop {
             send(error: BusError(.notAuthenticated, "connection has no registered identity"), to: routingId)
             return
         }
-        guard message.frames.count == 2, let frame = try? Frame(serializedBytes: message.frames[1]),
-              let kind = frame.kind else {
+        guard message.frames.count == 2, let kind = try? Admission.decodeFrame(message.frames[1]) else {
             logger.warning("malformed frame", metadata: ["node": "\(nodeId)", "frames": "\(message.frames.count)"])
             send(error: BusError(.malformedFrame, "expected one protobuf Frame after the routing id"), to: routingId)
             return
@@ -230,51 +229,33 @@ final class BrokerLoop {
 
     /// Checks one publication and decides its recipients. Throws the BusError to send back.
     private func admit(_ pending: PendingPublish) throws -> Publication {
-        let publish = pending.publish
-        var envelope = publish.envelope
-        let messageId = envelope.messageID
-        guard pending.size <= configuration.maxMessageBytes else {
-            throw BusError(.messageTooLarge, "\(pending.size) bytes; this broker accepts at most \(configuration.maxMessageBytes)",
-                           messageId: messageId)
-        }
-        guard publish.hasEnvelope else { throw BusError(.malformedFrame, "Publish without an envelope") }
         guard let publisher = registry.entry(id: pending.nodeId)?.profile else {
-            throw BusError(.notAuthenticated, "node \(pending.nodeId) is not in the registry", messageId: messageId)
+            throw BusError(.notAuthenticated, "node \(pending.nodeId) is not in the registry",
+                           messageId: pending.publish.envelope.messageID)
         }
-        if !envelope.originator.isEmpty, envelope.originator != publisher.id {
+        let admitted = try Admission.admit(pending.publish, size: pending.size, from: publisher, among: registry.profiles,
+                                           maxMessageBytes: configuration.maxMessageBytes)
+        if let claimed = admitted.claimedOriginator {
             logger.warning("publisher claimed another originator; the broker sets it",
-                           metadata: ["node": "\(publisher.id)", "claimed": "\(envelope.originator)", "message-id": "\(messageId)"])
+                           metadata: ["node": "\(publisher.id)", "claimed": "\(claimed)", "message-id": "\(admitted.envelope.messageID)"])
         }
-        envelope.originator = publisher.id
-        let payload: BusMessage.OneOf_Payload
-        do {
-            payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: publish.payload)
-        } catch {
-            throw BusError(error.code, error.detail, messageId: messageId)
-        }
-        do {
-            try MessageValidator.validate(envelope: envelope, payload: payload)
-        } catch {
-            throw BusError(error.code, error.detail, messageId: messageId)
-        }
-        try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         var recipients: [Publication.Recipient] = []
         var audit: [AuditEntry] = []
-        for (node, decision) in ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: registry.profiles) {
+        for (node, decision) in admitted.decisions {
             switch decision {
             case .deliver(let paths) where paths.isEmpty:
                 recipients.append(Publication.Recipient(nodeId: node.id))
                 audit.append(AuditEntry(nodeId: node.id, outcome: .delivered, rule: nil, reason: "entitled"))
             case .deliver(let paths):
-                let redacted = try Redactor.redact(payload, paths: paths).serialized()
-                recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths))
+                recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: admitted.redactedPayloads[node.id],
+                                                        redactedPaths: paths))
                 audit.append(AuditEntry(nodeId: node.id, outcome: .redacted, rule: PolicyRule.memberStateRestriction.rawValue,
                                         reason: "removed \(paths.joined(separator: ", "))"))
             case .refuse(let rule, let reason):
                 audit.append(AuditEntry(nodeId: node.id, outcome: .refused, rule: rule.rawValue, reason: reason))
             }
         }
-        return try Publication(envelope: envelope, payload: publish.payload, recipients: recipients, audit: audit)
+        return try Publication(envelope: admitted.envelope, payload: admitted.payload, recipients: recipients, audit: audit)
     }
 
     // MARK: Deliveries
