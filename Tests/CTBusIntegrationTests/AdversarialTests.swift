@@ -1,0 +1,205 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import SwiftProtobuf
+import Testing
+import ZeroMQ
+
+/// A registered working group (wg-cft, through a raw client with its real CURVE keys) attacks a
+/// real broker. After every attack the other nodes' journals hold exactly what the policy
+/// allows for the legitimate traffic, and the broker keeps serving.
+@Suite("Adversarial", .serialized)
+struct AdversarialTests {
+    final class Scene {
+        let bus: LocalBus
+        let attacker: RawClient
+        var legitimate: [(message: BusMessage, from: String)] = []
+        let honest = ["oct", "cted", "wg-border", "wg-rights"]
+
+        init() throws {
+            bus = try LocalBus()
+            try bus.startBroker()
+            for node in honest { try bus.startNode(node) }
+            #expect(bus.waitUntilConnected())
+            attacker = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
+            try attacker.hello()
+            guard case .welcome = try attacker.receiveCommand() else { throw ConfigurationError("the attacker got no session") }
+        }
+
+        /// Publishes legitimately from CTED and remembers it.
+        @discardableResult
+        func publish(_ message: BusMessage, from node: String = "cted") throws -> String {
+            legitimate.append((message, node))
+            return try bus.publish(message, from: node)
+        }
+
+        /// Waits for a fresh UNCLASSIFIED message from CTED everywhere (order per publisher makes
+        /// it a barrier), then checks every honest journal against the policy, exactly.
+        func expectJournalsExact(sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let sentinel = try publish(SampleMessages.recommendation())
+            for node in honest where node != "cted" {
+                let journal = try bus.journal(node)
+                #expect(try Wait.until { try journal.count(messageId: sentinel) == 1 }, "\(node) missed the sentinel",
+                        sourceLocation: sourceLocation)
+            }
+            let profiles = bus.registry.profiles
+            for node in honest {
+                let profile = profiles.first { $0.id == node }!
+                let entitled = Set(legitimate.filter {
+                    ConfidentialityPolicy.decide($0.message.envelope, originator: $0.from, for: profile).isDelivered
+                }.map(\.message.envelope.messageID))
+                let received = Set(try bus.journal(node).entries(matching: JournalFilter(direction: .received)).map(\.messageId))
+                #expect(received == entitled, "\(node)'s journal differs from the policy", sourceLocation: sourceLocation)
+            }
+        }
+
+        func publishFrame(_ message: BusMessage) throws -> Frame.OneOf_Kind {
+            var publish = Publish()
+            publish.envelope = message.envelope
+            publish.payload = try message.payload!.serialized()
+            return .publish(publish)
+        }
+
+        func expectError(_ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            guard case .error(let report) = try attacker.receiveCommand() else {
+                Issue.record("expected \(code.name)", sourceLocation: sourceLocation)
+                return
+            }
+            #expect(report.code == code, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("(a, b) Claiming another node's identity or setting the originator gets nothing through")
+    func forgedIdentity() throws {
+        let scene = try Scene()
+        defer { scene.bus.shutdown() }
+        try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
+        // wg-cft writes CTED as originator on a recommendation: the broker knows it is wg-cft.
+        var forged = SampleMessages.recommendation()
+        forged.envelope.originator = "cted"
+        try scene.attacker.send(try scene.publishFrame(forged))
+        try scene.expectError(.notPermitted)
+        // OCT (legitimately allowed mission reports) writes CTED as originator: stored as OCT.
+        var spoof = SampleMessages.missionReport()
+        spoof.envelope.originator = "cted"
+        let octClient = try RawClient(endpoint: scene.bus.endpoint, brokerPublicKey: scene.bus.brokerKeys.publicKey,
+                                      keyPair: scene.bus.nodeKeys["oct"]!)
+        try octClient.hello()
+        guard case .welcome = try octClient.receiveCommand() else { Issue.record("no session for OCT"); return }
+        try octClient.send(try scene.publishFrame(spoof))
+        guard case .publishAck(let ack) = try octClient.receiveCommand() else { Issue.record("no PublishAck"); return }
+        #expect(ack.originator == "oct")
+        scene.legitimate.append((spoof, "oct"))
+        let cted = try scene.bus.journal("cted")
+        #expect(try Wait.until { try cted.entry(messageId: spoof.envelope.messageID)?.originator == "oct" })
+        try scene.expectJournalsExact()
+    }
+
+    @Test("(c) A Hello with made-up subscription fields widens nothing")
+    func subscriptionAttempt() throws {
+        let scene = try Scene()
+        defer { scene.bus.shutdown() }
+        // Field 15 does not exist in Hello: a client hoping for "subscribe to everything".
+        var hello = Hello()
+        hello.protocolVersion = 1
+        var bytes: [UInt8] = try hello.serializedBytes()
+        bytes += [0x7A, 0x03] + Array("all".utf8) // field 15, length-delimited
+        let frame: [UInt8] = [0x0A, UInt8(bytes.count)] + bytes // Frame.hello = field 1
+        try scene.attacker.send(raw: [frame])
+        guard case .welcome = try scene.attacker.receiveCommand() else { Issue.record("no Welcome"); return }
+        let secret = try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
+        try scene.expectJournalsExact()
+        // The attacker's session saw the sentinel (it follows all themes) but never the secret.
+        var seen: [String] = []
+        while case .deliver(let deliver)? = try scene.attacker.receiveCommand(seconds: 1) { seen.append(deliver.envelope.messageID) }
+        #expect(!seen.isEmpty)
+        #expect(!seen.contains(secret))
+    }
+
+    @Test("(d, e) No need-to-know bypass; replayed frames change nothing")
+    func needToKnowAndReplay() throws {
+        let scene = try Scene()
+        defer { scene.bus.shutdown() }
+        // CTED itself cannot publish STRICTLY_CONFIDENTIAL without a list.
+        let strict = try scene.bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential)),
+                                           from: "cted")
+        let ctedJournal = try scene.bus.journal("cted")
+        #expect(try Wait.until {
+            if case .refused(code: "NEED_TO_KNOW_REQUIRED", detail: _) = try ctedJournal.publicationStatus(messageId: strict) { return true }
+            return false
+        })
+
+        // A legitimate CONFIDENTIAL publication, captured and replayed by the attacker.
+        let message = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
+        try scene.publish(message)
+        let captured = try scene.publishFrame(message)
+        guard case .publish(let publish) = captured else { return }
+        for _ in 0..<5 {
+            try scene.attacker.send(captured)
+            try scene.expectError(.notPermitted)
+        }
+        // A replayed acknowledgement of sequences the attacker never got deletes nothing.
+        var ack = DeliveryAck()
+        ack.throughSequence = 1_000_000
+        for _ in 0..<5 { try scene.attacker.send(.deliveryAck(ack)) }
+        try scene.expectJournalsExact()
+        #expect(try scene.bus.journal("oct").count(messageId: publish.envelope.messageID) == 1)
+    }
+
+    @Test("(f) Thousands of truncated, oversize, random and well-formed-but-invalid frames: typed errors, broker up, journals exact")
+    func frameFlood() throws {
+        let scene = try Scene()
+        defer { scene.bus.shutdown() }
+        var random = SeededGenerator(seed: UInt64(ProcessInfo.processInfo.environment["CTBUS_FLOOD_SEED"] ?? "") ?? 2395)
+        let valid: [UInt8] = try {
+            guard case .publish(let publish) = try scene.publishFrame(SampleMessages.missionReport()) else { return [] }
+            var frame = Frame()
+            frame.publish = publish
+            return try frame.serializedBytes()
+        }()
+        let count = 3_000
+        var sent = 0
+        for index in 0..<count {
+            var frame: [UInt8]
+            switch index % 4 {
+            case 0: // random bytes
+                frame = (0..<Int.random(in: 1...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            case 1: // a valid publication cut short
+                frame = Array(valid.prefix(Int.random(in: 1..<valid.count, using: &random)))
+            case 2: // one byte flipped
+                frame = valid
+                frame[Int.random(in: 0..<frame.count, using: &random)] ^= UInt8.random(in: 1...255, using: &random)
+            default: // well-formed but invalid: a publication the attacker may not make, or bad fields
+                var message = SampleMessages.recommendation()
+                if index % 8 == 3 { message.countryVisitRecommendation.memberState = "ZZZ" }
+                guard case .publish(let publish) = try scene.publishFrame(message) else { continue }
+                var wire = Frame()
+                wire.publish = publish
+                frame = try wire.serializedBytes()
+            }
+            try scene.attacker.send(raw: [frame])
+            sent += 1
+        }
+        // One oversize frame (over the broker's limit, under libzmq's cut-off).
+        try scene.attacker.send(raw: [[0x1A] + [UInt8](repeating: 0x41, count: 1_100_000)])
+        // Every frame is answered (an error, or nothing for the few random ones that decode as
+        // a harmless command); count the answers with a bounded wait.
+        var errors = 0
+        var codes = Set<ErrorCode>()
+        while let kind = try scene.attacker.receiveCommand(seconds: 2) {
+            if case .error(let report) = kind {
+                errors += 1
+                codes.insert(report.code)
+            }
+        }
+        #expect(errors >= sent * 9 / 10, "only \(errors) errors for \(sent) bad frames")
+        #expect(codes.isSubset(of: [.malformedFrame, .validationFailed, .notPermitted, .messageTooLarge, .unsupportedVersion, .noSession]))
+        #expect(codes.contains(.malformedFrame) && codes.contains(.notPermitted))
+        try scene.expectJournalsExact()
+        #expect(try scene.bus.broker!.store.messageCount() == scene.legitimate.count)
+    }
+}
