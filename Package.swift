@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -96,7 +97,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CTBusPolicyTests",
-            dependencies: ["CTBusPolicy", "CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                "CTBusPolicy", "CTBusSchema",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
