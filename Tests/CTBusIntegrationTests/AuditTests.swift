@@ -66,7 +66,7 @@ struct AuditTests {
         #expect(try oct.count(messageId: id) == 0)
         let trail = try #require(try bus.broker!.store.audit(messageId: id))
         #expect(trail.entries.contains { $0.nodeId == "oct" && $0.rule == "expired" })
-        #expect(try bus.broker!.store.queueDepth(for: "oct") == 0)
+        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "oct") == 0 })
     }
 
     @Test("A draft never leaves the node that wrote it; released, it goes out like any publication")
