@@ -72,14 +72,18 @@ final class BrokerLoop {
 
     private func drain() throws {
         var publishes: [PendingPublish] = []
+        var revokes: [(routingId: [UInt8], nodeId: String, revoke: Revoke)] = []
         for _ in 0..<batchLimit {
             guard let message = try socket.receive(dontWait: true) else { break }
-            handle(message, publishes: &publishes)
+            handle(message, publishes: &publishes, revokes: &revokes)
         }
         if !publishes.isEmpty { process(publishes) }
+        // After the batch's publications, so a message published and revoked together is known.
+        for item in revokes { revoke(item.revoke, by: item.nodeId, replyTo: item.routingId) }
     }
 
-    private func handle(_ message: ReceivedMessage, publishes: inout [PendingPublish]) {
+    private func handle(_ message: ReceivedMessage, publishes: inout [PendingPublish],
+                        revokes: inout [(routingId: [UInt8], nodeId: String, revoke: Revoke)]) {
         guard message.frames.count >= 1 else { return }
         let routingId = message.frames[0]
         guard let nodeId = message.userId, let entry = registry.entry(id: nodeId) else {
@@ -111,7 +115,9 @@ final class BrokerLoop {
             acknowledge(nodeId: nodeId, through: ack.throughSequence)
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
-        case .hello, .welcome, .publishAck, .deliver, .error:
+        case .revoke(let revoke):
+            revokes.append((routingId, nodeId, revoke))
+        case .hello, .welcome, .publishAck, .deliver, .error, .revokeAck:
             send(error: BusError(.malformedFrame, "a node does not send this command"), to: routingId)
         }
     }
@@ -258,6 +264,35 @@ final class BrokerLoop {
         return try Publication(envelope: admitted.envelope, payload: admitted.payload, recipients: recipients, audit: audit)
     }
 
+    /// Revokes a message for its originator and queues the revocation to its recipients.
+    private func revoke(_ revoke: Revoke, by nodeId: String, replyTo routingId: [UInt8]) {
+        let id = revoke.messageID
+        let outcome: BrokerStore.RevokeOutcome
+        do {
+            outcome = try store.revoke(messageId: id, by: nodeId, reason: revoke.reason)
+        } catch {
+            logger.error("could not store a revocation", metadata: ["node": "\(nodeId)", "message-id": "\(id)", "error": "\(error)"])
+            send(error: BusError(.internal, "the broker could not store the revocation; retry later", messageId: id), to: routingId)
+            return
+        }
+        switch outcome {
+        case .revoked, .alreadyRevoked:
+            var ack = RevokeAck()
+            ack.messageID = id
+            if case .revoked(let count) = outcome {
+                ack.recipientCount = UInt32(count)
+                logger.info("message revoked", metadata: ["node": "\(nodeId)", "message-id": "\(id)", "recipients": "\(count)"])
+            }
+            send(.revokeAck(ack), to: routingId)
+            for node in sessions.keys { pump(node) }
+        case .notFound:
+            send(error: BusError(.validationFailed, "revoke.message_id names no message in the broker's store", messageId: id), to: routingId)
+        case .notOriginator:
+            logger.warning("refused a revocation by a node that is not the originator", metadata: ["node": "\(nodeId)", "message-id": "\(id)"])
+            send(error: BusError(.notPermitted, "only the originator may revoke a message", messageId: id), to: routingId)
+        }
+    }
+
     // MARK: Deliveries
 
     private func acknowledge(nodeId: String, through claimed: UInt64) {
@@ -290,6 +325,17 @@ final class BrokerLoop {
         for delivery in batch {
             var deliver = Deliver()
             deliver.sequence = delivery.sequence
+            if let reason = delivery.revocationReason {
+                var revocation = Revocation()
+                revocation.messageID = delivery.messageId
+                revocation.reason = reason
+                revocation.revokedBy = delivery.originator
+                deliver.revocation = revocation
+                guard send(.deliver(deliver), to: session.routingId) else { break }
+                sessions[nodeId]?.sentThrough = delivery.sequence
+                sessions[nodeId]?.inFlight.append(delivery.sequence)
+                continue
+            }
             do {
                 deliver.envelope = try Envelope(serializedBytes: delivery.envelope)
             } catch {

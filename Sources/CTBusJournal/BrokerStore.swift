@@ -27,7 +27,9 @@ public final class BrokerStore: Sendable {
                     received_at REAL NOT NULL,
                     envelope BLOB NOT NULL,
                     payload BLOB NOT NULL,
-                    hash BLOB NOT NULL
+                    hash BLOB NOT NULL,
+                    revoked_at REAL,
+                    revoke_reason TEXT
                 );
                 CREATE TABLE recipient (
                     node_id TEXT PRIMARY KEY,
@@ -39,6 +41,7 @@ public final class BrokerStore: Sendable {
                     message_id TEXT NOT NULL REFERENCES message(message_id),
                     redacted_payload BLOB,
                     redacted_paths TEXT,
+                    revocation_reason TEXT,
                     PRIMARY KEY (node_id, sequence)
                 ) WITHOUT ROWID;
                 CREATE TABLE audit (
@@ -99,16 +102,20 @@ public final class BrokerStore: Sendable {
     }
 
     /// Appends a queue entry with the recipient's next sequence number.
-    private static func queue(_ messageId: String, for recipient: Publication.Recipient, in db: Database) throws {
+    private static func queue(_ messageId: String, for recipient: Publication.Recipient, revocationReason: String? = nil,
+                              in db: Database) throws {
         try db.execute(sql: """
             INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
             ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
             """, arguments: [recipient.nodeId])
         let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
                                           arguments: [recipient.nodeId]) ?? 1
-        try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
-                                   recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ",")])
+        try db.execute(sql: """
+            INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths, revocation_reason)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """, arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
+                             recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ","),
+                             revocationReason])
     }
 
     private static func record(_ entries: [AuditEntry], of messageId: String, in db: Database, now: Date) throws {
@@ -144,7 +151,8 @@ public final class BrokerStore: Sendable {
             var queued = 0
             let rows = try Row.fetchAll(db, sql: """
                 SELECT message_id, envelope, payload FROM message m
-                WHERE NOT EXISTS (SELECT 1 FROM delivery d WHERE d.node_id = ? AND d.message_id = m.message_id)
+                WHERE m.revoked_at IS NULL
+                AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.node_id = ? AND d.message_id = m.message_id)
                 ORDER BY rowid
                 """, arguments: [nodeId])
             for row in rows {
@@ -194,13 +202,15 @@ public final class BrokerStore: Sendable {
     public func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths
+                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths,
+                       d.revocation_reason, m.originator
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
                 QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
                                envelope: row["envelope"], payload: row["payload"],
-                               redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [])
+                               redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [],
+                               revocationReason: row["revocation_reason"], originator: row["originator"])
             }
         }
     }
@@ -213,6 +223,39 @@ public final class BrokerStore: Sendable {
             try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?",
                            arguments: [nodeId, Int64(bitPattern: sequence)])
             return db.changesCount
+        }
+    }
+
+    /// What revoking a message came to.
+    public enum RevokeOutcome: Sendable, Equatable {
+        /// Revoked now; the revocation is queued for this many nodes that received the message.
+        case revoked(recipients: Int)
+        /// It was revoked before; nothing new is queued.
+        case alreadyRevoked
+        case notFound
+        /// Only the originator may revoke.
+        case notOriginator
+    }
+
+    /// Revokes a message on behalf of `originator`: marks it, and queues the revocation for every
+    /// node the audit trail shows it went to, in one transaction.
+    public func revoke(messageId: String, by originator: String, reason: String, now: Date = Date()) throws(StoreError) -> RevokeOutcome {
+        try database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT originator, revoked_at FROM message WHERE message_id = ?",
+                                             arguments: [messageId]) else { return .notFound }
+            guard row["originator"] == originator else { return .notOriginator }
+            if (row["revoked_at"] as Double?) != nil { return .alreadyRevoked }
+            try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ? WHERE message_id = ?",
+                           arguments: [now.timeIntervalSince1970, reason, messageId])
+            let recipients = try String.fetchAll(db, sql: """
+                SELECT DISTINCT node_id FROM audit WHERE message_id = ? AND outcome IN ('delivered', 'redacted') ORDER BY node_id
+                """, arguments: [messageId])
+            for node in recipients {
+                try Self.queue(messageId, for: Publication.Recipient(nodeId: node), revocationReason: reason, in: db)
+            }
+            try Self.record(recipients.map { AuditEntry(nodeId: $0, outcome: .revoked, rule: nil, reason: "revoked by \(originator): \(reason)") },
+                            of: messageId, in: db, now: now)
+            return .revoked(recipients: recipients.count)
         }
     }
 
@@ -285,6 +328,9 @@ public struct QueuedDelivery: Sendable {
     public let envelope: Data
     public let payload: Data
     public let redactedPaths: [String]
+    /// Set when this entry carries the revocation of the message, not the message.
+    public let revocationReason: String?
+    public let originator: String
 }
 
 /// One line of a message's audit trail.
@@ -294,6 +340,8 @@ public struct AuditEntry: Sendable, Equatable {
         /// Delivered with fields removed (partial Member State restriction).
         case redacted
         case refused
+        /// The originator revoked the message; the node is told.
+        case revoked
     }
 
     public let nodeId: String

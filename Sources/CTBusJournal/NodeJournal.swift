@@ -33,7 +33,9 @@ public final class NodeJournal: Sendable {
                     envelope BLOB NOT NULL,
                     payload BLOB NOT NULL,
                     redacted_paths TEXT,
-                    hash BLOB NOT NULL
+                    hash BLOB NOT NULL,
+                    revoked_at REAL,
+                    revoke_reason TEXT
                 );
                 CREATE INDEX entry_type ON entry(type);
                 CREATE INDEX entry_subject ON entry(subject);
@@ -43,6 +45,12 @@ public final class NodeJournal: Sendable {
                     last_sent_at REAL,
                     refused_code TEXT,
                     refused_detail TEXT
+                );
+                CREATE TABLE revocation_outbox (
+                    message_id TEXT PRIMARY KEY REFERENCES entry(message_id),
+                    reason TEXT NOT NULL,
+                    queued_at REAL NOT NULL,
+                    last_sent_at REAL
                 );
                 CREATE TABLE draft (
                     message_id TEXT PRIMARY KEY,
@@ -125,6 +133,7 @@ public final class NodeJournal: Sendable {
     /// it is not sent again, and the journal keeps the entry and the reason for the record.
     public func refuse(messageId: String, code: String, detail: String) throws(StoreError) {
         try database.write { db in
+            try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
             try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_detail = ? WHERE message_id = ?",
                            arguments: [code, detail, messageId])
         }
@@ -140,6 +149,64 @@ public final class NodeJournal: Sendable {
                                              arguments: [messageId]) else { return .queued }
             if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
             return .queued
+        }
+    }
+
+    // MARK: Revocation
+
+    /// Queues the revocation of a message this node published; the daemon sends it until the
+    /// broker acknowledges. Throws `notFound` for a message this node did not send.
+    public func queueRevocation(messageId: String, reason: String, now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ? AND direction = 'sent'",
+                                    arguments: [messageId]) == true else {
+                throw StoreError(.notFound, "this node published no message \(messageId)")
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
+                           arguments: [messageId, reason, now.timeIntervalSince1970])
+        }
+    }
+
+    /// Revocations waiting for the broker: (message id, reason, last sent).
+    public func pendingRevocations() throws(StoreError) -> [(messageId: String, reason: String, lastSentAt: Date?)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at FROM revocation_outbox ORDER BY queued_at").map { row in
+                (row["message_id"], row["reason"], (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    public func markRevocationSent(_ messageId: String, at now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            try db.execute(sql: "UPDATE revocation_outbox SET last_sent_at = ? WHERE message_id = ?",
+                           arguments: [now.timeIntervalSince1970, messageId])
+        }
+    }
+
+    /// Marks entries revoked (kept for audit, hidden from default listings) and clears their
+    /// pending revocations. Unknown ids are ignored: a revocation may overtake nothing here.
+    public func markRevoked(_ revocations: [(messageId: String, reason: String)], now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            for (messageId, reason) in revocations {
+                try db.execute(sql: "UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?) WHERE message_id = ?",
+                               arguments: [now.timeIntervalSince1970, reason, messageId])
+                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+            }
+        }
+    }
+
+    /// The broker acknowledged these revocations of this node's messages: mark the entries revoked
+    /// with the reason given when they were queued.
+    public func confirmRevocations(_ messageIds: [String], now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            for messageId in messageIds {
+                try db.execute(sql: """
+                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?),
+                        revoke_reason = coalesce(revoke_reason, (SELECT reason FROM revocation_outbox WHERE message_id = ?))
+                    WHERE message_id = ?
+                    """, arguments: [now.timeIntervalSince1970, messageId, messageId])
+                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+            }
         }
     }
 
@@ -415,6 +482,9 @@ public struct JournalEntry: Sendable {
     /// Fields the broker removed for this node under a partial Member State restriction (the
     /// journal records that a redaction happened and which paths, never the removed values).
     public let redactedPaths: [String]
+    /// Set when the originator revoked the message (it stays in the journal, for audit).
+    public let revokedAt: Date?
+    public let revokeReason: String?
 
     init(row: Row) {
         position = row["position"]
@@ -431,6 +501,8 @@ public struct JournalEntry: Sendable {
         envelopeBytes = row["envelope"]
         payload = row["payload"]
         redactedPaths = (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? []
+        revokedAt = (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        revokeReason = row["revoke_reason"]
     }
 
     /// The envelope, decoded.

@@ -100,8 +100,16 @@ final class NodeLoop {
             guard send(.publish(publish)) else { break }
             sent.append(item.messageId)
         }
-        resendAll = false
         if !sent.isEmpty { try journal.markSent(sent, at: now) }
+        for revocation in try journal.pendingRevocations() {
+            if !resendAll, let last = revocation.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
+            var revoke = Revoke()
+            revoke.messageID = revocation.messageId
+            revoke.reason = revocation.reason
+            guard send(.revoke(revoke)) else { break }
+            try journal.markRevocationSent(revocation.messageId, at: now)
+        }
+        resendAll = false
     }
 
     // MARK: Frames from the broker
@@ -113,6 +121,8 @@ final class NodeLoop {
         var deliveries: [IncomingDelivery] = []
         var handledThrough: UInt64?
         var acknowledgements: [(messageId: String, originator: String)] = []
+        var revocations: [(messageId: String, reason: String)] = []
+        var revokesAcknowledged: [String] = []
         for _ in 0..<512 where !thread.isStopping {
             guard let message = try socket.receive(dontWait: true) else { break }
             lastHeard = .now
@@ -129,6 +139,14 @@ final class NodeLoop {
                 resendAll = true
             case .publishAck(let ack):
                 acknowledgements.append((ack.messageID, ack.originator))
+            case .deliver(let deliver) where deliver.hasRevocation:
+                guard welcomed else { continue }
+                revocations.append((deliver.revocation.messageID, deliver.revocation.reason))
+                logger.info("message revoked by its originator", metadata: [
+                    "message-id": "\(deliver.revocation.messageID)", "by": "\(deliver.revocation.revokedBy)"])
+                handledThrough = deliver.sequence
+            case .revokeAck(let ack):
+                revokesAcknowledged.append(ack.messageID)
             case .deliver(let deliver):
                 guard welcomed else { continue }
                 if admits(deliver) {
@@ -140,7 +158,7 @@ final class NodeLoop {
                 handle(BusError(report))
             case .heartbeat:
                 break
-            case .hello, .publish, .deliveryAck:
+            case .hello, .publish, .deliveryAck, .revoke:
                 logger.warning("unexpected command from the broker")
             }
         }
@@ -148,9 +166,12 @@ final class NodeLoop {
             try journal.acknowledge(acknowledgements)
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
+        if !revokesAcknowledged.isEmpty { try journal.confirmRevocations(revokesAcknowledged) }
         guard let through = handledThrough else { return }
         do {
             let fresh = try journal.recordDeliveries(deliveries)
+            // After the deliveries: a revocation may concern a message of the same batch.
+            if !revocations.isEmpty { try journal.markRevoked(revocations) }
             logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
         } catch {
             // Not journaled: acknowledge nothing; a new session sends it all again.

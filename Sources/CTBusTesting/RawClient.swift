@@ -60,4 +60,16 @@ public final class RawClient {
         }
         return nil
     }
+
+    /// The next answer to something this client sent (PublishAck, RevokeAck, Welcome or an
+    /// error), skipping the deliveries and heartbeats that a session receives meanwhile.
+    public func receiveReply(seconds: Double = 5) throws -> Frame.OneOf_Kind? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            guard let kind = try receiveCommand(seconds: 0.2) else { continue }
+            if case .deliver = kind { continue }
+            return kind
+        }
+        return nil
+    }
 }

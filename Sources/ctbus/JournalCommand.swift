@@ -103,6 +103,9 @@ struct JournalCommand: ParsableCommand {
         @Flag(help: "Also list messages whose expiry date has passed (hidden by default).")
         var includeExpired = false
 
+        @Flag(help: "Also list messages their originator revoked (hidden by default, kept for audit).")
+        var includeRevoked = false
+
         func run() throws {
             try runReportingErrors {
                 var entries = try location.open().entries(matching: try filters.filter())
@@ -111,8 +114,13 @@ struct JournalCommand: ParsableCommand {
                     (try? entry.envelope()).map { ConfidentialityPolicy.isExpired($0, at: now) } ?? false
                 }.map(\.messageId)
                 if !includeExpired { entries.removeAll { expired.contains($0.messageId) } }
+                let revoked = entries.filter { $0.revokedAt != nil }.count
+                if !includeRevoked { entries.removeAll { $0.revokedAt != nil } }
                 for entry in entries { print(JournalFormat.line(entry, now: now)) }
-                let hidden = includeExpired || expired.isEmpty ? "" : " (\(expired.count) expired not shown; --include-expired lists them)"
+                var notes: [String] = []
+                if !includeExpired, !expired.isEmpty { notes.append("\(expired.count) expired not shown (--include-expired)") }
+                if !includeRevoked, revoked > 0 { notes.append("\(revoked) revoked not shown (--include-revoked)") }
+                let hidden = notes.isEmpty ? "" : " (" + notes.joined(separator: "; ") + ")"
                 FileHandle.standardError.write(Data("\(entries.count) entries\(hidden)\n".utf8))
             }
         }
@@ -211,6 +219,7 @@ enum JournalFormat {
             line += "  [declassified \(handling.declassifyOn), was \(handling.classification.name)]"
         }
         if let envelope, ConfidentialityPolicy.isExpired(envelope, at: now) { line += "  [expired]" }
+        if entry.revokedAt != nil { line += "  [revoked: \(entry.revokeReason ?? "")]" }
         if !entry.redactedPaths.isEmpty { line += "  [redacted: \(entry.redactedPaths.joined(separator: ", "))]" }
         if entry.direction == .sent && entry.acknowledgedAt == nil { line += "  [not acknowledged]" }
         return line

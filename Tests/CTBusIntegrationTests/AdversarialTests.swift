@@ -21,7 +21,8 @@ struct AdversarialTests {
         let honest = ["oct", "cted", "wg-border", "wg-rights"]
 
         init() throws {
-            bus = try LocalBus()
+            // "oct-raw" publishes like OCT through a raw client; it is never started as a node.
+            bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-raw", role: .oct, clearance: .strictlyConfidential)])
             try bus.startBroker()
             for node in honest { try bus.startNode(node) }
             #expect(bus.waitUntilConnected())
@@ -65,7 +66,7 @@ struct AdversarialTests {
         }
 
         func expectError(_ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws {
-            guard case .error(let report) = try attacker.receiveCommand() else {
+            guard case .error(let report) = try attacker.receiveReply() else {
                 Issue.record("expected \(code.name)", sourceLocation: sourceLocation)
                 return
             }
@@ -83,19 +84,19 @@ struct AdversarialTests {
         forged.envelope.originator = "cted"
         try scene.attacker.send(try scene.publishFrame(forged))
         try scene.expectError(.notPermitted)
-        // OCT (legitimately allowed mission reports) writes CTED as originator: stored as OCT.
+        // An OCT-role node (allowed mission reports) writes CTED as originator: stored as itself.
         var spoof = SampleMessages.missionReport()
         spoof.envelope.originator = "cted"
         let octClient = try RawClient(endpoint: scene.bus.endpoint, brokerPublicKey: scene.bus.brokerKeys.publicKey,
-                                      keyPair: scene.bus.nodeKeys["oct"]!)
+                                      keyPair: scene.bus.nodeKeys["oct-raw"]!)
         try octClient.hello()
         guard case .welcome = try octClient.receiveCommand() else { Issue.record("no session for OCT"); return }
         try octClient.send(try scene.publishFrame(spoof))
-        guard case .publishAck(let ack) = try octClient.receiveCommand() else { Issue.record("no PublishAck"); return }
-        #expect(ack.originator == "oct")
-        scene.legitimate.append((spoof, "oct"))
+        guard case .publishAck(let ack) = try octClient.receiveReply() else { Issue.record("no PublishAck"); return }
+        #expect(ack.originator == "oct-raw")
+        scene.legitimate.append((spoof, "oct-raw"))
         let cted = try scene.bus.journal("cted")
-        #expect(try Wait.until { try cted.entry(messageId: spoof.envelope.messageID)?.originator == "oct" })
+        #expect(try Wait.until { try cted.entry(messageId: spoof.envelope.messageID)?.originator == "oct-raw" })
         try scene.expectJournalsExact()
     }
 

@@ -6,6 +6,7 @@ import CTBusTesting
 import Foundation
 import SwiftProtobuf
 import Testing
+import ZeroMQ
 
 @Suite("Audit")
 struct AuditTests {
@@ -91,5 +92,45 @@ struct AuditTests {
         #expect(try Wait.until { try oct.count(messageId: id) == 1 })
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
         #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted) } // released once
+    }
+
+    @Test("Revocation: every node that received the message marks it revoked; only the originator may revoke")
+    func revocation() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        for node in ["cted", "oct", "wg-border", "wg-rights"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        let id = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct", "compact-wg"])),
+                                 from: "cted")
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
+
+        // A working group cannot revoke CTED's message.
+        let attacker = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
+        try attacker.hello()
+        guard case .welcome = try attacker.receiveCommand() else { Issue.record("no Welcome"); return }
+        var forged = Revoke()
+        forged.messageID = id
+        try attacker.send(.revoke(forged))
+        guard case .error(let report) = try attacker.receiveReply() else { Issue.record("no error"); return }
+        #expect(report.code == .notPermitted)
+
+        let cted = try bus.journal("cted")
+        try cted.queueRevocation(messageId: id, reason: "superseded by a corrected assessment")
+        #expect(try Wait.until { try oct.entry(messageId: id)?.revokedAt != nil && border.entry(messageId: id)?.revokedAt != nil })
+        #expect(try oct.entry(messageId: id)?.revokeReason == "superseded by a corrected assessment")
+        #expect(try Wait.until { try cted.entry(messageId: id)?.revokedAt != nil && cted.pendingRevocations().isEmpty })
+        #expect(try bus.journal("wg-rights").count(messageId: id) == 0) // never had it, gets no revocation either
+        #expect(try oct.verify().isIntact) // revocation is bookkeeping outside the hash chain
+        let trail = try #require(try bus.broker!.store.audit(messageId: id))
+        #expect(Set(trail.entries.filter { $0.outcome == .revoked }.map(\.nodeId)) == ["oct", "wg-border", "wg-cft"])
+
+        let list = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("oct")])
+        #expect(!list.output.contains(id))
+        #expect(list.errors.contains("1 revoked not shown"))
+        let all = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("oct"), "--include-revoked"])
+        #expect(all.output.contains("[revoked: superseded by a corrected assessment]"))
     }
 }

@@ -15,10 +15,15 @@ import ZeroMQ
 struct BadInputTests {
     /// A running bus where every node but `idle` is connected (a test speaks for the idle one
     /// with a raw client).
+    static let raw = "cted-raw"
+
     static func runningBus(maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes, idle: String = "wg-cft") throws -> LocalBus {
-        let bus = try LocalBus(maxMessageBytes: maxMessageBytes)
+        // "cted-raw" publishes like CTED but is never started: the tests speak for it with a raw
+        // client, so no running node competes for its session.
+        let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init(raw, role: .cted, clearance: .strictlyConfidential)],
+                               maxMessageBytes: maxMessageBytes)
         try bus.startBroker()
-        for entry in bus.registry.entries where entry.profile.id != idle { try bus.startNode(entry.profile.id) }
+        for entry in bus.registry.entries where entry.profile.id != idle && entry.profile.id != raw { try bus.startNode(entry.profile.id) }
         #expect(bus.waitUntilConnected())
         return bus
     }
@@ -42,7 +47,7 @@ struct BadInputTests {
     }
 
     static func expectError(_ client: RawClient, _ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws -> ErrorReport? {
-        guard case .error(let report) = try client.receiveCommand() else {
+        guard case .error(let report) = try client.receiveReply() else {
             Issue.record("expected an Error frame \(code.name)", sourceLocation: sourceLocation)
             return nil
         }
@@ -132,7 +137,7 @@ struct BadInputTests {
     func invalidPublication() throws {
         let bus = try Self.runningBus()
         defer { bus.shutdown() }
-        let client = try Self.session(bus, as: "cted")
+        let client = try Self.session(bus, as: Self.raw)
 
         var badState = SampleMessages.recommendation(text: "SECRET-TEXT-MUST-NOT-LEAK")
         badState.countryVisitRecommendation.memberState = "XXX"
@@ -168,7 +173,7 @@ struct BadInputTests {
     func needToKnow() throws {
         let bus = try Self.runningBus()
         defer { bus.shutdown() }
-        let client = try Self.session(bus, as: "cted")
+        let client = try Self.session(bus, as: Self.raw)
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential))
         try client.send(try Self.publish(message))
         _ = try Self.expectError(client, .needToKnowRequired)
@@ -180,13 +185,13 @@ struct BadInputTests {
     func oversize() throws {
         let bus = try Self.runningBus(maxMessageBytes: 16 * 1024)
         defer { bus.shutdown() }
-        let client = try Self.session(bus, as: "cted")
+        let client = try Self.session(bus, as: Self.raw)
         let big = SampleMessages.missionReport(summaryBytes: 20 * 1024)
         try client.send(try Self.publish(big))
         #expect(try Self.expectError(client, .messageTooLarge)?.messageID == big.envelope.messageID)
         let fine = SampleMessages.missionReport()
         try client.send(try Self.publish(fine))
-        guard case .publishAck(let ack) = try client.receiveCommand() else { Issue.record("no PublishAck"); return }
+        guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
         #expect(ack.messageID == fine.envelope.messageID)
         #expect(try bus.journal("oct").count(messageId: big.envelope.messageID) == 0)
     }
@@ -195,12 +200,12 @@ struct BadInputTests {
     func idempotentPublish() throws {
         let bus = try Self.runningBus()
         defer { bus.shutdown() }
-        let client = try Self.session(bus, as: "cted")
+        let client = try Self.session(bus, as: Self.raw)
         let message = SampleMessages.recommendation()
         for _ in 0..<2 {
             try client.send(try Self.publish(message))
-            guard case .publishAck(let ack) = try client.receiveCommand() else { Issue.record("no PublishAck"); return }
-            #expect(ack.originator == "cted")
+            guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+            #expect(ack.originator == Self.raw)
         }
         var other = SampleMessages.recommendation(text: "A different recommendation.")
         other.envelope.messageID = message.envelope.messageID

@@ -63,7 +63,7 @@ struct DeliveryTests {
         #expect(try bus.journal("wg-border").count(messageId: secretId) == 0) // CONFIDENTIAL clearance, not named
         #expect(try bus.journal("wg-cft").count(messageId: secretId) == 0)
         #expect(try bus.journal("wg-rights").count(messageId: secretId) == 0) // UNCLASSIFIED clearance
-        #expect(try bus.broker!.store.queueDepth(for: "wg-border") == 0)
+        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-border") == 0 })
     }
 
     @Test("A node that was down gets its queue when it comes back, and a duplicate delivery is journaled once")

@@ -230,11 +230,72 @@ public nonisolated struct Deliver: Sendable {
   /// (the values are gone; the paths say what is missing). Empty: the payload is whole.
   public var redactedPaths: [String] = []
 
+  /// Set instead of envelope and payload: the originator revoked an earlier message. The node
+  /// keeps the message in its journal, marked revoked.
+  public var revocation: Revocation {
+    get {_revocation ?? Revocation()}
+    set {_revocation = newValue}
+  }
+  /// Returns true if `revocation` has been explicitly set.
+  public var hasRevocation: Bool {self._revocation != nil}
+  /// Clears the value of `revocation`. Subsequent reads from it will return its default value.
+  public mutating func clearRevocation() {self._revocation = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _envelope: Envelope? = nil
+  fileprivate var _revocation: Revocation? = nil
+}
+
+public nonisolated struct Revocation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var messageID: String = String()
+
+  /// for people
+  public var reason: String = String()
+
+  /// the originator, as authenticated
+  public var revokedBy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// node -> broker: revoke a message this node published. Every node that received it gets a
+/// Deliver carrying the Revocation.
+public nonisolated struct Revoke: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var messageID: String = String()
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// broker -> node: the revocation is stored and queued for every recipient.
+public nonisolated struct RevokeAck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var messageID: String = String()
+
+  public var recipientCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// node -> broker: every delivery with sequence <= through_sequence is journaled.
@@ -350,6 +411,22 @@ public nonisolated struct Frame: Sendable {
     set {kind = .error(newValue)}
   }
 
+  public var revoke: Revoke {
+    get {
+      if case .revoke(let v)? = kind {return v}
+      return Revoke()
+    }
+    set {kind = .revoke(newValue)}
+  }
+
+  public var revokeAck: RevokeAck {
+    get {
+      if case .revokeAck(let v)? = kind {return v}
+      return RevokeAck()
+    }
+    set {kind = .revokeAck(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -361,6 +438,8 @@ public nonisolated struct Frame: Sendable {
     case deliveryAck(DeliveryAck)
     case heartbeat(Heartbeat)
     case error(ErrorReport)
+    case revoke(Revoke)
+    case revokeAck(RevokeAck)
 
   }
 
@@ -541,7 +620,7 @@ nonisolated extension PublishAck: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0\u{1}revocation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -553,6 +632,7 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       case 2: try { try decoder.decodeSingularMessageField(value: &self._envelope) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.redactedPaths) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._revocation) }()
       default: break
       }
     }
@@ -575,6 +655,9 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if !self.redactedPaths.isEmpty {
       try visitor.visitRepeatedStringField(value: self.redactedPaths, fieldNumber: 4)
     }
+    try { if let v = self._revocation {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -583,6 +666,117 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if lhs._envelope != rhs._envelope {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.redactedPaths != rhs.redactedPaths {return false}
+    if lhs._revocation != rhs._revocation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Revocation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0\u{3}revoked_by\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.revokedBy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.messageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    if !self.revokedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.revokedBy, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Revocation, rhs: Revocation) -> Bool {
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.revokedBy != rhs.revokedBy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Revoke: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Revoke"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.messageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Revoke, rhs: Revoke) -> Bool {
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension RevokeAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RevokeAck"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{3}recipient_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.recipientCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.messageID.isEmpty {
+      try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 1)
+    }
+    if self.recipientCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.recipientCount, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: RevokeAck, rhs: RevokeAck) -> Bool {
+    if lhs.messageID != rhs.messageID {return false}
+    if lhs.recipientCount != rhs.recipientCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -679,7 +873,7 @@ nonisolated extension ErrorReport: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}publish\0\u{3}publish_ack\0\u{1}deliver\0\u{3}delivery_ack\0\u{1}heartbeat\0\u{1}error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}publish\0\u{3}publish_ack\0\u{1}deliver\0\u{3}delivery_ack\0\u{1}heartbeat\0\u{1}error\0\u{1}revoke\0\u{3}revoke_ack\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -791,6 +985,32 @@ nonisolated extension Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
           self.kind = .error(v)
         }
       }()
+      case 9: try {
+        var v: Revoke?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .revoke(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .revoke(v)
+        }
+      }()
+      case 10: try {
+        var v: RevokeAck?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .revokeAck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .revokeAck(v)
+        }
+      }()
       default: break
       }
     }
@@ -833,6 +1053,14 @@ nonisolated extension Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     case .error?: try {
       guard case .error(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .revoke?: try {
+      guard case .revoke(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .revokeAck?: try {
+      guard case .revokeAck(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
