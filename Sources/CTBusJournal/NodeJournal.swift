@@ -73,13 +73,20 @@ public final class NodeJournal: Sendable {
     /// Puts a validated message into the outbox (and the journal, as sent). Works while the
     /// node daemon and the broker are down; the daemon sends it when it can.
     public func enqueue(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
+        try enqueue([(envelope, payload)], now: now)
+    }
+
+    /// Puts several messages into the outbox in one transaction: all or none.
+    public func enqueue(_ items: [(envelope: Envelope, payload: Data)], now: Date = Date()) throws(StoreError) {
         try database.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
-                throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
+            for (envelope, payload) in items {
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                    throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
+                }
+                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
+                               arguments: [envelope.messageID, now.timeIntervalSince1970])
             }
-            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
-            try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
-                           arguments: [envelope.messageID, now.timeIntervalSince1970])
         }
     }
 

@@ -16,6 +16,7 @@ public final class Node: Sendable {
     private let context: ZMQContext
     private let loop = LoopThread()
     let state = SharedStatus()
+    private let waker: Waker
 
     public init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
                 journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node")) throws {
@@ -26,12 +27,14 @@ public final class Node: Sendable {
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeId)"
         let status = state
+        let wakeEndpoint = "inproc://ctbus-node-wake-\(UUID().uuidString)"
         if let recovery = journal.recovery { logger.warning("journal recovered", metadata: ["detail": "\(recovery)"]) }
         try loop.start(name: "node-\(configuration.nodeId)") { [logger] thread in
             let nodeLoop: NodeLoop
             do {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
-                                        brokerPublicKey: brokerPublicKey, journal: journal, status: status, logger: logger)
+                                        brokerPublicKey: brokerPublicKey, journal: journal, status: status,
+                                        wakeEndpoint: wakeEndpoint, logger: logger)
             } catch {
                 thread.ready(.failure(error))
                 return
@@ -39,6 +42,17 @@ public final class Node: Sendable {
             thread.ready(.success(()))
             nodeLoop.run(until: thread)
         }
+        waker = try Waker(context: context, endpoint: wakeEndpoint)
+    }
+
+    /// Validates and queues messages in this node's outbox in one transaction, and wakes the
+    /// node so they go out at once (for publishers in this process; `ctbus publish` from another
+    /// process is picked up at the next outbox poll). Returns the message ids.
+    @discardableResult
+    public func publish(_ messages: [BusMessage]) throws -> [String] {
+        let ids = try Publisher.enqueue(messages, into: journal)
+        waker.wake()
+        return ids
     }
 
     /// Loads the configuration file, keys and journal, and starts.
@@ -62,6 +76,7 @@ public final class Node: Sendable {
     /// Stops the loop (the journal holds everything acknowledged) and closes the socket.
     public func stop() {
         loop.stop()
+        waker.close()
         context.shutdown()
     }
 
@@ -80,5 +95,31 @@ final class SharedStatus: Sendable {
 
     func withLock<T>(_ body: (inout NodeStatus) -> T) -> T {
         mutex.withLock { body(&$0) }
+    }
+}
+
+/// The sending end of the node loop's wake-up pipe. A ZeroMQ socket is not thread-safe, so
+/// callers from any thread take turns under a lock.
+final class Waker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var socket: ZMQSocket?
+
+    init(context: ZMQContext, endpoint: String) throws {
+        let socket = try ZMQSocket(context: context, type: .push)
+        try socket.setHighWaterMarks(send: 1, receive: 1)
+        try socket.connect(endpoint)
+        self.socket = socket
+    }
+
+    /// Nudges the loop; a full pipe means a wake-up is already pending, which is enough.
+    func wake() {
+        lock.withLock { _ = try? socket?.send([[1]], dontWait: true) }
+    }
+
+    func close() {
+        lock.withLock {
+            socket?.close()
+            socket = nil
+        }
     }
 }

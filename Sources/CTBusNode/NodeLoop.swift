@@ -9,6 +9,9 @@ import ZeroMQ
 /// The node's loop; lives on the node thread only (it owns the DEALER socket).
 final class NodeLoop {
     private let socket: ZMQSocket
+    /// Woken by `Node.publish` in this process, so a new publication goes out at once instead
+    /// of at the next outbox poll.
+    private let wakeSocket: ZMQSocket
     private let configuration: NodeConfiguration
     private let journal: NodeJournal
     private let status: SharedStatus
@@ -21,13 +24,17 @@ final class NodeLoop {
     private var lastOutboxCheck: ContinuousClock.Instant?
     /// Resend every outbox entry at the next check (after a Welcome).
     private var resendAll = false
+    /// Something new is in the outbox: send it at the next tick.
+    private var outboxDue = false
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, status: SharedStatus, logger: Logger) throws {
+         journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger) throws {
         self.configuration = configuration
         self.journal = journal
         self.status = status
         self.logger = logger
+        wakeSocket = try ZMQSocket(context: context, type: .pull)
+        try wakeSocket.bind(wakeEndpoint)
         socket = try ZMQSocket(context: context, type: .dealer)
         try socket.makeCurveClient(serverPublicKey: brokerPublicKey, keyPair: keyPair)
         try socket.setReconnectInterval(initial: Int32(configuration.reconnectMilliseconds),
@@ -44,8 +51,11 @@ final class NodeLoop {
         let pollTimeout = min(50, configuration.outboxPollMilliseconds)
         while !thread.isStopping {
             do {
-                if try ZMQSocket.poll([socket], timeoutMilliseconds: pollTimeout)[0] {
-                    try drain(until: thread)
+                let readable = try ZMQSocket.poll([socket, wakeSocket], timeoutMilliseconds: pollTimeout)
+                if readable[0] { try drain(until: thread) }
+                if readable[1] {
+                    while try wakeSocket.receive(dontWait: true) != nil {}
+                    outboxDue = true
                 }
                 try tick()
             } catch let error as ZMQError where error.isTerminated {
@@ -55,6 +65,7 @@ final class NodeLoop {
             }
         }
         socket.close()
+        wakeSocket.close()
         setConnected(false)
     }
 
@@ -82,8 +93,9 @@ final class NodeLoop {
             send(.heartbeat(Heartbeat()))
             lastHeartbeat = now
         }
-        if resendAll || lastOutboxCheck.map({ now - $0 >= .milliseconds(configuration.outboxPollMilliseconds) }) ?? true {
+        if resendAll || outboxDue || lastOutboxCheck.map({ now - $0 >= .milliseconds(configuration.outboxPollMilliseconds) }) ?? true {
             lastOutboxCheck = now
+            outboxDue = false
             try sendOutbox()
         }
     }

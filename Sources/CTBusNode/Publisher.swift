@@ -30,10 +30,19 @@ public enum Publisher {
     /// Validates and queues a message in `journal`'s outbox; returns the message id.
     @discardableResult
     public static func enqueue(_ message: BusMessage, into journal: NodeJournal) throws -> String {
-        try MessageValidator.validate(message)
-        guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-        try journal.enqueue(envelope: message.envelope, payload: try payload.serialized())
-        return message.envelope.messageID
+        try enqueue([message], into: journal)[0]
+    }
+
+    /// Validates messages and queues them in one transaction (all or none); returns their ids.
+    @discardableResult
+    public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal) throws -> [String] {
+        let items = try messages.map { message throws -> (Envelope, Data) in
+            try MessageValidator.validate(message)
+            guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
+            return (message.envelope, try payload.serialized())
+        }
+        try journal.enqueue(items)
+        return messages.map(\.envelope.messageID)
     }
 
     /// Validates a message and keeps it as a draft in `journal`; it leaves the node only when
