@@ -20,7 +20,7 @@ final class BrokerLoop {
     struct Session {
         var routingId: [UInt8]
         var lastSeen: ContinuousClock.Instant
-        /// Highest sequence sent in this session.
+        /// Highest sequence sent (or skipped as expired) in this session.
         var sentThrough: UInt64 = 0
         /// Sequences sent and not acknowledged yet, ascending: the credit in use.
         var inFlight: [UInt64] = []

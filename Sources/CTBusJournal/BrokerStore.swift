@@ -159,7 +159,9 @@ public final class BrokerStore: Sendable {
                 guard let recipient = entitle(row["envelope"], row["payload"]), recipient.nodeId == nodeId else { continue }
                 try Self.queue(row["message_id"], for: recipient, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
-                try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome, rule: nil, reason: "backlog of a late joiner")],
+                try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
+                                            rule: recipient.redactedPaths.isEmpty ? nil : "member-state-restriction",
+                                            reason: "backlog of a late joiner")],
                                 of: row["message_id"], in: db, now: Date())
                 queued += 1
             }
@@ -346,7 +348,8 @@ public struct AuditEntry: Sendable, Equatable {
 
     public let nodeId: String
     public let outcome: Outcome
-    /// The policy rule that refused the node (`clearance`, `releasability`, ...), nil when delivered.
+    /// The policy rule that refused the node (`clearance`, `releasability`, ...), or that redacted
+    /// its copy (`member-state-restriction`); nil when delivered whole.
     public let rule: String?
     public let reason: String
     public let recordedAt: Date

@@ -140,9 +140,12 @@ public final class NodeJournal: Sendable {
     /// it is not sent again, and the journal keeps the entry and the reason for the record.
     public func refuse(messageId: String, code: String, detail: String) throws(StoreError) {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
             try db.execute(sql: "UPDATE outbox SET refused_code = ?, refused_detail = ? WHERE message_id = ?",
                            arguments: [code, detail, messageId])
+            // No publication waiting under this id: the refusal concerns its revocation.
+            if db.changesCount == 0 {
+                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+            }
         }
     }
 
@@ -165,9 +168,14 @@ public final class NodeJournal: Sendable {
     /// broker acknowledges. Throws `notFound` for a message this node did not send.
     public func queueRevocation(messageId: String, reason: String, now: Date = Date()) throws(StoreError) {
         try database.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ? AND direction = 'sent'",
-                                    arguments: [messageId]) == true else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
+                                             arguments: [messageId]) else {
                 throw StoreError(.notFound, "this node published no message \(messageId)")
+            }
+            // Until the broker has stored the message there is nothing to revoke there, and an
+            // error about the id could not be told apart from one about the publication.
+            guard (row["acknowledged_at"] as Double?) != nil else {
+                throw StoreError(.notFound, "message \(messageId) is not acknowledged by the broker yet; revoke it once it is")
             }
             try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
                            arguments: [messageId, reason, now.timeIntervalSince1970])

@@ -6,9 +6,9 @@ import SwiftProtobuf
 public enum PolicyRule: String, Sendable, CaseIterable {
     /// Rule 1: the originator does not receive its own message.
     case originator
-    /// Rule 1: the node does not subscribe to the type.
+    /// Rule 1 (checked after the confidentiality rules): the node does not subscribe to the type.
     case subscription
-    /// Rule 1: the node follows themes and the message has none of them.
+    /// Rule 1 (checked after the confidentiality rules): the node follows themes and the message has none of them.
     case theme
     /// Rule 2: the node's clearance is below the classification.
     case clearance
@@ -33,7 +33,8 @@ public enum RecipientDecision: Sendable, Equatable {
 }
 
 /// The confidentiality decision: pure functions of an envelope and registry entries, no I/O.
-/// The broker applies them when it stores a publication; nodes re-check their clearance.
+/// The broker applies them when it stores a publication and when it queues a late joiner's
+/// backlog; nodes re-check their clearance.
 public enum ConfidentialityPolicy {
     /// Refuses a publication the publisher may not make: a type outside its role (NOT_PERMITTED),
     /// or, by rule 4, a STRICTLY_CONFIDENTIAL message or a whole-message Member State restriction

@@ -12,6 +12,9 @@ import ZeroMQ
 /// with its SQLite store and nodes with their journals. The demo, the tests and the benchmark
 /// all start the bus this way. Broker and nodes can be stopped and started again on the same
 /// endpoint, store and journals.
+/// Ports already given to a bus in this process.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
 public final class LocalBus: Sendable {
     /// One node to put in the registry.
     public struct NodeSpec: Sendable {
@@ -110,6 +113,9 @@ public final class LocalBus: Sendable {
         let context = try ZMQContext()
         for _ in 0..<200 {
             let port = Int.random(in: 20_000..<32_000)
+            // Never hand the same port to two buses of this process (tests run in parallel, and a
+            // bus whose broker is stopped for a while still counts on its port).
+            guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
             let socket = try ZMQSocket(context: context, type: .router)
             defer { socket.close() }
             if (try? socket.bind("tcp://127.0.0.1:\(port)")) != nil { return port }

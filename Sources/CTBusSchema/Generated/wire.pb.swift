@@ -132,8 +132,9 @@ public nonisolated struct Hello: Sendable {
   /// free text, for logs ("ctbus-node/0.1")
   public var agent: String = String()
 
-  /// A node that joined late (its journal holds nothing yet) asks for the retained messages it
-  /// is entitled to under the policy as it is now. They are queued after anything already queued.
+  /// A node that joined late (its journal has received nothing yet, and it never asked) asks for
+  /// the retained messages it is entitled to under the policy as it is now. They are queued after
+  /// anything already queued.
   public var requestBacklog: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -332,7 +333,7 @@ public nonisolated struct ErrorReport: Sendable {
   /// for people; never contains message content
   public var detail: String = String()
 
-  /// the publication concerned, if any
+  /// the publication (or the revocation's message) concerned, if any
   public var messageID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
