@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import Synchronization
 
@@ -18,6 +19,8 @@ public final class LoopThread: Sendable {
     /// Rethrows the error the body gave to `ready`.
     public func start(name: String, body: @escaping @Sendable (LoopThread) -> Void) throws {
         let thread = Thread { [self] in
+            // The kernel's name of the thread (15 characters at most), for top, /proc and profilers.
+            _ = ctbus_set_thread_name(String(name.prefix(15)))
             body(self)
             // A body that returns without calling ready must not leave start() waiting.
             reportReady(.failure(LoopThreadError.endedBeforeReady(name)))

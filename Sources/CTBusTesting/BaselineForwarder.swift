@@ -1,0 +1,116 @@
+import CTBusSchema
+import Foundation
+import Synchronization
+import ZeroMQ
+
+/// The benchmark's baseline: the ceiling libzmq sets on this machine for the same fan-out. A
+/// plain ROUTER forwarder written with the project's ZeroMQ wrapper, CURVE on, and nothing
+/// else: no validation, no policy, no storage, no acknowledgements. Every frame a publisher
+/// sends goes to every receiver.
+public enum BaselineForwarder {
+    /// Result of one run: seconds from the first send until every receiver had every message,
+    /// and receiver 0's one-way latencies in seconds.
+    public struct Run: Sendable {
+        public let seconds: Double
+        public let latencies: [Double]
+    }
+
+    /// Sends `messages` frames of `bodyBytes` to `recipients` receivers through the forwarder,
+    /// at most `rate` per second (nil: as fast as possible).
+    public static func run(messages: Int, bodyBytes: Int, recipients: Int, rate: Double? = nil) throws -> Run {
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let serverKeys = try CurveKeyPair.generate()
+        let registered = Mutex<[[UInt8]]>([])
+        let endpoint = Mutex("")
+        let forwarder = LoopThread()
+        try forwarder.start(name: "baseline-fwd") { thread in
+            let router: ZMQSocket
+            do {
+                router = try ZMQSocket(context: context, type: .router)
+                try router.makeCurveServer(secretKey: serverKeys.secretKey)
+                try router.setHighWaterMarks(send: 0, receive: 0)
+                try router.bind("tcp://127.0.0.1:*")
+                endpoint.withLock { $0 = router.lastEndpoint }
+            } catch {
+                thread.ready(.failure(error))
+                return
+            }
+            thread.ready(.success(()))
+            var receivers: [[UInt8]] = []
+            while !thread.isStopping {
+                guard (try? ZMQSocket.poll([router], timeoutMilliseconds: 20)[0]) == true else { continue }
+                while let message = try? router.receive(dontWait: true), message.frames.count == 2 {
+                    if message.frames[1] == Array("hello".utf8) {
+                        receivers.append(message.frames[0])
+                        registered.withLock { $0 = receivers }
+                        continue
+                    }
+                    for receiver in receivers { try? router.send([receiver, message.frames[1]]) }
+                }
+            }
+            router.close()
+        }
+        defer { forwarder.stop() }
+        let address = endpoint.withLock { $0 }
+
+        let done = DispatchSemaphore(value: 0)
+        let finishTimes = Mutex<[UInt64]>([])
+        let latencies = Mutex<[Double]>([])
+        for index in 0..<recipients {
+            let keys = try CurveKeyPair.generate()
+            let thread = Thread {
+                do {
+                    let socket = try ZMQSocket(context: context, type: .dealer)
+                    try socket.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: keys)
+                    try socket.setHighWaterMarks(send: 0, receive: 0)
+                    try socket.connect(address)
+                    try socket.send([Array("hello".utf8)])
+                    var received = 0
+                    var local: [Double] = []
+                    while received < messages {
+                        guard try ZMQSocket.poll([socket], timeoutMilliseconds: 5_000)[0] else { break }
+                        while received < messages, let message = try socket.receive(dontWait: true) {
+                            received += 1
+                            if index == 0, message.frames[0].count >= 8 {
+                                let sent = message.frames[0].prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                                local.append(Double(DispatchTime.now().uptimeNanoseconds &- sent) / 1e9)
+                            }
+                        }
+                    }
+                    let finished = received == messages ? DispatchTime.now().uptimeNanoseconds : 0
+                    finishTimes.withLock { $0.append(finished) }
+                    if index == 0 { latencies.withLock { $0 = local } }
+                    socket.close()
+                } catch {
+                    finishTimes.withLock { $0.append(0) }
+                }
+                done.signal()
+            }
+            thread.start()
+        }
+        guard Wait.until(seconds: 30, { registered.withLock { $0.count } == recipients }) else {
+            throw ConfigurationError("baseline receivers did not register")
+        }
+        let publisher = try ZMQSocket(context: context, type: .dealer)
+        try publisher.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: try CurveKeyPair.generate())
+        try publisher.setHighWaterMarks(send: 0, receive: 0)
+        try publisher.connect(address)
+        var body = [UInt8](repeating: 0x61, count: max(bodyBytes, 8))
+        let start = DispatchTime.now().uptimeNanoseconds
+        for index in 0..<messages {
+            if let rate {
+                let due = start + UInt64(Double(index) / rate * 1e9)
+                while DispatchTime.now().uptimeNanoseconds < due { usleep(50) }
+            }
+            let now = DispatchTime.now().uptimeNanoseconds
+            for byte in 0..<8 { body[byte] = UInt8(truncatingIfNeeded: now >> (56 - 8 * UInt64(byte))) }
+            try publisher.send([body])
+        }
+        for _ in 0..<recipients { done.wait() }
+        publisher.close()
+        let finish = finishTimes.withLock { $0.max() ?? start }
+        guard finishTimes.withLock({ !$0.contains(0) }) else { throw ConfigurationError("a baseline receiver failed") }
+        return Run(seconds: Double(finish - start) / 1e9, latencies: latencies.withLock { $0 })
+    }
+}

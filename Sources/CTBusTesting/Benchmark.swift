@@ -1,0 +1,272 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import Logging
+
+/// `ctbus bench`: real buses (CURVE, SQLite journals and store on disk, as in production)
+/// measured side by side with `BaselineForwarder` in the same run. Each scenario runs
+/// `rounds` times on a fresh bus; the report gives medians.
+public struct Benchmark {
+    public struct Options: Sendable {
+        public var messages: Int
+        public var bodyBytes: Int
+        public var rounds: Int
+        public var rate: Double
+        public var latencyMessages: Int
+        public var catchUpMessages: Int
+        public var scaleRecipients: [Int]
+
+        public static let short = Options(messages: 2_000, bodyBytes: 1_024, rounds: 3, rate: 1_000, latencyMessages: 500,
+                                          catchUpMessages: 2_000, scaleRecipients: [3, 12])
+        public static let full = Options(messages: 20_000, bodyBytes: 1_024, rounds: 5, rate: 1_000, latencyMessages: 5_000,
+                                         catchUpMessages: 100_000, scaleRecipients: [3, 12, 48])
+    }
+
+    /// One line of the report.
+    public struct Result: Codable, Sendable {
+        public let scenario: String
+        public let metric: String
+        public let unit: String
+        public let median: Double
+        public let baseline: Double?
+        /// ctbus / baseline (for throughputs: the share of the ceiling reached).
+        public let ratio: Double?
+        public let rounds: [Double]
+    }
+
+    public let options: Options
+    public var progress: (String) -> Void = { _ in }
+
+    public init(options: Options) { self.options = options }
+
+    // MARK: Running
+
+    public func run() throws -> [Result] {
+        var results: [Result] = []
+        results += try fanOut()
+        results += try fixedRateLatency()
+        results += try catchUp()
+        results += try scale()
+        return results
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+    }
+
+    /// A bus of CTED and `recipients` working groups that all receive everything.
+    func makeBus(recipients: Int) throws -> (LocalBus, [String]) {
+        let names = (1...recipients).map { "r-\($0)" }
+        let nodes = [LocalBus.NodeSpec("cted", role: .cted, clearance: .strictlyConfidential)]
+            + names.map { LocalBus.NodeSpec($0, role: .workingGroup, clearance: .confidential) }
+        let bus = try LocalBus(nodes: nodes, logger: Logger(label: "ctbus.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return (bus, names)
+    }
+
+    func message() -> BusMessage {
+        SampleMessages.missionReport(summaryBytes: options.bodyBytes)
+    }
+
+    /// Publishes `count` messages from CTED in batches and waits until every recipient
+    /// journaled them all. Returns the seconds taken and, per message id, when it was published.
+    func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100,
+                        waitFor: [String]? = nil) throws -> (seconds: Double, published: [String: Date]) {
+        let cted = try bus.startNode("cted")
+        let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
+        guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("bench nodes did not connect") }
+        let messages = (0..<count).map { _ in message() }
+        var published: [String: Date] = [:]
+        let start = Date()
+        for chunk in stride(from: 0, to: count, by: batch) {
+            let now = Date()
+            for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
+        }
+        guard try Wait.until(seconds: 600, { try journals.allSatisfy { try $0.count() >= count } }) else {
+            throw ConfigurationError("not every message arrived within 600 s")
+        }
+        return (Date().timeIntervalSince(start), published)
+    }
+
+    /// Publish-to-journal latencies at one recipient.
+    func latencies(journal: NodeJournal, published: [String: Date]) throws -> [Double] {
+        try journal.entries(matching: JournalFilter(direction: .received)).compactMap { entry in
+            published[entry.messageId].map { entry.recordedAt.timeIntervalSince($0) }
+        }
+    }
+
+    // MARK: Scenarios
+
+    func fanOut() throws -> [Result] {
+        var throughput: [Double] = []
+        var baseline: [Double] = []
+        var p50: [Double] = []
+        var p99: [Double] = []
+        var p999: [Double] = []
+        var baseP99: [Double] = []
+        for round in 1...options.rounds {
+            progress("fan-out round \(round)/\(options.rounds)")
+            let (bus, names) = try makeBus(recipients: 3)
+            defer { bus.shutdown() }
+            try bus.startBroker()
+            for name in names { try bus.startNode(name) }
+            let run = try publishAndWait(bus: bus, recipients: names, count: options.messages)
+            throughput.append(Double(options.messages) / run.seconds)
+            let lat = try latencies(journal: try bus.journal(names[0]), published: run.published)
+            p50.append(Self.percentile(lat, 0.5))
+            p99.append(Self.percentile(lat, 0.99))
+            p999.append(Self.percentile(lat, 0.999))
+            let base = try BaselineForwarder.run(messages: options.messages, bodyBytes: options.bodyBytes, recipients: 3)
+            baseline.append(Double(options.messages) / base.seconds)
+            baseP99.append(Self.percentile(base.latencies, 0.99))
+        }
+        let ms = { (values: [Double]) in values.map { $0 * 1000 } }
+        return [
+            Result(scenario: "fan-out to 3, durable", metric: "messages/s journaled at all recipients", unit: "msg/s",
+                   median: Self.median(throughput), baseline: Self.median(baseline),
+                   ratio: Self.median(throughput) / Self.median(baseline), rounds: throughput),
+            Result(scenario: "latency near saturation", metric: "p50 publish to journal", unit: "ms",
+                   median: Self.median(ms(p50)), baseline: nil, ratio: nil, rounds: ms(p50)),
+            Result(scenario: "latency near saturation", metric: "p99 publish to journal", unit: "ms",
+                   median: Self.median(ms(p99)), baseline: Self.median(ms(baseP99)),
+                   ratio: Self.median(p99) / Self.median(baseP99), rounds: ms(p99)),
+            Result(scenario: "latency near saturation", metric: "p99.9 publish to journal", unit: "ms",
+                   median: Self.median(ms(p999)), baseline: nil, ratio: nil, rounds: ms(p999)),
+        ]
+    }
+
+    func fixedRateLatency() throws -> [Result] {
+        var p50: [Double] = []
+        var p99: [Double] = []
+        var p999: [Double] = []
+        var baseP50: [Double] = []
+        var baseP99: [Double] = []
+        for round in 1...options.rounds {
+            progress("latency at \(Int(options.rate))/s round \(round)/\(options.rounds)")
+            let (bus, names) = try makeBus(recipients: 3)
+            defer { bus.shutdown() }
+            try bus.startBroker()
+            for name in names { try bus.startNode(name) }
+            let cted = try bus.startNode("cted")
+            guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("bench nodes did not connect") }
+            var published: [String: Date] = [:]
+            let start = Date()
+            for index in 0..<options.latencyMessages {
+                let due = start.addingTimeInterval(Double(index) / options.rate)
+                let wait = due.timeIntervalSinceNow
+                if wait > 0 { Thread.sleep(forTimeInterval: wait) } // pacing the offered load, not measuring
+                let now = Date()
+                published[try cted.publish([message()])[0]] = now
+            }
+            let journal = try bus.journal(names[0])
+            guard try Wait.until(seconds: 120, { try journal.count() >= options.latencyMessages }) else {
+                throw ConfigurationError("not every message arrived")
+            }
+            let lat = try latencies(journal: journal, published: published)
+            p50.append(Self.percentile(lat, 0.5) * 1000)
+            p99.append(Self.percentile(lat, 0.99) * 1000)
+            p999.append(Self.percentile(lat, 0.999) * 1000)
+            let base = try BaselineForwarder.run(messages: options.latencyMessages, bodyBytes: options.bodyBytes, recipients: 3,
+                                                 rate: options.rate)
+            baseP50.append(Self.percentile(base.latencies, 0.5) * 1000)
+            baseP99.append(Self.percentile(base.latencies, 0.99) * 1000)
+        }
+        let name = "latency at \(Int(options.rate)) msg/s"
+        return [
+            Result(scenario: name, metric: "p50 publish to journal", unit: "ms", median: Self.median(p50),
+                   baseline: Self.median(baseP50), ratio: Self.median(p50) / Self.median(baseP50), rounds: p50),
+            Result(scenario: name, metric: "p99 publish to journal", unit: "ms", median: Self.median(p99),
+                   baseline: Self.median(baseP99), ratio: Self.median(p99) / Self.median(baseP99), rounds: p99),
+            Result(scenario: name, metric: "p99.9 publish to journal", unit: "ms", median: Self.median(p999),
+                   baseline: nil, ratio: nil, rounds: p999),
+        ]
+    }
+
+    func catchUp() throws -> [Result] {
+        var seconds: [Double] = []
+        var baseline: [Double] = []
+        for round in 1...options.rounds {
+            progress("catch-up of \(options.catchUpMessages) round \(round)/\(options.rounds)")
+            let (bus, names) = try makeBus(recipients: 1)
+            defer { bus.shutdown() }
+            try bus.startBroker()
+            // The recipient is away while CTED publishes; it has never connected.
+            _ = try publishAndWait(bus: bus, recipients: names, count: options.catchUpMessages, batch: 500, waitFor: [])
+            guard let broker = bus.broker else { throw ConfigurationError("the bench broker is not running") }
+            guard try Wait.until(seconds: 600, { try broker.store.queueDepth(for: names[0]) == options.catchUpMessages }) else {
+                throw ConfigurationError("the backlog was not stored")
+            }
+            let journal = try bus.journal(names[0])
+            let start = Date()
+            try bus.startNode(names[0])
+            guard try Wait.until(seconds: 600, { try journal.count() >= options.catchUpMessages }) else {
+                throw ConfigurationError("catch-up did not complete")
+            }
+            seconds.append(Date().timeIntervalSince(start))
+            baseline.append(try BaselineForwarder.run(messages: options.catchUpMessages, bodyBytes: options.bodyBytes, recipients: 1).seconds)
+        }
+        return [Result(scenario: "catch-up of \(options.catchUpMessages)", metric: "time until the journal is complete",
+                       unit: "s", median: Self.median(seconds), baseline: Self.median(baseline),
+                       ratio: Self.median(seconds) / Self.median(baseline), rounds: seconds)]
+    }
+
+    func scale() throws -> [Result] {
+        var results: [Result] = []
+        for recipients in options.scaleRecipients {
+            var throughput: [Double] = []
+            var cpu: [Double] = []
+            var baseline: [Double] = []
+            let count = max(200, options.messages / max(1, recipients / 3))
+            for round in 1...options.rounds {
+                progress("scale to \(recipients) recipients round \(round)/\(options.rounds)")
+                let (bus, names) = try makeBus(recipients: recipients)
+                defer { bus.shutdown() }
+                try bus.startBroker()
+                for name in names { try bus.startNode(name) }
+                let before = ThreadCPU.seconds(named: "broker")
+                let run = try publishAndWait(bus: bus, recipients: names, count: count)
+                let after = ThreadCPU.seconds(named: "broker")
+                throughput.append(Double(count) / run.seconds)
+                if let before, let after { cpu.append((after - before) / Double(count * recipients) * 1e6) }
+                baseline.append(Double(count) / (try BaselineForwarder.run(messages: count, bodyBytes: options.bodyBytes,
+                                                                           recipients: recipients).seconds))
+            }
+            results.append(Result(scenario: "scale: \(recipients) recipients", metric: "messages/s journaled at all recipients",
+                                  unit: "msg/s", median: Self.median(throughput), baseline: Self.median(baseline),
+                                  ratio: Self.median(throughput) / Self.median(baseline), rounds: throughput))
+            results.append(Result(scenario: "scale: \(recipients) recipients", metric: "broker CPU per delivered message",
+                                  unit: "µs", median: Self.median(cpu), baseline: nil, ratio: nil, rounds: cpu))
+        }
+        return results
+    }
+}
+
+/// CPU time of this process's threads by name, from /proc (Linux).
+enum ThreadCPU {
+    static func seconds(named name: String) -> Double? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total: Double?
+        for task in tasks {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == name,
+                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // After the command: state is field 3; utime and stime are fields 14 and 15.
+            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            total = (total ?? 0) + (user + system) / ticks
+        }
+        return total
+    }
+}
