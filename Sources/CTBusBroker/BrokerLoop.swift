@@ -14,6 +14,8 @@ final class BrokerLoop {
     private let store: BrokerStore
     private var logger: Logger
     private var sessions: [String: Session] = [:]
+    /// Cumulative acknowledgements read in the current batch, per node.
+    private var acknowledgements: [String: UInt64] = [:]
     /// Most frames handled per wake-up; publications among them share one store transaction.
     private let batchLimit = 512
 
@@ -77,6 +79,7 @@ final class BrokerLoop {
             guard let message = try socket.receive(dontWait: true) else { break }
             handle(message, publishes: &publishes, revokes: &revokes)
         }
+        if !acknowledgements.isEmpty { recordAcknowledgements() }
         if !publishes.isEmpty { process(publishes) }
         // After the batch's publications, so a message published and revoked together is known.
         for item in revokes { revoke(item.revoke, by: item.nodeId, replyTo: item.routingId) }
@@ -112,7 +115,9 @@ final class BrokerLoop {
             publishes.append(PendingPublish(routingId: routingId, nodeId: entry.profile.id, publish: publish,
                                             size: message.frames[1].count))
         case .deliveryAck(let ack):
-            acknowledge(nodeId: nodeId, through: ack.throughSequence)
+            // Capped at what this session sent: a node cannot delete deliveries it never got.
+            let through = min(ack.throughSequence, sessions[nodeId]?.sentThrough ?? 0)
+            acknowledgements[nodeId] = max(acknowledgements[nodeId] ?? 0, through)
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
         case .revoke(let revoke):
@@ -295,19 +300,20 @@ final class BrokerLoop {
 
     // MARK: Deliveries
 
-    private func acknowledge(nodeId: String, through claimed: UInt64) {
-        // A node can only acknowledge what this session sent it; anything beyond is ignored,
-        // so a buggy or hostile client cannot delete deliveries it never received.
-        guard let sentThrough = sessions[nodeId]?.sentThrough else { return }
-        let sequence = min(claimed, sentThrough)
+    /// Records the batch's cumulative acknowledgements in one transaction, then frees credit.
+    private func recordAcknowledgements() {
+        let batch = acknowledgements
+        acknowledgements = [:]
         do {
-            try store.acknowledge(nodeId: nodeId, through: sequence)
+            try store.acknowledge(batch)
         } catch {
-            logger.error("could not record an acknowledgement", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            logger.error("could not record acknowledgements", metadata: ["nodes": "\(batch.count)", "error": "\(error)"])
             return
         }
-        sessions[nodeId]?.inFlight.removeAll { $0 <= sequence }
-        pump(nodeId)
+        for (nodeId, sequence) in batch {
+            sessions[nodeId]?.inFlight.removeAll { $0 <= sequence }
+            pump(nodeId)
+        }
     }
 
     /// Sends queued deliveries to a connected node while it has credit.

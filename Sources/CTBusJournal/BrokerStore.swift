@@ -78,20 +78,20 @@ public final class BrokerStore: Sendable {
     }
 
     private static func store(_ publication: Publication, in db: Database, now: Date) throws -> StoreOutcome {
-        if let row = try Row.fetchOne(db, sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?",
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?"),
                                       arguments: [publication.messageId]) {
             let same = row["originator"] == publication.originator
                 && row["envelope"] == publication.envelope && row["payload"] == publication.payload
             return same ? .alreadyStored : .conflict
         }
-        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1") ?? HashChain.genesis
+        let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1")) ?? HashChain.genesis
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: publication.messageId, originator: publication.originator,
             envelope: publication.envelope, payload: publication.payload))
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [publication.messageId, publication.originator, publication.typeName,
+            """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
                              publication.envelope, publication.payload, hash])
         for recipient in publication.recipients {
@@ -104,24 +104,24 @@ public final class BrokerStore: Sendable {
     /// Appends a queue entry with the recipient's next sequence number.
     private static func queue(_ messageId: String, for recipient: Publication.Recipient, revocationReason: String? = nil,
                               in db: Database) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
             ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
-            """, arguments: [recipient.nodeId])
-        let sequence = try Int64.fetchOne(db, sql: "SELECT last_sequence FROM recipient WHERE node_id = ?",
+            """).execute(arguments: [recipient.nodeId])
+        let sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT last_sequence FROM recipient WHERE node_id = ?"),
                                           arguments: [recipient.nodeId]) ?? 1
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths, revocation_reason)
             VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
+            """).execute(arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
                              recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ","),
                              revocationReason])
     }
 
     private static func record(_ entries: [AuditEntry], of messageId: String, in db: Database, now: Date) throws {
         for entry in entries {
-            try db.execute(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970])
+            try db.cachedStatement(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
+                .execute(arguments: [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970])
         }
     }
 
@@ -264,8 +264,18 @@ public final class BrokerStore: Sendable {
     /// Removes one queue entry without delivering it (it expired) and records why.
     public func discard(nodeId: String, sequence: UInt64, messageId: String, audit: AuditEntry) throws(StoreError) {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?", arguments: [nodeId, Int64(bitPattern: sequence)])
+            try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?").execute(arguments: [nodeId, Int64(bitPattern: sequence)])
             try Self.record([audit], of: messageId, in: db, now: Date())
+        }
+    }
+
+    /// Records cumulative acknowledgements of several nodes in one transaction.
+    public func acknowledge(_ acknowledgements: [String: UInt64]) throws(StoreError) {
+        try database.write { db in
+            for (nodeId, sequence) in acknowledgements {
+                try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?")
+                    .execute(arguments: [nodeId, Int64(bitPattern: sequence)])
+            }
         }
     }
 

@@ -42,7 +42,6 @@ public final class NodeJournal: Sendable {
                 CREATE TABLE outbox (
                     message_id TEXT PRIMARY KEY REFERENCES entry(message_id),
                     queued_at REAL NOT NULL,
-                    last_sent_at REAL,
                     refused_code TEXT,
                     refused_detail TEXT
                 );
@@ -80,12 +79,12 @@ public final class NodeJournal: Sendable {
     public func enqueue(_ items: [(envelope: Envelope, payload: Data)], now: Date = Date()) throws(StoreError) {
         try database.write { db in
             for (envelope, payload) in items {
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [envelope.messageID]) == true {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [envelope.messageID]) == true {
                     throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
                 }
                 try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
-                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
-                               arguments: [envelope.messageID, now.timeIntervalSince1970])
+                try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
+                    .execute(arguments: [envelope.messageID, now.timeIntervalSince1970])
             }
         }
     }
@@ -94,21 +93,11 @@ public final class NodeJournal: Sendable {
     public func outbox(limit: Int = 100) throws(StoreError) -> [OutboxItem] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT e.message_id, e.envelope, e.payload, o.last_sent_at FROM outbox o
+                SELECT e.message_id, e.envelope, e.payload FROM outbox o
                 JOIN entry e ON e.message_id = o.message_id WHERE o.refused_code IS NULL
                 ORDER BY e.position LIMIT ?
                 """, arguments: [limit]).map { row in
-                OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"],
-                           lastSentAt: (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
-            }
-        }
-    }
-
-    public func markSent(_ messageIds: [String], at now: Date = Date()) throws(StoreError) {
-        try database.write { db in
-            for id in messageIds {
-                try db.execute(sql: "UPDATE outbox SET last_sent_at = ? WHERE message_id = ?",
-                               arguments: [now.timeIntervalSince1970, id])
+                OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"])
             }
         }
     }
@@ -126,11 +115,11 @@ public final class NodeJournal: Sendable {
         try database.write { db in
             var count = 0
             for (messageId, originator) in acknowledgements {
-                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [messageId])
+                try db.cachedStatement(sql: "DELETE FROM outbox WHERE message_id = ?").execute(arguments: [messageId])
                 guard db.changesCount > 0 else { continue }
                 count += 1
-                try db.execute(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?",
-                               arguments: [now.timeIntervalSince1970, originator, messageId])
+                try db.cachedStatement(sql: "UPDATE entry SET acknowledged_at = ?, originator = ? WHERE message_id = ?")
+                    .execute(arguments: [now.timeIntervalSince1970, originator, messageId])
             }
             return count
         }
@@ -144,7 +133,7 @@ public final class NodeJournal: Sendable {
                            arguments: [code, detail, messageId])
             // No publication waiting under this id: the refusal concerns its revocation.
             if db.changesCount == 0 {
-                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
             }
         }
     }
@@ -205,7 +194,7 @@ public final class NodeJournal: Sendable {
             for (messageId, reason) in revocations {
                 try db.execute(sql: "UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?) WHERE message_id = ?",
                                arguments: [now.timeIntervalSince1970, reason, messageId])
-                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
             }
         }
     }
@@ -220,7 +209,7 @@ public final class NodeJournal: Sendable {
                         revoke_reason = coalesce(revoke_reason, (SELECT reason FROM revocation_outbox WHERE message_id = ?))
                     WHERE message_id = ?
                     """, arguments: [now.timeIntervalSince1970, messageId, messageId])
-                try db.execute(sql: "DELETE FROM revocation_outbox WHERE message_id = ?", arguments: [messageId])
+                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
             }
         }
     }
@@ -260,9 +249,9 @@ public final class NodeJournal: Sendable {
             let envelope = try Envelope(serializedBytes: row["envelope"] as Data)
             let payload: Data = row["payload"]
             try check(envelope, payload)
-            try db.execute(sql: "DELETE FROM draft WHERE message_id = ?", arguments: [messageId])
+            try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
             try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
-            try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)", arguments: [messageId, now.timeIntervalSince1970])
+            try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)").execute(arguments: [messageId, now.timeIntervalSince1970])
             return envelope
         }
     }
@@ -305,7 +294,7 @@ public final class NodeJournal: Sendable {
         try database.write { db in
             var fresh = 0
             for delivery in deliveries {
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE message_id = ?", arguments: [delivery.envelope.messageID]) == true {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [delivery.envelope.messageID]) == true {
                     continue
                 }
                 try Self.insert(db, direction: "received", envelope: delivery.envelope, payload: delivery.payload,
@@ -320,14 +309,14 @@ public final class NodeJournal: Sendable {
                                sequence: UInt64?, redactedPaths: [String] = [], now: Date) throws {
         let envelopeBytes = try envelope.serializedData()
         let redacted = redactedPaths.joined(separator: ",")
-        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM entry ORDER BY position DESC LIMIT 1") ?? HashChain.genesis
+        let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM entry ORDER BY position DESC LIMIT 1")) ?? HashChain.genesis
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: envelope.messageID, direction: direction, envelope: envelopeBytes, payload: payload, redacted: redacted))
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
                                recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [
+            """).execute(arguments: [
                 envelope.messageID, direction, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
@@ -434,7 +423,6 @@ public struct OutboxItem: Sendable {
     public let messageId: String
     public let envelope: Data
     public let payload: Data
-    public let lastSentAt: Date?
 }
 
 /// Where a publication stands in the publishing node's journal.

@@ -26,6 +26,8 @@ final class NodeLoop {
     private var resendAll = false
     /// Something new is in the outbox: send it at the next tick.
     private var outboxDue = false
+    /// When each outbox entry was last sent in this process.
+    private var lastSent: [String: ContinuousClock.Instant] = [:]
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
          journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger) throws {
@@ -101,25 +103,29 @@ final class NodeLoop {
     }
 
     private func sendOutbox() throws {
-        let resendAfter = Double(configuration.resendAfterMilliseconds) / 1000
-        let now = Date()
-        var sent: [String] = []
-        for item in try journal.outbox(limit: 500) {
-            if !resendAll, let last = item.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
+        let resendAfter = Duration.milliseconds(configuration.resendAfterMilliseconds)
+        let now = ContinuousClock.now
+        let resendTime = Date()
+        let pending = try journal.outbox(limit: 500)
+        // Send times live in memory only: after a restart everything is sent again anyway.
+        let waiting = Set(pending.map(\.messageId))
+        lastSent = lastSent.filter { waiting.contains($0.key) }
+        for item in pending {
+            if !resendAll, let last = lastSent[item.messageId], now - last < resendAfter { continue }
             var publish = Publish()
             publish.envelope = try Envelope(serializedBytes: item.envelope)
             publish.payload = item.payload
             guard send(.publish(publish)) else { break }
-            sent.append(item.messageId)
+            lastSent[item.messageId] = now
         }
-        if !sent.isEmpty { try journal.markSent(sent, at: now) }
+        let resendAfterSeconds = Double(configuration.resendAfterMilliseconds) / 1000
         for revocation in try journal.pendingRevocations() {
-            if !resendAll, let last = revocation.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
+            if !resendAll, let last = revocation.lastSentAt, resendTime.timeIntervalSince(last) < resendAfterSeconds { continue }
             var revoke = Revoke()
             revoke.messageID = revocation.messageId
             revoke.reason = revocation.reason
             guard send(.revoke(revoke)) else { break }
-            try journal.markRevocationSent(revocation.messageId, at: now)
+            try journal.markRevocationSent(revocation.messageId, at: resendTime)
         }
         resendAll = false
     }
