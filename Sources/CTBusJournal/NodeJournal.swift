@@ -392,6 +392,12 @@ public final class NodeJournal: Sendable {
         }
     }
 
+    /// The position of the newest entry (0 for an empty journal): how many entries were ever
+    /// written, read from the primary key without scanning the table.
+    public func lastPosition() throws(StoreError) -> Int64 {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") ?? 0 }
+    }
+
     /// The number of entries that hold this message id (0 or 1, by the unique index; tests check it).
     public func count(messageId: String? = nil) throws(StoreError) -> Int {
         try database.read { db in

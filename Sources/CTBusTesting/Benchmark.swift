@@ -92,7 +92,7 @@ public struct Benchmark {
             let now = Date()
             for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
         }
-        guard try Wait.until(seconds: 600, { try journals.allSatisfy { try $0.count() >= count } }) else {
+        guard try Wait.until(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
             throw ConfigurationError("not every message arrived within 600 s")
         }
         return (Date().timeIntervalSince(start), published)
@@ -169,7 +169,7 @@ public struct Benchmark {
                 published[try cted.publish([message()])[0]] = now
             }
             let journal = try bus.journal(names[0])
-            guard try Wait.until(seconds: 120, { try journal.count() >= options.latencyMessages }) else {
+            guard try Wait.until(seconds: 120, { try journal.lastPosition() >= options.latencyMessages }) else {
                 throw ConfigurationError("not every message arrived")
             }
             let lat = try latencies(journal: journal, published: published)
@@ -209,7 +209,7 @@ public struct Benchmark {
             let journal = try bus.journal(names[0])
             let start = Date()
             try bus.startNode(names[0])
-            guard try Wait.until(seconds: 600, { try journal.count() >= options.catchUpMessages }) else {
+            guard try Wait.until(seconds: 600, { try journal.lastPosition() >= options.catchUpMessages }) else {
                 throw ConfigurationError("catch-up did not complete")
             }
             seconds.append(Date().timeIntervalSince(start))
