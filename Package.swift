@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "CTBusPolicyTests",
             dependencies: [
-                "CTBusPolicy", "CTBusSchema",
+                "CTBusPolicy", "CTBusSchema", "CTBusTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],

@@ -14,12 +14,9 @@ struct BrokerCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
-        blockTerminationSignals()
-        try runReportingErrors {
+        try runDaemon(named: "broker") {
             let broker = try Broker(configurationFile: config, logger: makeLogger(label: "ctbus.broker", level: logLevel))
-            let signalNumber = waitForTerminationSignal()
-            FileHandle.standardError.write(Data("ctbus: broker stopping (signal \(signalNumber))\n".utf8))
-            broker.stop()
+            return broker.stop
         }
     }
 }
@@ -35,12 +32,21 @@ struct NodeCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
-        blockTerminationSignals()
-        try runReportingErrors {
+        try runDaemon(named: "node") {
             let node = try Node(configurationFile: config, logger: makeLogger(label: "ctbus.node", level: logLevel))
-            let signalNumber = waitForTerminationSignal()
-            FileHandle.standardError.write(Data("ctbus: node stopping (signal \(signalNumber))\n".utf8))
-            node.stop()
+            return node.stop
         }
+    }
+}
+
+/// Starts a daemon with SIGINT/SIGTERM blocked (so `sigwait` takes them), waits for one, and
+/// stops it gracefully. `start` returns the function that stops what it started.
+func runDaemon(named name: String, start: () throws -> () -> Void) throws {
+    blockTerminationSignals()
+    try runReportingErrors {
+        let stop = try start()
+        let signalNumber = waitForTerminationSignal()
+        FileHandle.standardError.write(Data("ctbus: \(name) stopping (signal \(signalNumber))\n".utf8))
+        stop()
     }
 }

@@ -1,5 +1,6 @@
 import CTBusPolicy
 import CTBusSchema
+import CTBusTesting
 import Foundation
 import PropertyBased
 import SwiftProtobuf
@@ -25,7 +26,7 @@ struct PolicyPropertyTests {
     }
 
     static func world(seed: UInt64) -> World {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let count = Int.random(in: 2...12, using: &random)
         let nodes = (0..<count).map { index in
             NodeProfile(id: "node-\(index)", role: Role.allCases.randomElement(using: &random)!,
@@ -104,7 +105,7 @@ struct PolicyPropertyTests {
         await propertyCheck(count: Self.cases, input: Gen.uint64(in: 0...UInt64.max)) { seed in
             let world = Self.world(seed: seed)
             let before = Set(Self.recipients(world).keys)
-            var random = SplitMix(seed: seed ^ 0x5EED)
+            var random = SeededGenerator(seed: seed ^ 0x5EED)
             var narrowed = world
             let list = world.envelope.handling.releasability
             if list.count > 1 {
@@ -146,18 +147,5 @@ struct PolicyPropertyTests {
             value.activities = [activity]
             return .activityMatrix(value)
         }
-    }
-}
-
-/// SplitMix64: a small deterministic generator for building a case from its seed.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
