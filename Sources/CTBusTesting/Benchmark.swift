@@ -18,11 +18,15 @@ public struct Benchmark {
         public var latencyMessages: Int
         public var catchUpMessages: Int
         public var scaleRecipients: [Int]
+        /// Messages queued for an absent node in the memory scenario.
+        public var queuedMessages: Int
+        /// The ctbus executable, for scenarios that run the broker as a process of its own.
+        public var executable: String?
 
         public static let short = Options(messages: 2_000, bodyBytes: 1_024, rounds: 3, rate: 1_000, latencyMessages: 500,
-                                          catchUpMessages: 2_000, scaleRecipients: [3, 12])
+                                          catchUpMessages: 2_000, scaleRecipients: [3, 12], queuedMessages: 20_000)
         public static let full = Options(messages: 20_000, bodyBytes: 1_024, rounds: 5, rate: 1_000, latencyMessages: 5_000,
-                                         catchUpMessages: 100_000, scaleRecipients: [3, 12, 48])
+                                         catchUpMessages: 100_000, scaleRecipients: [3, 12, 48], queuedMessages: 1_000_000)
     }
 
     /// One line of the report.
@@ -50,6 +54,7 @@ public struct Benchmark {
         results += try fixedRateLatency()
         results += try catchUp()
         results += try scale()
+        if options.executable != nil { results += try memory() }
         return results
     }
 
@@ -248,6 +253,57 @@ public struct Benchmark {
                                   unit: "µs", median: Self.median(cpu), baseline: nil, ratio: nil, rounds: cpu))
         }
         return results
+    }
+}
+
+extension Benchmark {
+    /// Broker resident memory with `queuedMessages` waiting for a node that never connects. The
+    /// broker runs as a process of its own so its memory is its own; CTED publishes from here.
+    func memory() throws -> [Result] {
+        guard let executable = options.executable else { return [] }
+        progress("memory with \(options.queuedMessages) queued (one round)")
+        let (bus, names) = try makeBus(recipients: 1)
+        defer { bus.shutdown() }
+        let brokerConfig = try bus.writeConfigurationFiles()
+        let broker = Process()
+        broker.executableURL = URL(fileURLWithPath: executable)
+        broker.arguments = ["broker", "--config", brokerConfig, "--log-level", "error"]
+        broker.standardError = FileHandle.nullDevice
+        try broker.run()
+        defer {
+            broker.terminate()
+            broker.waitUntilExit()
+        }
+        let cted = try bus.startNode("cted")
+        guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("CTED did not connect to the broker process") }
+        let idle = Self.residentBytes(pid: broker.processIdentifier) ?? 0
+        let journal = try bus.journal("cted")
+        var sent = 0
+        while sent < options.queuedMessages {
+            let batch = min(500, options.queuedMessages - sent)
+            try cted.publish((0..<batch).map { _ in message() })
+            sent += batch
+            // Keep the outbox short so this measures the broker's queue, not CTED's backlog.
+            _ = try Wait.until(seconds: 600) { try journal.outbox(limit: 5_000).count < 2_000 }
+        }
+        guard try Wait.until(seconds: 600, { try journal.outbox(limit: 1).isEmpty }) else {
+            throw ConfigurationError("the broker did not acknowledge every publication")
+        }
+        let store = try BrokerStore(path: bus.brokerConfiguration.storePath)
+        let queued = try store.queueDepth(for: names[0])
+        guard queued == options.queuedMessages else { throw ConfigurationError("\(queued) queued, expected \(options.queuedMessages)") }
+        let loaded = Self.residentBytes(pid: broker.processIdentifier) ?? 0
+        let mb = { (bytes: Int) in Double(bytes) / 1_048_576 }
+        return [Result(scenario: "\(options.queuedMessages) queued for an absent node", metric: "broker resident memory (idle: \(String(format: "%.1f", mb(idle))) MB)",
+                       unit: "MB", median: mb(loaded), baseline: nil, ratio: nil, rounds: [mb(loaded)])]
+    }
+
+    /// VmRSS of a process, from /proc (Linux).
+    static func residentBytes(pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
+        return kilobytes * 1024
     }
 }
 

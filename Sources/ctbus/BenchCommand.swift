@@ -20,6 +20,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Rounds per scenario (medians are taken over them).")
     var rounds: Int?
 
+    @Option(help: "Messages queued for an absent node in the memory scenario (short 20,000; full 1,000,000).")
+    var queued: Int?
+
     @Option(help: "Where to write the JSON report.")
     var json = "ctbus-bench.json"
 
@@ -29,6 +32,8 @@ struct BenchCommand: ParsableCommand {
             if let messages { options.messages = messages }
             if let bodyBytes { options.bodyBytes = bodyBytes }
             if let rounds { options.rounds = rounds }
+            if let queued { options.queuedMessages = queued }
+            options.executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             var benchmark = Benchmark(options: options)
             benchmark.progress = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
             let results = try benchmark.run()
