@@ -342,21 +342,16 @@ final class BrokerLoop {
                 sessions[nodeId]?.inFlight.append(delivery.sequence)
                 continue
             }
-            do {
-                deliver.envelope = try Envelope(serializedBytes: delivery.envelope)
-            } catch {
-                logger.error("stored envelope does not decode", metadata: ["message-id": "\(delivery.messageId)"])
-                continue
-            }
-            if ConfidentialityPolicy.isExpired(deliver.envelope) {
+            if let expiry = delivery.expiresAt, expiry <= Date() {
                 // Expired while queued: it is not delivered any more, and leaves the queue.
                 discardExpired(delivery, for: nodeId)
                 sessions[nodeId]?.sentThrough = delivery.sequence
                 continue
             }
-            deliver.payload = delivery.payload
-            deliver.redactedPaths = delivery.redactedPaths
-            guard send(.deliver(deliver), to: session.routingId) else { break }
+            // The stored envelope bytes go out as they are: no decoding on the hot path.
+            let frame = DeliverFrame.bytes(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
+                                           redactedPaths: delivery.redactedPaths)
+            guard send(frame: frame, to: session.routingId) else { break }
             sessions[nodeId]?.sentThrough = delivery.sequence
             sessions[nodeId]?.inFlight.append(delivery.sequence)
         }
@@ -379,7 +374,16 @@ final class BrokerLoop {
         var frame = Frame()
         frame.kind = kind
         do {
-            let bytes: [UInt8] = try frame.serializedBytes()
+            return send(frame: try frame.serializedBytes(), to: routingId)
+        } catch {
+            logger.warning("could not encode a frame", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    @discardableResult
+    private func send(frame bytes: [UInt8], to routingId: [UInt8]) -> Bool {
+        do {
             try socket.send([routingId, bytes], dontWait: true)
             return true
         } catch let error as ZMQError where error.isHostUnreachable {

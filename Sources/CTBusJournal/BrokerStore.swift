@@ -28,6 +28,7 @@ public final class BrokerStore: Sendable {
                     envelope BLOB NOT NULL,
                     payload BLOB NOT NULL,
                     hash BLOB NOT NULL,
+                    expires_at REAL,
                     revoked_at REAL,
                     revoke_reason TEXT
                 );
@@ -89,11 +90,11 @@ public final class BrokerStore: Sendable {
             messageId: publication.messageId, originator: publication.originator,
             envelope: publication.envelope, payload: publication.payload))
         try db.cachedStatement(sql: """
-            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
-                             publication.envelope, publication.payload, hash])
+                             publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970])
         for recipient in publication.recipients {
             try queue(publication.messageId, for: recipient, in: db)
         }
@@ -205,14 +206,15 @@ public final class BrokerStore: Sendable {
         try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths,
-                       d.revocation_reason, m.originator
+                       d.revocation_reason, m.originator, m.expires_at
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
                 QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
                                envelope: row["envelope"], payload: row["payload"],
                                redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [],
-                               revocationReason: row["revocation_reason"], originator: row["originator"])
+                               revocationReason: row["revocation_reason"], originator: row["originator"],
+                               expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -312,6 +314,7 @@ public struct Publication: Sendable {
     public let originator: String
     public let typeName: String
     public let classificationName: String
+    public let expiresAt: Date?
     /// The envelope as the broker completed it (originator set), serialized.
     public let envelope: Data
     public let payload: Data
@@ -324,6 +327,7 @@ public struct Publication: Sendable {
         originator = envelope.originator
         typeName = envelope.type.name
         classificationName = envelope.handling.classification.name
+        expiresAt = envelope.hasExpiresAt ? envelope.expiresAt.date : nil
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         self.envelope = try envelope.serializedData(options: options)
@@ -343,6 +347,8 @@ public struct QueuedDelivery: Sendable {
     /// Set when this entry carries the revocation of the message, not the message.
     public let revocationReason: String?
     public let originator: String
+    /// The message's expiry (envelope.expires_at), if it has one.
+    public let expiresAt: Date?
 }
 
 /// One line of a message's audit trail.
