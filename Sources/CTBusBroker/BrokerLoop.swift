@@ -349,7 +349,7 @@ final class BrokerLoop {
                 continue
             }
             // The stored envelope bytes go out as they are: no decoding on the hot path.
-            let frame = DeliverFrame.bytes(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
+            let frame = FrameBytes.deliver(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
                                            redactedPaths: delivery.redactedPaths)
             guard send(frame: frame, to: session.routingId) else { break }
             sessions[nodeId]?.sentThrough = delivery.sequence
@@ -386,7 +386,7 @@ final class BrokerLoop {
         do {
             try socket.send([routingId, bytes], dontWait: true)
             return true
-        } catch let error as ZMQError where error.isHostUnreachable {
+        } catch where error.isHostUnreachable {
             if let nodeId = sessions.first(where: { $0.value.routingId == routingId })?.key {
                 sessions[nodeId] = nil
                 logger.info("node away: connection gone", metadata: ["node": "\(nodeId)"])

@@ -40,7 +40,8 @@ public final class NodeJournal: Sendable {
                 CREATE INDEX entry_type ON entry(type);
                 CREATE INDEX entry_subject ON entry(subject);
                 CREATE TABLE outbox (
-                    message_id TEXT PRIMARY KEY REFERENCES entry(message_id),
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL UNIQUE REFERENCES entry(message_id),
                     queued_at REAL NOT NULL,
                     refused_code TEXT,
                     refused_detail TEXT
@@ -89,15 +90,17 @@ public final class NodeJournal: Sendable {
         }
     }
 
-    /// Outbox entries in the order they were queued.
-    public func outbox(limit: Int = 100) throws(StoreError) -> [OutboxItem] {
+    /// Outbox entries queued after `seq` (an `OutboxItem.seq`), in the order they were queued.
+    /// The outbox drives the query (CROSS JOIN keeps SQLite from scanning the whole journal).
+    public func outbox(after seq: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxItem] {
         try database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT e.message_id, e.envelope, e.payload FROM outbox o
-                JOIN entry e ON e.message_id = o.message_id WHERE o.refused_code IS NULL
-                ORDER BY e.position LIMIT ?
-                """, arguments: [limit]).map { row in
-                OutboxItem(messageId: row["message_id"], envelope: row["envelope"], payload: row["payload"])
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT o.seq, e.message_id, e.envelope, e.payload FROM outbox o
+                CROSS JOIN entry e ON e.message_id = o.message_id
+                WHERE o.seq > ? AND o.refused_code IS NULL
+                ORDER BY o.seq LIMIT ?
+                """), arguments: [seq, limit]).map { row in
+                OutboxItem(seq: row[0], messageId: row[1], envelope: row[2], payload: row[3])
             }
         }
     }
@@ -426,6 +429,8 @@ public struct IncomingDelivery: Sendable {
 
 /// A publication waiting for the broker's acknowledgement.
 public struct OutboxItem: Sendable {
+    /// The outbox's own order: later publications have higher numbers.
+    public let seq: Int64
     public let messageId: String
     public let envelope: Data
     public let payload: Data

@@ -22,12 +22,17 @@ final class NodeLoop {
     private var lastHello: ContinuousClock.Instant?
     private var lastHeartbeat = ContinuousClock.now
     private var lastOutboxCheck: ContinuousClock.Instant?
-    /// Resend every outbox entry at the next check (after a Welcome).
+    /// Send the outbox again from its oldest entry at the next check (after a Welcome).
     private var resendAll = false
-    /// Something new is in the outbox: send it at the next tick.
+    /// Something new is in the outbox (or more than one batch waits): send it at the next tick.
     private var outboxDue = false
-    /// When each outbox entry was last sent in this process.
+    /// The highest outbox `seq` sent in this session: the next check reads only what follows.
+    private var sentThrough: Int64 = 0
+    /// When each unacknowledged publication was last sent in this session.
     private var lastSent: [String: ContinuousClock.Instant] = [:]
+    private var lastResendCheck = ContinuousClock.now
+    /// Outbox entries read and sent per check.
+    private let outboxBatch = 500
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
          journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger) throws {
@@ -53,7 +58,8 @@ final class NodeLoop {
         let pollTimeout = min(50, configuration.outboxPollMilliseconds)
         while !thread.isStopping {
             do {
-                let readable = try ZMQSocket.poll([socket, wakeSocket], timeoutMilliseconds: pollTimeout)
+                // While more of the outbox waits, the loop only looks at the sockets in passing.
+                let readable = try ZMQSocket.poll([socket, wakeSocket], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
                 if readable[0] { try drain(until: thread) }
                 if readable[1] {
                     while try wakeSocket.receive(dontWait: true) != nil {}
@@ -102,32 +108,53 @@ final class NodeLoop {
         }
     }
 
+    /// Sends what was queued since the last check, oldest first, and every `resendAfter` sends
+    /// again what the broker has not acknowledged in that time (a safety net: within a session
+    /// ZeroMQ loses nothing, and a new session resends the whole outbox from the oldest entry).
     private func sendOutbox() throws {
-        let resendAfter = Duration.milliseconds(configuration.resendAfterMilliseconds)
         let now = ContinuousClock.now
-        let resendTime = Date()
-        let pending = try journal.outbox(limit: 500)
-        // Send times live in memory only: after a restart everything is sent again anyway.
-        let waiting = Set(pending.map(\.messageId))
-        lastSent = lastSent.filter { waiting.contains($0.key) }
-        for item in pending {
-            if !resendAll, let last = lastSent[item.messageId], now - last < resendAfter { continue }
-            var publish = Publish()
-            publish.envelope = try Envelope(serializedBytes: item.envelope)
-            publish.payload = item.payload
-            guard send(.publish(publish)) else { break }
+        let resendAfter = Duration.milliseconds(configuration.resendAfterMilliseconds)
+        let newSession = resendAll
+        if newSession {
+            sentThrough = 0
+            lastSent = [:]
+            resendAll = false
+            lastResendCheck = now
+        } else if now - lastResendCheck >= resendAfter {
+            lastResendCheck = now
+            for item in try journal.outbox(limit: outboxBatch) where item.seq <= sentThrough {
+                guard let last = lastSent[item.messageId], now - last >= resendAfter else { continue }
+                guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else { break }
+                lastSent[item.messageId] = now
+            }
+        }
+        let fresh = try journal.outbox(after: sentThrough, limit: outboxBatch)
+        var sentAll = true
+        for item in fresh {
+            guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else {
+                sentAll = false // the pipe is full: the next outbox poll goes on from here
+                break
+            }
+            sentThrough = item.seq
             lastSent[item.messageId] = now
         }
-        let resendAfterSeconds = Double(configuration.resendAfterMilliseconds) / 1000
+        outboxDue = sentAll && fresh.count == outboxBatch
+        try sendRevocations(all: newSession)
+    }
+
+    /// Sends the revocations not confirmed yet: all of them in a new session, else those sent
+    /// longer than `resendAfter` ago (or never).
+    private func sendRevocations(all: Bool) throws {
+        let now = Date()
+        let resendAfter = Double(configuration.resendAfterMilliseconds) / 1000
         for revocation in try journal.pendingRevocations() {
-            if !resendAll, let last = revocation.lastSentAt, resendTime.timeIntervalSince(last) < resendAfterSeconds { continue }
+            if !all, let last = revocation.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
             var revoke = Revoke()
             revoke.messageID = revocation.messageId
             revoke.reason = revocation.reason
             guard send(.revoke(revoke)) else { break }
-            try journal.markRevocationSent(revocation.messageId, at: resendTime)
+            try journal.markRevocationSent(revocation.messageId, at: now)
         }
-        resendAll = false
     }
 
     // MARK: Frames from the broker
@@ -182,6 +209,7 @@ final class NodeLoop {
         }
         if !acknowledgements.isEmpty {
             try journal.acknowledge(acknowledgements)
+            for (messageId, _) in acknowledgements { lastSent[messageId] = nil }
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
         if !revokesAcknowledged.isEmpty { try journal.confirmRevocations(revokesAcknowledged) }
@@ -226,6 +254,7 @@ final class NodeLoop {
             logger.error("broker refused a publication", metadata: ["code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")",
                                                                      "detail": "\(error.detail)"])
             if let id = error.messageId {
+                lastSent[id] = nil
                 do {
                     try journal.refuse(messageId: id, code: error.codeName, detail: error.detail)
                 } catch {
@@ -244,10 +273,18 @@ final class NodeLoop {
         var frame = Frame()
         frame.kind = kind
         do {
-            let bytes: [UInt8] = try frame.serializedBytes()
+            return send(frame: try frame.serializedBytes())
+        } catch {
+            logger.warning("could not encode a frame", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func send(frame bytes: [UInt8]) -> Bool {
+        do {
             try socket.send([bytes], dontWait: true)
             return true
-        } catch let error as ZMQError where error.isWouldBlock {
+        } catch where error.isWouldBlock {
             return false // no connection yet, or the pipe is full: the outbox keeps it
         } catch {
             logger.warning("send failed", metadata: ["error": "\(error)"])

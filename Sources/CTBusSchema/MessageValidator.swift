@@ -217,13 +217,19 @@ public enum MessageValidator {
     }
 
     static func text(_ value: String, at path: String, required: Bool = false) throws(BusError) {
-        if required, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw failure(path, "is required") }
+        if required, isBlank(value) { throw failure(path, "is required") }
         guard value.utf8.count <= maxTextBytes else { throw failure(path, "is longer than \(maxTextBytes) bytes") }
     }
 
     static func shortText(_ value: String, at path: String, required: Bool = false) throws(BusError) {
-        if required, value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw failure(path, "is required") }
+        if required, isBlank(value) { throw failure(path, "is required") }
         guard value.utf8.count <= maxShortTextBytes else { throw failure(path, "is longer than \(maxShortTextBytes) bytes") }
+    }
+
+    /// Empty or only white space (Unicode White_Space, which includes line breaks). Stops at the
+    /// first other character: a long text costs nothing here (trimming would copy it).
+    static func isBlank(_ value: String) -> Bool {
+        value.unicodeScalars.allSatisfy(\.properties.isWhitespace)
     }
 
     /// Node and group ids: lowercase letters, digits and '-', 1 to 64 long ("oct", "wg-border").

@@ -22,11 +22,22 @@ public struct Benchmark {
         public var queuedMessages: Int
         /// The ctbus executable, for scenarios that run the broker as a process of its own.
         public var executable: String?
+        /// The scenarios to run; all of them by default.
+        public var scenarios: Set<Scenario> = Set(Scenario.allCases)
 
         public static let short = Options(messages: 2_000, bodyBytes: 1_024, rounds: 3, rate: 1_000, latencyMessages: 500,
                                           catchUpMessages: 2_000, scaleRecipients: [3, 12], queuedMessages: 20_000)
         public static let full = Options(messages: 20_000, bodyBytes: 1_024, rounds: 5, rate: 1_000, latencyMessages: 5_000,
                                          catchUpMessages: 100_000, scaleRecipients: [3, 12, 48], queuedMessages: 1_000_000)
+    }
+
+    /// The parts of a run, selectable on their own (to profile one, or to repeat one).
+    public enum Scenario: String, CaseIterable, Sendable {
+        case fanOut = "fan-out"
+        case latency
+        case catchUp = "catch-up"
+        case scale
+        case memory
     }
 
     /// One line of the report.
@@ -50,11 +61,12 @@ public struct Benchmark {
 
     public func run() throws -> [Result] {
         var results: [Result] = []
-        results += try fanOut()
-        results += try fixedRateLatency()
-        results += try catchUp()
-        results += try scale()
-        if options.executable != nil { results += try memory() }
+        let selected = options.scenarios
+        if selected.contains(.fanOut) { results += try fanOut() }
+        if selected.contains(.latency) { results += try fixedRateLatency() }
+        if selected.contains(.catchUp) { results += try catchUp() }
+        if selected.contains(.scale) { results += try scale() }
+        if selected.contains(.memory), options.executable != nil { results += try memory() }
         return results
     }
 

@@ -23,6 +23,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Messages queued for an absent node in the memory scenario (short 20,000; full 1,000,000).")
     var queued: Int?
 
+    @Option(name: .customLong("only"), parsing: .upToNextOption,
+            help: "Run only these scenarios: fan-out, latency, catch-up, scale, memory. Default: all.")
+    var scenarios: [Benchmark.Scenario] = []
+
     @Option(help: "Where to write the JSON report.")
     var json = "ctbus-bench.json"
 
@@ -33,6 +37,7 @@ struct BenchCommand: ParsableCommand {
             if let bodyBytes { options.bodyBytes = bodyBytes }
             if let rounds { options.rounds = rounds }
             if let queued { options.queuedMessages = queued }
+            if !scenarios.isEmpty { options.scenarios = Set(scenarios) }
             options.executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             var benchmark = Benchmark(options: options)
             benchmark.progress = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
@@ -64,3 +69,5 @@ enum BenchTable {
         return lines.joined(separator: "\n")
     }
 }
+
+extension Benchmark.Scenario: ExpressibleByArgument {}

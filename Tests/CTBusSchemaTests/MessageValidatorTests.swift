@@ -46,6 +46,9 @@ struct MessageValidatorTests {
     @Test("A complete recommendation is valid")
     func valid() throws {
         try MessageValidator.validate(Self.recommendation())
+        var indented = Self.recommendation()
+        indented.countryVisitRecommendation.recommendationText = "\n\u{00A0} x"
+        try MessageValidator.validate(indented)
     }
 
     @Test("Each broken rule is named by its field path")
@@ -74,6 +77,9 @@ struct MessageValidatorTests {
         Self.expectFailure("country_visit_recommendation.resolutions_assessed") { $0.countryVisitRecommendation.resolutionsAssessed = [] }
         Self.expectFailure("country_visit_recommendation.recommendation_text") {
             $0.countryVisitRecommendation.recommendationText = String(repeating: "x", count: MessageValidator.maxTextBytes + 1)
+        }
+        Self.expectFailure("country_visit_recommendation.recommendation_text") {
+            $0.countryVisitRecommendation.recommendationText = " \n\t\u{00A0}\u{2003}\r\n"
         }
         Self.expectFailure("country_visit_recommendation.priority") { $0.countryVisitRecommendation.priority = .unspecified }
         Self.expectFailure("country_visit_recommendation.technical_assistance_need") {
