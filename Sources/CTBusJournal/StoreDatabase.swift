@@ -20,12 +20,39 @@ struct StoreDatabase: Sendable {
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            pool = try DatabasePool(path: path, configuration: configuration)
-            // SQLite opens anything lazily; reading the schema catches a file that is not a database.
-            _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
-            try migrator.migrate(pool)
+            pool = try Self.open(path: path, configuration: configuration, migrator: migrator)
         } catch {
             throw StoreError.wrap(error, path: path)
+        }
+    }
+
+    /// Opens the pool and brings the schema up to date. Two processes may create the same file at
+    /// once (the node daemon and `ctbus publish`); the loser of that race can fail in two ways
+    /// that a new attempt cures: SQLite answers "locked" without waiting while the other one
+    /// switches the new file to WAL, and GRDB reads which migrations ran before it takes the
+    /// write lock, so it may try to create tables the other one has just made (its own
+    /// transaction is rolled back). A damaged file fails every attempt and is reported.
+    private static func open(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws -> DatabasePool {
+        var attempt = 1
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                // SQLite opens anything lazily; reading the schema catches a file that is not a database.
+                _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where attempt < 5 && isCreationRace(error) {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt)) // back off while the other process finishes
+            }
+        }
+    }
+
+    private static func isCreationRace(_ error: DatabaseError) -> Bool {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED: true
+        case .SQLITE_ERROR: error.message?.contains("already exists") ?? false
+        default: false
         }
     }
 

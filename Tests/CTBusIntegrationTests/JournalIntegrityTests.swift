@@ -4,6 +4,7 @@ import CTBusSchema
 import CTBusTesting
 import Foundation
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 /// The hash chain of journals and of the broker store, on real SQLite files.
@@ -114,5 +115,24 @@ struct JournalIntegrityTests {
     /// Opens and closes the store once so SQLite folds the WAL into the main file.
     func checkpoint(_ path: String) throws {
         _ = try BrokerStore(path: path).messageCount()
+    }
+
+    @Test("Several processes creating the same new journal at once all open it (daemon and ctbus publish)")
+    func concurrentCreation() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Separate connections race exactly as separate processes do: SQLite's locks are the same.
+        for round in 0..<30 {
+            let path = folder.appendingPathComponent("race-\(round).sqlite").path
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { _ in
+                do {
+                    _ = try NodeJournal(path: path).count()
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
+        }
     }
 }
