@@ -213,7 +213,7 @@ final class BrokerLoop {
             }
             return
         }
-        var touched = Set<String>()
+        var behind = Set<String>()
         for ((pending, publication), outcome) in zip(accepted, outcomes) {
             switch outcome {
             case .stored, .alreadyStored:
@@ -222,20 +222,37 @@ final class BrokerLoop {
                 ack.originator = publication.originator
                 ack.recipientCount = UInt32(publication.recipients.count)
                 send(.publishAck(ack), to: pending.routingId)
-                if case .stored = outcome {
+                if case .stored(let sequences) = outcome {
                     logger.info("publication stored", metadata: [
                         "node": "\(publication.originator)", "message-id": "\(publication.messageId)",
                         "type": "\(publication.typeName)", "classification": "\(publication.classificationName)",
                         "recipients": "\(publication.recipients.map(\.nodeId).joined(separator: ","))",
                     ])
-                    touched.formUnion(publication.recipients.map(\.nodeId))
+                    for (recipient, sequence) in zip(publication.recipients, sequences)
+                    where !deliverFresh(publication, to: recipient, sequence: sequence) {
+                        behind.insert(recipient.nodeId)
+                    }
                 }
             case .conflict:
                 send(error: BusError(.conflictingDuplicate, "message id already used by a different message",
                                      messageId: publication.messageId), to: pending.routingId)
             }
         }
-        for nodeId in touched where sessions[nodeId] != nil { pump(nodeId) }
+        for nodeId in behind where sessions[nodeId] != nil { pump(nodeId) }
+    }
+
+    /// Sends a delivery just stored straight from memory when it is next in line for a
+    /// connected node with credit left. Otherwise (returns false) `pump` reads it from the store.
+    private func deliverFresh(_ publication: Publication, to recipient: Publication.Recipient, sequence: UInt64) -> Bool {
+        guard let session = sessions[recipient.nodeId], session.sentThrough == sequence - 1,
+              session.inFlight.count < configuration.deliveryWindow,
+              publication.expiresAt.map({ $0 > Date() }) ?? true else { return false }
+        let frame = FrameBytes.deliver(sequence: sequence, envelope: publication.envelope,
+                                       payload: recipient.redactedPayload ?? publication.payload, redactedPaths: recipient.redactedPaths)
+        guard send(frame: frame, to: session.routingId) else { return false }
+        sessions[recipient.nodeId]?.sentThrough = sequence
+        sessions[recipient.nodeId]?.inFlight.append(sequence)
+        return true
     }
 
     /// Checks one publication and decides its recipients. Throws the BusError to send back.

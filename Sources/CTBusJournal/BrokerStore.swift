@@ -61,8 +61,8 @@ public final class BrokerStore: Sendable {
 
     /// What storing one publication came to.
     public enum StoreOutcome: Sendable, Equatable {
-        /// Stored now, with this many queue entries.
-        case stored(recipients: Int)
+        /// Stored now: the queue sequence each recipient got, in the order of `recipients`.
+        case stored(sequences: [UInt64])
         /// The same message from the same originator was stored before: acknowledge again,
         /// queue nothing new (the publisher resent after a lost acknowledgement).
         case alreadyStored
@@ -74,18 +74,27 @@ public final class BrokerStore: Sendable {
     /// once; a recipient with a `redactedPayload` gets that copy instead.
     public func store(_ publications: [Publication], now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
         try database.write { db in
-            try publications.map { publication in try Self.store(publication, in: db, now: now) }
+            var sequences = SequenceAllocator()
+            var previous = try Self.lastHash(in: db)
+            let outcomes = try publications.map { publication in
+                try Self.store(publication, after: &previous, sequences: &sequences, in: db, now: now)
+            }
+            try sequences.save(in: db)
+            return outcomes
         }
     }
 
-    private static func store(_ publication: Publication, in db: Database, now: Date) throws -> StoreOutcome {
+    private static func lastHash(in db: Database) throws -> Data {
+        try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1")) ?? HashChain.genesis
+    }
+
+    private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
+                              in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?"),
                                       arguments: [publication.messageId]) {
-            let same = row["originator"] == publication.originator
-                && row["envelope"] == publication.envelope && row["payload"] == publication.payload
+            let same = row[0] == publication.originator && row[1] == publication.envelope && row[2] == publication.payload
             return same ? .alreadyStored : .conflict
         }
-        let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1")) ?? HashChain.genesis
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: publication.messageId, originator: publication.originator,
             envelope: publication.envelope, payload: publication.payload))
@@ -95,34 +104,62 @@ public final class BrokerStore: Sendable {
             """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
                              publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970])
-        for recipient in publication.recipients {
-            try queue(publication.messageId, for: recipient, in: db)
+        previous = hash
+        let queued = try publication.recipients.map { recipient in
+            try queue(publication.messageId, for: recipient, sequences: &sequences, in: db)
         }
         try record(publication.audit, of: publication.messageId, in: db, now: now)
-        return .stored(recipients: publication.recipients.count)
+        return .stored(sequences: queued)
     }
 
-    /// Appends a queue entry with the recipient's next sequence number.
+    /// Queue sequences handed out in one transaction: each node's last one is read once and
+    /// written once, not per message.
+    private struct SequenceAllocator {
+        private var last: [String: Int64] = [:]
+
+        mutating func next(for nodeId: String, in db: Database) throws -> Int64 {
+            let current = try last[nodeId]
+                ?? Int64.fetchOne(db.cachedStatement(sql: "SELECT last_sequence FROM recipient WHERE node_id = ?"), arguments: [nodeId])
+                ?? 0
+            last[nodeId] = current + 1
+            return current + 1
+        }
+
+        func save(in db: Database) throws {
+            for (nodeId, sequence) in last {
+                try db.cachedStatement(sql: """
+                    INSERT INTO recipient (node_id, last_sequence) VALUES (?, ?)
+                    ON CONFLICT (node_id) DO UPDATE SET last_sequence = excluded.last_sequence
+                    """).execute(arguments: [nodeId, sequence])
+            }
+        }
+    }
+
+    /// Appends a queue entry with the recipient's next sequence number, and returns the number.
     private static func queue(_ messageId: String, for recipient: Publication.Recipient, revocationReason: String? = nil,
-                              in db: Database) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO recipient (node_id, last_sequence) VALUES (?, 1)
-            ON CONFLICT (node_id) DO UPDATE SET last_sequence = last_sequence + 1
-            """).execute(arguments: [recipient.nodeId])
-        let sequence = try Int64.fetchOne(db.cachedStatement(sql: "SELECT last_sequence FROM recipient WHERE node_id = ?"),
-                                          arguments: [recipient.nodeId]) ?? 1
+                              sequences: inout SequenceAllocator, in db: Database) throws -> UInt64 {
+        let sequence = try sequences.next(for: recipient.nodeId, in: db)
         try db.cachedStatement(sql: """
             INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths, revocation_reason)
             VALUES (?, ?, ?, ?, ?, ?)
             """).execute(arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
                              recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ","),
                              revocationReason])
+        return UInt64(sequence)
     }
 
+    /// Appends audit lines, up to 256 rows in one statement (far below SQLite's limit on
+    /// parameters).
     private static func record(_ entries: [AuditEntry], of messageId: String, in db: Database, now: Date) throws {
-        for entry in entries {
-            try db.cachedStatement(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
-                .execute(arguments: [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970])
+        for start in stride(from: 0, to: entries.count, by: 256) {
+            let chunk = entries[start..<min(entries.count, start + 256)]
+            let rows = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            var arguments = StatementArguments()
+            for entry in chunk {
+                arguments += [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970]
+            }
+            try db.cachedStatement(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES \(rows)")
+                .execute(arguments: arguments)
         }
     }
 
@@ -150,6 +187,7 @@ public final class BrokerStore: Sendable {
                              entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
         try database.write { db in
             var queued = 0
+            var sequences = SequenceAllocator()
             let rows = try Row.fetchAll(db, sql: """
                 SELECT message_id, envelope, payload FROM message m
                 WHERE m.revoked_at IS NULL
@@ -158,7 +196,7 @@ public final class BrokerStore: Sendable {
                 """, arguments: [nodeId])
             for row in rows {
                 guard let recipient = entitle(row["envelope"], row["payload"]), recipient.nodeId == nodeId else { continue }
-                try Self.queue(row["message_id"], for: recipient, in: db)
+                _ = try Self.queue(row["message_id"], for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
                                             rule: recipient.redactedPaths.isEmpty ? nil : "member-state-restriction",
@@ -166,6 +204,7 @@ public final class BrokerStore: Sendable {
                                 of: row["message_id"], in: db, now: Date())
                 queued += 1
             }
+            try sequences.save(in: db)
             return queued
         }
     }
@@ -204,17 +243,16 @@ public final class BrokerStore: Sendable {
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
     public func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery] {
         try database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths,
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload), d.redacted_paths,
                        d.revocation_reason, m.originator, m.expires_at
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
-                """, arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
-                QueuedDelivery(sequence: UInt64(bitPattern: row["sequence"]), messageId: row["message_id"],
-                               envelope: row["envelope"], payload: row["payload"],
-                               redactedPaths: (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? [],
-                               revocationReason: row["revocation_reason"], originator: row["originator"],
-                               expiresAt: (row["expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
+                QueuedDelivery(sequence: UInt64(bitPattern: row[0]), messageId: row[1], envelope: row[2], payload: row[3],
+                               redactedPaths: (row[4] as String?)?.split(separator: ",").map(String.init) ?? [],
+                               revocationReason: row[5], originator: row[6],
+                               expiresAt: (row[7] as Double?).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -254,9 +292,12 @@ public final class BrokerStore: Sendable {
             let recipients = try String.fetchAll(db, sql: """
                 SELECT DISTINCT node_id FROM audit WHERE message_id = ? AND outcome IN ('delivered', 'redacted') ORDER BY node_id
                 """, arguments: [messageId])
+            var sequences = SequenceAllocator()
             for node in recipients {
-                try Self.queue(messageId, for: Publication.Recipient(nodeId: node), revocationReason: reason, in: db)
+                _ = try Self.queue(messageId, for: Publication.Recipient(nodeId: node), revocationReason: reason,
+                                   sequences: &sequences, in: db)
             }
+            try sequences.save(in: db)
             try Self.record(recipients.map { AuditEntry(nodeId: $0, outcome: .revoked, rule: nil, reason: "revoked by \(originator): \(reason)") },
                             of: messageId, in: db, now: now)
             return .revoked(recipients: recipients.count)
