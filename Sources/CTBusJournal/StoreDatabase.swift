@@ -8,6 +8,7 @@ struct StoreDatabase: Sendable {
     let pool: DatabasePool
     /// Set when the file's last write was torn by a crash and SQLite's recovery dropped it.
     let recovery: String?
+    private let checkpointer: Checkpointer
 
     init(path: String, migrator: DatabaseMigrator) throws(StoreError) {
         self.path = path
@@ -16,11 +17,14 @@ struct StoreDatabase: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // The checkpointer does it in the background; see `Checkpointer`.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             pool = try Self.open(path: path, configuration: configuration, migrator: migrator)
+            checkpointer = try Checkpointer(path: path, configuration: configuration)
         } catch {
             throw StoreError.wrap(error, path: path)
         }
@@ -71,4 +75,28 @@ struct StoreDatabase: Sendable {
             throw StoreError.wrap(error, path: path)
         }
     }
+}
+
+/// Copies the write-ahead log back into the database file every 250 ms on a connection and a
+/// queue of its own. SQLite's automatic checkpoint runs inside whichever commit crosses 1,000
+/// pages and makes it wait for the copy and an fsync of the database file: that was the bus's
+/// p99 latency (`ctbus bench --full --only latency`, p99 at 1,000 msg/s: 8.3 ms with it, 5.6 ms
+/// with this, 4.6 ms with no checkpoint at all; every 100 ms and every second were both worse
+/// than 250 ms). A passive checkpoint never blocks a writer or a reader; once it has copied
+/// everything, the next write starts the log from the beginning again, so the log stays small.
+final class Checkpointer: @unchecked Sendable {
+    private let timer: any DispatchSourceTimer
+
+    init(path: String, configuration: Configuration, interval: DispatchTimeInterval = .milliseconds(250)) throws {
+        let connection = try DatabaseQueue(path: path, configuration: configuration)
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ctbus.checkpoint"))
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
+        timer.setEventHandler {
+            // Busy (another checkpoint runs, from another process) is fine: the next turn retries.
+            try? connection.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+        }
+        timer.resume()
+    }
+
+    deinit { timer.cancel() }
 }

@@ -135,4 +135,21 @@ struct JournalIntegrityTests {
             #expect(failures.withLock { $0 }.isEmpty, "round \(round)")
         }
     }
+
+    @Test("The write-ahead log is copied into the database file in the background while the journal is open")
+    func backgroundCheckpoint() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("node.journal.sqlite").path
+        let journal = try NodeJournal(path: path)
+        for index in 0..<300 { // one commit each, as deliveries arrive one by one at low rates
+            var message = SampleMessages.recommendation(text: String(repeating: "x", count: 1_000) + "\(index)")
+            message.envelope.originator = "cted"
+            try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: UInt64(index + 1))
+        }
+        // No commit copies the log any more (that made commits slow); the checkpointer must.
+        let databaseBytes = { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        #expect(try Wait.until(seconds: 10) { databaseBytes() >= 300 * 1_000 }, "database file: \(databaseBytes()) bytes")
+        #expect(try journal.count() == 300)
+    }
 }
