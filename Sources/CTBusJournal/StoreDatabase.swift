@@ -85,18 +85,33 @@ struct StoreDatabase: Sendable {
 /// than 250 ms). A passive checkpoint never blocks a writer or a reader; once it has copied
 /// everything, the next write starts the log from the beginning again, so the log stays small.
 final class Checkpointer: @unchecked Sendable {
+    /// The checkpoint connection; used and closed on `queue` only.
+    private final class Connection: @unchecked Sendable {
+        var database: DatabaseQueue?
+        init(_ database: DatabaseQueue) { self.database = database }
+    }
+
+    private let queue = DispatchQueue(label: "ctbus.checkpoint")
+    private let connection: Connection
     private let timer: any DispatchSourceTimer
 
     init(path: String, configuration: Configuration, interval: DispatchTimeInterval = .milliseconds(250)) throws {
-        let connection = try DatabaseQueue(path: path, configuration: configuration)
-        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ctbus.checkpoint"))
+        let connection = Connection(try DatabaseQueue(path: path, configuration: configuration))
+        self.connection = connection
+        timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
         timer.setEventHandler {
             // Busy (another checkpoint runs, from another process) is fine: the next turn retries.
-            try? connection.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+            try? connection.database?.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         }
         timer.resume()
     }
 
-    deinit { timer.cancel() }
+    deinit {
+        timer.cancel()
+        // Closes the connection now, with its owner, after a checkpoint under way: the last
+        // connection to a database to close copies the whole log into the database file.
+        let connection = connection
+        queue.sync { connection.database = nil }
+    }
 }
