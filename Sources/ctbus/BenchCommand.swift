@@ -20,6 +20,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Rounds per scenario (medians are taken over them).")
     var rounds: Int?
 
+    @Option(help: "Messages a node catches up on in the catch-up scenario (short 2,000; full 100,000).")
+    var catchUp: Int?
+
     @Option(help: "Messages queued for an absent node in the memory scenario (short 20,000; full 1,000,000).")
     var queued: Int?
 
@@ -36,6 +39,7 @@ struct BenchCommand: ParsableCommand {
             if let messages { options.messages = messages }
             if let bodyBytes { options.bodyBytes = bodyBytes }
             if let rounds { options.rounds = rounds }
+            if let catchUp { options.catchUpMessages = catchUp }
             if let queued { options.queuedMessages = queued }
             if !scenarios.isEmpty { options.scenarios = Set(scenarios) }
             options.executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
