@@ -203,4 +203,36 @@ struct AdversarialTests {
         try scene.expectJournalsExact()
         #expect(try scene.bus.broker!.store.messageCount() == scene.legitimate.count)
     }
+
+    @Test("(g) An unregistered key, a registered key with the wrong server key, and no CURVE: nothing in, nothing out")
+    func badConnections() throws {
+        let scene = try Scene()
+        defer { scene.bus.shutdown() }
+        let bus = scene.bus
+        let strangers = [
+            ("unregistered key", try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey,
+                                               keyPair: try CurveKeyPair.generate())),
+            ("wg-cft's key, wrong server key", try RawClient(endpoint: bus.endpoint, brokerPublicKey: try CurveKeyPair.generate().publicKey,
+                                                             keyPair: bus.nodeKeys["wg-cft"]!)),
+            ("no CURVE", try RawClient(endpoint: bus.endpoint, brokerPublicKey: "", keyPair: nil)),
+        ]
+        // Each says Hello and tries to publish a recommendation every honest node would accept.
+        var attempted: [String] = []
+        for (_, client) in strangers {
+            try? client.hello()
+            let message = SampleMessages.recommendation()
+            attempted.append(message.envelope.messageID)
+            try? client.send(try scene.publishFrame(message))
+        }
+        // Legitimate traffic meanwhile, including a CONFIDENTIAL message they must never see.
+        try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
+        try scene.expectJournalsExact()
+        for (name, client) in strangers {
+            #expect(try client.receive(seconds: 0.5) == nil, "\(name) got an answer")
+        }
+        for node in scene.honest {
+            for id in attempted { #expect(try bus.journal(node).count(messageId: id) == 0, "\(node) holds a stranger's message") }
+        }
+        #expect(try bus.broker!.store.messageCount() == scene.legitimate.count)
+    }
 }
