@@ -9,10 +9,12 @@ import ZeroMQ
 /// sends goes to every receiver.
 public enum BaselineForwarder {
     /// Result of one run: seconds from the first send until every receiver had every message,
-    /// and receiver 0's one-way latencies in seconds.
+    /// receiver 0's one-way latencies in seconds, and the CPU seconds of the forwarder thread
+    /// (the counterpart of the broker thread).
     public struct Run: Sendable {
         public let seconds: Double
         public let latencies: [Double]
+        public let forwarderCPUSeconds: Double
     }
 
     /// Sends `messages` frames of `bodyBytes` to `recipients` receivers through the forwarder,
@@ -23,6 +25,7 @@ public enum BaselineForwarder {
         let serverKeys = try CurveKeyPair.generate()
         let registered = Mutex<[[UInt8]]>([])
         let endpoint = Mutex("")
+        let forwarderCPU = Mutex(0.0)
         let forwarder = LoopThread()
         try forwarder.start(name: "baseline-fwd") { thread in
             let router: ZMQSocket
@@ -50,6 +53,9 @@ public enum BaselineForwarder {
                 }
             }
             router.close()
+            var usage = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
+            forwarderCPU.withLock { $0 = Double(usage.tv_sec) + Double(usage.tv_nsec) / 1e9 }
         }
         defer { forwarder.stop() }
         let address = endpoint.withLock { $0 }
@@ -111,6 +117,8 @@ public enum BaselineForwarder {
         publisher.close()
         let finish = finishTimes.withLock { $0.max() ?? start }
         guard finishTimes.withLock({ !$0.contains(0) }) else { throw ConfigurationError("a baseline receiver failed") }
-        return Run(seconds: Double(finish - start) / 1e9, latencies: latencies.withLock { $0 })
+        forwarder.stop()
+        return Run(seconds: Double(finish - start) / 1e9, latencies: latencies.withLock { $0 },
+                   forwarderCPUSeconds: forwarderCPU.withLock { $0 })
     }
 }

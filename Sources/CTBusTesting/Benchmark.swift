@@ -243,6 +243,7 @@ public struct Benchmark {
             var throughput: [Double] = []
             var cpu: [Double] = []
             var baseline: [Double] = []
+            var baselineCPU: [Double] = []
             let count = max(200, options.messages / max(1, recipients / 3))
             for round in 1...options.rounds {
                 progress("scale to \(recipients) recipients round \(round)/\(options.rounds)")
@@ -255,14 +256,16 @@ public struct Benchmark {
                 let after = ThreadCPU.seconds(named: "broker")
                 throughput.append(Double(count) / run.seconds)
                 if let before, let after { cpu.append((after - before) / Double(count * recipients) * 1e6) }
-                baseline.append(Double(count) / (try BaselineForwarder.run(messages: count, bodyBytes: options.bodyBytes,
-                                                                           recipients: recipients).seconds))
+                let base = try BaselineForwarder.run(messages: count, bodyBytes: options.bodyBytes, recipients: recipients)
+                baseline.append(Double(count) / base.seconds)
+                baselineCPU.append(base.forwarderCPUSeconds / Double(count * recipients) * 1e6)
             }
             results.append(Result(scenario: "scale: \(recipients) recipients", metric: "messages/s journaled at all recipients",
                                   unit: "msg/s", median: Self.median(throughput), baseline: Self.median(baseline),
                                   ratio: Self.median(throughput) / Self.median(baseline), rounds: throughput))
             results.append(Result(scenario: "scale: \(recipients) recipients", metric: "broker CPU per delivered message",
-                                  unit: "µs", median: Self.median(cpu), baseline: nil, ratio: nil, rounds: cpu))
+                                  unit: "µs", median: Self.median(cpu), baseline: Self.median(baselineCPU),
+                                  ratio: Self.median(cpu) / Self.median(baselineCPU), rounds: cpu))
         }
         return results
     }

@@ -149,7 +149,7 @@ struct JournalIntegrityTests {
         }
         // No commit copies the log any more (that made commits slow); the checkpointer must.
         let databaseBytes = { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-        #expect(try Wait.until(seconds: 10) { databaseBytes() >= 300 * 1_000 }, "database file: \(databaseBytes()) bytes")
+        #expect(Wait.until(seconds: 10) { databaseBytes() >= 300 * 1_000 }, "database file: \(databaseBytes()) bytes")
         #expect(try journal.count() == 300)
     }
 }
