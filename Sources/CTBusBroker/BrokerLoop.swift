@@ -14,8 +14,15 @@ final class BrokerLoop {
     private let store: BrokerStore
     private var logger: Logger
     private var sessions: [String: Session] = [:]
-    /// Cumulative acknowledgements read in the current batch, per node.
+    /// Cumulative acknowledgements not yet written to the store, per node. Their credit is freed
+    /// at once; the store deletes the entries with the next batch of publications (in the same
+    /// transaction, so without an fsync of their own) or after 20 ms. Lost in a
+    /// crash, they only cause redeliveries, which nodes recognise.
     private var acknowledgements: [String: UInt64] = [:]
+    private var acknowledgementsSince: ContinuousClock.Instant?
+    /// Nodes whose credit acknowledgements freed in the current batch.
+    private var freed = Set<String>()
+    private let acknowledgementDelayMilliseconds = 20
     /// Most frames handled per wake-up; publications among them share one store transaction.
     private let batchLimit = 512
 
@@ -49,8 +56,12 @@ final class BrokerLoop {
         let pollTimeout = min(50, configuration.heartbeatIntervalMilliseconds)
         while !thread.isStopping {
             do {
-                if try ZMQSocket.poll([socket], timeoutMilliseconds: pollTimeout)[0] {
+                let timeout = acknowledgementsSince == nil ? pollTimeout : acknowledgementDelayMilliseconds
+                if try ZMQSocket.poll([socket], timeoutMilliseconds: timeout)[0] {
                     try drain()
+                }
+                if let since = acknowledgementsSince, ContinuousClock.now - since >= .milliseconds(acknowledgementDelayMilliseconds) {
+                    recordAcknowledgements()
                 }
                 expireSessions()
             } catch let error as ZMQError where error.isTerminated {
@@ -59,6 +70,7 @@ final class BrokerLoop {
                 logger.error("broker loop error", metadata: ["error": "\(error)"])
             }
         }
+        if !acknowledgements.isEmpty { recordAcknowledgements() }
         socket.close()
         logger.info("broker stopped")
     }
@@ -73,14 +85,15 @@ final class BrokerLoop {
     }
 
     private func drain() throws {
+        freed = []
         var publishes: [PendingPublish] = []
         var revokes: [(routingId: [UInt8], nodeId: String, revoke: Revoke)] = []
         for _ in 0..<batchLimit {
             guard let message = try socket.receive(dontWait: true) else { break }
             handle(message, publishes: &publishes, revokes: &revokes)
         }
-        if !acknowledgements.isEmpty { recordAcknowledgements() }
         if !publishes.isEmpty { process(publishes) }
+        for nodeId in freed { pump(nodeId) }
         // After the batch's publications, so a message published and revoked together is known.
         for item in revokes { revoke(item.revoke, by: item.nodeId, replyTo: item.routingId) }
     }
@@ -117,7 +130,11 @@ final class BrokerLoop {
         case .deliveryAck(let ack):
             // Capped at what this session sent: a node cannot delete deliveries it never got.
             let through = min(ack.throughSequence, sessions[nodeId]?.sentThrough ?? 0)
-            acknowledgements[nodeId] = max(acknowledgements[nodeId] ?? 0, through)
+            guard through > (acknowledgements[nodeId] ?? 0) else { break }
+            acknowledgements[nodeId] = through
+            acknowledgementsSince = acknowledgementsSince ?? .now
+            sessions[nodeId]?.inFlight.removeAll { $0 <= through }
+            freed.insert(nodeId)
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
         case .revoke(let revoke):
@@ -138,6 +155,8 @@ final class BrokerLoop {
         if let previous = sessions[nodeId], previous.routingId != routingId {
             logger.warning("node connected again on a new connection; the new session replaces the old", metadata: ["node": "\(nodeId)"])
         }
+        // What the node acknowledged leaves the store first, so the new session does not send it again.
+        if acknowledgements[nodeId] != nil { recordAcknowledgements() }
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
         sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)
         var welcome = Welcome()
@@ -201,7 +220,9 @@ final class BrokerLoop {
         guard !accepted.isEmpty else { return }
         let outcomes: [BrokerStore.StoreOutcome]
         do {
-            outcomes = try store.store(accepted.map(\.1))
+            outcomes = try store.store(accepted.map(\.1), acknowledging: acknowledgements)
+            acknowledgements = [:]
+            acknowledgementsSince = nil
         } catch {
             logger.error("store failed; publications not accepted", metadata: ["error": "\(error)", "count": "\(accepted.count)"])
             for (pending, publication) in accepted {
@@ -317,19 +338,15 @@ final class BrokerLoop {
 
     // MARK: Deliveries
 
-    /// Records the batch's cumulative acknowledgements in one transaction, then frees credit.
+    /// Writes the pending acknowledgements in a transaction of their own.
     private func recordAcknowledgements() {
-        let batch = acknowledgements
-        acknowledgements = [:]
         do {
-            try store.acknowledge(batch)
+            try store.acknowledge(acknowledgements)
+            acknowledgements = [:]
+            acknowledgementsSince = nil
         } catch {
-            logger.error("could not record acknowledgements", metadata: ["nodes": "\(batch.count)", "error": "\(error)"])
-            return
-        }
-        for (nodeId, sequence) in batch {
-            sessions[nodeId]?.inFlight.removeAll { $0 <= sequence }
-            pump(nodeId)
+            // Kept for the next attempt; meanwhile the store only holds more than it needs to.
+            logger.error("could not record acknowledgements", metadata: ["nodes": "\(acknowledgements.count)", "error": "\(error)"])
         }
     }
 

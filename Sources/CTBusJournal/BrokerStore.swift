@@ -71,9 +71,12 @@ public final class BrokerStore: Sendable {
     }
 
     /// Stores publications and their queue entries in one transaction. `payload` is stored
-    /// once; a recipient with a `redactedPayload` gets that copy instead.
-    public func store(_ publications: [Publication], now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
+    /// once; a recipient with a `redactedPayload` gets that copy instead. Cumulative
+    /// acknowledgements (node id: sequence) ride along in the same transaction.
+    public func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64] = [:],
+                      now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
         try database.write { db in
+            try Self.acknowledge(acknowledgements, in: db)
             var sequences = SequenceAllocator()
             var previous = try Self.lastHash(in: db)
             let outcomes = try publications.map { publication in
@@ -319,11 +322,13 @@ public final class BrokerStore: Sendable {
 
     /// Records cumulative acknowledgements of several nodes in one transaction.
     public func acknowledge(_ acknowledgements: [String: UInt64]) throws(StoreError) {
-        try database.write { db in
-            for (nodeId, sequence) in acknowledgements {
-                try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?")
-                    .execute(arguments: [nodeId, Int64(bitPattern: sequence)])
-            }
+        try database.write { db in try Self.acknowledge(acknowledgements, in: db) }
+    }
+
+    private static func acknowledge(_ acknowledgements: [String: UInt64], in db: Database) throws {
+        for (nodeId, sequence) in acknowledgements {
+            try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?")
+                .execute(arguments: [nodeId, Int64(bitPattern: sequence)])
         }
     }
 

@@ -75,7 +75,7 @@ public final class LocalBus: Sendable {
 
     /// Makes the folder, keys and registry; starts nothing. Intervals are short, for tests.
     public init(nodes: [NodeSpec] = LocalBus.standardNodes, maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes,
-                logger: Logger = LocalBus.defaultLogger) throws {
+                deliveryWindow: Int = 256, logger: Logger = LocalBus.defaultLogger) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         self.logger = logger
@@ -87,7 +87,8 @@ public final class LocalBus: Sendable {
             secretKeyFile: folder.appendingPathComponent("broker.key").path,
             registryFile: folder.appendingPathComponent("registry.json").path,
             storePath: folder.appendingPathComponent("broker.sqlite").path,
-            maxMessageBytes: maxMessageBytes, heartbeatIntervalMilliseconds: 100, sessionTimeoutMilliseconds: 1_000)
+            maxMessageBytes: maxMessageBytes, heartbeatIntervalMilliseconds: 100, sessionTimeoutMilliseconds: 1_000,
+            deliveryWindow: deliveryWindow)
         for spec in nodes { try addNode(spec) }
     }
 

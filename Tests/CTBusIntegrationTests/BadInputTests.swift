@@ -17,11 +17,12 @@ struct BadInputTests {
     /// with a raw client).
     static let raw = "cted-raw"
 
-    static func runningBus(maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes, idle: String = "wg-cft") throws -> LocalBus {
+    static func runningBus(maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes, deliveryWindow: Int = 256,
+                           idle: String = "wg-cft") throws -> LocalBus {
         // "cted-raw" publishes like CTED but is never started: the tests speak for it with a raw
         // client, so no running node competes for its session.
         let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init(raw, role: .cted, clearance: .strictlyConfidential)],
-                               maxMessageBytes: maxMessageBytes)
+                               maxMessageBytes: maxMessageBytes, deliveryWindow: deliveryWindow)
         try bus.startBroker()
         for entry in bus.registry.entries where entry.profile.id != idle && entry.profile.id != raw { try bus.startNode(entry.profile.id) }
         #expect(bus.waitUntilConnected())
@@ -232,19 +233,31 @@ struct BadInputTests {
 
     @Test("A DeliveryAck beyond what was sent deletes nothing")
     func overAcknowledgement() throws {
-        let bus = try Self.runningBus()
+        // One delivery in flight at a time, so the second message waits in the store, unsent.
+        let bus = try Self.runningBus(deliveryWindow: 1)
         defer { bus.shutdown() }
+        let store = bus.broker!.store
         let client = try Self.session(bus, as: "wg-cft")
+        let first = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let second = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        guard case .deliver(let deliver) = try client.receiveCommand() else { Issue.record("no Deliver"); return }
+        #expect(deliver.envelope.messageID == first && deliver.sequence == 1)
+        #expect(try Wait.until { try store.queueDepth(for: "wg-cft") == 2 })
+        // Acknowledging far beyond: only the one sent counts, the unsent second is kept and sent.
         var ack = DeliveryAck()
         ack.throughSequence = 1_000
         try client.send(.deliveryAck(ack))
-        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        guard case .deliver(let deliver) = try client.receiveCommand() else { Issue.record("no Deliver"); return }
-        #expect(deliver.envelope.messageID == id)
-        #expect(deliver.sequence == 1)
-        #expect(try bus.broker!.store.queueDepth(for: "wg-cft") == 1)
-        ack.throughSequence = deliver.sequence
+        guard case .deliver(let next) = try client.receiveCommand() else { Issue.record("the second message was lost"); return }
+        #expect(next.envelope.messageID == second && next.sequence == 2)
+        // Another publication is stored in the transaction that records pending acknowledgements.
+        _ = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try store.messageCount() == 3 })
+        #expect(try store.queueDepth(for: "wg-cft") == 2) // the second (unacknowledged) and the third
+        ack.throughSequence = 2
         try client.send(.deliveryAck(ack))
-        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-cft") == 0 })
+        guard case .deliver(let third) = try client.receiveCommand() else { Issue.record("no third Deliver"); return }
+        ack.throughSequence = third.sequence
+        try client.send(.deliveryAck(ack))
+        #expect(try Wait.until { try store.queueDepth(for: "wg-cft") == 0 })
     }
 }

@@ -42,7 +42,7 @@ struct CommandLineTests {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardError = handle
         process.standardOutput = handle
@@ -60,7 +60,7 @@ struct CommandLineTests {
                 let gdb = Process()
                 gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
                 gdb.arguments = ["-p", "\(process.processIdentifier)", "-batch", "-ex", "thread apply all bt 12"]
-                FileManager.default.createFile(atPath: file, contents: nil)
+                _ = FileManager.default.createFile(atPath: file, contents: nil)
                 gdb.standardOutput = FileHandle(forWritingAtPath: file)
                 try? gdb.run()
                 gdb.waitUntilExit()
