@@ -79,11 +79,12 @@ public final class NodeJournal: Sendable {
     /// Puts several messages into the outbox in one transaction: all or none.
     public func enqueue(_ items: [(envelope: Envelope, payload: Data)], now: Date = Date()) throws(StoreError) {
         try database.write { db in
+            var previous = try Self.lastHash(in: db)
             for (envelope, payload) in items {
                 if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [envelope.messageID]) == true {
                     throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
                 }
-                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
                 try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
                     .execute(arguments: [envelope.messageID, now.timeIntervalSince1970])
             }
@@ -253,7 +254,8 @@ public final class NodeJournal: Sendable {
             let payload: Data = row["payload"]
             try check(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
-            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, now: now)
+            var previous = try Self.lastHash(in: db)
+            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
             try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)").execute(arguments: [messageId, now.timeIntervalSince1970])
             return envelope
         }
@@ -296,23 +298,30 @@ public final class NodeJournal: Sendable {
     public func recordDeliveries(_ deliveries: [IncomingDelivery], now: Date = Date()) throws(StoreError) -> Int {
         try database.write { db in
             var fresh = 0
+            var previous = try Self.lastHash(in: db)
             for delivery in deliveries {
                 if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [delivery.envelope.messageID]) == true {
                     continue
                 }
                 try Self.insert(db, direction: "received", envelope: delivery.envelope, payload: delivery.payload,
-                                sequence: delivery.sequence, redactedPaths: delivery.redactedPaths, now: now)
+                                sequence: delivery.sequence, redactedPaths: delivery.redactedPaths, after: &previous, now: now)
                 fresh += 1
             }
             return fresh
         }
     }
 
+    /// The hash of the journal's last entry, which the next entry links to.
+    private static func lastHash(in db: Database) throws -> Data {
+        try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM entry ORDER BY position DESC LIMIT 1")) ?? HashChain.genesis
+    }
+
+    /// Appends an entry linked to `previous` (the last entry's hash, read once per transaction
+    /// and carried along), which then becomes this entry's hash.
     private static func insert(_ db: Database, direction: String, envelope: Envelope, payload: Data,
-                               sequence: UInt64?, redactedPaths: [String] = [], now: Date) throws {
+                               sequence: UInt64?, redactedPaths: [String] = [], after previous: inout Data, now: Date) throws {
         let envelopeBytes = try envelope.serializedData()
         let redacted = redactedPaths.joined(separator: ",")
-        let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM entry ORDER BY position DESC LIMIT 1")) ?? HashChain.genesis
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: envelope.messageID, direction: direction, envelope: envelopeBytes, payload: payload, redacted: redacted))
         try db.cachedStatement(sql: """
@@ -327,6 +336,7 @@ public final class NodeJournal: Sendable {
                 sequence.map { Int64(bitPattern: $0) }, envelopeBytes, payload,
                 redacted.isEmpty ? nil : redacted, hash,
             ])
+        previous = hash
     }
 
     /// What an entry's hash covers: everything that says what the message was and how it came.
