@@ -270,10 +270,7 @@ final class BrokerLoop {
               publication.expiresAt.map({ $0 > Date() }) ?? true else { return false }
         let frame = FrameBytes.deliver(sequence: sequence, envelope: publication.envelope,
                                        payload: recipient.redactedPayload ?? publication.payload, redactedPaths: recipient.redactedPaths)
-        guard send(frame: frame, to: session.routingId) else { return false }
-        sessions[recipient.nodeId]?.sentThrough = sequence
-        sessions[recipient.nodeId]?.inFlight.append(sequence)
-        return true
+        return sendDelivery(frame, sequence: sequence, to: recipient.nodeId, over: session.routingId)
     }
 
     /// Checks one publication and decides its recipients. Throws the BusError to send back.
@@ -371,9 +368,8 @@ final class BrokerLoop {
                 revocation.reason = reason
                 revocation.revokedBy = delivery.originator
                 deliver.revocation = revocation
-                guard send(.deliver(deliver), to: session.routingId) else { break }
-                sessions[nodeId]?.sentThrough = delivery.sequence
-                sessions[nodeId]?.inFlight.append(delivery.sequence)
+                guard let frame = encode(.deliver(deliver)),
+                      sendDelivery(frame, sequence: delivery.sequence, to: nodeId, over: session.routingId) else { break }
                 continue
             }
             if let expiry = delivery.expiresAt, expiry <= Date() {
@@ -385,10 +381,16 @@ final class BrokerLoop {
             // The stored envelope bytes go out as they are: no decoding on the hot path.
             let frame = FrameBytes.deliver(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
                                            redactedPaths: delivery.redactedPaths)
-            guard send(frame: frame, to: session.routingId) else { break }
-            sessions[nodeId]?.sentThrough = delivery.sequence
-            sessions[nodeId]?.inFlight.append(delivery.sequence)
+            guard sendDelivery(frame, sequence: delivery.sequence, to: nodeId, over: session.routingId) else { break }
         }
+    }
+
+    /// Sends one Deliver frame and counts it against the node's credit.
+    private func sendDelivery(_ frame: [UInt8], sequence: UInt64, to nodeId: String, over routingId: [UInt8]) -> Bool {
+        guard send(frame: frame, to: routingId) else { return false }
+        sessions[nodeId]?.sentThrough = sequence
+        sessions[nodeId]?.inFlight.append(sequence)
+        return true
     }
 
     private func discardExpired(_ delivery: QueuedDelivery, for nodeId: String) {
@@ -405,13 +407,18 @@ final class BrokerLoop {
 
     @discardableResult
     private func send(_ kind: Frame.OneOf_Kind, to routingId: [UInt8]) -> Bool {
+        guard let frame = encode(kind) else { return false }
+        return send(frame: frame, to: routingId)
+    }
+
+    private func encode(_ kind: Frame.OneOf_Kind) -> [UInt8]? {
         var frame = Frame()
         frame.kind = kind
         do {
-            return send(frame: try frame.serializedBytes(), to: routingId)
+            return try frame.serializedBytes()
         } catch {
             logger.warning("could not encode a frame", metadata: ["error": "\(error)"])
-            return false
+            return nil
         }
     }
 

@@ -84,9 +84,7 @@ public final class NodeJournal: Sendable {
                 if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [envelope.messageID]) == true {
                     throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
                 }
-                try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
-                try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
-                    .execute(arguments: [envelope.messageID, now.timeIntervalSince1970])
+                try Self.insertSent(db, envelope: envelope, payload: payload, after: &previous, now: now)
             }
         }
     }
@@ -255,8 +253,7 @@ public final class NodeJournal: Sendable {
             try check(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
             var previous = try Self.lastHash(in: db)
-            try Self.insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
-            try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)").execute(arguments: [messageId, now.timeIntervalSince1970])
+            try Self.insertSent(db, envelope: envelope, payload: payload, after: &previous, now: now)
             return envelope
         }
     }
@@ -309,6 +306,13 @@ public final class NodeJournal: Sendable {
             }
             return fresh
         }
+    }
+
+    /// Journals a publication as sent and queues it in the outbox.
+    private static func insertSent(_ db: Database, envelope: Envelope, payload: Data, after previous: inout Data, now: Date) throws {
+        try insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
+        try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
+            .execute(arguments: [envelope.messageID, now.timeIntervalSince1970])
     }
 
     /// The hash of the journal's last entry, which the next entry links to.

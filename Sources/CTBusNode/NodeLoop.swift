@@ -124,22 +124,27 @@ final class NodeLoop {
             lastResendCheck = now
             for item in try journal.outbox(limit: outboxBatch) where item.seq <= sentThrough {
                 guard let last = lastSent[item.messageId], now - last >= resendAfter else { continue }
-                guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else { break }
-                lastSent[item.messageId] = now
+                guard send(item, at: now) else { break }
             }
         }
         let fresh = try journal.outbox(after: sentThrough, limit: outboxBatch)
         var sentAll = true
         for item in fresh {
-            guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else {
+            guard send(item, at: now) else {
                 sentAll = false // the pipe is full: the next outbox poll goes on from here
                 break
             }
             sentThrough = item.seq
-            lastSent[item.messageId] = now
         }
         outboxDue = sentAll && fresh.count == outboxBatch
         try sendRevocations(all: newSession)
+    }
+
+    /// Sends one publication from the outbox, as its stored bytes, and notes when.
+    private func send(_ item: OutboxItem, at now: ContinuousClock.Instant) -> Bool {
+        guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else { return false }
+        lastSent[item.messageId] = now
+        return true
     }
 
     /// Sends the revocations not confirmed yet: all of them in a new session, else those sent
