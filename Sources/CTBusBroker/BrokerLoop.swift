@@ -138,7 +138,12 @@ final class BrokerLoop {
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
         case .revoke(let revoke):
-            revokes.append((routingId, nodeId, revoke))
+            do {
+                try MessageValidator.validate(revoke)
+                revokes.append((routingId, nodeId, revoke))
+            } catch {
+                send(error: error, to: routingId)
+            }
         case .hello, .welcome, .publishAck, .deliver, .error, .revokeAck:
             send(error: BusError(.malformedFrame, "a node does not send this command"), to: routingId)
         }
@@ -150,6 +155,12 @@ final class BrokerLoop {
         guard hello.protocolVersion == 1 else {
             send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 1"),
                  to: routingId)
+            return
+        }
+        do {
+            try MessageValidator.validate(hello)
+        } catch {
+            send(error: error, to: routingId)
             return
         }
         if let previous = sessions[nodeId], previous.routingId != routingId {

@@ -50,7 +50,7 @@ public final class Node: Sendable {
     /// process is picked up at the next outbox poll). Returns the message ids.
     @discardableResult
     public func publish(_ messages: [BusMessage]) throws -> [String] {
-        let ids = try Publisher.enqueue(messages, into: journal)
+        let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel)
         waker.wake()
         return ids
     }

@@ -1,4 +1,5 @@
 import CTBusJournal
+import CTBusPolicy
 import CTBusSchema
 import Foundation
 import SwiftProtobuf
@@ -28,16 +29,17 @@ public enum Publisher {
     }
 
     /// Validates and queues a message in `journal`'s outbox; returns the message id.
+    /// `clearance` is the node's own: it may not originate anything marked above it.
     @discardableResult
-    public static func enqueue(_ message: BusMessage, into journal: NodeJournal) throws -> String {
-        try enqueue([message], into: journal)[0]
+    public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification) throws -> String {
+        try enqueue([message], into: journal, clearance: clearance)[0]
     }
 
     /// Validates messages and queues them in one transaction (all or none); returns their ids.
     @discardableResult
-    public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal) throws -> [String] {
+    public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification) throws -> [String] {
         let items = try messages.map { message throws -> (Envelope, Data) in
-            try MessageValidator.validate(message)
+            try check(message, clearance: clearance)
             guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
             return (message.envelope, try payload.serialized())
         }
@@ -48,8 +50,8 @@ public enum Publisher {
     /// Validates a message and keeps it as a draft in `journal`; it leaves the node only when
     /// released. Returns the message id.
     @discardableResult
-    public static func saveDraft(_ message: BusMessage, into journal: NodeJournal) throws -> String {
-        try MessageValidator.validate(message)
+    public static func saveDraft(_ message: BusMessage, into journal: NodeJournal, clearance: Classification) throws -> String {
+        try check(message, clearance: clearance)
         guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
         try journal.saveDraft(envelope: message.envelope, payload: try payload.serialized())
         return message.envelope.messageID
@@ -57,10 +59,18 @@ public enum Publisher {
 
     /// Releases a draft: validates it again (the rules may have changed since) and moves it to
     /// the outbox, from where the node daemon sends it.
-    public static func releaseDraft(_ messageId: String, from journal: NodeJournal) throws {
+    public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification) throws {
         _ = try journal.releaseDraft(messageId: messageId) { envelope, payload in
             try MessageValidator.validate(envelope: envelope, payload: try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload))
+            try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)
         }
+    }
+
+    /// The publishing node's checks: the schema rules, and its own clearance (the broker
+    /// checks both again against the registry).
+    static func check(_ message: BusMessage, clearance: Classification) throws(BusError) {
+        try MessageValidator.validate(message)
+        try ConfidentialityPolicy.checkOriginatorClearance(message.envelope, nodeId: message.envelope.originator, clearance: clearance)
     }
 
     private static func describe(_ error: any Error) -> String {

@@ -33,7 +33,7 @@ public enum Admission {
     public static func admit(_ publish: Publish, size: Int, from publisher: NodeProfile, among nodes: [NodeProfile],
                              maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
         var envelope = publish.envelope
-        let messageId = envelope.messageID
+        let messageId = MessageValidator.echoable(envelope.messageID)
         guard size <= maxMessageBytes else {
             throw BusError(.messageTooLarge, "\(size) bytes; this broker accepts at most \(maxMessageBytes)", messageId: messageId)
         }

@@ -44,6 +44,7 @@ public enum ConfidentialityPolicy {
             throw BusError(.notPermitted, "node \(publisher.id) (role \(publisher.role.rawValue)) may not publish \(envelope.type.name)",
                            messageId: envelope.messageID)
         }
+        try checkOriginatorClearance(envelope, nodeId: publisher.id, clearance: publisher.clearance)
         let handling = envelope.handling
         if handling.releasability.isEmpty {
             if handling.classification == .strictlyConfidential {
@@ -54,6 +55,18 @@ public enum ConfidentialityPolicy {
                 throw BusError(.needToKnowRequired, "a message under a whole Member State restriction must carry a releasability list",
                                messageId: envelope.messageID)
             }
+        }
+    }
+
+    /// An originator must hold the clearance of what it marks: a node cleared to CONFIDENTIAL
+    /// could not even read back a STRICTLY_CONFIDENTIAL message of its own. The declared
+    /// classification counts (a declassify-on date does not lower it at publication).
+    /// NOT_PERMITTED, at the publishing node (`ctbus publish`) and at the broker.
+    public static func checkOriginatorClearance(_ envelope: Envelope, nodeId: String, clearance: Classification) throws(BusError) {
+        let marked = envelope.handling.classification
+        guard marked.rawValue <= clearance.rawValue else {
+            throw BusError(.notPermitted, "node \(nodeId) is cleared to \(clearance.name) and may not originate a \(marked.name) message",
+                           messageId: envelope.messageID)
         }
     }
 

@@ -23,26 +23,36 @@ public enum MessageID {
         return String(decoding: text, as: UTF8.self)
     }
 
-    /// Whether `text` is a UUID in canonical text form (any version).
+    /// Whether `text` is a UUID (any version) in the one canonical text form the protocol
+    /// accepts: 36 characters, lower-case hexadecimal digits, hyphens at 8, 13, 18 and 23
+    /// (RFC 9562 section 4). Any other spelling of the same UUID is refused, never folded:
+    /// two spellings of one id would make one message two.
     public static func isUUID(_ text: String) -> Bool {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 36 else { return false }
-        for (index, byte) in utf8.enumerated() {
-            if [8, 13, 18, 23].contains(index) {
-                guard byte == UInt8(ascii: "-") else { return false }
-            } else {
-                guard isHexDigit(byte) else { return false }
+        var count = 0
+        for byte in text.utf8 {
+            switch count {
+            case 8, 13, 18, 23: guard byte == UInt8(ascii: "-") else { return false }
+            default: guard isLowerHexDigit(byte) else { return false }
             }
+            count += 1
+            if count > WireLimits.messageIdBytes { return false }
         }
-        return true
+        return count == WireLimits.messageIdBytes
     }
 
-    /// Whether `text` is a UUID of version 7.
+    /// Whether `text` is a canonical UUID of version 7.
     public static func isUUIDv7(_ text: String) -> Bool {
-        isUUID(text) && Array(text.utf8)[14] == UInt8(ascii: "7")
+        isUUID(text) && text.utf8.dropFirst(14).first == UInt8(ascii: "7")
     }
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (48...57).contains(byte) || (97...102).contains(byte) || (65...70).contains(byte)
+    /// The canonical spelling of a UUID typed in another case (for command-line arguments), or
+    /// `text` unchanged when it is no UUID at all.
+    public static func canonical(_ text: String) -> String {
+        let lower = text.lowercased()
+        return isUUID(lower) ? lower : text
+    }
+
+    private static func isLowerHexDigit(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (97...102).contains(byte)
     }
 }

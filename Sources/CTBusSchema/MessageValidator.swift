@@ -7,12 +7,6 @@ import SwiftProtobuf
 /// never the field's value.
 public enum MessageValidator {
     public static let schemaVersion: UInt32 = 1
-    /// Longest free-text field (recommendation text, summary, ...), in UTF-8 bytes.
-    public static let maxTextBytes = 32 * 1024
-    /// Longest identifier-like field (visit id, project id, tag, ...), in UTF-8 bytes.
-    public static let maxShortTextBytes = 256
-    public static let maxListCount = 1_000
-    public static let maxActivities = 10_000
 
     /// Validates a whole message as `ctbus publish` reads it. The originator may be empty there:
     /// the broker sets it.
@@ -35,9 +29,10 @@ public enum MessageValidator {
         if envelope.handling.hasMemberStateRestriction {
             let paths = envelope.handling.memberStateRestriction.fieldPaths
             let known = RedactablePaths.paths(for: payload.messageType)
-            for (index, path) in paths.enumerated() where !known.contains(path) {
-                throw failure("envelope.handling.member_state_restriction.field_paths[\(index)]",
-                              "is not a field of \(payload.messageType.name) (known: \(known.sorted().joined(separator: ", ")))")
+            try list(paths, at: "envelope.handling.member_state_restriction.field_paths", max: WireLimits.fieldPaths) { path, itemPath throws(BusError) in
+                guard known.contains(path) else {
+                    throw failure(itemPath, "is not a field of \(payload.messageType.name) (known: \(known.sorted().joined(separator: ", ")))")
+                }
             }
         }
     }
@@ -46,7 +41,7 @@ public enum MessageValidator {
 
     static func validateEnvelope(_ envelope: Envelope, payloadType: MessageType) throws(BusError) {
         guard MessageID.isUUIDv7(envelope.messageID) else {
-            throw failure("envelope.message_id", "must be a UUIDv7 in canonical text form")
+            throw failure("envelope.message_id", "must be a UUIDv7 in canonical text form (lower-case, hyphenated)")
         }
         guard envelope.type != .unspecified, case .some = MessageType(rawValue: envelope.type.rawValue),
               MessageType.allCases.contains(envelope.type) else {
@@ -66,11 +61,11 @@ public enum MessageValidator {
         guard Geography.isCountryCode(envelope.subject) || Geography.isRegionCode(envelope.subject) else {
             throw failure("envelope.subject", "must be an ISO 3166-1 alpha-3 code or a known region code")
         }
-        try list(envelope.thematicTags, at: "envelope.thematic_tags", max: 32) { tag, path throws(BusError) in
+        try list(envelope.thematicTags, at: "envelope.thematic_tags", max: WireLimits.thematicTags) { tag, path throws(BusError) in
             try shortText(tag, at: path)
         }
-        try list(envelope.references, at: "envelope.references", max: maxListCount) { reference, path throws(BusError) in
-            guard MessageID.isUUID(reference.messageID) else { throw failure("\(path).message_id", "must be a UUID") }
+        try list(envelope.references, at: "envelope.references", max: WireLimits.references) { reference, path throws(BusError) in
+            guard MessageID.isUUID(reference.messageID) else { throw failure("\(path).message_id", canonicalUUID) }
             guard reference.relation != .unspecified else { throw failure("\(path).relation", "is required") }
         }
         if envelope.hasExpiresAt {
@@ -86,7 +81,7 @@ public enum MessageValidator {
         case .unclassified, .confidential, .strictlyConfidential: break
         default: throw failure("envelope.handling.classification", "must be UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL")
         }
-        try list(handling.releasability, at: "envelope.handling.releasability", max: 256) { entry, path throws(BusError) in
+        try list(handling.releasability, at: "envelope.handling.releasability", max: WireLimits.releasability) { entry, path throws(BusError) in
             try nodeId(entry, at: path)
         }
         if case .UNRECOGNIZED = handling.tlp { throw failure("envelope.handling.tlp", "is not a TLP 2.0 label") }
@@ -110,7 +105,7 @@ public enum MessageValidator {
             default:
                 throw failure("\(path).scope", "must be WHOLE or PARTIAL")
             }
-            try list(restriction.allowedNodes, at: "\(path).allowed_nodes", max: 256) { node, nodePath throws(BusError) in
+            try list(restriction.allowedNodes, at: "\(path).allowed_nodes", max: WireLimits.allowedNodes) { node, nodePath throws(BusError) in
                 try nodeId(node, at: nodePath)
             }
         }
@@ -125,7 +120,7 @@ public enum MessageValidator {
         guard !value.resolutionsAssessed.isEmpty else {
             throw failure("\(path).resolutions_assessed", "must name at least one Security Council resolution")
         }
-        try list(value.resolutionsAssessed, at: "\(path).resolutions_assessed", max: 64) { number, itemPath throws(BusError) in
+        try list(value.resolutionsAssessed, at: "\(path).resolutions_assessed", max: WireLimits.resolutions) { number, itemPath throws(BusError) in
             guard (1...9999).contains(number) else { throw failure(itemPath, "is not a resolution number") }
         }
         try shortText(value.thematicArea, at: "\(path).thematic_area", required: true)
@@ -161,14 +156,14 @@ public enum MessageValidator {
         guard !value.participatingEntities.isEmpty else {
             throw failure("\(path).participating_entities", "must name at least one entity")
         }
-        try list(value.participatingEntities, at: "\(path).participating_entities", max: 64) { entity, itemPath throws(BusError) in
+        try list(value.participatingEntities, at: "\(path).participating_entities", max: WireLimits.entities) { entity, itemPath throws(BusError) in
             try shortText(entity, at: itemPath, required: true)
         }
         try text(value.summary, at: "\(path).summary", required: true)
-        try list(value.findings, at: "\(path).findings", max: maxListCount) { finding, itemPath throws(BusError) in
+        try list(value.findings, at: "\(path).findings", max: WireLimits.listEntries) { finding, itemPath throws(BusError) in
             try text(finding, at: itemPath, required: true)
         }
-        try list(value.followUpActions, at: "\(path).follow_up_actions", max: maxListCount) { action, itemPath throws(BusError) in
+        try list(value.followUpActions, at: "\(path).follow_up_actions", max: WireLimits.listEntries) { action, itemPath throws(BusError) in
             try text(action, at: itemPath, required: true)
         }
     }
@@ -176,10 +171,10 @@ public enum MessageValidator {
     static func validate(_ value: ActivityMatrix, at path: String) throws(BusError) {
         try range(value.reportingPeriod, present: value.hasReportingPeriod, at: "\(path).reporting_period")
         guard !value.activities.isEmpty else { throw failure("\(path).activities", "must hold at least one activity") }
-        try list(value.activities, at: "\(path).activities", max: maxActivities) { activity, itemPath throws(BusError) in
+        try list(value.activities, at: "\(path).activities", max: WireLimits.activities) { activity, itemPath throws(BusError) in
             try shortText(activity.projectID, at: "\(itemPath).project_id", required: true)
             try text(activity.title, at: "\(itemPath).title", required: true)
-            try list(activity.memberStates, at: "\(itemPath).member_states", max: 256) { state, statePath throws(BusError) in
+            try list(activity.memberStates, at: "\(itemPath).member_states", max: WireLimits.activityMemberStates) { state, statePath throws(BusError) in
                 try country(state, at: statePath)
             }
             if !activity.region.isEmpty, !Geography.isRegionCode(activity.region) {
@@ -190,7 +185,7 @@ public enum MessageValidator {
             }
             try pillars(activity.pillars, at: "\(itemPath).pillars")
             try shortText(activity.thematicArea, at: "\(itemPath).thematic_area")
-            try list(activity.implementingEntities, at: "\(itemPath).implementing_entities", max: 64) { entity, entityPath throws(BusError) in
+            try list(activity.implementingEntities, at: "\(itemPath).implementing_entities", max: WireLimits.entities) { entity, entityPath throws(BusError) in
                 try shortText(entity, at: entityPath, required: true)
             }
             guard activity.status != .unspecified, ActivityMatrix.Status.allCases.contains(activity.status) else {
@@ -198,11 +193,40 @@ public enum MessageValidator {
             }
             if activity.hasPeriod { try range(activity.period, present: true, at: "\(itemPath).period") }
             guard activity.budgetUsd >= 0 else { throw failure("\(itemPath).budget_usd", "must not be negative") }
-            try list(activity.recommendationIds, at: "\(itemPath).recommendation_ids", max: 256) { id, idPath throws(BusError) in
-                guard MessageID.isUUID(id) else { throw failure(idPath, "must be a message id (UUID)") }
+            try list(activity.recommendationIds, at: "\(itemPath).recommendation_ids", max: WireLimits.recommendationIds) { id, idPath throws(BusError) in
+                guard MessageID.isUUID(id) else { throw failure(idPath, "must be a message id: \(canonicalUUID)") }
             }
         }
     }
+
+    // MARK: Commands
+
+    /// Validates a Revoke: its target in canonical form, its reason within bounds. The broker
+    /// runs it before looking the target up; `ctbus revoke` runs it before queueing.
+    public static func validate(_ revoke: Revoke) throws(BusError) {
+        guard MessageID.isUUID(revoke.messageID) else {
+            throw BusError(.validationFailed, "revoke.message_id \(canonicalUUID)", messageId: echoable(revoke.messageID))
+        }
+        guard revoke.reason.utf8.count <= WireLimits.revokeReasonBytes else {
+            throw BusError(.validationFailed, "revoke.reason is longer than \(WireLimits.revokeReasonBytes) bytes",
+                           messageId: revoke.messageID)
+        }
+    }
+
+    /// Validates a Hello's bounded fields (the version is the session's business).
+    public static func validate(_ hello: Hello) throws(BusError) {
+        guard hello.agent.utf8.count <= WireLimits.agentBytes else {
+            throw failure("hello.agent", "is longer than \(WireLimits.agentBytes) bytes")
+        }
+    }
+
+    /// The id to echo in an ErrorReport: as the client sent it, unless it is empty or too long
+    /// to be any id (then nil: the report carries none).
+    public static func echoable(_ messageId: String) -> String? {
+        messageId.isEmpty || messageId.utf8.count > WireLimits.echoedIdBytes ? nil : messageId
+    }
+
+    static let canonicalUUID = "must be a UUID in canonical text form (lower-case, hyphenated)"
 
     // MARK: Rules shared by several fields
 
@@ -218,12 +242,14 @@ public enum MessageValidator {
 
     static func text(_ value: String, at path: String, required: Bool = false) throws(BusError) {
         if required, isBlank(value) { throw failure(path, "is required") }
-        guard value.utf8.count <= maxTextBytes else { throw failure(path, "is longer than \(maxTextBytes) bytes") }
+        guard value.utf8.count <= WireLimits.textBytes else { throw failure(path, "is longer than \(WireLimits.textBytes) bytes") }
     }
 
     static func shortText(_ value: String, at path: String, required: Bool = false) throws(BusError) {
         if required, isBlank(value) { throw failure(path, "is required") }
-        guard value.utf8.count <= maxShortTextBytes else { throw failure(path, "is longer than \(maxShortTextBytes) bytes") }
+        guard value.utf8.count <= WireLimits.shortTextBytes else {
+            throw failure(path, "is longer than \(WireLimits.shortTextBytes) bytes")
+        }
     }
 
     /// Empty or only white space (Unicode White_Space, which includes line breaks). Stops at the
@@ -234,12 +260,12 @@ public enum MessageValidator {
 
     /// Node and group ids: lowercase letters, digits and '-', 1 to 64 long ("oct", "wg-border").
     public static func isNodeId(_ value: String) -> Bool {
-        !value.isEmpty && value.utf8.count <= 64
+        !value.isEmpty && value.utf8.count <= WireLimits.nodeIdBytes
             && value.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == UInt8(ascii: "-") }
     }
 
     static func nodeId(_ value: String, at path: String) throws(BusError) {
-        guard isNodeId(value) else { throw failure(path, "must be a node or group id (a-z, 0-9, '-', at most 64)") }
+        guard isNodeId(value) else { throw failure(path, "must be a node or group id (a-z, 0-9, '-', at most \(WireLimits.nodeIdBytes))") }
     }
 
     static func country(_ value: String, at path: String) throws(BusError) {
@@ -248,7 +274,7 @@ public enum MessageValidator {
 
     static func pillars(_ values: [StrategyPillar], at path: String) throws(BusError) {
         guard !values.isEmpty else { throw failure(path, "must name at least one Global Strategy pillar") }
-        try list(values, at: path, max: 4) { pillar, itemPath throws(BusError) in
+        try list(values, at: path, max: WireLimits.pillars) { pillar, itemPath throws(BusError) in
             guard pillar != .pillarUnspecified, StrategyPillar.allCases.contains(pillar) else {
                 throw failure(itemPath, "is not a Global Strategy pillar")
             }

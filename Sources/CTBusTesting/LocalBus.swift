@@ -192,7 +192,7 @@ public final class LocalBus: Sendable {
     public func publish(_ message: BusMessage, from id: String) throws -> String {
         var message = message
         message.envelope.originator = id
-        return try Publisher.enqueue(message, into: try journal(id))
+        return try Publisher.enqueue(message, into: try journal(id), clearance: registry.entry(id: id)?.profile.clearance ?? .unclassified)
     }
 
     /// Waits (bounded) until every node that is running says it is connected.

@@ -135,7 +135,7 @@ struct JournalCommand: ParsableCommand {
 
         func run() throws {
             try runReportingErrors {
-                guard let entry = try location.open().entry(messageId: messageId) else {
+                guard let entry = try location.open().entry(messageId: MessageID.canonical(messageId)) else {
                     throw StoreError(.notFound, "no message \(messageId) in this journal")
                 }
                 print(try JournalFormat.json(try entry.message(), pretty: true))

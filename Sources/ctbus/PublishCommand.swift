@@ -37,13 +37,14 @@ struct PublishCommand: ParsableCommand {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
             if let release {
-                try Publisher.releaseDraft(release, from: journal)
+                try Publisher.releaseDraft(MessageID.canonical(release), from: journal, clearance: configuration.clearanceLevel)
                 print(release)
                 return
             }
             let json = try ConfigurationFile.read(file!, what: "message file")
             let message = try Publisher.prepare(json: json, nodeId: configuration.nodeId)
-            let id = draft ? try Publisher.saveDraft(message, into: journal) : try Publisher.enqueue(message, into: journal)
+            let id = draft ? try Publisher.saveDraft(message, into: journal, clearance: configuration.clearanceLevel)
+                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel)
             print(id)
         }
     }

@@ -21,8 +21,12 @@ struct RevokeCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
-            try NodeJournal(path: configuration.journalPath).queueRevocation(messageId: messageId, reason: reason)
-            print(messageId)
+            var revoke = Revoke()
+            revoke.messageID = MessageID.canonical(messageId)
+            revoke.reason = reason
+            try MessageValidator.validate(revoke) // the broker's bounds, checked before anything is queued
+            try NodeJournal(path: configuration.journalPath).queueRevocation(messageId: revoke.messageID, reason: reason)
+            print(revoke.messageID)
         }
     }
 }

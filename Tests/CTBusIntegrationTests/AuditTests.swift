@@ -79,7 +79,7 @@ struct AuditTests {
         #expect(bus.waitUntilConnected())
         let cted = try bus.journal("cted")
         let draft = SampleMessages.recommendation()
-        let id = try Publisher.saveDraft(draft, into: cted)
+        let id = try Publisher.saveDraft(draft, into: cted, clearance: .strictlyConfidential)
         #expect(try cted.drafts().map(\.messageId) == [id])
         let sentinel = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let oct = try bus.journal("oct")
@@ -87,11 +87,11 @@ struct AuditTests {
         #expect(try oct.count(messageId: id) == 0)
         #expect(try bus.broker!.store.audit(messageId: id) == nil) // the broker never saw it
 
-        try Publisher.releaseDraft(id, from: cted)
+        try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential)
         #expect(try cted.drafts().isEmpty)
         #expect(try Wait.until { try oct.count(messageId: id) == 1 })
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
-        #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted) } // released once
+        #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential) } // released once
     }
 
     @Test("Revocation: every node that received the message marks it revoked; only the originator may revoke")

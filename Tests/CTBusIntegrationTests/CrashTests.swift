@@ -79,7 +79,7 @@ struct CrashTests {
             if victim == .stoppedNode { #expect(processes.stop("wg-border") == 0) }
             for index in 0..<perRound {
                 let message = Self.message(number: round * perRound + index)
-                try Publisher.enqueue(message, into: cted)
+                try Publisher.enqueue(message, into: cted, clearance: .strictlyConfidential)
                 published.append(message)
             }
             // A random moment while the traffic flows.

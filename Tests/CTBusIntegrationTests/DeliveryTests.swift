@@ -22,7 +22,7 @@ struct DeliveryTests {
 
         var message = SampleMessages.recommendation()
         message.envelope.originator = "oct" // a publisher cannot claim another originator
-        let id = try Publisher.enqueue(message, into: try bus.journal("cted"))
+        let id = try Publisher.enqueue(message, into: try bus.journal("cted"), clearance: .strictlyConfidential)
         let sentPayload = try message.payload!.serialized()
 
         let oct = try bus.journal("oct")
@@ -175,7 +175,7 @@ struct DeliveryTests {
         let broker = try #require(bus.broker)
         let cted = try bus.journal("cted")
         let count = 1_000
-        for _ in 0..<count { try Publisher.enqueue(SampleMessages.recommendation(), into: cted) }
+        for _ in 0..<count { try Publisher.enqueue(SampleMessages.recommendation(), into: cted, clearance: .strictlyConfidential) }
 
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")

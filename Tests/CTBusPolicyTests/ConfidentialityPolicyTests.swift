@@ -138,6 +138,19 @@ struct ConfidentialityPolicyTests {
             .allSatisfy { $0.decision == .refuse(.expired, reason: "the message has expired") || $0.node.id == "cted" })
     }
 
+    @Test("An originator may not mark a message above its own clearance (declassify-on does not lower the mark)")
+    func originatorClearance() throws {
+        let low = NodeProfile(id: "cted-low", role: .cted, clearance: .confidential)
+        try ConfidentialityPolicy.checkPublication(Self.envelope(.confidential), by: low)
+        var strict = Self.envelope(.strictlyConfidential, list: ["oct"])
+        strict.handling.declassifyOn = "2000-01-01"
+        #expect(throws: BusError(.notPermitted, "node cted-low is cleared to CONFIDENTIAL and may not originate a STRICTLY_CONFIDENTIAL message",
+                                 messageId: strict.messageID)) {
+            try ConfidentialityPolicy.checkPublication(strict, by: low)
+        }
+        try ConfidentialityPolicy.checkPublication(strict, by: Self.cted)
+    }
+
     @Test("The TLP label is carried but never widens delivery")
     func tlpNeverWidens() {
         var envelope = Self.envelope(.confidential, list: ["oct"])

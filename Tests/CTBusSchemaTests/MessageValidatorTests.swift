@@ -76,7 +76,7 @@ struct MessageValidatorTests {
         Self.expectFailure("country_visit_recommendation.visit_dates.start") { $0.countryVisitRecommendation.visitDates.start = "09/03/2026" }
         Self.expectFailure("country_visit_recommendation.resolutions_assessed") { $0.countryVisitRecommendation.resolutionsAssessed = [] }
         Self.expectFailure("country_visit_recommendation.recommendation_text") {
-            $0.countryVisitRecommendation.recommendationText = String(repeating: "x", count: MessageValidator.maxTextBytes + 1)
+            $0.countryVisitRecommendation.recommendationText = String(repeating: "x", count: WireLimits.textBytes + 1)
         }
         Self.expectFailure("country_visit_recommendation.recommendation_text") {
             $0.countryVisitRecommendation.recommendationText = " \n\t\u{00A0}\u{2003}\r\n"
@@ -135,5 +135,22 @@ struct MessageValidatorTests {
         #expect(MessageID.isUUIDv7(later))
         #expect(earlier < later)
         #expect(!MessageID.isUUIDv7(UUID().uuidString.lowercased()))
+    }
+
+    @Test("Ids have one canonical spelling: lower-case and hyphenated; every other spelling is refused")
+    func canonicalSpelling() {
+        let id = MessageID.generate()
+        #expect(MessageID.isUUIDv7(id) && MessageID.isUUID(id))
+        for other in [id.uppercased(), "{\(id)}", "urn:uuid:\(id)", id.replacingOccurrences(of: "-", with: ""), id + "0",
+                      String(id.dropLast()), id.prefix(9) + "A" + id.dropFirst(10)] {
+            #expect(!MessageID.isUUID(String(other)), "\(other)")
+        }
+        #expect(MessageID.canonical(id.uppercased()) == id)
+        #expect(MessageID.canonical("not-an-id") == "not-an-id")
+        var message = Self.recommendation()
+        message.envelope.messageID = id.uppercased()
+        #expect(throws: BusError(.validationFailed, "envelope.message_id must be a UUIDv7 in canonical text form (lower-case, hyphenated)")) {
+            try MessageValidator.validate(message)
+        }
     }
 }
