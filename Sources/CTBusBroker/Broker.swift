@@ -22,12 +22,22 @@ public final class Broker: Sendable {
     private let context: ZMQContext
     private let zap: ZAPHandler
     private let loop = LoopThread()
+    /// The store's lock, held while the broker runs.
+    private let lock: FileLock
 
+    /// Starts a broker on a store that is already open (tests, benchmark).
+    public convenience init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
+                            store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker")) throws {
+        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger) { store }
+    }
+
+    /// Starts the broker in this order, so that a failed start leaves nothing behind: bind the
+    /// socket (a port already taken fails here, before any file exists), take the store's lock
+    /// (a second broker on the same store fails here), then `openStore`.
     public init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
-                store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker")) throws {
+                logger: Logger = Logger(label: "ctbus.broker"), openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
         self.registry = registry
-        self.store = store
         self.publicKey = keyPair.publicKey
         let context = try ZMQContext()
         self.context = context
@@ -41,14 +51,28 @@ public final class Broker: Sendable {
             }
             return .allow(userId: entry.profile.id)
         }
-        let bound = Mutex<String>("")
+        let opened = Mutex<(endpoint: String, store: BrokerStore, lock: FileLock)?>(nil)
         do {
             try loop.start(name: "broker") { thread in
                 let state: BrokerLoop
                 do {
-                    state = try BrokerLoop(context: context, configuration: configuration, registry: registry,
-                                           keyPair: keyPair, store: store, logger: logger)
-                    bound.withLock { $0 = state.socket.lastEndpoint }
+                    let socket = try BrokerLoop.bind(context: context, configuration: configuration, keyPair: keyPair)
+                    let lock: FileLock
+                    let store: BrokerStore
+                    do {
+                        lock = try FileLock(guarding: configuration.storePath, owner: "a broker")
+                        do {
+                            store = try openStore()
+                        } catch {
+                            lock.discard()
+                            throw error
+                        }
+                    } catch {
+                        socket.close()
+                        throw error
+                    }
+                    state = BrokerLoop(socket: socket, configuration: configuration, registry: registry, store: store, logger: logger)
+                    opened.withLock { $0 = (socket.lastEndpoint, store, lock) }
                 } catch {
                     thread.ready(.failure(error))
                     return
@@ -58,16 +82,23 @@ public final class Broker: Sendable {
             }
         } catch {
             zap.stop()
+            context.shutdown()
             throw error
         }
-        endpoint = bound.withLock { $0 }
+        let started = opened.withLock { $0 }!
+        endpoint = started.endpoint
+        store = started.store
+        lock = started.lock
         if let recovery = store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
         logger.info("broker listening", metadata: ["endpoint": "\(endpoint)", "nodes": "\(registry.entries.count)"])
     }
 
-    /// Loads everything a configuration file names (keys, registry, store) and starts.
+    /// Loads everything a configuration file names (keys, registry) and starts on the store it
+    /// names. Refuses a secret key or store that other users can read, and a damaged store.
     public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.broker")) throws {
         let configuration = try BrokerConfiguration.load(path: path)
+        try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the broker's secret key file")
+        try PrivateFiles.requirePrivate(configuration.storePath, what: "the broker store", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
         let registry: NodeRegistry
         do {
@@ -75,8 +106,14 @@ public final class Broker: Sendable {
         } catch let error as RegistryError {
             throw ConfigurationError("registry \(configuration.registryFile): \(error.description)")
         }
-        let store = try BrokerStore(path: configuration.storePath)
-        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, store: store, logger: logger)
+        let storePath = configuration.storePath
+        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger) {
+            // Checked read-only first: nothing is written to a damaged store.
+            if FileManager.default.fileExists(atPath: storePath) {
+                try BrokerStore(path: storePath, access: .readOnly).checkAtStart()
+            }
+            return try BrokerStore(path: storePath)
+        }
     }
 
     /// Stops accepting work, finishes the batch in hand and closes the sockets.
@@ -84,6 +121,7 @@ public final class Broker: Sendable {
         loop.stop()
         zap.stop()
         context.shutdown()
+        lock.release()
     }
 
     deinit { stop() }

@@ -35,21 +35,32 @@ final class BrokerLoop {
         var inFlight: [UInt64] = []
     }
 
-    init(context: ZMQContext, configuration: BrokerConfiguration, registry: NodeRegistry,
-         keyPair: CurveKeyPair, store: BrokerStore, logger: Logger) throws {
+    /// The broker's ROUTER socket, bound: the first thing a broker does, so that a taken port
+    /// stops it before it writes anything.
+    static func bind(context: ZMQContext, configuration: BrokerConfiguration, keyPair: CurveKeyPair) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context: context, type: .router)
+        do {
+            try socket.setRouterMandatory(true)
+            try socket.makeCurveServer(secretKey: keyPair.secretKey)
+            try socket.setZAPDomain("ctbus")
+            // libzmq cuts off a peer whose message is far over the limit; up to that, the broker
+            // reads it and answers MESSAGE_TOO_LARGE.
+            try socket.setMaxMessageSize(Int64(configuration.maxMessageBytes) * 4 + 65_536)
+            try socket.setHighWaterMarks(send: 100_000, receive: 100_000)
+            try socket.bind(configuration.endpoint)
+        } catch {
+            socket.close()
+            throw error
+        }
+        return socket
+    }
+
+    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger) {
+        self.socket = socket
         self.configuration = configuration
         self.registry = registry
         self.store = store
         self.logger = logger
-        socket = try ZMQSocket(context: context, type: .router)
-        try socket.setRouterMandatory(true)
-        try socket.makeCurveServer(secretKey: keyPair.secretKey)
-        try socket.setZAPDomain("ctbus")
-        // libzmq cuts off a peer whose message is far over the limit; up to that, the broker
-        // reads it and answers MESSAGE_TOO_LARGE.
-        try socket.setMaxMessageSize(Int64(configuration.maxMessageBytes) * 4 + 65_536)
-        try socket.setHighWaterMarks(send: 100_000, receive: 100_000)
-        try socket.bind(configuration.endpoint)
     }
 
     func run(until thread: LoopThread) {

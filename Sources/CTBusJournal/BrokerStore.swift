@@ -11,8 +11,9 @@ public final class BrokerStore: Sendable {
     public var path: String { database.path }
     let database: StoreDatabase
 
-    public init(path: String) throws(StoreError) {
-        database = try StoreDatabase(path: path, migrator: Self.migrator)
+    /// Opens (and when writable, creates) the store at `path`; `.readOnly` for inspection.
+    public init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
+        database = try StoreDatabase(path: path, migrator: Self.migrator, access: access)
     }
 
     static var migrator: DatabaseMigrator {
@@ -95,7 +96,8 @@ public final class BrokerStore: Sendable {
                               in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?"),
                                       arguments: [publication.messageId]) {
-            let same = row[0] == publication.originator && row[1] == publication.envelope && row[2] == publication.payload
+            let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
+                && row.decode(Data.self, atIndex: 2) == publication.payload
             return same ? .alreadyStored : .conflict
         }
         let hash = HashChain.link(previous: previous, fields: chainFields(
@@ -173,13 +175,13 @@ public final class BrokerStore: Sendable {
             guard let message = try Row.fetchOne(db, sql: "SELECT originator, type, classification, received_at FROM message WHERE message_id = ?",
                                                  arguments: [messageId]) else { return nil }
             let entries = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId]).map { row in
-                AuditEntry(nodeId: row["node_id"], outcome: AuditEntry.Outcome(rawValue: row["outcome"]) ?? .refused,
-                           rule: row["rule"], reason: row["reason"],
-                           recordedAt: Date(timeIntervalSince1970: row["recorded_at"]))
+                AuditEntry(nodeId: (try row.decode(forColumn: "node_id")), outcome: AuditEntry.Outcome(rawValue: (try row.decode(forColumn: "outcome"))) ?? .refused,
+                           rule: (try row.decode(forColumn: "rule")), reason: (try row.decode(forColumn: "reason")),
+                           recordedAt: Date(timeIntervalSince1970: (try row.decode(forColumn: "recorded_at"))))
             }
-            return AuditTrail(messageId: messageId, originator: message["originator"], typeName: message["type"],
-                              classificationName: message["classification"],
-                              storedAt: Date(timeIntervalSince1970: message["received_at"]), entries: entries)
+            return AuditTrail(messageId: messageId, originator: (try message.decode(forColumn: "originator")), typeName: (try message.decode(forColumn: "type")),
+                              classificationName: (try message.decode(forColumn: "classification")),
+                              storedAt: Date(timeIntervalSince1970: (try message.decode(forColumn: "received_at"))), entries: entries)
         }
     }
 
@@ -201,9 +203,9 @@ public final class BrokerStore: Sendable {
                 SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
-                let messageId: String = row[0]
+                let messageId: String = (try row.decode(atIndex: 0))
                 guard !alreadyQueued.contains(messageId),
-                      let recipient = entitle(row[1], row[2]), recipient.nodeId == nodeId else { continue }
+                      let recipient = entitle((try row.decode(atIndex: 1)), (try row.decode(atIndex: 2))), recipient.nodeId == nodeId else { continue }
                 _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
@@ -224,28 +226,79 @@ public final class BrokerStore: Sendable {
     /// Said when opening found that the last write had been torn by a crash (and dropped).
     public var recovery: String? { database.recovery }
 
-    /// Walks the hash chain of stored messages and reports the first broken link.
+    /// Checks the whole store: SQLite's integrity check, then the hash chain of stored
+    /// messages, reporting the first broken link. Never crashes on a damaged file.
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
-            var previous = HashChain.genesis
-            var count = 0
-            let rows = try Row.fetchCursor(db, sql: "SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid")
-            while let row = try rows.next() {
-                count += 1
-                let messageId: String = row["message_id"]
-                let expected = HashChain.link(previous: previous, fields: Self.chainFields(
-                    messageId: messageId, originator: row["originator"], envelope: row["envelope"], payload: row["payload"]))
-                let stored: Data = row["hash"]
-                guard stored == expected else {
-                    return ChainReport(entries: count, firstBreak: .init(
-                        position: row["rowid"], messageId: messageId,
-                        reason: "the message's content does not match its hash: it was changed or damaged after it was stored"),
-                        recovery: database.recovery)
-                }
-                previous = stored
-            }
-            return ChainReport(entries: count, firstBreak: nil, recovery: database.recovery)
+            ChainVerifier.verify(db, sql: "SELECT rowid, message_id, originator, envelope, payload, hash, type, classification, "
+                                     + "received_at, expires_at, revoked_at, revoke_reason FROM message ORDER BY rowid",
+                                 recovery: database.recovery, what: "message", decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         }
+    }
+
+    static func chainRow(_ row: Row) throws -> ChainRow {
+        let messageId = try row.decode(String.self, atIndex: 1)
+        return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
+            messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
+            payload: try row.decode(atIndex: 4)), hash: try row.decode(atIndex: 5))
+    }
+
+    /// The chain's view of a message row, after reading the rest of the row as the broker does.
+    static func checkedChainRow(_ row: Row) throws -> ChainRow {
+        _ = try (row.decode(String.self, atIndex: 6), row.decode(String.self, atIndex: 7), row.decode(Double.self, atIndex: 8),
+                 row.decode(Double?.self, atIndex: 9), row.decode(Double?.self, atIndex: 10), row.decode(String?.self, atIndex: 11))
+        return try chainRow(row)
+    }
+
+    /// Reads the delivery queues, the audit trail and the sequence counters as the broker and
+    /// `ctbus audit` read them.
+    static func checkOtherTables(_ db: Database) -> [String] {
+        var damage: [String] = []
+        func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
+            do {
+                for row in try Row.fetchAll(db, sql: sql) { try decode(row) }
+            } catch {
+                damage.append("the \(table) cannot be read: \(ChainVerifier.describe(error))")
+            }
+        }
+        check("delivery queue", "SELECT * FROM delivery") { row in
+            _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "sequence"),
+                     row.decode(String.self, forColumn: "message_id"), row.decode(Data?.self, forColumn: "redacted_payload"),
+                     row.decode(String?.self, forColumn: "redacted_paths"), row.decode(String?.self, forColumn: "revocation_reason"))
+        }
+        check("audit trail", "SELECT * FROM audit") { row in
+            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "node_id"),
+                     row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "rule"),
+                     row.decode(String.self, forColumn: "reason"), row.decode(Double.self, forColumn: "recorded_at"))
+        }
+        check("sequence counters", "SELECT * FROM recipient") { row in
+            _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "last_sequence"))
+        }
+        return damage
+    }
+
+    /// What the broker checks before it writes to its store: SQLite's `quick_check` and the
+    /// last link of the chain. Throws `StoreError.damaged` naming the file and what helps.
+    public func checkAtStart() throws(StoreError) {
+        let problem: String? = try database.read { db in
+            if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
+            do {
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2
+                    """)
+                guard let last = rows.first else { return nil }
+                let item = try Self.chainRow(last)
+                let previous = try rows.dropFirst().first.map { try Self.chainRow($0).hash } ?? HashChain.genesis
+                return HashChain.link(previous: previous, fields: item.fields) == item.hash
+                    ? nil : "the hash chain is broken at its last message (row \(item.position))"
+            } catch {
+                return "its last messages cannot be read (\(ChainVerifier.describe(error)))"
+            }
+        }
+        guard let problem else { return }
+        throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "
+                         + "See `ctbus journal verify --broker-store \(path)`, and restore the store from a backup "
+                         + "(README, Damaged files)")
     }
 
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
@@ -257,10 +310,10 @@ public final class BrokerStore: Sendable {
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
-                QueuedDelivery(sequence: UInt64(bitPattern: row[0]), messageId: row[1], envelope: row[2], payload: row[3],
-                               redactedPaths: (row[4] as String?)?.split(separator: ",").map(String.init) ?? [],
-                               revocationReason: row[5], originator: row[6],
-                               expiresAt: (row[7] as Double?).map(Date.init(timeIntervalSince1970:)))
+                QueuedDelivery(sequence: UInt64(bitPattern: (try row.decode(atIndex: 0))), messageId: (try row.decode(atIndex: 1)), envelope: (try row.decode(atIndex: 2)), payload: (try row.decode(atIndex: 3)),
+                               redactedPaths: (try row.decode(String?.self, atIndex: 4))?.split(separator: ",").map(String.init) ?? [],
+                               revocationReason: (try row.decode(atIndex: 5)), originator: (try row.decode(atIndex: 6)),
+                               expiresAt: (try row.decode(Double?.self, atIndex: 7)).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -293,8 +346,8 @@ public final class BrokerStore: Sendable {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT originator, revoked_at FROM message WHERE message_id = ?",
                                              arguments: [messageId]) else { return .notFound }
-            guard row["originator"] == originator else { return .notOriginator }
-            if (row["revoked_at"] as Double?) != nil { return .alreadyRevoked }
+            guard (try row.decode(forColumn: "originator")) == originator else { return .notOriginator }
+            if (try row.decode(Double?.self, forColumn: "revoked_at")) != nil { return .alreadyRevoked }
             try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ? WHERE message_id = ?",
                            arguments: [now.timeIntervalSince1970, reason, messageId])
             let recipients = try String.fetchAll(db, sql: """

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import GRDB
 
 /// The tamper-evident chain of journal entries (and of the broker's stored messages): every
 /// entry's hash is SHA-256 over the previous entry's hash and the entry's own fields, each with
@@ -25,6 +26,7 @@ public struct ChainReport: Sendable, Equatable {
     public struct Break: Sendable, Equatable {
         /// The entry's position in the journal (or row in the store), from 1.
         public let position: Int64
+        /// Empty when the entry is too damaged to tell.
         public let messageId: String
         public let reason: String
     }
@@ -33,8 +35,77 @@ public struct ChainReport: Sendable, Equatable {
     public let entries: Int
     /// The first broken link, nil when the whole chain holds.
     public let firstBreak: Break?
-    /// Said when opening found and discarded the torn end of an interrupted write.
+    /// What SQLite's own `integrity_check` reported (empty when it says "ok"): damage below the
+    /// rows, which the chain alone may not show.
+    public let damage: [String]
+    /// Said when opening found the torn end of an interrupted write.
     public let recovery: String?
 
-    public var isIntact: Bool { firstBreak == nil }
+    public var isIntact: Bool { firstBreak == nil && damage.isEmpty }
+}
+
+/// One row of a chain as `ChainVerifier` reads it.
+struct ChainRow {
+    let position: Int64
+    let messageId: String
+    let fields: [Data]
+    let hash: Data
+}
+
+/// Walks a chain in a database that may be damaged in any way: SQLite's integrity check first,
+/// then every row, decoded with throwing accessors (a NULL or a wrong type where a value
+/// belongs is damage, reported, never a crash).
+enum ChainVerifier {
+    /// `decode` reads a row as the chain sees it and throws when it is unreadable or does not
+    /// agree with itself; `otherTables` reads everything else the commands read and returns
+    /// what it could not.
+    static func verify(_ db: Database, sql: String, recovery: String?, what: String,
+                       decode: (Row) throws -> ChainRow, otherTables: (Database) -> [String] = { _ in [] }) -> ChainReport {
+        let damage = integrityProblems(db) + otherTables(db)
+        var previous = HashChain.genesis
+        var count = 0
+        var lastPosition: Int64 = 0
+        func broken(_ position: Int64, _ messageId: String, _ reason: String) -> ChainReport {
+            ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
+                        damage: damage, recovery: recovery)
+        }
+        do {
+            let rows = try Row.fetchCursor(db, sql: sql)
+            while let row = try rows.next() {
+                count += 1
+                guard let item = try? decode(row) else {
+                    let position = (try? row.decode(Int64?.self, atIndex: 0)) ?? nil
+                    return broken(position ?? lastPosition + 1, "",
+                                  "the \(what) cannot be read (a field is missing or of the wrong type): the file is damaged")
+                }
+                let expected = HashChain.link(previous: previous, fields: item.fields)
+                guard item.hash == expected else {
+                    return broken(item.position, item.messageId,
+                                  "the \(what)'s content does not match its hash: it was changed or damaged after it was written")
+                }
+                previous = item.hash
+                lastPosition = item.position
+            }
+        } catch {
+            count = max(count - 1, 0)
+            return broken(lastPosition + 1, "", "SQLite cannot read past entry \(lastPosition): \(describe(error))")
+        }
+        return ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
+    }
+
+    /// SQLite's `integrity_check` (at most 20 problems), or why it could not run.
+    static func integrityProblems(_ db: Database, quick: Bool = false) -> [String] {
+        do {
+            let lines = try String.fetchAll(db, sql: quick ? "PRAGMA quick_check(20)" : "PRAGMA integrity_check(20)")
+            return lines == ["ok"] ? [] : lines
+        } catch {
+            return ["SQLite cannot check the file: \(describe(error))"]
+        }
+    }
+
+    /// An SQLite failure in words, without the statement's arguments (they may be content).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return "\(error)"
+    }
 }

@@ -10,8 +10,10 @@ public final class NodeJournal: Sendable {
     public var path: String { database.path }
     let database: StoreDatabase
 
-    public init(path: String) throws(StoreError) {
-        database = try StoreDatabase(path: path, migrator: Self.migrator)
+    /// Opens (and when writable, creates) the journal at `path`. Inspection opens it
+    /// `.readOnly`: nothing is written, not even a migration.
+    public init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
+        database = try StoreDatabase(path: path, migrator: Self.migrator, access: access)
     }
 
     static var migrator: DatabaseMigrator {
@@ -99,7 +101,7 @@ public final class NodeJournal: Sendable {
                 WHERE o.seq > ? AND o.refused_code IS NULL
                 ORDER BY o.seq LIMIT ?
                 """), arguments: [seq, limit]).map { row in
-                OutboxItem(seq: row[0], messageId: row[1], envelope: row[2], payload: row[3])
+                OutboxItem(seq: (try row.decode(atIndex: 0)), messageId: (try row.decode(atIndex: 1)), envelope: (try row.decode(atIndex: 2)), payload: (try row.decode(atIndex: 3)))
             }
         }
     }
@@ -145,10 +147,10 @@ public final class NodeJournal: Sendable {
         try database.read { db in
             guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
                                                arguments: [messageId]) else { return nil }
-            if entry["acknowledged_at"] as Double? != nil { return .acknowledged }
+            if (try entry.decode(Double?.self, forColumn: "acknowledged_at")) != nil { return .acknowledged }
             guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
                                              arguments: [messageId]) else { return .queued }
-            if let code = row["refused_code"] as String? { return .refused(code: code, detail: row["refused_detail"] ?? "") }
+            if let code = (try row.decode(String?.self, forColumn: "refused_code")) { return .refused(code: code, detail: (try row.decode(forColumn: "refused_detail")) ?? "") }
             return .queued
         }
     }
@@ -165,7 +167,7 @@ public final class NodeJournal: Sendable {
             }
             // Until the broker has stored the message there is nothing to revoke there, and an
             // error about the id could not be told apart from one about the publication.
-            guard (row["acknowledged_at"] as Double?) != nil else {
+            guard (try row.decode(Double?.self, forColumn: "acknowledged_at")) != nil else {
                 throw StoreError(.notFound, "message \(messageId) is not acknowledged by the broker yet; revoke it once it is")
             }
             try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
@@ -177,7 +179,7 @@ public final class NodeJournal: Sendable {
     public func pendingRevocations() throws(StoreError) -> [(messageId: String, reason: String, lastSentAt: Date?)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at FROM revocation_outbox ORDER BY queued_at").map { row in
-                (row["message_id"], row["reason"], (row["last_sent_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+                ((try row.decode(forColumn: "message_id")), (try row.decode(forColumn: "reason")), (try row.decode(Double?.self, forColumn: "last_sent_at")).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -236,7 +238,7 @@ public final class NodeJournal: Sendable {
     public func drafts() throws(StoreError) -> [(messageId: String, typeName: String, savedAt: Date)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT message_id, type, saved_at FROM draft ORDER BY saved_at").map { row in
-                (row["message_id"], row["type"], Date(timeIntervalSince1970: row["saved_at"]))
+                ((try row.decode(forColumn: "message_id")), (try row.decode(forColumn: "type")), Date(timeIntervalSince1970: (try row.decode(forColumn: "saved_at"))))
             }
         }
     }
@@ -248,8 +250,8 @@ public final class NodeJournal: Sendable {
             guard let row = try Row.fetchOne(db, sql: "SELECT envelope, payload FROM draft WHERE message_id = ?", arguments: [messageId]) else {
                 throw StoreError(.notFound, "no draft \(messageId) in this journal")
             }
-            let envelope = try Envelope(serializedBytes: row["envelope"] as Data)
-            let payload: Data = row["payload"]
+            let envelope = try Envelope(serializedBytes: (try row.decode(Data.self, forColumn: "envelope")))
+            let payload: Data = (try row.decode(forColumn: "payload"))
             try check(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
             var previous = try Self.lastHash(in: db)
@@ -264,6 +266,8 @@ public final class NodeJournal: Sendable {
     /// has received nothing yet (a node that joined late, or a fresh journal).
     public func needsBacklog() throws(StoreError) -> Bool {
         try database.read { db in
+            // A salvaged journal asks once more, for what the damage took (see `salvage`).
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM meta WHERE key = 'backlog-after-salvage'") ?? false { return true }
             let asked = try Bool.fetchOne(db, sql: "SELECT 1 FROM meta WHERE key = 'backlog-requested'") ?? false
             let received = try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE direction = 'received' LIMIT 1") ?? false
             return !asked && !received
@@ -275,6 +279,7 @@ public final class NodeJournal: Sendable {
         try database.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('backlog-requested', ?)",
                            arguments: [ISO8601DateFormatter().string(from: now)])
+            try db.execute(sql: "DELETE FROM meta WHERE key = 'backlog-after-salvage'")
         }
     }
 
@@ -345,7 +350,7 @@ public final class NodeJournal: Sendable {
 
     /// What an entry's hash covers: everything that says what the message was and how it came.
     /// Bookkeeping that changes later (acknowledgement time) is outside the chain.
-    private static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String) -> [Data] {
+    static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String) -> [Data] {
         [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
     }
 
@@ -354,31 +359,84 @@ public final class NodeJournal: Sendable {
     /// Said when opening found that the last write had been torn by a crash (and dropped).
     public var recovery: String? { database.recovery }
 
-    /// Walks the hash chain from the first entry and reports the first broken link.
+    /// Checks the whole journal: SQLite's integrity check, then the hash chain from the first
+    /// entry, reporting the first broken link. Never crashes on a damaged file.
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
-            var previous = HashChain.genesis
-            var count = 0
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT position, message_id, direction, envelope, payload, redacted_paths, hash FROM entry ORDER BY position
-                """)
-            while let row = try rows.next() {
-                count += 1
-                let messageId: String = row["message_id"]
-                let expected = HashChain.link(previous: previous, fields: Self.chainFields(
-                    messageId: messageId, direction: row["direction"], envelope: row["envelope"], payload: row["payload"],
-                    redacted: row["redacted_paths"] ?? ""))
-                let stored: Data = row["hash"]
-                guard stored == expected else {
-                    return ChainReport(entries: count, firstBreak: .init(
-                        position: row["position"], messageId: messageId,
-                        reason: "the entry's content does not match its hash: it was changed or damaged after it was written"),
-                        recovery: database.recovery)
-                }
-                previous = stored
-            }
-            return ChainReport(entries: count, firstBreak: nil, recovery: database.recovery)
+            ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: database.recovery, what: "entry",
+                                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         }
+    }
+
+    static func chainRow(_ row: Row) throws -> ChainRow {
+        let messageId = try row.decode(String.self, forColumn: "message_id")
+        return ChainRow(position: try row.decode(forColumn: "position"), messageId: messageId, fields: chainFields(
+            messageId: messageId, direction: try row.decode(forColumn: "direction"), envelope: try row.decode(forColumn: "envelope"),
+            payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? ""),
+            hash: try row.decode(forColumn: "hash"))
+    }
+
+    /// The chain's view of a whole entry row, after checking that the row reads as every command
+    /// reads it and that the columns copied from the envelope (which the chain does not cover)
+    /// still say what the envelope says.
+    static func checkedChainRow(_ row: Row) throws -> ChainRow {
+        let item = try chainRow(row)
+        let entry = try JournalEntry(row: row)
+        let envelope = try entry.envelope()
+        guard envelope.messageID == entry.messageId, envelope.type.name == entry.typeName, envelope.subject == entry.subject,
+              envelope.handling.classification.name == entry.classificationName, Direction(rawValue: try row.decode(forColumn: "direction")) != nil
+        else { throw StoreError(.damaged, "entry \(entry.position): its columns disagree with its envelope") }
+        return item
+    }
+
+    /// Reads the outbox, revocations and drafts as the daemon and `ctbus publish` read them.
+    static func checkOtherTables(_ db: Database) -> [String] {
+        var damage: [String] = []
+        func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
+            do {
+                for row in try Row.fetchAll(db, sql: sql) { try decode(row) }
+            } catch {
+                damage.append("the \(table) cannot be read: \(ChainVerifier.describe(error))")
+            }
+        }
+        check("outbox", "SELECT * FROM outbox") { row in
+            _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(String.self, forColumn: "message_id"),
+                     row.decode(Double.self, forColumn: "queued_at"), row.decode(String?.self, forColumn: "refused_code"))
+        }
+        check("revocation queue", "SELECT * FROM revocation_outbox") { row in
+            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "reason"),
+                     row.decode(Double?.self, forColumn: "last_sent_at"))
+        }
+        check("drafts", "SELECT * FROM draft") { row in
+            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "type"),
+                     row.decode(Data.self, forColumn: "envelope"), row.decode(Data.self, forColumn: "payload"),
+                     row.decode(Double.self, forColumn: "saved_at"))
+        }
+        return damage
+    }
+
+    /// What a daemon checks before it writes to its journal: SQLite's `quick_check` (every page
+    /// readable and well formed; `ctbus bench`-sized journals: see the README for the cost) and
+    /// the last link of the hash chain. Throws `StoreError.damaged` naming the file, the damage
+    /// and the commands that help.
+    public func checkAtStart() throws(StoreError) {
+        let problem: String? = try database.read { db in
+            if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
+            do {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM entry ORDER BY position DESC LIMIT 2")
+                guard let last = rows.first else { return nil }
+                let item = try Self.chainRow(last)
+                let previous = try rows.dropFirst().first.map { try Self.chainRow($0).hash } ?? HashChain.genesis
+                return HashChain.link(previous: previous, fields: item.fields) == item.hash
+                    ? nil : "the hash chain is broken at its last entry (position \(item.position))"
+            } catch {
+                return "its last entries cannot be read (\(ChainVerifier.describe(error)))"
+            }
+        }
+        guard let problem else { return }
+        throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "
+                         + "See `ctbus journal verify --journal \(path)`; `ctbus journal salvage --journal \(path)` "
+                         + "copies every intact entry into a new journal (README, Damaged files)")
     }
 
     // MARK: Reading
@@ -397,7 +455,7 @@ public final class NodeJournal: Sendable {
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
-                             arguments: StatementArguments(arguments)).map(JournalEntry.init(row:))
+                             arguments: StatementArguments(arguments)).map { try JournalEntry(row: $0) }
         }
     }
 
@@ -405,7 +463,7 @@ public final class NodeJournal: Sendable {
     public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM entry WHERE message_id = ?", arguments: [messageId])
-                .map(JournalEntry.init(row:))
+                .map { try JournalEntry(row: $0) }
         }
     }
 
@@ -514,23 +572,24 @@ public struct JournalEntry: Sendable {
     public let revokedAt: Date?
     public let revokeReason: String?
 
-    init(row: Row) {
-        position = row["position"]
-        messageId = row["message_id"]
-        direction = Direction(rawValue: row["direction"]) ?? .received
-        typeName = row["type"]
-        originator = row["originator"]
-        classificationName = row["classification"]
-        subject = row["subject"]
-        createdAt = Date(timeIntervalSince1970: row["created_at"])
-        recordedAt = Date(timeIntervalSince1970: row["recorded_at"])
-        acknowledgedAt = (row["acknowledged_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        brokerSequence = row["broker_sequence"]
-        envelopeBytes = row["envelope"]
-        payload = row["payload"]
-        redactedPaths = (row["redacted_paths"] as String?)?.split(separator: ",").map(String.init) ?? []
-        revokedAt = (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        revokeReason = row["revoke_reason"]
+    /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
+    init(row: Row) throws {
+        position = (try row.decode(forColumn: "position"))
+        messageId = (try row.decode(forColumn: "message_id"))
+        direction = Direction(rawValue: (try row.decode(forColumn: "direction"))) ?? .received
+        typeName = (try row.decode(forColumn: "type"))
+        originator = (try row.decode(forColumn: "originator"))
+        classificationName = (try row.decode(forColumn: "classification"))
+        subject = (try row.decode(forColumn: "subject"))
+        createdAt = Date(timeIntervalSince1970: (try row.decode(forColumn: "created_at")))
+        recordedAt = Date(timeIntervalSince1970: (try row.decode(forColumn: "recorded_at")))
+        acknowledgedAt = (try row.decode(Double?.self, forColumn: "acknowledged_at")).map(Date.init(timeIntervalSince1970:))
+        brokerSequence = (try row.decode(forColumn: "broker_sequence"))
+        envelopeBytes = (try row.decode(forColumn: "envelope"))
+        payload = (try row.decode(forColumn: "payload"))
+        redactedPaths = (try row.decode(String?.self, forColumn: "redacted_paths"))?.split(separator: ",").map(String.init) ?? []
+        revokedAt = (try row.decode(Double?.self, forColumn: "revoked_at")).map(Date.init(timeIntervalSince1970:))
+        revokeReason = (try row.decode(forColumn: "revoke_reason"))
     }
 
     /// The envelope, decoded.

@@ -1,30 +1,85 @@
 import Foundation
 import GRDB
 
+/// How a store file is opened.
+public enum StoreAccess: Sendable {
+    /// The owner's access: creates the file private (0600, folder 0700) when missing, brings
+    /// the schema up to date, checkpoints in the background.
+    case readWrite
+    /// Inspection (`journal verify`, `list`, `export`, `audit`): never creates, migrates or
+    /// writes anything; works on a write-protected copy and on read-only media, and beside a
+    /// daemon that is writing the file.
+    case readOnly
+}
+
 /// An SQLite file in WAL mode with full fsync on commit: what a store acknowledged survives a
 /// crash of the process or the machine. Every failure comes out as a `StoreError`.
 struct StoreDatabase: Sendable {
     let path: String
-    let pool: DatabasePool
+    let access: StoreAccess
+    let reader: any DatabaseReader
+    /// The writer; nil when opened read-only.
+    let pool: DatabasePool?
     /// Set when the file's last write was torn by a crash and SQLite's recovery dropped it.
     let recovery: String?
-    private let checkpointer: Checkpointer
+    private let checkpointer: Checkpointer?
 
-    init(path: String, migrator: DatabaseMigrator) throws(StoreError) {
+    init(path: String, migrator: DatabaseMigrator, access: StoreAccess = .readWrite) throws(StoreError) {
         self.path = path
-        recovery = WriteAheadLog.tornTail(ofDatabaseAt: path)
+        self.access = access
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            // The checkpointer does it in the background; see `Checkpointer`.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+        switch access {
+        case .readWrite:
+            recovery = WriteAheadLog.tornTail(ofDatabaseAt: path)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                // The checkpointer does it in the background; see `Checkpointer`.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            }
+            try PrivateFiles.makeFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+            try PrivateFiles.createFile(path)
+            do {
+                let pool = try Self.open(path: path, configuration: configuration, migrator: migrator)
+                self.pool = pool
+                reader = pool
+                checkpointer = try Checkpointer(path: path, configuration: configuration)
+            } catch {
+                throw StoreError.wrap(error, path: path)
+            }
+        case .readOnly:
+            guard FileManager.default.fileExists(atPath: path) else { throw StoreError(.notFound, "\(path) does not exist") }
+            // A log left by a crash is reported, not recovered: recovery is the owner's business.
+            // While a daemon holds the file, an unfinished transaction in the log is its work in
+            // progress, not damage.
+            recovery = FileLock.isHeld(path) ? nil : WriteAheadLog.tornTail(ofDatabaseAt: path).map {
+                "\($0) when its owner opens it next"
+            }
+            configuration.readonly = true
+            pool = nil
+            checkpointer = nil
+            reader = try Self.openReadOnly(path: path, configuration: configuration, migrator: migrator)
         }
+    }
+
+    /// Opens without writing anything. With no write-ahead log beside the file (a store closed
+    /// cleanly, or a copy of one), SQLite reads it as immutable: it touches no file at all, not
+    /// even a lock or a -shm. With a log, it reads the log too (`mode=ro`), which needs the -shm.
+    private static func openReadOnly(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws(StoreError) -> DatabaseQueue {
+        let logSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? path
+        let uri = "file:\(encoded)?" + (logSize > 0 || FileLock.isHeld(path) ? "mode=ro" : "immutable=1")
         do {
-            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            pool = try Self.open(path: path, configuration: configuration, migrator: migrator)
-            checkpointer = try Checkpointer(path: path, configuration: configuration)
+            let queue = try DatabaseQueue(path: uri, configuration: configuration)
+            try queue.read { db in
+                // SQLite opens anything lazily; reading the schema catches a file that is not a database.
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+                guard try migrator.hasCompletedMigrations(db) else {
+                    throw StoreError(.unavailable, "\(path) is not a CTBus store of this version (its schema is older or newer); "
+                                     + "open it once with the daemon that owns it")
+                }
+            }
+            return queue
         } catch {
             throw StoreError.wrap(error, path: path)
         }
@@ -62,13 +117,14 @@ struct StoreDatabase: Sendable {
 
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
-            return try pool.read(body)
+            return try reader.read(body)
         } catch {
             throw StoreError.wrap(error, path: path)
         }
     }
 
     func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        guard let pool else { throw StoreError(.unavailable, "\(path) is open read-only (for inspection)") }
         do {
             return try pool.write(body)
         } catch {

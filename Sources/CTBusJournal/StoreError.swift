@@ -13,6 +13,10 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         case duplicate
         /// The entry asked for is not there.
         case notFound = "not-found"
+        /// Another process (a running daemon) holds the file's lock.
+        case inUse = "in-use"
+        /// The file is damaged: SQLite's own check or the hash chain found it (see `ctbus journal verify`).
+        case damaged
     }
 
     public let kind: Kind
@@ -29,7 +33,8 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         if let error = error as? DatabaseError {
             switch error.resultCode {
             case .SQLITE_NOTADB, .SQLITE_CORRUPT:
-                return StoreError(.corrupted, "\(path) is not a CTBus store or is damaged (\(error.resultCode))")
+                return StoreError(.corrupted, "\(path) is not a CTBus store or is damaged (\(error.resultCode)); "
+                                  + "`ctbus journal verify` says what is wrong, `ctbus journal salvage` keeps what is intact")
             default:
                 return StoreError(.unavailable, "\(path): \(error.message ?? "\(error.resultCode)")")
             }

@@ -17,9 +17,21 @@ public final class Node: Sendable {
     private let loop = LoopThread()
     let state = SharedStatus()
     private let waker: Waker
+    /// The journal's lock, held while the node runs.
+    private let lock: FileLock
 
-    public init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-                journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node")) throws {
+    /// Starts a node on a journal that is already open; takes the journal's lock (a second node
+    /// on the same journal, in this process or another, is refused).
+    public convenience init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
+                            journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node")) throws {
+        let lock = try FileLock(guarding: journal.path, owner: "node \(configuration.nodeId)")
+        try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerPublicKey, journal: journal,
+                      lock: lock, logger: logger)
+    }
+
+    init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
+         journal: NodeJournal, lock: FileLock, logger: Logger) throws {
+        self.lock = lock
         self.configuration = configuration
         self.journal = journal
         let context = try ZMQContext()
@@ -55,13 +67,28 @@ public final class Node: Sendable {
         return ids
     }
 
-    /// Loads the configuration file, keys and journal, and starts.
+    /// Loads the configuration file, keys and journal, and starts: the daemon's way. Refuses a
+    /// secret key or journal that other users can read, a journal another process runs, and a
+    /// damaged journal (checked read-only, before anything is written to it).
     public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node")) throws {
         let configuration = try NodeConfiguration.load(path: path)
+        let journalPath = configuration.journalPath
+        try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
+        try PrivateFiles.requirePrivate(journalPath, what: "the journal", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
         let brokerKey = try CurveKeyPair.publicKey(fromFileOrValue: configuration.brokerPublicKey)
-        let journal = try NodeJournal(path: configuration.journalPath)
-        try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal, logger: logger)
+        let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
+        do {
+            if FileManager.default.fileExists(atPath: journalPath) {
+                try NodeJournal(path: journalPath, access: .readOnly).checkAtStart()
+            }
+            let journal = try NodeJournal(path: journalPath)
+            try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal,
+                          lock: lock, logger: logger)
+        } catch {
+            lock.discard()
+            throw error
+        }
     }
 
     /// Whether the broker welcomed this node and has not gone silent since.
@@ -78,6 +105,7 @@ public final class Node: Sendable {
         loop.stop()
         waker.close()
         context.shutdown()
+        lock.release()
     }
 
     deinit { stop() }

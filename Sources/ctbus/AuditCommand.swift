@@ -27,7 +27,7 @@ struct AuditCommand: ParsableCommand {
             default: throw ValidationError("give either --store or --broker-config")
             }
             guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("broker store \(path) does not exist") }
-            guard let trail = try BrokerStore(path: path).audit(messageId: MessageID.canonical(messageId)) else {
+            guard let trail = try BrokerStore(path: path, access: .readOnly).audit(messageId: MessageID.canonical(messageId)) else {
                 throw StoreError(.notFound, "no message \(messageId) in the broker's store")
             }
             let time = ISO8601DateFormatter()

@@ -9,7 +9,7 @@ import SwiftProtobuf
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal", abstract: "Read a node's journal.",
-        subcommands: [List.self, Show.self, Export.self, Verify.self])
+        subcommands: [List.self, Show.self, Export.self, Verify.self, Salvage.self])
 
     /// Where the journal is: a file, or the node configuration that names it.
     struct Location: ParsableArguments {
@@ -26,18 +26,23 @@ struct JournalCommand: ParsableCommand {
             self.nodeConfig = nodeConfig
         }
 
-        func open() throws -> NodeJournal {
+        /// The journal's path, from --journal or the node configuration.
+        func path() throws -> String {
             switch (journal, nodeConfig) {
-            case (let path?, nil):
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw ConfigurationError("journal \(path) does not exist")
-                }
-                return try NodeJournal(path: path)
-            case (nil, let config?):
-                return try NodeJournal(path: try NodeConfiguration.load(path: config).journalPath)
-            default:
-                throw ValidationError("give either --journal or --node-config")
+            case (let path?, nil): return path
+            case (nil, let config?): return try NodeConfiguration.load(path: config).journalPath
+            default: throw ValidationError("give either --journal or --node-config")
             }
+        }
+
+        /// Opens the journal read-only: inspection never writes to the file it inspects (no
+        /// migration, no checkpoint), and works on a write-protected copy or read-only media.
+        func open() throws -> NodeJournal {
+            let path = try path()
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ConfigurationError("journal \(path) does not exist")
+            }
+            return try NodeJournal(path: path, access: .readOnly)
         }
     }
 
@@ -185,18 +190,80 @@ extension JournalCommand {
                     guard FileManager.default.fileExists(atPath: brokerStore) else {
                         throw ConfigurationError("broker store \(brokerStore) does not exist")
                     }
-                    report = try BrokerStore(path: brokerStore).verify()
+                    report = try BrokerStore(path: brokerStore, access: .readOnly).verify()
                 } else {
                     report = try Location(journal: journal, nodeConfig: nodeConfig).open().verify()
                 }
-                if let recovery = report.recovery { print("recovered: \(recovery)") }
-                guard let broken = report.firstBreak else {
-                    print("intact: \(report.entries) entries, every hash links to the one before")
-                    return
+                if let recovery = report.recovery { print("note: \(recovery)") }
+                if !report.damage.isEmpty {
+                    print("DAMAGED: SQLite's integrity check reports:")
+                    for line in report.damage { print("  \(line)") }
                 }
-                print("BROKEN at entry \(broken.position) (message \(broken.messageId)): \(broken.reason)")
-                print("entries before it are intact; entries from it on cannot be trusted")
-                throw ExitCode(1)
+                if let broken = report.firstBreak {
+                    let id = broken.messageId.isEmpty ? "" : " (message \(broken.messageId))"
+                    print("BROKEN at entry \(broken.position)\(id): \(broken.reason)")
+                    print("entries before it are intact; entries from it on cannot be trusted")
+                }
+                guard report.isIntact else {
+                    if brokerStore == nil {
+                        print("`ctbus journal salvage` copies every entry that still verifies into a new journal")
+                    }
+                    throw ExitCode(1)
+                }
+                print("intact: \(report.entries) entries, every hash links to the one before, SQLite finds no damage")
+            }
+        }
+    }
+}
+
+extension JournalCommand {
+    struct Salvage: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy every entry of a damaged journal that still verifies into a new journal.",
+            discussion: """
+                With the node stopped: the damaged journal (and its -wal and -shm) is moved aside to \
+                JOURNAL.damaged-TIME, untouched, and a new journal takes its place holding every entry that \
+                still verifies, the outbox and the drafts. Started again, the node asks the broker once for its \
+                backlog, which brings back the received messages the damage took. With --out the new journal \
+                is written there instead and the damaged one stays where it is.
+                """)
+
+        @OptionGroup var location: JournalCommand.Location
+
+        @Option(help: "Write the new journal here and leave the damaged one in place.")
+        var out: String?
+
+        func run() throws {
+            try runReportingErrors {
+                let path = try location.path()
+                guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("journal \(path) does not exist") }
+                guard !FileLock.isHeld(path) else {
+                    throw StoreError(.inUse, "a node is running on \(path); stop it first")
+                }
+                let source: String
+                let target: String
+                if let out {
+                    (source, target) = (path, out)
+                } else {
+                    let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+                    source = "\(path).damaged-\(stamp)"
+                    for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                        try FileManager.default.moveItem(atPath: path + suffix, toPath: source + suffix)
+                    }
+                    target = path
+                }
+                let report = try NodeJournal.salvage(from: source, into: target)
+                print("salvaged \(report.kept) entries into \(target); the damaged journal is kept at \(source)")
+                print("outbox: \(report.outbox) publications to send; drafts: \(report.drafts)")
+                if let tail = report.unreadableTail { print("could not read: \(tail)") }
+                for lost in report.lost {
+                    let id = lost.messageId.isEmpty ? "id unreadable" : lost.messageId
+                    print("lost entry \(lost.position) (\(id), \(lost.direction ?? "direction unreadable")): \(lost.reason)")
+                }
+                if !report.lost.isEmpty || report.unreadableTail != nil {
+                    print("received messages come back from the broker's backlog when the node starts; "
+                          + "lost sent messages are in the broker's store (`ctbus audit ID`)")
+                }
             }
         }
     }

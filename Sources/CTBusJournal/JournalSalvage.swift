@@ -1,0 +1,155 @@
+import CTBusSchema
+import Foundation
+import GRDB
+import SwiftProtobuf
+
+/// What `NodeJournal.salvage` kept and what it could not.
+public struct SalvageReport: Sendable {
+    public struct Lost: Sendable {
+        public let position: Int64
+        /// Empty when the entry was too damaged to tell.
+        public let messageId: String
+        public let direction: String?
+        public let reason: String
+    }
+
+    /// Entries copied, each verified against its hash.
+    public let kept: Int
+    public let lost: [Lost]
+    /// Unacknowledged publications back in the new journal's outbox.
+    public let outbox: Int
+    public let drafts: Int
+    /// Set when reading stopped early (the rest of the file could not be read at all).
+    public let unreadableTail: String?
+}
+
+extension NodeJournal {
+    /// Copies every entry of the journal at `damaged` that still verifies (readable, and its
+    /// content matches its hash given the stored hash before it) into a new journal at
+    /// `newPath`, re-linked into a fresh chain, with the outbox, pending revocations and drafts
+    /// that belong to kept entries. The damaged file is only read (read-only, never migrated).
+    /// The new journal asks the broker for its backlog once, so received messages the damage
+    /// took come back (deduplicated by id); lost sent messages are listed in the report.
+    public static func salvage(from damaged: String, into newPath: String, now: Date = Date()) throws(StoreError) -> SalvageReport {
+        guard !FileManager.default.fileExists(atPath: newPath) else {
+            throw StoreError(.duplicate, "\(newPath) exists already; salvage writes a new journal")
+        }
+        var rows: [(position: Int64, row: Row?)] = []
+        var unreadableTail: String?
+        var outboxRows: [Row] = []
+        var revocationRows: [Row] = []
+        var draftRows: [Row] = []
+        do {
+            let source = try NodeJournal(path: damaged, access: .readOnly)
+            try source.database.read { db in
+                // One entry at a time, by position: damage in one page loses the entries on it, not the rest.
+                switch Result(catching: { try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") }) {
+                case .success(let last):
+                    for position in stride(from: Int64(1), through: last ?? 0, by: 1) {
+                        rows.append((position, try? Row.fetchOne(db, sql: "SELECT * FROM entry WHERE position = ?", arguments: [position])))
+                    }
+                case .failure:
+                    do {
+                        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM entry ORDER BY position")
+                        while let row = try cursor.next() {
+                            rows.append(((try? row.decode(Int64.self, forColumn: "position")) ?? Int64(rows.count + 1), row.copy()))
+                        }
+                    } catch {
+                        unreadableTail = "entries after the \(rows.count)th could not be read (\(ChainVerifier.describe(error)))"
+                    }
+                }
+                outboxRows = (try? Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq")) ?? []
+                revocationRows = (try? Row.fetchAll(db, sql: "SELECT * FROM revocation_outbox")) ?? []
+                draftRows = (try? Row.fetchAll(db, sql: "SELECT * FROM draft ORDER BY saved_at")) ?? []
+            }
+        } catch {
+            unreadableTail = "the file could not be opened as a journal (\(error.description))"
+        }
+
+        var kept: [JournalEntry] = []
+        var lost: [SalvageReport.Lost] = []
+        var previousHash: Data? = HashChain.genesis
+        for (position, row) in rows {
+            guard let row, let item = try? chainRow(row), let entry = try? JournalEntry(row: row) else {
+                lost.append(.init(position: position, messageId: ((try? row?.decode(String?.self, forColumn: "message_id")) ?? nil) ?? "",
+                                  direction: (try? row?.decode(String?.self, forColumn: "direction")) ?? nil,
+                                  reason: row == nil ? "unreadable" : "a field is missing or of the wrong type"))
+                previousHash = nil
+                continue
+            }
+            defer { previousHash = item.hash }
+            guard let previousHash else {
+                lost.append(.init(position: position, messageId: item.messageId, direction: entry.direction.rawValue,
+                                  reason: "the entry before it is unreadable, so its link cannot be checked"))
+                continue
+            }
+            guard HashChain.link(previous: previousHash, fields: item.fields) == item.hash else {
+                lost.append(.init(position: position, messageId: item.messageId, direction: entry.direction.rawValue,
+                                  reason: "its content does not match its hash"))
+                continue
+            }
+            kept.append(entry)
+        }
+
+        let keptIds = Set(kept.map(\.messageId))
+        let journal = try NodeJournal(path: newPath)
+        var outboxCount = 0
+        var draftCount = 0
+        try journal.database.write { db in
+            var previous = HashChain.genesis
+            for entry in kept {
+                let hash = HashChain.link(previous: previous, fields: chainFields(
+                    messageId: entry.messageId, direction: entry.direction.rawValue, envelope: entry.envelopeBytes,
+                    payload: entry.payload, redacted: entry.redactedPaths.joined(separator: ",")))
+                try db.execute(sql: """
+                    INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at, recorded_at,
+                                       acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash, revoked_at, revoke_reason)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [
+                        entry.messageId, entry.direction.rawValue, entry.typeName, entry.originator, entry.classificationName,
+                        entry.subject, entry.createdAt.timeIntervalSince1970, entry.recordedAt.timeIntervalSince1970,
+                        entry.acknowledgedAt?.timeIntervalSince1970, entry.brokerSequence, entry.envelopeBytes, entry.payload,
+                        entry.redactedPaths.isEmpty ? nil : entry.redactedPaths.joined(separator: ","), hash,
+                        entry.revokedAt?.timeIntervalSince1970, entry.revokeReason,
+                    ])
+                previous = hash
+            }
+            // Unacknowledged publications go back to the outbox (in their order), refusals stay recorded.
+            var inOutbox = Set<String>()
+            for row in outboxRows {
+                guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id) else { continue }
+                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at, refused_code, refused_detail) VALUES (?, ?, ?, ?)",
+                               arguments: [id, (try? row.decode(Double.self, forColumn: "queued_at")) ?? now.timeIntervalSince1970,
+                                           (try? row.decode(String?.self, forColumn: "refused_code")) ?? nil,
+                                           (try? row.decode(String?.self, forColumn: "refused_detail")) ?? nil])
+                inOutbox.insert(id)
+                outboxCount += 1
+            }
+            // A sent entry without acknowledgement whose outbox row was lost is sent again (the broker deduplicates).
+            for entry in kept where entry.direction == .sent && entry.acknowledgedAt == nil && !inOutbox.contains(entry.messageId) {
+                try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
+                               arguments: [entry.messageId, now.timeIntervalSince1970])
+                outboxCount += 1
+            }
+            for row in revocationRows {
+                guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id),
+                      let reason = try? row.decode(String.self, forColumn: "reason") else { continue }
+                try db.execute(sql: "INSERT INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
+                               arguments: [id, reason, now.timeIntervalSince1970])
+            }
+            for row in draftRows {
+                guard let id = try? row.decode(String.self, forColumn: "message_id"), let type = try? row.decode(String.self, forColumn: "type"),
+                      let envelope = try? row.decode(Data.self, forColumn: "envelope"),
+                      let payload = try? row.decode(Data.self, forColumn: "payload"),
+                      (try? Envelope(serializedBytes: envelope)) != nil else { continue }
+                try db.execute(sql: "INSERT INTO draft (message_id, type, envelope, payload, saved_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [id, type, envelope, payload,
+                                           (try? row.decode(Double.self, forColumn: "saved_at")) ?? now.timeIntervalSince1970])
+                draftCount += 1
+            }
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('backlog-after-salvage', ?)",
+                           arguments: [ISO8601DateFormatter().string(from: now)])
+        }
+        return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: unreadableTail)
+    }
+}
