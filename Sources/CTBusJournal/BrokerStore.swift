@@ -232,7 +232,8 @@ public final class BrokerStore: Sendable {
         try database.read { db in
             ChainVerifier.verify(db, sql: "SELECT rowid, message_id, originator, envelope, payload, hash, type, classification, "
                                      + "received_at, expires_at, revoked_at, revoke_reason FROM message ORDER BY rowid",
-                                 recovery: database.recovery, what: "message", decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+                                 recovery: database.recovery, what: "message", migrator: Self.migrator,
+                                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         }
     }
 
@@ -282,6 +283,7 @@ public final class BrokerStore: Sendable {
     public func checkAtStart() throws(StoreError) {
         let problem: String? = try database.read { db in
             if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
+            if let first = ChainVerifier.schemaProblems(db, migrator: Self.migrator).first { return first }
             do {
                 let rows = try Row.fetchAll(db, sql: """
                     SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2

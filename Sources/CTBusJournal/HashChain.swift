@@ -60,8 +60,9 @@ enum ChainVerifier {
     /// agree with itself; `otherTables` reads everything else the commands read and returns
     /// what it could not.
     static func verify(_ db: Database, sql: String, recovery: String?, what: String,
-                       decode: (Row) throws -> ChainRow, otherTables: (Database) -> [String] = { _ in [] }) -> ChainReport {
-        let damage = integrityProblems(db) + otherTables(db)
+                       migrator: DatabaseMigrator, decode: (Row) throws -> ChainRow,
+                       otherTables: (Database) -> [String] = { _ in [] }) -> ChainReport {
+        let damage = integrityProblems(db) + schemaProblems(db, migrator: migrator) + otherTables(db)
         var previous = HashChain.genesis
         var count = 0
         var lastPosition: Int64 = 0
@@ -91,6 +92,30 @@ enum ChainVerifier {
             return broken(lastPosition + 1, "", "SQLite cannot read past entry \(lastPosition): \(describe(error))")
         }
         return ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
+    }
+
+    /// Differences between the file's schema and the one `migrator` makes (a damaged byte in the
+    /// schema can rename a column or a table while every page still reads well).
+    static func schemaProblems(_ db: Database, migrator: DatabaseMigrator) -> [String] {
+        let sql = "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
+        func read(_ db: Database) throws -> [String] {
+            try Row.fetchAll(db, sql: sql).map { row in
+                try [String](arrayLiteral: row.decode(atIndex: 0), row.decode(atIndex: 1), row.decode(atIndex: 2), row.decode(atIndex: 3))
+                    .joined(separator: " | ")
+            }
+        }
+        do {
+            let reference = try DatabaseQueue()
+            try migrator.migrate(reference)
+            let expected = try reference.read(read)
+            let actual = try read(db)
+            guard actual != expected else { return [] }
+            let missing = Set(expected).subtracting(actual).count
+            let unexpected = Set(actual).subtracting(expected).count
+            return ["the schema differs from the one this version writes (\(missing) definitions missing or changed, \(unexpected) unexpected)"]
+        } catch {
+            return ["the schema cannot be read: \(describe(error))"]
+        }
     }
 
     /// SQLite's `integrity_check` (at most 20 problems), or why it could not run.

@@ -364,7 +364,7 @@ public final class NodeJournal: Sendable {
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
             ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: database.recovery, what: "entry",
-                                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+                                 migrator: Self.migrator, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         }
     }
 
@@ -422,6 +422,7 @@ public final class NodeJournal: Sendable {
     public func checkAtStart() throws(StoreError) {
         let problem: String? = try database.read { db in
             if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
+            if let first = ChainVerifier.schemaProblems(db, migrator: Self.migrator).first { return first }
             do {
                 let rows = try Row.fetchAll(db, sql: "SELECT * FROM entry ORDER BY position DESC LIMIT 2")
                 guard let last = rows.first else { return nil }

@@ -77,7 +77,8 @@ public final class LocalBus: Sendable {
     public init(nodes: [NodeSpec] = LocalBus.standardNodes, maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes,
                 deliveryWindow: Int = 256, logger: Logger = LocalBus.defaultLogger) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // Keys, store and journals: for this user alone (the demo's folder too).
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         self.logger = logger
         brokerKeys = try CurveKeyPair.generate()
         _ = try brokerKeys.write(toFolder: folder.path, name: "broker")

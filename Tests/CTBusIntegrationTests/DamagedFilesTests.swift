@@ -1,0 +1,249 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// What the fault harness did to files (issue 10): flipped bytes, write-protected copies,
+/// readable modes, two daemons on one file, a taken port. Real SQLite files, real processes.
+@Suite("Damaged and shared files", .serialized)
+struct DamagedFilesTests {
+    static func sha256(_ path: String) throws -> String {
+        SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func mode(_ path: String) -> Int? { PrivateFiles.mode(of: path).map(Int.init) }
+
+    /// A closed journal (no -wal) with received entries, a sent one still in the outbox and a draft.
+    static func smallJournal(_ path: String, entries: Int = 12) throws -> [String] {
+        let ids = try JournalIntegrityTests.fill(path, count: entries, marker: "FUZZ")
+        let journal = try NodeJournal(path: path)
+        var sent = SampleMessages.missionReport()
+        sent.envelope.originator = "cted"
+        try journal.enqueue(envelope: sent.envelope, payload: try sent.payload!.serialized())
+        var draft = SampleMessages.recommendation()
+        draft.envelope.originator = "cted"
+        try journal.saveDraft(envelope: draft.envelope, payload: try draft.payload!.serialized())
+        return ids
+    }
+
+    @Test("Single flipped bytes anywhere: verify never crashes and never says intact when a command cannot read the file")
+    func flippedBytesEverywhere() throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A small journal and a small broker store, both closed (their logs checkpointed away).
+        let journalPath = folder.appendingPathComponent("node.journal.sqlite").path
+        _ = try Self.smallJournal(journalPath)
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        for index in 0..<6 { try bus.publish(SampleMessages.recommendation(text: "store entry \(index)"), from: "cted") }
+        #expect(try Wait.until { try bus.broker!.store.messageCount() == 6 })
+        bus.shutdown(removeFolder: false)
+        let storePath = bus.brokerConfiguration.storePath
+        #expect(!FileManager.default.fileExists(atPath: journalPath + "-wal"))
+
+        var generator = SeededGenerator(seed: 0x10_2026)
+        let copy = folder.appendingPathComponent("copy.sqlite").path
+        var intactButUnreadable: [String] = []
+        var detected = 0
+        for (original, isJournal) in [(journalPath, true), (storePath, false)] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: original))
+            for _ in 0..<1_500 {
+                var damaged = bytes
+                let offset = Int.random(in: 0..<damaged.count, using: &generator)
+                damaged[offset] ^= UInt8.random(in: 1...255, using: &generator)
+                try? FileManager.default.removeItem(atPath: copy)
+                try damaged.write(to: URL(fileURLWithPath: copy))
+                let intact: Bool
+                do {
+                    intact = isJournal ? try NodeJournal(path: copy, access: .readOnly).verify().isIntact
+                        : try BrokerStore(path: copy, access: .readOnly).verify().isIntact
+                } catch {
+                    intact = false // refused to open: a clear error, not "intact"
+                }
+                guard intact else { detected += 1; continue }
+                // Every other reading command must then work on the file.
+                do {
+                    if isJournal {
+                        let journal = try NodeJournal(path: copy, access: .readOnly)
+                        for entry in try journal.entries() { _ = try entry.message() }
+                        _ = try journal.outbox()
+                        _ = try journal.drafts()
+                        _ = try journal.pendingRevocations()
+                    } else {
+                        let store = try BrokerStore(path: copy, access: .readOnly)
+                        _ = try store.messageCount()
+                        for node in ["oct", "wg-border", "wg-cft", "wg-rights"] {
+                            _ = try store.pendingDeliveries(for: node, after: 0, limit: 1_000)
+                        }
+                    }
+                } catch {
+                    intactButUnreadable.append("\(isJournal ? "journal" : "store") offset \(offset): \(error)")
+                }
+            }
+        }
+        #expect(intactButUnreadable.isEmpty, "\(intactButUnreadable.prefix(5))")
+        #expect(detected > 100) // the check found damage, it did not just pass everything
+        try? FileManager.default.removeItem(at: bus.folder)
+    }
+
+    @Test("Inspection never writes: verify, list, export and show leave the file's SHA-256 as it was, and work for a user who cannot write")
+    func inspectionIsReadOnly() throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("evidence.sqlite").path
+        let ids = try Self.smallJournal(path)
+        let before = try Self.sha256(path)
+        for arguments in [["verify"], ["list"], ["export"], ["show", ids[0]]] {
+            let result = try CommandLineTests.run(["journal"] + arguments + ["--journal", path])
+            #expect(result.status == 0, "\(arguments): \(result.errors)")
+        }
+        #expect(try Self.sha256(path) == before)
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal") && !FileManager.default.fileExists(atPath: path + "-shm"))
+
+        // A write-protected copy, checked by a user who may read it and write nothing there.
+        let shelf = folder.appendingPathComponent("shelf")
+        try FileManager.default.createDirectory(at: shelf, withIntermediateDirectories: true)
+        let copy = shelf.appendingPathComponent("copy.sqlite").path
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        chmod(copy, 0o444)
+        chmod(shelf.path, 0o555)
+        chmod(folder.path, 0o755)
+        defer { chmod(shelf.path, 0o755) }
+        // A copy of the program beside it: the checkout may sit in a folder that user cannot enter.
+        let program = folder.appendingPathComponent("ctbus").path
+        try FileManager.default.copyItem(atPath: CommandLineTests.executable.path, toPath: program)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        process.arguments = ["-u", "nobody", "--", program, "journal", "verify", "--journal", copy]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("intact: 13 entries"), "\(text)")
+    }
+
+    @Test("Journals, stores, logs and locks are created for their owner alone; a daemon refuses a journal others can read")
+    func privateFiles() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+        for path in [bus.journalPath("oct"), bus.journalPath("oct") + "-wal", bus.journalPath("oct") + "-shm",
+                     bus.journalPath("oct") + ".lock", bus.brokerConfiguration.storePath, bus.brokerConfiguration.storePath + "-wal",
+                     bus.brokerConfiguration.storePath + ".lock"] {
+            #expect(Self.mode(path) == 0o600, "\(path): \(Self.mode(path).map { String($0, radix: 8) } ?? "missing")")
+        }
+        let nested = bus.folder.appendingPathComponent("deeper/still/node.sqlite").path
+        _ = try NodeJournal(path: nested)
+        #expect(Self.mode(bus.folder.appendingPathComponent("deeper").path) == 0o700)
+        #expect(Self.mode(bus.folder.appendingPathComponent("deeper/still").path) == 0o700)
+
+        // The daemon, on a journal made readable by others.
+        bus.stopNode("oct")
+        try bus.writeConfigurationFiles()
+        chmod(bus.journalPath("oct"), 0o644)
+        let result = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(result.status == 1)
+        #expect(result.errors.contains("can be read by other users (mode 644)") && result.errors.contains("chmod 600"), "\(result.errors)")
+        #expect(result.errors.split(separator: "\n").count == 1)
+    }
+
+    @Test("One daemon per journal and per store: a second is refused naming the first; a broker whose port is taken writes nothing")
+    func oneDaemonPerFile() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        // In this process: a second node on the same journal.
+        #expect(throws: StoreError.self) { try bus.startNode("oct") }
+        do {
+            _ = try bus.startNode("oct")
+        } catch let error as StoreError {
+            #expect(error.kind == .inUse)
+            #expect(error.description.hasPrefix("node oct is already running (pid \(getpid()))"))
+        }
+        // A second process: the node daemon on the running node's journal.
+        try bus.writeConfigurationFiles()
+        let second = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(second.status == 1)
+        #expect(second.errors.contains("node oct is already running (pid \(getpid()))"), "\(second.errors)")
+
+        // A broker process on the same endpoint, with a store that does not exist yet: the port
+        // is taken, and it leaves no file behind.
+        let fresh = bus.folder.appendingPathComponent("fresh/broker.sqlite").path
+        var configuration = bus.brokerConfiguration
+        configuration.storePath = fresh
+        let encoder = JSONEncoder()
+        let file = bus.folder.appendingPathComponent("second-broker.json")
+        try encoder.encode(configuration).write(to: file)
+        let taken = try CommandLineTests.run(["broker", "--config", file.path])
+        #expect(taken.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: bus.folder.appendingPathComponent("fresh").path))
+        // Another port, the running broker's store: refused by the lock.
+        configuration = bus.brokerConfiguration
+        configuration.endpoint = "tcp://127.0.0.1:\(try LocalBus.freePortForTests())"
+        try encoder.encode(configuration).write(to: file)
+        let shared = try CommandLineTests.run(["broker", "--config", file.path])
+        #expect(shared.status == 1)
+        #expect(shared.errors.contains("a broker is already running (pid \(getpid()))"), "\(shared.errors)")
+    }
+
+    @Test("A damaged journal stops the daemon before it writes; salvage keeps what verifies; the backlog brings back the rest")
+    func damagedJournalAndSalvage() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        let marker = "SALVAGE-\(UUID().uuidString.prefix(8))"
+        var ids: [String] = []
+        for index in 0..<5 { ids.append(try bus.publish(SampleMessages.recommendation(text: "\(marker)-\(index)"), from: "cted")) }
+        let path = bus.journalPath("oct")
+        #expect(try Wait.until { try bus.journal("oct").count() == 5 })
+        bus.stopNode("oct")
+        #expect(Wait.until(seconds: 5) { !FileManager.default.fileExists(atPath: path + "-wal") })
+
+        // The last entry's text damaged on disk.
+        try JournalIntegrityTests.flipByte(in: path, at: "\(marker)-4")
+        let damagedHash = try Self.sha256(path)
+        try bus.writeConfigurationFiles()
+        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(start.status == 1)
+        #expect(start.errors.contains("journal \(path) is damaged: the hash chain is broken at its last entry (position 5)"), "\(start.errors)")
+        #expect(start.errors.contains("ctbus journal salvage --journal \(path)"))
+        #expect(try Self.sha256(path) == damagedHash) // nothing was written to it
+
+        let salvage = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        #expect(salvage.status == 0, "\(salvage.errors)")
+        #expect(salvage.output.contains("salvaged 4 entries"))
+        #expect(salvage.output.contains("lost entry 5 (\(ids[4]), received): its content does not match its hash"), "\(salvage.output)")
+        let aside = try #require(try FileManager.default.contentsOfDirectory(atPath: bus.folder.path)
+            .first { $0.hasPrefix("oct.journal.sqlite.damaged-") && !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") })
+        #expect(try Self.sha256(bus.folder.appendingPathComponent(aside).path) == damagedHash)
+        #expect(try NodeJournal(path: path, access: .readOnly).verify().isIntact)
+
+        // Started again, the node asks for its backlog once and gets the lost message back.
+        try bus.startNode("oct")
+        let journal = try bus.journal("oct")
+        #expect(try Wait.until { try journal.count(messageId: ids[4]) == 1 })
+        #expect(try journal.entries().map(\.messageId).sorted() == ids.sorted())
+        #expect(try journal.verify().isIntact)
+        #expect(try !journal.needsBacklog())
+    }
+}
