@@ -32,7 +32,10 @@ let package = Package(
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
         .target(
             name: "CTBusSchema",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Generated/SOURCES.sha256"],
             swiftSettings: strictSettings
         ),
@@ -56,6 +59,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
@@ -65,6 +69,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings

@@ -109,9 +109,7 @@ public final class Broker: Sendable {
         let storePath = configuration.storePath
         try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger) {
             // Checked read-only first: nothing is written to a damaged store.
-            if FileManager.default.fileExists(atPath: storePath) {
-                try BrokerStore(path: storePath, access: .readOnly).checkAtStart()
-            }
+            try BrokerStore.checkAtStart(path: storePath)
             return try BrokerStore(path: storePath)
         }
     }

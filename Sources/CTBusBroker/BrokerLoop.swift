@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import Crypto
 import Foundation
 import Logging
 import SwiftProtobuf
@@ -13,6 +14,8 @@ final class BrokerLoop {
     private let registry: NodeRegistry
     private let store: BrokerStore
     private var logger: Logger
+    /// Lines a peer or a lasting fault can repeat: once per kind and period, then summed up.
+    private var throttled: ThrottledLogger
     private var sessions: [String: Session] = [:]
     /// Cumulative acknowledgements not yet written to the store, per node. Their credit is freed
     /// at once; the store deletes the entries with the next batch of publications (in the same
@@ -33,6 +36,10 @@ final class BrokerLoop {
         var sentThrough: UInt64 = 0
         /// Sequences sent and not acknowledged yet, ascending: the credit in use.
         var inFlight: [UInt64] = []
+        /// A publication of this session could not be stored (INTERNAL): every later one is
+        /// refused the same way until the node says Hello again and resends from its oldest, so
+        /// nothing can overtake the failed one. Deliveries and heartbeats go on.
+        var held = false
     }
 
     /// The broker's ROUTER socket, bound: the first thing a broker does, so that a taken port
@@ -61,6 +68,7 @@ final class BrokerLoop {
         self.registry = registry
         self.store = store
         self.logger = logger
+        throttled = ThrottledLogger(logger)
     }
 
     func run(until thread: LoopThread) {
@@ -75,6 +83,7 @@ final class BrokerLoop {
                     recordAcknowledgements()
                 }
                 expireSessions()
+                throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
                 break
             } catch {
@@ -119,8 +128,8 @@ final class BrokerLoop {
             return
         }
         guard message.frames.count == 2, let kind = try? Admission.decodeFrame(message.frames[1]) else {
-            logger.warning("malformed frame", metadata: ["node": "\(nodeId)", "frames": "\(message.frames.count)"])
-            send(error: BusError(.malformedFrame, "expected one protobuf Frame after the routing id"), to: routingId)
+            throttled.log("malformed:\(nodeId)", .warning, "malformed frame", metadata: ["node": "\(nodeId)", "frames": "\(message.frames.count)"])
+            send(error: malformed(message.frames), to: routingId)
             return
         }
         if case .hello(let hello) = kind {
@@ -175,7 +184,11 @@ final class BrokerLoop {
             return
         }
         if let previous = sessions[nodeId], previous.routingId != routingId {
-            logger.warning("node connected again on a new connection; the new session replaces the old", metadata: ["node": "\(nodeId)"])
+            // The newer connection wins; the older one is told why its session ended, once.
+            logger.warning("a newer connection took over the node's session; the older one was told SESSION_REPLACED",
+                           metadata: ["node": "\(nodeId)"])
+            send(error: BusError(.sessionReplaced, "a newer connection said Hello as node \(nodeId); this session has ended"),
+                 to: previous.routingId)
         }
         // What the node acknowledged leaves the store first, so the new session does not send it again.
         if acknowledgements[nodeId] != nil { recordAcknowledgements() }
@@ -227,11 +240,16 @@ final class BrokerLoop {
     private func process(_ publishes: [PendingPublish]) {
         var accepted: [(PendingPublish, Publication)] = []
         for pending in publishes {
+            if sessions[pending.nodeId]?.held == true {
+                send(error: BusError(.internal, "an earlier publication of this session could not be stored; say Hello, then resend from the oldest",
+                                     messageId: MessageValidator.echoable(pending.publish.envelope.messageID)), to: pending.routingId)
+                continue
+            }
             do {
                 accepted.append((pending, try admit(pending)))
             } catch let error as BusError {
-                logger.notice("publication refused", metadata: [
-                    "node": "\(pending.nodeId)", "message-id": "\(pending.publish.envelope.messageID)", "code": "\(error.codeName)",
+                throttled.log("refused:\(pending.nodeId):\(error.codeName)", .notice, "publication refused", metadata: [
+                    "node": "\(pending.nodeId)", "message-id": "\(error.messageId ?? "-")", "code": "\(error.codeName)",
                 ])
                 send(error: error, to: pending.routingId)
             } catch {
@@ -246,13 +264,15 @@ final class BrokerLoop {
             acknowledgements = [:]
             acknowledgementsSince = nil
         } catch {
-            logger.error("store failed; publications not accepted", metadata: ["error": "\(error)", "count": "\(accepted.count)"])
+            throttled.log("store-failed", .error, "store failed; publications not accepted",
+                          metadata: ["error": "\(error)", "count": "\(accepted.count)"])
             for (pending, publication) in accepted {
                 send(error: BusError(.internal, "the broker could not store the publication; retry later",
                                      messageId: publication.messageId), to: pending.routingId)
-                // Ending the session makes the publisher say Hello and resend its outbox from the
-                // oldest entry, so a later publication can never be stored before this one.
-                sessions[pending.nodeId] = nil
+                // The session is held, not ended: the publisher backs off, says Hello and resends
+                // its outbox from the oldest entry, so a later publication can never be stored
+                // before this one, and its deliveries meanwhile go on.
+                sessions[pending.nodeId]?.held = true
             }
             return
         }
@@ -277,6 +297,10 @@ final class BrokerLoop {
                     }
                 }
             case .conflict:
+                // A client bug or an attack: the operator must see it (never the body).
+                throttled.log("conflict:\(pending.nodeId)", .warning, "a different message under a stored id was refused", metadata: [
+                    "node": "\(pending.nodeId)", "message-id": "\(publication.messageId)", "rule": "conflicting-duplicate",
+                ])
                 send(error: BusError(.conflictingDuplicate, "message id already used by a different message",
                                      messageId: publication.messageId), to: pending.routingId)
             }
@@ -304,7 +328,7 @@ final class BrokerLoop {
         let admitted = try Admission.admit(pending.publish, size: pending.size, from: publisher, among: registry.profiles,
                                            maxMessageBytes: configuration.maxMessageBytes)
         if let claimed = admitted.claimedOriginator {
-            logger.warning("publisher claimed another originator; the broker sets it",
+            throttled.log("claimed:\(publisher.id)", .warning, "publisher claimed another originator; the broker sets it",
                            metadata: ["node": "\(publisher.id)", "claimed": "\(claimed)", "message-id": "\(admitted.envelope.messageID)"])
         }
         var recipients: [Publication.Recipient] = []
@@ -333,7 +357,7 @@ final class BrokerLoop {
         do {
             outcome = try store.revoke(messageId: id, by: nodeId, reason: revoke.reason)
         } catch {
-            logger.error("could not store a revocation", metadata: ["node": "\(nodeId)", "message-id": "\(id)", "error": "\(error)"])
+            throttled.log("revocation-failed", .error, "could not store a revocation", metadata: ["node": "\(nodeId)", "message-id": "\(id)", "error": "\(error)"])
             send(error: BusError(.internal, "the broker could not store the revocation; retry later", messageId: id), to: routingId)
             return
         }
@@ -350,7 +374,7 @@ final class BrokerLoop {
         case .notFound:
             send(error: BusError(.validationFailed, "revoke.message_id names no message in the broker's store", messageId: id), to: routingId)
         case .notOriginator:
-            logger.warning("refused a revocation by a node that is not the originator", metadata: ["node": "\(nodeId)", "message-id": "\(id)"])
+            throttled.log("revoke-refused:\(nodeId)", .warning, "refused a revocation by a node that is not the originator", metadata: ["node": "\(nodeId)", "message-id": "\(id)"])
             send(error: BusError(.notPermitted, "only the originator may revoke a message", messageId: id), to: routingId)
         }
     }
@@ -365,7 +389,7 @@ final class BrokerLoop {
             acknowledgementsSince = nil
         } catch {
             // Kept for the next attempt; meanwhile the store only holds more than it needs to.
-            logger.error("could not record acknowledgements", metadata: ["nodes": "\(acknowledgements.count)", "error": "\(error)"])
+            throttled.log("acknowledgements-failed", .error, "could not record acknowledgements", metadata: ["nodes": "\(acknowledgements.count)", "error": "\(error)"])
         }
     }
 
@@ -378,7 +402,7 @@ final class BrokerLoop {
         do {
             batch = try store.pendingDeliveries(for: nodeId, after: session.sentThrough, limit: room)
         } catch {
-            logger.error("could not read a delivery queue", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            throttled.log("queue-read-failed:\(nodeId)", .error, "could not read a delivery queue", metadata: ["node": "\(nodeId)", "error": "\(error)"])
             return
         }
         for delivery in batch {
@@ -421,7 +445,7 @@ final class BrokerLoop {
                               audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: PolicyRule.expired.rawValue,
                                                 reason: "expired before the node came to take it"))
         } catch {
-            logger.error("could not discard an expired delivery", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            throttled.log("discard-failed:\(nodeId)", .error, "could not discard an expired delivery", metadata: ["node": "\(nodeId)", "error": "\(error)"])
         }
     }
 
@@ -455,9 +479,23 @@ final class BrokerLoop {
                 logger.info("node away: connection gone", metadata: ["node": "\(nodeId)"])
             }
         } catch {
-            logger.warning("send failed", metadata: ["error": "\(error)"])
+            // Typically a peer that stopped reading (its queue is full): one line per period.
+            let nodeId = sessions.first(where: { $0.value.routingId == routingId })?.key ?? "no session"
+            throttled.log("send-failed:\(nodeId)", .warning, "frames to a node dropped: its connection does not take them",
+                          metadata: ["node": "\(nodeId)", "error": "\(error)"])
         }
         return false
+    }
+
+    /// The answer to bytes that are not one Frame: with the id when one can be read from them,
+    /// else with their SHA-256, so the client can tell which of its frames it was.
+    private func malformed(_ frames: [[UInt8]]) -> BusError {
+        let detail = "expected one protobuf Frame after the routing id"
+        guard frames.count == 2 else { return BusError(.malformedFrame, detail) }
+        if let id = FrameSalvage.messageId(in: frames[1]) {
+            return BusError(.malformedFrame, "the Frame does not decode (a field is not valid protobuf or not UTF-8)", messageId: id)
+        }
+        return BusError(.malformedFrame, detail, frameSHA256: Data(SHA256.hash(data: frames[1])))
     }
 
     private func send(error: BusError, to routingId: [UInt8]) {

@@ -280,6 +280,20 @@ public final class BrokerStore: Sendable {
 
     /// What the broker checks before it writes to its store: SQLite's `quick_check` and the
     /// last link of the chain. Throws `StoreError.damaged` naming the file and what helps.
+    /// The start-up check of the file at `path`, read-only, before a daemon opens it for
+    /// writing. A file that does not exist or holds no schema yet (another process is creating
+    /// it) has nothing to check.
+    public static func checkAtStart(path: String) throws(StoreError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let file: BrokerStore
+        do {
+            file = try BrokerStore(path: path, access: .readOnly)
+        } catch where error.kind == .schema {
+            return
+        }
+        try file.checkAtStart()
+    }
+
     public func checkAtStart() throws(StoreError) {
         let problem: String? = try database.read { db in
             if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }

@@ -419,6 +419,20 @@ public final class NodeJournal: Sendable {
     /// readable and well formed; `ctbus bench`-sized journals: see the README for the cost) and
     /// the last link of the hash chain. Throws `StoreError.damaged` naming the file, the damage
     /// and the commands that help.
+    /// The start-up check of the file at `path`, read-only, before a daemon opens it for
+    /// writing. A file that does not exist or holds no schema yet (another process is creating
+    /// it) has nothing to check.
+    public static func checkAtStart(path: String) throws(StoreError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let file: NodeJournal
+        do {
+            file = try NodeJournal(path: path, access: .readOnly)
+        } catch where error.kind == .schema {
+            return
+        }
+        try file.checkAtStart()
+    }
+
     public func checkAtStart() throws(StoreError) {
         let problem: String? = try database.read { db in
             if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
@@ -455,7 +469,10 @@ public final class NodeJournal: Sendable {
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM entry \(condition) ORDER BY position",
+            try Row.fetchAll(db, sql: """
+                SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
+                LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition) ORDER BY position
+                """,
                              arguments: StatementArguments(arguments)).map { try JournalEntry(row: $0) }
         }
     }
@@ -463,7 +480,10 @@ public final class NodeJournal: Sendable {
     /// The entry of one message id, or nil.
     public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
         try database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM entry WHERE message_id = ?", arguments: [messageId])
+            try Row.fetchOne(db, sql: """
+                SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
+                LEFT JOIN outbox ON outbox.message_id = entry.message_id WHERE entry.message_id = ?
+                """, arguments: [messageId])
                 .map { try JournalEntry(row: $0) }
         }
     }
@@ -572,6 +592,10 @@ public struct JournalEntry: Sendable {
     /// Set when the originator revoked the message (it stays in the journal, for audit).
     public let revokedAt: Date?
     public let revokeReason: String?
+    /// For a publication of this node the broker refused for good: the error code and detail
+    /// (it is not sent again).
+    public let refusedCode: String?
+    public let refusedDetail: String?
 
     /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
     init(row: Row) throws {
@@ -591,6 +615,8 @@ public struct JournalEntry: Sendable {
         redactedPaths = (try row.decode(String?.self, forColumn: "redacted_paths"))?.split(separator: ",").map(String.init) ?? []
         revokedAt = (try row.decode(Double?.self, forColumn: "revoked_at")).map(Date.init(timeIntervalSince1970:))
         revokeReason = (try row.decode(forColumn: "revoke_reason"))
+        refusedCode = try row.decode(String?.self, forColumn: "refused_code")
+        refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
     }
 
     /// The envelope, decoded.

@@ -68,14 +68,17 @@ struct StoreDatabase: Sendable {
     private static func openReadOnly(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws(StoreError) -> DatabaseQueue {
         let logSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
         let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? path
-        let uri = "file:\(encoded)?" + (logSize > 0 || FileLock.isHeld(path) ? "mode=ro" : "immutable=1")
+        // A rollback journal beside it means a process is creating the file right now: read it
+        // the ordinary way then, never as immutable.
+        let busy = logSize > 0 || FileManager.default.fileExists(atPath: path + "-journal") || FileLock.isHeld(path)
+        let uri = "file:\(encoded)?" + (busy ? "mode=ro" : "immutable=1")
         do {
             let queue = try DatabaseQueue(path: uri, configuration: configuration)
             try queue.read { db in
                 // SQLite opens anything lazily; reading the schema catches a file that is not a database.
                 _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
                 guard try migrator.hasCompletedMigrations(db) else {
-                    throw StoreError(.unavailable, "\(path) is not a CTBus store of this version (its schema is older or newer); "
+                    throw StoreError(.schema, "\(path) is not a CTBus store of this version (its schema is older or newer); "
                                      + "open it once with the daemon that owns it")
                 }
             }

@@ -17,6 +17,9 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         case inUse = "in-use"
         /// The file is damaged: SQLite's own check or the hash chain found it (see `ctbus journal verify`).
         case damaged
+        /// The file's schema is not this version's: not created yet (a file another process is
+        /// just making), or made by another version.
+        case schema
     }
 
     public let kind: Kind

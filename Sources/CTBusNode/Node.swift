@@ -22,15 +22,18 @@ public final class Node: Sendable {
 
     /// Starts a node on a journal that is already open; takes the journal's lock (a second node
     /// on the same journal, in this process or another, is refused).
+    /// `onFatal` is told, on the node's thread, when the node stops on its own: another process
+    /// runs with its key (SESSION_REPLACED).
     public convenience init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-                            journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node")) throws {
+                            journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node"),
+                            onFatal: (@Sendable (String) -> Void)? = nil) throws {
         let lock = try FileLock(guarding: journal.path, owner: "node \(configuration.nodeId)")
         try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerPublicKey, journal: journal,
-                      lock: lock, logger: logger)
+                      lock: lock, logger: logger, onFatal: onFatal)
     }
 
     init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, lock: FileLock, logger: Logger) throws {
+         journal: NodeJournal, lock: FileLock, logger: Logger, onFatal: (@Sendable (String) -> Void)?) throws {
         self.lock = lock
         self.configuration = configuration
         self.journal = journal
@@ -46,7 +49,7 @@ public final class Node: Sendable {
             do {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
                                         brokerPublicKey: brokerPublicKey, journal: journal, status: status,
-                                        wakeEndpoint: wakeEndpoint, logger: logger)
+                                        wakeEndpoint: wakeEndpoint, logger: logger, onFatal: onFatal)
             } catch {
                 thread.ready(.failure(error))
                 return
@@ -70,7 +73,8 @@ public final class Node: Sendable {
     /// Loads the configuration file, keys and journal, and starts: the daemon's way. Refuses a
     /// secret key or journal that other users can read, a journal another process runs, and a
     /// damaged journal (checked read-only, before anything is written to it).
-    public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node")) throws {
+    public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node"),
+                            onFatal: (@Sendable (String) -> Void)? = nil) throws {
         let configuration = try NodeConfiguration.load(path: path)
         let journalPath = configuration.journalPath
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
@@ -79,12 +83,10 @@ public final class Node: Sendable {
         let brokerKey = try CurveKeyPair.publicKey(fromFileOrValue: configuration.brokerPublicKey)
         let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
         do {
-            if FileManager.default.fileExists(atPath: journalPath) {
-                try NodeJournal(path: journalPath, access: .readOnly).checkAtStart()
-            }
+            try NodeJournal.checkAtStart(path: journalPath)
             let journal = try NodeJournal(path: journalPath)
             try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal,
-                          lock: lock, logger: logger)
+                          lock: lock, logger: logger, onFatal: onFatal)
         } catch {
             lock.discard()
             throw error
@@ -96,6 +98,9 @@ public final class Node: Sendable {
 
     /// Errors the broker sent this node, oldest first (for tools and tests).
     public var errorsReceived: [BusError] { state.withLock { $0.errors } }
+
+    /// Why the node stopped on its own, if it did (another process took its session).
+    public var stoppedBecause: String? { state.withLock { $0.stoppedBecause } }
 
     /// Deliveries this node refused to journal because they were above its clearance.
     public var refusedDeliveries: Int { state.withLock { $0.refusedDeliveries } }
@@ -116,6 +121,7 @@ struct NodeStatus {
     var connected = false
     var errors: [BusError] = []
     var refusedDeliveries = 0
+    var stoppedBecause: String?
 }
 
 final class SharedStatus: Sendable {

@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import Crypto
 import Foundation
 import Logging
 import SwiftProtobuf
@@ -16,6 +17,14 @@ final class NodeLoop {
     private let journal: NodeJournal
     private let status: SharedStatus
     private let logger: Logger
+    /// Lines the broker or a lasting fault can repeat: once per kind and period, then summed up.
+    private var throttled: ThrottledLogger
+    /// Set when the broker gave this node's session to a newer connection: the loop ends.
+    private var replaced = false
+    /// After INTERNAL (the broker could not store), the node waits until then before it says
+    /// Hello and resends its outbox: exponential from `reconnectMilliseconds` to 500 ms, with jitter.
+    private var resumeAt: ContinuousClock.Instant?
+    private var storeBackoff: Duration?
 
     private var welcomed = false
     private var lastHeard = ContinuousClock.now
@@ -34,12 +43,18 @@ final class NodeLoop {
     /// Outbox entries read and sent per check.
     private let outboxBatch = 500
 
+    /// Told why the node stopped on its own (another process took its session).
+    private let onFatal: (@Sendable (String) -> Void)?
+
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger) throws {
+         journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger,
+         onFatal: (@Sendable (String) -> Void)?) throws {
+        self.onFatal = onFatal
         self.configuration = configuration
         self.journal = journal
         self.status = status
         self.logger = logger
+        throttled = ThrottledLogger(logger)
         wakeSocket = try ZMQSocket(context: context, type: .pull)
         try wakeSocket.bind(wakeEndpoint)
         socket = try ZMQSocket(context: context, type: .dealer)
@@ -56,7 +71,7 @@ final class NodeLoop {
 
     func run(until thread: LoopThread) {
         let pollTimeout = min(50, configuration.outboxPollMilliseconds)
-        while !thread.isStopping {
+        while !thread.isStopping && !replaced {
             do {
                 // While more of the outbox waits, the loop only looks at the sockets in passing.
                 let readable = try ZMQSocket.poll([socket, wakeSocket], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
@@ -66,10 +81,11 @@ final class NodeLoop {
                     outboxDue = true
                 }
                 try tick()
+                throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
                 break
             } catch {
-                logger.error("node loop error", metadata: ["error": "\(error)"])
+                throttled.log("loop-error", .error, "node loop error", metadata: ["error": "\(error)"])
             }
         }
         socket.close()
@@ -86,6 +102,11 @@ final class NodeLoop {
             logger.warning("broker silent; saying Hello again")
             setWelcomed(false)
         }
+        if let resume = resumeAt, now >= resume {
+            resumeAt = nil
+            setWelcomed(false) // Hello now: a new session, the outbox from its oldest entry
+            lastHello = nil
+        }
         if !welcomed {
             if lastHello.map({ now - $0 >= heartbeat }) ?? true {
                 var hello = Hello()
@@ -101,6 +122,7 @@ final class NodeLoop {
             send(.heartbeat(Heartbeat()))
             lastHeartbeat = now
         }
+        guard resumeAt == nil else { return } // backing off after INTERNAL: heartbeats only
         if resendAll || outboxDue || lastOutboxCheck.map({ now - $0 >= .milliseconds(configuration.outboxPollMilliseconds) }) ?? true {
             lastOutboxCheck = now
             outboxDue = false
@@ -154,10 +176,7 @@ final class NodeLoop {
         let resendAfter = Double(configuration.resendAfterMilliseconds) / 1000
         for revocation in try journal.pendingRevocations() {
             if !all, let last = revocation.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
-            var revoke = Revoke()
-            revoke.messageID = revocation.messageId
-            revoke.reason = revocation.reason
-            guard send(.revoke(revoke)) else { break }
+            guard send(.revoke(revocationFrame(revocation.messageId, revocation.reason))) else { break }
             try journal.markRevocationSent(revocation.messageId, at: now)
         }
     }
@@ -178,7 +197,7 @@ final class NodeLoop {
             lastHeard = .now
             guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
                   let kind = frame.kind else {
-                logger.warning("malformed frame from the broker", metadata: ["frames": "\(message.frames.count)"])
+                throttled.log("malformed", .warning, "malformed frame from the broker", metadata: ["frames": "\(message.frames.count)"])
                 continue
             }
             switch kind {
@@ -209,12 +228,13 @@ final class NodeLoop {
             case .heartbeat:
                 break
             case .hello, .publish, .deliveryAck, .revoke:
-                logger.warning("unexpected command from the broker")
+                throttled.log("unexpected", .warning, "unexpected command from the broker")
             }
         }
         if !acknowledgements.isEmpty {
             try journal.acknowledge(acknowledgements)
             for (messageId, _) in acknowledgements { lastSent[messageId] = nil }
+            storeBackoff = nil // the broker stores again
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
         if !revokesAcknowledged.isEmpty { try journal.confirmRevocations(revokesAcknowledged) }
@@ -226,7 +246,7 @@ final class NodeLoop {
             logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
         } catch {
             // Not journaled: acknowledge nothing; a new session sends it all again.
-            logger.error("could not journal deliveries", metadata: ["error": "\(error)", "count": "\(deliveries.count)"])
+            throttled.log("journal-failed", .error, "could not journal deliveries", metadata: ["error": "\(error)", "count": "\(deliveries.count)"])
             setWelcomed(false)
             return
         }
@@ -255,20 +275,70 @@ final class NodeLoop {
         case .noSession:
             setWelcomed(false)
             lastHello = nil
+        case .sessionReplaced:
+            // Another process runs with this node's key: say so once and stop, never fight it
+            // for the session (PROTOCOL.md section 4).
+            let line = "another process is running as node \(configuration.nodeId): the broker gave this node's session to a newer connection; this one stops"
+            logger.critical("\(line)")
+            replaced = true
+            setWelcomed(false)
+            status.withLock { $0.stoppedBecause = line }
+            onFatal?(line)
+        case .internal:
+            backOffAfterStoreFailure()
         case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame:
-            logger.error("broker refused a publication", metadata: ["code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")",
-                                                                     "detail": "\(error.detail)"])
-            if let id = error.messageId {
-                lastSent[id] = nil
-                do {
-                    try journal.refuse(messageId: id, code: error.codeName, detail: error.detail)
-                } catch {
-                    logger.error("could not record the refusal", metadata: ["error": "\(error)"])
-                }
+            throttled.log("refused:\(error.codeName)", .error, "broker refused a publication", metadata: [
+                "code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")", "detail": "\(error.detail)"])
+            guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return }
+            lastSent[id] = nil
+            do {
+                try journal.refuse(messageId: id, code: error.codeName, detail: error.detail)
+            } catch {
+                throttled.log("refusal-not-recorded", .error, "could not record the refusal", metadata: ["error": "\(error)"])
             }
         default:
-            logger.warning("broker error", metadata: ["code": "\(error.codeName)", "detail": "\(error.detail)"])
+            throttled.log("error:\(error.codeName)", .warning, "broker error", metadata: ["code": "\(error.codeName)", "detail": "\(error.detail)"])
         }
+    }
+
+    /// The broker could not store: stop sending publications for a while, then say Hello and
+    /// resend from the oldest (the broker holds the session's publications until then).
+    private func backOffAfterStoreFailure() {
+        guard resumeAt == nil else { return } // one back-off for all the refusals of a round
+        let first = Duration.milliseconds(max(10, configuration.reconnectMilliseconds))
+        let delay = min(storeBackoff.map { $0 * 2 } ?? first, .milliseconds(500))
+        storeBackoff = delay
+        resumeAt = .now + delay * Double.random(in: 0.5...1.0)
+        throttled.log("store-backoff", .warning, "the broker could not store a publication; resending later",
+                      metadata: ["after-ms": "\(Int(delay / .milliseconds(1)))"])
+    }
+
+    /// The outbox entry (or pending revocation) whose frame has this SHA-256: the broker refused
+    /// bytes it could not read an id from (PROTOCOL.md section 8).
+    private func refusedFrame(_ digest: Data?) -> String? {
+        guard let digest else { return nil }
+        do {
+            for item in try journal.outbox(limit: Int.max)
+            where Data(SHA256.hash(data: FrameBytes.publish(envelope: item.envelope, payload: item.payload))) == digest {
+                return item.messageId
+            }
+            for revocation in try journal.pendingRevocations() {
+                var frame = Frame()
+                frame.kind = .revoke(revocationFrame(revocation.messageId, revocation.reason))
+                let bytes: [UInt8] = try frame.serializedBytes()
+                if Data(SHA256.hash(data: bytes)) == digest { return revocation.messageId }
+            }
+        } catch {
+            throttled.log("digest-lookup-failed", .error, "could not look up a refused frame", metadata: ["error": "\(error)"])
+        }
+        return nil
+    }
+
+    private func revocationFrame(_ messageId: String, _ reason: String) -> Revoke {
+        var revoke = Revoke()
+        revoke.messageID = messageId
+        revoke.reason = reason
+        return revoke
     }
 
     // MARK: Helpers
@@ -280,7 +350,7 @@ final class NodeLoop {
         do {
             return send(frame: try frame.serializedBytes())
         } catch {
-            logger.warning("could not encode a frame", metadata: ["error": "\(error)"])
+            throttled.log("encode-failed", .warning, "could not encode a frame", metadata: ["error": "\(error)"])
             return false
         }
     }
@@ -292,7 +362,7 @@ final class NodeLoop {
         } catch where error.isWouldBlock {
             return false // no connection yet, or the pipe is full: the outbox keeps it
         } catch {
-            logger.warning("send failed", metadata: ["error": "\(error)"])
+            throttled.log("send-failed", .warning, "send failed", metadata: ["error": "\(error)"])
             return false
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An error of the bus with a stable code: the same code travels in a wire `ErrorReport`, names
 /// the command line's error, and is what tests and clients match on. `detail` is written for
 /// people and never carries the content of a message.
@@ -6,11 +8,14 @@ public struct BusError: Error, Equatable, CustomStringConvertible, Sendable {
     public let detail: String
     /// The message concerned, when there is one.
     public let messageId: String?
+    /// The SHA-256 of a refused message part from which no message id could be read.
+    public let frameSHA256: Data?
 
-    public init(_ code: ErrorCode, _ detail: String, messageId: String? = nil) {
+    public init(_ code: ErrorCode, _ detail: String, messageId: String? = nil, frameSHA256: Data? = nil) {
         self.code = code
         self.detail = detail
         self.messageId = messageId
+        self.frameSHA256 = frameSHA256
     }
 
     /// The stable name of the code, as in the schema ("VALIDATION_FAILED").
@@ -24,11 +29,13 @@ public struct BusError: Error, Equatable, CustomStringConvertible, Sendable {
         report.code = code
         report.detail = detail
         report.messageID = messageId ?? ""
+        if let frameSHA256 { report.frameSha256 = frameSHA256 }
         return report
     }
 
     public init(_ report: ErrorReport) {
-        self.init(report.code, report.detail, messageId: report.messageID.isEmpty ? nil : report.messageID)
+        self.init(report.code, report.detail, messageId: report.messageID.isEmpty ? nil : report.messageID,
+                  frameSHA256: report.frameSha256.isEmpty ? nil : report.frameSha256)
     }
 }
 
@@ -47,6 +54,7 @@ extension ErrorCode {
         case .messageTooLarge: "MESSAGE_TOO_LARGE"
         case .conflictingDuplicate: "CONFLICTING_DUPLICATE"
         case .internal: "INTERNAL"
+        case .sessionReplaced: "SESSION_REPLACED"
         case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
         }
     }

@@ -38,12 +38,13 @@ func makeLogger(label: String, level: String) -> Logger {
     return logger
 }
 
-/// SIGINT and SIGTERM, the signals that stop a daemon gracefully.
+/// SIGINT and SIGTERM, the signals that stop a daemon gracefully, and SIGUSR1, which a daemon sends itself to stop on its own.
 private func terminationSignals() -> sigset_t {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGUSR1) // a daemon stopping on its own (`runDaemon`'s fatal)
     return set
 }
 

@@ -111,6 +111,9 @@ struct JournalCommand: ParsableCommand {
         @Flag(help: "Also list messages their originator revoked (hidden by default, kept for audit).")
         var includeRevoked = false
 
+        @Option(help: "table (fits the terminal, or 100 columns), csv or json (full values).")
+        var format: OutputFormat = .table
+
         func run() throws {
             try runReportingErrors {
                 var entries = try location.open().entries(matching: try filters.filter())
@@ -121,7 +124,14 @@ struct JournalCommand: ParsableCommand {
                 if !includeExpired { entries.removeAll { expired.contains($0.messageId) } }
                 let revoked = entries.filter { $0.revokedAt != nil }.count
                 if !includeRevoked { entries.removeAll { $0.revokedAt != nil } }
-                for entry in entries { print(JournalFormat.line(entry, now: now)) }
+                let rows = entries.map { JournalFormat.row($0, now: now) }
+                switch format {
+                case .table:
+                    let table = TextTable(columns: JournalFormat.tableColumns, rows: rows.map(JournalFormat.tableRow))
+                    print(table.render(width: TextTable.outputWidth()), terminator: "")
+                case .csv: print(TextTable.csv(columns: JournalFormat.columns, rows: rows), terminator: "")
+                case .json: print(try TextTable.json(columns: JournalFormat.columns, rows: rows))
+                }
                 var notes: [String] = []
                 if !includeExpired, !expired.isEmpty { notes.append("\(expired.count) expired not shown (--include-expired)") }
                 if !includeRevoked, revoked > 0 { notes.append("\(revoked) revoked not shown (--include-revoked)") }
@@ -144,6 +154,10 @@ struct JournalCommand: ParsableCommand {
                     throw StoreError(.notFound, "no message \(messageId) in this journal")
                 }
                 print(try JournalFormat.json(try entry.message(), pretty: true))
+                if let code = entry.refusedCode {
+                    FileHandle.standardError.write(Data(
+                        "note: the broker refused this publication (\(code): \(entry.refusedDetail ?? "")); it is not sent again\n".utf8))
+                }
                 if !entry.redactedPaths.isEmpty {
                     FileHandle.standardError.write(Data(
                         "note: the broker removed \(entry.redactedPaths.joined(separator: ", ")) for this node (Member State restriction)\n".utf8))
@@ -269,27 +283,51 @@ extension JournalCommand {
     }
 }
 
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, csv, json
+}
+
 enum JournalFormat {
-    static func line(_ entry: JournalEntry, now: Date = Date()) -> String {
+    static let columns = ["id", "created", "direction", "type", "classification", "subject", "from", "notes"]
+
+    /// The table's headers: shorter than the field names where the values are short.
+    static let tableColumns = ["id", "created (UTC)", "dir", "type", "class", "subject", "from", "notes"]
+
+    /// A row in the table's shorter forms: the time to the minute, in/out, the type in words.
+    static func tableRow(_ row: [String]) -> [String] {
+        var row = row
+        row[1] = String(row[1].prefix(16)).replacingOccurrences(of: "T", with: " ")
+        row[2] = row[2] == Direction.sent.rawValue ? "out" : "in"
+        row[3] = switch row[3] {
+        case MessageType.countryVisitRecommendation.name: "recommendation"
+        case MessageType.missionReport.name: "mission report"
+        case MessageType.activityMatrix.name: "activity matrix"
+        default: row[3]
+        }
+        return row
+    }
+
+    /// One entry as the columns of `journal list`.
+    static func row(_ entry: JournalEntry, now: Date = Date()) -> [String] {
         let time = ISO8601DateFormatter().string(from: entry.createdAt)
         let envelope = try? entry.envelope()
         var classification = entry.classificationName
+        var notes: [String] = []
         if let handling = envelope?.handling, ConfidentialityPolicy.effectiveClassification(handling, at: now) != handling.classification {
             classification = "UNCLASSIFIED*" // declassified on handling.declassify_on
+            notes.append("declassified \(handling.declassifyOn), was \(handling.classification.name)")
         }
-        var line = "\(entry.messageId)  \(time)  \(entry.direction.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) "
-            + "\(entry.typeName.padding(toLength: 29, withPad: " ", startingAt: 0))"
-            + "\(classification.padding(toLength: 22, withPad: " ", startingAt: 0))"
-            + "\(entry.subject.padding(toLength: 8, withPad: " ", startingAt: 0))from \(entry.originator)"
-        if let tlp = envelope?.handling.tlp, tlp != .tlpUnspecified { line += "  TLP:\(tlp.label)" }
-        if let handling = envelope?.handling, classification.hasSuffix("*") {
-            line += "  [declassified \(handling.declassifyOn), was \(handling.classification.name)]"
+        if let tlp = envelope?.handling.tlp, tlp != .tlpUnspecified { notes.append("TLP:\(tlp.label)") }
+        if let envelope, ConfidentialityPolicy.isExpired(envelope, at: now) { notes.append("expired") }
+        if entry.revokedAt != nil { notes.append("revoked: \(entry.revokeReason ?? "")") }
+        if !entry.redactedPaths.isEmpty { notes.append("redacted: \(entry.redactedPaths.joined(separator: ", "))") }
+        if let code = entry.refusedCode {
+            notes.append("REFUSED \(code): \(entry.refusedDetail ?? ""); not sent again")
+        } else if entry.direction == .sent && entry.acknowledgedAt == nil {
+            notes.append("not acknowledged")
         }
-        if let envelope, ConfidentialityPolicy.isExpired(envelope, at: now) { line += "  [expired]" }
-        if entry.revokedAt != nil { line += "  [revoked: \(entry.revokeReason ?? "")]" }
-        if !entry.redactedPaths.isEmpty { line += "  [redacted: \(entry.redactedPaths.joined(separator: ", "))]" }
-        if entry.direction == .sent && entry.acknowledgedAt == nil { line += "  [not acknowledged]" }
-        return line
+        return [entry.messageId, time, entry.direction.rawValue, entry.typeName, classification, entry.subject, entry.originator,
+                notes.joined(separator: "; ")]
     }
 
     /// Protobuf JSON with the schema's field names.

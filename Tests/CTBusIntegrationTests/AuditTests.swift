@@ -130,7 +130,8 @@ struct AuditTests {
         let list = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("oct")])
         #expect(!list.output.contains(id))
         #expect(list.errors.contains("1 revoked not shown"))
-        let all = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("oct"), "--include-revoked"])
-        #expect(all.output.contains("[revoked: superseded by a corrected assessment]"))
+        let all = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("oct"), "--include-revoked", "--format", "json"])
+        let rows = try JSONDecoder().decode([[String: String]].self, from: Data(all.output.utf8))
+        #expect(rows.first { $0["id"] == id }?["notes"] == "revoked: superseded by a corrected assessment")
     }
 }

@@ -121,9 +121,11 @@ struct CommandLineTests {
         #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
         #expect(try border.entry(messageId: id)?.redactedPaths == ["technical_assistance_need"])
 
-        let list = try Self.run(["journal", "list", "--node-config", config("nodes/oct.json"), "--type", "COUNTRY_VISIT_RECOMMENDATION"])
+        let list = try Self.run(["journal", "list", "--node-config", config("nodes/oct.json"), "--type", "COUNTRY_VISIT_RECOMMENDATION",
+                                 "--format", "csv"])
         #expect(list.status == 0)
-        #expect(list.output.contains(id) && list.output.contains("from cted"))
+        #expect(list.output.split(separator: "\r\n").contains { $0.hasPrefix("\(id),") && $0.contains(",COUNTRY_VISIT_RECOMMENDATION,") && $0.contains(",cted,") },
+                "\(list.output)")
         let show = try Self.run(["journal", "show", "--node-config", config("nodes/oct.json"), id])
         #expect(show.status == 0)
         let shown = try BusMessage(jsonUTF8Data: Data(show.output.utf8))
@@ -147,6 +149,41 @@ struct CommandLineTests {
         #expect(result.status != 0)
         #expect(result.errors.contains(expected), "\(result.errors)")
         #expect(result.errors.split(separator: "\n").count == 1)
+    }
+
+    @Test("journal list: a table that fits 100 columns with a separator between columns; csv and json give full values")
+    func journalListFormats() throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("oct.journal.sqlite").path
+        let journal = try NodeJournal(path: path)
+        var message = SampleMessages.recommendation(memberState: "KEN", handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]))
+        message.envelope.subject = "CENTRAL_ASIA"
+        message.envelope.originator = "cted-regional-office-for-central-asia"
+        message.envelope.handling.tlp = .tlpAmberStrict
+        try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: 1, redactedPaths: ["priority"])
+        let id = message.envelope.messageID
+
+        let table = try Self.run(["journal", "list", "--journal", path])
+        #expect(table.status == 0)
+        let lines = table.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        #expect(lines.allSatisfy { $0.count <= 100 }, "\(lines)")
+        #expect(lines[0].hasPrefix("ID ") && lines[0].contains("  SUBJECT"), "\(lines)")
+        #expect(lines[1].hasPrefix(id + "  ")) // the id is never cut
+        #expect(lines[1].contains("…")) // what does not fit is cut with an ellipsis, not run together
+        let subjectColumn = try #require(lines[0].range(of: "SUBJECT")).lowerBound.utf16Offset(in: lines[0])
+        let row = Array(lines[1])
+        #expect(row[subjectColumn - 1] == " " && row[subjectColumn - 2] == " ")
+
+        let csv = try Self.run(["journal", "list", "--journal", path, "--format", "csv"])
+        #expect(csv.output.hasSuffix(",COUNTRY_VISIT_RECOMMENDATION,STRICTLY_CONFIDENTIAL,CENTRAL_ASIA,cted-regional-office-for-central-asia,"
+                                     + "TLP:AMBER+STRICT; redacted: priority\r\n"), "\(csv.output)")
+        let json = try Self.run(["journal", "list", "--journal", path, "--format", "json"])
+        let rows = try JSONDecoder().decode([[String: String]].self, from: Data(json.output.utf8))
+        #expect(rows == [["id": id, "created": ISO8601DateFormatter().string(from: message.envelope.createdAt.date), "direction": "received",
+                          "type": "COUNTRY_VISIT_RECOMMENDATION", "classification": "STRICTLY_CONFIDENTIAL", "subject": "CENTRAL_ASIA",
+                          "from": "cted-regional-office-for-central-asia", "notes": "TLP:AMBER+STRICT; redacted: priority"]])
     }
 
     @Test("ctbus publish refuses an invalid message, names the field, and queues nothing")

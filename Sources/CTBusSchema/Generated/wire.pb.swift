@@ -63,6 +63,9 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// the broker failed; the publication was not accepted, retry later
   case `internal` // = 10
+
+  /// a newer connection said Hello with this node's key: this session ended
+  case sessionReplaced // = 11
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -82,6 +85,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 8: self = .messageTooLarge
     case 9: self = .conflictingDuplicate
     case 10: self = .internal
+    case 11: self = .sessionReplaced
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -99,6 +103,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .messageTooLarge: return 8
     case .conflictingDuplicate: return 9
     case .internal: return 10
+    case .sessionReplaced: return 11
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -116,6 +121,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .messageTooLarge,
     .conflictingDuplicate,
     .internal,
+    .sessionReplaced,
   ]
 
 }
@@ -336,6 +342,10 @@ public nonisolated struct ErrorReport: Sendable {
   /// the publication (or the revocation's message) concerned, if any
   public var messageID: String = String()
 
+  /// Set when a Frame was refused and no message_id could be read from its bytes: the SHA-256 of
+  /// the refused message part, so a client that keeps what it sent can find the entry.
+  public var frameSha256: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -452,7 +462,7 @@ public nonisolated struct Frame: Sendable {
 fileprivate nonisolated let _protobuf_package = "ctbus.v1"
 
 nonisolated extension ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0")
 }
 
 nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -834,7 +844,7 @@ nonisolated extension Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension ErrorReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorReport"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}detail\0\u{3}message_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}detail\0\u{3}message_id\0\u{3}frame_sha256\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -845,6 +855,7 @@ nonisolated extension ErrorReport: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.detail) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.frameSha256) }()
       default: break
       }
     }
@@ -860,6 +871,9 @@ nonisolated extension ErrorReport: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.messageID.isEmpty {
       try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 3)
     }
+    if !self.frameSha256.isEmpty {
+      try visitor.visitSingularBytesField(value: self.frameSha256, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -867,6 +881,7 @@ nonisolated extension ErrorReport: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.code != rhs.code {return false}
     if lhs.detail != rhs.detail {return false}
     if lhs.messageID != rhs.messageID {return false}
+    if lhs.frameSha256 != rhs.frameSha256 {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
