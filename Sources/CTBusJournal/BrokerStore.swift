@@ -401,6 +401,16 @@ public final class BrokerStore: Sendable {
         }
     }
 
+    /// Makes the store's writer fail as on a full disk once the file would grow past its
+    /// present size (SQLite's own limit, `max_page_count`, gives the same SQLITE_FULL a full
+    /// disk gives); nil lifts the limit. For fault tests of a running broker.
+    public func simulateFullDisk(_ full: Bool) throws(StoreError) {
+        try database.write { db in
+            let pages = full ? try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 1 : 1_073_741_823
+            _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(pages)")
+        }
+    }
+
     /// How many deliveries wait for `nodeId`.
     public func queueDepth(for nodeId: String) throws(StoreError) -> Int {
         try database.read { db in

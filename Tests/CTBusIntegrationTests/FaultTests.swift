@@ -1,0 +1,201 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import GRDB
+import InMemoryLogging
+import Logging
+import SwiftProtobuf
+import Testing
+import ZeroMQ
+
+/// The faults of issue 10 that live on the wire: two processes with one key, frames the broker
+/// cannot read, a peer that stops reading, a broker whose disk is full. Real broker, real CURVE.
+@Suite("Faults", .serialized)
+struct FaultTests {
+    /// A bus whose logs (broker and nodes) are kept in memory, to count lines.
+    static func loggedBus() throws -> (LocalBus, InMemoryLogHandler) {
+        let handler = InMemoryLogHandler()
+        var logger = Logger(label: "ctbus", factory: { _ in handler })
+        logger.logLevel = .info
+        let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init(BadInputTests.raw, role: .cted, clearance: .strictlyConfidential)],
+                               logger: logger)
+        return (bus, handler)
+    }
+
+    static func lines(_ handler: InMemoryLogHandler, containing text: String) -> Int {
+        handler.entries.filter { "\($0.message)".contains(text) }.count
+    }
+
+    @Test("Two processes with one key: the newer session wins, the older node stops with one clear line and exit 1")
+    func sessionReplaced() throws {
+        let (bus, handler) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        try bus.writeConfigurationFiles()
+        let log = bus.folder.appendingPathComponent("oct-first.log")
+        let first = try CommandLineTests.start(["node", "--config", bus.nodeConfigurationPath("oct")], log: log)
+        defer { _ = CommandLineTests.terminate(first) }
+        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "oct") == 0 && Self.lines(handler, containing: "node connected") >= 2 })
+
+        // The same key from another process (here, this one) with another journal.
+        var configuration = bus.nodeConfiguration("oct")
+        configuration.journalPath = bus.folder.appendingPathComponent("oct-second.journal.sqlite").path
+        let second = try Node(configuration: configuration, keyPair: bus.nodeKeys["oct"]!, brokerPublicKey: bus.brokerKeys.publicKey,
+                              journal: try NodeJournal(path: configuration.journalPath), logger: LocalBus.defaultLogger)
+        defer { second.stop() }
+        #expect(Wait.until { !first.isRunning })
+        #expect(first.terminationStatus == 1)
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(output.contains("ctbus: another process is running as node oct"), "\(output)")
+        #expect(Self.lines(handler, containing: "took over the node's session") == 1)
+
+        // The newer one is served, and stays.
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try second.journal.count(messageId: id) == 1 })
+        #expect(second.isConnected && second.stoppedBecause == nil)
+        #expect(Self.lines(handler, containing: "took over the node's session") == 1)
+    }
+
+    @Test("A frame the broker cannot decode is answered with its id when the bytes hold one, else with its SHA-256")
+    func undecodableFrames() throws {
+        let (bus, _) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let message = SampleMessages.recommendation(memberState: "KEN")
+        var frame = Frame()
+        frame.publish = Publish()
+        frame.publish.envelope = message.envelope
+        frame.publish.payload = try message.payload!.serialized()
+        let valid: [UInt8] = try frame.serializedBytes()
+
+        // Invalid UTF-8 in envelope.subject: the Frame does not decode, the id is still readable.
+        let broken = Self.replacing(Array("KEN".utf8), with: [0xFF, 0xFE, 0xFD], in: valid)
+        try client.send(raw: [broken])
+        let report = try BadInputTests.expectError(client, .malformedFrame)
+        #expect(report?.messageID == message.envelope.messageID)
+        #expect(report?.frameSha256.isEmpty == true)
+
+        // Invalid UTF-8 in the id itself: no id, the SHA-256 of the bytes instead.
+        let id = Array(message.envelope.messageID.utf8)
+        let noId = Self.replacing(id, with: [0xFF] + id.dropFirst(), in: valid)
+        try client.send(raw: [noId])
+        let digest = try BadInputTests.expectError(client, .malformedFrame)
+        #expect(digest?.messageID == "")
+        #expect(digest?.frameSha256 == Data(SHA256.hash(data: noId)))
+    }
+
+    @Test("The reference node marks a publication the broker could not decode refused for good, by id or by digest, and shows it")
+    func nodeStopsResendingUndecodable() throws {
+        let (bus, _) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        // Two publications whose stored bytes were damaged after validation: one in the subject,
+        // one in the id.
+        let journal = try bus.journal("cted")
+        let byId = SampleMessages.recommendation(memberState: "KEN")
+        let byDigest = SampleMessages.recommendation(memberState: "TUN")
+        _ = try bus.publish(byId, from: "cted")
+        _ = try bus.publish(byDigest, from: "cted")
+        let queue = try DatabaseQueue(path: bus.journalPath("cted"))
+        try queue.write { db in
+            for (message, damage) in [(byId, (Array("KEN".utf8), [UInt8]([0xFF, 0xFE, 0xFD]))),
+                                      (byDigest, (Array(byDigest.envelope.messageID.utf8.prefix(4)), [UInt8]([0xFF, 0x30, 0x31, 0x32])))] {
+                let envelope = try #require(try Data.fetchOne(db, sql: "SELECT envelope FROM entry WHERE message_id = ?",
+                                                             arguments: [message.envelope.messageID]))
+                try db.execute(sql: "UPDATE entry SET envelope = ? WHERE message_id = ?",
+                               arguments: [Data(Self.replacing(damage.0, with: damage.1, in: Array(envelope))), message.envelope.messageID])
+            }
+        }
+        let node = try bus.startNode("cted")
+        for message in [byId, byDigest] {
+            #expect(try Wait.until {
+                if case .refused(code: "MALFORMED_FRAME", detail: _) = try journal.publicationStatus(messageId: message.envelope.messageID) { return true }
+                return false
+            }, "\(message.envelope.subject)")
+        }
+        #expect(try journal.outbox().isEmpty) // never sent again
+        #expect(node.errorsReceived.filter { $0.code == .malformedFrame }.count == 2)
+        let list = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("cted"), "--format", "json"])
+        let rows = try JSONDecoder().decode([[String: String]].self, from: Data(list.output.utf8))
+        #expect(rows.filter { $0["notes"]?.hasPrefix("REFUSED MALFORMED_FRAME") == true }.count == 2, "\(list.output)")
+        _ = queue
+    }
+
+    @Test("A client that stops reading its socket gets its replies dropped with a few log lines, not one per reply")
+    func peerThatStopsReading() throws {
+        let (bus, handler) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        try bus.startNode("cted")
+        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        // Heartbeats, none of whose replies is read, until the broker's queue to this client (100,000
+        // frames, plus the sockets' buffers) overflows; then 100,000 more, each a dropped reply.
+        let heartbeat: [UInt8] = [0x3A, 0x00]
+        var sent = 0
+        var overflowAt: Int?
+        let deadline = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < deadline, sent < (overflowAt ?? 3_000_000) + 100_000 {
+            guard (try? client.send(raw: [heartbeat])) != nil else { continue }
+            sent += 1
+            if overflowAt == nil, sent % 10_000 == 0, Self.lines(handler, containing: "frames to a node dropped") > 0 { overflowAt = sent }
+        }
+        #expect(overflowAt != nil, "the broker's queue never overflowed after \(sent) frames")
+        // The broker still serves everyone else.
+        try BadInputTests.sentinel(bus, receivers: ["oct"])
+        #expect(Self.lines(handler, containing: "frames to a node dropped") <= 2)
+        #expect(handler.entries.count < 100, "\(handler.entries.count) log lines")
+    }
+
+    @Test("A full disk: INTERNAL without a session change, the node backs off, a few log lines, and everything arrives in order once space returns")
+    func fullDisk() throws {
+        let (bus, handler) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        let cted = try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        let store = bus.broker!.store
+        let warmup = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: warmup) == 1 })
+        let connectedBefore = Self.lines(handler, containing: "node connected")
+
+        try store.simulateFullDisk(true)
+        let ids = try (0..<30).map { index in
+            try bus.publish(SampleMessages.recommendation(text: "Recommendation \(index): " + String(repeating: "text ", count: 400)), from: "cted")
+        }
+        // Several rounds of refusals.
+        #expect(Wait.until(seconds: 30) { cted.errorsReceived.filter { $0.code == .internal }.count >= 60 })
+        let internals = cted.errorsReceived.filter { $0.code == .internal }.count
+        #expect(Self.lines(handler, containing: "store failed") == 1)
+        #expect(Self.lines(handler, containing: "could not store a publication; resending later") == 1)
+        // A round is one Hello after a back-off, not one per refusal.
+        let hellos = Self.lines(handler, containing: "node connected") - connectedBefore
+        #expect(hellos < internals / 10, "\(hellos) sessions for \(internals) refusals")
+
+        try store.simulateFullDisk(false)
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until(seconds: 15) { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
+        let order = try oct.entries().map(\.messageId).filter { ids.contains($0) }
+        #expect(order == ids) // CTED's order holds across the failures
+        #expect(try bus.journal("cted").outbox().isEmpty)
+    }
+
+    /// `bytes` with the first occurrence of `needle` replaced (same length).
+    static func replacing(_ needle: [UInt8], with replacement: [UInt8], in bytes: [UInt8]) -> [UInt8] {
+        precondition(needle.count == replacement.count)
+        var result = bytes
+        for start in 0...(bytes.count - needle.count) where Array(bytes[start..<start + needle.count]) == needle {
+            result.replaceSubrange(start..<start + needle.count, with: replacement)
+            return result
+        }
+        return result
+    }
+}
