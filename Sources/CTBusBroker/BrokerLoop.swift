@@ -283,7 +283,11 @@ final class BrokerLoop {
                 var ack = PublishAck()
                 ack.messageID = publication.messageId
                 ack.originator = publication.originator
-                ack.recipientCount = UInt32(publication.recipients.count)
+                if case .alreadyStored(let count) = outcome {
+                    ack.recipientCount = UInt32(count) // as first stored, whatever the policy says today
+                } else {
+                    ack.recipientCount = UInt32(publication.recipients.count)
+                }
                 send(.publishAck(ack), to: pending.routingId)
                 if case .stored(let sequences) = outcome {
                     logger.info("publication stored", metadata: [

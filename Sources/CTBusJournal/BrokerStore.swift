@@ -57,6 +57,11 @@ public final class BrokerStore: Sendable {
                 CREATE INDEX audit_message ON audit(message_id);
                 """)
         }
+        // The recipient count a resent publication is acknowledged with: the one of its first
+        // storing, whatever the registry or the date say later (PROTOCOL.md 5.3).
+        migrator.registerMigration("v2 recipient count") { db in
+            try db.execute(sql: "ALTER TABLE message ADD COLUMN recipient_count INTEGER")
+        }
         return migrator
     }
 
@@ -64,9 +69,10 @@ public final class BrokerStore: Sendable {
     public enum StoreOutcome: Sendable, Equatable {
         /// Stored now: the queue sequence each recipient got, in the order of `recipients`.
         case stored(sequences: [UInt64])
-        /// The same message from the same originator was stored before: acknowledge again,
-        /// queue nothing new (the publisher resent after a lost acknowledgement).
-        case alreadyStored
+        /// The same message from the same originator was stored before: acknowledge again with
+        /// the recipient count of its first storing, queue nothing new (the publisher resent after
+        /// a lost acknowledgement).
+        case alreadyStored(recipientCount: Int)
         /// The id is taken by a different message or another originator.
         case conflict
     }
@@ -94,21 +100,36 @@ public final class BrokerStore: Sendable {
 
     private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
                               in db: Database, now: Date) throws -> StoreOutcome {
-        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT originator, envelope, payload FROM message WHERE message_id = ?"),
-                                      arguments: [publication.messageId]) {
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT originator, envelope, payload, recipient_count, received_at FROM message WHERE message_id = ?
+            """), arguments: [publication.messageId]) {
             let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
                 && row.decode(Data.self, atIndex: 2) == publication.payload
-            return same ? .alreadyStored : .conflict
+            guard same else {
+                // Counted in the message's audit trail: a client bug or an attack (never the body).
+                try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: "conflicting-duplicate",
+                                       reason: "published a different message under this id; refused")],
+                           of: publication.messageId, in: db, now: now)
+                return .conflict
+            }
+            if let count = try row.decode(Int?.self, atIndex: 3) { return .alreadyStored(recipientCount: count) }
+            // Stored before the count was kept: the audit lines written with the message.
+            let count = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM audit WHERE message_id = ? AND outcome IN ('delivered', 'redacted') AND recorded_at = ?
+                """, arguments: [publication.messageId, try row.decode(Double.self, atIndex: 4)]) ?? 0
+            return .alreadyStored(recipientCount: count)
         }
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: publication.messageId, originator: publication.originator,
             envelope: publication.envelope, payload: publication.payload))
         try db.cachedStatement(sql: """
-            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash, expires_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash, expires_at,
+                                 recipient_count)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
-                             publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970])
+                             publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970,
+                             publication.recipients.count])
         previous = hash
         let queued = try publication.recipients.map { recipient in
             try queue(publication.messageId, for: recipient, sequences: &sequences, in: db)
@@ -490,6 +511,8 @@ public struct AuditEntry: Sendable, Equatable {
         case refused
         /// The originator revoked the message; the node is told.
         case revoked
+        /// This node published a different message under the stored id (CONFLICTING_DUPLICATE).
+        case conflict
     }
 
     public let nodeId: String

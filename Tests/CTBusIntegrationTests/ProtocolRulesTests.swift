@@ -125,6 +125,36 @@ struct ProtocolRulesTests {
     }
 }
 
+extension ProtocolRulesTests {
+    @Test("A resend is acknowledged with the original recipient count after the registry grew; a conflicting duplicate is audited")
+    func resentRecipientCount() throws {
+        let bus = try Self.runningBus()
+        defer { bus.shutdown() }
+        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let message = SampleMessages.recommendation()
+        try client.send(try BadInputTests.publish(message))
+        guard case .publishAck(let first) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        #expect(first.recipientCount == 6)
+
+        // A node joins the registry and the broker restarts: today's policy has one more recipient.
+        try bus.addNode(.init("wg-new", role: .workingGroup, clearance: .confidential))
+        bus.stopBroker()
+        try bus.startBroker()
+        let again = try BadInputTests.session(bus, as: BadInputTests.raw)
+        try again.send(try BadInputTests.publish(message))
+        guard case .publishAck(let resent) = try again.receiveReply() else { Issue.record("no PublishAck for the resend"); return }
+        #expect(resent.recipientCount == first.recipientCount)
+
+        var other = SampleMessages.recommendation(text: "Another text under the same id.")
+        other.envelope.messageID = message.envelope.messageID
+        try again.send(try BadInputTests.publish(other))
+        _ = try BadInputTests.expectError(again, .conflictingDuplicate)
+        let trail = try #require(try bus.broker!.store.audit(messageId: message.envelope.messageID))
+        #expect(trail.entries.filter { $0.outcome == .conflict }.map(\.nodeId) == [BadInputTests.raw])
+        #expect(trail.entries.filter { $0.outcome == .conflict }.first?.rule == "conflicting-duplicate")
+    }
+}
+
 /// PROTOCOL.md's limits table and `WireLimits` are the same table.
 @Suite("Limits table")
 struct LimitsTableTests {
