@@ -44,6 +44,8 @@ public final class Node: Sendable {
         let status = state
         let wakeEndpoint = "inproc://ctbus-node-wake-\(UUID().uuidString)"
         if let recovery = journal.recovery { logger.warning("journal recovered", metadata: ["detail": "\(recovery)"]) }
+        logger.info("connecting to the broker", metadata: [
+            "endpoint": "\(configuration.brokerEndpoint)", "broker-key": "\(brokerPublicKey.prefix(8))…", "journal": "\(journal.path)"])
         try loop.start(name: "node-\(configuration.nodeId)") { [logger] thread in
             let nodeLoop: NodeLoop
             do {
@@ -80,7 +82,7 @@ public final class Node: Sendable {
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
         try PrivateFiles.requirePrivate(journalPath, what: "the journal", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
-        let brokerKey = try CurveKeyPair.publicKey(fromFileOrValue: configuration.brokerPublicKey)
+        let brokerKey = try configuration.resolvedBrokerPublicKey()
         let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
         do {
             try NodeJournal.checkAtStart(path: journalPath)

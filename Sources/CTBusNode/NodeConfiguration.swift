@@ -1,5 +1,6 @@
 import CTBusSchema
 import Foundation
+import ZeroMQ
 
 /// A node's settings (deploy/nodes/NAME.json). Relative paths are relative to the file.
 public struct NodeConfiguration: Sendable, Codable {
@@ -7,8 +8,11 @@ public struct NodeConfiguration: Sendable, Codable {
     public var nodeId: String
     /// The broker's endpoint, e.g. "tcp://broker.example:7470".
     public var brokerEndpoint: String
-    /// The broker's CURVE public key: the 40-character Z85 key itself, or a file holding it.
-    public var brokerPublicKey: String
+    /// The broker's CURVE public key itself (40 Z85 characters). Give this or
+    /// `brokerPublicKeyFile`, never both: the two forms cannot be mistaken for each other.
+    public var brokerPublicKey: String?
+    /// A file holding the broker's CURVE public key (as `ctbus keygen` writes `broker.pub`).
+    public var brokerPublicKeyFile: String?
     /// This node's CURVE secret key file (its public key is in the registry).
     public var secretKeyFile: String
     /// The node's journal (SQLite).
@@ -30,14 +34,15 @@ public struct NodeConfiguration: Sendable, Codable {
     /// it is entitled to (a node that joined late). Default true.
     public var requestBacklog: Bool
 
-    public init(nodeId: String, brokerEndpoint: String, brokerPublicKey: String, secretKeyFile: String,
-                journalPath: String, clearance: String, heartbeatIntervalMilliseconds: Int = 1_000,
+    public init(nodeId: String, brokerEndpoint: String, brokerPublicKey: String? = nil, brokerPublicKeyFile: String? = nil,
+                secretKeyFile: String, journalPath: String, clearance: String, heartbeatIntervalMilliseconds: Int = 1_000,
                 brokerTimeoutMilliseconds: Int = 5_000, resendAfterMilliseconds: Int = 3_000,
                 outboxPollMilliseconds: Int = 100, reconnectMilliseconds: Int = 100, reconnectMaxMilliseconds: Int = 5_000,
                 requestBacklog: Bool = true) {
         self.nodeId = nodeId
         self.brokerEndpoint = brokerEndpoint
         self.brokerPublicKey = brokerPublicKey
+        self.brokerPublicKeyFile = brokerPublicKeyFile
         self.secretKeyFile = secretKeyFile
         self.journalPath = journalPath
         self.clearance = clearance
@@ -51,7 +56,7 @@ public struct NodeConfiguration: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeId, brokerEndpoint, brokerPublicKey, secretKeyFile, journalPath, clearance
+        case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
         case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog
     }
@@ -61,7 +66,8 @@ public struct NodeConfiguration: Sendable, Codable {
         self.init(
             nodeId: try c.decode(String.self, forKey: .nodeId),
             brokerEndpoint: try c.decode(String.self, forKey: .brokerEndpoint),
-            brokerPublicKey: try c.decode(String.self, forKey: .brokerPublicKey),
+            brokerPublicKey: try c.decodeIfPresent(String.self, forKey: .brokerPublicKey),
+            brokerPublicKeyFile: try c.decodeIfPresent(String.self, forKey: .brokerPublicKeyFile),
             secretKeyFile: try c.decode(String.self, forKey: .secretKeyFile),
             journalPath: try c.decode(String.self, forKey: .journalPath),
             clearance: try c.decode(String.self, forKey: .clearance),
@@ -74,6 +80,13 @@ public struct NodeConfiguration: Sendable, Codable {
             requestBacklog: try c.decodeIfPresent(Bool.self, forKey: .requestBacklog) ?? true)
     }
 
+    /// The broker's public key, from the key itself or its file; a missing or malformed file
+    /// is a clear error naming it.
+    public func resolvedBrokerPublicKey() throws(KeyFileError) -> String {
+        if let key = brokerPublicKey { return key }
+        return try CurveKeyPair.publicKey(fromFile: brokerPublicKeyFile ?? "")
+    }
+
     /// The clearance as a level; `load` has checked it parses.
     public var clearanceLevel: Classification { Classification(name: clearance) ?? .unclassified }
 
@@ -82,8 +95,22 @@ public struct NodeConfiguration: Sendable, Codable {
         var configuration = try ConfigurationFile.decode(NodeConfiguration.self, from: path, what: "node configuration")
         configuration.secretKeyFile = ConfigurationFile.resolve(configuration.secretKeyFile, relativeTo: path)
         configuration.journalPath = ConfigurationFile.resolve(configuration.journalPath, relativeTo: path)
-        if configuration.brokerPublicKey.utf8.count != 40 {
-            configuration.brokerPublicKey = ConfigurationFile.resolve(configuration.brokerPublicKey, relativeTo: path)
+        switch (configuration.brokerPublicKey, configuration.brokerPublicKeyFile) {
+        case (let key?, nil):
+            // A path of 40 characters decodes as Z85 too: a file by that name is a mistake to say.
+            guard !FileManager.default.fileExists(atPath: ConfigurationFile.resolve(key, relativeTo: path)) else {
+                throw ConfigurationError("\(path): brokerPublicKey names a file; use brokerPublicKeyFile for a file that holds the key")
+            }
+            guard CurveKeyPair.isPublicKey(key) else {
+                throw ConfigurationError("\(path): brokerPublicKey must be the broker's public key itself (40 Z85 characters); "
+                                         + "to name a file that holds it, use brokerPublicKeyFile")
+            }
+        case (nil, let file?):
+            configuration.brokerPublicKeyFile = ConfigurationFile.resolve(file, relativeTo: path)
+        case (nil, nil):
+            throw ConfigurationError("\(path): give brokerPublicKeyFile (a file holding the broker's public key) or brokerPublicKey (the key itself)")
+        case (_?, _?):
+            throw ConfigurationError("\(path): give brokerPublicKeyFile or brokerPublicKey, not both")
         }
         guard MessageValidator.isNodeId(configuration.nodeId) else {
             throw ConfigurationError("\(path): nodeId must use a-z, 0-9 and '-'")

@@ -10,6 +10,9 @@ import ZeroMQ
 /// The node's loop; lives on the node thread only (it owns the DEALER socket).
 final class NodeLoop {
     private let socket: ZMQSocket
+    /// The DEALER socket's connection events (TCP up, CURVE handshake done or refused).
+    private let monitor: ZMQSocket
+    private var watch: ConnectionWatch
     /// Woken by `Node.publish` in this process, so a new publication goes out at once instead
     /// of at the next outbox poll.
     private let wakeSocket: ZMQSocket
@@ -58,6 +61,8 @@ final class NodeLoop {
         wakeSocket = try ZMQSocket(context: context, type: .pull)
         try wakeSocket.bind(wakeEndpoint)
         socket = try ZMQSocket(context: context, type: .dealer)
+        monitor = try socket.monitor(context: context, endpoint: wakeEndpoint + "-monitor")
+        watch = ConnectionWatch(endpoint: configuration.brokerEndpoint, timeout: .milliseconds(configuration.brokerTimeoutMilliseconds))
         try socket.makeCurveClient(serverPublicKey: brokerPublicKey, keyPair: keyPair)
         try socket.setReconnectInterval(initial: Int32(configuration.reconnectMilliseconds),
                                         maximum: Int32(configuration.reconnectMaxMilliseconds))
@@ -74,12 +79,16 @@ final class NodeLoop {
         while !thread.isStopping && !replaced {
             do {
                 // While more of the outbox waits, the loop only looks at the sockets in passing.
-                let readable = try ZMQSocket.poll([socket, wakeSocket], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
+                let readable = try ZMQSocket.poll([socket, wakeSocket, monitor], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
                 if readable[0] { try drain(until: thread) }
                 if readable[1] {
                     while try wakeSocket.receive(dontWait: true) != nil {}
                     outboxDue = true
                 }
+                if readable[2] {
+                    while let event = try monitor.readMonitorEvent() { watch.note(event.kind) }
+                }
+                if let line = watch.check() { logger.warning("\(line)") }
                 try tick()
                 throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
@@ -89,6 +98,7 @@ final class NodeLoop {
             }
         }
         socket.close()
+        monitor.close()
         wakeSocket.close()
         setConnected(false)
     }
@@ -96,6 +106,7 @@ final class NodeLoop {
     // MARK: Timers
 
     private func tick() throws {
+        guard !replaced else { return } // stopping: never say Hello again
         let now = ContinuousClock.now
         let heartbeat = Duration.milliseconds(configuration.heartbeatIntervalMilliseconds)
         if welcomed, now - lastHeard > .milliseconds(configuration.brokerTimeoutMilliseconds) {
@@ -192,7 +203,7 @@ final class NodeLoop {
         var acknowledgements: [(messageId: String, originator: String)] = []
         var revocations: [(messageId: String, reason: String)] = []
         var revokesAcknowledged: [String] = []
-        for _ in 0..<512 where !thread.isStopping {
+        for _ in 0..<512 where !thread.isStopping && !replaced {
             guard let message = try socket.receive(dontWait: true) else { break }
             lastHeard = .now
             guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
@@ -368,6 +379,7 @@ final class NodeLoop {
     }
 
     private func setWelcomed(_ value: Bool) {
+        if value { watch.sessionOpened() } else { watch.sessionLost() }
         welcomed = value
         if value { lastHeard = .now }
         setConnected(value)

@@ -33,15 +33,20 @@ extension CurveKeyPair {
         self = pair
     }
 
-    /// Reads a Z85 public key from a file, or takes `value` itself when it is a key.
-    public static func publicKey(fromFileOrValue value: String) throws(KeyFileError) -> String {
-        if value.utf8.count == 40, Z85.decode(value)?.count == 32 { return value }
-        guard let data = FileManager.default.contents(atPath: value) else {
-            throw KeyFileError("public key file \(value) does not exist or cannot be read")
+    /// Whether `text` is a CURVE public key in Z85 form (40 characters, 32 bytes).
+    public static func isPublicKey(_ text: String) -> Bool {
+        text.utf8.count == 40 && Z85.decode(text)?.count == 32
+    }
+
+    /// Reads a Z85 public key from a file. A path is always a path: it is never taken for a key,
+    /// whatever its length.
+    public static func publicKey(fromFile path: String) throws(KeyFileError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KeyFileError("public key file \(path) does not exist or cannot be read")
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard text.utf8.count == 40, Z85.decode(text)?.count == 32 else {
-            throw KeyFileError("public key file \(value) does not hold a Z85 CURVE public key")
+        guard isPublicKey(text) else {
+            throw KeyFileError("public key file \(path) does not hold a Z85 CURVE public key")
         }
         return text
     }

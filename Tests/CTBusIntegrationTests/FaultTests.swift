@@ -199,3 +199,73 @@ struct FaultTests {
         return result
     }
 }
+
+/// A node that cannot get a session says why, within its broker timeout (issue 10, item 10).
+@Suite("Connection reports", .serialized)
+struct ConnectionReportTests {
+    static func node(_ bus: LocalBus, _ id: String, keys: CurveKeyPair, brokerKey: String, handler: InMemoryLogHandler) throws -> Node {
+        var logger = Logger(label: "ctbus", factory: { _ in handler })
+        logger.logLevel = .info
+        var configuration = bus.nodeConfiguration(id)
+        configuration.brokerPublicKey = brokerKey
+        return try Node(configuration: configuration, keyPair: keys, brokerPublicKey: brokerKey,
+                        journal: try bus.journal(id), logger: logger)
+    }
+
+    @Test("A wrong broker key, an unregistered node key, no broker: one clear line each within the broker timeout, not a flood")
+    func handshakeReports() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let refused = "refused the handshake: check brokerPublicKey (or brokerPublicKeyFile) and that this node's key is in the registry"
+
+        // No broker yet.
+        let away = InMemoryLogHandler()
+        let early = try Self.node(bus, "oct", keys: bus.nodeKeys["oct"]!, brokerKey: bus.brokerKeys.publicKey, handler: away)
+        #expect(Wait.until { away.entries.contains { "\($0.message)".contains("cannot reach the broker at \(bus.endpoint)") } })
+        early.stop()
+        #expect(away.entries.contains { "\($0.message)" == "connecting to the broker" && $0.metadata["endpoint"] == "\(bus.endpoint)" })
+
+        try bus.startBroker()
+        let wrongKey = InMemoryLogHandler()
+        let first = try Self.node(bus, "cted", keys: bus.nodeKeys["cted"]!, brokerKey: try CurveKeyPair.generate().publicKey, handler: wrongKey)
+        let stranger = InMemoryLogHandler()
+        let second = try Self.node(bus, "wg-border", keys: try CurveKeyPair.generate(), brokerKey: bus.brokerKeys.publicKey, handler: stranger)
+        defer { first.stop(); second.stop() }
+        for handler in [wrongKey, stranger] {
+            #expect(Wait.until { handler.entries.contains { "\($0.message)".hasSuffix(refused) } })
+        }
+        // A few broker timeouts later: one line per doubling back-off (after 1, 2 and 4 timeouts), no flood.
+        let node = try bus.startNode("oct")
+        #expect(Wait.until { node.isConnected })
+        let later = ContinuousClock.now + .seconds(3)
+        #expect(Wait.until(seconds: 10) { ContinuousClock.now >= later })
+        for handler in [wrongKey, stranger] {
+            #expect(handler.entries.filter { "\($0.message)".hasSuffix(refused) }.count <= 3)
+        }
+        #expect(!first.isConnected && !second.isConnected)
+    }
+
+    @Test("The broker key is given in one of two unmistakable forms; a path is never taken for a key")
+    func brokerKeyForms() throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let keyFile = folder.appendingPathComponent("bbbbbbbbbbbbbbbbbb.pub") // the path is 40 characters or so: it must not matter
+        let key = try CurveKeyPair.generate().publicKey
+        try (key + "\n").write(to: keyFile, atomically: true, encoding: .utf8)
+        func load(_ fields: [String: String]) throws -> NodeConfiguration {
+            var object: [String: String] = ["nodeId": "oct", "brokerEndpoint": "tcp://127.0.0.1:7470", "secretKeyFile": "oct.key",
+                                            "journalPath": "oct.sqlite", "clearance": "CONFIDENTIAL"]
+            object.merge(fields) { $1 }
+            let file = folder.appendingPathComponent("node.json")
+            try JSONSerialization.data(withJSONObject: object).write(to: file)
+            return try NodeConfiguration.load(path: file.path)
+        }
+        #expect(try load(["brokerPublicKeyFile": keyFile.lastPathComponent]).resolvedBrokerPublicKey() == key)
+        #expect(try load(["brokerPublicKey": key]).resolvedBrokerPublicKey() == key)
+        #expect(throws: ConfigurationError.self) { try load(["brokerPublicKey": keyFile.path]) }
+        #expect(throws: ConfigurationError.self) { try load(["brokerPublicKey": keyFile.lastPathComponent]) }
+        #expect(throws: ConfigurationError.self) { try load(["brokerPublicKey": key, "brokerPublicKeyFile": keyFile.path]) }
+        #expect(throws: ConfigurationError.self) { try load([:]) }
+        #expect(throws: KeyFileError.self) { try load(["brokerPublicKeyFile": "missing.pub"]).resolvedBrokerPublicKey() }
+    }
+}

@@ -32,7 +32,7 @@ struct ZeroMQTests {
         let mode = try FileManager.default.attributesOfItem(atPath: files.secretKeyFile)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(try CurveKeyPair(secretKeyFile: files.secretKeyFile) == pair)
-        #expect(try CurveKeyPair.publicKey(fromFileOrValue: files.publicKeyFile) == pair.publicKey)
+        #expect(try CurveKeyPair.publicKey(fromFile: files.publicKeyFile) == pair.publicKey)
         #expect(throws: (any Error).self) { try pair.write(toFolder: folder, name: "node") } // never overwrites
         #expect(throws: KeyFileError.self) { try CurveKeyPair(secretKeyFile: folder + "/missing.key") }
     }
