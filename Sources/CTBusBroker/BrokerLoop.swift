@@ -76,13 +76,16 @@ final class BrokerLoop {
         while !thread.isStopping {
             do {
                 let timeout = acknowledgementsSince == nil ? pollTimeout : acknowledgementDelayMilliseconds
+                // Caught up: everything that had arrived has been read. Only then may a silent
+                // node be declared away; time the broker spent not reading (a slow disk) never
+                // counts against a node whose frames wait in the queue.
                 if try ZMQSocket.poll([socket], timeoutMilliseconds: timeout)[0] {
                     try drain()
                 }
                 if let since = acknowledgementsSince, ContinuousClock.now - since >= .milliseconds(acknowledgementDelayMilliseconds) {
                     recordAcknowledgements()
                 }
-                expireSessions()
+                if try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] { expireSessions() }
                 throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -104,18 +107,22 @@ final class BrokerLoop {
         let size: Int
     }
 
-    private func drain() throws {
+    /// Reads and handles up to a batch of frames; returns how many it read.
+    @discardableResult
+    private func drain() throws -> Int {
         freed = []
         var publishes: [PendingPublish] = []
         var revokes: [(routingId: [UInt8], nodeId: String, revoke: Revoke)] = []
-        for _ in 0..<batchLimit {
-            guard let message = try socket.receive(dontWait: true) else { break }
+        var read = 0
+        while read < batchLimit, let message = try socket.receive(dontWait: true) {
+            read += 1
             handle(message, publishes: &publishes, revokes: &revokes)
         }
         if !publishes.isEmpty { process(publishes) }
         for nodeId in freed { pump(nodeId) }
         // After the batch's publications, so a message published and revoked together is known.
         for item in revokes { revoke(item.revoke, by: item.nodeId, replyTo: item.routingId) }
+        return read
     }
 
     private func handle(_ message: ReceivedMessage, publishes: inout [PendingPublish],

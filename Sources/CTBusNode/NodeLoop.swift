@@ -45,6 +45,10 @@ final class NodeLoop {
     private var lastResendCheck = ContinuousClock.now
     /// Outbox entries read and sent per check.
     private let outboxBatch = 500
+    /// Publications sent and not acknowledged in this session, at most.
+    private let publishWindow = 5_000
+    /// Whether the last turn read everything the broker had sent.
+    private var caughtUp = true
 
     /// Told why the node stopped on its own (another process took its session).
     private let onFatal: (@Sendable (String) -> Void)?
@@ -80,7 +84,10 @@ final class NodeLoop {
             do {
                 // While more of the outbox waits, the loop only looks at the sockets in passing.
                 let readable = try ZMQSocket.poll([socket, wakeSocket, monitor], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
+                // Caught up: everything the broker sent has been read. Only then does the
+                // broker's silence count (time this node spent journaling is not the broker's).
                 if readable[0] { try drain(until: thread) }
+                caughtUp = try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0]
                 if readable[1] {
                     while try wakeSocket.receive(dontWait: true) != nil {}
                     outboxDue = true
@@ -109,7 +116,7 @@ final class NodeLoop {
         guard !replaced else { return } // stopping: never say Hello again
         let now = ContinuousClock.now
         let heartbeat = Duration.milliseconds(configuration.heartbeatIntervalMilliseconds)
-        if welcomed, now - lastHeard > .milliseconds(configuration.brokerTimeoutMilliseconds) {
+        if welcomed, caughtUp, now - lastHeard > .milliseconds(configuration.brokerTimeoutMilliseconds) {
             logger.warning("broker silent; saying Hello again")
             setWelcomed(false)
         }
@@ -130,8 +137,8 @@ final class NodeLoop {
             return
         }
         if now - lastHeartbeat >= heartbeat {
-            send(.heartbeat(Heartbeat()))
-            lastHeartbeat = now
+            // A heartbeat that does not fit now is tried again at the next turn, not an interval later.
+            if send(.heartbeat(Heartbeat())) { lastHeartbeat = now }
         }
         guard resumeAt == nil else { return } // backing off after INTERNAL: heartbeats only
         if resendAll || outboxDue || lastOutboxCheck.map({ now - $0 >= .milliseconds(configuration.outboxPollMilliseconds) }) ?? true {
@@ -160,8 +167,11 @@ final class NodeLoop {
                 guard send(item, at: now) else { break }
             }
         }
-        let fresh = try journal.outbox(after: sentThrough, limit: outboxBatch)
-        var sentAll = true
+        // At most `publishWindow` publications wait unacknowledged, well below the socket's
+        // queue (10,000): heartbeats and acknowledgements always find room behind them.
+        let room = publishWindow - lastSent.count
+        let fresh = room > 0 ? try journal.outbox(after: sentThrough, limit: min(outboxBatch, room)) : []
+        var sentAll = room > 0
         for item in fresh {
             guard send(item, at: now) else {
                 sentAll = false // the pipe is full: the next outbox poll goes on from here
@@ -197,14 +207,18 @@ final class NodeLoop {
     /// Reads what the broker sent, up to a batch. Deliveries and acknowledgements of the batch
     /// are journaled in one transaction each (one fsync), and only then is the cumulative
     /// DeliveryAck sent.
-    private func drain(until thread: LoopThread) throws {
+    /// Returns how many frames it read.
+    @discardableResult
+    private func drain(until thread: LoopThread) throws -> Int {
         var deliveries: [IncomingDelivery] = []
         var handledThrough: UInt64?
         var acknowledgements: [(messageId: String, originator: String)] = []
         var revocations: [(messageId: String, reason: String)] = []
         var revokesAcknowledged: [String] = []
+        var read = 0
         for _ in 0..<512 where !thread.isStopping && !replaced {
             guard let message = try socket.receive(dontWait: true) else { break }
+            read += 1
             lastHeard = .now
             guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
                   let kind = frame.kind else {
@@ -249,7 +263,7 @@ final class NodeLoop {
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
         if !revokesAcknowledged.isEmpty { try journal.confirmRevocations(revokesAcknowledged) }
-        guard let through = handledThrough else { return }
+        guard let through = handledThrough else { return read }
         do {
             let fresh = try journal.recordDeliveries(deliveries)
             // After the deliveries: a revocation may concern a message of the same batch.
@@ -259,11 +273,12 @@ final class NodeLoop {
             // Not journaled: acknowledge nothing; a new session sends it all again.
             throttled.log("journal-failed", .error, "could not journal deliveries", metadata: ["error": "\(error)", "count": "\(deliveries.count)"])
             setWelcomed(false)
-            return
+            return read
         }
         var ack = DeliveryAck()
         ack.throughSequence = through
         send(.deliveryAck(ack))
+        return read
     }
 
     /// Defence in depth: whatever the broker decided, this node does not hold a message above

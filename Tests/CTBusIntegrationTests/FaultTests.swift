@@ -269,3 +269,26 @@ struct ConnectionReportTests {
         #expect(throws: KeyFileError.self) { try load(["brokerPublicKeyFile": "missing.pub"]).resolvedBrokerPublicKey() }
     }
 }
+
+extension FaultTests {
+    @Test("A broker that could not read for a while (its store stalled) keeps the sessions whose frames wait in its queue")
+    func stalledBrokerKeepsSessions() throws {
+        let (bus, handler) = try Self.loggedBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("oct")
+        try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        // Another connection holds the store's write lock for three session timeouts while CTED
+        // publishes: the broker waits on its disk, the nodes' heartbeats pile up unread.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true // the transaction spans two accesses: that is the point
+        let holder = try DatabaseQueue(path: bus.brokerConfiguration.storePath, configuration: configuration)
+        try holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        Thread.sleep(forTimeInterval: 3 * Double(bus.brokerConfiguration.sessionTimeoutMilliseconds) / 1000) // the stall itself
+        try holder.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+        #expect(Self.lines(handler, containing: "node away: no heartbeat") == 0)
+    }
+}
