@@ -41,12 +41,13 @@ public final class Broker: Sendable {
         self.publicKey = keyPair.publicKey
         let context = try ZMQContext()
         self.context = context
+        // Strangers reconnect again and again (and can change keys): one line per 10 s, then a summary.
+        let refusals = SharedThrottledLogger(logger)
         zap = try ZAPHandler(context: context) { request in
             guard let key = request.curvePublicKey, let entry = registry.entry(publicKey: key) else {
-                var logger = logger
-                logger[metadataKey: "peer"] = "\(request.address)"
-                logger.warning("refused a connection: key not in the registry",
-                               metadata: ["key": "\(request.curvePublicKey?.prefix(8) ?? "none")…"])
+                let prefix = "\(request.curvePublicKey?.prefix(8) ?? "none")"
+                refusals.log("zap-refused", .warning, "refused a connection: key not in the registry",
+                             metadata: ["key": "\(prefix)…", "peer": "\(request.address)"])
                 return .deny(reason: "key not in the registry")
             }
             return .allow(userId: entry.profile.id)

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// Keeps a line that a peer or a lasting fault can trigger over and over (a client that stops
@@ -84,6 +85,24 @@ public struct ThrottledLogger {
             metadata["suppressed"] = "\(summary.suppressed)"
             logger.log(level: summary.line.level,
                        "\(summary.suppressed) more in the last \(throttle.period): \(summary.line.message)", metadata: metadata)
+        }
+    }
+}
+
+/// A `ThrottledLogger` several threads share (the broker's ZAP handler). Summaries are written
+/// when the next line of any kind comes after its period.
+public final class SharedThrottledLogger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var throttled: ThrottledLogger
+
+    public init(_ logger: Logger, period: Duration = .seconds(10)) {
+        throttled = ThrottledLogger(logger, period: period)
+    }
+
+    public func log(_ key: String, _ level: Logger.Level, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {
+        lock.withLock {
+            throttled.flush()
+            throttled.log(key, level, message, metadata: metadata)
         }
     }
 }
