@@ -7,12 +7,12 @@ import SwiftProtobuf
 /// queue entry per recipient with that recipient's own increasing sequence number. A
 /// publication and its queue entries are committed in one transaction, and many publications
 /// share a transaction (group commit); nothing is acknowledged before its commit.
-public final class BrokerStore: Sendable {
+public final class BrokerStore: CheckedStoreFile, Sendable {
     public var path: String { database.path }
     let database: StoreDatabase
 
     /// Opens (and when writable, creates) the store at `path`; `.readOnly` for inspection.
-    public init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
+    public required init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
         database = try StoreDatabase(path: path, migrator: Self.migrator, access: access)
     }
 
@@ -299,38 +299,11 @@ public final class BrokerStore: Sendable {
         return damage
     }
 
-    /// What the broker checks before it writes to its store: SQLite's `quick_check` and the
-    /// last link of the chain. Throws `StoreError.damaged` naming the file and what helps.
-    /// The start-up check of the file at `path`, read-only, before a daemon opens it for
-    /// writing. A file that does not exist or holds no schema yet (another process is creating
-    /// it) has nothing to check.
-    public static func checkAtStart(path: String) throws(StoreError) {
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        let file: BrokerStore
-        do {
-            file = try BrokerStore(path: path, access: .readOnly)
-        } catch where error.kind == .schema {
-            return
-        }
-        try file.checkAtStart()
-    }
-
+    /// What the broker checks before it writes to its store (`ChainVerifier.startProblem`).
+    /// Throws `StoreError.damaged` naming the file and what helps.
     public func checkAtStart() throws(StoreError) {
-        let problem: String? = try database.read { db in
-            if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
-            if let first = ChainVerifier.schemaProblems(db, migrator: Self.migrator).first { return first }
-            do {
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2
-                    """)
-                guard let last = rows.first else { return nil }
-                let item = try Self.chainRow(last)
-                let previous = try rows.dropFirst().first.map { try Self.chainRow($0).hash } ?? HashChain.genesis
-                return HashChain.link(previous: previous, fields: item.fields) == item.hash
-                    ? nil : "the hash chain is broken at its last message (row \(item.position))"
-            } catch {
-                return "its last messages cannot be read (\(ChainVerifier.describe(error)))"
-            }
+        let problem = try database.read { db in
+            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2", what: "message", decode: Self.chainRow)
         }
         guard let problem else { return }
         throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "

@@ -94,6 +94,26 @@ enum ChainVerifier {
         return ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
     }
 
+    /// What a daemon checks before it writes to a file: SQLite's `quick_check` (every page
+    /// readable and well formed), the schema, and the last link of the chain (`lastTwo` selects
+    /// the last two rows, newest first). Returns the damage in words, or nil. See the README for
+    /// the cost on 100,000 entries.
+    static func startProblem(_ db: Database, migrator: DatabaseMigrator, lastTwo sql: String, what: String,
+                             decode: (Row) throws -> ChainRow) -> String? {
+        if let first = integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
+        if let first = schemaProblems(db, migrator: migrator).first { return first }
+        do {
+            let rows = try Row.fetchAll(db, sql: sql)
+            guard let last = rows.first else { return nil }
+            let item = try decode(last)
+            let previous = try rows.dropFirst().first.map { try decode($0).hash } ?? HashChain.genesis
+            return HashChain.link(previous: previous, fields: item.fields) == item.hash
+                ? nil : "the hash chain is broken at its last \(what) (position \(item.position))"
+        } catch {
+            return "its last \(what)s cannot be read (\(describe(error)))"
+        }
+    }
+
     /// Differences between the file's schema and the one `migrator` makes (a damaged byte in the
     /// schema can rename a column or a table while every page still reads well).
     static func schemaProblems(_ db: Database, migrator: DatabaseMigrator) -> [String] {

@@ -6,13 +6,13 @@ import SwiftProtobuf
 /// A node's local journal (SQLite, WAL): every message the node sent or received, and the
 /// outbox of publications the broker has not acknowledged yet. Several processes may use one
 /// journal at once (the node daemon and `ctbus publish`).
-public final class NodeJournal: Sendable {
+public final class NodeJournal: CheckedStoreFile, Sendable {
     public var path: String { database.path }
     let database: StoreDatabase
 
     /// Opens (and when writable, creates) the journal at `path`. Inspection opens it
     /// `.readOnly`: nothing is written, not even a migration.
-    public init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
+    public required init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
         database = try StoreDatabase(path: path, migrator: Self.migrator, access: access)
     }
 
@@ -415,38 +415,11 @@ public final class NodeJournal: Sendable {
         return damage
     }
 
-    /// What a daemon checks before it writes to its journal: SQLite's `quick_check` (every page
-    /// readable and well formed; `ctbus bench`-sized journals: see the README for the cost) and
-    /// the last link of the hash chain. Throws `StoreError.damaged` naming the file, the damage
-    /// and the commands that help.
-    /// The start-up check of the file at `path`, read-only, before a daemon opens it for
-    /// writing. A file that does not exist or holds no schema yet (another process is creating
-    /// it) has nothing to check.
-    public static func checkAtStart(path: String) throws(StoreError) {
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        let file: NodeJournal
-        do {
-            file = try NodeJournal(path: path, access: .readOnly)
-        } catch where error.kind == .schema {
-            return
-        }
-        try file.checkAtStart()
-    }
-
+    /// What a daemon checks before it writes to its journal (`ChainVerifier.startProblem`).
+    /// Throws `StoreError.damaged` naming the file, the damage and the commands that help.
     public func checkAtStart() throws(StoreError) {
-        let problem: String? = try database.read { db in
-            if let first = ChainVerifier.integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
-            if let first = ChainVerifier.schemaProblems(db, migrator: Self.migrator).first { return first }
-            do {
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM entry ORDER BY position DESC LIMIT 2")
-                guard let last = rows.first else { return nil }
-                let item = try Self.chainRow(last)
-                let previous = try rows.dropFirst().first.map { try Self.chainRow($0).hash } ?? HashChain.genesis
-                return HashChain.link(previous: previous, fields: item.fields) == item.hash
-                    ? nil : "the hash chain is broken at its last entry (position \(item.position))"
-            } catch {
-                return "its last entries cannot be read (\(ChainVerifier.describe(error)))"
-            }
+        let problem = try database.read { db in
+            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", what: "entry", decode: Self.chainRow)
         }
         guard let problem else { return }
         throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "

@@ -12,6 +12,29 @@ public enum StoreAccess: Sendable {
     case readOnly
 }
 
+/// A journal or a store, as a daemon checks it before writing to it.
+public protocol CheckedStoreFile {
+    init(path: String, access: StoreAccess) throws(StoreError)
+    /// Throws `StoreError.damaged` naming the file, the damage and what helps.
+    func checkAtStart() throws(StoreError)
+}
+
+extension CheckedStoreFile {
+    /// The start-up check of the file at `path`, read-only, before a daemon opens it for
+    /// writing. A file that does not exist or holds no schema yet (another process is creating
+    /// it) has nothing to check.
+    public static func checkAtStart(path: String) throws(StoreError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let file: Self
+        do {
+            file = try Self(path: path, access: .readOnly)
+        } catch where error.kind == .schema {
+            return
+        }
+        try file.checkAtStart()
+    }
+}
+
 /// An SQLite file in WAL mode with full fsync on commit: what a store acknowledged survives a
 /// crash of the process or the machine. Every failure comes out as a `StoreError`.
 struct StoreDatabase: Sendable {
