@@ -75,8 +75,9 @@ struct StoreDatabase: Sendable {
             // A log left by a crash is reported, not recovered: recovery is the owner's business.
             // While a daemon holds the file, an unfinished transaction in the log is its work in
             // progress, not damage.
-            recovery = FileLock.isHeld(path) ? nil : WriteAheadLog.tornTail(ofDatabaseAt: path).map {
-                "\($0) when its owner opens it next"
+            recovery = FileLock.isHeld(path) ? nil : WriteAheadLog.unfinishedBytes(ofDatabaseAt: path).map {
+                "the last write before a crash was incomplete: the log ends with \($0) bytes of an unfinished transaction, "
+                    + "which are not part of the file (its owner discards them when it next opens it)"
             }
             configuration.readonly = true
             pool = nil

@@ -7,6 +7,14 @@ import Foundation
 enum WriteAheadLog {
     /// A sentence describing what recovery will discard, or nil when the log ends cleanly.
     static func tornTail(ofDatabaseAt path: String) -> String? {
+        unfinishedBytes(ofDatabaseAt: path).map {
+            "the last write before a crash was incomplete: \($0) bytes of an unfinished transaction were discarded; the store holds every complete entry"
+        }
+    }
+
+    /// How many bytes at the end of the log belong to no committed transaction, or nil when the
+    /// log ends cleanly (or there is none).
+    static func unfinishedBytes(ofDatabaseAt path: String) -> Int? {
         guard let data = FileManager.default.contents(atPath: path + "-wal"), data.count >= 32 else { return nil }
         func word(_ offset: Int) -> UInt32 {
             data[data.startIndex + offset..<data.startIndex + offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
@@ -31,7 +39,6 @@ enum WriteAheadLog {
         }
         let end = endedOnStaleFrame ? offset : data.count
         let discarded = end - lastCommitEnd
-        guard discarded > 0 else { return nil }
-        return "the last write before a crash was incomplete: \(discarded) bytes of an unfinished transaction were discarded; the store holds every complete entry"
+        return discarded > 0 ? discarded : nil
     }
 }

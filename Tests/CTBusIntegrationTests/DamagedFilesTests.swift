@@ -6,6 +6,7 @@ import CTBusTesting
 import Crypto
 import Foundation
 import SwiftProtobuf
+import GRDB
 import Testing
 
 /// What the fault harness did to files (issue 10): flipped bytes, write-protected copies,
@@ -245,5 +246,31 @@ struct DamagedFilesTests {
         #expect(try journal.entries().map(\.messageId).sorted() == ids.sorted())
         #expect(try journal.verify().isIntact)
         #expect(try !journal.needsBacklog())
+    }
+}
+
+extension DamagedFilesTests {
+    @Test("verify on a live store whose log ends in a transaction still being written says nothing of a crash")
+    func verifyBesideAWriter() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker() // holds the store's lock, as a running broker does
+        let path = bus.brokerConfiguration.storePath
+        // A writer in the middle of a large transaction: its pages spill into the log before any commit.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let writer = try DatabaseQueue(path: path, configuration: configuration)
+        try writer.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA cache_size = 2")
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            for index in 0..<2_000 {
+                try db.execute(sql: "INSERT INTO recipient (node_id, last_sequence) VALUES (?, 0)", arguments: ["spill-\(index)-" + String(repeating: "x", count: 200)])
+            }
+        }
+        defer { try? writer.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") } }
+        let result = try CommandLineTests.run(["journal", "verify", "--broker-store", path])
+        #expect(result.status == 0, "\(result.output) \(result.errors)")
+        #expect(!result.output.contains("incomplete") && !result.output.contains("note:"), "\(result.output)")
+        #expect(result.output.hasPrefix("intact: "))
     }
 }
