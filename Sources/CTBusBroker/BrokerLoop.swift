@@ -76,16 +76,13 @@ final class BrokerLoop {
         while !thread.isStopping {
             do {
                 let timeout = acknowledgementsSince == nil ? pollTimeout : acknowledgementDelayMilliseconds
-                // Caught up: everything that had arrived has been read. Only then may a silent
-                // node be declared away; time the broker spent not reading (a slow disk) never
-                // counts against a node whose frames wait in the queue.
                 if try ZMQSocket.poll([socket], timeoutMilliseconds: timeout)[0] {
                     try drain()
                 }
                 if let since = acknowledgementsSince, ContinuousClock.now - since >= .milliseconds(acknowledgementDelayMilliseconds) {
                     recordAcknowledgements()
                 }
-                if try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] { expireSessions() }
+                try expireSessions()
                 throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -233,9 +230,13 @@ final class BrokerLoop {
         }
     }
 
-    private func expireSessions() {
+    /// Ends the sessions of nodes silent for longer than the session timeout, but only once
+    /// every frame that has arrived is read (PROTOCOL.md 4.4): one of them may be from the node.
+    private func expireSessions() throws {
         let timeout = Duration.milliseconds(configuration.sessionTimeoutMilliseconds)
         let now = ContinuousClock.now
+        guard sessions.values.contains(where: { now - $0.lastSeen > timeout }),
+              try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] else { return }
         for (nodeId, session) in sessions where now - session.lastSeen > timeout {
             sessions[nodeId] = nil
             logger.info("node away: no heartbeat", metadata: ["node": "\(nodeId)"])

@@ -47,8 +47,6 @@ final class NodeLoop {
     private let outboxBatch = 500
     /// Publications sent and not acknowledged in this session, at most.
     private let publishWindow = 5_000
-    /// Whether the last turn read everything the broker had sent.
-    private var caughtUp = true
 
     /// Told why the node stopped on its own (another process took its session).
     private let onFatal: (@Sendable (String) -> Void)?
@@ -84,16 +82,17 @@ final class NodeLoop {
             do {
                 // While more of the outbox waits, the loop only looks at the sockets in passing.
                 let readable = try ZMQSocket.poll([socket, wakeSocket, monitor], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
-                // Caught up: everything the broker sent has been read. Only then does the
-                // broker's silence count (time this node spent journaling is not the broker's).
                 if readable[0] { try drain(until: thread) }
-                caughtUp = try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0]
                 if readable[1] {
                     while try wakeSocket.receive(dontWait: true) != nil {}
                     outboxDue = true
                 }
                 if readable[2] {
-                    while let event = try monitor.readMonitorEvent() { watch.note(event.kind) }
+                    while let event = try monitor.readMonitorEvent() {
+                        watch.note(event.kind)
+                        // A connection just became usable: say Hello now, not at the next retry.
+                        if case .handshakeSucceeded = event.kind, !welcomed { lastHello = nil }
+                    }
                 }
                 if let line = watch.check() { logger.warning("\(line)") }
                 try tick()
@@ -116,7 +115,10 @@ final class NodeLoop {
         guard !replaced else { return } // stopping: never say Hello again
         let now = ContinuousClock.now
         let heartbeat = Duration.milliseconds(configuration.heartbeatIntervalMilliseconds)
-        if welcomed, caughtUp, now - lastHeard > .milliseconds(configuration.brokerTimeoutMilliseconds) {
+        // Silent only once everything the broker sent is read (PROTOCOL.md 4.4): the time this
+        // node spent journaling is not the broker's silence.
+        if welcomed, now - lastHeard > .milliseconds(configuration.brokerTimeoutMilliseconds),
+           try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] {
             logger.warning("broker silent; saying Hello again")
             setWelcomed(false)
         }
