@@ -45,6 +45,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "CTBusTrace",
+            dependencies: ["CTBusSchema", "CTBusPolicy", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "CTBusJournal",
             dependencies: [
                 "CTBusSchema",
@@ -86,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "ctbus",
             dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace",
                 "CTBusTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,9 +115,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "CTBusTraceTests",
+            dependencies: [
+                "CTBusTrace", "CTBusSchema", "CTBusTesting",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "CTBusIntegrationTests",
             dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace",
                 "CTBusTesting",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),

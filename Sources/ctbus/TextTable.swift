@@ -15,6 +15,12 @@ struct TextTable {
     var minimumWidth = 3
     var fixedColumns = 2
 
+    init(columns: [String], rows: [[String]], fixedColumns: Int = 2) {
+        self.columns = columns
+        self.rows = rows
+        self.fixedColumns = fixedColumns
+    }
+
     /// The terminal's width when standard output is one, else 100.
     static func outputWidth() -> Int {
         var size = winsize()
