@@ -168,7 +168,8 @@ public enum MessageValidator {
         }
     }
 
-    static func validate(_ value: ActivityMatrix, at path: String) throws(BusError) {
+    /// The activity matrix rules alone (the CSV import checks each row with them).
+    public static func validate(_ value: ActivityMatrix, at path: String) throws(BusError) {
         try range(value.reportingPeriod, present: value.hasReportingPeriod, at: "\(path).reporting_period")
         guard !value.activities.isEmpty else { throw failure("\(path).activities", "must hold at least one activity") }
         try list(value.activities, at: "\(path).activities", max: WireLimits.activities) { activity, itemPath throws(BusError) in

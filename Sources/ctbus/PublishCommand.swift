@@ -27,9 +27,16 @@ struct PublishCommand: ParsableCommand {
     @Argument(help: "The message file, protobuf JSON as in Schemas/examples/.")
     var file: String?
 
+    @OptionGroup var matrix: MatrixOptions
+
     func validate() throws {
-        if release != nil && (file != nil || draft) { throw ValidationError("--release takes a message id and no file") }
-        if release == nil && file == nil { throw ValidationError("give a message file (or --release ID)") }
+        if release != nil && (file != nil || draft || matrix.activityMatrixCsv != nil) {
+            throw ValidationError("--release takes a message id and no file")
+        }
+        if file != nil && matrix.activityMatrixCsv != nil { throw ValidationError("give a message file or --activity-matrix-csv, not both") }
+        if release == nil && file == nil && matrix.activityMatrixCsv == nil {
+            throw ValidationError("give a message file, --activity-matrix-csv FILE, or --release ID")
+        }
     }
 
     func run() throws {
@@ -41,8 +48,13 @@ struct PublishCommand: ParsableCommand {
                 print(release)
                 return
             }
-            let json = try ConfigurationFile.read(file!, what: "message file")
-            let message = try Publisher.prepare(json: json, nodeId: configuration.nodeId)
+            var message: BusMessage
+            if let csv = matrix.activityMatrixCsv {
+                message = try matrix.message(csvFile: csv)
+                message.envelope.originator = configuration.nodeId
+            } else {
+                message = try Publisher.prepare(json: try ConfigurationFile.read(file!, what: "message file"), nodeId: configuration.nodeId)
+            }
             let id = draft ? try Publisher.saveDraft(message, into: journal, clearance: configuration.clearanceLevel)
                 : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel)
             print(id)
@@ -69,5 +81,50 @@ struct ValidateCommand: ParsableCommand {
                 }
             }
         }
+    }
+}
+
+/// `ctbus publish --activity-matrix-csv FILE`: the activities from a spreadsheet, the rest from options.
+struct MatrixOptions: ParsableArguments {
+    @Option(help: "Publish an activity matrix whose activities are the rows of this CSV file (columns in the README).")
+    var activityMatrixCsv: String?
+
+    @Option(help: "With --activity-matrix-csv: the reporting period, START..END (YYYY-MM-DD..YYYY-MM-DD).")
+    var reportingPeriod: String?
+
+    @Option(help: "With --activity-matrix-csv: UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL.")
+    var classification = "UNCLASSIFIED"
+
+    @Option(help: "With --activity-matrix-csv: node or group ids the matrix is releasable to (comma-separated).")
+    var releasableTo: String?
+
+    @Option(help: "With --activity-matrix-csv: the TLP label: CLEAR, GREEN, AMBER, AMBER+STRICT or RED.")
+    var tlp: String?
+
+    func message(csvFile path: String) throws -> BusMessage {
+        guard let period = reportingPeriod else { throw ValidationError("--activity-matrix-csv needs --reporting-period START..END") }
+        let parts = period.components(separatedBy: "..")
+        guard parts.count == 2 else { throw ValidationError("--reporting-period takes START..END, such as 2026-01-01..2026-06-30") }
+        var range = DateRange()
+        range.start = parts[0]
+        range.end = parts[1]
+        guard let level = Classification(name: classification) else {
+            throw ValidationError("--classification takes UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL")
+        }
+        var handling = Handling()
+        handling.classification = level
+        handling.releasability = releasableTo.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+        if let tlp {
+            guard let label = TlpLabel.allCases.first(where: { $0.label == tlp.uppercased() }) else {
+                throw ValidationError("--tlp takes CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
+            }
+            handling.tlp = label
+        }
+        let data = try ConfigurationFile.read(path, what: "activity matrix CSV")
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw BusError(.validationFailed, "activity matrix CSV: \(path) is not UTF-8 text")
+        }
+        let activities = try ActivityMatrixCSV.activities(csv: text)
+        return ActivityMatrixCSV.message(activities: activities, period: range, handling: handling)
     }
 }
