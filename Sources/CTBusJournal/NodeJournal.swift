@@ -440,11 +440,13 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         if let direction = filter.direction { clauses.append("direction = ?"); arguments.append(direction.rawValue) }
         if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
+        if let before = filter.before { clauses.append("entry.position < ?"); arguments.append(before) }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
-                LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition) ORDER BY position
+                LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition)
+                ORDER BY position \(filter.newestFirst ? "DESC" : "") \(filter.limit.map { "LIMIT \(max(0, $0))" } ?? "")
                 """,
                              arguments: StatementArguments(arguments)).map { try JournalEntry(row: $0) }
         }
@@ -528,10 +530,16 @@ public struct JournalFilter: Sendable {
     public var since: Date?
     /// Created before.
     public var until: Date?
+    /// Newest first (the pages of a listing) instead of journal order.
+    public var newestFirst = false
+    /// Only entries before this position (the next page of a newest-first listing).
+    public var before: Int64?
+    /// At most this many entries.
+    public var limit: Int?
 
     public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,
                 classification: Classification? = nil, direction: Direction? = nil,
-                since: Date? = nil, until: Date? = nil) {
+                since: Date? = nil, until: Date? = nil, newestFirst: Bool = false, before: Int64? = nil, limit: Int? = nil) {
         self.type = type
         self.originator = originator
         self.subject = subject
@@ -539,6 +547,9 @@ public struct JournalFilter: Sendable {
         self.direction = direction
         self.since = since
         self.until = until
+        self.newestFirst = newestFirst
+        self.before = before
+        self.limit = limit
     }
 }
 

@@ -153,3 +153,24 @@ struct JournalIntegrityTests {
         #expect(try journal.count() == 300)
     }
 }
+
+extension JournalIntegrityTests {
+    @Test("Pages of a journal, newest first: each page continues where the last one ended, filters apply")
+    func paging() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("oct.journal.sqlite").path
+        let ids = try Self.fill(path, count: 7, marker: "PAGE")
+        let journal = try NodeJournal(path: path, access: .readOnly)
+        var seen: [String] = []
+        var before: Int64?
+        while true {
+            let page = try journal.entries(matching: JournalFilter(newestFirst: true, before: before, limit: 3))
+            guard let last = page.last else { break }
+            seen += page.map(\.messageId)
+            before = last.position
+        }
+        #expect(seen == ids.reversed())
+        #expect(try journal.entries(matching: JournalFilter(subject: "NGA", newestFirst: true, limit: 3)).isEmpty)
+    }
+}
