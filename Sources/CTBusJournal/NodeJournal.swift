@@ -580,6 +580,8 @@ public struct JournalEntry: Sendable {
     /// (it is not sent again).
     public let refusedCode: String?
     public let refusedDetail: String?
+    /// The entry's link in the journal's hash chain.
+    public let hash: Data
 
     /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
     init(row: Row) throws {
@@ -599,6 +601,7 @@ public struct JournalEntry: Sendable {
         redactedPaths = (try row.decode(String?.self, forColumn: "redacted_paths"))?.split(separator: ",").map(String.init) ?? []
         revokedAt = (try row.decode(Double?.self, forColumn: "revoked_at")).map(Date.init(timeIntervalSince1970:))
         revokeReason = (try row.decode(forColumn: "revoke_reason"))
+        hash = try row.decode(Data.self, forColumn: "hash")
         refusedCode = try row.decode(String?.self, forColumn: "refused_code")
         refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
     }

@@ -1,0 +1,144 @@
+import CTBusConsole
+import CTBusJournal
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import Hummingbird
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The node console over real HTTP on 127.0.0.1, on journals a real bus filled: what a person
+/// opening the pages sees, and the headers and escaping that keep the pages safe.
+@Suite("Console", .serialized)
+struct ConsoleTests {
+    /// A console serving `journal` until `body` returns.
+    static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification,
+                           _ body: (URL) async throws -> T) async throws -> T {
+        let port = try LocalBus.freePortForTests()
+        let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, port: port,
+                                        logger: LocalBus.defaultLogger)
+        let running = Mutex(false)
+        let group = ServiceGroup(configuration: .init(services: [console.application { running.withLock { $0 = true } }],
+                                                      gracefulShutdownSignals: [], logger: LocalBus.defaultLogger))
+        let server = Task { try await group.run() }
+        defer { server.cancel() }
+        // Polled with Task.sleep: a blocking wait would hold one of the few threads the server's tasks run on.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !running.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(running.withLock { $0 }, "the console did not start")
+        let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
+        await group.triggerGracefulShutdown()
+        _ = try? await server.value
+        return result
+    }
+
+    struct Page {
+        let status: Int
+        let headers: [String: String]
+        let body: String
+    }
+
+    static func get(_ base: URL, _ path: String) async throws -> Page {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: path, relativeTo: base)!)
+        let http = try #require(response as? HTTPURLResponse)
+        var headers: [String: String] = [:]
+        for (key, value) in http.allHeaderFields { headers["\(key)".lowercased()] = "\(value)" }
+        return Page(status: http.statusCode, headers: headers, body: String(decoding: data, as: UTF8.self))
+    }
+
+    static func occurrences(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
+
+    @Test("Journal, message and traceability pages over a real bus: filters, banners, withheld parts, escaping, headers")
+    func pages() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let script = "<script>alert(\"pwned\")</script>"
+        let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: script), from: "cted")
+        let nigeria = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
+                                      from: "cted")
+        var restricted = SampleMessages.recommendation(memberState: "TUN")
+        var restriction = MemberStateRestriction()
+        restriction.state = "TUN"
+        restriction.requestedOn = "2026-03-01"
+        restriction.scope = .partial
+        restriction.fieldPaths = ["recommendation_text"]
+        restriction.allowedNodes = ["oct"]
+        restricted.envelope.handling.memberStateRestriction = restriction
+        let tunisia = try bus.publish(restricted, from: "cted")
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
+
+        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential) { base in
+            let journal = try await Self.get(base, "/journal")
+            #expect(journal.status == 200)
+            #expect(journal.headers["content-security-policy"]?.hasPrefix("default-src 'none'") == true)
+            #expect(journal.headers["x-frame-options"] == "DENY" && journal.headers["cache-control"] == "no-store")
+            #expect(journal.headers["x-content-type-options"] == "nosniff")
+            for id in [kenya, nigeria, tunisia] { #expect(journal.body.contains("/messages/\(id)")) }
+            #expect(Self.occurrences("<div class=\"marking\">CONFIDENTIAL</div>", in: journal.body) == 2) // top and bottom
+
+            let filtered = try await Self.get(base, "/journal?member_state=KEN")
+            #expect(filtered.body.contains(kenya) && !filtered.body.contains(nigeria))
+            let wrongType = try await Self.get(base, "/journal?type=NOTHING")
+            #expect(wrongType.status == 400)
+
+            let message = try await Self.get(base, "/messages/\(kenya)")
+            #expect(message.status == 200)
+            #expect(!message.body.contains(script))
+            #expect(message.body.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;"))
+            #expect(!message.body.lowercased().contains("<script"))
+
+            let missing = try await Self.get(base, "/messages/\(MessageID.generate())")
+            #expect(missing.status == 404 && missing.headers["content-security-policy"] != nil)
+            let nowhere = try await Self.get(base, "/nowhere")
+            #expect(nowhere.status == 404)
+
+            let trace = try await Self.get(base, "/trace")
+            #expect(trace.body.contains("<svg") && trace.body.contains("0% of 1"))
+            let status = try await Self.get(base, "/status")
+            #expect(status.body.contains("Journal entries"))
+        }
+
+        // The redacted copy at wg-border: the part is shown as withheld, at the State's request.
+        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+            let page = try await Self.get(base, "/messages/\(tunisia)")
+            #expect(page.body.contains("recommendation_text: withheld at the request of TUN"))
+        }
+
+        // Coverage changes once OCT's matrix arrives.
+        _ = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
+        #expect(try Wait.until { try border.count() == 4 })
+        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+            let trace = try await Self.get(base, "/trace")
+            #expect(trace.body.contains("100% of 1"), "\(trace.body)")
+        }
+    }
+
+    @Test("Nothing above the node's clearance is shown, even if its journal holds it; the console binds to loopback only")
+    func clearanceAndBinding() async throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = try NodeJournal(path: folder.appendingPathComponent("wg-rights.journal.sqlite").path)
+        var secret = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
+        secret.envelope.originator = "cted"
+        try journal.recordDelivery(envelope: secret.envelope, payload: try secret.payload!.serialized(), sequence: 1)
+        try await Self.serving(journal, node: "wg-rights", clearance: .unclassified) { base in
+            let listing = try await Self.get(base, "/journal")
+            #expect(!listing.body.contains(secret.envelope.messageID))
+            let shown = try await Self.get(base, "/messages/\(secret.envelope.messageID)")
+            #expect(shown.status == 404)
+        }
+        #expect(throws: ConfigurationError.self) {
+            _ = try ConsoleServer(nodeId: "wg-rights", clearance: .unclassified, journal: journal, host: "0.0.0.0", port: 8470)
+        }
+    }
+}
