@@ -142,3 +142,57 @@ struct ConsoleTests {
         }
     }
 }
+
+/// The console in a real headless browser (Debian's chromium and chromedriver, driven by
+/// Selenium from Debian's python3-selenium): Tests/browser/console_browser.py does what a person
+/// does and checks what the page shows. `CTBUS_SCREENSHOTS=DIR` keeps its screenshots (the README's).
+@Suite("Console in a browser", .serialized)
+struct ConsoleBrowserTests {
+    /// Runs one step of the browser script; returns its exit status and what it printed.
+    static func browser(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [CommandLineTests.root.appendingPathComponent("Tests/browser/console_browser.py").path] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        // Awaited, not waited for: the console answering the browser runs on this process's task threads.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume() }
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    @Test("A person's path: the journal with its banner, a Member State filter, a message shown as text, a withheld part, coverage changing")
+    func browse() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "<script>window.pwned = true</script> Train the border police."),
+                                    from: "cted")
+        _ = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)), from: "cted")
+        var restricted = SampleMessages.recommendation(memberState: "TUN")
+        var restriction = MemberStateRestriction()
+        restriction.state = "TUN"
+        restriction.requestedOn = "2026-03-01"
+        restriction.scope = .partial
+        restriction.fieldPaths = ["recommendation_text"]
+        restriction.allowedNodes = ["oct"]
+        restricted.envelope.handling.memberStateRestriction = restriction
+        let tunisia = try bus.publish(restricted, from: "cted")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until { try border.count() == 3 })
+
+        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { base in
+            let first = try await Self.browser(["journal", base.absoluteString, kenya, tunisia])
+            #expect(first.status == 0, "\(first.output)")
+            _ = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
+            let second = try await Self.browser(["coverage", base.absoluteString, "100%"])
+            #expect(second.status == 0, "\(second.output)")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Drives the node console in headless Chromium, as a person would, and checks what the pages show.
+
+Usage: console_browser.py STEP BASE_URL [ARGS...]
+  journal BASE KEN_ID TUN_ID   open the journal, filter by Member State, open the Kenyan recommendation
+                               and the Tunisian one with its withheld part; the trace page's coverage
+  coverage BASE PERCENT        reload the trace page until it shows PERCENT (bounded)
+Screenshots go to $CTBUS_SCREENSHOTS when it is set. Exit status 0 when every check holds; otherwise
+one line per failed check on stderr and status 1. Uses Debian's chromium, chromedriver and
+python3-selenium only: it never downloads a browser or a driver.
+"""
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+failures = []
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+
+
+def shot(driver, name):
+    folder = os.environ.get("CTBUS_SCREENSHOTS")
+    if folder:
+        driver.save_screenshot(os.path.join(folder, name + ".png"))
+
+
+def journal(driver, base, kenya, tunisia):
+    driver.get(base + "/journal")
+    check("Journal" in driver.title, "the journal page has its title")
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.journal tbody tr")
+    check(len(rows) >= 3, f"the journal lists the messages (found {len(rows)} rows)")
+    markings = driver.find_elements(By.CLASS_NAME, "marking")
+    check(len(markings) == 2 and markings[0].text == "CONFIDENTIAL", "a CONFIDENTIAL banner at the top and the bottom")
+    shot(driver, "journal")
+    field = driver.find_element(By.NAME, "member_state")
+    field.send_keys("KEN")
+    driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.journal tbody tr")
+    states = {row.find_elements(By.TAG_NAME, "td")[3].text for row in rows}
+    check(states == {"KEN"}, f"the Member State filter keeps KEN only (found {sorted(states)})")
+    driver.find_element(By.CSS_SELECTOR, f"a[href='/messages/{kenya}']").click()
+    body = driver.find_element(By.TAG_NAME, "main").text
+    check("<script>" in body, "the script-like recommendation text is shown as text")
+    check(driver.execute_script("return window.pwned === undefined") is True, "no script from a message ran")
+    driver.get(base + f"/messages/{tunisia}")
+    withheld = [item.text for item in driver.find_elements(By.CSS_SELECTOR, "ul.withheld li")]
+    check("recommendation_text: withheld at the request of TUN" in withheld, f"the withheld part is named (found {withheld})")
+    shot(driver, "message")
+    driver.get(base + "/trace")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2, "the trace page draws two coverage charts")
+    shot(driver, "trace")
+
+
+def coverage(driver, base, percent):
+    deadline = time.monotonic() + 15
+    while True:
+        driver.get(base + "/trace")
+        labels = [text.text for text in driver.find_elements(By.CSS_SELECTOR, "svg.chart text")]
+        if any(label.startswith(percent) for label in labels):
+            shot(driver, "trace")
+            return
+        if time.monotonic() > deadline:
+            check(False, f"the trace page shows {percent} coverage (labels: {labels})")
+            return
+        time.sleep(0.2)
+
+
+def main():
+    step, base, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
+    driver = browser()
+    try:
+        {"journal": journal, "coverage": coverage}[step](driver, base, *arguments)
+    finally:
+        driver.quit()
+    for failure in failures:
+        print("FAILED: " + failure, file=sys.stderr)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
