@@ -16,6 +16,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 failures = []
 
@@ -30,7 +31,17 @@ def browser():
     options.binary_location = "/usr/bin/chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def wait_for_url(driver, part):
+    """A click that navigates returns before the next page is there: wait (bounded) until it is."""
+    try:
+        WebDriverWait(driver, 30).until(lambda d: part in d.current_url and d.execute_script("return document.readyState") == "complete")
+    except Exception:
+        check(False, f"the browser reached a page whose address holds {part} (it is at {driver.current_url})")
 
 
 def shot(driver, name):
@@ -50,10 +61,12 @@ def journal(driver, base, kenya, tunisia):
     field = driver.find_element(By.NAME, "member_state")
     field.send_keys("KEN")
     driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    wait_for_url(driver, "member_state=KEN")
     rows = driver.find_elements(By.CSS_SELECTOR, "table.journal tbody tr")
     states = {row.find_elements(By.TAG_NAME, "td")[3].text for row in rows}
     check(states == {"KEN"}, f"the Member State filter keeps KEN only (found {sorted(states)})")
     driver.find_element(By.CSS_SELECTOR, f"a[href='/messages/{kenya}']").click()
+    wait_for_url(driver, f"/messages/{kenya}")
     body = driver.find_element(By.TAG_NAME, "main").text
     check("<script>" in body, "the script-like recommendation text is shown as text")
     check(driver.execute_script("return window.pwned === undefined") is True, "no script from a message ran")
@@ -67,7 +80,7 @@ def journal(driver, base, kenya, tunisia):
 
 
 def coverage(driver, base, percent):
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         driver.get(base + "/trace")
         labels = [text.text for text in driver.find_elements(By.CSS_SELECTOR, "svg.chart text")]
