@@ -277,11 +277,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     static func checkOtherTables(_ db: Database) -> [String] {
         var damage: [String] = []
         func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
-            do {
-                for row in try Row.fetchAll(db, sql: sql) { try decode(row) }
-            } catch {
-                damage.append("the \(table) cannot be read: \(ChainVerifier.describe(error))")
-            }
+            if let problem = ChainVerifier.unreadable(table, sql: sql, in: db, decode: decode) { damage.append(problem) }
         }
         check("delivery queue", "SELECT * FROM delivery") { row in
             _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "sequence"),

@@ -138,6 +138,16 @@ enum ChainVerifier {
         }
     }
 
+    /// Reads every row of `sql` with `decode` (as the commands read them); says what could not be read.
+    static func unreadable(_ table: String, sql: String, in db: Database, decode: (Row) throws -> Void) -> String? {
+        do {
+            for row in try Row.fetchAll(db, sql: sql) { try decode(row) }
+            return nil
+        } catch {
+            return "the \(table) cannot be read: \(describe(error))"
+        }
+    }
+
     /// SQLite's `integrity_check` (at most 20 problems), or why it could not run.
     static func integrityProblems(_ db: Database, quick: Bool = false) -> [String] {
         do {

@@ -393,11 +393,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     static func checkOtherTables(_ db: Database) -> [String] {
         var damage: [String] = []
         func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
-            do {
-                for row in try Row.fetchAll(db, sql: sql) { try decode(row) }
-            } catch {
-                damage.append("the \(table) cannot be read: \(ChainVerifier.describe(error))")
-            }
+            if let problem = ChainVerifier.unreadable(table, sql: sql, in: db, decode: decode) { damage.append(problem) }
         }
         check("outbox", "SELECT * FROM outbox") { row in
             _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(String.self, forColumn: "message_id"),

@@ -58,6 +58,20 @@ public enum SampleMessages {
         return message
     }
 
+    /// `message` with a PARTIAL Member State restriction: `fields` are withheld from every node
+    /// outside `allowed`, at `state`'s request.
+    public static func restricted(_ message: BusMessage, state: String, fields: [String], allowed: [String]) -> BusMessage {
+        var message = message
+        var restriction = MemberStateRestriction()
+        restriction.state = state
+        restriction.requestedOn = "2026-03-01"
+        restriction.scope = .partial
+        restriction.fieldPaths = fields
+        restriction.allowedNodes = allowed
+        message.envelope.handling.memberStateRestriction = restriction
+        return message
+    }
+
     /// A mission report (CTED or OCT).
     public static func missionReport(memberState: String = "KEN", handling: Handling = handling(.unclassified),
                                      tags: [String] = ["border-security"], reportsOn visit: String? = nil,

@@ -64,15 +64,8 @@ struct ConsoleTests {
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: script), from: "cted")
         let nigeria = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
                                       from: "cted")
-        var restricted = SampleMessages.recommendation(memberState: "TUN")
-        var restriction = MemberStateRestriction()
-        restriction.state = "TUN"
-        restriction.requestedOn = "2026-03-01"
-        restriction.scope = .partial
-        restriction.fieldPaths = ["recommendation_text"]
-        restriction.allowedNodes = ["oct"]
-        restricted.envelope.handling.memberStateRestriction = restriction
-        let tunisia = try bus.publish(restricted, from: "cted")
+        let tunisia = try bus.publish(SampleMessages.restricted(SampleMessages.recommendation(memberState: "TUN"), state: "TUN",
+                                                               fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
@@ -175,15 +168,8 @@ struct ConsoleBrowserTests {
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "<script>window.pwned = true</script> Train the border police."),
                                     from: "cted")
         _ = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)), from: "cted")
-        var restricted = SampleMessages.recommendation(memberState: "TUN")
-        var restriction = MemberStateRestriction()
-        restriction.state = "TUN"
-        restriction.requestedOn = "2026-03-01"
-        restriction.scope = .partial
-        restriction.fieldPaths = ["recommendation_text"]
-        restriction.allowedNodes = ["oct"]
-        restricted.envelope.handling.memberStateRestriction = restriction
-        let tunisia = try bus.publish(restricted, from: "cted")
+        let tunisia = try bus.publish(SampleMessages.restricted(SampleMessages.recommendation(memberState: "TUN"), state: "TUN",
+                                                               fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try border.count() == 3 })
 
