@@ -1,4 +1,7 @@
 import ArgumentParser
+import CTBusConsole
+import CTBusTrace
+import ServiceLifecycle
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
@@ -14,6 +17,9 @@ struct DemoCommand: ParsableCommand {
 
     @Flag(help: "Keep the temporary folder (keys, registry, store, journals) and print its path.")
     var keep = false
+
+    @Flag(help: "Keep the broker, the nodes and the consoles running until Ctrl-C (SIGINT) or SIGTERM.")
+    var keepRunning = false
 
     @Option(help: "Log level of broker and nodes (to stderr): trace, debug, info, notice, warning, error, critical.")
     var logLevel = "critical"
@@ -31,6 +37,7 @@ struct DemoCommand: ParsableCommand {
     ]
 
     private func runDemo() throws {
+        if keepRunning { blockTerminationSignals() } // before any thread starts: sigwait takes them
         let bus = try LocalBus(nodes: Self.nodes, logger: makeLogger(label: "ctbus", level: logLevel))
         defer { bus.shutdown(removeFolder: !keep) }
         print("CTBus demo: broker on \(bus.endpoint), CURVE keys in \(bus.folder.path)")
@@ -133,6 +140,67 @@ struct DemoCommand: ParsableCommand {
         print("")
         print(acknowledged ? "Every publication was acknowledged by the broker and every journal holds exactly what the policy allows."
                            : "Some publications were not acknowledged in time.")
+
+        // Resolution 2395: which recommendations OCT's activities answer, as OCT's journal shows it.
+        var messages: [Traceability.Message] = []
+        for entry in try journals["oct"]!.entries() {
+            let message = try entry.message()
+            if let payload = message.payload { messages.append(Traceability.Message(envelope: message.envelope, payload: payload)) }
+        }
+        print("")
+        print("Traceability (OCT's journal; ctbus trace)")
+        print("")
+        print(TraceCommand.table(Traceability.report(messages), width: 98).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n"), terminator: "")
+
+        try serveConsoles(bus: bus, journals: journals)
         if keep { print("Kept: \(bus.folder.path)") }
+    }
+
+    /// Consoles for OCT and a working group: their addresses are printed; with --keep-running they
+    /// serve until a signal, otherwise they stop at once with the demo.
+    private func serveConsoles(bus: LocalBus, journals: [String: NodeJournal]) throws {
+        var consoles: [(node: String, address: String, application: any Service)] = []
+        let started = DispatchSemaphore(value: 0)
+        for (node, preferred) in [("oct", 8470), ("wg-border", 8471)] {
+            guard let profile = bus.registry.entry(id: node)?.profile else { continue }
+            let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
+            let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!, port: port,
+                                           logger: makeLogger(label: "ctbus.console", level: logLevel))
+            consoles.append((node, "http://127.0.0.1:\(port)/", server.application { started.signal() }))
+        }
+        let group = ServiceGroup(configuration: .init(services: consoles.map(\.application), gracefulShutdownSignals: [],
+                                                      logger: makeLogger(label: "ctbus.console", level: logLevel)))
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            try? await group.run()
+            done.signal()
+        }
+        let listening = consoles.indices.allSatisfy { _ in started.wait(timeout: .now() + 15) == .success }
+        print("")
+        print(listening ? "Consoles" : "Consoles (not all of them started)")
+        for console in consoles { print("  \(console.node.padding(toLength: 10, withPad: " ", startingAt: 0)) \(console.address)") }
+        if keepRunning {
+            print("")
+            print("Broker, nodes and consoles keep running; Ctrl-C stops them.")
+            fflush(nil) // what was printed reaches a pipe or file now, not at exit
+            _ = waitForTerminationSignal()
+        }
+        Task { await group.triggerGracefulShutdown() }
+        done.wait()
+    }
+
+    /// Whether a TCP port on 127.0.0.1 can be bound now.
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 }

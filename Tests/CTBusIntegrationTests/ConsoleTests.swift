@@ -182,3 +182,28 @@ struct ConsoleBrowserTests {
         }
     }
 }
+
+extension ConsoleBrowserTests {
+    @Test("ctbus demo --keep-running serves consoles for OCT and a working group until Ctrl-C, then exits 0")
+    func demoConsoles() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-demo-\(UUID().uuidString.prefix(8)).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let demo = try CommandLineTests.start(["demo", "--keep-running"], log: log)
+        defer { if demo.isRunning { kill(demo.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var output = ""
+        while !output.contains("Ctrl-C stops them"), demo.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        }
+        let addresses = output.split(separator: "\n").compactMap { line in line.split(separator: " ").last.flatMap { $0.hasPrefix("http://") ? String($0) : nil } }
+        #expect(addresses.count == 2, "\(output)")
+        for address in addresses {
+            let page = try await ConsoleTests.get(URL(string: address)!, "/trace")
+            #expect(page.status == 200 && page.body.contains("<svg"))
+        }
+        kill(demo.processIdentifier, SIGINT)
+        while demo.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!demo.isRunning && demo.terminationStatus == 0)
+    }
+}
