@@ -22,7 +22,7 @@ public struct ConsoleServer: Sendable {
     public let journal: NodeJournal
     public let host: String
     public let port: Int
-    let logger: Logger
+    public let logger: Logger
 
     /// Refuses an address other than loopback: until authentication is configured, the console
     /// serves the local user only.

@@ -33,6 +33,19 @@ public struct NodeConfiguration: Sendable, Codable {
     /// Whether a node whose journal holds nothing yet asks the broker for the retained messages
     /// it is entitled to (a node that joined late). Default true.
     public var requestBacklog: Bool
+    /// The console (`ctbus node` serves it beside the node when set): `{"port": 8470}`, bound to
+    /// 127.0.0.1 unless `bind` says otherwise (loopback only for now).
+    public var http: HTTPSettings?
+
+    public struct HTTPSettings: Sendable, Codable, Equatable {
+        public var port: Int
+        public var bind: String?
+
+        public init(port: Int, bind: String? = nil) {
+            self.port = port
+            self.bind = bind
+        }
+    }
 
     public init(nodeId: String, brokerEndpoint: String, brokerPublicKey: String? = nil, brokerPublicKeyFile: String? = nil,
                 secretKeyFile: String, journalPath: String, clearance: String, heartbeatIntervalMilliseconds: Int = 1_000,
@@ -58,7 +71,7 @@ public struct NodeConfiguration: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
-        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog
+        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http
     }
 
     public init(from decoder: any Decoder) throws {
@@ -78,6 +91,7 @@ public struct NodeConfiguration: Sendable, Codable {
             reconnectMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMilliseconds) ?? 100,
             reconnectMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMilliseconds) ?? 5_000,
             requestBacklog: try c.decodeIfPresent(Bool.self, forKey: .requestBacklog) ?? true)
+        http = try c.decodeIfPresent(HTTPSettings.self, forKey: .http)
     }
 
     /// The broker's public key, from the key itself or its file; a missing or malformed file

@@ -1,7 +1,9 @@
 import ArgumentParser
 import CTBusBroker
+import CTBusConsole
 import CTBusNode
 import Foundation
+import ServiceLifecycle
 
 struct BrokerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,7 +36,22 @@ struct NodeCommand: ParsableCommand {
     func run() throws {
         try runDaemon(named: "node") { fatal in
             let node = try Node(configurationFile: config, logger: makeLogger(label: "ctbus.node", level: logLevel), onFatal: fatal)
-            return node.stop
+            guard let http = node.configuration.http else { return node.stop }
+            // The configuration's http section: the console beside the node, on the node's journal.
+            let console: BackgroundConsole
+            do {
+                console = try BackgroundConsole(
+                    ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel, journal: node.journal,
+                                  host: http.bind ?? "127.0.0.1", port: http.port, logger: makeLogger(label: "ctbus.console", level: logLevel)),
+                    fatal: fatal)
+            } catch {
+                node.stop()
+                throw error
+            }
+            return {
+                console.stop()
+                node.stop()
+            }
         }
     }
 }
@@ -57,5 +74,37 @@ func runDaemon(named name: String, start: (_ fatal: @escaping @Sendable (String)
         }
         FileHandle.standardError.write(Data("ctbus: \(name) stopping (signal \(signalNumber))\n".utf8))
         stop()
+    }
+}
+
+/// A console served on its own tasks beside a daemon; `stop` shuts it down gracefully and waits.
+final class BackgroundConsole: Sendable {
+    private let group: ServiceGroup
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ server: ConsoleServer, fatal: @escaping @Sendable (String) -> Void) throws {
+        let started = DispatchSemaphore(value: 0)
+        let address = "http://\(server.host):\(server.port)/"
+        group = ServiceGroup(configuration: .init(services: [server.application { started.signal() }], gracefulShutdownSignals: [],
+                                                  logger: server.logger))
+        let group = group
+        let done = done
+        Task {
+            do {
+                try await group.run()
+            } catch {
+                fatal("the console could not serve \(address): \(error)")
+            }
+            done.signal()
+        }
+        if started.wait(timeout: .now() + 15) == .success {
+            FileHandle.standardError.write(Data("ctbus: console at \(address)\n".utf8))
+        }
+    }
+
+    func stop() {
+        let group = group
+        Task { await group.triggerGracefulShutdown() }
+        done.wait()
     }
 }

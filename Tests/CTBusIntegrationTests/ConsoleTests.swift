@@ -1,5 +1,6 @@
 import CTBusConsole
 import CTBusJournal
+import CTBusNode
 import CTBusSchema
 import CTBusTesting
 import Foundation
@@ -205,5 +206,37 @@ extension ConsoleBrowserTests {
         kill(demo.processIdentifier, SIGINT)
         while demo.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(!demo.isRunning && demo.terminationStatus == 0)
+    }
+}
+
+extension ConsoleBrowserTests {
+    @Test("A node configuration with an http section: ctbus node serves the console beside the node, and stops it on SIGTERM")
+    func nodeServesConsole() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        try bus.writeConfigurationFiles()
+        var configuration = bus.nodeConfiguration("oct")
+        let port = try LocalBus.freePortForTests()
+        configuration.http = .init(port: port)
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: bus.nodeConfigurationPath("oct")))
+        let log = bus.folder.appendingPathComponent("oct.log")
+        let node = try CommandLineTests.start(["node", "--config", bus.nodeConfigurationPath("oct")], log: log)
+        defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("ctbus: console at"), node.isRunning, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        var page = try await ConsoleTests.get(URL(string: "http://127.0.0.1:\(port)")!, "/journal")
+        while !page.body.contains(id), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            page = try await ConsoleTests.get(URL(string: "http://127.0.0.1:\(port)")!, "/journal")
+        }
+        #expect(page.status == 200 && page.body.contains(id))
+        kill(node.processIdentifier, SIGTERM)
+        while node.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!node.isRunning && node.terminationStatus == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 }
