@@ -104,22 +104,18 @@ final class BrokerLoop {
         let size: Int
     }
 
-    /// Reads and handles up to a batch of frames; returns how many it read.
-    @discardableResult
-    private func drain() throws -> Int {
+    private func drain() throws {
         freed = []
         var publishes: [PendingPublish] = []
         var revokes: [(routingId: [UInt8], nodeId: String, revoke: Revoke)] = []
-        var read = 0
-        while read < batchLimit, let message = try socket.receive(dontWait: true) {
-            read += 1
+        for _ in 0..<batchLimit {
+            guard let message = try socket.receive(dontWait: true) else { break }
             handle(message, publishes: &publishes, revokes: &revokes)
         }
         if !publishes.isEmpty { process(publishes) }
         for nodeId in freed { pump(nodeId) }
         // After the batch's publications, so a message published and revoked together is known.
         for item in revokes { revoke(item.revoke, by: item.nodeId, replyTo: item.routingId) }
-        return read
     }
 
     private func handle(_ message: ReceivedMessage, publishes: inout [PendingPublish],

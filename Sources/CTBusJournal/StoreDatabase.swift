@@ -39,7 +39,6 @@ extension CheckedStoreFile {
 /// crash of the process or the machine. Every failure comes out as a `StoreError`.
 struct StoreDatabase: Sendable {
     let path: String
-    let access: StoreAccess
     let reader: any DatabaseReader
     /// The writer; nil when opened read-only.
     let pool: DatabasePool?
@@ -49,7 +48,6 @@ struct StoreDatabase: Sendable {
 
     init(path: String, migrator: DatabaseMigrator, access: StoreAccess = .readWrite) throws(StoreError) {
         self.path = path
-        self.access = access
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         switch access {
@@ -75,26 +73,29 @@ struct StoreDatabase: Sendable {
             // A log left by a crash is reported, not recovered: recovery is the owner's business.
             // While a daemon holds the file, an unfinished transaction in the log is its work in
             // progress, not damage.
-            recovery = FileLock.isHeld(path) ? nil : WriteAheadLog.unfinishedBytes(ofDatabaseAt: path).map {
+            let held = FileLock.isHeld(path)
+            recovery = held ? nil : WriteAheadLog.unfinishedBytes(ofDatabaseAt: path).map {
                 "the last write before a crash was incomplete: the log ends with \($0) bytes of an unfinished transaction, "
                     + "which are not part of the file (its owner discards them when it next opens it)"
             }
             configuration.readonly = true
             pool = nil
             checkpointer = nil
-            reader = try Self.openReadOnly(path: path, configuration: configuration, migrator: migrator)
+            reader = try Self.openReadOnly(path: path, held: held, configuration: configuration, migrator: migrator)
         }
     }
 
     /// Opens without writing anything. With no write-ahead log beside the file (a store closed
     /// cleanly, or a copy of one), SQLite reads it as immutable: it touches no file at all, not
-    /// even a lock or a -shm. With a log, it reads the log too (`mode=ro`), which needs the -shm.
-    private static func openReadOnly(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws(StoreError) -> DatabaseQueue {
+    /// even a lock or a -shm. With a log, or while a daemon holds the file (`held`), it reads the
+    /// log too (`mode=ro`), which needs the -shm.
+    private static func openReadOnly(path: String, held: Bool, configuration: Configuration,
+                                     migrator: DatabaseMigrator) throws(StoreError) -> DatabaseQueue {
         let logSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
         let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? path
         // A rollback journal beside it means a process is creating the file right now: read it
         // the ordinary way then, never as immutable.
-        let busy = logSize > 0 || FileManager.default.fileExists(atPath: path + "-journal") || FileLock.isHeld(path)
+        let busy = held || logSize > 0 || FileManager.default.fileExists(atPath: path + "-journal")
         let uri = "file:\(encoded)?" + (busy ? "mode=ro" : "immutable=1")
         do {
             let queue = try DatabaseQueue(path: uri, configuration: configuration)

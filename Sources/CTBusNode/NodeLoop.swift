@@ -209,18 +209,14 @@ final class NodeLoop {
     /// Reads what the broker sent, up to a batch. Deliveries and acknowledgements of the batch
     /// are journaled in one transaction each (one fsync), and only then is the cumulative
     /// DeliveryAck sent.
-    /// Returns how many frames it read.
-    @discardableResult
-    private func drain(until thread: LoopThread) throws -> Int {
+    private func drain(until thread: LoopThread) throws {
         var deliveries: [IncomingDelivery] = []
         var handledThrough: UInt64?
         var acknowledgements: [(messageId: String, originator: String)] = []
         var revocations: [(messageId: String, reason: String)] = []
         var revokesAcknowledged: [String] = []
-        var read = 0
         for _ in 0..<512 where !thread.isStopping && !replaced {
             guard let message = try socket.receive(dontWait: true) else { break }
-            read += 1
             lastHeard = .now
             guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
                   let kind = frame.kind else {
@@ -265,7 +261,7 @@ final class NodeLoop {
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
         if !revokesAcknowledged.isEmpty { try journal.confirmRevocations(revokesAcknowledged) }
-        guard let through = handledThrough else { return read }
+        guard let through = handledThrough else { return }
         do {
             let fresh = try journal.recordDeliveries(deliveries)
             // After the deliveries: a revocation may concern a message of the same batch.
@@ -275,12 +271,11 @@ final class NodeLoop {
             // Not journaled: acknowledge nothing; a new session sends it all again.
             throttled.log("journal-failed", .error, "could not journal deliveries", metadata: ["error": "\(error)", "count": "\(deliveries.count)"])
             setWelcomed(false)
-            return read
+            return
         }
         var ack = DeliveryAck()
         ack.throughSequence = through
         send(.deliveryAck(ack))
-        return read
     }
 
     /// Defence in depth: whatever the broker decided, this node does not hold a message above
