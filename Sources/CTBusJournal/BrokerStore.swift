@@ -196,13 +196,13 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             guard let message = try Row.fetchOne(db, sql: "SELECT originator, type, classification, received_at FROM message WHERE message_id = ?",
                                                  arguments: [messageId]) else { return nil }
             let entries = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId]).map { row in
-                AuditEntry(nodeId: (try row.decode(forColumn: "node_id")), outcome: AuditEntry.Outcome(rawValue: (try row.decode(forColumn: "outcome"))) ?? .refused,
-                           rule: (try row.decode(forColumn: "rule")), reason: (try row.decode(forColumn: "reason")),
-                           recordedAt: Date(timeIntervalSince1970: (try row.decode(forColumn: "recorded_at"))))
+                try AuditEntry(nodeId: row.decode(forColumn: "node_id"), outcome: AuditEntry.Outcome(rawValue: row.decode(forColumn: "outcome")) ?? .refused,
+                               rule: row.decode(forColumn: "rule"), reason: row.decode(forColumn: "reason"),
+                               recordedAt: Date(timeIntervalSince1970: row.decode(forColumn: "recorded_at")))
             }
-            return AuditTrail(messageId: messageId, originator: (try message.decode(forColumn: "originator")), typeName: (try message.decode(forColumn: "type")),
-                              classificationName: (try message.decode(forColumn: "classification")),
-                              storedAt: Date(timeIntervalSince1970: (try message.decode(forColumn: "received_at"))), entries: entries)
+            return try AuditTrail(messageId: messageId, originator: message.decode(forColumn: "originator"),
+                                  typeName: message.decode(forColumn: "type"), classificationName: message.decode(forColumn: "classification"),
+                                  storedAt: Date(timeIntervalSince1970: message.decode(forColumn: "received_at")), entries: entries)
         }
     }
 
@@ -224,9 +224,9 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
-                let messageId: String = (try row.decode(atIndex: 0))
+                let messageId: String = try row.decode(atIndex: 0)
                 guard !alreadyQueued.contains(messageId),
-                      let recipient = entitle((try row.decode(atIndex: 1)), (try row.decode(atIndex: 2))), recipient.nodeId == nodeId else { continue }
+                      let recipient = entitle(try row.decode(atIndex: 1), try row.decode(atIndex: 2)), recipient.nodeId == nodeId else { continue }
                 _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
@@ -275,31 +275,30 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Reads the delivery queues, the audit trail and the sequence counters as the broker and
     /// `ctbus audit` read them.
     static func checkOtherTables(_ db: Database) -> [String] {
-        var damage: [String] = []
-        func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
-            if let problem = ChainVerifier.unreadable(table, sql: sql, in: db, decode: decode) { damage.append(problem) }
-        }
-        check("delivery queue", "SELECT * FROM delivery") { row in
-            _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "sequence"),
-                     row.decode(String.self, forColumn: "message_id"), row.decode(Data?.self, forColumn: "redacted_payload"),
-                     row.decode(String?.self, forColumn: "redacted_paths"), row.decode(String?.self, forColumn: "revocation_reason"))
-        }
-        check("audit trail", "SELECT * FROM audit") { row in
-            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "node_id"),
-                     row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "rule"),
-                     row.decode(String.self, forColumn: "reason"), row.decode(Double.self, forColumn: "recorded_at"))
-        }
-        check("sequence counters", "SELECT * FROM recipient") { row in
-            _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "last_sequence"))
-        }
-        return damage
+        [
+            ChainVerifier.unreadable("delivery queue", sql: "SELECT * FROM delivery", in: db) { row in
+                _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "sequence"),
+                         row.decode(String.self, forColumn: "message_id"), row.decode(Data?.self, forColumn: "redacted_payload"),
+                         row.decode(String?.self, forColumn: "redacted_paths"), row.decode(String?.self, forColumn: "revocation_reason"))
+            },
+            ChainVerifier.unreadable("audit trail", sql: "SELECT * FROM audit", in: db) { row in
+                _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "node_id"),
+                         row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "rule"),
+                         row.decode(String.self, forColumn: "reason"), row.decode(Double.self, forColumn: "recorded_at"))
+            },
+            ChainVerifier.unreadable("sequence counters", sql: "SELECT * FROM recipient", in: db) { row in
+                _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "last_sequence"))
+            },
+        ].compactMap { $0 }
     }
 
     /// What the broker checks before it writes to its store (`ChainVerifier.startProblem`).
     /// Throws `StoreError.damaged` naming the file and what helps.
     public func checkAtStart() throws(StoreError) {
         let problem = try database.read { db in
-            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2", what: "message", decode: Self.chainRow)
+            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: """
+                SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2
+                """, what: "message", decode: Self.chainRow)
         }
         guard let problem else { return }
         throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "
@@ -316,10 +315,11 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
-                QueuedDelivery(sequence: UInt64(bitPattern: (try row.decode(atIndex: 0))), messageId: (try row.decode(atIndex: 1)), envelope: (try row.decode(atIndex: 2)), payload: (try row.decode(atIndex: 3)),
-                               redactedPaths: (try row.decode(String?.self, atIndex: 4))?.split(separator: ",").map(String.init) ?? [],
-                               revocationReason: (try row.decode(atIndex: 5)), originator: (try row.decode(atIndex: 6)),
-                               expiresAt: (try row.decode(Double?.self, atIndex: 7)).map(Date.init(timeIntervalSince1970:)))
+                try QueuedDelivery(sequence: UInt64(bitPattern: row.decode(atIndex: 0)), messageId: row.decode(atIndex: 1),
+                                   envelope: row.decode(atIndex: 2), payload: row.decode(atIndex: 3),
+                                   redactedPaths: row.decode(String?.self, atIndex: 4)?.split(separator: ",").map(String.init) ?? [],
+                                   revocationReason: row.decode(atIndex: 5), originator: row.decode(atIndex: 6),
+                                   expiresAt: row.decode(Double?.self, atIndex: 7).map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -352,8 +352,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT originator, revoked_at FROM message WHERE message_id = ?",
                                              arguments: [messageId]) else { return .notFound }
-            guard (try row.decode(forColumn: "originator")) == originator else { return .notOriginator }
-            if (try row.decode(Double?.self, forColumn: "revoked_at")) != nil { return .alreadyRevoked }
+            guard try row.decode(forColumn: "originator") == originator else { return .notOriginator }
+            if try row.decode(Double?.self, forColumn: "revoked_at") != nil { return .alreadyRevoked }
             try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ? WHERE message_id = ?",
                            arguments: [now.timeIntervalSince1970, reason, messageId])
             let recipients = try String.fetchAll(db, sql: """
@@ -393,7 +393,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     /// Makes the store's writer fail as on a full disk once the file would grow past its
     /// present size (SQLite's own limit, `max_page_count`, gives the same SQLITE_FULL a full
-    /// disk gives); nil lifts the limit. For fault tests of a running broker.
+    /// disk gives); false lifts the limit. For fault tests of a running broker.
     public func simulateFullDisk(_ full: Bool) throws(StoreError) {
         try database.write { db in
             let pages = full ? try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 1 : 1_073_741_823

@@ -101,7 +101,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                 WHERE o.seq > ? AND o.refused_code IS NULL
                 ORDER BY o.seq LIMIT ?
                 """), arguments: [seq, limit]).map { row in
-                OutboxItem(seq: (try row.decode(atIndex: 0)), messageId: (try row.decode(atIndex: 1)), envelope: (try row.decode(atIndex: 2)), payload: (try row.decode(atIndex: 3)))
+                try OutboxItem(seq: row.decode(atIndex: 0), messageId: row.decode(atIndex: 1), envelope: row.decode(atIndex: 2),
+                               payload: row.decode(atIndex: 3))
             }
         }
     }
@@ -147,10 +148,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         try database.read { db in
             guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
                                                arguments: [messageId]) else { return nil }
-            if (try entry.decode(Double?.self, forColumn: "acknowledged_at")) != nil { return .acknowledged }
+            if try entry.decode(Double?.self, forColumn: "acknowledged_at") != nil { return .acknowledged }
             guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
                                              arguments: [messageId]) else { return .queued }
-            if let code = (try row.decode(String?.self, forColumn: "refused_code")) { return .refused(code: code, detail: (try row.decode(forColumn: "refused_detail")) ?? "") }
+            if let code = try row.decode(String?.self, forColumn: "refused_code") {
+                return .refused(code: code, detail: try row.decode(forColumn: "refused_detail") ?? "")
+            }
             return .queued
         }
     }
@@ -167,7 +170,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             }
             // Until the broker has stored the message there is nothing to revoke there, and an
             // error about the id could not be told apart from one about the publication.
-            guard (try row.decode(Double?.self, forColumn: "acknowledged_at")) != nil else {
+            guard try row.decode(Double?.self, forColumn: "acknowledged_at") != nil else {
                 throw StoreError(.notFound, "message \(messageId) is not acknowledged by the broker yet; revoke it once it is")
             }
             try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
@@ -179,7 +182,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public func pendingRevocations() throws(StoreError) -> [(messageId: String, reason: String, lastSentAt: Date?)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at FROM revocation_outbox ORDER BY queued_at").map { row in
-                ((try row.decode(forColumn: "message_id")), (try row.decode(forColumn: "reason")), (try row.decode(Double?.self, forColumn: "last_sent_at")).map(Date.init(timeIntervalSince1970:)))
+                try (row.decode(forColumn: "message_id"), row.decode(forColumn: "reason"),
+                     row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -238,7 +242,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public func drafts() throws(StoreError) -> [(messageId: String, typeName: String, savedAt: Date)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT message_id, type, saved_at FROM draft ORDER BY saved_at").map { row in
-                ((try row.decode(forColumn: "message_id")), (try row.decode(forColumn: "type")), Date(timeIntervalSince1970: (try row.decode(forColumn: "saved_at"))))
+                try (row.decode(forColumn: "message_id"), row.decode(forColumn: "type"), Date(timeIntervalSince1970: row.decode(forColumn: "saved_at")))
             }
         }
     }
@@ -250,8 +254,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             guard let row = try Row.fetchOne(db, sql: "SELECT envelope, payload FROM draft WHERE message_id = ?", arguments: [messageId]) else {
                 throw StoreError(.notFound, "no draft \(messageId) in this journal")
             }
-            let envelope = try Envelope(serializedBytes: (try row.decode(Data.self, forColumn: "envelope")))
-            let payload: Data = (try row.decode(forColumn: "payload"))
+            let envelope = try Envelope(serializedBytes: try row.decode(Data.self, forColumn: "envelope"))
+            let payload: Data = try row.decode(forColumn: "payload")
             try check(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
             var previous = try Self.lastHash(in: db)
@@ -391,31 +395,29 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// Reads the outbox, revocations and drafts as the daemon and `ctbus publish` read them.
     static func checkOtherTables(_ db: Database) -> [String] {
-        var damage: [String] = []
-        func check(_ table: String, _ sql: String, _ decode: (Row) throws -> Void) {
-            if let problem = ChainVerifier.unreadable(table, sql: sql, in: db, decode: decode) { damage.append(problem) }
-        }
-        check("outbox", "SELECT * FROM outbox") { row in
-            _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(String.self, forColumn: "message_id"),
-                     row.decode(Double.self, forColumn: "queued_at"), row.decode(String?.self, forColumn: "refused_code"))
-        }
-        check("revocation queue", "SELECT * FROM revocation_outbox") { row in
-            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "reason"),
-                     row.decode(Double?.self, forColumn: "last_sent_at"))
-        }
-        check("drafts", "SELECT * FROM draft") { row in
-            _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "type"),
-                     row.decode(Data.self, forColumn: "envelope"), row.decode(Data.self, forColumn: "payload"),
-                     row.decode(Double.self, forColumn: "saved_at"))
-        }
-        return damage
+        [
+            ChainVerifier.unreadable("outbox", sql: "SELECT * FROM outbox", in: db) { row in
+                _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(String.self, forColumn: "message_id"),
+                         row.decode(Double.self, forColumn: "queued_at"), row.decode(String?.self, forColumn: "refused_code"))
+            },
+            ChainVerifier.unreadable("revocation queue", sql: "SELECT * FROM revocation_outbox", in: db) { row in
+                _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "reason"),
+                         row.decode(Double?.self, forColumn: "last_sent_at"))
+            },
+            ChainVerifier.unreadable("drafts", sql: "SELECT * FROM draft", in: db) { row in
+                _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "type"),
+                         row.decode(Data.self, forColumn: "envelope"), row.decode(Data.self, forColumn: "payload"),
+                         row.decode(Double.self, forColumn: "saved_at"))
+            },
+        ].compactMap { $0 }
     }
 
     /// What a daemon checks before it writes to its journal (`ChainVerifier.startProblem`).
     /// Throws `StoreError.damaged` naming the file, the damage and the commands that help.
     public func checkAtStart() throws(StoreError) {
         let problem = try database.read { db in
-            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", what: "entry", decode: Self.chainRow)
+            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2",
+                                       what: "entry", decode: Self.chainRow)
         }
         guard let problem else { return }
         throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "
@@ -581,22 +583,22 @@ public struct JournalEntry: Sendable {
 
     /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
     init(row: Row) throws {
-        position = (try row.decode(forColumn: "position"))
-        messageId = (try row.decode(forColumn: "message_id"))
-        direction = Direction(rawValue: (try row.decode(forColumn: "direction"))) ?? .received
-        typeName = (try row.decode(forColumn: "type"))
-        originator = (try row.decode(forColumn: "originator"))
-        classificationName = (try row.decode(forColumn: "classification"))
-        subject = (try row.decode(forColumn: "subject"))
-        createdAt = Date(timeIntervalSince1970: (try row.decode(forColumn: "created_at")))
-        recordedAt = Date(timeIntervalSince1970: (try row.decode(forColumn: "recorded_at")))
-        acknowledgedAt = (try row.decode(Double?.self, forColumn: "acknowledged_at")).map(Date.init(timeIntervalSince1970:))
-        brokerSequence = (try row.decode(forColumn: "broker_sequence"))
-        envelopeBytes = (try row.decode(forColumn: "envelope"))
-        payload = (try row.decode(forColumn: "payload"))
-        redactedPaths = (try row.decode(String?.self, forColumn: "redacted_paths"))?.split(separator: ",").map(String.init) ?? []
-        revokedAt = (try row.decode(Double?.self, forColumn: "revoked_at")).map(Date.init(timeIntervalSince1970:))
-        revokeReason = (try row.decode(forColumn: "revoke_reason"))
+        position = try row.decode(forColumn: "position")
+        messageId = try row.decode(forColumn: "message_id")
+        direction = Direction(rawValue: try row.decode(forColumn: "direction")) ?? .received
+        typeName = try row.decode(forColumn: "type")
+        originator = try row.decode(forColumn: "originator")
+        classificationName = try row.decode(forColumn: "classification")
+        subject = try row.decode(forColumn: "subject")
+        createdAt = Date(timeIntervalSince1970: try row.decode(forColumn: "created_at"))
+        recordedAt = Date(timeIntervalSince1970: try row.decode(forColumn: "recorded_at"))
+        acknowledgedAt = try row.decode(Double?.self, forColumn: "acknowledged_at").map(Date.init(timeIntervalSince1970:))
+        brokerSequence = try row.decode(forColumn: "broker_sequence")
+        envelopeBytes = try row.decode(forColumn: "envelope")
+        payload = try row.decode(forColumn: "payload")
+        redactedPaths = try row.decode(String?.self, forColumn: "redacted_paths")?.split(separator: ",").map(String.init) ?? []
+        revokedAt = try row.decode(Double?.self, forColumn: "revoked_at").map(Date.init(timeIntervalSince1970:))
+        revokeReason = try row.decode(forColumn: "revoke_reason")
         hash = try row.decode(Data.self, forColumn: "hash")
         refusedCode = try row.decode(String?.self, forColumn: "refused_code")
         refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
