@@ -123,10 +123,9 @@ public struct ConsoleServer: Sendable {
 
     func statusPage() throws -> Response {
         let entries = try journal.lastPosition()
-        let outbox = try journal.outbox(limit: Int.max).count
+        let outbox = try journal.outboxCounts()
         let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
-        let refused = try journal.entries(matching: JournalFilter(direction: .sent)).filter { $0.refusedCode != nil }.count
-        let body = Pages.status(entries: entries, outbox: outbox, refused: refused, lastReceived: received?.recordedAt,
+        let body = Pages.status(entries: entries, outbox: outbox.waiting, refused: outbox.refused, lastReceived: received?.recordedAt,
                                 drafts: try journal.drafts().count)
         return page("Status", marking: nil, body)
     }

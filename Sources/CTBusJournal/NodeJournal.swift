@@ -143,6 +143,16 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
     }
 
+    /// Publications in the outbox: waiting for the broker, and refused by it for good.
+    public func outboxCounts() throws(StoreError) -> (waiting: Int, refused: Int) {
+        try database.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) FILTER (WHERE refused_code IS NULL), count(*) FILTER (WHERE refused_code IS NOT NULL) FROM outbox
+                """)
+            return try (row?.decode(Int.self, atIndex: 0) ?? 0, row?.decode(Int.self, atIndex: 1) ?? 0)
+        }
+    }
+
     /// Where a publication of this node stands: queued, acknowledged, or refused with a code.
     public func publicationStatus(messageId: String) throws(StoreError) -> PublicationStatus? {
         try database.read { db in

@@ -4,9 +4,6 @@ import CTBusJournal
 import CTBusNode
 import CTBusSchema
 import Foundation
-import Hummingbird
-import ServiceLifecycle
-import Synchronization
 
 struct ConsoleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,35 +24,12 @@ struct ConsoleCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
-        blockTerminationSignals()
-        try runReportingErrors {
+        try runDaemon(named: "console") { fatal in
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
-            let console = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
-                                            host: bind, port: port, logger: makeLogger(label: "ctbus.console", level: logLevel))
-            let address = "http://\(bind == "::1" ? "[::1]" : bind):\(port)/"
-            let application = console.application {
-                FileHandle.standardError.write(Data("ctbus: console of node \(configuration.nodeId) at \(address)\n".utf8))
-            }
-            // The signals are this thread's (sigwait); the service group only hears the shutdown we trigger.
-            let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [],
-                                                          logger: makeLogger(label: "ctbus.console", level: logLevel)))
-            let failure = Mutex<(any Error)?>(nil)
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                do {
-                    try await group.run()
-                } catch {
-                    failure.withLock { $0 = error }
-                    kill(getpid(), SIGUSR1) // wake the signal wait: the server could not run
-                }
-                done.signal()
-            }
-            let signalNumber = waitForTerminationSignal()
-            Task { await group.triggerGracefulShutdown() }
-            done.wait()
-            if let error = failure.withLock({ $0 }) { throw ConfigurationError("the console could not serve \(address): \(error)") }
-            FileHandle.standardError.write(Data("ctbus: console stopping (signal \(signalNumber))\n".utf8))
+            let server = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
+                                           host: bind, port: port, logger: makeLogger(label: "ctbus.console", level: logLevel))
+            return BackgroundConsole(server, fatal: fatal).stop
         }
     }
 }

@@ -38,16 +38,16 @@ struct NodeCommand: ParsableCommand {
             let node = try Node(configurationFile: config, logger: makeLogger(label: "ctbus.node", level: logLevel), onFatal: fatal)
             guard let http = node.configuration.http else { return node.stop }
             // The configuration's http section: the console beside the node, on the node's journal.
-            let console: BackgroundConsole
+            let server: ConsoleServer
             do {
-                console = try BackgroundConsole(
-                    ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel, journal: node.journal,
-                                  host: http.bind ?? "127.0.0.1", port: http.port, logger: makeLogger(label: "ctbus.console", level: logLevel)),
-                    fatal: fatal)
+                server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
+                                           journal: node.journal, host: http.bind ?? "127.0.0.1", port: http.port,
+                                           logger: makeLogger(label: "ctbus.console", level: logLevel))
             } catch {
                 node.stop()
                 throw error
             }
+            let console = BackgroundConsole(server, fatal: fatal)
             return {
                 console.stop()
                 node.stop()
@@ -77,14 +77,20 @@ func runDaemon(named name: String, start: (_ fatal: @escaping @Sendable (String)
     }
 }
 
-/// A console served on its own tasks beside a daemon; `stop` shuts it down gracefully and waits.
+/// A console served on its own tasks, beside a daemon or the demo; `stop` shuts it down gracefully
+/// and waits. Its service group hears no signal: the caller's thread takes them (`sigwait`).
 final class BackgroundConsole: Sendable {
+    let address: String
+    /// Whether the server was listening within 15 s of the start.
+    let isListening: Bool
     private let group: ServiceGroup
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ server: ConsoleServer, fatal: @escaping @Sendable (String) -> Void) throws {
+    /// Starts serving; with `announce`, says where on stderr. `fatal` is told when it cannot serve.
+    init(_ server: ConsoleServer, announce: Bool = true, fatal: @escaping @Sendable (String) -> Void) {
         let started = DispatchSemaphore(value: 0)
-        let address = "http://\(server.host):\(server.port)/"
+        let address = "http://\(server.host == "::1" ? "[::1]" : server.host):\(server.port)/"
+        self.address = address
         group = ServiceGroup(configuration: .init(services: [server.application { started.signal() }], gracefulShutdownSignals: [],
                                                   logger: server.logger))
         let group = group
@@ -97,8 +103,9 @@ final class BackgroundConsole: Sendable {
             }
             done.signal()
         }
-        if started.wait(timeout: .now() + 15) == .success {
-            FileHandle.standardError.write(Data("ctbus: console at \(address)\n".utf8))
+        isListening = started.wait(timeout: .now() + 15) == .success
+        if announce, isListening {
+            FileHandle.standardError.write(Data("ctbus: console of node \(server.nodeId) at \(address)\n".utf8))
         }
     }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CTBusConsole
 import CTBusTrace
-import ServiceLifecycle
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
@@ -160,34 +159,25 @@ struct DemoCommand: ParsableCommand {
     /// Consoles for OCT and a working group: their addresses are printed; with --keep-running they
     /// serve until a signal, otherwise they stop at once with the demo.
     private func serveConsoles(bus: LocalBus, journals: [String: NodeJournal]) throws {
-        var consoles: [(node: String, address: String, application: any Service)] = []
-        let started = DispatchSemaphore(value: 0)
+        var consoles: [(node: String, console: BackgroundConsole)] = []
         for (node, preferred) in [("oct", 8470), ("wg-border", 8471)] {
             guard let profile = bus.registry.entry(id: node)?.profile else { continue }
             let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
             let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!, port: port,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
-            consoles.append((node, "http://127.0.0.1:\(port)/", server.application { started.signal() }))
+            // A console that cannot serve shows in the heading below.
+            consoles.append((node, BackgroundConsole(server, announce: false, fatal: { _ in })))
         }
-        let group = ServiceGroup(configuration: .init(services: consoles.map(\.application), gracefulShutdownSignals: [],
-                                                      logger: makeLogger(label: "ctbus.console", level: logLevel)))
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            try? await group.run()
-            done.signal()
-        }
-        let listening = consoles.indices.allSatisfy { _ in started.wait(timeout: .now() + 15) == .success }
         print("")
-        print(listening ? "Consoles" : "Consoles (not all of them started)")
-        for console in consoles { print("  \(console.node.padding(toLength: 10, withPad: " ", startingAt: 0)) \(console.address)") }
+        print(consoles.allSatisfy(\.console.isListening) ? "Consoles" : "Consoles (not all of them started)")
+        for item in consoles { print("  \(item.node.padding(toLength: 10, withPad: " ", startingAt: 0)) \(item.console.address)") }
         if keepRunning {
             print("")
             print("Broker, nodes and consoles keep running; Ctrl-C stops them.")
             fflush(nil) // what was printed reaches a pipe or file now, not at exit
             _ = waitForTerminationSignal()
         }
-        Task { await group.triggerGracefulShutdown() }
-        done.wait()
+        for item in consoles { item.console.stop() }
     }
 
     /// Whether a TCP port on 127.0.0.1 can be bound now.
