@@ -154,12 +154,7 @@ public enum ActivityMatrixCSV {
         message.envelope.thematicTags = Array(themes.prefix(WireLimits.thematicTags))
         var seen = Set<String>()
         let answered = activities.flatMap(\.recommendationIds).filter { seen.insert($0).inserted }
-        message.envelope.references = answered.prefix(WireLimits.references).map { id in
-            var reference = Reference()
-            reference.messageID = id
-            reference.relation = .answers
-            return reference
-        }
+        message.envelope.references = answered.prefix(WireLimits.references).map { Reference(to: $0, .answers) }
         message.activityMatrix = matrix
         return message
     }

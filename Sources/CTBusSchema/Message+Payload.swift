@@ -87,3 +87,12 @@ extension Classification {
         self = found
     }
 }
+
+extension Reference {
+    /// A reference to the message `id` with `relation` (ANSWERS, REPORTS_ON, ...).
+    public init(to id: String, _ relation: Relation) {
+        self.init()
+        messageID = id
+        self.relation = relation
+    }
+}

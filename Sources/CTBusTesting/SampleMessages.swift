@@ -92,10 +92,7 @@ public enum SampleMessages {
         var message = BusMessage()
         message.envelope = envelope(.missionReport, subject: memberState, handling: handling, tags: tags)
         if let visit {
-            var reference = Reference()
-            reference.messageID = visit
-            reference.relation = .reportsOn
-            message.envelope.references = [reference]
+            message.envelope.references = [Reference(to: visit, .reportsOn)]
         }
         message.missionReport = report
         return message
@@ -121,12 +118,7 @@ public enum SampleMessages {
         matrix.activities = [activity]
         var message = BusMessage()
         message.envelope = envelope(.activityMatrix, subject: memberState, handling: handling, tags: tags)
-        message.envelope.references = recommendationIds.map { id in
-            var reference = Reference()
-            reference.messageID = id
-            reference.relation = .answers
-            return reference
-        }
+        message.envelope.references = recommendationIds.map { Reference(to: $0, .answers) }
         message.activityMatrix = matrix
         return message
     }

@@ -47,6 +47,18 @@ struct BadInputTests {
         return .publish(publish)
     }
 
+    /// Publishes `message` through `client` and returns its PublishAck; records an issue and
+    /// returns nil when none comes.
+    static func publishAcknowledged(_ client: RawClient, _ message: BusMessage,
+                                    sourceLocation: SourceLocation = #_sourceLocation) throws -> PublishAck? {
+        try client.send(try publish(message))
+        guard case .publishAck(let ack) = try client.receiveReply() else {
+            Issue.record("no PublishAck", sourceLocation: sourceLocation)
+            return nil
+        }
+        return ack
+    }
+
     static func expectError(_ client: RawClient, _ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws -> ErrorReport? {
         guard case .error(let report) = try client.receiveReply() else {
             Issue.record("expected an Error frame \(code.name)", sourceLocation: sourceLocation)

@@ -33,8 +33,7 @@ struct ProtocolRulesTests {
         defer { bus.shutdown() }
         let client = try BadInputTests.session(bus, as: BadInputTests.raw)
         let message = SampleMessages.recommendation()
-        try client.send(try BadInputTests.publish(message))
-        guard case .publishAck = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard try BadInputTests.publishAcknowledged(client, message) != nil else { return }
 
         var shouted = message
         shouted.envelope.messageID = message.envelope.messageID.uppercased()
@@ -43,11 +42,8 @@ struct ProtocolRulesTests {
         #expect(report?.detail.hasPrefix("envelope.message_id ") == true)
         #expect(report?.messageID == shouted.envelope.messageID) // as sent, so the client finds its entry
 
-        var reference = Reference()
-        reference.messageID = message.envelope.messageID.uppercased()
-        reference.relation = .followsUp
         var follow = SampleMessages.recommendation()
-        follow.envelope.references = [reference]
+        follow.envelope.references = [Reference(to: message.envelope.messageID.uppercased(), .followsUp)]
         try client.send(try BadInputTests.publish(follow))
         #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.hasPrefix("envelope.references[0].message_id ") == true)
 
@@ -74,8 +70,7 @@ struct ProtocolRulesTests {
         defer { bus.shutdown() }
         let client = try BadInputTests.session(bus, as: BadInputTests.raw)
         let message = SampleMessages.recommendation()
-        try client.send(try BadInputTests.publish(message))
-        guard case .publishAck = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard try BadInputTests.publishAcknowledged(client, message) != nil else { return }
 
         var revoke = Revoke()
         revoke.messageID = message.envelope.messageID
@@ -109,8 +104,7 @@ struct ProtocolRulesTests {
         #expect(report?.messageID == message.envelope.messageID)
         // At its own clearance it publishes.
         let fine = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
-        try client.send(try BadInputTests.publish(fine))
-        guard case .publishAck = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard try BadInputTests.publishAcknowledged(client, fine) != nil else { return }
 
         try BadInputTests.sentinel(bus)
         #expect(try bus.journal("oct").count(messageId: message.envelope.messageID) == 0)
@@ -132,8 +126,7 @@ extension ProtocolRulesTests {
         defer { bus.shutdown() }
         let client = try BadInputTests.session(bus, as: BadInputTests.raw)
         let message = SampleMessages.recommendation()
-        try client.send(try BadInputTests.publish(message))
-        guard case .publishAck(let first) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard let first = try BadInputTests.publishAcknowledged(client, message) else { return }
         #expect(first.recipientCount == 6)
 
         // A node joins the registry and the broker restarts: today's policy has one more recipient.
@@ -141,8 +134,7 @@ extension ProtocolRulesTests {
         bus.stopBroker()
         try bus.startBroker()
         let again = try BadInputTests.session(bus, as: BadInputTests.raw)
-        try again.send(try BadInputTests.publish(message))
-        guard case .publishAck(let resent) = try again.receiveReply() else { Issue.record("no PublishAck for the resend"); return }
+        guard let resent = try BadInputTests.publishAcknowledged(again, message) else { return }
         #expect(resent.recipientCount == first.recipientCount)
 
         var other = SampleMessages.recommendation(text: "Another text under the same id.")

@@ -27,12 +27,7 @@ struct TraceabilityTests {
     static func matrix(answering ids: [String], status: ActivityMatrix.Status = .ongoing, daysAgo: Double = 5,
                        period: (String, String) = ("2026-01-01", "2026-06-30"), byReference: Bool = false) -> Traceability.Message {
         var bus = SampleMessages.activityMatrix(answering: byReference ? [] : ids)
-        bus.envelope.references = byReference ? ids.map { id in
-            var reference = Reference()
-            reference.messageID = id
-            reference.relation = .answers
-            return reference
-        } : []
+        bus.envelope.references = byReference ? ids.map { Reference(to: $0, .answers) } : []
         bus.activityMatrix.reportingPeriod.start = period.0
         bus.activityMatrix.reportingPeriod.end = period.1
         bus.activityMatrix.activities[0].status = status
