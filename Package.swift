@@ -59,6 +59,7 @@ let package = Package(
             dependencies: [
                 "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusTrace", "CTBusNode",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import CTBusJournal
+import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTrace
@@ -23,11 +24,14 @@ public struct ConsoleServer: Sendable {
     public let host: String
     public let port: Int
     public let logger: Logger
+    let context: ComposeContext
+    let csrf = CSRF()
+    let refusals: SharedThrottledLogger
 
     /// Refuses an address other than loopback: until authentication is configured, the console
     /// serves the local user only.
-    public init(nodeId: String, clearance: Classification, journal: NodeJournal, host: String = "127.0.0.1", port: Int,
-                logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
+    public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
+                host: String = "127.0.0.1", port: Int, logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard ["127.0.0.1", "::1", "localhost"].contains(host) else {
             throw ConfigurationError("the console serves only this machine's user for now: bind it to 127.0.0.1 "
                                      + "(authentication for other addresses is not available yet)")
@@ -39,6 +43,8 @@ public struct ConsoleServer: Sendable {
         self.host = host
         self.port = port
         self.logger = logger
+        context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
+        refusals = SharedThrottledLogger(logger)
     }
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
@@ -52,9 +58,27 @@ public struct ConsoleServer: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: Pages.stylesheet)))
         }
         router.get("/journal") { request, _ in try console.journalPage(request) }
-        router.get("/messages/:id") { _, context in try console.messagePage(context.parameters.get("id") ?? "") }
+        router.get("/messages/:id") { request, context in
+            try console.withCookie(request) { token in try console.messagePage(context.parameters.get("id") ?? "", csrf: token) }
+        }
         router.get("/trace") { _, _ in try console.tracePage() }
         router.get("/status") { _, _ in try console.statusPage() }
+        router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
+        router.get("/compose/:type") { request, context in
+            console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
+        }
+        router.post("/compose/:type") { request, context in
+            try await console.changing(request, context) { form, token in try console.compose(context.parameters.get("type") ?? "", form: form, csrf: token) }
+        }
+        router.get("/drafts") { request, _ in try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
+        router.post("/drafts/:id/:action") { request, context in
+            try await console.changing(request, context) { _, _ in
+                try console.draftAction(context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
+            }
+        }
+        router.post("/messages/:id/revoke") { request, context in
+            try await console.changing(request, context) { form, _ in try console.revoke(context.parameters.get("id") ?? "", form: form) }
+        }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-console"),
                            onServerRunning: { _ in await onRunning() }, logger: logger)
     }
@@ -96,7 +120,7 @@ public struct ConsoleServer: Sendable {
         return page("Journal", marking: Pages.marking(entries.map(\.classificationName)), body)
     }
 
-    func messagePage(_ id: String) throws -> Response {
+    func messagePage(_ id: String, csrf: String) throws -> Response {
         let id = MessageID.canonical(id)
         guard MessageID.isUUID(id), let entry = try journal.entry(messageId: id), visible(entry) else {
             return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
@@ -106,7 +130,16 @@ public struct ConsoleServer: Sendable {
         }
         let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
         let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
-        return page(title, marking: Pages.marking([entry.classificationName]), Pages.message(entry, message, hashHex: hash))
+        var body = Pages.message(entry, message, hashHex: hash, answeredBy: try answering(id))
+        if entry.direction == .sent, entry.originator == nodeId, entry.revokedAt == nil, entry.refusedCode == nil {
+            if try journal.pendingRevocations().contains(where: { $0.messageId == id }) {
+                body.element("p", "Revocation sent; waiting for the broker to confirm it.", attributes: [("class", "revoked")])
+            } else {
+                body.element("h2", "Revoke")
+                body.raw(Pages.revokeForm(id, csrf: csrf).text)
+            }
+        }
+        return page(title, marking: Pages.marking([entry.classificationName]), body)
     }
 
     func tracePage() throws -> Response {
@@ -128,6 +161,153 @@ public struct ConsoleServer: Sendable {
         let body = Pages.status(entries: entries, outbox: outbox.waiting, refused: outbox.refused, lastReceived: received?.recordedAt,
                                 drafts: try journal.drafts().count)
         return page("Status", marking: nil, body)
+    }
+
+    /// The messages in this journal that point at `id`: activity matrices answering it (by
+    /// reference or recommendation id) and mission reports or follow-ups referring to it. Only
+    /// matrices and reports are read (a journal holds few), never the whole journal.
+    func answering(_ id: String) throws -> [(entry: JournalEntry, relation: String)] {
+        var found: [(JournalEntry, String)] = []
+        for type in [MessageType.activityMatrix, .missionReport, .countryVisitRecommendation] {
+            for entry in try journal.entries(matching: JournalFilter(type: type)) where visible(entry) && entry.messageId != id {
+                guard let message = try? entry.message() else { continue }
+                if let reference = message.envelope.references.first(where: { $0.messageID == id }) {
+                    found.append((entry, Pages.relationName(reference.relation, reverse: true)))
+                } else if case .activityMatrix(let matrix) = message.payload,
+                          matrix.activities.contains(where: { $0.recommendationIds.contains(id) }) {
+                    found.append((entry, Pages.relationName(.answers, reverse: true)))
+                }
+            }
+        }
+        return found
+    }
+
+    // MARK: Changes (compose, drafts, revocation)
+
+    /// The largest form body read (a pasted activity matrix of 500 rows fits).
+    static let maxFormBytes = 4 << 20
+
+    /// Runs `body` with the browser's CSRF token, and sets its cookie when the browser had none.
+    func withCookie(_ request: Request, _ body: (String) throws -> Response) rethrows -> Response {
+        let cookie = csrf.cookie(of: request)
+        var response = try body(csrf.token(cookie: cookie.value, user: ""))
+        if cookie.isNew { csrf.setCookie(cookie.value, on: &response) }
+        return response
+    }
+
+    /// A state-changing request: a form body within bounds, sent from this console with a valid
+    /// CSRF token; anything else is refused before `body` runs, and nothing is written.
+    func changing(_ request: Request, _ context: some RequestContext,
+                  _ body: (FormValues, String) throws -> Response) async throws -> Response {
+        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
+            return error(.unsupportedMediaType, "The console takes forms as a browser sends them (application/x-www-form-urlencoded).")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.maxFormBytes)
+        } catch {
+            return self.error(.contentTooLarge, "The form is larger than \(Self.maxFormBytes >> 20) MiB.")
+        }
+        let form: FormValues
+        do {
+            form = try FormValues(urlEncoded: String(buffer: buffer))
+        } catch {
+            return self.error(.badRequest, "The form could not be read: \(error).")
+        }
+        if let reason = csrf.refusal(request, token: form.values["csrf"]?.first, user: "") {
+            refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(request.uri.path.prefix(80))"])
+            return error(.forbidden, "Refused: \(reason).")
+        }
+        return try withCookie(request) { token in try body(form, token) }
+    }
+
+    func composePage(_ slug: String, form: FormValues, errors: ComposeForm.Errors, csrf: String,
+                     status: HTTPResponse.Status = .ok) -> Response {
+        guard let type = ComposeForm.type(slug: slug) else { return error(.notFound, "There is no message type \(slug.prefix(40)) to compose.") }
+        guard context.mayPublish.contains(type) else {
+            return error(.forbidden, "This node's role may not publish \(ComposeForm.title(type).lowercased())s.")
+        }
+        return page(ComposeForm.title(type), marking: nil, Pages.compose(type, context: context, form: form, errors: errors, csrf: csrf),
+                    status: status)
+    }
+
+    /// A submitted compose form: published (to the outbox, as `ctbus publish` does) or kept as a
+    /// draft; or shown again with its errors (422), nothing written.
+    func compose(_ slug: String, form: FormValues, csrf: String) throws -> Response {
+        guard let type = ComposeForm.type(slug: slug), context.mayPublish.contains(type) else {
+            return composePage(slug, form: form, errors: .init(), csrf: csrf)
+        }
+        let draft = form.text("action") == "draft"
+        switch ComposeForm.message(type, form: form, context: context) {
+        case .failure(let box):
+            return composePage(slug, form: form, errors: box.errors, csrf: csrf, status: .unprocessableContent)
+        case .success(let message):
+            do {
+                if draft {
+                    try Publisher.saveDraft(message, into: journal, clearance: clearance)
+                } else {
+                    try Publisher.enqueue(message, into: journal, clearance: clearance)
+                }
+            } catch let failure as BusError {
+                var errors = ComposeForm.Errors()
+                errors.add(failure, fields: ComposeForm.allFields(type, context: context), subjectField: nil)
+                return composePage(slug, form: form, errors: errors, csrf: csrf, status: .unprocessableContent)
+            }
+            let id = message.envelope.messageID
+            logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
+            return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : Pages.messageHref(id)])
+        }
+    }
+
+    func draftsPage(csrf: String) throws -> Response {
+        let drafts = try journal.draftEnvelopes()
+        return page("Drafts", marking: Pages.marking(drafts.map(\.envelope.handling.classification.name)), Pages.drafts(drafts, csrf: csrf))
+    }
+
+    /// Release (validated again, then to the outbox) or discard a draft.
+    func draftAction(_ id: String, action: String) throws -> Response {
+        let id = MessageID.canonical(id)
+        guard MessageID.isUUID(id) else { return error(.notFound, "There is no draft \(id.prefix(64)).") }
+        switch action {
+        case "release":
+            do {
+                try Publisher.releaseDraft(id, from: journal, clearance: clearance)
+            } catch let failure as StoreError where failure.kind == .notFound {
+                return error(.notFound, "There is no draft \(id).")
+            } catch let failure as BusError {
+                return error(.unprocessableContent, "The draft cannot be released: \(failure.detail). Discard it and compose it again.")
+            }
+            logger.info("console released a draft", metadata: ["message_id": "\(id)"])
+            return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
+        case "discard":
+            guard try journal.discardDraft(messageId: id) else { return error(.notFound, "There is no draft \(id).") }
+            logger.info("console discarded a draft", metadata: ["message_id": "\(id)"])
+            return Response(status: .seeOther, headers: [.location: "/drafts"])
+        default:
+            return error(.notFound, "There is no such page.")
+        }
+    }
+
+    /// Queues the revocation of a message this node published (as `ctbus revoke` does).
+    func revoke(_ id: String, form: FormValues) throws -> Response {
+        let id = MessageID.canonical(id)
+        guard MessageID.isUUID(id), let entry = try journal.entry(messageId: id), visible(entry) else {
+            return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
+        }
+        guard entry.direction == .sent, entry.originator == nodeId else {
+            return error(.forbidden, "Only the node that published a message can revoke it.")
+        }
+        var revoke = Revoke()
+        revoke.messageID = id
+        revoke.reason = form.text("reason").isEmpty ? "revoked by the originator" : form.text("reason")
+        do {
+            try MessageValidator.validate(revoke)
+        } catch {
+            return self.error(.unprocessableContent, "The reason is too long: at most \(WireLimits.revokeReasonBytes) bytes.")
+        }
+        try journal.queueRevocation(messageId: id, reason: revoke.reason)
+        logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
+        return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
     }
 
     /// Defence in depth: nothing above this node's clearance is shown, whatever the journal holds.
@@ -155,7 +335,7 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
                 + "frame-ancestors 'none'; base-uri 'none'"),
             (HTTPField.Name("X-Frame-Options")!, "DENY"),
             (HTTPField.Name("X-Content-Type-Options")!, "nosniff"),
-            (HTTPField.Name("Referrer-Policy")!, "no-referrer"),
+            (HTTPField.Name("Referrer-Policy")!, "same-origin"),
             (.cacheControl, "no-store"),
         ]
     }

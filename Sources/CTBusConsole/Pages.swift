@@ -18,7 +18,8 @@ enum Pages {
         html.raw("<nav><span class=\"node\">CTBus · ")
         html.text(node)
         html.raw("</span>")
-        for (href, label) in [("/journal", "Journal"), ("/trace", "Traceability"), ("/status", "Status")] {
+        for (href, label) in [("/journal", "Journal"), ("/trace", "Traceability"), ("/compose", "Compose"), ("/drafts", "Drafts"),
+                              ("/status", "Status")] {
             html.raw(HTML.link(href, label))
         }
         html.raw("</nav><main>")
@@ -123,7 +124,20 @@ enum Pages {
 
     // MARK: Message
 
-    static func message(_ entry: JournalEntry, _ message: BusMessage, hashHex: String) -> HTML {
+    /// A reference's relation in words, read from the referring message ("answers") or from the
+    /// message referred to ("answered by").
+    static func relationName(_ relation: Reference.Relation, reverse: Bool) -> String {
+        switch relation {
+        case .answers: reverse ? "answered by" : "answers"
+        case .reportsOn: reverse ? "reported on by" : "reports on"
+        case .followsUp: reverse ? "followed up by" : "follows up"
+        case .supersedes: reverse ? "superseded by" : "supersedes"
+        default: reverse ? "referred to by" : "refers to"
+        }
+    }
+
+    static func message(_ entry: JournalEntry, _ message: BusMessage, hashHex: String,
+                        answeredBy: [(entry: JournalEntry, relation: String)] = []) -> HTML {
         var html = HTML()
         let envelope = message.envelope
         let handling = envelope.handling
@@ -168,8 +182,21 @@ enum Pages {
             html.raw("<ul>")
             for reference in envelope.references {
                 html.raw("<li>")
-                html.text("\(reference.relation) ".lowercased().replacingOccurrences(of: "_", with: " "))
+                html.text(relationName(reference.relation, reverse: false) + " ")
                 html.raw(HTML.link(messageHref(reference.messageID), reference.messageID))
+                html.raw("</li>")
+            }
+            html.raw("</ul>")
+        }
+        if !answeredBy.isEmpty {
+            html.element("h2", "Referred to by")
+            html.raw("<ul class=\"referrers\">")
+            for item in answeredBy {
+                html.raw("<li>")
+                html.text("\(item.relation) ")
+                html.raw(HTML.link(messageHref(item.entry.messageId),
+                                   "\(item.entry.typeName.replacingOccurrences(of: "_", with: " ").lowercased()) from \(item.entry.originator)"))
+                html.text(" (\(ISO8601DateFormatter().string(from: item.entry.createdAt)))")
                 html.raw("</li>")
             }
             html.raw("</ul>")
@@ -282,5 +309,12 @@ enum Pages {
         dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.facts dt{font-weight:600}
         dl.fields dt{font-weight:600;margin-top:.4em} dl.fields dd{margin-left:1.2em;white-space:pre-wrap}
         .withheld li,.revoked,.refused{color:#8a4b00}
+        form.compose fieldset{border:1px solid #d0d7de;margin:0 0 1em;padding:.6em 1em}
+        form.compose .field{display:grid;grid-template-columns:14em 1fr;gap:.2em 1em;margin:.5em 0;align-items:start}
+        form.compose .hint,form.compose .error{grid-column:2} form.compose textarea{width:100%}
+        form.compose input[type=text]{width:24em} form.compose select,form.compose input[type=date]{justify-self:start} .choices{display:flex;flex-wrap:wrap;gap:.3em 1em}
+        .invalid input,.invalid textarea,.invalid select{border:2px solid #a8000c}
+        .error,.errors{color:#a8000c} .errors{border:2px solid #a8000c;padding:.3em 1em;margin-bottom:1em}
+        td.actions form{display:inline;margin-right:.4em} form.revoke{display:flex;gap:.6em;align-items:center}
         """
 }

@@ -257,6 +257,25 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
     }
 
+    /// The drafts with their envelopes, oldest first (the console lists them).
+    public func draftEnvelopes() throws(StoreError) -> [(envelope: Envelope, savedAt: Date)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT envelope, saved_at FROM draft ORDER BY saved_at").map { row in
+                try (Envelope(serializedBytes: row.decode(Data.self, forColumn: "envelope")),
+                     Date(timeIntervalSince1970: row.decode(forColumn: "saved_at")))
+            }
+        }
+    }
+
+    /// Discards a draft: it is deleted and was never sent. Returns false when there was none.
+    @discardableResult
+    public func discardDraft(messageId: String) throws(StoreError) -> Bool {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM draft WHERE message_id = ?", arguments: [messageId])
+            return db.changesCount > 0
+        }
+    }
+
     /// Moves a draft into the journal and the outbox (as `enqueue` does), in one transaction.
     /// Returns the draft's envelope and payload, so the caller can validate it again first.
     public func releaseDraft(messageId: String, check: (Envelope, Data) throws -> Void, now: Date = Date()) throws -> Envelope {

@@ -1,3 +1,4 @@
+import CTBusPolicy
 import CTBusSchema
 import Foundation
 import ZeroMQ
@@ -36,6 +37,9 @@ public struct NodeConfiguration: Sendable, Codable {
     /// The console (`ctbus node` serves it beside the node when set): `{"port": 8470}`, bound to
     /// 127.0.0.1 unless `bind` says otherwise (loopback only for now).
     public var http: HTTPSettings?
+    /// The registry file (deploy/registry.json), optional. The console reads from it which types
+    /// this node's role may publish and the node and group ids a message can be released to.
+    public var registryFile: String?
 
     public struct HTTPSettings: Sendable, Codable, Equatable {
         public var port: Int
@@ -71,7 +75,7 @@ public struct NodeConfiguration: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
-        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http
+        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http, registryFile
     }
 
     public init(from decoder: any Decoder) throws {
@@ -92,6 +96,7 @@ public struct NodeConfiguration: Sendable, Codable {
             reconnectMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .reconnectMaxMilliseconds) ?? 5_000,
             requestBacklog: try c.decodeIfPresent(Bool.self, forKey: .requestBacklog) ?? true)
         http = try c.decodeIfPresent(HTTPSettings.self, forKey: .http)
+        registryFile = try c.decodeIfPresent(String.self, forKey: .registryFile)
     }
 
     /// The broker's public key, from the key itself or its file; a missing or malformed file
@@ -99,6 +104,25 @@ public struct NodeConfiguration: Sendable, Codable {
     public func resolvedBrokerPublicKey() throws(KeyFileError) -> String {
         if let key = brokerPublicKey { return key }
         return try CurveKeyPair.publicKey(fromFile: brokerPublicKeyFile ?? "")
+    }
+
+    /// The registry named by `registryFile`, or nil when none is named; a missing or invalid
+    /// file is an error naming it.
+    public func loadRegistry() throws(ConfigurationError) -> NodeRegistry? {
+        guard let registryFile else { return nil }
+        do {
+            let registry = try NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry"))
+            guard registry.entry(id: nodeId) != nil else {
+                throw ConfigurationError("\(registryFile): node \(nodeId) is not in this registry (registryFile of node \(nodeId))")
+            }
+            return registry
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as RegistryError {
+            throw ConfigurationError("\(registryFile): \(error.description)")
+        } catch {
+            throw ConfigurationError("\(error)")
+        }
     }
 
     /// The clearance as a level; `load` has checked it parses.
@@ -109,6 +133,7 @@ public struct NodeConfiguration: Sendable, Codable {
         var configuration = try ConfigurationFile.decode(NodeConfiguration.self, from: path, what: "node configuration")
         configuration.secretKeyFile = ConfigurationFile.resolve(configuration.secretKeyFile, relativeTo: path)
         configuration.journalPath = ConfigurationFile.resolve(configuration.journalPath, relativeTo: path)
+        configuration.registryFile = configuration.registryFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
         switch (configuration.brokerPublicKey, configuration.brokerPublicKeyFile) {
         case (let key?, nil):
             // A path of 40 characters decodes as Z85 too: a file by that name is a mistake to say.

@@ -96,3 +96,17 @@ extension Reference {
         self.relation = relation
     }
 }
+
+extension TlpLabel {
+    /// The TLP 2.0 label as people write it ("AMBER+STRICT").
+    public var label: String {
+        switch self {
+        case .tlpClear: "CLEAR"
+        case .tlpGreen: "GREEN"
+        case .tlpAmber: "AMBER"
+        case .tlpAmberStrict: "AMBER+STRICT"
+        case .tlpRed: "RED"
+        case .tlpUnspecified, .UNRECOGNIZED: "-"
+        }
+    }
+}

@@ -41,7 +41,8 @@ struct NodeCommand: ParsableCommand {
             let server: ConsoleServer
             do {
                 server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
-                                           journal: node.journal, host: http.bind ?? "127.0.0.1", port: http.port,
+                                           journal: node.journal,
+                                           registry: try node.configuration.loadRegistry(), host: http.bind ?? "127.0.0.1", port: http.port,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
             } catch {
                 node.stop()

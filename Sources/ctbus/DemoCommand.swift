@@ -163,7 +163,8 @@ struct DemoCommand: ParsableCommand {
         for (node, preferred) in [("oct", 8470), ("wg-border", 8471)] {
             guard let profile = bus.registry.entry(id: node)?.profile else { continue }
             let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
-            let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!, port: port,
+            let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!,
+                                           registry: bus.registry, port: port,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
             // A console that cannot serve shows in the heading below.
             consoles.append((node, BackgroundConsole(server, announce: false, fatal: { _ in })))

@@ -380,17 +380,3 @@ enum JournalFormat {
         return output
     }
 }
-
-extension TlpLabel {
-    /// The TLP 2.0 label as people write it ("AMBER+STRICT").
-    var label: String {
-        switch self {
-        case .tlpClear: "CLEAR"
-        case .tlpGreen: "GREEN"
-        case .tlpAmber: "AMBER"
-        case .tlpAmberStrict: "AMBER+STRICT"
-        case .tlpRed: "RED"
-        case .tlpUnspecified, .UNRECOGNIZED: "-"
-        }
-    }
-}

@@ -1,6 +1,7 @@
 import CTBusConsole
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
 import Foundation
@@ -18,10 +19,10 @@ import FoundationNetworking
 @Suite("Console", .serialized)
 struct ConsoleTests {
     /// A console serving `journal` until `body` returns.
-    static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification,
+    static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification, registry: NodeRegistry? = nil,
                            _ body: (URL) async throws -> T) async throws -> T {
         let port = try LocalBus.freePortForTests()
-        let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, port: port,
+        let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry, port: port,
                                         logger: LocalBus.defaultLogger)
         let running = Mutex(false)
         let group = ServiceGroup(configuration: .init(services: [console.application { running.withLock { $0 = true } }],
@@ -185,6 +186,24 @@ struct ConsoleBrowserTests {
 }
 
 extension ConsoleBrowserTests {
+    @Test("Compose in the browser: an empty form shows its errors by the fields; a mission report published at OCT arrives in a working group's console")
+    func composeAndArrive() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { octBase in
+            try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { borderBase in
+                let run = try await Self.browser(["compose", octBase.absoluteString, borderBase.absoluteString])
+                #expect(run.status == 0, "\(run.output)")
+            }
+        }
+        #expect(try border.entries(matching: JournalFilter(type: .missionReport)).count == 1)
+    }
+
     @Test("ctbus demo --keep-running serves consoles for OCT and a working group until Ctrl-C, then exits 0")
     func demoConsoles() async throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-demo-\(UUID().uuidString.prefix(8)).log")

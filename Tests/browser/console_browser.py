@@ -5,6 +5,8 @@ Usage: console_browser.py STEP BASE_URL [ARGS...]
   journal BASE KEN_ID TUN_ID   open the journal, filter by Member State, open the Kenyan recommendation
                                and the Tunisian one with its withheld part; the trace page's coverage
   coverage BASE PERCENT        reload the trace page until it shows PERCENT (bounded)
+  compose OCT_BASE WG_BASE     at OCT, send the mission report form empty (errors next to the fields),
+                               fill it in and publish it; then find it in the working group's journal
 Screenshots go to $CTBUS_SCREENSHOTS when it is set. Exit status 0 when every check holds; otherwise
 one line per failed check on stderr and status 1. Uses Debian's chromium, chromedriver and
 python3-selenium only: it never downloads a browser or a driver.
@@ -16,7 +18,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 failures = []
 
@@ -29,7 +31,7 @@ def check(condition, what):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-US"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(60)
@@ -93,11 +95,56 @@ def coverage(driver, base, percent):
         time.sleep(0.2)
 
 
+def compose(driver, base, other):
+    driver.get(base + "/compose")
+    driver.find_element(By.LINK_TEXT, "Mission report").click()
+    wait_for_url(driver, "/compose/mission-report")
+    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "div.errors"))
+    errors = {e.get_attribute("id") for e in driver.find_elements(By.CSS_SELECTOR, "p.error")}
+    for field in ("mission_id", "kind", "dates", "participating_entities", "summary"):
+        check(f"f-mission_report.{field}-error" in errors, f"an empty form shows an error next to {field} (found {sorted(errors)})")
+    shot(driver, "compose")
+
+    def type_into(name, text):
+        element = driver.find_element(By.NAME, name)
+        element.clear()
+        element.send_keys(text)
+
+    type_into("mission_report.mission_id", "MISSION-2026-KEN-09")
+    Select(driver.find_element(By.NAME, "mission_report.kind")).select_by_visible_text("workshop")
+    type_into("mission_report.member_state", "KEN")
+    # Date fields take the digits in the browser's order (en-US: month, day, year).
+    driver.find_element(By.NAME, "mission_report.dates.start").send_keys("11022026")
+    driver.find_element(By.NAME, "mission_report.dates.end").send_keys("11032026")
+    type_into("mission_report.participating_entities", "UNOCT\nCTED")
+    summary = "Border management workshop held in Mombasa with the national police."
+    type_into("mission_report.summary", summary)
+    type_into("envelope.thematic_tags", "border-security")
+    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
+    wait_for_url(driver, "/messages/")
+    message_id = driver.current_url.rsplit("/", 1)[-1]
+    check("sent" in driver.find_element(By.TAG_NAME, "main").text, "the published report shows as sent")
+
+    deadline = time.monotonic() + 30
+    while True:
+        driver.get(other + "/journal?type=MISSION_REPORT")
+        if driver.find_elements(By.CSS_SELECTOR, f"a[href='/messages/{message_id}']"):
+            break
+        if time.monotonic() > deadline:
+            check(False, f"the mission report {message_id} reached the working group's journal")
+            return
+        time.sleep(0.2)
+    driver.find_element(By.CSS_SELECTOR, f"a[href='/messages/{message_id}']").click()
+    wait_for_url(driver, message_id)
+    check(summary in driver.find_element(By.TAG_NAME, "main").text, "the working group reads the summary as written")
+
+
 def main():
     step, base, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
     driver = browser()
     try:
-        {"journal": journal, "coverage": coverage}[step](driver, base, *arguments)
+        {"journal": journal, "coverage": coverage, "compose": compose}[step](driver, base, *arguments)
     finally:
         driver.quit()
     for failure in failures:

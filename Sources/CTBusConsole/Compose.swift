@@ -1,0 +1,434 @@
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+/// A submitted HTML form (`application/x-www-form-urlencoded`): every name with its values, in
+/// the order sent (a group of check boxes sends one name several times).
+struct FormValues: Sendable {
+    private(set) var values: [String: [String]] = [:]
+
+    init(_ pairs: [(String, String)] = []) {
+        for (name, value) in pairs { values[name, default: []].append(value) }
+    }
+
+    /// Parses a form body; a pair that is not percent-encoded correctly is bad input.
+    init(urlEncoded body: String) throws(ConsoleInputError) {
+        for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ part: Substring) throws(ConsoleInputError) -> String {
+                guard let text = part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding else {
+                    throw ConsoleInputError("the form is not encoded as a browser encodes it")
+                }
+                return text
+            }
+            let name = try decode(parts[0])
+            let value = parts.count > 1 ? try decode(parts[1]) : ""
+            values[name, default: []].append(value)
+        }
+    }
+
+    /// The first value, trimmed of white space at both ends ("" when absent).
+    func text(_ name: String) -> String {
+        values[name]?.first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    /// Every non-empty value of a name (check boxes), trimmed.
+    func all(_ name: String) -> [String] {
+        (values[name] ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// The non-empty lines of a text area, trimmed ("one a line" fields).
+    func lines(_ name: String) -> [String] {
+        (values[name]?.first ?? "").split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+    }
+
+    /// Comma-separated items of a one-line field.
+    func items(_ name: String) -> [String] {
+        text(name).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}
+
+/// Input the console refuses, with the reason a person can act on (shown on the page or in the
+/// JSON error; never the content of a message).
+public struct ConsoleInputError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What the compose form needs to know about the bus: the node, its clearance, and the ids
+/// from the registry (nil without one: releasability is then typed in and the broker decides).
+struct ComposeContext: Sendable {
+    var nodeId: String
+    var clearance: Classification
+    var mayPublish: Set<MessageType>
+    var nodeIds: [String]?
+    var groupIds: [String]?
+
+    init(nodeId: String, clearance: Classification, registry: NodeRegistry?) {
+        self.nodeId = nodeId
+        self.clearance = clearance
+        if let registry {
+            mayPublish = registry.entry(id: nodeId)?.profile.mayPublish ?? []
+            nodeIds = registry.entries.map(\.profile.id).sorted()
+            groupIds = Set(registry.entries.flatMap(\.profile.groups)).sorted()
+        } else {
+            mayPublish = Set(MessageType.allCases.filter { $0 != .unspecified })
+        }
+    }
+
+    /// The levels this node may mark a message with (never above its own clearance).
+    var levels: [Classification] {
+        [Classification.unclassified, .confidential, .strictlyConfidential].filter { $0.rawValue <= clearance.rawValue }
+    }
+}
+
+/// The compose form of each message type: its fields (named by their path in the message, so
+/// that a `MessageValidator` error lands next to the field it names), and the message built from
+/// a submitted form.
+enum ComposeForm {
+    struct Field: Sendable {
+        enum Kind: Sendable {
+            case text
+            case textarea
+            /// One value a line (repeated strings).
+            case lines
+            case date
+            /// Two dates, `NAME.start` and `NAME.end`.
+            case range
+            case choice([(value: String, label: String)])
+            case flag
+            case choices([(value: String, label: String)])
+        }
+
+        var name: String
+        var label: String
+        var kind: Kind
+        var hint: String? = nil
+        var required = false
+
+        /// Whether the form left this field empty.
+        func isEmpty(in form: FormValues) -> Bool {
+            switch kind {
+            case .range: form.text(name + ".start").isEmpty && form.text(name + ".end").isEmpty
+            case .choices: form.all(name).isEmpty
+            default: form.text(name).isEmpty
+            }
+        }
+    }
+
+    /// The types in URLs: /compose/recommendation, /compose/mission-report, /compose/activity-matrix.
+    static let slugs: [(slug: String, type: MessageType, title: String)] = [
+        ("recommendation", .countryVisitRecommendation, "Country visit recommendation"),
+        ("mission-report", .missionReport, "Mission report"),
+        ("activity-matrix", .activityMatrix, "Activity matrix"),
+    ]
+
+    static func type(slug: String) -> MessageType? { slugs.first { $0.slug == slug }?.type }
+    static func slug(_ type: MessageType) -> String { slugs.first { $0.type == type }?.slug ?? "" }
+    static func title(_ type: MessageType) -> String { slugs.first { $0.type == type }?.title ?? type.name }
+
+    static let pillars: [(value: String, label: String)] = [
+        ("1", "I · conditions conducive to terrorism"), ("2", "II · preventing and combating terrorism"),
+        ("3", "III · building States' capacity"), ("4", "IV · human rights and the rule of law"),
+    ]
+
+    static func payloadFields(_ type: MessageType) -> [Field] {
+        switch type {
+        case .countryVisitRecommendation:
+            let p = "country_visit_recommendation"
+            return [
+                Field(name: "\(p).member_state", label: "Member State", kind: .text, hint: "ISO 3166-1 alpha-3, such as KEN", required: true),
+                Field(name: "\(p).visit_id", label: "Visit", kind: .text, hint: "such as CTED-2026-KEN", required: true),
+                Field(name: "\(p).visit_dates", label: "Visit dates", kind: .range, required: true),
+                Field(name: "\(p).resolutions_assessed", label: "Resolutions assessed", kind: .text, hint: "comma-separated, such as 1373, 2396", required: true),
+                Field(name: "\(p).thematic_area", label: "Thematic area", kind: .text, hint: "such as border-security", required: true),
+                Field(name: "\(p).recommendation_text", label: "Recommendation", kind: .textarea, required: true),
+                Field(name: "\(p).priority", label: "Priority", kind: .choice([("", "choose"), ("1", "low"), ("2", "medium"), ("3", "high")]), required: true),
+                Field(name: "\(p).technical_assistance_needed", label: "Technical assistance needed", kind: .flag),
+                Field(name: "\(p).technical_assistance_need", label: "Assistance needed", kind: .textarea),
+                Field(name: "\(p).pillars", label: "Global Strategy pillars", kind: .choices(pillars), required: true),
+                Field(name: "\(p).gender_cross_cutting", label: "Gender cross-cutting", kind: .flag),
+                Field(name: "\(p).children_cross_cutting", label: "Children cross-cutting", kind: .flag),
+                Field(name: "\(p).follow_up_status", label: "Follow-up",
+                      kind: .choice([("1", "open"), ("2", "in progress"), ("3", "implemented"), ("4", "closed")])),
+            ]
+        case .missionReport:
+            let p = "mission_report"
+            return [
+                Field(name: "\(p).mission_id", label: "Mission", kind: .text, hint: "such as MISSION-2026-KEN-01", required: true),
+                Field(name: "\(p).kind", label: "Kind", kind: .choice([("", "choose"), ("1", "assessment visit"), ("2", "follow-up visit"),
+                                                                      ("3", "joint visit"), ("4", "workshop")]), required: true),
+                Field(name: "\(p).member_state", label: "Member State", kind: .text, hint: "ISO alpha-3; or a region below"),
+                Field(name: "\(p).region", label: "Region", kind: .text, hint: "a region code, when not one Member State"),
+                Field(name: "\(p).dates", label: "Dates", kind: .range, required: true),
+                Field(name: "\(p).participating_entities", label: "Participating entities", kind: .lines, hint: "one a line", required: true),
+                Field(name: "\(p).summary", label: "Summary", kind: .textarea, required: true),
+                Field(name: "\(p).findings", label: "Findings", kind: .lines, hint: "one a line"),
+                Field(name: "\(p).follow_up_actions", label: "Follow-up actions", kind: .lines, hint: "one a line"),
+            ]
+        case .activityMatrix:
+            let p = "activity_matrix"
+            return [
+                Field(name: "\(p).reporting_period", label: "Reporting period", kind: .range, required: true),
+                Field(name: "\(p).activities", label: "Activities (CSV)", kind: .textarea,
+                      hint: "the spreadsheet saved as CSV, header first: " + ActivityMatrixCSV.columns.joined(separator: ", ")),
+            ]
+        default:
+            return []
+        }
+    }
+
+    static let referenceRelation: [MessageType: (Reference.Relation, String)] = [
+        .countryVisitRecommendation: (.followsUp, "Follows up"),
+        .missionReport: (.reportsOn, "Reports on"),
+        .activityMatrix: (.answers, "Answers"),
+    ]
+
+    static func envelopeFields(_ type: MessageType, context: ComposeContext) -> [Field] {
+        let relation = referenceRelation[type]?.1 ?? "Refers to"
+        var fields = [
+            Field(name: "envelope.thematic_tags", label: "Themes", kind: .text, hint: "comma-separated"),
+            Field(name: "envelope.references", label: relation, kind: .lines, hint: "message ids, one a line"),
+        ]
+        if type == .countryVisitRecommendation { fields[0].hint = "comma-separated; the thematic area when left empty" }
+        return fields
+    }
+
+    static func handlingFields(_ type: MessageType, context: ComposeContext) -> [Field] {
+        let h = "envelope.handling"
+        let r = "\(h).member_state_restriction"
+        func ids(_ list: [String]?) -> Field.Kind { list.map { .choices($0.map { ($0, $0) }) } ?? .text }
+        var targets: [String]?
+        if let nodes = context.nodeIds, let groups = context.groupIds { targets = nodes + groups }
+        return [
+            Field(name: "\(h).classification", label: "Classification", kind: .choice(context.levels.map { ($0.name, $0.name) })),
+            Field(name: "\(h).releasability", label: "Releasable to", kind: ids(targets),
+                  hint: context.nodeIds == nil ? "node or group ids, comma-separated; empty: every entitled node"
+                                               : "nodes and groups; none ticked: every entitled node"),
+            Field(name: "\(h).tlp", label: "TLP", kind: .choice([("0", "none")] + TlpLabel.allCases.filter { $0 != .tlpUnspecified }
+                .map { ("\($0.rawValue)", $0.label) })),
+            Field(name: "\(h).declassify_on", label: "Declassify on", kind: .date),
+            Field(name: "\(r).scope", label: "Member State restriction",
+                  kind: .choice([("", "none"), ("1", "the whole message"), ("2", "the parts ticked below")])),
+            Field(name: "\(r).state", label: "Requested by (State)", kind: .text, hint: "ISO alpha-3"),
+            Field(name: "\(r).requested_on", label: "Requested on", kind: .date),
+            Field(name: "\(r).field_paths", label: "Parts withheld", kind: .choices(RedactablePaths.paths(for: type).sorted().map { ($0, $0) })),
+            Field(name: "\(r).allowed_nodes", label: "Nodes that may see them", kind: ids(context.nodeIds),
+                  hint: context.nodeIds == nil ? "node ids, comma-separated" : nil),
+        ]
+    }
+
+    static func allFields(_ type: MessageType, context: ComposeContext) -> [Field] {
+        payloadFields(type) + envelopeFields(type, context: context) + handlingFields(type, context: context)
+    }
+
+    /// Errors of a form, by field name; `general` holds those that name no field of the form.
+    struct Errors: Sendable {
+        var byField: [String: String] = [:]
+        var general: [String] = []
+        var isEmpty: Bool { byField.isEmpty && general.isEmpty }
+
+        /// Puts a validator error next to the field its path names: the field itself, or the
+        /// field holding the element or part it names (`findings[2]`, `dates.end`).
+        mutating func add(_ error: BusError, fields: [Field], subjectField: String?) {
+            let path = String(error.detail.prefix { $0 != " " })
+            let rule = String(error.detail.dropFirst(path.count)).trimmingCharacters(in: .whitespaces)
+            if path == "envelope.subject", let subjectField {
+                byField[subjectField] = byField[subjectField] ?? "must be an ISO 3166-1 alpha-3 code (or a region code)"
+                return
+            }
+            let field = fields.filter { path == $0.name || path.hasPrefix($0.name + ".") || path.hasPrefix($0.name + "[") }
+                .max { $0.name.count < $1.name.count }
+            if let field, error.code == .validationFailed {
+                let detail = path == field.name ? rule : "\(path.dropFirst(field.name.count).drop { $0 == "." }) \(rule)"
+                byField[field.name] = byField[field.name] ?? detail
+            } else {
+                general.append(error.detail)
+            }
+        }
+    }
+
+    /// The message a submitted form describes, with the node's checks (schema rules, registry
+    /// ids, clearance) run; or every error found, by field.
+    static func message(_ type: MessageType, form: FormValues, context: ComposeContext,
+                        now: Date = Date()) -> Result<BusMessage, ErrorsBox> {
+        var errors = Errors()
+        var message = BusMessage()
+        message.envelope.messageID = MessageID.generate(now: now)
+        message.envelope.type = type
+        message.envelope.schemaVersion = MessageValidator.schemaVersion
+        message.envelope.createdAt = Google_Protobuf_Timestamp(date: now)
+        message.envelope.originator = context.nodeId
+        func range(_ name: String) -> DateRange? {
+            let start = form.text("\(name).start"), end = form.text("\(name).end")
+            guard !start.isEmpty || !end.isEmpty else { return nil }
+            var value = DateRange()
+            value.start = start
+            value.end = end
+            return value
+        }
+        func enumValue(_ name: String) -> Int? {
+            let text = form.text(name)
+            guard !text.isEmpty else { return 0 }
+            guard let number = Int(text), (0...64).contains(number) else {
+                errors.byField[name] = "is not one of the choices"
+                return nil
+            }
+            return number
+        }
+        func pillars(_ name: String) -> [StrategyPillar] {
+            form.all(name).compactMap { text in
+                guard let number = Int(text), let pillar = StrategyPillar(rawValue: number), pillar != .pillarUnspecified else {
+                    errors.byField[name] = "is not one of the choices"
+                    return nil
+                }
+                return pillar
+            }
+        }
+        var subjectField: String?
+        switch type {
+        case .countryVisitRecommendation:
+            let p = "country_visit_recommendation"
+            var value = CountryVisitRecommendation()
+            value.memberState = form.text("\(p).member_state").uppercased()
+            value.visitID = form.text("\(p).visit_id")
+            if let dates = range("\(p).visit_dates") { value.visitDates = dates }
+            for item in form.items("\(p).resolutions_assessed") {
+                guard let number = UInt32(item) else {
+                    errors.byField["\(p).resolutions_assessed"] = "\"\(item.prefix(20))\" is not a resolution number"
+                    break
+                }
+                value.resolutionsAssessed.append(number)
+            }
+            value.thematicArea = form.text("\(p).thematic_area")
+            value.recommendationText = form.text("\(p).recommendation_text")
+            value.priority = Priority(rawValue: enumValue("\(p).priority") ?? 0) ?? .unspecified
+            value.technicalAssistanceNeeded = !form.text("\(p).technical_assistance_needed").isEmpty
+            value.technicalAssistanceNeed = form.text("\(p).technical_assistance_need")
+            value.pillars = pillars("\(p).pillars")
+            value.genderCrossCutting = !form.text("\(p).gender_cross_cutting").isEmpty
+            value.childrenCrossCutting = !form.text("\(p).children_cross_cutting").isEmpty
+            value.followUpStatus = .init(rawValue: enumValue("\(p).follow_up_status") ?? 0) ?? .followUpUnspecified
+            message.envelope.subject = value.memberState
+            subjectField = "\(p).member_state"
+            message.countryVisitRecommendation = value
+        case .missionReport:
+            let p = "mission_report"
+            var value = MissionReport()
+            value.missionID = form.text("\(p).mission_id")
+            value.kind = .init(rawValue: enumValue("\(p).kind") ?? 0) ?? .unspecified
+            value.memberState = form.text("\(p).member_state").uppercased()
+            value.region = form.text("\(p).region").uppercased()
+            if let dates = range("\(p).dates") { value.dates = dates }
+            value.participatingEntities = form.lines("\(p).participating_entities")
+            value.summary = form.text("\(p).summary")
+            value.findings = form.lines("\(p).findings")
+            value.followUpActions = form.lines("\(p).follow_up_actions")
+            message.envelope.subject = value.memberState.isEmpty ? value.region : value.memberState
+            subjectField = value.memberState.isEmpty && !value.region.isEmpty ? "\(p).region" : "\(p).member_state"
+            message.missionReport = value
+        case .activityMatrix:
+            let p = "activity_matrix"
+            let csv = form.values["\(p).activities"]?.first ?? ""
+            if csv.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                errors.byField["\(p).activities"] = "is required: paste the matrix's CSV here"
+            } else {
+                do {
+                    let activities = try ActivityMatrixCSV.activities(csv: csv)
+                    let built = ActivityMatrixCSV.message(activities: activities, period: range("\(p).reporting_period") ?? DateRange(),
+                                                          handling: Handling(), now: now)
+                    message.envelope.subject = built.envelope.subject
+                    message.envelope.thematicTags = built.envelope.thematicTags
+                    message.envelope.references = built.envelope.references
+                    message.activityMatrix = built.activityMatrix
+                    if range("\(p).reporting_period") == nil { message.activityMatrix.clearReportingPeriod() }
+                } catch {
+                    errors.byField["\(p).activities"] = error.detail
+                }
+            }
+            if message.payload == nil {
+                var matrix = ActivityMatrix()
+                if let period = range("\(p).reporting_period") { matrix.reportingPeriod = period }
+                message.activityMatrix = matrix
+            }
+        default:
+            errors.general.append("there is no form for \(type.name)")
+        }
+
+        // Envelope: themes and references.
+        let tags = form.items("envelope.thematic_tags")
+        if !tags.isEmpty {
+            message.envelope.thematicTags = tags
+        } else if case .countryVisitRecommendation(let value) = message.payload, !value.thematicArea.isEmpty {
+            message.envelope.thematicTags = [value.thematicArea]
+        }
+        if let relation = referenceRelation[type]?.0 {
+            for id in form.lines("envelope.references") where !message.envelope.references.contains(where: { $0.messageID == id }) {
+                message.envelope.references.append(Reference(to: id, relation))
+            }
+        }
+
+        // Handling (errors found while reading the form come first; the validator adds the first
+        // rule it finds broken, next to its field, unless that field already has one).
+        let h = "envelope.handling"
+        var handling = Handling()
+        let level = form.text("\(h).classification")
+        if let value = Classification(name: level), context.levels.contains(value) {
+            handling.classification = value
+        } else {
+            errors.byField["\(h).classification"] = level.isEmpty ? "is required"
+                : "must be one of \(context.levels.map(\.name).joined(separator: ", ")) (this node's clearance is \(context.clearance.name))"
+        }
+        handling.releasability = context.nodeIds == nil ? form.items("\(h).releasability") : form.all("\(h).releasability")
+        if let nodes = context.nodeIds, let groups = context.groupIds {
+            let known = Set(nodes + groups)
+            if let unknown = handling.releasability.first(where: { !known.contains($0) }) {
+                errors.byField["\(h).releasability"] = "\"\(unknown.prefix(64))\" is neither a node nor a group of the registry"
+            }
+        }
+        handling.tlp = TlpLabel(rawValue: enumValue("\(h).tlp") ?? 0) ?? .tlpUnspecified
+        handling.declassifyOn = form.text("\(h).declassify_on")
+        let r = "\(h).member_state_restriction"
+        let scope = form.text("\(r).scope")
+        let restrictionGiven = !form.text("\(r).state").isEmpty || !form.all("\(r).field_paths").isEmpty
+            || !form.all("\(r).allowed_nodes").isEmpty
+        if scope.isEmpty {
+            if restrictionGiven { errors.byField["\(r).scope"] = "choose whether the whole message or the parts ticked are restricted" }
+        } else {
+            var restriction = MemberStateRestriction()
+            restriction.scope = .init(rawValue: enumValue("\(r).scope") ?? 0) ?? .unspecified
+            restriction.state = form.text("\(r).state").uppercased()
+            restriction.requestedOn = form.text("\(r).requested_on")
+            restriction.fieldPaths = form.all("\(r).field_paths")
+            restriction.allowedNodes = context.nodeIds == nil ? form.items("\(r).allowed_nodes") : form.all("\(r).allowed_nodes")
+            if let nodes = context.nodeIds, let unknown = restriction.allowedNodes.first(where: { !nodes.contains($0) }) {
+                errors.byField["\(r).allowed_nodes"] = "\"\(unknown.prefix(64))\" is not a node of the registry"
+            }
+            handling.memberStateRestriction = restriction
+        }
+        message.envelope.handling = handling
+
+        for field in payloadFields(type) where field.required && errors.byField[field.name] == nil && field.isEmpty(in: form) {
+            errors.byField[field.name] = "is required"
+        }
+        if !context.mayPublish.contains(type) {
+            errors.general.append("this node's role may not publish \(title(type).lowercased())s")
+        }
+        do {
+            try MessageValidator.validate(message)
+            try ConfidentialityPolicy.checkOriginatorClearance(message.envelope, nodeId: context.nodeId, clearance: context.clearance)
+        } catch {
+            errors.add(error, fields: allFields(type, context: context), subjectField: subjectField)
+        }
+        return errors.isEmpty ? .success(message) : .failure(ErrorsBox(errors))
+    }
+
+    /// `Errors` as an `Error`, for `Result`.
+    struct ErrorsBox: Error, Sendable {
+        let errors: Errors
+        init(_ errors: Errors) { self.errors = errors }
+    }
+}

@@ -1,0 +1,224 @@
+import CTBusJournal
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The console's writing side over real HTTP, on a real bus: compose forms checked by the
+/// same validator as `ctbus publish`, drafts, revocation, and the CSRF and origin checks that
+/// keep another site from doing any of it.
+@Suite("Console compose", .serialized)
+struct ConsoleComposeTests {
+    /// A browser's state as these tests keep it: the console's cookie, once it set one.
+    final class Browser: @unchecked Sendable {
+        let base: URL
+        var cookie: String?
+        /// Cookies are this class's business (two browsers must not share them), and a redirect
+        /// is kept as the answer so that the test sees where it points.
+        let session: URLSession
+
+        init(_ base: URL) {
+            self.base = base
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.httpShouldSetCookies = false
+            configuration.httpCookieStorage = nil
+            session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
+        }
+
+        func request(_ method: String, _ path: String, form: [(String, String)]? = nil,
+                     headers: [String: String] = [:]) async throws -> ConsoleTests.Page {
+            var request = URLRequest(url: URL(string: path, relativeTo: base)!)
+            request.httpMethod = method
+            if let cookie { request.setValue("ctbus_csrf=\(cookie)", forHTTPHeaderField: "Cookie") }
+            if let form {
+                var allowed = CharacterSet.alphanumerics
+                allowed.insert(charactersIn: "-._~")
+                request.httpBody = Data(form.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed)!)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }
+                    .joined(separator: "&").utf8)
+                request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+            }
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            let (data, response) = try await session.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            var fields: [String: String] = [:]
+            for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
+            if let set = fields["set-cookie"], let range = set.range(of: "ctbus_csrf=") {
+                cookie = String(set[range.upperBound...].prefix { $0 != ";" })
+            }
+            return ConsoleTests.Page(status: http.statusCode, headers: fields, body: String(decoding: data, as: UTF8.self))
+        }
+
+        /// Opens a page with a form and returns the form's CSRF token.
+        func token(_ path: String) async throws -> String {
+            let page = try await request("GET", path)
+            let marker = "name=\"csrf\" value=\""
+            let start = try #require(page.body.range(of: marker), "no CSRF field on \(path)")
+            return String(page.body[start.upperBound...].prefix { $0 != "\"" })
+        }
+    }
+
+    final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+            completionHandler(nil)
+        }
+    }
+
+    static func missionReport(_ token: String, summary: String = "Workshop on border management held with the national police.",
+                              extra: [(String, String)] = []) -> [(String, String)] {
+        [("csrf", token), ("mission_report.mission_id", "MISSION-2026-KEN-07"), ("mission_report.kind", "4"),
+         ("mission_report.member_state", "KEN"), ("mission_report.dates.start", "2026-11-02"), ("mission_report.dates.end", "2026-11-03"),
+         ("mission_report.participating_entities", "UNOCT\r\nCTED"), ("mission_report.summary", summary),
+         ("envelope.thematic_tags", "border-security"), ("envelope.handling.classification", "UNCLASSIFIED"), ("action", "publish")] + extra
+    }
+
+    @Test("Compose: each error next to its field and nothing written; a valid mission report leaves through the outbox and reaches another node")
+    func compose() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { base in
+            let browser = Browser(base)
+            let index = try await browser.request("GET", "/compose")
+            #expect(index.body.contains("/compose/mission-report") && index.body.contains("/compose/activity-matrix"))
+            #expect(!index.body.contains("/compose/recommendation"), "OCT's role publishes no recommendation")
+            #expect(try await browser.request("GET", "/compose/recommendation").status == 403)
+            let token = try await browser.token("/compose/mission-report")
+            let form = try await browser.request("GET", "/compose/mission-report")
+            for id in ["wg-border", "cted", "compact-wg"] { #expect(form.body.contains("value=\"\(id)\""), "releasability offers \(id)") }
+            #expect(form.body.contains("value=\"summary\""), "the redactable fields of a mission report are offered")
+
+            // An empty form: every required field named, next to it; nothing written.
+            let empty = try await browser.request("POST", "/compose/mission-report", form: [("csrf", token), ("action", "publish")])
+            #expect(empty.status == 422)
+            for field in ["mission_id", "kind", "dates", "participating_entities", "summary"] {
+                #expect(empty.body.contains("id=\"f-mission_report.\(field)-error\""), "an error next to \(field)")
+            }
+            // Bad values: a date that is not one, a text over its bound, an unknown node.
+            let cases: [(String, [(String, String)], String)] = [
+                ("mission_report.dates", [("mission_report.dates.start", "2026-13-45")], "must be a date YYYY-MM-DD"),
+                ("mission_report.summary", [("mission_report.summary", String(repeating: "x", count: WireLimits.textBytes + 1))],
+                 "is longer than \(WireLimits.textBytes) bytes"),
+                ("envelope.handling.releasability", [("envelope.handling.releasability", "nobody")], "neither a node nor a group"),
+                ("envelope.handling.classification", [("envelope.handling.classification", "SECRET")], "must be one of"),
+            ]
+            for (field, values, rule) in cases {
+                let names = Set(values.map(\.0))
+                let sent = Self.missionReport(token).filter { !names.contains($0.0) } + values
+                let page = try await browser.request("POST", "/compose/mission-report", form: sent)
+                #expect(page.status == 422, "\(field)")
+                let error = page.body.range(of: "id=\"f-\(field)-error\">").map { String(page.body[$0.upperBound...].prefix(160)) } ?? ""
+                #expect(error.contains(rule), "\(field): \(error)")
+                #expect(page.body.contains("value=\"MISSION-2026-KEN-07\""), "the values typed come back")
+            }
+            #expect(try oct.count() == 0 && oct.drafts().isEmpty)
+
+            // A valid one: to the outbox, shown as sent, and out to the working group over the bus.
+            let script = "<script>alert(1)</script> Workshop held."
+            let published = try await browser.request("POST", "/compose/mission-report", form: Self.missionReport(token, summary: script))
+            #expect(published.status == 303)
+            let location = try #require(published.headers["location"])
+            let id = String(location.dropFirst("/messages/".count))
+            #expect(try Wait.until { try border.entry(messageId: id) != nil }, "the mission report reached wg-border")
+            #expect(try oct.publicationStatus(messageId: id) != nil)
+            let shown = try await browser.request("GET", location)
+            #expect(shown.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !shown.body.contains("<script>"))
+        }
+    }
+
+    @Test("A form without its token, with another browser's token, or from another site is refused (403) and writes nothing")
+    func forgery() async throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = try NodeJournal(path: folder.appendingPathComponent("oct.journal.sqlite").path)
+        try await ConsoleTests.serving(journal, node: "oct", clearance: .strictlyConfidential) { base in
+            let browser = Browser(base)
+            let token = try await browser.token("/compose/mission-report")
+            let other = Browser(base)
+            let otherToken = try await other.token("/compose/mission-report")
+            #expect(token != otherToken)
+            let attempts: [(String, [(String, String)], [String: String])] = [
+                ("no token", Self.missionReport(token).filter { $0.0 != "csrf" }, [:]),
+                ("another browser's token", Self.missionReport(otherToken), [:]),
+                ("another origin", Self.missionReport(token), ["Origin": "http://evil.example"]),
+                ("another site", Self.missionReport(token), ["Sec-Fetch-Site": "cross-site"]),
+            ]
+            for (what, form, headers) in attempts {
+                let page = try await browser.request("POST", "/compose/mission-report", form: form, headers: headers)
+                #expect(page.status == 403, "\(what)")
+                #expect(page.body.contains("Refused"), "\(what)")
+            }
+            let bare = Browser(base) // no cookie at all
+            let page = try await bare.request("POST", "/compose/mission-report", form: Self.missionReport(token))
+            #expect(page.status == 403)
+            #expect(try journal.count() == 0 && journal.drafts().isEmpty)
+            // The same form, from this console with its token, goes through: the checks above refused for their reason.
+            let same = try await browser.request("POST", "/compose/mission-report", form: Self.missionReport(token),
+                                                 headers: ["Origin": base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/"))])
+            #expect(same.status == 303)
+            #expect(try journal.count() == 1)
+        }
+    }
+
+    @Test("Drafts saved from the form are listed, released (they reach the other node) or discarded; a published message is revoked from its page")
+    func draftsAndRevocation() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { base in
+            let browser = Browser(base)
+            let token = try await browser.token("/compose/mission-report")
+            var ids: [String] = []
+            for _ in 0..<2 {
+                let saved = try await browser.request("POST", "/compose/mission-report",
+                                                      form: Self.missionReport(token).filter { $0.0 != "action" } + [("action", "draft")])
+                #expect(saved.status == 303 && saved.headers["location"] == "/drafts")
+            }
+            ids = try oct.drafts().map(\.messageId)
+            #expect(try ids.count == 2 && oct.count() == 0)
+            let list = try await browser.request("GET", "/drafts")
+            for id in ids { #expect(list.body.contains("/drafts/\(id)/release") && list.body.contains("/drafts/\(id)/discard")) }
+
+            let released = try await browser.request("POST", "/drafts/\(ids[0])/release", form: [("csrf", token)])
+            #expect(released.status == 303 && released.headers["location"] == "/messages/\(ids[0])")
+            #expect(try Wait.until { try border.entry(messageId: ids[0]) != nil }, "the released draft reached wg-border")
+            let discarded = try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)])
+            #expect(discarded.status == 303)
+            #expect(try oct.drafts().isEmpty && oct.entry(messageId: ids[1]) == nil)
+            #expect(try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)]).status == 404)
+
+            let page = try await browser.request("GET", "/messages/\(ids[0])")
+            #expect(page.body.contains("/messages/\(ids[0])/revoke"))
+            let revoked = try await browser.request("POST", "/messages/\(ids[0])/revoke", form: [("csrf", token), ("reason", "sent too early")])
+            #expect(revoked.status == 303)
+            #expect(try Wait.until { try border.entry(messageId: ids[0])?.revokedAt != nil }, "wg-border marks it revoked")
+            let after = try await browser.request("GET", "/messages/\(ids[0])")
+            #expect(after.body.contains("sent too early") && !after.body.contains("/revoke\""))
+        }
+        // A working group's console cannot revoke what CTED published (served without the
+        // registry, so that its compose form, and a valid token, exist).
+        let cted = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try border.entry(messageId: cted) != nil })
+        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { base in
+            let browser = Browser(base)
+            let token = try await browser.token("/compose/mission-report")
+            let page = try await browser.request("GET", "/messages/\(cted)")
+            #expect(!page.body.contains("/revoke"))
+            #expect(try await browser.request("POST", "/messages/\(cted)/revoke", form: [("csrf", token)]).status == 403)
+            #expect(try border.entry(messageId: cted)?.revokedAt == nil)
+        }
+    }
+}
