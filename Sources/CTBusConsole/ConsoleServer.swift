@@ -63,6 +63,7 @@ public struct ConsoleServer: Sendable {
         }
         router.get("/trace") { _, _ in try console.tracePage() }
         router.get("/status") { _, _ in try console.statusPage() }
+        console.addAPI(to: router)
         router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
         router.get("/compose/:type") { request, context in
             console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
@@ -87,32 +88,43 @@ public struct ConsoleServer: Sendable {
 
     static let pageSize = 50
 
-    func journalPage(_ request: Request) throws -> Response {
-        let parameters = request.uri.queryParameters
+    /// The journal filter a query asks for (the page's and the API's parameters are the same).
+    static func journalFilter(_ parameters: Parameters) throws(ConsoleInputError) -> (filter: JournalFilter, query: Pages.JournalQuery) {
         func value(_ name: String) -> String? {
             parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
         var query = Pages.JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state"),
                                        classification: value("classification"), direction: value("direction"))
-        var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true,
-                                   limit: Self.pageSize + 1)
+        var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
         if let type = query.type {
-            guard let value = MessageType(name: type), value != .unspecified else { return error(.badRequest, "There is no message type \(type).") }
+            guard let value = MessageType(name: type), value != .unspecified else { throw ConsoleInputError("There is no message type \(type.prefix(40)).") }
             filter.type = value
         }
         if let name = query.classification {
-            guard let value = Classification(name: name) else { return error(.badRequest, "There is no classification \(name).") }
+            guard let value = Classification(name: name) else { throw ConsoleInputError("There is no classification \(name.prefix(40)).") }
             filter.classification = value
         }
         if let name = query.direction {
-            guard let value = Direction(rawValue: name) else { return error(.badRequest, "Direction is received or sent.") }
+            guard let value = Direction(rawValue: name) else { throw ConsoleInputError("Direction is received or sent.") }
             filter.direction = value
         }
         if let before = value("before") {
-            guard let position = Int64(before) else { return error(.badRequest, "before must be a journal position.") }
+            guard let position = Int64(before) else { throw ConsoleInputError("before must be a journal position.") }
             query.before = position
             filter.before = position
         }
+        return (filter, query)
+    }
+
+    func journalPage(_ request: Request) throws -> Response {
+        var filter: JournalFilter
+        let query: Pages.JournalQuery
+        do {
+            (filter, query) = try Self.journalFilter(request.uri.queryParameters)
+        } catch {
+            return self.error(.badRequest, error.description)
+        }
+        filter.limit = Self.pageSize + 1
         var entries = try journal.entries(matching: filter).filter(visible)
         let more = entries.count > Self.pageSize
         if more { entries.removeLast() }
@@ -142,7 +154,9 @@ public struct ConsoleServer: Sendable {
         return page(title, marking: Pages.marking([entry.classificationName]), body)
     }
 
-    func tracePage() throws -> Response {
+    /// What the traceability report reads: every message this console may show, with the
+    /// classification of each (for the page's banner).
+    func traceMessages() throws -> (messages: [Traceability.Message], classifications: [String]) {
         var messages: [Traceability.Message] = []
         var names: [String] = []
         for entry in try journal.entries() where visible(entry) {
@@ -151,6 +165,11 @@ public struct ConsoleServer: Sendable {
                                                  redactedPaths: entry.redactedPaths))
             names.append(entry.classificationName)
         }
+        return (messages, names)
+    }
+
+    func tracePage() throws -> Response {
+        let (messages, names) = try traceMessages()
         return page("Traceability", marking: Pages.marking(names), Pages.trace(Traceability.report(messages)))
     }
 

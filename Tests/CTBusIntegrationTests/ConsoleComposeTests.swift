@@ -29,7 +29,7 @@ struct ConsoleComposeTests {
             session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
         }
 
-        func request(_ method: String, _ path: String, form: [(String, String)]? = nil,
+        func request(_ method: String, _ path: String, form: [(String, String)]? = nil, body: Data? = nil,
                      headers: [String: String] = [:]) async throws -> ConsoleTests.Page {
             var request = URLRequest(url: URL(string: path, relativeTo: base)!)
             request.httpMethod = method
@@ -41,6 +41,7 @@ struct ConsoleComposeTests {
                     .joined(separator: "&").utf8)
                 request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
             }
+            if let body { request.httpBody = body }
             for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
             let (data, response) = try await session.data(for: request)
             let http = try #require(response as? HTTPURLResponse)
