@@ -13,8 +13,8 @@ import SwiftProtobuf
 /// The node console: a web server beside a node, reading its journal. This first part serves
 /// the journal, each message, the traceability report and the node's status, read-only.
 ///
-/// Security: it binds to loopback only (authentication for other addresses comes with the
-/// compose pages); every response carries a strict Content-Security-Policy (no script at all),
+/// Security: bound to loopback it serves this machine's users; bound to any other address it
+/// needs `ConsoleAuthentication` (users with bcrypt hashes, or bearer tokens); every response carries a strict Content-Security-Policy (no script at all),
 /// `X-Frame-Options: DENY`, `nosniff`, no referrer and `Cache-Control: no-store`; every value is
 /// escaped; nothing above the node's clearance is shown, whatever the journal holds.
 public struct ConsoleServer: Sendable {
@@ -26,15 +26,16 @@ public struct ConsoleServer: Sendable {
     public let logger: Logger
     let context: ComposeContext
     let csrf = CSRF()
+    let authentication: ConsoleAuthentication?
     let refusals: SharedThrottledLogger
 
-    /// Refuses an address other than loopback: until authentication is configured, the console
-    /// serves the local user only.
+    /// Refuses an address other than loopback without `authentication`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
-                host: String = "127.0.0.1", port: Int, logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
-        guard ["127.0.0.1", "::1", "localhost"].contains(host) else {
-            throw ConfigurationError("the console serves only this machine's user for now: bind it to 127.0.0.1 "
-                                     + "(authentication for other addresses is not available yet)")
+                host: String = "127.0.0.1", port: Int, authentication: ConsoleAuthentication? = nil,
+                logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
+        guard Self.isLoopback(host) || authentication != nil else {
+            throw ConfigurationError("the console binds to \(host) only with authentication: give a users file (ctbus console-user) "
+                                     + "or a token file, or bind it to 127.0.0.1")
         }
         guard (1...65_535).contains(port) else { throw ConfigurationError("the console's port must be 1 to 65535") }
         self.nodeId = nodeId
@@ -43,6 +44,7 @@ public struct ConsoleServer: Sendable {
         self.host = host
         self.port = port
         self.logger = logger
+        self.authentication = authentication
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
     }
@@ -51,6 +53,9 @@ public struct ConsoleServer: Sendable {
     public func application(onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         let router = Router()
         router.add(middleware: SecurityHeaders())
+        if let authentication {
+            router.add(middleware: RequireAuthentication(authentication: authentication, realm: "CTBus console \(nodeId)", refusals: refusals))
+        }
         let console = self
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/journal"]) }
         router.get("/static/console.css") { _, _ in
@@ -206,10 +211,15 @@ public struct ConsoleServer: Sendable {
     /// The largest form body read (a pasted activity matrix of 500 rows fits).
     static let maxFormBytes = 4 << 20
 
+    /// Loopback addresses: a console bound there serves this machine's users only.
+    static func isLoopback(_ host: String) -> Bool {
+        ["localhost", "::1"].contains(host.lowercased()) || host.hasPrefix("127.")
+    }
+
     /// Runs `body` with the browser's CSRF token, and sets its cookie when the browser had none.
     func withCookie(_ request: Request, _ body: (String) throws -> Response) rethrows -> Response {
         let cookie = csrf.cookie(of: request)
-        var response = try body(csrf.token(cookie: cookie.value, user: ""))
+        var response = try body(csrf.token(cookie: cookie.value, user: request.headers.consoleUser))
         if cookie.isNew { csrf.setCookie(cookie.value, on: &response) }
         return response
     }
@@ -233,7 +243,7 @@ public struct ConsoleServer: Sendable {
         } catch {
             return self.error(.badRequest, "The form could not be read: \(error).")
         }
-        if let reason = csrf.refusal(request, token: form.values["csrf"]?.first, user: "") {
+        if let reason = csrf.refusal(request, token: form.values["csrf"]?.first, user: request.headers.consoleUser) {
             refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(request.uri.path.prefix(80))"])
             return error(.forbidden, "Refused: \(reason).")
         }

@@ -35,7 +35,7 @@ public struct NodeConfiguration: Sendable, Codable {
     /// it is entitled to (a node that joined late). Default true.
     public var requestBacklog: Bool
     /// The console (`ctbus node` serves it beside the node when set): `{"port": 8470}`, bound to
-    /// 127.0.0.1 unless `bind` says otherwise (loopback only for now).
+    /// 127.0.0.1 unless `bind` says otherwise (another address needs `usersFile` or `tokenFile`).
     public var http: HTTPSettings?
     /// The registry file (deploy/registry.json), optional. The console reads from it which types
     /// this node's role may publish and the node and group ids a message can be released to.
@@ -44,10 +44,17 @@ public struct NodeConfiguration: Sendable, Codable {
     public struct HTTPSettings: Sendable, Codable, Equatable {
         public var port: Int
         public var bind: String?
+        /// People who may sign in (`ctbus console-user` writes it): needed, or `tokenFile`, to
+        /// bind anywhere but loopback.
+        public var usersFile: String?
+        /// Bearer tokens for other systems, one a line.
+        public var tokenFile: String?
 
-        public init(port: Int, bind: String? = nil) {
+        public init(port: Int, bind: String? = nil, usersFile: String? = nil, tokenFile: String? = nil) {
             self.port = port
             self.bind = bind
+            self.usersFile = usersFile
+            self.tokenFile = tokenFile
         }
     }
 
@@ -134,6 +141,11 @@ public struct NodeConfiguration: Sendable, Codable {
         configuration.secretKeyFile = ConfigurationFile.resolve(configuration.secretKeyFile, relativeTo: path)
         configuration.journalPath = ConfigurationFile.resolve(configuration.journalPath, relativeTo: path)
         configuration.registryFile = configuration.registryFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
+        if var http = configuration.http {
+            http.usersFile = http.usersFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
+            http.tokenFile = http.tokenFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
+            configuration.http = http
+        }
         switch (configuration.brokerPublicKey, configuration.brokerPublicKeyFile) {
         case (let key?, nil):
             // A path of 40 characters decodes as Z85 too: a file by that name is a mistake to say.

@@ -40,9 +40,12 @@ struct NodeCommand: ParsableCommand {
             // The configuration's http section: the console beside the node, on the node's journal.
             let server: ConsoleServer
             do {
+                let authentication = http.usersFile == nil && http.tokenFile == nil ? nil
+                    : try ConsoleAuthentication.load(usersFile: http.usersFile, tokenFile: http.tokenFile)
                 server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
                                            journal: node.journal,
                                            registry: try node.configuration.loadRegistry(), host: http.bind ?? "127.0.0.1", port: http.port,
+                                           authentication: authentication,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
             } catch {
                 node.stop()

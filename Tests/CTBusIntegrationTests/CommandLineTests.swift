@@ -22,10 +22,16 @@ struct CommandLineTests {
         let errors: String
     }
 
-    static func run(_ arguments: [String], executable: URL = executable) throws -> Result {
+    static func run(_ arguments: [String], executable: URL = executable, input: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let input {
+            let pipe = Pipe()
+            process.standardInput = pipe
+            pipe.fileHandleForWriting.write(Data(input.utf8))
+            try pipe.fileHandleForWriting.close()
+        }
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output

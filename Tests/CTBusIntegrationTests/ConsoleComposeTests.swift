@@ -13,59 +13,49 @@ import FoundationNetworking
 /// keep another site from doing any of it.
 @Suite("Console compose", .serialized)
 struct ConsoleComposeTests {
-    /// A browser's state as these tests keep it: the console's cookie, once it set one.
+    /// A browser's state as these tests keep it: the console's cookie, once it set one. Requests
+    /// go over `RawHTTP`: no redirect followed, no cookie shared, a 401 seen as it is.
     final class Browser: @unchecked Sendable {
         let base: URL
         var cookie: String?
-        /// Cookies are this class's business (two browsers must not share them), and a redirect
-        /// is kept as the answer so that the test sees where it points.
-        let session: URLSession
 
-        init(_ base: URL) {
-            self.base = base
-            let configuration = URLSessionConfiguration.ephemeral
-            configuration.httpShouldSetCookies = false
-            configuration.httpCookieStorage = nil
-            session = URLSession(configuration: configuration, delegate: NoRedirects(), delegateQueue: nil)
-        }
+        init(_ base: URL) { self.base = base }
 
         func request(_ method: String, _ path: String, form: [(String, String)]? = nil, body: Data? = nil,
                      headers: [String: String] = [:]) async throws -> ConsoleTests.Page {
-            var request = URLRequest(url: URL(string: path, relativeTo: base)!)
-            request.httpMethod = method
-            if let cookie { request.setValue("ctbus_csrf=\(cookie)", forHTTPHeaderField: "Cookie") }
+            var fields = headers
+            if let cookie { fields["Cookie"] = "ctbus_csrf=\(cookie)" }
+            var payload = body
             if let form {
                 var allowed = CharacterSet.alphanumerics
                 allowed.insert(charactersIn: "-._~")
-                request.httpBody = Data(form.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed)!)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }
+                payload = Data(form.map { "\($0.0.addingPercentEncoding(withAllowedCharacters: allowed)!)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }
                     .joined(separator: "&").utf8)
-                request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+                fields["Content-Type"] = "application/x-www-form-urlencoded"
             }
-            if let body { request.httpBody = body }
-            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-            let (data, response) = try await session.data(for: request)
-            let http = try #require(response as? HTTPURLResponse)
-            var fields: [String: String] = [:]
-            for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
-            if let set = fields["set-cookie"], let range = set.range(of: "ctbus_csrf=") {
+            let port = base.port!
+            let sendable = fields
+            let sent = payload
+            // Off the task threads: the console answering runs on them.
+            let response = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RawHTTP.Response, any Error>) in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result {
+                        try RawHTTP.exchange(port: port, method: method, target: path, headers: sendable, body: sent)
+                    })
+                }
+            }
+            if let set = response.headers["set-cookie"], let range = set.range(of: "ctbus_csrf=") {
                 cookie = String(set[range.upperBound...].prefix { $0 != ";" })
             }
-            return ConsoleTests.Page(status: http.statusCode, headers: fields, body: String(decoding: data, as: UTF8.self))
+            return ConsoleTests.Page(status: response.status, headers: response.headers, body: String(decoding: response.body, as: UTF8.self))
         }
 
         /// Opens a page with a form and returns the form's CSRF token.
-        func token(_ path: String) async throws -> String {
-            let page = try await request("GET", path)
+        func token(_ path: String, headers: [String: String] = [:]) async throws -> String {
+            let page = try await request("GET", path, headers: headers)
             let marker = "name=\"csrf\" value=\""
             let start = try #require(page.body.range(of: marker), "no CSRF field on \(path)")
             return String(page.body[start.upperBound...].prefix { $0 != "\"" })
-        }
-    }
-
-    final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
-        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
-            completionHandler(nil)
         }
     }
 
