@@ -74,6 +74,8 @@ extension ConsoleServer {
         let messages: [MessageSummary]
         /// Pass as `before` for the next (older) page; absent on the last page.
         let nextBefore: Int64?
+        /// With `q`: the newest entries the search index does not hold yet (it is being filled).
+        let unindexedEntries: Int64?
     }
 
     struct EntryDetail: Encodable {
@@ -148,10 +150,12 @@ extension ConsoleServer {
             throw APIError(.badRequest, "BAD_REQUEST", error.description)
         }
         filter.limit = limit + 1
+        let unindexed = filter.words == nil ? nil : try searchLag()
         var entries = try journal.entries(matching: filter).filter(visible)
         let more = entries.count > limit
         if more { entries.removeLast() }
-        return try jsonResponse(encoding: MessageList(messages: entries.map(MessageSummary.init), nextBefore: more ? entries.last?.position : nil))
+        return try jsonResponse(encoding: MessageList(messages: entries.map(MessageSummary.init), nextBefore: more ? entries.last?.position : nil,
+                                                      unindexedEntries: unindexed))
     }
 
     func apiShow(_ id: String) throws -> Response {

@@ -86,6 +86,7 @@ public struct ConsoleServer: Sendable {
             try await console.changing(request, context) { form, _ in try console.revoke(context.parameters.get("id") ?? "", form: form) }
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-console"),
+                           services: [SearchIndexer(journal: journal, logger: logger)],
                            onServerRunning: { _ in await onRunning() }, logger: logger)
     }
 
@@ -99,8 +100,14 @@ public struct ConsoleServer: Sendable {
             parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
         var query = Pages.JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state"),
-                                       classification: value("classification"), direction: value("direction"))
+                                       classification: value("classification"), direction: value("direction"), words: value("q"))
         var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
+        if let words = query.words {
+            guard words.utf8.count <= 512, let search = NodeJournal.searchQuery(words) else {
+                throw ConsoleInputError("Search for words (letters and digits), at most 512 bytes.")
+            }
+            filter.words = search
+        }
         if let type = query.type {
             guard let value = MessageType(name: type), value != .unspecified else { throw ConsoleInputError("There is no message type \(type.prefix(40)).") }
             filter.type = value
@@ -130,10 +137,11 @@ public struct ConsoleServer: Sendable {
             return self.error(.badRequest, error.description)
         }
         filter.limit = Self.pageSize + 1
+        let unindexed = filter.words == nil ? 0 : try searchLag()
         var entries = try journal.entries(matching: filter).filter(visible)
         let more = entries.count > Self.pageSize
         if more { entries.removeLast() }
-        let body = Pages.journal(entries, query: query, next: more ? entries.last?.position : nil, now: Date())
+        let body = Pages.journal(entries, query: query, next: more ? entries.last?.position : nil, unindexed: unindexed, now: Date())
         return page("Journal", marking: Pages.marking(entries.map(\.classificationName)), body)
     }
 
@@ -157,6 +165,18 @@ public struct ConsoleServer: Sendable {
             }
         }
         return page(title, marking: Pages.marking([entry.classificationName]), body)
+    }
+
+    /// Before a search: indexes what is waiting (a bounded batch, so that the page stays quick),
+    /// and returns how many entries are still not searchable.
+    func searchLag() throws -> Int64 {
+        do {
+            try journal.indexForSearch(limit: 2 * SearchIndexer.batch)
+        } catch {
+            refusals.log("index", .warning, "search index not updated before a search: \(error)")
+        }
+        let status = try journal.searchStatus()
+        return max(0, status.last - status.indexedThrough)
     }
 
     /// What the traceability report reads: every message this console may show, with the

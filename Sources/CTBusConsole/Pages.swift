@@ -60,17 +60,19 @@ enum Pages {
         var memberState: String?
         var classification: String?
         var direction: String?
+        var words: String?
         var before: Int64?
 
         var pairs: [(String, String?)] {
-            [("type", type), ("originator", originator), ("member_state", memberState), ("classification", classification),
+            [("q", words), ("type", type), ("originator", originator), ("member_state", memberState), ("classification", classification),
              ("direction", direction)]
         }
     }
 
-    static func journal(_ entries: [JournalEntry], query: JournalQuery, next: Int64?, now: Date) -> HTML {
+    static func journal(_ entries: [JournalEntry], query: JournalQuery, next: Int64?, unindexed: Int64 = 0, now: Date) -> HTML {
         var html = HTML()
         html.raw("<form method=\"get\" action=\"/journal\" class=\"filters\">")
+        html.raw("<label>Search<input\(HTML.attributes([("type", "search"), ("name", "q"), ("value", query.words ?? ""), ("size", "24")]))></label>")
         func select(_ name: String, _ label: String, _ options: [String], _ selected: String?) {
             html.raw("<label>"); html.text(label); html.raw("<select name=\"\(name)\"><option value=\"\">any</option>")
             for option in options {
@@ -90,6 +92,10 @@ enum Pages {
         input("originator", "From", query.originator)
         input("member_state", "Member State", query.memberState)
         html.raw("<button type=\"submit\">Filter</button></form>")
+        if unindexed > 0 {
+            html.element("p", "The \(unindexed) newest entries are not in the search index yet (it is being filled); "
+                         + "search again in a moment to include them.", attributes: [("class", "notice")])
+        }
         guard !entries.isEmpty else {
             html.element("p", "No message matches.", attributes: [("class", "empty")])
             return html

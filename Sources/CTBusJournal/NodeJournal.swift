@@ -67,6 +67,9 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2 search") { db in
+            try db.execute(sql: searchMigration)
+        }
         return migrator
     }
 
@@ -468,6 +471,10 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
         if let before = filter.before { clauses.append("entry.position < ?"); arguments.append(before) }
+        if let words = filter.words {
+            clauses.append("entry.position IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
+            arguments.append(words)
+        }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try database.read { db in
             try Row.fetchAll(db, sql: """
@@ -563,6 +570,9 @@ public struct JournalFilter: Sendable {
     public var before: Int64?
     /// At most this many entries.
     public var limit: Int?
+    /// Full-text search: an FTS5 query (`NodeJournal.searchQuery` makes one from a person's
+    /// words); only entries indexed so far can match (`searchStatus`).
+    public var words: String?
 
     public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,
                 classification: Classification? = nil, direction: Direction? = nil,

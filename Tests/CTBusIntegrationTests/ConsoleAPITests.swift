@@ -74,6 +74,8 @@ struct ConsoleAPITests {
             #expect((older.body["messages"] as? [[String: Any]])?.first?["subject"] as? String == "KEN" && older.body["next_before"] == nil)
             let filtered = try await client.call("get", "/api/v1/messages", "/api/v1/messages?member_state=KEN&type=COUNTRY_VISIT_RECOMMENDATION")
             #expect((filtered.body["messages"] as? [[String: Any]])?.map { $0["message_id"] as? String } == [kenya])
+            let searched = try await client.call("get", "/api/v1/messages", "/api/v1/messages?q=passenger%20informa&member_state=NGA")
+            #expect((searched.body["messages"] as? [[String: Any]])?.count == 1 && searched.body["unindexed_entries"] as? Int == 0)
             let wrong = try await client.call("get", "/api/v1/messages", "/api/v1/messages?type=NOTHING")
             #expect(wrong.status == 400 && Self.errorCode(wrong.body) == "BAD_REQUEST")
             #expect(try await client.call("get", "/api/v1/messages", "/api/v1/messages?limit=0").status == 400)

@@ -260,3 +260,51 @@ extension ConsoleBrowserTests {
         #expect(!node.isRunning && node.terminationStatus == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 }
+
+extension ConsoleTests {
+    @Test("Full-text search: words of any text field find the message; a withheld field is never found where it was withheld; the index fills in the background")
+    func search() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "Train the Mombasa port police in passenger screening."),
+                                    from: "cted")
+        let nigeria = try bus.publish(SampleMessages.recommendation(memberState: "NGA", text: "Adopt a national terrorist-financing risk assessment."),
+                                      from: "cted")
+        let tunisia = try bus.publish(SampleMessages.restricted(SampleMessages.recommendation(memberState: "TUN", text: "Sfax harbour biometric gates."),
+                                                               state: "TUN", fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
+
+        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential) { base in
+            // Nobody searched yet: the console's indexer catches up by itself.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try oct.searchStatus().indexedThrough < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try oct.searchStatus().indexedThrough == 3)
+            let port = try await Self.get(base, "/journal?q=mombasa+police")
+            #expect(port.status == 200 && port.body.contains(kenya) && !port.body.contains(nigeria))
+            let prefix = try await Self.get(base, "/journal?q=financ")
+            #expect(prefix.body.contains(nigeria) && !prefix.body.contains(kenya))
+            let withheldHere = try await Self.get(base, "/journal?q=sfax")
+            #expect(withheldHere.body.contains(tunisia), "OCT may see the restricted text, so it finds it")
+            let combined = try await Self.get(base, "/journal?q=police&member_state=NGA")
+            #expect(!combined.body.contains(kenya) && combined.body.contains("No message matches"))
+            for query in ["%22NEAR(", "*", "a%20OR%20b%20NOT", String(repeating: "x", count: 600)] {
+                let page = try await Self.get(base, "/journal?q=\(query)")
+                #expect(page.status == 200 || page.status == 400, "q=\(query.prefix(20)) answers \(page.status)")
+            }
+        }
+        // At wg-border the restricted text never arrived: nothing to find.
+        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+            let withheld = try await Self.get(base, "/journal?q=sfax")
+            #expect(!withheld.body.contains(tunisia))
+            let stillThere = try await Self.get(base, "/journal?q=\(tunisia.prefix(0))TUN")
+            #expect(stillThere.body.contains(tunisia), "the message itself is found by what it does hold")
+        }
+        let file = try Data(contentsOf: URL(fileURLWithPath: bus.journalPath("wg-border")))
+        #expect(file.range(of: Data("Sfax".utf8)) == nil, "the withheld words are nowhere in wg-border's journal, index included")
+    }
+}
