@@ -2,6 +2,9 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import Foundation
+import MultipartKit
+import NIOCore
+import NIOHTTP1
 import SwiftProtobuf
 
 /// A submitted HTML form (`application/x-www-form-urlencoded`): every name with its values, in
@@ -28,6 +31,48 @@ struct FormValues: Sendable {
             values[name, default: []].append(value)
         }
     }
+
+    /// Parses a `multipart/form-data` body (a form with a file), with MultipartKit. A file's
+    /// content is the field's value; it must be UTF-8 text.
+    init(multipart body: ByteBuffer, boundary: String) throws(ConsoleInputError) {
+        let parser = MultipartParser(boundary: boundary)
+        var parts: [MultipartPart] = []
+        var headers = HTTPHeaders()
+        var content = ByteBuffer()
+        parser.onHeader = { name, value in headers.add(name: name, value: value) }
+        parser.onBody = { chunk in content.writeBuffer(&chunk) }
+        parser.onPartComplete = {
+            parts.append(MultipartPart(headers: headers, body: content))
+            headers = HTTPHeaders()
+            content = ByteBuffer()
+        }
+        do {
+            try parser.execute(body)
+        } catch {
+            throw ConsoleInputError("the form is not multipart/form-data as a browser sends it")
+        }
+        for part in parts {
+            guard let name = part.name else { continue }
+            guard let text = String(bytes: part.body.readableBytesView, encoding: .utf8) else {
+                throw ConsoleInputError("\(name.prefix(80)): the file is not UTF-8 text (save the spreadsheet as CSV UTF-8)")
+            }
+            values[name, default: []].append(text)
+        }
+    }
+
+    /// The `boundary` parameter of a multipart content type.
+    static func boundary(ofContentType type: String) -> String? {
+        for parameter in type.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if pair.count == 2, pair[0].lowercased() == "boundary" {
+                let value = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+                return value.isEmpty || value.utf8.count > 70 ? nil : value
+            }
+        }
+        return nil
+    }
+
+    mutating func set(_ name: String, _ value: String) { values[name] = [value] }
 
     /// The first value, trimmed of white space at both ends ("" when absent).
     func text(_ name: String) -> String {
@@ -101,6 +146,8 @@ enum ComposeForm {
             case choice([(value: String, label: String)])
             case flag
             case choices([(value: String, label: String)])
+            /// A file to upload (the form is then sent as multipart/form-data).
+            case file(accept: String)
         }
 
         var name: String
@@ -173,8 +220,9 @@ enum ComposeForm {
             let p = "activity_matrix"
             return [
                 Field(name: "\(p).reporting_period", label: "Reporting period", kind: .range, required: true),
-                Field(name: "\(p).activities", label: "Activities (CSV)", kind: .textarea,
-                      hint: "the spreadsheet saved as CSV, header first: " + ActivityMatrixCSV.columns.joined(separator: ", ")),
+                Field(name: "\(p).activities_file", label: "Activities: the spreadsheet as a CSV file", kind: .file(accept: ".csv,text/csv"),
+                      hint: "UTF-8, header first, one activity a row; columns: " + ActivityMatrixCSV.columns.joined(separator: ", ")),
+                Field(name: "\(p).activities", label: "…or paste the CSV here", kind: .textarea),
             ]
         default:
             return []
@@ -332,9 +380,10 @@ enum ComposeForm {
             message.missionReport = value
         case .activityMatrix:
             let p = "activity_matrix"
-            let csv = form.values["\(p).activities"]?.first ?? ""
+            let pasted = form.values["\(p).activities"]?.first ?? ""
+            let csv = pasted.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? form.values["\(p).activities_file"]?.first ?? "" : pasted
             if csv.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                errors.byField["\(p).activities"] = "is required: paste the matrix's CSV here"
+                errors.byField["\(p).activities"] = "is required: choose the matrix's CSV file, or paste it here"
             } else {
                 do {
                     let activities = try ActivityMatrixCSV.activities(csv: csv)

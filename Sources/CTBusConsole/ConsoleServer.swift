@@ -248,8 +248,10 @@ public struct ConsoleServer: Sendable {
     /// CSRF token; anything else is refused before `body` runs, and nothing is written.
     func changing(_ request: Request, _ context: some RequestContext,
                   _ body: (FormValues, String) throws -> Response) async throws -> Response {
-        guard request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true else {
-            return error(.unsupportedMediaType, "The console takes forms as a browser sends them (application/x-www-form-urlencoded).")
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        let boundary = request.headers[.contentType].flatMap(FormValues.boundary(ofContentType:))
+        guard contentType.hasPrefix("application/x-www-form-urlencoded") || (contentType.hasPrefix("multipart/form-data") && boundary != nil) else {
+            return error(.unsupportedMediaType, "The console takes forms as a browser sends them (application/x-www-form-urlencoded or multipart/form-data).")
         }
         let buffer: ByteBuffer
         do {
@@ -259,7 +261,8 @@ public struct ConsoleServer: Sendable {
         }
         let form: FormValues
         do {
-            form = try FormValues(urlEncoded: String(buffer: buffer))
+            form = try boundary.map { boundary throws(ConsoleInputError) in try FormValues(multipart: buffer, boundary: boundary) }
+                ?? FormValues(urlEncoded: String(buffer: buffer))
         } catch {
             return self.error(.badRequest, "The form could not be read: \(error).")
         }
@@ -289,7 +292,12 @@ public struct ConsoleServer: Sendable {
         let draft = form.text("action") == "draft"
         switch ComposeForm.message(type, form: form, context: context) {
         case .failure(let box):
-            return composePage(slug, form: form, errors: box.errors, csrf: csrf, status: .unprocessableContent)
+            // A file input cannot be filled again: what the file held comes back in the text area.
+            var shown = form
+            if let file = form.values["activity_matrix.activities_file"]?.first, !file.isEmpty, form.text("activity_matrix.activities").isEmpty {
+                shown.set("activity_matrix.activities", file)
+            }
+            return composePage(slug, form: shown, errors: box.errors, csrf: csrf, status: .unprocessableContent)
         case .success(let message):
             do {
                 if draft {

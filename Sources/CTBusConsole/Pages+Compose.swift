@@ -37,7 +37,11 @@ extension Pages {
             }
             html.raw("</div>")
         }
-        html.raw("<form method=\"post\" class=\"compose\"\(HTML.attributes([("action", "/compose/" + ComposeForm.slug(type))]))>")
+        var attributes = [("action", "/compose/" + ComposeForm.slug(type))]
+        if ComposeForm.payloadFields(type).contains(where: { if case .file = $0.kind { true } else { false } }) {
+            attributes.append(("enctype", "multipart/form-data"))
+        }
+        html.raw("<form method=\"post\" class=\"compose\"\(HTML.attributes(attributes))>")
         html.raw(csrfField(csrf))
         for (legend, fields) in [("Content", ComposeForm.payloadFields(type)),
                                  ("Links", ComposeForm.envelopeFields(type, context: context)),
@@ -88,6 +92,9 @@ extension Pages {
                 html.raw("</option>")
             }
             html.raw("</select>")
+        case .file(let accept):
+            html.raw("<label\(HTML.attributes([("for", id)]))>"); html.text(field.label); html.raw("</label>")
+            html.raw("<input\(HTML.attributes([("type", "file"), ("name", field.name), ("id", id), ("accept", accept)] + described))>")
         case .flag:
             html.raw("<label class=\"flag\"><input\(HTML.attributes([("type", "checkbox"), ("name", field.name), ("value", "on"), ("id", id)]))"
                      + "\(form.values[field.name] != nil ? " checked" : "")> ")

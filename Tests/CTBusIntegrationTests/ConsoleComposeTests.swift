@@ -213,3 +213,48 @@ struct ConsoleComposeTests {
         }
     }
 }
+
+extension ConsoleComposeTests {
+    static func multipart(_ fields: [(String, String)], file: (name: String, content: Data)) -> (body: Data, contentType: String) {
+        let boundary = "----ctbus\(UUID().uuidString.prefix(8))"
+        var body = Data()
+        for (name, value) in fields {
+            body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8))
+        }
+        body.append(Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.name)\"; filename=\"matrix.csv\"\r\nContent-Type: text/csv\r\n\r\n".utf8))
+        body.append(file.content)
+        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        return (body, "multipart/form-data; boundary=\(boundary)")
+    }
+
+    @Test("An activity matrix uploaded as a CSV file: a wrong row is named next to the field and the file's text comes back; a file that is not UTF-8 is refused; a good one is published")
+    func matrixUpload() async throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = try NodeJournal(path: folder.appendingPathComponent("oct.journal.sqlite").path)
+        try await ConsoleTests.serving(journal, node: "oct", clearance: .strictlyConfidential) { base in
+            let browser = Browser(base)
+            let token = try await browser.token("/compose/activity-matrix")
+            let fields = [("csrf", token), ("activity_matrix.reporting_period.start", "2026-01-01"),
+                          ("activity_matrix.reporting_period.end", "2026-06-30"), ("envelope.handling.classification", "UNCLASSIFIED"),
+                          ("action", "publish")]
+            let header = "project_id,title,member_states,pillars,status\n"
+            let wrong = Self.multipart(fields, file: ("activity_matrix.activities_file", Data((header + "P-1,Training,KEN,II,ONGOING\nP-2,Workshop,XX,II,ONGOING\n").utf8)))
+            let refused = try await browser.request("POST", "/compose/activity-matrix", body: wrong.body, headers: ["Content-Type": wrong.contentType])
+            #expect(refused.status == 422)
+            let error = refused.body.range(of: "id=\"f-activity_matrix.activities-error\">").map { String(refused.body[$0.upperBound...].prefix(200)) } ?? ""
+            #expect(error.contains("row 3") && error.contains("member_states"), "\(error)")
+            #expect(refused.body.contains("P-2,Workshop,XX"), "the file's text is shown again in the text area")
+
+            let latin1 = Self.multipart(fields, file: ("activity_matrix.activities_file", Data([0x50, 0x2D, 0x31, 0xE9, 0xFF, 0x0A])))
+            let binary = try await browser.request("POST", "/compose/activity-matrix", body: latin1.body, headers: ["Content-Type": latin1.contentType])
+            #expect(binary.status == 400 && binary.body.contains("not UTF-8"))
+            #expect(try journal.count() == 0)
+
+            let good = Self.multipart(fields, file: ("activity_matrix.activities_file", Data((header + "P-1,Training,KEN,II,ONGOING\n").utf8)))
+            let published = try await browser.request("POST", "/compose/activity-matrix", body: good.body, headers: ["Content-Type": good.contentType])
+            #expect(published.status == 303)
+            #expect(try journal.entries(matching: JournalFilter(type: .activityMatrix)).count == 1)
+        }
+    }
+}

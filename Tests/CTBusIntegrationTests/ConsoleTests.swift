@@ -161,7 +161,7 @@ struct ConsoleBrowserTests {
         return (process.terminationStatus, text)
     }
 
-    @Test("A person's path: the journal with its banner, a Member State filter, a message shown as text, a withheld part, coverage changing")
+    @Test("A person's path: the journal with its banner, a Member State filter, a message shown as text, a withheld part; coverage changing after OCT uploads its matrix")
     func browse() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
@@ -176,10 +176,21 @@ struct ConsoleBrowserTests {
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try border.count() == 3 })
 
+        let oct = try bus.journal("oct")
+        let csv = bus.folder.appendingPathComponent("matrix.csv")
+        try Data("""
+            project_id,title,member_states,pillars,thematic_area,status,recommendation_ids
+            OCT-BSM-2026-01,Advance passenger information for Kenya,KEN,II;III,border-security,ONGOING,\(kenya)
+
+            """.utf8).write(to: csv)
         try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { base in
             let first = try await Self.browser(["journal", base.absoluteString, kenya, tunisia])
             #expect(first.status == 0, "\(first.output)")
-            _ = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
+            // OCT uploads its matrix in its own console; the working group's coverage follows.
+            try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { octBase in
+                let upload = try await Self.browser(["matrix", octBase.absoluteString, csv.path])
+                #expect(upload.status == 0, "\(upload.output)")
+            }
             let second = try await Self.browser(["coverage", base.absoluteString, "100%"])
             #expect(second.status == 0, "\(second.output)")
         }

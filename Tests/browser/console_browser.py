@@ -7,6 +7,7 @@ Usage: console_browser.py STEP BASE_URL [ARGS...]
   coverage BASE PERCENT        reload the trace page until it shows PERCENT (bounded)
   compose OCT_BASE WG_BASE     at OCT, send the mission report form empty (errors next to the fields),
                                fill it in and publish it; then find it in the working group's journal
+  matrix OCT_BASE CSV_FILE     at OCT, upload an activity matrix from a CSV file and publish it
 Screenshots go to $CTBUS_SCREENSHOTS when it is set. Exit status 0 when every check holds; otherwise
 one line per failed check on stderr and status 1. Uses Debian's chromium, chromedriver and
 python3-selenium only: it never downloads a browser or a driver.
@@ -140,11 +141,22 @@ def compose(driver, base, other):
     check(summary in driver.find_element(By.TAG_NAME, "main").text, "the working group reads the summary as written")
 
 
+def matrix(driver, base, csv_file):
+    driver.get(base + "/compose/activity-matrix")
+    driver.find_element(By.NAME, "activity_matrix.reporting_period.start").send_keys("01012026")
+    driver.find_element(By.NAME, "activity_matrix.reporting_period.end").send_keys("06302026")
+    driver.find_element(By.NAME, "activity_matrix.activities_file").send_keys(os.path.abspath(csv_file))
+    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
+    wait_for_url(driver, "/messages/")
+    text = driver.find_element(By.TAG_NAME, "main").text
+    check("ACTIVITY_MATRIX" in text and "sent" in text, "the uploaded matrix shows as a sent activity matrix")
+
+
 def main():
     step, base, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
     driver = browser()
     try:
-        {"journal": journal, "coverage": coverage, "compose": compose}[step](driver, base, *arguments)
+        {"journal": journal, "coverage": coverage, "compose": compose, "matrix": matrix}[step](driver, base, *arguments)
     finally:
         driver.quit()
     for failure in failures:
