@@ -26,6 +26,7 @@ public struct ConsoleServer: Sendable {
     public let logger: Logger
     let context: ComposeContext
     let csrf = CSRF()
+    let check: JournalCheck
     let authentication: ConsoleAuthentication?
     let refusals: SharedThrottledLogger
 
@@ -47,6 +48,7 @@ public struct ConsoleServer: Sendable {
         self.authentication = authentication
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
+        check = JournalCheck(journal: journal, logger: logger)
     }
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
@@ -67,7 +69,12 @@ public struct ConsoleServer: Sendable {
             try console.withCookie(request) { token in try console.messagePage(context.parameters.get("id") ?? "", csrf: token) }
         }
         router.get("/trace") { _, _ in try console.tracePage() }
-        router.get("/status") { _, _ in try console.statusPage() }
+        router.get("/status") { request, _ in try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
+        router.post("/status/verify") { request, context in
+            let response = try await console.changing(request, context) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
+            if response.status == .seeOther { await console.check.run() }
+            return response
+        }
         console.addAPI(to: router)
         router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
         router.get("/compose/:type") { request, context in
@@ -86,7 +93,7 @@ public struct ConsoleServer: Sendable {
             try await console.changing(request, context) { form, _ in try console.revoke(context.parameters.get("id") ?? "", form: form) }
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-console"),
-                           services: [SearchIndexer(journal: journal, logger: logger)],
+                           services: [SearchIndexer(journal: journal, logger: logger), JournalCheck.Schedule(check: check)],
                            onServerRunning: { _ in await onRunning() }, logger: logger)
     }
 
@@ -198,13 +205,16 @@ public struct ConsoleServer: Sendable {
         return page("Traceability", marking: Pages.marking(names), Pages.trace(Traceability.report(messages)))
     }
 
-    func statusPage() throws -> Response {
-        let entries = try journal.lastPosition()
+    func statusPage(csrf: String) throws -> Response {
         let outbox = try journal.outboxCounts()
         let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
-        let body = Pages.status(entries: entries, outbox: outbox.waiting, refused: outbox.refused, lastReceived: received?.recordedAt,
-                                drafts: try journal.drafts().count)
-        return page("Status", marking: nil, body)
+        let search = try journal.searchStatus()
+        let facts = Pages.StatusFacts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
+                                      entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
+                                      drafts: try journal.drafts().count, lastReceived: received?.recordedAt,
+                                      lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
+                                      verify: check.last, verifying: check.isRunning)
+        return page("Status", marking: nil, Pages.status(facts, csrf: csrf))
     }
 
     /// The messages in this journal that point at `id`: activity matrices answering it (by

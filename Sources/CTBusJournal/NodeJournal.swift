@@ -296,6 +296,34 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
     }
 
+    // MARK: Session
+
+    /// Records that the node daemon's session with the broker opened or closed (the console's
+    /// status page reads it). Written only when the state changes.
+    public func recordSession(open: Bool, at now: Date = Date()) throws(StoreError) {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('session', ?)",
+                           arguments: ["\(open ? "open" : "closed") \(now.timeIntervalSince1970)"])
+        }
+    }
+
+    /// The last session state the node daemon recorded, and since when; nil if it never did.
+    public func session() throws(StoreError) -> (open: Bool, since: Date)? {
+        try database.read { db in
+            guard let value = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'session'") else { return nil }
+            let parts = value.split(separator: " ")
+            guard parts.count == 2, let seconds = Double(parts[1]) else { return nil }
+            return (parts[0] == "open", Date(timeIntervalSince1970: seconds))
+        }
+    }
+
+    /// When the broker last acknowledged a publication of this node; nil if never.
+    public func lastAcknowledgement() throws(StoreError) -> Date? {
+        try database.read { db in
+            try Double.fetchOne(db, sql: "SELECT max(acknowledged_at) FROM entry WHERE direction = 'sent'").map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
     // MARK: Backlog
 
     /// Whether this node should ask the broker for its backlog: it never did, and its journal

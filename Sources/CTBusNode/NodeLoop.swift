@@ -106,6 +106,7 @@ final class NodeLoop {
         socket.close()
         monitor.close()
         wakeSocket.close()
+        if welcomed { setWelcomed(false) } // recorded as closed: the daemon stops
         setConnected(false)
     }
 
@@ -392,6 +393,12 @@ final class NodeLoop {
 
     private func setWelcomed(_ value: Bool) {
         if value { watch.sessionOpened() } else { watch.sessionLost() }
+        if value != welcomed {
+            // For the console's status page; a journal that cannot take it now loses only that line.
+            do { try journal.recordSession(open: value) } catch {
+                throttled.log("session-record", .warning, "could not record the session state in the journal", metadata: ["error": "\(error)"])
+            }
+        }
         welcomed = value
         if value { lastHeard = .now }
         setConnected(value)

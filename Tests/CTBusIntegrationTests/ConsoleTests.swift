@@ -100,8 +100,15 @@ struct ConsoleTests {
 
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("<svg") && trace.body.contains("0% of 1"))
-            let status = try await Self.get(base, "/status")
-            #expect(status.body.contains("Journal entries"))
+            // Status: the node daemon's session and the journal's verify result, run by the console at start.
+            var status = try await Self.get(base, "/status")
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !status.body.contains("intact: 3 entries"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                status = try await Self.get(base, "/status")
+            }
+            #expect(status.body.contains("intact: 3 entries and their hash chain"), "\(status.body)")
+            #expect(status.body.contains("connected to the broker since"))
         }
 
         // The redacted copy at wg-border: the part is shown as withheld, at the State's request.
