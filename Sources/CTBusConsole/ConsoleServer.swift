@@ -191,7 +191,13 @@ public struct ConsoleServer: Sendable {
     func traceMessages() throws -> (messages: [Traceability.Message], classifications: [String]) {
         var messages: [Traceability.Message] = []
         var names: [String] = []
-        for entry in try journal.entries() where visible(entry) {
+        // Recommendations and matrices, and the mission reports that reference something: a
+        // report counts only through the recommendations it names, and most name none (read by
+        // type and from the reference index, never the whole journal).
+        let entries = try journal.entries(matching: JournalFilter(type: .countryVisitRecommendation))
+            + journal.entries(matching: JournalFilter(type: .activityMatrix))
+            + journal.entriesWithReferences(type: .missionReport)
+        for entry in entries where visible(entry) {
             guard let message = try? entry.message(), let payload = message.payload else { continue }
             messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
                                                  redactedPaths: entry.redactedPaths))
@@ -217,23 +223,11 @@ public struct ConsoleServer: Sendable {
         return page("Status", marking: nil, Pages.status(facts, csrf: csrf))
     }
 
-    /// The messages in this journal that point at `id`: activity matrices answering it (by
-    /// reference or recommendation id) and mission reports or follow-ups referring to it. Only
-    /// matrices and reports are read (a journal holds few), never the whole journal.
+    /// The messages in this journal that point at `id` (activity matrices answering it, mission
+    /// reports and follow-ups referring to it), from the journal's reference index.
     func answering(_ id: String) throws -> [(entry: JournalEntry, relation: String)] {
-        var found: [(JournalEntry, String)] = []
-        for type in [MessageType.activityMatrix, .missionReport, .countryVisitRecommendation] {
-            for entry in try journal.entries(matching: JournalFilter(type: type)) where visible(entry) && entry.messageId != id {
-                guard let message = try? entry.message() else { continue }
-                if let reference = message.envelope.references.first(where: { $0.messageID == id }) {
-                    found.append((entry, Pages.relationName(reference.relation, reverse: true)))
-                } else if case .activityMatrix(let matrix) = message.payload,
-                          matrix.activities.contains(where: { $0.recommendationIds.contains(id) }) {
-                    found.append((entry, Pages.relationName(.answers, reverse: true)))
-                }
-            }
-        }
-        return found
+        try journal.referrers(of: id).filter { visible($0.entry) && $0.entry.messageId != id }
+            .map { ($0.entry, Pages.relationName($0.relation, reverse: true)) }
     }
 
     // MARK: Changes (compose, drafts, revocation)

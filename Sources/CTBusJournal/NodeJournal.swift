@@ -499,6 +499,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         if let since = filter.since { clauses.append("created_at >= ?"); arguments.append(since.timeIntervalSince1970) }
         if let until = filter.until { clauses.append("created_at < ?"); arguments.append(until.timeIntervalSince1970) }
         if let before = filter.before { clauses.append("entry.position < ?"); arguments.append(before) }
+        if let after = filter.after { clauses.append("entry.position > ?"); arguments.append(after) }
         if let words = filter.words {
             clauses.append("entry.position IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
             arguments.append(words)
@@ -598,6 +599,8 @@ public struct JournalFilter: Sendable {
     public var before: Int64?
     /// At most this many entries.
     public var limit: Int?
+    /// Only entries after this position.
+    public var after: Int64?
     /// Full-text search: an FTS5 query (`NodeJournal.searchQuery` makes one from a person's
     /// words); only entries indexed so far can match (`searchStatus`).
     public var words: String?
@@ -615,6 +618,11 @@ public struct JournalFilter: Sendable {
         self.newestFirst = newestFirst
         self.before = before
         self.limit = limit
+    }
+
+    public init(type: MessageType? = nil, after: Int64) {
+        self.type = type
+        self.after = after
     }
 }
 

@@ -97,6 +97,25 @@ extension Reference {
     }
 }
 
+extension Reference.Relation {
+    /// The schema's name of the relation ("ANSWERS").
+    public var name: String {
+        switch self {
+        case .unspecified: "RELATION_UNSPECIFIED"
+        case .answers: "ANSWERS"
+        case .reportsOn: "REPORTS_ON"
+        case .followsUp: "FOLLOWS_UP"
+        case .supersedes: "SUPERSEDES"
+        case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
+        }
+    }
+
+    public init?(name: String) {
+        guard let found = Reference.Relation.allCases.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+}
+
 extension TlpLabel {
     /// The TLP 2.0 label as people write it ("AMBER+STRICT").
     public var label: String {

@@ -118,11 +118,14 @@ struct ConsoleTests {
         }
 
         // Coverage changes once OCT's matrix arrives.
-        _ = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
+        let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
         #expect(try Wait.until { try border.count() == 4 })
         try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
+            // Both ways: the recommendation names the matrix that answers it.
+            let recommendation = try await Self.get(base, "/messages/\(kenya)")
+            #expect(recommendation.body.contains("answered by <a href=\"/messages/\(matrix)\">activity matrix from oct</a>"), "\(recommendation.body)")
         }
     }
 
