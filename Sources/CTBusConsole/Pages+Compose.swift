@@ -114,7 +114,8 @@ extension Pages {
         if field.required { html.raw("<small class=\"hint\">required</small>") }
         if let hint = field.hint { html.element("small", hint, attributes: [("class", "hint")]) }
         if let error {
-            let sentence = error.hasPrefix("is ") || error.hasPrefix("must ") ? "\(field.label) \(error)" : "\(field.label): \(error)"
+            let sentence = error == "is required" ? "\(field.label): required"
+                : error.hasPrefix("is ") || error.hasPrefix("must ") ? "\(field.label) \(error)" : "\(field.label): \(error)"
             html.element("p", sentence, attributes: [("class", "error"), ("id", id + "-error")])
         }
         html.raw("</div>")

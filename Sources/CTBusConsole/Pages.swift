@@ -359,7 +359,7 @@ enum Pages {
         form.compose .hint,form.compose .error{grid-column:2} form.compose textarea{width:100%}
         form.compose input[type=text]{width:24em} form.compose select,form.compose input[type=date]{justify-self:start} .choices{display:flex;flex-wrap:wrap;gap:.3em 1em}
         .invalid input,.invalid textarea,.invalid select{border:2px solid #a8000c}
-        .error,.errors{color:#a8000c} .errors{border:2px solid #a8000c;padding:.3em 1em;margin-bottom:1em}
+        .error,.errors{color:#a8000c} form.compose p.error{grid-column:2;margin:.1em 0 .3em} .errors{border:2px solid #a8000c;padding:.3em 1em;margin-bottom:1em}
         td.actions form{display:inline;margin-right:.4em} form.revoke{display:flex;gap:.6em;align-items:center}
         """
 }
