@@ -163,10 +163,10 @@ public struct ConsoleServer: Sendable {
         let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
         let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
         var body = Pages.message(entry, message, hashHex: hash, answeredBy: try answering(id))
-        if entry.direction == .sent, entry.originator == nodeId, entry.revokedAt == nil, entry.refusedCode == nil {
-            if try journal.pendingRevocations().contains(where: { $0.messageId == id }) {
-                body.element("p", "Revocation sent; waiting for the broker to confirm it.", attributes: [("class", "revoked")])
-            } else {
+        if entry.direction == .sent, entry.originator == nodeId {
+            let revocation = try journal.pendingRevocations().first(where: { $0.messageId == id })
+            body.raw(Pages.publication(entry, revocation: revocation.map { ($0.reason, $0.lastSentAt) }).text)
+            if entry.revokedAt == nil, entry.refusedCode == nil, revocation == nil {
                 body.element("h2", "Revoke")
                 body.raw(Pages.revokeForm(id, csrf: csrf).text)
             }
@@ -191,13 +191,7 @@ public struct ConsoleServer: Sendable {
     func traceMessages() throws -> (messages: [Traceability.Message], classifications: [String]) {
         var messages: [Traceability.Message] = []
         var names: [String] = []
-        // Recommendations and matrices, and the mission reports that reference something: a
-        // report counts only through the recommendations it names, and most name none (read by
-        // type and from the reference index, never the whole journal).
-        let entries = try journal.entries(matching: JournalFilter(type: .countryVisitRecommendation))
-            + journal.entries(matching: JournalFilter(type: .activityMatrix))
-            + journal.entriesWithReferences(type: .missionReport)
-        for entry in entries where visible(entry) {
+        for entry in try journal.traceEntries() where visible(entry) {
             guard let message = try? entry.message(), let payload = message.payload else { continue }
             messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
                                                  redactedPaths: entry.redactedPaths))

@@ -152,6 +152,33 @@ extension Pages {
         return html
     }
 
+    /// The life of this node's own publication, as its journal records it: queued, acknowledged
+    /// by the broker (or refused), revocation sent and confirmed. Who received it, who got a
+    /// redacted copy and who was refused by which rule is the broker's audit (`ctbus audit`).
+    static func publication(_ entry: JournalEntry, revocation: (reason: String, lastSentAt: Date?)?) -> HTML {
+        let time = ISO8601DateFormatter()
+        var facts: [(String, String)] = [("Queued in the outbox (UTC)", time.string(from: entry.recordedAt))]
+        if let code = entry.refusedCode {
+            facts.append(("Broker", "refused it: \(code)"))
+        } else {
+            facts.append(("Stored by the broker (UTC)", entry.acknowledgedAt.map { time.string(from: $0) } ?? "not yet: the node daemon sends it"))
+        }
+        if let revoked = entry.revokedAt {
+            facts.append(("Revoked (UTC)", "\(time.string(from: revoked)), confirmed by the broker"))
+        } else if let revocation {
+            facts.append(("Revocation", revocation.lastSentAt.map { "sent at \(time.string(from: $0)), waiting for the broker to confirm it" }
+                          ?? "queued; the node daemon sends it"))
+        }
+        var html = HTML()
+        html.element("h2", "Publication")
+        html.raw("<dl class=\"facts publication\">")
+        for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
+        html.raw("</dl>")
+        html.element("p", "Who received it, who got a copy with parts withheld and who was refused by which rule: "
+                     + "the broker's audit (ctbus audit on the broker's host).", attributes: [("class", "hint")])
+        return html
+    }
+
     /// The revocation form shown on a message this node published and has not revoked.
     static func revokeForm(_ messageId: String, csrf: String) -> HTML {
         var html = HTML(raw: "<form method=\"post\" class=\"revoke\"\(HTML.attributes([("action", messageHref(messageId) + "/revoke")]))>")

@@ -115,6 +115,15 @@ extension NodeJournal {
         return found
     }
 
+    /// What a traceability report reads: every recommendation and activity matrix, and the
+    /// mission reports that reference something (a report counts only through the
+    /// recommendations it names, and most name none), found by type and through the reference
+    /// index, never by decoding the whole journal.
+    public func traceEntries() throws(StoreError) -> [JournalEntry] {
+        try entries(matching: JournalFilter(type: .countryVisitRecommendation)) + entries(matching: JournalFilter(type: .activityMatrix))
+            + entriesWithReferences(type: .missionReport)
+    }
+
     /// The words of a message a person may look for: every text of the payload, the envelope's
     /// subject and themes.
     static func searchText(envelope: Envelope?, payload: BusMessage.OneOf_Payload?) -> String {

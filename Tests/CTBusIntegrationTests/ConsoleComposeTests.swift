@@ -191,13 +191,16 @@ struct ConsoleComposeTests {
             #expect(try oct.drafts().isEmpty && oct.entry(messageId: ids[1]) == nil)
             #expect(try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)]).status == 404)
 
+            #expect(try Wait.until { try oct.publicationStatus(messageId: ids[0]) == .acknowledged })
             let page = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(page.body.contains("/messages/\(ids[0])/revoke"))
+            #expect(page.body.contains("<dt>Stored by the broker (UTC)</dt><dd>20"), "the publication's life shows its acknowledgement")
             let revoked = try await browser.request("POST", "/messages/\(ids[0])/revoke", form: [("csrf", token), ("reason", "sent too early")])
             #expect(revoked.status == 303)
             #expect(try Wait.until { try border.entry(messageId: ids[0])?.revokedAt != nil }, "wg-border marks it revoked")
             let after = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(after.body.contains("sent too early") && !after.body.contains("/revoke\""))
+            #expect(after.body.contains("confirmed by the broker"))
         }
         // A working group's console cannot revoke what CTED published (served without the
         // registry, so that its compose form, and a valid token, exist).
