@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -27,15 +28,17 @@ public final class Broker: Sendable {
 
     /// Starts a broker on a store that is already open (tests, benchmark).
     public convenience init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
-                            store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker")) throws {
-        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger) { store }
+                            store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker"),
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
+        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) { store }
     }
 
     /// Starts the broker in this order, so that a failed start leaves nothing behind: bind the
     /// socket (a port already taken fails here, before any file exists), take the store's lock
     /// (a second broker on the same store fails here), then `openStore`.
     public init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
-                logger: Logger = Logger(label: "ctbus.broker"), openStore: @escaping @Sendable () throws -> BrokerStore) throws {
+                logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+                openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
         self.registry = registry
         self.publicKey = keyPair.publicKey
@@ -72,7 +75,8 @@ public final class Broker: Sendable {
                         socket.close()
                         throw error
                     }
-                    state = BrokerLoop(socket: socket, configuration: configuration, registry: registry, store: store, logger: logger)
+                    state = BrokerLoop(socket: socket, configuration: configuration, registry: registry, store: store, logger: logger,
+                                       metrics: metrics)
                     opened.withLock { $0 = (socket.lastEndpoint, store, lock) }
                 } catch {
                     thread.ready(.failure(error))
@@ -96,7 +100,8 @@ public final class Broker: Sendable {
 
     /// Loads everything a configuration file names (keys, registry) and starts on the store it
     /// names. Refuses a secret key or store that other users can read, and a damaged store.
-    public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.broker")) throws {
+    public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.broker"),
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
         let configuration = try BrokerConfiguration.load(path: path)
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the broker's secret key file")
         try PrivateFiles.requirePrivate(configuration.storePath, what: "the broker store", withDatabaseFiles: true)
@@ -108,12 +113,16 @@ public final class Broker: Sendable {
             throw ConfigurationError("registry \(configuration.registryFile): \(error.description)")
         }
         let storePath = configuration.storePath
-        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger) {
+        try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) {
             // Checked read-only first: nothing is written to a damaged store.
             try BrokerStore.checkAtStart(path: storePath)
             return try BrokerStore(path: storePath)
         }
     }
+
+    /// Whether the broker works: its socket is bound and its store open (both hold from the end
+    /// of `init`), and it has not been told to stop.
+    public var isRunning: Bool { !loop.isStopping }
 
     /// Stops accepting work, finishes the batch in hand and closes the sockets.
     public func stop() {

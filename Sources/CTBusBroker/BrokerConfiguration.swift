@@ -19,6 +19,19 @@ public struct BrokerConfiguration: Sendable, Codable {
     public var sessionTimeoutMilliseconds: Int
     /// Deliveries sent to a node and not yet acknowledged, at most (flow control credit).
     public var deliveryWindow: Int
+    /// `/metrics`, `/health` and `/ready` over HTTP (off unless set): `{"port": 9470}`, bound to
+    /// 127.0.0.1 unless `bind` says otherwise.
+    public var http: HTTPSettings?
+
+    public struct HTTPSettings: Sendable, Codable, Equatable {
+        public var port: Int
+        public var bind: String?
+
+        public init(port: Int, bind: String? = nil) {
+            self.port = port
+            self.bind = bind
+        }
+    }
 
     public static let defaultMaxMessageBytes = 1 << 20
 
@@ -38,7 +51,7 @@ public struct BrokerConfiguration: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case endpoint, secretKeyFile, registryFile, storePath, maxMessageBytes
-        case heartbeatIntervalMilliseconds, sessionTimeoutMilliseconds, deliveryWindow
+        case heartbeatIntervalMilliseconds, sessionTimeoutMilliseconds, deliveryWindow, http
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +64,7 @@ public struct BrokerConfiguration: Sendable, Codable {
         heartbeatIntervalMilliseconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatIntervalMilliseconds) ?? 1_000
         sessionTimeoutMilliseconds = try container.decodeIfPresent(Int.self, forKey: .sessionTimeoutMilliseconds) ?? 5_000
         deliveryWindow = try container.decodeIfPresent(Int.self, forKey: .deliveryWindow) ?? 256
+        http = try container.decodeIfPresent(HTTPSettings.self, forKey: .http)
     }
 
     /// Loads a configuration file and resolves its paths against the file's folder.

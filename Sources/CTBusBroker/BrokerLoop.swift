@@ -1,5 +1,6 @@
 import CTBusJournal
 import CTBusPolicy
+import CoreMetrics
 import CTBusSchema
 import Crypto
 import Foundation
@@ -62,8 +63,16 @@ final class BrokerLoop {
         return socket
     }
 
-    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger) {
+    private let metrics: BrokerMetrics
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+
+    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger,
+         metrics: any MetricsFactory) {
         self.socket = socket
+        self.metrics = BrokerMetrics(factory: metrics, nodes: registry.entries.map(\.profile.id))
         self.configuration = configuration
         self.registry = registry
         self.store = store
@@ -154,6 +163,7 @@ final class BrokerLoop {
             acknowledgements[nodeId] = through
             acknowledgementsSince = acknowledgementsSince ?? .now
             sessions[nodeId]?.inFlight.removeAll { $0 <= through }
+            metrics.inFlight(nodeId, sessions[nodeId]?.inFlight.count ?? 0)
             freed.insert(nodeId)
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
@@ -183,6 +193,7 @@ final class BrokerLoop {
             send(error: error, to: routingId)
             return
         }
+        let replaced = sessions[nodeId].map { $0.routingId != routingId } ?? false
         if let previous = sessions[nodeId], previous.routingId != routingId {
             // The newer connection wins; the older one is told why its session ended, once.
             logger.warning("a newer connection took over the node's session; the older one was told SESSION_REPLACED",
@@ -194,6 +205,8 @@ final class BrokerLoop {
         if acknowledgements[nodeId] != nil { recordAcknowledgements() }
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
         sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)
+        metrics.session(replaced ? .replaced : .opened, node: nodeId, connected: sessions.count)
+        metrics.inFlight(nodeId, 0)
         var welcome = Welcome()
         welcome.protocolVersion = 1
         welcome.nodeID = nodeId
@@ -235,6 +248,8 @@ final class BrokerLoop {
               try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] else { return }
         for (nodeId, session) in sessions where now - session.lastSeen > timeout {
             sessions[nodeId] = nil
+            metrics.session(.expired, node: nodeId, connected: sessions.count)
+            metrics.inFlight(nodeId, 0)
             logger.info("node away: no heartbeat", metadata: ["node": "\(nodeId)"])
         }
     }
@@ -245,6 +260,7 @@ final class BrokerLoop {
         var accepted: [(PendingPublish, Publication)] = []
         for pending in publishes {
             if sessions[pending.nodeId]?.held == true {
+                metrics.refused(.internal)
                 send(error: BusError(.internal, "an earlier publication of this session could not be stored; say Hello, then resend from the oldest",
                                      messageId: MessageValidator.echoable(pending.publish.envelope.messageID)), to: pending.routingId)
                 continue
@@ -252,11 +268,13 @@ final class BrokerLoop {
             do {
                 accepted.append((pending, try admit(pending)))
             } catch let error as BusError {
+                metrics.refused(error.code)
                 throttled.log("refused:\(pending.nodeId):\(error.codeName)", .notice, "publication refused", metadata: [
                     "node": "\(pending.nodeId)", "message-id": "\(error.messageId ?? "-")", "code": "\(error.codeName)",
                 ])
                 send(error: error, to: pending.routingId)
             } catch {
+                metrics.refused(.internal)
                 send(error: BusError(.internal, "could not prepare the publication", messageId: pending.publish.envelope.messageID),
                      to: pending.routingId)
             }
@@ -264,10 +282,14 @@ final class BrokerLoop {
         guard !accepted.isEmpty else { return }
         let outcomes: [BrokerStore.StoreOutcome]
         do {
+            let started = ContinuousClock.now
             outcomes = try store.store(accepted.map(\.1), acknowledging: acknowledgements)
+            metrics.transaction.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
+            metrics.publicationsPerTransaction.record(accepted.count)
             acknowledgements = [:]
             acknowledgementsSince = nil
         } catch {
+            for _ in accepted { metrics.refused(.internal) }
             throttled.log("store-failed", .error, "store failed; publications not accepted",
                           metadata: ["error": "\(error)", "count": "\(accepted.count)"])
             for (pending, publication) in accepted {
@@ -294,6 +316,8 @@ final class BrokerLoop {
                 }
                 send(.publishAck(ack), to: pending.routingId)
                 if case .stored(let sequences) = outcome {
+                    metrics.accepted.increment()
+                    for entry in publication.audit where entry.outcome == .refused { metrics.refused(node: entry.nodeId, rule: entry.rule) }
                     logger.info("publication stored", metadata: [
                         "node": "\(publication.originator)", "message-id": "\(publication.messageId)",
                         "type": "\(publication.typeName)", "classification": "\(publication.classificationName)",
@@ -305,6 +329,7 @@ final class BrokerLoop {
                     }
                 }
             case .conflict:
+                metrics.refused(.conflictingDuplicate)
                 // A client bug or an attack: the operator must see it (never the body).
                 throttled.log("conflict:\(pending.nodeId)", .warning, "a different message under a stored id was refused", metadata: [
                     "node": "\(pending.nodeId)", "message-id": "\(publication.messageId)", "rule": "conflicting-duplicate",
@@ -444,6 +469,8 @@ final class BrokerLoop {
         guard send(frame: frame, to: routingId) else { return false }
         sessions[nodeId]?.sentThrough = sequence
         sessions[nodeId]?.inFlight.append(sequence)
+        metrics.delivered(to: nodeId)
+        metrics.inFlight(nodeId, sessions[nodeId]?.inFlight.count ?? 0)
         return true
     }
 

@@ -1,4 +1,6 @@
 import CTBusJournal
+import CTBusMetrics
+import CoreMetrics
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
@@ -27,13 +29,16 @@ public struct ConsoleServer: Sendable {
     let context: ComposeContext
     let csrf = CSRF()
     let check: JournalCheck
+    /// `/metrics`, `/health`, `/ready` beside the pages: the journal's figures at each scrape,
+    /// and what the node loop counts when the node serves its own console (`ctbus node` with `http`).
+    public let metrics: MetricsEndpoint
     let authentication: ConsoleAuthentication?
     let refusals: SharedThrottledLogger
 
     /// Refuses an address other than loopback without `authentication`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
                 host: String = "127.0.0.1", port: Int, authentication: ConsoleAuthentication? = nil,
-                logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
+                metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard Self.isLoopback(host) || authentication != nil else {
             throw ConfigurationError("the console binds to \(host) only with authentication: give a users file (ctbus console-user) "
                                      + "or a token file, or bind it to 127.0.0.1")
@@ -48,7 +53,9 @@ public struct ConsoleServer: Sendable {
         self.authentication = authentication
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
-        check = JournalCheck(journal: journal, logger: logger)
+        self.metrics = metrics
+        check = JournalCheck(journal: journal, logger: logger,
+                             failures: Counter(label: "ctbus_node_journal_verify_failures_total", factory: metrics.factory))
     }
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
@@ -76,6 +83,7 @@ public struct ConsoleServer: Sendable {
             return response
         }
         console.addAPI(to: router)
+        console.addMetrics(to: router)
         router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
         router.get("/compose/:type") { request, context in
             console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
@@ -228,6 +236,31 @@ public struct ConsoleServer: Sendable {
 
     /// The largest form body read (a pasted activity matrix of 500 rows fits).
     static let maxFormBytes = 4 << 20
+
+    /// The node's figures at each scrape, read from its journal (read transactions).
+    func addMetrics(to router: Router<BasicRequestContext>) {
+        let endpoint = metrics
+        let journal = journal
+        let problems = refusals
+        metrics.addRoutes(to: router, refresh: {
+            do {
+                let search = try journal.searchStatus()
+                let outbox = try journal.outboxCounts()
+                let session = try journal.session()
+                endpoint.set("ctbus_node_journal_entries", to: Double(search.last))
+                endpoint.set("ctbus_node_outbox_depth", to: Double(outbox.waiting))
+                endpoint.set("ctbus_node_outbox_refused", to: Double(outbox.refused))
+                endpoint.set("ctbus_node_drafts", to: Double(try journal.drafts().count))
+                endpoint.set("ctbus_node_search_unindexed_entries", to: Double(max(0, search.last - search.indexedThrough)))
+                let open = FileLock.isHeld(journal.path) && session?.open == true
+                endpoint.set("ctbus_node_broker_session_open", to: Double(open ? 1 : 0))
+            } catch {
+                problems.log("metrics", .warning, "metrics: could not read the journal's figures: \(error)")
+            }
+        }, ready: {
+            (try? journal.lastPosition()) == nil ? "the journal cannot be read" : nil
+        })
+    }
 
     /// Loopback addresses: a console bound there serves this machine's users only.
     static func isLoopback(_ host: String) -> Bool {

@@ -1,5 +1,6 @@
 import CTBusJournal
 import CTBusSchema
+import CoreMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -18,10 +19,13 @@ final class JournalCheck: Sendable {
     private let state = Mutex<(last: Outcome?, running: Bool)>((nil, false))
     let journal: NodeJournal
     let logger: Logger
+    /// Runs that found damage or could not run.
+    let failures: Counter
 
-    init(journal: NodeJournal, logger: Logger) {
+    init(journal: NodeJournal, logger: Logger, failures: Counter) {
         self.journal = journal
         self.logger = logger
+        self.failures = failures
     }
 
     var last: Outcome? { state.withLock { $0.last } }
@@ -42,9 +46,11 @@ final class JournalCheck: Sendable {
         }
         switch result {
         case .success(let report) where !report.isIntact:
+            failures.increment()
             logger.error("journal verify found damage", metadata: ["journal": "\(journal.path)",
                                                                     "first_break": "\(report.firstBreak?.position ?? 0)"])
         case .failure(let error):
+            failures.increment()
             logger.error("journal verify could not run: \(error)")
         default:
             break

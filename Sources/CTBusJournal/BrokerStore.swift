@@ -408,6 +408,23 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
     }
 
+    /// Per node, the deliveries not acknowledged yet and when the oldest of their messages
+    /// arrived. A read transaction: in WAL mode it never waits for the broker's writes, nor
+    /// they for it (the metrics and status pages read it while the broker works).
+    public func queueFigures() throws(StoreError) -> [String: (depth: Int, oldest: Date?)] {
+        try database.read { db in
+            var figures: [String: (depth: Int, oldest: Date?)] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT delivery.node_id, count(*) AS depth, min(message.received_at) AS oldest FROM delivery
+                JOIN message ON message.message_id = delivery.message_id GROUP BY delivery.node_id
+                """) {
+                let oldest = try row.decode(Double?.self, forColumn: "oldest").map(Date.init(timeIntervalSince1970:))
+                figures[try row.decode(String.self, forColumn: "node_id")] = (try row.decode(Int.self, forColumn: "depth"), oldest)
+            }
+            return figures
+        }
+    }
+
     /// How many publications the store holds.
     public func messageCount() throws(StoreError) -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }

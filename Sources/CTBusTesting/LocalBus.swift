@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -134,9 +135,9 @@ public final class LocalBus: Sendable {
 
     /// Starts the broker (again) on the bus's endpoint and store.
     @discardableResult
-    public func startBroker() throws -> Broker {
+    public func startBroker(metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws -> Broker {
         let broker = try Broker(configuration: brokerConfiguration, registry: registry, keyPair: brokerKeys,
-                                store: try BrokerStore(path: brokerConfiguration.storePath), logger: logger)
+                                store: try BrokerStore(path: brokerConfiguration.storePath), logger: logger, metrics: metrics)
         running.withLock { $0.broker = broker }
         return broker
     }

@@ -45,7 +45,7 @@ struct ConsoleCommand: ParsableCommand {
                                            registry: try configuration.loadRegistry(), host: bind ?? http?.bind ?? "127.0.0.1",
                                            port: port ?? http?.port ?? 8470, authentication: authentication,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
-            return BackgroundConsole(server, fatal: fatal).stop
+            return BackgroundHTTP(server, fatal: fatal).stop
         }
     }
 }

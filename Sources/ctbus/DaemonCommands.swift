@@ -1,6 +1,9 @@
 import ArgumentParser
 import CTBusBroker
 import CTBusConsole
+import CTBusMetrics
+import CoreMetrics
+import Logging
 import CTBusNode
 import Foundation
 import ServiceLifecycle
@@ -16,9 +19,26 @@ struct BrokerCommand: ParsableCommand {
     var logLevel = "info"
 
     func run() throws {
-        try runDaemon(named: "broker") { _ in
-            let broker = try Broker(configurationFile: config, logger: makeLogger(label: "ctbus.broker", level: logLevel))
-            return broker.stop
+        try runDaemon(named: "broker") { fatal in
+            let logger = makeLogger(label: "ctbus.broker", level: logLevel)
+            let http = try BrokerConfiguration.load(path: config).http
+            let endpoint = http.map { _ in MetricsEndpoint() }
+            let broker = try Broker(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)
+            guard let http, let endpoint else { return broker.stop }
+            let server: BrokerMetricsServer
+            do {
+                server = try BrokerMetricsServer(endpoint: endpoint, host: http.bind ?? "127.0.0.1", port: http.port, logger: logger)
+            } catch {
+                broker.stop()
+                throw error
+            }
+            let address = "http://\(server.host):\(server.port)/metrics"
+            let background = BackgroundHTTP(address: address, announce: "ctbus: broker metrics at \(address)", logger: logger,
+                                            fatal: fatal) { onRunning in server.application(broker: broker, onRunning: onRunning) }
+            return {
+                background.stop()
+                broker.stop()
+            }
         }
     }
 }
@@ -51,7 +71,7 @@ struct NodeCommand: ParsableCommand {
                 node.stop()
                 throw error
             }
-            let console = BackgroundConsole(server, fatal: fatal)
+            let console = BackgroundHTTP(server, fatal: fatal)
             return {
                 console.stop()
                 node.stop()
@@ -83,34 +103,39 @@ func runDaemon(named name: String, start: (_ fatal: @escaping @Sendable (String)
 
 /// A console served on its own tasks, beside a daemon or the demo; `stop` shuts it down gracefully
 /// and waits. Its service group hears no signal: the caller's thread takes them (`sigwait`).
-final class BackgroundConsole: Sendable {
+/// An HTTP server run beside a daemon (the console, the broker's metrics) until `stop`.
+final class BackgroundHTTP: Sendable {
     let address: String
     /// Whether the server was listening within 15 s of the start.
     let isListening: Bool
     private let group: ServiceGroup
     private let done = DispatchSemaphore(value: 0)
 
-    /// Starts serving; with `announce`, says where on stderr. `fatal` is told when it cannot serve.
-    init(_ server: ConsoleServer, announce: Bool = true, fatal: @escaping @Sendable (String) -> Void) {
+    /// Starts serving; `announce` is written on stderr once it listens. `fatal` is told when it cannot serve.
+    init(address: String, announce: String?, logger: Logger, fatal: @escaping @Sendable (String) -> Void,
+         _ makeService: (@escaping @Sendable () async -> Void) -> any Service) {
         let started = DispatchSemaphore(value: 0)
-        let address = "http://\(server.host == "::1" ? "[::1]" : server.host):\(server.port)/"
         self.address = address
-        group = ServiceGroup(configuration: .init(services: [server.application { started.signal() }], gracefulShutdownSignals: [],
-                                                  logger: server.logger))
+        group = ServiceGroup(configuration: .init(services: [makeService { started.signal() }], gracefulShutdownSignals: [], logger: logger))
         let group = group
         let done = done
         Task {
             do {
                 try await group.run()
             } catch {
-                fatal("the console could not serve \(address): \(error)")
+                fatal("could not serve \(address): \(error)")
             }
             done.signal()
         }
         isListening = started.wait(timeout: .now() + 15) == .success
-        if announce, isListening {
-            FileHandle.standardError.write(Data("ctbus: console of node \(server.nodeId) at \(address)\n".utf8))
-        }
+        if let announce, isListening { FileHandle.standardError.write(Data((announce + "\n").utf8)) }
+    }
+
+    /// The console of `server`.
+    convenience init(_ server: ConsoleServer, announce: Bool = true, fatal: @escaping @Sendable (String) -> Void) {
+        let address = "http://\(server.host == "::1" ? "[::1]" : server.host):\(server.port)/"
+        self.init(address: address, announce: announce ? "ctbus: console of node \(server.nodeId) at \(address)" : nil,
+                  logger: server.logger, fatal: fatal) { onRunning in server.application(onRunning: onRunning) }
     }
 
     func stop() {

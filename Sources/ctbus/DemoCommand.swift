@@ -159,7 +159,7 @@ struct DemoCommand: ParsableCommand {
     /// Consoles for OCT and a working group: their addresses are printed; with --keep-running they
     /// serve until a signal, otherwise they stop at once with the demo.
     private func serveConsoles(bus: LocalBus, journals: [String: NodeJournal]) throws {
-        var consoles: [(node: String, console: BackgroundConsole)] = []
+        var consoles: [(node: String, console: BackgroundHTTP)] = []
         for (node, preferred) in [("oct", 8470), ("wg-border", 8471)] {
             guard let profile = bus.registry.entry(id: node)?.profile else { continue }
             let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
@@ -167,7 +167,7 @@ struct DemoCommand: ParsableCommand {
                                            registry: bus.registry, port: port,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
             // A console that cannot serve shows in the heading below.
-            consoles.append((node, BackgroundConsole(server, announce: false, fatal: { _ in })))
+            consoles.append((node, BackgroundHTTP(server, announce: false, fatal: { _ in })))
         }
         print("")
         print(consoles.allSatisfy(\.console.isListening) ? "Consoles" : "Consoles (not all of them started)")

@@ -90,7 +90,7 @@ struct ConsoleAuthenticationTests {
             for (content, name) in [(users, "users"), (tokens, "tokens")] {
                 guard let content else { continue }
                 let path = folder.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(6))").path
-                FileManager.default.createFile(atPath: path, contents: Data(content.utf8))
+                _ = FileManager.default.createFile(atPath: path, contents: Data(content.utf8))
                 chmod(path, mode)
                 if name == "users" { usersPath = path } else { tokensPath = path }
             }
