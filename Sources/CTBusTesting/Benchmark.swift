@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -24,6 +25,9 @@ public struct Benchmark {
         public var executable: String?
         /// The scenarios to run; all of them by default.
         public var scenarios: Set<Scenario> = Set(Scenario.allCases)
+        /// A fresh metrics backend for the `metrics` scenario (`ctbus bench` gives Prometheus's);
+        /// without one the scenario is left out.
+        public var metricsFactory: (@Sendable () -> any MetricsFactory)?
 
         public static let short = Options(messages: 2_000, bodyBytes: 1_024, rounds: 3, rate: 1_000, latencyMessages: 500,
                                           catchUpMessages: 2_000, scaleRecipients: [3, 12], queuedMessages: 20_000)
@@ -38,6 +42,8 @@ public struct Benchmark {
         case catchUp = "catch-up"
         case scale
         case memory
+        /// Fan-out with the broker's metrics on, against the same with them off, alternated.
+        case metrics
     }
 
     /// One line of the report.
@@ -67,6 +73,7 @@ public struct Benchmark {
         if selected.contains(.catchUp) { results += try catchUp() }
         if selected.contains(.scale) { results += try scale() }
         if selected.contains(.memory), options.executable != nil { results += try memory() }
+        if selected.contains(.metrics), let factory = options.metricsFactory { results += try metricsCost(factory) }
         return results
     }
 
@@ -160,6 +167,28 @@ public struct Benchmark {
             Result(scenario: "latency near saturation", metric: "p99.9 publish to journal", unit: "ms",
                    median: Self.median(ms(p999)), baseline: nil, ratio: nil, rounds: ms(p999)),
         ]
+    }
+
+    /// What counting costs: the fan-out of `fanOut`, with the broker's metrics off and on in
+    /// turn (the order alternating by round, so that drift falls on both alike).
+    func metricsCost(_ makeFactory: @Sendable () -> any MetricsFactory) throws -> [Result] {
+        var off: [Double] = []
+        var on: [Double] = []
+        for round in 1...options.rounds {
+            progress("metrics round \(round)/\(options.rounds)")
+            for enabled in round % 2 == 1 ? [false, true] : [true, false] {
+                let (bus, names) = try makeBus(recipients: 3)
+                defer { bus.shutdown() }
+                try bus.startBroker(metrics: enabled ? makeFactory() : NOOPMetricsHandler.instance)
+                for name in names { try bus.startNode(name) }
+                let run = try publishAndWait(bus: bus, recipients: names, count: options.messages)
+                let rate = Double(options.messages) / run.seconds
+                if enabled { on.append(rate) } else { off.append(rate) }
+            }
+        }
+        return [Result(scenario: "fan-out to 3, metrics on (baseline: off)", metric: "messages/s journaled at all recipients",
+                       unit: "msg/s", median: Self.median(on), baseline: Self.median(off), ratio: Self.median(on) / Self.median(off),
+                       rounds: on)]
     }
 
     func fixedRateLatency() throws -> [Result] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CTBusMetrics
 import CTBusTesting
 import Foundation
 
@@ -27,7 +28,7 @@ struct BenchCommand: ParsableCommand {
     var queued: Int?
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
-            help: "Run only these scenarios: fan-out, latency, catch-up, scale, memory. Default: all.")
+            help: "Run only these scenarios: fan-out, latency, catch-up, scale, memory, metrics. Default: all.")
     var scenarios: [Benchmark.Scenario] = []
 
     @Option(help: "Where to write the JSON report.")
@@ -43,6 +44,7 @@ struct BenchCommand: ParsableCommand {
             if let queued { options.queuedMessages = queued }
             if !scenarios.isEmpty { options.scenarios = Set(scenarios) }
             options.executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            options.metricsFactory = { MetricsEndpoint().factory }
             var benchmark = Benchmark(options: options)
             benchmark.progress = { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
             let results = try benchmark.run()

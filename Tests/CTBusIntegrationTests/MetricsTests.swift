@@ -94,7 +94,10 @@ struct MetricsTests {
             #expect(Self.value(samples, "ctbus_broker_policy_refusals_total", ["node": "wg-rights", "rule": "clearance"]) == 1)
             #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1)
             #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "wg-border"]) == 0)
-            #expect(Self.value(samples, "ctbus_broker_sessions_connected") == 4)
+            for node in ["oct", "wg-cft", "wg-rights"] { #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": node]) == 1) }
+            // cted's raw client sends no heartbeat: under load its session may have expired by now.
+            let connected = samples.filter { $0.name == "ctbus_broker_node_connected" && $0.value == 1 }.count
+            #expect(Self.value(samples, "ctbus_broker_sessions_connected") == Double(connected) && connected >= 3)
             #expect(Self.value(samples, "ctbus_broker_queue_depth", ["node": "wg-border"]) == 2)
             #expect((Self.value(samples, "ctbus_broker_queue_oldest_age_seconds", ["node": "wg-border"]) ?? 0) > 0)
             #expect(Self.value(samples, "ctbus_broker_queue_depth", ["node": "oct"]) == 0)
