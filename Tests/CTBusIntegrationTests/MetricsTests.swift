@@ -161,3 +161,37 @@ struct MetricsTests {
         #expect(rules.status == 0 && rules.output.contains("6 rules found"), "\(rules.output) \(rules.errors)")
     }
 }
+
+extension MetricsTests {
+    @Test("ctbus broker with an http section serves /metrics, /health and /ready as a process, and stops them with the broker on SIGTERM")
+    func brokerProcess() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let path = try bus.writeConfigurationFiles()
+        var configuration = try BrokerConfiguration.load(path: path)
+        let port = try LocalBus.freePortForTests()
+        configuration.http = .init(port: port)
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
+        let log = bus.folder.appendingPathComponent("broker.log")
+        let broker = try CommandLineTests.start(["broker", "--config", path], log: log)
+        defer { if broker.isRunning { kill(broker.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("ctbus: broker metrics at"), broker.isRunning,
+              ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try bus.startNode("oct")
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+        var samples: [Sample] = []
+        repeat {
+            samples = Self.parse(try await ConsoleTests.get(base, "/metrics").body)
+            if Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1)
+        #expect(Self.value(samples, "ctbus_broker_session_changes_total", ["change": "opened"]) ?? 0 >= 1)
+        #expect(try await ConsoleTests.get(base, "/ready").status == 200)
+        bus.stopNode("oct")
+        #expect(CommandLineTests.terminate(broker) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+}
