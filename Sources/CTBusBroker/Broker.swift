@@ -19,6 +19,8 @@ public final class Broker: Sendable {
     public let endpoint: String
     /// The broker's CURVE public key, which nodes need.
     public let publicKey: String
+    /// The sessions, as the loop last wrote them (for `ctbus status`).
+    public let status: BrokerStatus
 
     private let context: ZMQContext
     private let zap: ZAPHandler
@@ -42,6 +44,8 @@ public final class Broker: Sendable {
         self.configuration = configuration
         self.registry = registry
         self.publicKey = keyPair.publicKey
+        let status = BrokerStatus()
+        self.status = status
         let context = try ZMQContext()
         self.context = context
         // Strangers reconnect again and again (and can change keys): one line per 10 s, then a summary.
@@ -76,7 +80,7 @@ public final class Broker: Sendable {
                         throw error
                     }
                     state = BrokerLoop(socket: socket, configuration: configuration, registry: registry, store: store, logger: logger,
-                                       metrics: metrics)
+                                       metrics: metrics, status: status)
                     opened.withLock { $0 = (socket.lastEndpoint, store, lock) }
                 } catch {
                     thread.ready(.failure(error))

@@ -64,14 +64,19 @@ final class BrokerLoop {
     }
 
     private let metrics: BrokerMetrics
+    private let status: BrokerStatus
+    private var lastSnapshot = ContinuousClock.now
+    /// Nodes that acknowledged deliveries since the last snapshot.
+    private var acknowledgedSinceSnapshot = Set<String>()
 
     static func nanoseconds(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger,
-         metrics: any MetricsFactory) {
+         metrics: any MetricsFactory, status: BrokerStatus) {
         self.socket = socket
+        self.status = status
         self.metrics = BrokerMetrics(factory: metrics, nodes: registry.entries.map(\.profile.id))
         self.configuration = configuration
         self.registry = registry
@@ -92,6 +97,7 @@ final class BrokerLoop {
                     recordAcknowledgements()
                 }
                 try expireSessions()
+                if ContinuousClock.now - lastSnapshot >= .milliseconds(250) { snapshot() }
                 throttled.flush()
             } catch let error as ZMQError where error.isTerminated {
                 break
@@ -102,6 +108,21 @@ final class BrokerLoop {
         if !acknowledgements.isEmpty { recordAcknowledgements() }
         socket.close()
         logger.info("broker stopped")
+    }
+
+    /// In-flight counts and acknowledgement times for `BrokerStatus` (session changes are
+    /// written when they happen).
+    private func snapshot() {
+        lastSnapshot = .now
+        let now = Date()
+        for (node, session) in sessions {
+            let acknowledged = acknowledgedSinceSnapshot.contains(node)
+            status.update(node) { state in
+                state.inFlight = session.inFlight.count
+                if acknowledged { state.lastAcknowledgedAt = now }
+            }
+        }
+        acknowledgedSinceSnapshot = []
     }
 
     // MARK: Reading frames
@@ -164,6 +185,7 @@ final class BrokerLoop {
             acknowledgementsSince = acknowledgementsSince ?? .now
             sessions[nodeId]?.inFlight.removeAll { $0 <= through }
             metrics.inFlight(nodeId, sessions[nodeId]?.inFlight.count ?? 0)
+            acknowledgedSinceSnapshot.insert(nodeId)
             freed.insert(nodeId)
         case .heartbeat:
             send(.heartbeat(Heartbeat()), to: routingId)
@@ -206,6 +228,11 @@ final class BrokerLoop {
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
         sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)
         metrics.session(replaced ? .replaced : .opened, node: nodeId, connected: sessions.count)
+        status.update(nodeId) { state in
+            state.connected = true
+            state.since = Date()
+            state.inFlight = 0
+        }
         metrics.inFlight(nodeId, 0)
         var welcome = Welcome()
         welcome.protocolVersion = 1
@@ -249,6 +276,11 @@ final class BrokerLoop {
         for (nodeId, session) in sessions where now - session.lastSeen > timeout {
             sessions[nodeId] = nil
             metrics.session(.expired, node: nodeId, connected: sessions.count)
+            status.update(nodeId) { state in
+                state.connected = false
+                state.since = Date()
+                state.inFlight = 0
+            }
             metrics.inFlight(nodeId, 0)
             logger.info("node away: no heartbeat", metadata: ["node": "\(nodeId)"])
         }

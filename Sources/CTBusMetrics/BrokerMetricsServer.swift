@@ -4,6 +4,7 @@ import CTBusPolicy
 import CTBusSchema
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import Prometheus
 
@@ -51,7 +52,65 @@ public struct BrokerMetricsServer: Sendable {
         }, ready: {
             broker.isRunning ? nil : "the broker is stopping"
         })
+        router.get("/status") { _, _ in
+            let body = try BrokerStatusReport.make(broker: broker).json()
+            return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-broker"),
                            onServerRunning: { _ in await onRunning() }, logger: logger)
     }
+}
+
+/// What `ctbus status` shows: a line per registered node and the broker's own figures, from the
+/// loop's snapshot and a read transaction on the store.
+public struct BrokerStatusReport: Codable, Sendable {
+    public struct Node: Codable, Sendable {
+        public let node: String
+        public let role: String
+        public let clearance: String
+        public let connected: Bool
+        public let since: Date?
+        public let queueDepth: Int
+        public let oldestQueuedAt: Date?
+        public let inFlight: Int
+        public let lastAcknowledgedAt: Date?
+    }
+
+    public let startedAt: Date
+    public let sessionsConnected: Int
+    public let storeMessages: Int
+    public let nodes: [Node]
+
+    public static func make(broker: Broker) throws -> BrokerStatusReport {
+        let sessions = broker.status.snapshot
+        let queues = try broker.store.queueFigures()
+        let nodes = broker.registry.entries.map { entry in
+            let id = entry.profile.id
+            let session = sessions[id]
+            return Node(node: id, role: entry.profile.role.rawValue, clearance: entry.profile.clearance.name,
+                        connected: session?.connected ?? false, since: session?.since, queueDepth: queues[id]?.depth ?? 0,
+                        oldestQueuedAt: queues[id]?.oldest, inFlight: session?.inFlight ?? 0,
+                        lastAcknowledgedAt: session?.lastAcknowledgedAt)
+        }
+        return BrokerStatusReport(startedAt: broker.status.startedAt, sessionsConnected: nodes.filter(\.connected).count,
+                                  storeMessages: try broker.store.messageCount(), nodes: nodes)
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    public func json() throws -> Data { try Self.encoder.encode(self) }
 }

@@ -32,10 +32,17 @@ func describe(_ error: any Error) -> String {
 }
 
 /// The process's logger: swift-log to stderr at `level`.
-func makeLogger(label: String, level: String) -> Logger {
-    var logger = Logger(label: label) { label in StreamLogHandler.standardError(label: label) }
+func makeLogger(label: String, level: String, format: LogFormat = .text) -> Logger {
+    var logger = Logger(label: label) { label -> any LogHandler in
+        format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+    }
     logger.logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
     return logger
+}
+
+/// How a daemon writes its log: text for people, JSON (one object a line) for log shippers.
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }
 
 /// SIGINT and SIGTERM, the signals that stop a daemon gracefully, and SIGUSR1, which a daemon sends itself to stop on its own.

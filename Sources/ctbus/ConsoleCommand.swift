@@ -33,8 +33,11 @@ struct ConsoleCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
+    var logFormat: LogFormat = .text
+
     func run() throws {
-        try runDaemon(named: "console") { fatal in
+        try runDaemon(named: "console", log: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat)) { fatal in
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
             let http = configuration.http
@@ -44,7 +47,7 @@ struct ConsoleCommand: ParsableCommand {
             let server = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
                                            registry: try configuration.loadRegistry(), host: bind ?? http?.bind ?? "127.0.0.1",
                                            port: port ?? http?.port ?? 8470, authentication: authentication,
-                                           logger: makeLogger(label: "ctbus.console", level: logLevel))
+                                           logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             return BackgroundHTTP(server, fatal: fatal).stop
         }
     }

@@ -2,10 +2,11 @@ import ArgumentParser
 import CTBusBroker
 import CTBusConsole
 import CTBusMetrics
-import CoreMetrics
-import Logging
 import CTBusNode
+import CTBusSchema
+import CoreMetrics
 import Foundation
+import Logging
 import ServiceLifecycle
 
 struct BrokerCommand: ParsableCommand {
@@ -18,9 +19,12 @@ struct BrokerCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
+    var logFormat: LogFormat = .text
+
     func run() throws {
-        try runDaemon(named: "broker") { fatal in
-            let logger = makeLogger(label: "ctbus.broker", level: logLevel)
+        let logger = makeLogger(label: "ctbus.broker", level: logLevel, format: logFormat)
+        try runDaemon(named: "broker", log: logger) { fatal in
             let http = try BrokerConfiguration.load(path: config).http
             let endpoint = http.map { _ in MetricsEndpoint() }
             let broker = try Broker(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)
@@ -33,7 +37,7 @@ struct BrokerCommand: ParsableCommand {
                 throw error
             }
             let address = "http://\(server.host):\(server.port)/metrics"
-            let background = BackgroundHTTP(address: address, announce: "ctbus: broker metrics at \(address)", logger: logger,
+            let background = BackgroundHTTP(address: address, announce: "broker metrics at \(address)", logger: logger,
                                             fatal: fatal) { onRunning in server.application(broker: broker, onRunning: onRunning) }
             return {
                 background.stop()
@@ -53,9 +57,13 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
+    var logFormat: LogFormat = .text
+
     func run() throws {
-        try runDaemon(named: "node") { fatal in
-            let node = try Node(configurationFile: config, logger: makeLogger(label: "ctbus.node", level: logLevel), onFatal: fatal)
+        let logger = makeLogger(label: "ctbus.node", level: logLevel, format: logFormat)
+        try runDaemon(named: "node", log: logger) { fatal in
+            let node = try Node(configurationFile: config, logger: logger, onFatal: fatal)
             guard let http = node.configuration.http else { return node.stop }
             // The configuration's http section: the console beside the node, on the node's journal.
             let server: ConsoleServer
@@ -66,7 +74,7 @@ struct NodeCommand: ParsableCommand {
                                            journal: node.journal,
                                            registry: try node.configuration.loadRegistry(), host: http.bind ?? "127.0.0.1", port: http.port,
                                            authentication: authentication,
-                                           logger: makeLogger(label: "ctbus.console", level: logLevel))
+                                           logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             } catch {
                 node.stop()
                 throw error
@@ -84,11 +92,18 @@ struct NodeCommand: ParsableCommand {
 /// stops it gracefully (exit 0). `start` returns the function that stops what it started; it is
 /// given `fatal`, which a daemon that must stop on its own calls with the reason: the reason is
 /// the process's last line and the exit status is 1.
-func runDaemon(named name: String, start: (_ fatal: @escaping @Sendable (String) -> Void) throws -> () -> Void) throws {
+func runDaemon(named name: String, log: Logger? = nil,
+               start: (_ fatal: @escaping @Sendable (String) -> Void) throws -> () -> Void) throws {
     blockTerminationSignals()
+    // With --log-format json these lines are log entries like the others; in text, the plain lines people know.
+    let say: @Sendable (Logger.Level, String) -> Void = { level, line in
+        if let log, log.handler is JSONLogHandler { log.log(level: level, "\(line)") } else {
+            FileHandle.standardError.write(Data("ctbus: \(line)\n".utf8))
+        }
+    }
     try runReportingErrors {
         let stop = try start { reason in
-            FileHandle.standardError.write(Data("ctbus: \(reason)\n".utf8))
+            say(.critical, reason)
             kill(getpid(), SIGUSR1)
         }
         let signalNumber = waitForTerminationSignal()
@@ -96,13 +111,11 @@ func runDaemon(named name: String, start: (_ fatal: @escaping @Sendable (String)
             stop()
             throw ExitCode(1)
         }
-        FileHandle.standardError.write(Data("ctbus: \(name) stopping (signal \(signalNumber))\n".utf8))
+        say(.notice, "\(name) stopping (signal \(signalNumber))")
         stop()
     }
 }
 
-/// A console served on its own tasks, beside a daemon or the demo; `stop` shuts it down gracefully
-/// and waits. Its service group hears no signal: the caller's thread takes them (`sigwait`).
 /// An HTTP server run beside a daemon (the console, the broker's metrics) until `stop`.
 final class BackgroundHTTP: Sendable {
     let address: String
@@ -111,7 +124,7 @@ final class BackgroundHTTP: Sendable {
     private let group: ServiceGroup
     private let done = DispatchSemaphore(value: 0)
 
-    /// Starts serving; `announce` is written on stderr once it listens. `fatal` is told when it cannot serve.
+    /// Starts serving; `announce` is logged (notice) once it listens. `fatal` is told when it cannot serve.
     init(address: String, announce: String?, logger: Logger, fatal: @escaping @Sendable (String) -> Void,
          _ makeService: (@escaping @Sendable () async -> Void) -> any Service) {
         let started = DispatchSemaphore(value: 0)
@@ -128,13 +141,13 @@ final class BackgroundHTTP: Sendable {
             done.signal()
         }
         isListening = started.wait(timeout: .now() + 15) == .success
-        if let announce, isListening { FileHandle.standardError.write(Data((announce + "\n").utf8)) }
+        if let announce, isListening { logger.notice("\(announce)") }
     }
 
     /// The console of `server`.
     convenience init(_ server: ConsoleServer, announce: Bool = true, fatal: @escaping @Sendable (String) -> Void) {
         let address = "http://\(server.host == "::1" ? "[::1]" : server.host):\(server.port)/"
-        self.init(address: address, announce: announce ? "ctbus: console of node \(server.nodeId) at \(address)" : nil,
+        self.init(address: address, announce: announce ? "console of node \(server.nodeId) at \(address)" : nil,
                   logger: server.logger, fatal: fatal) { onRunning in server.application(onRunning: onRunning) }
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import CTBusConsole
 import CTBusTrace
 import CTBusJournal
+import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
@@ -139,6 +140,16 @@ struct DemoCommand: ParsableCommand {
         print("")
         print(acknowledged ? "Every publication was acknowledged by the broker and every journal holds exactly what the policy allows."
                            : "Some publications were not acknowledged in time.")
+
+        // What an operator sees: ctbus status, from the same report the broker's /status serves.
+        if let broker = bus.broker {
+            print("")
+            print("Broker status (ctbus status)")
+            print("")
+            print(StatusCommand.render(try BrokerStatusReport.make(broker: broker), now: Date(), width: 98)
+                .split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n"),
+                  terminator: "")
+        }
 
         // Resolution 2395: which recommendations OCT's activities answer, as OCT's journal shows it.
         var messages: [Traceability.Message] = []

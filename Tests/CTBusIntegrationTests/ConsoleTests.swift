@@ -266,7 +266,7 @@ extension ConsoleBrowserTests {
         let node = try CommandLineTests.start(["node", "--config", bus.nodeConfigurationPath("oct")], log: log)
         defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
         let deadline = ContinuousClock.now + .seconds(30)
-        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("ctbus: console of node oct at"), node.isRunning, ContinuousClock.now < deadline {
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("console of node oct at http://"), node.isRunning, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")

@@ -111,6 +111,15 @@ struct MetricsTests {
             let lint = try Self.promtool(["check", "metrics"], input: page.body)
             #expect(lint.status == 0, "promtool check metrics: \(lint.output) \(lint.errors)")
 
+            // The status report ctbus status prints: wg-border away with its queue, oct connected and acknowledging.
+            let status = try await ConsoleTests.get(base, "/status")
+            let report = try BrokerStatusReport.decoder.decode(BrokerStatusReport.self, from: Data(status.body.utf8))
+            let border = try #require(report.nodes.first { $0.node == "wg-border" })
+            #expect(!border.connected && border.since == nil && border.queueDepth == 2 && border.oldestQueuedAt != nil)
+            let octLine = try #require(report.nodes.first { $0.node == "oct" })
+            #expect(octLine.connected && octLine.since != nil && octLine.queueDepth == 0 && octLine.clearance == "STRICTLY_CONFIDENTIAL")
+            #expect(report.nodes.count == bus.registry.entries.count && report.storeMessages == 2)
+
             let health = try await ConsoleTests.get(base, "/health")
             #expect(health.status == 200 && health.body == "alive\n")
             let ready = try await ConsoleTests.get(base, "/ready")
@@ -163,7 +172,7 @@ struct MetricsTests {
 }
 
 extension MetricsTests {
-    @Test("ctbus broker with an http section serves /metrics, /health and /ready as a process, and stops them with the broker on SIGTERM")
+    @Test("ctbus broker with an http section serves /metrics, /health, /ready and /status as a process; ctbus status prints its table; SIGTERM stops both")
     func brokerProcess() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
@@ -173,10 +182,10 @@ extension MetricsTests {
         configuration.http = .init(port: port)
         try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
         let log = bus.folder.appendingPathComponent("broker.log")
-        let broker = try CommandLineTests.start(["broker", "--config", path], log: log)
+        let broker = try CommandLineTests.start(["broker", "--config", path, "--log-format", "json"], log: log)
         defer { if broker.isRunning { kill(broker.processIdentifier, SIGKILL) } }
         let deadline = ContinuousClock.now + .seconds(30)
-        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("ctbus: broker metrics at"), broker.isRunning,
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("broker metrics at http://"), broker.isRunning,
               ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -191,7 +200,49 @@ extension MetricsTests {
         #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1)
         #expect(Self.value(samples, "ctbus_broker_session_changes_total", ["change": "opened"]) ?? 0 >= 1)
         #expect(try await ConsoleTests.get(base, "/ready").status == 200)
+        let status = try CommandLineTests.run(["status", "--broker-config", path])
+        #expect(status.status == 0, "\(status.errors)")
+        let octLine = status.output.split(separator: "\n").first { $0.hasPrefix("oct ") }
+        #expect(octLine?.contains("connected") == true && octLine?.contains("STRICTLY_CONFIDENTIAL") == true, "\(status.output)")
+        #expect(status.output.contains("wg-border") && status.output.contains("never seen"))
+        let json = try CommandLineTests.run(["status", "--broker-config", path, "--json"])
+        #expect(try BrokerStatusReport.decoder.decode(BrokerStatusReport.self, from: Data(json.output.utf8)).nodes.count == 5)
         bus.stopNode("oct")
         #expect(CommandLineTests.terminate(broker) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        // --log-format json: every line one JSON object, with the node as a field of its own.
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.count == lines.count && !lines.isEmpty, "\(lines.filter { line in (try? JSONSerialization.jsonObject(with: Data(line.utf8))) == nil })")
+        #expect(objects.contains { $0["message"] as? String == "node connected" && $0["node"] as? String == "oct" && $0["level"] as? String == "info" })
+        #expect(objects.allSatisfy { $0["ts"] is String && $0["label"] as? String == "ctbus.broker" })
+        // Bad input: a broker that is not running, a configuration without an http section.
+        let down = try CommandLineTests.run(["status", "--broker-config", path])
+        #expect(down.status != 0 && down.errors.contains("did not answer") && down.errors.split(separator: "\n").count == 1, "\(down.errors)")
+        configuration.http = nil
+        try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
+        let noHTTP = try CommandLineTests.run(["status", "--broker-config", path])
+        #expect(noHTTP.status != 0 && noHTTP.errors.contains("has no http section"), "\(noHTTP.errors)")
+    }
+}
+
+extension MetricsTests {
+    @Test("The systemd units run hardened, and systemd-analyze verify finds nothing to say about them")
+    func systemdUnits() throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var copies: [String] = []
+        for (name, copy) in [("ctbus-broker.service", "ctbus-broker.service"), ("ctbus-node@.service", "ctbus-node@oct.service")] {
+            let text = try String(contentsOf: CommandLineTests.root.appendingPathComponent("deploy/systemd/\(name)"), encoding: .utf8)
+            for directive in ["NoNewPrivileges=true", "ProtectSystem=strict", "ReadWritePaths=/var/lib/ctbus", "PrivateTmp=true", "UMask=0077"] {
+                #expect(text.contains("\n\(directive)\n"), "\(name) has \(directive)")
+            }
+            // Verified as installed, with ExecStart pointing at this build's binary (verify checks it exists).
+            let path = folder.appendingPathComponent(copy).path
+            try text.replacingOccurrences(of: "/usr/local/bin/ctbus", with: CommandLineTests.executable.path)
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            copies.append(path)
+        }
+        let verify = try CommandLineTests.run(["verify", "--man=no"] + copies, executable: URL(fileURLWithPath: "/usr/bin/systemd-analyze"))
+        #expect(verify.status == 0 && verify.errors.isEmpty && verify.output.isEmpty, "\(verify.output) \(verify.errors)")
     }
 }

@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One JSON object a line on standard error, for journald and log shippers (`--log-format
+/// json`): `ts` (UTC, milliseconds), `level`, `label`, `message`, and every metadata entry as a
+/// field of its own, with `-` in its name written `_` (`message_id`, `node`, `rule`). What the
+/// text format would write, no more: the code never puts a message body in a log line.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+
+    private static let output = Mutex(())
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+                    file: String, function: String, line: UInt) {
+        var fields: [String: Any] = [:]
+        for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { $1 }) {
+            fields[key.replacingOccurrences(of: "-", with: "_")] = Self.plain(value)
+        }
+        fields["ts"] = Self.timestamp(Date())
+        fields["level"] = level.rawValue
+        fields["label"] = label
+        fields["message"] = message.description
+        guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        data.append(0x0A)
+        Self.output.withLock { _ in FileHandle.standardError.write(data) }
+    }
+
+    static func plain(_ value: Logger.Metadata.Value) -> Any {
+        switch value {
+        case .string(let text): text
+        case .stringConvertible(let item): item.description
+        case .array(let items): items.map(plain)
+        case .dictionary(let entries): entries.mapValues(plain)
+        }
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+}
