@@ -9,7 +9,7 @@ import SwiftProtobuf
 struct JournalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "journal", abstract: "Read a node's journal.",
-        subcommands: [List.self, Show.self, Export.self, Verify.self, Salvage.self])
+        subcommands: [List.self, Show.self, Export.self, Verify.self, Salvage.self, Backup.self])
 
     /// Where the journal is: a file, or the node configuration that names it.
     struct Location: ParsableArguments {
