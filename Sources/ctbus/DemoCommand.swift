@@ -1,4 +1,5 @@
 import ArgumentParser
+import CTBusBroker
 import CTBusConsole
 import CTBusTrace
 import CTBusJournal
@@ -143,6 +144,9 @@ struct DemoCommand: ParsableCommand {
 
         // What an operator sees: ctbus status, from the same report the broker's /status serves.
         if let broker = bus.broker {
+            // Acknowledgements reach the store within 20 ms, the session snapshot within 250 ms.
+            _ = Wait.until(seconds: 5) { (try? broker.store.queueFigures().isEmpty) ?? true }
+            Thread.sleep(forTimeInterval: 0.3)
             print("")
             print("Broker status (ctbus status)")
             print("")
