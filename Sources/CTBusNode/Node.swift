@@ -1,5 +1,6 @@
 import CTBusJournal
 import CTBusSchema
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -26,14 +27,16 @@ public final class Node: Sendable {
     /// runs with its key (SESSION_REPLACED).
     public convenience init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
                             journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node"),
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                             onFatal: (@Sendable (String) -> Void)? = nil) throws {
         let lock = try FileLock(guarding: journal.path, owner: "node \(configuration.nodeId)")
         try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerPublicKey, journal: journal,
-                      lock: lock, logger: logger, onFatal: onFatal)
+                      lock: lock, logger: logger, metrics: metrics, onFatal: onFatal)
     }
 
     init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, lock: FileLock, logger: Logger, onFatal: (@Sendable (String) -> Void)?) throws {
+         journal: NodeJournal, lock: FileLock, logger: Logger, metrics: any MetricsFactory,
+         onFatal: (@Sendable (String) -> Void)?) throws {
         self.lock = lock
         self.configuration = configuration
         self.journal = journal
@@ -51,7 +54,7 @@ public final class Node: Sendable {
             do {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
                                         brokerPublicKey: brokerPublicKey, journal: journal, status: status,
-                                        wakeEndpoint: wakeEndpoint, logger: logger, onFatal: onFatal)
+                                        wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics, onFatal: onFatal)
             } catch {
                 thread.ready(.failure(error))
                 return
@@ -76,6 +79,7 @@ public final class Node: Sendable {
     /// secret key or journal that other users can read, a journal another process runs, and a
     /// damaged journal (checked read-only, before anything is written to it).
     public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node"),
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                             onFatal: (@Sendable (String) -> Void)? = nil) throws {
         let configuration = try NodeConfiguration.load(path: path)
         let journalPath = configuration.journalPath
@@ -88,7 +92,7 @@ public final class Node: Sendable {
             try NodeJournal.checkAtStart(path: journalPath)
             let journal = try NodeJournal(path: journalPath)
             try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal,
-                          lock: lock, logger: logger, onFatal: onFatal)
+                          lock: lock, logger: logger, metrics: metrics, onFatal: onFatal)
         } catch {
             lock.discard()
             throw error

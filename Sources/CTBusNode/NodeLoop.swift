@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import CoreMetrics
 import Crypto
 import Foundation
 import Logging
@@ -42,6 +43,9 @@ final class NodeLoop {
     private var sentThrough: Int64 = 0
     /// When each unacknowledged publication was last sent in this session.
     private var lastSent: [String: ContinuousClock.Instant] = [:]
+    /// When each publication in flight was first sent (for the publish-to-acknowledge time).
+    private var firstSent: [String: ContinuousClock.Instant] = [:]
+    private let metrics: NodeMetrics
     private var lastResendCheck = ContinuousClock.now
     /// Outbox entries read and sent per check.
     private let outboxBatch = 500
@@ -53,8 +57,9 @@ final class NodeLoop {
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
          journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger,
-         onFatal: (@Sendable (String) -> Void)?) throws {
+         metrics: any MetricsFactory, onFatal: (@Sendable (String) -> Void)?) throws {
         self.onFatal = onFatal
+        self.metrics = NodeMetrics(factory: metrics)
         self.configuration = configuration
         self.journal = journal
         self.status = status
@@ -190,6 +195,7 @@ final class NodeLoop {
     private func send(_ item: OutboxItem, at now: ContinuousClock.Instant) -> Bool {
         guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else { return false }
         lastSent[item.messageId] = now
+        if firstSent[item.messageId] == nil { firstSent[item.messageId] = now }
         return true
     }
 
@@ -257,7 +263,14 @@ final class NodeLoop {
         }
         if !acknowledgements.isEmpty {
             try journal.acknowledge(acknowledgements)
-            for (messageId, _) in acknowledgements { lastSent[messageId] = nil }
+            let now = ContinuousClock.now
+            for (messageId, _) in acknowledgements {
+                lastSent[messageId] = nil
+                if let first = firstSent.removeValue(forKey: messageId) {
+                    let elapsed = now - first
+                    metrics.publishAck.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                }
+            }
             storeBackoff = nil // the broker stores again
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
         }
@@ -265,6 +278,7 @@ final class NodeLoop {
         guard let through = handledThrough else { return }
         do {
             let fresh = try journal.recordDeliveries(deliveries)
+            metrics.journaled.increment(by: Int64(fresh))
             // After the deliveries: a revocation may concern a message of the same batch.
             if !revocations.isEmpty { try journal.markRevoked(revocations) }
             logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
@@ -290,6 +304,7 @@ final class NodeLoop {
             "classification": "\(envelope.handling.classification.name)",
         ])
         status.withLock { $0.refusedDeliveries += 1 }
+        metrics.refused.increment()
         return false
     }
 
@@ -315,6 +330,7 @@ final class NodeLoop {
                 "code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")", "detail": "\(error.detail)"])
             guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return }
             lastSent[id] = nil
+            firstSent[id] = nil
             do {
                 try journal.refuse(messageId: id, code: error.codeName, detail: error.detail)
             } catch {

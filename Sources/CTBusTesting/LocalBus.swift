@@ -166,10 +166,10 @@ public final class LocalBus: Sendable {
 
     /// Starts a node (again) with its journal.
     @discardableResult
-    public func startNode(_ id: String) throws -> Node {
+    public func startNode(_ id: String, metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws -> Node {
         guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
         let node = try Node(configuration: nodeConfiguration(id), keyPair: keys, brokerPublicKey: brokerKeys.publicKey,
-                            journal: try journal(id), logger: logger)
+                            journal: try journal(id), logger: logger, metrics: metrics)
         running.withLock { $0.nodes[id] = node }
         return node
     }

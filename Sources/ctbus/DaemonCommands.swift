@@ -63,7 +63,10 @@ struct NodeCommand: ParsableCommand {
     func run() throws {
         let logger = makeLogger(label: "ctbus.node", level: logLevel, format: logFormat)
         try runDaemon(named: "node", log: logger) { fatal in
-            let node = try Node(configurationFile: config, logger: logger, onFatal: fatal)
+            // With a console, the node's own figures (publish-to-acknowledge time, deliveries) join its /metrics.
+            let endpoint = try NodeConfiguration.load(path: config).http.map { _ in MetricsEndpoint() }
+            let node = try Node(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance,
+                                onFatal: fatal)
             guard let http = node.configuration.http else { return node.stop }
             // The configuration's http section: the console beside the node, on the node's journal.
             let server: ConsoleServer
@@ -73,7 +76,7 @@ struct NodeCommand: ParsableCommand {
                 server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
                                            journal: node.journal,
                                            registry: try node.configuration.loadRegistry(), host: http.bind ?? "127.0.0.1", port: http.port,
-                                           authentication: authentication,
+                                           authentication: authentication, metrics: endpoint ?? MetricsEndpoint(),
                                            logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             } catch {
                 node.stop()

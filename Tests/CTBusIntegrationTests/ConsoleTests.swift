@@ -1,5 +1,6 @@
 import CTBusConsole
 import CTBusJournal
+import CTBusMetrics
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
@@ -21,10 +22,11 @@ struct ConsoleTests {
     /// A console serving `journal` until `body` returns.
     static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification, registry: NodeRegistry? = nil,
                            host: String = "127.0.0.1", authentication: ConsoleAuthentication? = nil,
+                           metrics: MetricsEndpoint = MetricsEndpoint(),
                            _ body: (URL) async throws -> T) async throws -> T {
         let port = try LocalBus.freePortForTests()
         let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry, host: host, port: port,
-                                        authentication: authentication, logger: LocalBus.defaultLogger)
+                                        authentication: authentication, metrics: metrics, logger: LocalBus.defaultLogger)
         let running = Mutex(false)
         let group = ServiceGroup(configuration: .init(services: [console.application { running.withLock { $0 = true } }],
                                                       gracefulShutdownSignals: [], logger: LocalBus.defaultLogger))

@@ -140,12 +140,20 @@ struct MetricsTests {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
-        try bus.startAllNodes()
+        // oct and cted count with one endpoint each, as `ctbus node` does when it serves its console.
+        let octMetrics = MetricsEndpoint()
+        let ctedMetrics = MetricsEndpoint()
+        try bus.startNode("oct", metrics: octMetrics.factory)
+        try bus.startNode("cted", metrics: ctedMetrics.factory)
         #expect(bus.waitUntilConnected())
-        _ = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let sent = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count() == 1 })
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential) { base in
+        #expect(try Wait.until { try oct.count() == 1 && bus.journal("cted").publicationStatus(messageId: sent) == .acknowledged })
+        let cted = Self.parse(ctedMetrics.registry.emitToString())
+        #expect(Self.value(cted, "ctbus_node_publish_ack_seconds_count") == 1, "cted timed its publication's acknowledgement")
+        #expect((Self.value(cted, "ctbus_node_publish_ack_seconds_sum") ?? 0) > 0)
+        #expect(Self.value(Self.parse(octMetrics.registry.emitToString()), "ctbus_node_deliveries_journaled_total") == 1)
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, metrics: octMetrics) { base in
             var samples: [Sample] = []
             let deadline = ContinuousClock.now + .seconds(30)
             // The console verifies the journal when it starts; the counter exists from the first scrape.
@@ -158,6 +166,7 @@ struct MetricsTests {
             #expect(Self.value(samples, "ctbus_node_outbox_depth") == 0)
             #expect(Self.value(samples, "ctbus_node_broker_session_open") == 1)
             #expect(Self.value(samples, "ctbus_node_journal_verify_failures_total") == 0)
+            #expect(Self.value(samples, "ctbus_node_deliveries_journaled_total") == 1, "the loop's figures on the console's /metrics")
             let text = try await ConsoleTests.get(base, "/metrics").body
             let lint = try Self.promtool(["check", "metrics"], input: text)
             #expect(lint.status == 0, "promtool check metrics: \(lint.output) \(lint.errors)")

@@ -1,0 +1,17 @@
+import CoreMetrics
+
+/// What the node loop counts, through swift-metrics (Prometheus when `ctbus node` serves its
+/// console, whose `/metrics` shows them; no-op otherwise). Handles made once.
+final class NodeMetrics {
+    /// From a publication's first sending to the broker's acknowledgement.
+    let publishAck: CoreMetrics.Timer
+    let journaled: Counter
+    /// Deliveries the node refused to journal (above its clearance: defence in depth).
+    let refused: Counter
+
+    init(factory: any MetricsFactory) {
+        publishAck = CoreMetrics.Timer(label: "ctbus_node_publish_ack_seconds", factory: factory)
+        journaled = Counter(label: "ctbus_node_deliveries_journaled_total", factory: factory)
+        refused = Counter(label: "ctbus_node_deliveries_refused_total", factory: factory)
+    }
+}
