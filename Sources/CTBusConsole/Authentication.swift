@@ -142,9 +142,11 @@ struct RequireAuthentication<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if await authentication.identify(request.headers) != nil { return try await next(request, context) }
-        let user = request.headers.basic?.username ?? (request.headers.bearer != nil ? "(token)" : "(none)")
+        // The name is the sender's: only a well-formed one reaches the log (no line breaks, no control characters).
+        let user = request.headers.basic.map { ConsoleAuthentication.isUserName($0.username) ? $0.username : "(malformed name)" }
+            ?? (request.headers.bearer != nil ? "(token)" : "(none)")
         refusals.log("auth-\(user.prefix(64))", .notice, "console refused a request without valid credentials",
-                     metadata: ["user": "\(user.prefix(64))", "path": "\(request.uri.path.prefix(80))"])
+                     metadata: ["user": "\(user.prefix(64))", "path": "\(CSRF.loggable(request.uri.path))"])
         let json = request.uri.path.hasPrefix("/api/")
         var body = HTML()
         body.element("p", "This console needs a user name and password, or a bearer token.")

@@ -47,7 +47,7 @@ struct CSRF: Sendable {
     /// POST; a client that sends neither header (curl, a script) is no browser to forge.
     func crossOrigin(_ request: Request) -> String? {
         if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], !["same-origin", "none"].contains(site) {
-            return "the request came from another site (\(site.prefix(40)))"
+            return "the request came from another site (\(Self.loggable(site, limit: 40)))"
         }
         if let origin = request.headers[.origin] {
             let host = request.head.authority ?? ""
@@ -60,6 +60,11 @@ struct CSRF: Sendable {
 
     func setCookie(_ value: String, on response: inout Response) {
         response.setCookie(Cookie(name: Self.cookieName, value: value, path: "/", httpOnly: true, sameSite: .strict))
+    }
+
+    /// What a peer sent, fit for a log line: printable ASCII only, at most `limit` characters.
+    static func loggable(_ text: some StringProtocol, limit: Int = 80) -> String {
+        String(text.unicodeScalars.prefix(limit).map { (32...126).contains($0.value) ? Character($0) : "?" })
     }
 
     static func isWellFormed(_ value: String) -> Bool {

@@ -298,7 +298,7 @@ public struct ConsoleServer: Sendable {
             return self.error(.badRequest, "The form could not be read: \(error).")
         }
         if let reason = csrf.refusal(request, token: form.values["csrf"]?.first, user: request.headers.consoleUser) {
-            refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(request.uri.path.prefix(80))"])
+            refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(CSRF.loggable(request.uri.path))"])
             return error(.forbidden, "Refused: \(reason).")
         }
         return try withCookie(request) { token in try body(form, token) }
