@@ -106,6 +106,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -117,6 +118,7 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftCSV", package: "SwiftCSV"),

@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CoreMetrics
+import Metrics
 import CTBusSchema
 import Crypto
 import Foundation
@@ -69,9 +70,6 @@ final class BrokerLoop {
     /// Nodes that acknowledged deliveries since the last snapshot.
     private var acknowledgedSinceSnapshot = Set<String>()
 
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-    }
 
     init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger,
          metrics: any MetricsFactory, status: BrokerStatus) {
@@ -316,7 +314,7 @@ final class BrokerLoop {
         do {
             let started = ContinuousClock.now
             outcomes = try store.store(accepted.map(\.1), acknowledging: acknowledgements)
-            metrics.transaction.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
+            metrics.transaction.record(duration: ContinuousClock.now - started)
             metrics.publicationsPerTransaction.record(accepted.count)
             acknowledgements = [:]
             acknowledgementsSince = nil

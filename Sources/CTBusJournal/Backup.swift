@@ -49,10 +49,8 @@ extension BackupSource {
         let source = try Self(path: path, access: .readOnly)
         try source.database.backup(to: destination)
         let check = try Self(path: destination, access: .readOnly).verify()
-        let elapsed = ContinuousClock.now - started
         let size = (try? FileManager.default.attributesOfItem(atPath: destination))?[.size] as? Int64
-        return BackupReport(destination: destination, bytes: size ?? 0,
-                            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, check: check)
+        return BackupReport(destination: destination, bytes: size ?? 0, seconds: (ContinuousClock.now - started) / .seconds(1), check: check)
     }
 }
 

@@ -2,6 +2,7 @@ import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import Metrics
 import Crypto
 import Foundation
 import Logging
@@ -266,10 +267,7 @@ final class NodeLoop {
             let now = ContinuousClock.now
             for (messageId, _) in acknowledgements {
                 lastSent[messageId] = nil
-                if let first = firstSent.removeValue(forKey: messageId) {
-                    let elapsed = now - first
-                    metrics.publishAck.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-                }
+                if let first = firstSent.removeValue(forKey: messageId) { metrics.publishAck.record(duration: now - first) }
             }
             storeBackoff = nil // the broker stores again
             logger.debug("publications acknowledged", metadata: ["count": "\(acknowledgements.count)"])
