@@ -4,28 +4,37 @@ import CTBusJournal
 import CTBusSchema
 import Foundation
 
+/// Where the broker's store is: the file itself, or the broker configuration that names it
+/// (`ctbus audit`, `ctbus backup`).
+struct BrokerStoreLocation: ParsableArguments {
+    @Option(name: .long, help: "The broker's store (SQLite).")
+    var store: String?
+
+    @Option(name: .long, help: "The broker configuration file; its store is used.")
+    var brokerConfig: String?
+
+    func path() throws -> String {
+        switch (store, brokerConfig) {
+        case (let store?, nil): store
+        case (nil, let config?): try BrokerConfiguration.load(path: config).storePath
+        default: throw ValidationError("give either --store or --broker-config")
+        }
+    }
+}
+
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Print who received a message and who was refused, by which rule (from the broker's store; never the content).")
 
-    @Option(name: .long, help: "The broker's store (SQLite).")
-    var store: String?
-
-    @Option(name: .long, help: "The broker configuration file; its store is read.")
-    var brokerConfig: String?
+    @OptionGroup var location: BrokerStoreLocation
 
     @Argument(help: "The message id.")
     var messageId: String
 
     func run() throws {
         try runReportingErrors {
-            let path: String
-            switch (store, brokerConfig) {
-            case (let store?, nil): path = store
-            case (nil, let config?): path = try BrokerConfiguration.load(path: config).storePath
-            default: throw ValidationError("give either --store or --broker-config")
-            }
+            let path = try location.path()
             guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("broker store \(path) does not exist") }
             guard let trail = try BrokerStore(path: path, access: .readOnly).audit(messageId: MessageID.canonical(messageId)) else {
                 throw StoreError(.notFound, "no message \(messageId) in the broker's store")

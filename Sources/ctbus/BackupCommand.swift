@@ -1,5 +1,4 @@
 import ArgumentParser
-import CTBusBroker
 import CTBusJournal
 import CTBusSchema
 import Foundation
@@ -15,23 +14,14 @@ struct BackupCommand: ParsableCommand {
             -wal and -shm files aside, put the backup in the store's place, start the broker (deploy/README.md).
             """)
 
-    @Option(name: .long, help: "The broker configuration file; its store is copied.")
-    var brokerConfig: String?
-
-    @Option(name: .long, help: "The broker's store (SQLite), instead of --broker-config.")
-    var store: String?
+    @OptionGroup var location: BrokerStoreLocation
 
     @Option(name: .long, help: "The new file to write.")
     var out: String
 
     func run() throws {
         try runReportingErrors {
-            let path: String
-            switch (store, brokerConfig) {
-            case (let store?, nil): path = store
-            case (nil, let config?): path = try BrokerConfiguration.load(path: config).storePath
-            default: throw ValidationError("give either --store or --broker-config")
-            }
+            let path = try location.path()
             try Self.report(try BrokerStore.backup(path: path, to: out), of: path)
         }
     }
