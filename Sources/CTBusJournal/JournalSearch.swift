@@ -29,9 +29,13 @@ extension NodeJournal {
     /// How far the index has come: entries up to `indexedThrough` are searchable, of `last`.
     public func searchStatus() throws(StoreError) -> (indexedThrough: Int64, last: Int64) {
         try database.read { db in
-            let through = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search-indexed-through'").flatMap { Int64($0) } ?? 0
-            return (through, try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") ?? 0)
+            (try Self.indexedThrough(db), try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") ?? 0)
         }
+    }
+
+    /// The last position the indexes hold (0: none yet).
+    static func indexedThrough(_ db: Database) throws -> Int64 {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search-indexed-through'").flatMap { Int64($0) } ?? 0
     }
 
     /// Indexes up to `limit` entries not indexed yet, in one transaction; returns how many.
@@ -39,7 +43,7 @@ extension NodeJournal {
     @discardableResult
     public func indexForSearch(limit: Int = 1_000) throws(StoreError) -> Int {
         try database.write { db in
-            let through = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search-indexed-through'").flatMap { Int64($0) } ?? 0
+            let through = try Self.indexedThrough(db)
             let rows = try Row.fetchAll(db, sql: "SELECT position, type, envelope, payload FROM entry WHERE position > ? ORDER BY position LIMIT ?",
                                         arguments: [through, limit])
             guard !rows.isEmpty else { return 0 }

@@ -52,10 +52,7 @@ struct ConsoleAuthenticationTests {
 
             // Alice's form token does not work for Bob, with the same browser cookie.
             let browser = ConsoleComposeTests.Browser(base)
-            let page = try await browser.request("GET", "/compose/mission-report", headers: Self.basic("alice", "correct horse battery"))
-            let marker = "name=\"csrf\" value=\""
-            let start = try #require(page.body.range(of: marker))
-            let aliceToken = String(page.body[start.upperBound...].prefix { $0 != "\"" })
+            let aliceToken = try await browser.token("/compose/mission-report", headers: Self.basic("alice", "correct horse battery"))
             let asBob = try await browser.request("POST", "/compose/mission-report", form: ConsoleComposeTests.missionReport(aliceToken),
                                                   headers: Self.basic("bob", "staple tuna violin"))
             #expect(asBob.status == 403)

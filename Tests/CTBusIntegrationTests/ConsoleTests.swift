@@ -27,15 +27,22 @@ struct ConsoleTests {
         let port = try LocalBus.freePortForTests()
         let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry, host: host, port: port,
                                         authentication: authentication, metrics: metrics, logger: LocalBus.defaultLogger)
+        return try await serving(port: port, { onRunning in console.application(onRunning: onRunning) }, body)
+    }
+
+    /// Serves the application `make` builds (it calls its argument once it listens) on 127.0.0.1:`port`
+    /// until `body` returns.
+    static func serving<T>(port: Int, _ make: (@escaping @Sendable () async -> Void) -> some ApplicationProtocol,
+                           _ body: (URL) async throws -> T) async throws -> T {
         let running = Mutex(false)
-        let group = ServiceGroup(configuration: .init(services: [console.application { running.withLock { $0 = true } }],
+        let group = ServiceGroup(configuration: .init(services: [make { running.withLock { $0 = true } }],
                                                       gracefulShutdownSignals: [], logger: LocalBus.defaultLogger))
         let server = Task { try await group.run() }
         defer { server.cancel() }
         // Polled with Task.sleep: a blocking wait would hold one of the few threads the server's tasks run on.
         let deadline = ContinuousClock.now + .seconds(30)
         while !running.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(running.withLock { $0 }, "the console did not start")
+        #expect(running.withLock { $0 }, "the server did not start")
         let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
         await group.triggerGracefulShutdown()
         _ = try? await server.value
