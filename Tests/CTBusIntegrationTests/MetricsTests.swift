@@ -5,10 +5,7 @@ import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
 import Foundation
-import Hummingbird
 import Prometheus
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// The broker's and nodes' metrics over real HTTP, after real traffic on a real bus, read the way
@@ -41,21 +38,6 @@ struct MetricsTests {
         samples.first { $0.name == name && $0.labels == labels }?.value
     }
 
-    /// Serves `application` on 127.0.0.1 until `body` returns.
-    static func serving<T>(_ application: some ApplicationProtocol, running: borrowing Mutex<Bool>, port: Int,
-                           _ body: (URL) async throws -> T) async throws -> T {
-        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: LocalBus.defaultLogger))
-        let server = Task { try await group.run() }
-        defer { server.cancel() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !running.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(running.withLock { $0 }, "the server did not start")
-        let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
-        await group.triggerGracefulShutdown()
-        _ = try? await server.value
-        return result
-    }
-
     static func promtool(_ arguments: [String], input: String? = nil) throws -> CommandLineTests.Result {
         try CommandLineTests.run(arguments, executable: URL(fileURLWithPath: "/usr/bin/promtool"), input: input)
     }
@@ -82,8 +64,7 @@ struct MetricsTests {
 
         let port = try LocalBus.freePortForTests()
         let server = try BrokerMetricsServer(endpoint: endpoint, port: port, logger: LocalBus.defaultLogger)
-        let running = Mutex(false)
-        try await Self.serving(server.application(broker: broker) { running.withLock { $0 = true } }, running: running, port: port) { base in
+        try await ConsoleTests.serving(port: port, { onRunning in server.application(broker: broker, onRunning: onRunning) }) { base in
             let page = try await ConsoleTests.get(base, "/metrics")
             #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
             let samples = Self.parse(page.body)
