@@ -19,6 +19,15 @@ final class BrokerLoop {
     /// Lines a peer or a lasting fault can repeat: once per kind and period, then summed up.
     private var throttled: ThrottledLogger
     private var sessions: [String: Session] = [:]
+    /// The connection (routing id) whose Hello opened each node's latest session, kept after the
+    /// session expires: a Hello on any other connection supersedes it.
+    private var lastConnection: [String: [UInt8]] = [:]
+    /// Connections a newer connection with the same key took over, the newest few per node. Every
+    /// Frame from one of them, Hello included, is answered SESSION_REPLACED (PROTOCOL.md section 4):
+    /// a process whose session expired while it was starved cannot take it back from the one that
+    /// replaced it.
+    private var superseded: [String: [[UInt8]]] = [:]
+    private let supersededKept = 8
     /// Cumulative acknowledgements not yet written to the store, per node. Their credit is freed
     /// at once; the store deletes the entries with the next batch of publications (in the same
     /// transaction, so without an fsync of their own) or after 20 ms. Lost in a
@@ -155,6 +164,12 @@ final class BrokerLoop {
             send(error: BusError(.notAuthenticated, "connection has no registered identity"), to: routingId)
             return
         }
+        if superseded[nodeId]?.contains(routingId) == true {
+            throttled.log("superseded:\(nodeId)", .warning, "a frame from a connection whose session a newer one took over; answered SESSION_REPLACED",
+                          metadata: ["node": "\(nodeId)"])
+            send(error: Self.sessionReplaced(nodeId), to: routingId)
+            return
+        }
         guard message.frames.count == 2, let kind = try? Admission.decodeFrame(message.frames[1]) else {
             throttled.log("malformed:\(nodeId)", .warning, "malformed frame", metadata: ["node": "\(nodeId)", "frames": "\(message.frames.count)"])
             send(error: malformed(message.frames), to: routingId)
@@ -213,14 +228,17 @@ final class BrokerLoop {
             send(error: error, to: routingId)
             return
         }
-        let replaced = sessions[nodeId].map { $0.routingId != routingId } ?? false
-        if let previous = sessions[nodeId], previous.routingId != routingId {
-            // The newer connection wins; the older one is told why its session ended, once.
+        let replaced = lastConnection[nodeId].map { $0 != routingId } ?? false
+        if let previous = lastConnection[nodeId], previous != routingId {
+            // The newer connection wins, whether the older session is open or expired; the older
+            // connection is told why its session ended, and from now on gets nothing else.
             logger.warning("a newer connection took over the node's session; the older one was told SESSION_REPLACED",
                            metadata: ["node": "\(nodeId)"])
-            send(error: BusError(.sessionReplaced, "a newer connection said Hello as node \(nodeId); this session has ended"),
-                 to: previous.routingId)
+            send(error: Self.sessionReplaced(nodeId), to: previous)
+            superseded[nodeId, default: []].append(previous)
+            if superseded[nodeId]!.count > supersededKept { superseded[nodeId]!.removeFirst() }
         }
+        lastConnection[nodeId] = routingId
         // What the node acknowledged leaves the store first, so the new session does not send it again.
         if acknowledgements[nodeId] != nil { recordAcknowledgements() }
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
@@ -561,6 +579,10 @@ final class BrokerLoop {
             return BusError(.malformedFrame, "the Frame does not decode (a field is not valid protobuf or not UTF-8)", messageId: id)
         }
         return BusError(.malformedFrame, detail, frameSHA256: Data(SHA256.hash(data: frames[1])))
+    }
+
+    private static func sessionReplaced(_ nodeId: String) -> BusError {
+        BusError(.sessionReplaced, "a newer connection said Hello as node \(nodeId); this session has ended")
     }
 
     private func send(error: BusError, to routingId: [UInt8]) {

@@ -37,12 +37,18 @@ struct ConsoleTests {
         let running = Mutex(false)
         let group = ServiceGroup(configuration: .init(services: [make { running.withLock { $0 = true } }],
                                                       gracefulShutdownSignals: [], logger: LocalBus.defaultLogger))
-        let server = Task { try await group.run() }
+        let ended = Mutex<String?>(nil)
+        let server = Task {
+            do { try await group.run(); ended.withLock { $0 = "it stopped" } } catch { ended.withLock { $0 = "\(error)" } }
+        }
         defer { server.cancel() }
         // Polled with Task.sleep: a blocking wait would hold one of the few threads the server's tasks run on.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !running.withLock({ $0 }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(running.withLock { $0 }, "the server did not start")
+        // The bound is generous because the other suites' blocking waits can hold those threads too.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !running.withLock({ $0 }), ended.withLock({ $0 }) == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(running.withLock { $0 }, "the server did not start: \(ended.withLock { $0 } ?? "not listening after 120 s")")
         let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
         await group.triggerGracefulShutdown()
         _ = try? await server.value
