@@ -13,7 +13,9 @@ import ZeroMQ
 /// `init` starts it on its own threads and returns once it listens; `stop()` shuts it down.
 public final class Broker: Sendable {
     public let configuration: BrokerConfiguration
-    public let registry: NodeRegistry
+    /// The registry in force (a reload replaces it).
+    public var registry: NodeRegistry { sharedRegistry.current }
+    private let sharedRegistry: SharedRegistry
     public let store: BrokerStore
     /// The endpoint the broker listens on, with the port resolved when configured as ":*".
     public let endpoint: String
@@ -42,7 +44,8 @@ public final class Broker: Sendable {
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                 openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
-        self.registry = registry
+        let shared = SharedRegistry(registry)
+        sharedRegistry = shared
         self.publicKey = keyPair.publicKey
         let status = BrokerStatus()
         self.status = status
@@ -50,14 +53,16 @@ public final class Broker: Sendable {
         self.context = context
         // Strangers reconnect again and again (and can change keys): one line per 10 s, then a summary.
         let refusals = SharedThrottledLogger(logger)
+        // The User-Id of an admitted connection is its key: the loop looks it up in the registry in
+        // force at every frame, so a reload that removes a key takes effect at the next frame.
         zap = try ZAPHandler(context: context) { request in
-            guard let key = request.curvePublicKey, let entry = registry.entry(publicKey: key) else {
+            guard let key = request.curvePublicKey, shared.current.entry(publicKey: key) != nil else {
                 let prefix = "\(request.curvePublicKey?.prefix(8) ?? "none")"
                 refusals.log("zap-refused", .warning, "refused a connection: key not in the registry",
                              metadata: ["key": "\(prefix)…", "peer": "\(request.address)"])
                 return .deny(reason: "key not in the registry")
             }
-            return .allow(userId: entry.profile.id)
+            return .allow(userId: key)
         }
         let opened = Mutex<(endpoint: String, store: BrokerStore, lock: FileLock)?>(nil)
         do {
@@ -79,8 +84,9 @@ public final class Broker: Sendable {
                         socket.close()
                         throw error
                     }
-                    state = BrokerLoop(socket: socket, configuration: configuration, registry: registry, store: store, logger: logger,
+                    state = BrokerLoop(socket: socket, configuration: configuration, registry: shared, store: store, logger: logger,
                                        metrics: metrics, status: status)
+                    state.recordRegistryAtStart()
                     opened.withLock { $0 = (socket.lastEndpoint, store, lock) }
                 } catch {
                     thread.ready(.failure(error))
@@ -110,17 +116,45 @@ public final class Broker: Sendable {
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the broker's secret key file")
         try PrivateFiles.requirePrivate(configuration.storePath, what: "the broker store", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
-        let registry: NodeRegistry
-        do {
-            registry = try NodeRegistry(json: try ConfigurationFile.read(configuration.registryFile, what: "registry"))
-        } catch let error as RegistryError {
-            throw ConfigurationError("registry \(configuration.registryFile): \(error.description)")
-        }
+        let registry = try Self.loadRegistry(configuration.registryFile)
         let storePath = configuration.storePath
         try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) {
             // Checked read-only first: nothing is written to a damaged store.
             try BrokerStore.checkAtStart(path: storePath)
             return try BrokerStore(path: storePath)
+        }
+    }
+
+    /// Puts `registry` in force without dropping a session: recorded in the store's registry
+    /// audit first, then applied by the loop before it reads the next frame (sessions of removed
+    /// nodes and keys end, queued deliveries of nodes whose entitlement changed are judged again).
+    /// Returns what changed. `registry` is valid by construction; a file is read by
+    /// `reloadRegistry(file:source:)`.
+    @discardableResult
+    public func reloadRegistry(_ registry: NodeRegistry, source: String) throws -> [RegistryChange] {
+        guard isRunning else { throw ConfigurationError("the broker is stopping; the registry was not reloaded") }
+        let request = ReloadRequest(registry: registry, source: source)
+        sharedRegistry.ask(request)
+        switch request.wait(seconds: 30) {
+        case .success(let changes)?: return changes
+        case .failure(let error)?: throw error
+        case nil: throw ConfigurationError("the broker did not apply the registry within 30 s (it may still do so; see its log)")
+        }
+    }
+
+    /// Reads and validates the registry file, then reloads it: a file that does not validate
+    /// changes nothing and the error names the file, the node and the field.
+    @discardableResult
+    public func reloadRegistry(file path: String, source: String) throws -> [RegistryChange] {
+        try reloadRegistry(try Self.loadRegistry(path), source: source)
+    }
+
+    /// The registry in `path`, or an error naming the file, the node and the field.
+    public static func loadRegistry(_ path: String) throws -> NodeRegistry {
+        do {
+            return try NodeRegistry(json: try ConfigurationFile.read(path, what: "registry"))
+        } catch let error as RegistryError {
+            throw ConfigurationError("registry \(path): \(error.description)")
         }
     }
 

@@ -13,12 +13,18 @@ import ZeroMQ
 final class BrokerLoop {
     let socket: ZMQSocket
     private let configuration: BrokerConfiguration
-    private let registry: NodeRegistry
-    private let store: BrokerStore
-    private var logger: Logger
+    /// The registry in force; replaced by `applyPendingReload` (BrokerLoop+Registry.swift).
+    var registry: NodeRegistry
+    let sharedRegistry: SharedRegistry
+    /// Per node whose entitlement a reload changed: the last queue sequence waiting at that
+    /// moment. Deliveries up to it were decided under the old entry and are judged again before
+    /// they go out; the mark goes once the node acknowledges past it.
+    var rejudgeThrough: [String: UInt64] = [:]
+    let store: BrokerStore
+    let logger: Logger
     /// Lines a peer or a lasting fault can repeat: once per kind and period, then summed up.
-    private var throttled: ThrottledLogger
-    private var sessions: [String: Session] = [:]
+    var throttled: ThrottledLogger
+    var sessions: [String: Session] = [:]
     /// The connection (routing id) whose Hello opened each node's latest session, kept after the
     /// session expires: a Hello on any other connection supersedes it.
     private var lastConnection: [String: [UInt8]] = [:]
@@ -42,6 +48,8 @@ final class BrokerLoop {
 
     struct Session {
         var routingId: [UInt8]
+        /// The CURVE key the connection authenticated with (one of the entry's keys).
+        var publicKey: String
         var lastSeen: ContinuousClock.Instant
         /// Highest sequence sent (or skipped as expired) in this session.
         var sentThrough: UInt64 = 0
@@ -73,16 +81,18 @@ final class BrokerLoop {
         return socket
     }
 
-    private let metrics: BrokerMetrics
-    private let status: BrokerStatus
+    let metrics: BrokerMetrics
+    let status: BrokerStatus
     private var lastSnapshot = ContinuousClock.now
     /// Nodes that acknowledged deliveries since the last snapshot.
     private var acknowledgedSinceSnapshot = Set<String>()
 
 
-    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: NodeRegistry, store: BrokerStore, logger: Logger,
+    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: SharedRegistry, store: BrokerStore, logger: Logger,
          metrics: any MetricsFactory, status: BrokerStatus) {
         self.socket = socket
+        sharedRegistry = registry
+        let registry = registry.current
         self.status = status
         self.metrics = BrokerMetrics(factory: metrics, nodes: registry.entries.map(\.profile.id))
         self.configuration = configuration
@@ -97,6 +107,7 @@ final class BrokerLoop {
         while !thread.isStopping {
             do {
                 let timeout = acknowledgementsSince == nil ? pollTimeout : acknowledgementDelayMilliseconds
+                applyPendingReload()
                 if try ZMQSocket.poll([socket], timeoutMilliseconds: timeout)[0] {
                     try drain()
                 }
@@ -159,11 +170,15 @@ final class BrokerLoop {
                         revokes: inout [(routingId: [UInt8], nodeId: String, revoke: Revoke)]) {
         guard message.frames.count >= 1 else { return }
         let routingId = message.frames[0]
-        guard let nodeId = message.userId, let entry = registry.entry(id: nodeId) else {
-            // Cannot happen with CURVE and the ZAP handler in place; refuse rather than guess.
-            send(error: BusError(.notAuthenticated, "connection has no registered identity"), to: routingId)
+        // The ZAP handler gave each connection its CURVE key as User-Id: looked up in the registry
+        // in force at every frame, so a key a reload removed is refused from its next frame on.
+        guard let key = message.userId, let entry = registry.entry(publicKey: key) else {
+            throttled.log("unregistered-key", .warning, "a frame from a connection whose key is not in the registry (any more); refused",
+                          metadata: ["key": "\(message.userId?.prefix(8) ?? "none")…"])
+            send(error: BusError(.notAuthenticated, "this connection's key is not in the broker's registry"), to: routingId)
             return
         }
+        let nodeId = entry.profile.id
         if superseded[nodeId]?.contains(routingId) == true {
             throttled.log("superseded:\(nodeId)", .warning, "a frame from a connection whose session a newer one took over; answered SESSION_REPLACED",
                           metadata: ["node": "\(nodeId)"])
@@ -176,7 +191,7 @@ final class BrokerLoop {
             return
         }
         if case .hello(let hello) = kind {
-            openSession(nodeId: nodeId, routingId: routingId, hello: hello)
+            openSession(nodeId: nodeId, routingId: routingId, publicKey: key, hello: hello)
             return
         }
         // A session belongs to one connection: a second connection with the same key must say
@@ -197,6 +212,7 @@ final class BrokerLoop {
             acknowledgements[nodeId] = through
             acknowledgementsSince = acknowledgementsSince ?? .now
             sessions[nodeId]?.inFlight.removeAll { $0 <= through }
+            if let mark = rejudgeThrough[nodeId], through >= mark { rejudgeThrough[nodeId] = nil }
             metrics.inFlight(nodeId, sessions[nodeId]?.inFlight.count ?? 0)
             acknowledgedSinceSnapshot.insert(nodeId)
             freed.insert(nodeId)
@@ -216,7 +232,7 @@ final class BrokerLoop {
 
     // MARK: Sessions
 
-    private func openSession(nodeId: String, routingId: [UInt8], hello: Hello) {
+    private func openSession(nodeId: String, routingId: [UInt8], publicKey: String, hello: Hello) {
         guard hello.protocolVersion == 1 else {
             send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 1"),
                  to: routingId)
@@ -242,7 +258,7 @@ final class BrokerLoop {
         // What the node acknowledged leaves the store first, so the new session does not send it again.
         if acknowledgements[nodeId] != nil { recordAcknowledgements() }
         // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
-        sessions[nodeId] = Session(routingId: routingId, lastSeen: .now)
+        sessions[nodeId] = Session(routingId: routingId, publicKey: publicKey, lastSeen: .now)
         metrics.session(replaced ? .replaced : .opened, node: nodeId, connected: sessions.count)
         status.update(nodeId) { state in
             state.connected = true
@@ -475,7 +491,7 @@ final class BrokerLoop {
     }
 
     /// Sends queued deliveries to a connected node while it has credit.
-    private func pump(_ nodeId: String) {
+    func pump(_ nodeId: String) {
         guard let session = sessions[nodeId] else { return }
         let room = configuration.deliveryWindow - session.inFlight.count
         guard room > 0 else { return }
@@ -504,6 +520,15 @@ final class BrokerLoop {
                 discardExpired(delivery, for: nodeId)
                 sessions[nodeId]?.sentThrough = delivery.sequence
                 continue
+            }
+            if let mark = rejudgeThrough[nodeId], delivery.sequence <= mark {
+                switch judgeAgain(delivery, for: nodeId) {
+                case .deliver: break
+                case .withdrawn:
+                    sessions[nodeId]?.sentThrough = delivery.sequence
+                    continue
+                case .failed: return
+                }
             }
             // The stored envelope bytes go out as they are: no decoding on the hot path.
             let frame = FrameBytes.deliver(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
@@ -535,7 +560,7 @@ final class BrokerLoop {
     // MARK: Sending
 
     @discardableResult
-    private func send(_ kind: Frame.OneOf_Kind, to routingId: [UInt8]) -> Bool {
+    func send(_ kind: Frame.OneOf_Kind, to routingId: [UInt8]) -> Bool {
         guard let frame = encode(kind) else { return false }
         return send(frame: frame, to: routingId)
     }
@@ -585,7 +610,7 @@ final class BrokerLoop {
         BusError(.sessionReplaced, "a newer connection said Hello as node \(nodeId); this session has ended")
     }
 
-    private func send(error: BusError, to routingId: [UInt8]) {
+    func send(error: BusError, to routingId: [UInt8]) {
         send(.error(error.report), to: routingId)
     }
 }

@@ -10,17 +10,19 @@ import Foundation
 final class BrokerMetrics {
     let accepted: Counter
     private let refusedByCode: [ErrorCode: Counter]
-    private let deliveriesByNode: [String: Counter]
-    private let policyRefusals: [String: [String: Counter]]
-    private let inFlightByNode: [String: Gauge]
-    private let connectedByNode: [String: Gauge]
+    private var deliveriesByNode: [String: Counter] = [:]
+    private var policyRefusals: [String: [String: Counter]] = [:]
+    private var inFlightByNode: [String: Gauge] = [:]
+    private var connectedByNode: [String: Gauge] = [:]
+    private let factory: any MetricsFactory
     let connected: Gauge
     private let sessionChanges: [String: Counter]
     let transaction: CoreMetrics.Timer
     let publicationsPerTransaction: Recorder
 
-    /// Session changes counted: opened (Hello), replaced (a newer connection), expired (silent).
-    enum SessionChange: String, CaseIterable { case opened, replaced, expired }
+    /// Session changes counted: opened (Hello), replaced (a newer connection), expired (silent),
+    /// ended (a registry reload removed the node or its key).
+    enum SessionChange: String, CaseIterable { case opened, replaced, expired, ended }
 
     init(factory: any MetricsFactory, nodes: [String]) {
         accepted = Counter(label: "ctbus_broker_publications_accepted_total", factory: factory)
@@ -29,30 +31,30 @@ final class BrokerMetrics {
             refused[code] = Counter(label: "ctbus_broker_publications_refused_total", dimensions: [("code", code.name)], factory: factory)
         }
         refusedByCode = refused
-        deliveriesByNode = Dictionary(uniqueKeysWithValues: nodes.map {
-            ($0, Counter(label: "ctbus_broker_deliveries_total", dimensions: [("node", $0)], factory: factory))
-        })
-        policyRefusals = Dictionary(uniqueKeysWithValues: nodes.map { node in
-            (node, Dictionary(uniqueKeysWithValues: PolicyRule.allCases.map { rule in
-                (rule.rawValue, Counter(label: "ctbus_broker_policy_refusals_total", dimensions: [("node", node), ("rule", rule.rawValue)],
-                                        factory: factory))
-            }))
-        })
-        inFlightByNode = Dictionary(uniqueKeysWithValues: nodes.map {
-            ($0, Gauge(label: "ctbus_broker_in_flight_deliveries", dimensions: [("node", $0)], factory: factory))
-        })
-        connectedByNode = Dictionary(uniqueKeysWithValues: nodes.map {
-            ($0, Gauge(label: "ctbus_broker_node_connected", dimensions: [("node", $0)], factory: factory))
-        })
         connected = Gauge(label: "ctbus_broker_sessions_connected", factory: factory)
         sessionChanges = Dictionary(uniqueKeysWithValues: SessionChange.allCases.map {
             ($0.rawValue, Counter(label: "ctbus_broker_session_changes_total", dimensions: [("change", $0.rawValue)], factory: factory))
         })
         transaction = CoreMetrics.Timer(label: "ctbus_broker_store_transaction_seconds", factory: factory)
         publicationsPerTransaction = Recorder(label: "ctbus_broker_publications_per_transaction", aggregate: true, factory: factory)
-        for gauge in inFlightByNode.values { gauge.record(0) }
-        for gauge in connectedByNode.values { gauge.record(0) }
+        self.factory = factory
         connected.record(0)
+        addNodes(nodes)
+    }
+
+    /// Makes the handles of nodes not counted yet (at start, and for nodes a reload added).
+    func addNodes(_ nodes: [String]) {
+        for node in nodes where deliveriesByNode[node] == nil {
+            deliveriesByNode[node] = Counter(label: "ctbus_broker_deliveries_total", dimensions: [("node", node)], factory: factory)
+            policyRefusals[node] = Dictionary(uniqueKeysWithValues: PolicyRule.allCases.map { rule in
+                (rule.rawValue, Counter(label: "ctbus_broker_policy_refusals_total", dimensions: [("node", node), ("rule", rule.rawValue)],
+                                        factory: factory))
+            })
+            inFlightByNode[node] = Gauge(label: "ctbus_broker_in_flight_deliveries", dimensions: [("node", node)], factory: factory)
+            connectedByNode[node] = Gauge(label: "ctbus_broker_node_connected", dimensions: [("node", node)], factory: factory)
+            inFlightByNode[node]?.record(0)
+            connectedByNode[node]?.record(0)
+        }
     }
 
     func refused(_ code: ErrorCode) { refusedByCode[code]?.increment() }
@@ -61,7 +63,7 @@ final class BrokerMetrics {
     func inFlight(_ node: String, _ count: Int) { inFlightByNode[node]?.record(count) }
     func session(_ change: SessionChange, node: String, connected count: Int) {
         sessionChanges[change.rawValue]?.increment()
-        connectedByNode[node]?.record(change == .expired ? 0 : 1)
+        connectedByNode[node]?.record(change == .expired || change == .ended ? 0 : 1)
         connected.record(count)
     }
 }

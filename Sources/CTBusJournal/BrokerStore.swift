@@ -62,6 +62,22 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         migrator.registerMigration("v2 recipient count") { db in
             try db.execute(sql: "ALTER TABLE message ADD COLUMN recipient_count INTEGER")
         }
+        // Every registry the broker applied (at start and on reload) or refused, and what changed
+        // for which node (BrokerStore+Registry.swift).
+        migrator.registerMigration("v3 registry audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE registry_audit (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    reload INTEGER NOT NULL,
+                    recorded_at REAL NOT NULL,
+                    source TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    node_id TEXT,
+                    detail TEXT NOT NULL,
+                    registry BLOB
+                );
+                """)
+        }
         return migrator
     }
 

@@ -31,7 +31,6 @@ public struct BrokerMetricsServer: Sendable {
     public func application(broker: Broker, onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
         let router = Router()
         let endpoint = endpoint
-        let nodes = broker.registry.entries.map(\.profile.id)
         let store = broker.store
         let logger = logger
         let problems = SharedThrottledLogger(logger, period: .seconds(60))
@@ -39,7 +38,9 @@ public struct BrokerMetricsServer: Sendable {
             do {
                 let figures = try store.queueFigures()
                 let now = Date()
-                for node in nodes {
+                // The registry in force (a reload may have added nodes), and removed nodes whose
+                // queues still wait out their grace period.
+                for node in Set(broker.registry.entries.map(\.profile.id)).union(figures.keys).sorted() {
                     let figure = figures[node]
                     endpoint.set("ctbus_broker_queue_depth", [("node", node)], to: Double(figure?.depth ?? 0))
                     endpoint.set("ctbus_broker_queue_oldest_age_seconds", [("node", node)],

@@ -321,6 +321,14 @@ final class NodeLoop {
             setWelcomed(false)
             status.withLock { $0.stoppedBecause = line }
             onFatal?(line)
+        case .notAuthenticated:
+            // The broker's registry no longer holds this node or its key (a reload removed it):
+            // the session is over. Hello is tried again each heartbeat interval, so the node comes
+            // back by itself if the operator registers it again; the line is throttled.
+            throttled.log("not-authenticated", .error, "the broker does not accept this node's key (removed from its registry, or replaced)",
+                          metadata: ["detail": "\(error.detail)"])
+            if welcomed { setWelcomed(false) }
+            lastHello = .now
         case .internal:
             backOffAfterStoreFailure()
         case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame:

@@ -3,16 +3,23 @@ import Foundation
 
 /// The node registry (deploy/registry.json): every node's id, role, clearance, groups, CURVE
 /// public key and types. Parsed and checked here; reading the file is the caller's business.
-public struct NodeRegistry: Sendable {
+public struct NodeRegistry: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public let profile: NodeProfile
         /// The node's CURVE public key, Z85 (40 characters).
         public let publicKey: String
+        /// During a key rotation, the node's new CURVE public key: connections with either key are
+        /// admitted as this node until the rotation is finished (`ctbus registry finish-rotation`).
+        public let nextPublicKey: String?
 
-        public init(profile: NodeProfile, publicKey: String) {
+        public init(profile: NodeProfile, publicKey: String, nextPublicKey: String? = nil) {
             self.profile = profile
             self.publicKey = publicKey
+            self.nextPublicKey = nextPublicKey
         }
+
+        /// The keys a connection may authenticate with as this node.
+        public var publicKeys: [String] { [publicKey] + (nextPublicKey.map { [$0] } ?? []) }
     }
 
     public let entries: [Entry]
@@ -22,38 +29,76 @@ public struct NodeRegistry: Sendable {
     public var profiles: [NodeProfile] { entries.map(\.profile) }
 
     public func entry(id: String) -> Entry? { byId[id].map { entries[$0] } }
+    /// The node whose current or next key `publicKey` is.
     public func entry(publicKey: String) -> Entry? { byKey[publicKey].map { entries[$0] } }
+
+    /// A registry with no node.
+    public init() {
+        entries = []
+        byId = [:]
+        byKey = [:]
+    }
+
+    public static func == (lhs: NodeRegistry, rhs: NodeRegistry) -> Bool { lhs.entries == rhs.entries }
 
     public init(entries: [Entry]) throws(RegistryError) {
         var byId: [String: Int] = [:]
         var byKey: [String: Int] = [:]
         for (index, entry) in entries.enumerated() {
             let id = entry.profile.id
-            guard MessageValidator.isNodeId(id) else { throw RegistryError("node id \"\(id)\" must use a-z, 0-9 and '-'") }
-            guard byId[id] == nil else { throw RegistryError("node id \(id) appears twice") }
-            guard entry.publicKey.utf8.count == 40 else { throw RegistryError("node \(id): publicKey must be a 40-character Z85 CURVE key") }
-            guard byKey[entry.publicKey] == nil else { throw RegistryError("node \(id): publicKey is already used by another node") }
+            guard MessageValidator.isNodeId(id) else { throw RegistryError("node \"\(id)\": id must use a-z, 0-9 and '-'") }
+            guard byId[id] == nil else { throw RegistryError("node \(id): id appears twice") }
+            for (field, key) in [("publicKey", entry.publicKey), ("nextPublicKey", entry.nextPublicKey)] {
+                guard let key else { continue }
+                guard Self.isCurveKey(key) else { throw RegistryError("node \(id): \(field) must be a 40-character Z85 CURVE public key") }
+                if let other = byKey[key] {
+                    throw RegistryError(other == index ? "node \(id): nextPublicKey is the same as publicKey"
+                                                       : "node \(id): \(field) is already used by node \(entries[other].profile.id)")
+                }
+                byKey[key] = index
+            }
             guard entry.profile.clearance != .unspecified else { throw RegistryError("node \(id): clearance is required") }
             let forbidden = entry.profile.mayPublish.subtracting(entry.profile.role.publishableTypes)
             guard forbidden.isEmpty else {
-                throw RegistryError("node \(id): role \(entry.profile.role.rawValue) may not publish \(forbidden.map(\.name).sorted().joined(separator: ", "))")
+                throw RegistryError("node \(id): mayPublish: role \(entry.profile.role.rawValue) may not publish \(forbidden.map(\.name).sorted().joined(separator: ", "))")
             }
             for group in entry.profile.groups where !MessageValidator.isNodeId(group) {
-                throw RegistryError("node \(id): group \"\(group)\" must use a-z, 0-9 and '-'")
+                throw RegistryError("node \(id): groups: \"\(group)\" must use a-z, 0-9 and '-'")
             }
             byId[id] = index
-            byKey[entry.publicKey] = index
         }
         // A releasability entry names a node or a group: the two must never be confused.
         for entry in entries {
             if let clash = entry.profile.groups.first(where: { byId[$0] != nil }) {
-                throw RegistryError("group \(clash) of node \(entry.profile.id) has the name of a node")
+                throw RegistryError(clash == entry.profile.id ? "node \(clash): groups: the node names itself as a group"
+                                                              : "node \(entry.profile.id): groups: group \(clash) has the name of a node")
             }
         }
         self.entries = entries
         self.byId = byId
         self.byKey = byKey
     }
+
+    /// Whether `text` is a CURVE public key in Z85: 40 characters of the Z85 alphabet, each group
+    /// of 5 a value below 2^32 (the check libzmq's `zmq_z85_decode` makes; this module does not
+    /// link libzmq).
+    public static func isCurveKey(_ text: String) -> Bool {
+        let characters = Array(text.utf8)
+        guard characters.count == 40 else { return false }
+        var value: UInt64 = 0
+        for (index, character) in characters.enumerated() {
+            guard let digit = z85Digit[character] else { return false }
+            value = value * 85 + UInt64(digit)
+            if index % 5 == 4 {
+                guard value <= UInt64(UInt32.max) else { return false }
+                value = 0
+            }
+        }
+        return true
+    }
+
+    private static let z85Digit: [UInt8: Int] = Dictionary(uniqueKeysWithValues: Array(
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8).enumerated().map { ($1, $0) })
 
     /// Parses the registry's JSON form (see deploy/README.md).
     public init(json: Data) throws(RegistryError) {
@@ -63,6 +108,7 @@ public struct NodeRegistry: Sendable {
         } catch {
             throw RegistryError("not a valid registry: \(Self.describe(error))")
         }
+        try Self.refuseUnknownFields(json)
         var entries: [Entry] = []
         for node in file.nodes {
             func types(_ names: [String]?, _ field: String) throws(RegistryError) -> Set<MessageType>? {
@@ -84,7 +130,7 @@ public struct NodeRegistry: Sendable {
                                       mayPublish: try types(node.mayPublish, "mayPublish"),
                                       subscriptions: try types(node.subscriptions, "subscriptions"),
                                       themes: Set(node.themes ?? []))
-            entries.append(Entry(profile: profile, publicKey: node.publicKey))
+            entries.append(Entry(profile: profile, publicKey: node.publicKey, nextPublicKey: node.nextPublicKey))
         }
         try self.init(entries: entries)
     }
@@ -94,7 +140,7 @@ public struct NodeRegistry: Sendable {
         let file = RegistryFile(nodes: entries.map { entry in
             let profile = entry.profile
             return RegistryFile.Node(id: profile.id, role: profile.role.rawValue, clearance: profile.clearance.name,
-                                     groups: profile.groups.sorted(), publicKey: entry.publicKey,
+                                     groups: profile.groups.sorted(), publicKey: entry.publicKey, nextPublicKey: entry.nextPublicKey,
                                      mayPublish: profile.mayPublish.map(\.name).sorted(),
                                      subscriptions: profile.subscriptions.map(\.name).sorted(),
                                      themes: profile.themes.sorted())
@@ -102,6 +148,22 @@ public struct NodeRegistry: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(file)
+    }
+
+    /// A field this version does not know is a typo (`clearence`) that would otherwise silently
+    /// take the default: refused, naming the node and the field.
+    private static func refuseUnknownFields(_ json: Data) throws(RegistryError) {
+        guard let top = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else { return }
+        if let unknown = top.keys.filter({ !RegistryFile.CodingKeys.allNames.contains($0) }).sorted().first {
+            throw RegistryError("unknown field \(unknown) at the top level (fields: \(RegistryFile.CodingKeys.allNames.sorted().joined(separator: ", ")))")
+        }
+        for (index, node) in (top["nodes"] as? [Any] ?? []).enumerated() {
+            guard let node = node as? [String: Any] else { continue }
+            if let unknown = node.keys.filter({ !RegistryFile.Node.CodingKeys.allNames.contains($0) }).sorted().first {
+                let name = (node["id"] as? String).map { "node \($0)" } ?? "nodes[\(index)]"
+                throw RegistryError("\(name): unknown field \(unknown) (fields: \(RegistryFile.Node.CodingKeys.allNames.sorted().joined(separator: ", ")))")
+            }
+        }
     }
 
     static func describe(_ error: any Error) -> String {
@@ -125,11 +187,22 @@ struct RegistryFile: Codable {
         var clearance: String
         var groups: [String]?
         var publicKey: String
+        var nextPublicKey: String?
         var mayPublish: [String]?
         var subscriptions: [String]?
         var themes: [String]?
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case id, role, clearance, groups, publicKey, nextPublicKey, mayPublish, subscriptions, themes
+            static let allNames = Set(allCases.map(\.rawValue))
+        }
     }
     var nodes: [Node]
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case nodes
+        static let allNames = Set(allCases.map(\.rawValue))
+    }
 }
 
 public struct RegistryError: Error, CustomStringConvertible, Equatable {

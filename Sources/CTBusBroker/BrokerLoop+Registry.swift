@@ -1,0 +1,197 @@
+import CTBusJournal
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import Logging
+import SwiftProtobuf
+import Synchronization
+
+/// The registry in force, shared by the loop (which replaces it) and the ZAP handler (which
+/// reads it at each handshake), and the reloads asked of the loop.
+final class SharedRegistry: Sendable {
+    private let registry: Mutex<NodeRegistry>
+    private let requests = Mutex<[ReloadRequest]>([])
+
+    init(_ registry: NodeRegistry) { self.registry = Mutex(registry) }
+
+    var current: NodeRegistry { registry.withLock { $0 } }
+
+    fileprivate func replace(with new: NodeRegistry) { registry.withLock { $0 = new } }
+
+    func ask(_ request: ReloadRequest) { requests.withLock { $0.append(request) } }
+
+    fileprivate func next() -> ReloadRequest? {
+        requests.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    }
+}
+
+/// A validated registry handed to the loop, and the loop's answer.
+final class ReloadRequest: Sendable {
+    let registry: NodeRegistry
+    let source: String
+    private let result = Mutex<Result<[RegistryChange], StoreError>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(registry: NodeRegistry, source: String) {
+        self.registry = registry
+        self.source = source
+    }
+
+    fileprivate func finish(_ outcome: Result<[RegistryChange], StoreError>) {
+        result.withLock { $0 = outcome }
+        done.signal()
+    }
+
+    /// The loop's answer, or nil when it did not come within `seconds`.
+    func wait(seconds: Double) -> Result<[RegistryChange], StoreError>? {
+        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+        return result.withLock { $0 }
+    }
+}
+
+extension BrokerLoop {
+    /// What judging a queued delivery again came to.
+    enum Judgement {
+        case deliver
+        /// Withdrawn from the queue and audited: skip it.
+        case withdrawn
+        /// The store could not record the withdrawal: send nothing more now.
+        case failed
+    }
+
+    /// Records the registry in force at start when it differs from the one last applied (the
+    /// changes made while the broker was stopped), so the audit holds every registry in force.
+    func recordRegistryAtStart() {
+        do {
+            let previous = try store.lastAppliedRegistry().flatMap { try? NodeRegistry(json: $0) }
+            let changes = registry.changes(from: previous ?? NodeRegistry())
+            guard previous == nil || !changes.isEmpty else { return }
+            try store.recordRegistry(source: "start", outcome: .applied, detail: Self.summary(registry, changes),
+                                     registry: try registry.json(), changes: changes.map(Self.auditLine))
+        } catch {
+            logger.error("could not record the registry in the store's registry audit", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Applies a registry a reload asked for, if one waits: recorded in the audit first (a
+    /// reload the store cannot record is not applied), then in force for the next frame.
+    func applyPendingReload() {
+        guard let request = sharedRegistry.next() else { return }
+        let new = request.registry
+        let changes = new.changes(from: registry)
+        do {
+            if changes.isEmpty {
+                try store.recordRegistry(source: request.source, outcome: .unchanged, detail: "no change (\(new.entries.count) nodes)",
+                                         registry: nil, changes: [])
+            } else {
+                try store.recordRegistry(source: request.source, outcome: .applied, detail: Self.summary(new, changes),
+                                         registry: try new.json(), changes: changes.map(Self.auditLine))
+            }
+        } catch let error as StoreError {
+            logger.error("registry reload not applied: the store could not record it", metadata: ["error": "\(error)"])
+            request.finish(.failure(error))
+            return
+        } catch {
+            request.finish(.failure(StoreError(.unavailable, "\(error)")))
+            return
+        }
+        registry = new
+        sharedRegistry.replace(with: new)
+        metrics.addNodes(new.entries.map(\.profile.id))
+        for change in changes {
+            logger.notice("registry: \(change.kind.rawValue) node", metadata: ["node": "\(change.nodeId)", "detail": "\(change.details.joined(separator: "; "))",
+                                                                              "source": "\(request.source)"])
+        }
+        // Sessions whose node or key left the registry end now; every later frame on their
+        // connection is refused (`handle` looks the key up again).
+        for (nodeId, session) in sessions {
+            guard let entry = new.entry(id: nodeId) else {
+                endSession(nodeId, because: "node \(nodeId) was removed from the broker's registry")
+                continue
+            }
+            if !entry.publicKeys.contains(session.publicKey) {
+                endSession(nodeId, because: "the key this connection uses is no longer registered for node \(nodeId)")
+            }
+        }
+        // What is queued for a node whose entitlement changed was decided under its old entry:
+        // judged again before it goes out.
+        for change in changes where change.kind != .removed && change.changesEntitlement {
+            let last: UInt64
+            do {
+                last = try store.lastQueuedSequence(for: change.nodeId)
+            } catch {
+                last = .max // cannot tell: judge everything queued for it
+            }
+            if last > 0 { rejudgeThrough[change.nodeId] = max(rejudgeThrough[change.nodeId] ?? 0, last) }
+        }
+        request.finish(.success(changes))
+    }
+
+    /// Judges a queued delivery again under the registry in force: one the node is no longer
+    /// entitled to leaves the queue, and its audit says by which rule.
+    func judgeAgain(_ delivery: QueuedDelivery, for nodeId: String) -> Judgement {
+        guard delivery.revocationReason == nil else { return .deliver } // tells of a message it holds
+        let decision: RecipientDecision
+        if let profile = registry.entry(id: nodeId)?.profile, let envelope = try? Envelope(serializedBytes: delivery.envelope) {
+            decision = ConfidentialityPolicy.decide(envelope, originator: delivery.originator, for: profile)
+        } else {
+            decision = .refuse(.releasability, reason: "the node or the stored envelope cannot be read")
+        }
+        let rule: PolicyRule
+        let reason: String
+        switch decision {
+        case .deliver(let paths) where Set(paths).isSubset(of: delivery.redactedPaths):
+            return .deliver // the queued copy withholds at least what the policy asks now
+        case .deliver(let paths):
+            rule = .memberStateRestriction
+            reason = "the policy now withholds \(paths.joined(separator: ", ")), which the queued copy holds"
+        case .refuse(let refusedBy, let why):
+            rule = refusedBy
+            reason = why
+        }
+        do {
+            try store.discard(nodeId: nodeId, sequence: delivery.sequence, messageId: delivery.messageId,
+                              audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: rule.rawValue,
+                                                reason: "withdrawn before delivery after a registry change: \(reason)"))
+        } catch {
+            throttled.log("withdraw-failed:\(nodeId)", .error, "could not withdraw a queued delivery; nothing more is sent to the node for now",
+                          metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            return .failed
+        }
+        metrics.refused(node: nodeId, rule: rule.rawValue)
+        logger.notice("queued delivery withdrawn after a registry change", metadata: [
+            "node": "\(nodeId)", "message-id": "\(delivery.messageId)", "rule": "\(rule.rawValue)",
+        ])
+        return .withdrawn
+    }
+
+    private func endSession(_ nodeId: String, because reason: String) {
+        guard let session = sessions.removeValue(forKey: nodeId) else { return }
+        send(error: BusError(.notAuthenticated, reason), to: session.routingId)
+        metrics.session(.ended, node: nodeId, connected: sessions.count)
+        metrics.inFlight(nodeId, 0)
+        status.update(nodeId) { state in
+            state.connected = false
+            state.since = Date()
+            state.inFlight = 0
+        }
+        logger.notice("session ended by a registry change", metadata: ["node": "\(nodeId)", "reason": "\(reason)"])
+    }
+
+    private static func summary(_ registry: NodeRegistry, _ changes: [RegistryChange]) -> String {
+        let counts = [RegistryChange.Kind.added, .removed, .changed].compactMap { kind -> String? in
+            let count = changes.filter { $0.kind == kind }.count
+            return count == 0 ? nil : "\(count) \(kind.rawValue)"
+        }
+        return "\(registry.entries.count) nodes" + (counts.isEmpty ? "" : "; " + counts.joined(separator: ", "))
+    }
+
+    private static func auditLine(_ change: RegistryChange) -> (nodeId: String, outcome: RegistryAuditEntry.Outcome, detail: String) {
+        let outcome: RegistryAuditEntry.Outcome = switch change.kind {
+        case .added: .added
+        case .removed: .removed
+        case .changed: .changed
+        }
+        return (change.nodeId, outcome, change.details.joined(separator: "; "))
+    }
+}
