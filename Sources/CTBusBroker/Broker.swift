@@ -146,7 +146,15 @@ public final class Broker: Sendable {
     /// changes nothing and the error names the file, the node and the field.
     @discardableResult
     public func reloadRegistry(file path: String, source: String) throws -> [RegistryChange] {
-        try reloadRegistry(try Self.loadRegistry(path), source: source)
+        let registry: NodeRegistry
+        do {
+            registry = try Self.loadRegistry(path)
+        } catch {
+            // The refusal is part of the registry's history too (`ctbus registry reload` reads it there).
+            _ = try? store.recordRegistry(source: source, outcome: .refused, detail: "\(error)", registry: nil, changes: [])
+            throw error
+        }
+        return try reloadRegistry(registry, source: source)
     }
 
     /// The registry in `path`, or an error naming the file, the node and the field.

@@ -108,6 +108,39 @@ public final class LocalBus: Sendable {
         try registry.json().write(to: folder.appendingPathComponent("registry.json"))
     }
 
+    /// Rewrites the registry (and registry.json) with `change` applied to its entries; a running
+    /// broker sees it after `Broker.reloadRegistry` or a restart. Returns the new registry.
+    @discardableResult
+    public func changeRegistry(_ change: (inout [NodeRegistry.Entry]) throws -> Void) throws -> NodeRegistry {
+        let registry = try membership.withLock { state throws -> NodeRegistry in
+            var entries = state.registry.entries
+            try change(&entries)
+            state.registry = try NodeRegistry(entries: entries)
+            return state.registry
+        }
+        try registry.json().write(to: folder.appendingPathComponent("registry.json"))
+        return registry
+    }
+
+    /// Gives `node` a new key pair (written over its key files), registered in place of the old
+    /// one (`asNext`: beside it, as during a rotation). Returns the old pair.
+    @discardableResult
+    public func replaceKey(of node: String, asNext: Bool = false) throws -> CurveKeyPair {
+        let pair = try CurveKeyPair.generate()
+        guard let old = nodeKeys[node] else { throw ConfigurationError("node \(node) is not in this bus's registry") }
+        try changeRegistry { entries in
+            entries = entries.map { entry in
+                guard entry.profile.id == node else { return entry }
+                return asNext ? NodeRegistry.Entry(profile: entry.profile, publicKey: entry.publicKey, nextPublicKey: pair.publicKey)
+                              : NodeRegistry.Entry(profile: entry.profile, publicKey: pair.publicKey)
+            }
+        }
+        for suffix in ["key", "pub"] { try FileManager.default.removeItem(atPath: folder.appendingPathComponent("\(node).\(suffix)").path) }
+        _ = try pair.write(toFolder: folder.path, name: node)
+        membership.withLock { $0.keys[node] = pair }
+        return old
+    }
+
     /// A TCP port on 127.0.0.1 that was free a moment ago (the broker binds it by number, so
     /// nodes can be configured before the broker starts). It is drawn below Linux's ephemeral
     /// range (32768-60999): a port from that range can be taken as the local end of some

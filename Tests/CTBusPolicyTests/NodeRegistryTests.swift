@@ -35,6 +35,19 @@ struct NodeRegistryTests {
         ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key1)\", \"groups\": [\"cted\"]}, {\"id\": \"cted\", \"role\": \"cted\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key2)\"}",
          "has the name of a node"),
         ("{\"id\": \"oct\", \"role\": \"oct\"}", "missing field"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(String(repeating: "#", count: 40))\"}",
+         "node oct: publicKey must be a 40-character Z85"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(String(repeating: "~", count: 40))\"}",
+         "node oct: publicKey must be a 40-character Z85"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearence\": \"CONFIDENTIAL\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key1)\"}",
+         "node oct: unknown field clearence"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key1)\", \"groups\": [\"oct\"]}",
+         "node oct: groups: the node names itself"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key1)\", \"nextPublicKey\": \"\(key1)\"}",
+         "node oct: nextPublicKey is the same as publicKey"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key1)\"}, {\"id\": \"cted\", \"role\": \"cted\", \"clearance\": \"CONFIDENTIAL\", \"publicKey\": \"\(key2)\", \"nextPublicKey\": \"\(key1)\"}",
+         "node cted: nextPublicKey is already used by node oct"),
+        ("{\"id\": \"oct\", \"role\": \"oct\", \"clearance\": ", "not a valid registry"),
     ])
     func refused(nodes: String, expected: String) {
         do {
@@ -43,5 +56,29 @@ struct NodeRegistryTests {
         } catch {
             #expect(error.description.contains(expected), "\(error.description)")
         }
+    }
+
+    @Test("The changes between two registries name each node and field, for the broker's registry audit")
+    func changes() throws {
+        let before = try NodeRegistry(json: Self.json("""
+            {"id": "oct", "role": "oct", "clearance": "STRICTLY_CONFIDENTIAL", "groups": ["un-secretariat"], "publicKey": "\(Self.key1)"},
+            {"id": "wg-border", "role": "working-group", "clearance": "CONFIDENTIAL", "publicKey": "\(Self.key2)"}
+            """))
+        let key3 = "e<>^9a#Dm!Gl(Q2)bT2pH:K%*Cq4VJ+fWs[0&xz8"
+        #expect(NodeRegistry.isCurveKey(key3))
+        let after = try NodeRegistry(json: Self.json("""
+            {"id": "oct", "role": "oct", "clearance": "CONFIDENTIAL", "groups": ["un-secretariat", "compact"], "publicKey": "\(Self.key1)", "nextPublicKey": "\(key3)",
+             "themes": ["border-security"]},
+            {"id": "wg-new", "role": "working-group", "clearance": "CONFIDENTIAL", "publicKey": "\(Self.key2)"}
+            """))
+        #expect(after.changes(from: before).map(\.description) == [
+            "changed oct: clearance STRICTLY_CONFIDENTIAL -> CONFIDENTIAL; groups +compact; themes +border-security; nextPublicKey added",
+            "added wg-new", "removed wg-border",
+        ])
+        #expect(after.changes(from: after).isEmpty)
+        #expect(after.entry(publicKey: key3)?.profile.id == "oct")
+        let keyOnly = RegistryChange(nodeId: "oct", kind: .changed, details: ["nextPublicKey added"])
+        #expect(!keyOnly.changesEntitlement)
+        #expect(after.changes(from: before)[0].changesEntitlement)
     }
 }

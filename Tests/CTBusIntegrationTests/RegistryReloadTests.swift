@@ -1,0 +1,177 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Foundation
+import Testing
+import ZeroMQ
+
+/// Issue 12, item 3: the registry changes while the broker runs (real broker, real nodes, real
+/// CURVE keys). What a reload must never do is let a node receive what its new entry forbids.
+@Suite("Registry reload", .serialized)
+struct RegistryReloadTests {
+    static func profile(_ profile: NodeProfile, clearance: Classification? = nil, themes: Set<String>? = nil) -> NodeProfile {
+        NodeProfile(id: profile.id, role: profile.role, clearance: clearance ?? profile.clearance, groups: profile.groups,
+                    mayPublish: profile.mayPublish, subscriptions: profile.subscriptions, themes: themes ?? profile.themes)
+    }
+
+    static func reload(_ bus: LocalBus) throws -> [RegistryChange] {
+        try bus.broker!.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
+    }
+
+    @Test("A lowered clearance withholds a CONFIDENTIAL message queued before the change; the audit names the rule; an UNCLASSIFIED one still arrives")
+    func loweredClearance() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let broker = try bus.startBroker()
+        for node in ["cted", "oct"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        // wg-border (CONFIDENTIAL) is away: both wait in its queue.
+        let confidential = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
+                                           from: "cted")
+        let open = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
+        #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 2 })
+
+        try bus.changeRegistry { entries in
+            entries = entries.map { entry in
+                entry.profile.id == "wg-border"
+                    ? NodeRegistry.Entry(profile: Self.profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
+            }
+        }
+        let changes = try Self.reload(bus)
+        #expect(changes == [RegistryChange(nodeId: "wg-border", kind: .changed, details: ["clearance CONFIDENTIAL -> UNCLASSIFIED"])])
+
+        // The node still believes it is CONFIDENTIAL (its own configuration, its own check): only
+        // the broker can withhold the message, and must.
+        var configuration = bus.nodeConfiguration("wg-border")
+        configuration.clearance = "CONFIDENTIAL"
+        let node = try Node(configuration: configuration, keyPair: bus.nodeKeys["wg-border"]!, brokerPublicKey: bus.brokerKeys.publicKey,
+                            journal: try bus.journal("wg-border"), logger: LocalBus.defaultLogger)
+        defer { node.stop() }
+        let journal = try bus.journal("wg-border")
+        #expect(try Wait.until { try journal.count(messageId: open) == 1 && broker.store.queueDepth(for: "wg-border") == 0 })
+        #expect(try journal.count(messageId: confidential) == 0)
+        #expect(node.refusedDeliveries == 0, "the node never saw it")
+        let trail = try #require(try broker.store.audit(messageId: confidential))
+        let withdrawn = trail.entries.filter { $0.nodeId == "wg-border" && $0.outcome == .refused }
+        #expect(withdrawn.count == 1 && withdrawn.first?.rule == "clearance" && withdrawn.first?.reason.contains("registry change") == true,
+                "\(trail.entries)")
+        // oct, whose entry did not change, has it.
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: confidential) == 1 })
+
+        let history = try broker.store.registryAudit()
+        #expect(history.contains { $0.source == "test" && $0.outcome == .changed && $0.nodeId == "wg-border"
+            && $0.detail == "clearance CONFIDENTIAL -> UNCLASSIFIED" })
+    }
+
+    @Test("A removed node's key is refused at its next frame while the others keep receiving; a node added connects at once; a replaced key is refused and the new one admitted")
+    func removedAddedReplaced() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let broker = try bus.startBroker()
+        for node in ["cted", "oct", "wg-border", "wg-rights"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        let cft = try BadInputTests.session(bus, as: "wg-cft")
+
+        try bus.changeRegistry { entries in entries.removeAll { $0.profile.id == "wg-cft" } }
+        try bus.addNode(.init("wg-new", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]))
+        let changes = try Self.reload(bus)
+        #expect(Set(changes.map(\.description)) == ["removed wg-cft", "added wg-new"])
+
+        // The removed node's connection: its next frame is refused, and nothing reaches it.
+        try cft.send(.heartbeat(Heartbeat()))
+        _ = try BadInputTests.expectError(cft, .notAuthenticated)
+        // The added node connects without a broker restart.
+        let added = try bus.startNode("wg-new")
+        #expect(Wait.until { added.isConnected })
+        let first = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        for node in ["oct", "wg-border", "wg-rights", "wg-new"] {
+            #expect(try Wait.until { try bus.journal(node).count(messageId: first) == 1 }, "\(node)")
+        }
+        var frames: [Frame.OneOf_Kind] = []
+        while let kind = try cft.receiveCommand(seconds: 0.5) { frames.append(kind) }
+        #expect(!frames.contains { if case .deliver = $0 { true } else { false } }, "\(frames)")
+
+        // wg-rights' key is replaced: its running node (old key) is cut off; with the new key it is served again.
+        let oldRights = try #require(bus.node("wg-rights"))
+        try bus.replaceKey(of: "wg-rights")
+        #expect(try Self.reload(bus).map(\.description) == ["changed wg-rights: publicKey replaced"])
+        #expect(Wait.until { !oldRights.isConnected })
+        #expect(Wait.until { oldRights.errorsReceived.contains { $0.code == .notAuthenticated } })
+        let second = try bus.publish(SampleMessages.recommendation(memberState: "NGA"), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: second) == 1 })
+        #expect(try bus.journal("wg-rights").count(messageId: second) == 0)
+        bus.stopNode("wg-rights")
+        try bus.startNode("wg-rights")
+        #expect(try Wait.until { try bus.journal("wg-rights").count(messageId: second) == 1 })
+
+        let lines = try broker.store.registryAudit().filter { $0.source == "test" }.map { "\($0.outcome.rawValue) \($0.nodeId ?? "-")" }
+        #expect(lines == ["applied -", "added wg-new", "removed wg-cft", "applied -", "changed wg-rights"], "\(lines)")
+    }
+
+    @Test("During a rotation both keys are admitted; finishing it cuts off the old key")
+    func rotation() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        let old = try bus.replaceKey(of: "oct", asNext: true)
+        #expect(try Self.reload(bus).map(\.description) == ["changed oct: nextPublicKey added"])
+        let newKey = try #require(bus.nodeKeys["oct"])
+
+        // The node still on the old key, and a client on the new one (as after the switch).
+        let onOldKey = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: old)
+        try onOldKey.hello()
+        guard case .welcome(let welcome) = try onOldKey.receiveCommand() else { Issue.record("no Welcome on the old key"); return }
+        #expect(welcome.nodeID == "oct")
+        let node = try bus.startNode("oct") // the new key
+        #expect(Wait.until { node.isConnected })
+        // Two connections of one node: the newer session wins, whichever key each uses.
+        _ = try BadInputTests.expectError(onOldKey, .sessionReplaced)
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+
+        // Finished: the next key becomes the key, the old one is gone.
+        try bus.changeRegistry { entries in
+            entries = entries.map { entry in
+                entry.profile.id == "oct" ? NodeRegistry.Entry(profile: entry.profile, publicKey: newKey.publicKey) : entry
+            }
+        }
+        #expect(try Self.reload(bus).map(\.description) == ["changed oct: publicKey rotated to the next key"])
+        try onOldKey.hello()
+        _ = try BadInputTests.expectError(onOldKey, .notAuthenticated)
+        let after = try bus.publish(SampleMessages.recommendation(memberState: "NGA"), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: after) == 1 })
+    }
+
+    @Test("A registry file that does not validate changes nothing, says why (file, node, field), and is recorded as refused")
+    func badFile() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let broker = try bus.startBroker()
+        for node in ["cted", "oct"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        let before = broker.registry
+        let path = bus.brokerConfiguration.registryFile
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        // wg-rights given oct's key: a duplicate key.
+        let octKey = bus.nodeKeys["oct"]!.publicKey
+        let rightsKey = bus.nodeKeys["wg-rights"]!.publicKey
+        try Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: rightsKey, with: octKey).utf8)
+            .write(to: URL(fileURLWithPath: path))
+        do {
+            try Self.reload(bus)
+            Issue.record("a registry with a duplicate key was applied")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains(path) && text.contains("publicKey") && text.contains("already used by node"), "\(text)")
+        }
+        #expect(broker.registry == before)
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+        let last = try #require(try broker.store.registryAudit().last)
+        #expect(last.outcome == .refused && last.detail.contains("already used"))
+    }
+}
