@@ -106,6 +106,18 @@ public final class FileLock: @unchecked Sendable {
         return false
     }
 
+    /// The pid of the process holding the lock of `file` now, or nil when none holds it.
+    public static func holder(of file: String) -> Int? {
+        let fd = open(lockPath(for: file), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        return pid(in: fd)
+    }
+
     private static func pid(in fd: Int32) -> Int? {
         var buffer = [UInt8](repeating: 0, count: 32)
         let count = pread(fd, &buffer, buffer.count, 0)

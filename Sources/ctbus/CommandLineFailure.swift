@@ -45,13 +45,15 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
 }
 
-/// SIGINT and SIGTERM, the signals that stop a daemon gracefully, and SIGUSR1, which a daemon sends itself to stop on its own.
+/// SIGINT and SIGTERM, the signals that stop a daemon gracefully, SIGUSR1, which a daemon sends itself to stop on its own,
+/// and SIGHUP, which asks a daemon to reload.
 private func terminationSignals() -> sigset_t {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGUSR1) // a daemon stopping on its own (`runDaemon`'s fatal)
+    sigaddset(&set, SIGHUP) // reload (the broker's registry); other daemons log it and go on
     return set
 }
 

@@ -24,11 +24,21 @@ struct BrokerCommand: ParsableCommand {
 
     func run() throws {
         let logger = makeLogger(label: "ctbus.broker", level: logLevel, format: logFormat)
-        try runDaemon(named: "broker", log: logger) { fatal in
-            let http = try BrokerConfiguration.load(path: config).http
+        try runDaemon(named: "broker", log: logger, reloadable: { fatal in
+            let configuration = try BrokerConfiguration.load(path: config)
+            let http = configuration.http
             let endpoint = http.map { _ in MetricsEndpoint() }
             let broker = try Broker(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)
-            guard let http, let endpoint else { return broker.stop }
+            // SIGHUP (`ctbus registry reload` sends it): the registry file again, validated first.
+            let reload = {
+                do {
+                    let changes = try broker.reloadRegistry(file: configuration.registryFile, source: "SIGHUP")
+                    logger.notice("registry reloaded", metadata: ["file": "\(configuration.registryFile)", "changes": "\(changes.count)"])
+                } catch {
+                    logger.error("registry reload refused; the registry in force stays", metadata: ["error": "\(error)"])
+                }
+            }
+            guard let http, let endpoint else { return (broker.stop, reload) }
             let server: BrokerMetricsServer
             do {
                 server = try BrokerMetricsServer(endpoint: endpoint, host: http.bind ?? "127.0.0.1", port: http.port, logger: logger)
@@ -39,11 +49,11 @@ struct BrokerCommand: ParsableCommand {
             let address = "http://\(server.host):\(server.port)/metrics"
             let background = BackgroundHTTP(address: address, announce: "broker metrics at \(address)", logger: logger,
                                             fatal: fatal) { onRunning in server.application(broker: broker, onRunning: onRunning) }
-            return {
+            return ({
                 background.stop()
                 broker.stop()
-            }
-        }
+            }, reload)
+        })
     }
 }
 
@@ -97,6 +107,12 @@ struct NodeCommand: ParsableCommand {
 /// the process's last line and the exit status is 1.
 func runDaemon(named name: String, log: Logger? = nil,
                start: (_ fatal: @escaping @Sendable (String) -> Void) throws -> () -> Void) throws {
+    try runDaemon(named: name, log: log, reloadable: { fatal in (try start(fatal), nil) })
+}
+
+/// `runDaemon` for a daemon that reloads on SIGHUP: `start` returns its stop and reload functions.
+func runDaemon(named name: String, log: Logger? = nil,
+               reloadable start: (_ fatal: @escaping @Sendable (String) -> Void) throws -> (stop: () -> Void, reload: (() -> Void)?)) throws {
     blockTerminationSignals()
     // With --log-format json these lines are log entries like the others; in text, the plain lines people know.
     let say: @Sendable (Logger.Level, String) -> Void = { level, line in
@@ -105,11 +121,15 @@ func runDaemon(named name: String, log: Logger? = nil,
         }
     }
     try runReportingErrors {
-        let stop = try start { reason in
+        let (stop, reload) = try start { reason in
             say(.critical, reason)
             kill(getpid(), SIGUSR1)
         }
-        let signalNumber = waitForTerminationSignal()
+        var signalNumber = waitForTerminationSignal()
+        while signalNumber == SIGHUP {
+            if let reload { reload() } else { say(.notice, "SIGHUP: a \(name) has nothing to reload; ignored") }
+            signalNumber = waitForTerminationSignal()
+        }
         if signalNumber == SIGUSR1 {
             stop()
             throw ExitCode(1)

@@ -174,4 +174,64 @@ struct RegistryReloadTests {
         let last = try #require(try broker.store.registryAudit().last)
         #expect(last.outcome == .refused && last.detail.contains("already used"))
     }
+
+    @Test("ctbus broker reloads on SIGHUP and ctbus registry reload; keygen --rotate and finish-rotation carry a node to a new key; a bad file is refused and the broker runs on")
+    func commandLine() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let brokerConfig = try bus.writeConfigurationFiles()
+        let registryFile = bus.brokerConfiguration.registryFile
+        let broker = try CommandLineTests.start(["broker", "--config", brokerConfig], log: bus.folder.appendingPathComponent("broker.log"))
+        defer { _ = CommandLineTests.terminate(broker) }
+        for node in ["cted", "oct"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected(seconds: 30))
+        let store = try BrokerStore(path: bus.brokerConfiguration.storePath, access: .readOnly)
+        #expect(try store.registryAudit().map(\.source).first == "start")
+
+        // Rotation, step 1: a next key beside the current one, applied by `ctbus registry reload`.
+        let keygen = try CommandLineTests.run(["keygen", "wg-rights", "--rotate", "--register-in", registryFile, "--out", bus.folder.path])
+        #expect(keygen.status == 0, "\(keygen.errors)")
+        let nextKeyFile = bus.folder.appendingPathComponent("wg-rights.next.key").path
+        let reload = try CommandLineTests.run(["registry", "reload", "--broker-config", brokerConfig])
+        #expect(reload.status == 0 && reload.output.contains("changed wg-rights: nextPublicKey added"), "\(reload.output)\(reload.errors)")
+        // Step 2: the node runs with its new key and is served.
+        let rights = try Node(configuration: bus.nodeConfiguration("wg-rights"), keyPair: try CurveKeyPair(secretKeyFile: nextKeyFile),
+                              brokerPublicKey: bus.brokerKeys.publicKey, journal: try bus.journal("wg-rights"), logger: LocalBus.defaultLogger)
+        defer { rights.stop() }
+        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        #expect(try Wait.until(seconds: 30) { try rights.journal.count(messageId: id) == 1 })
+        // Step 3: finish, and reload with a plain SIGHUP.
+        let finish = try CommandLineTests.run(["registry", "finish-rotation", "wg-rights", "--registry", registryFile])
+        #expect(finish.status == 0, "\(finish.errors)")
+        kill(broker.processIdentifier, SIGHUP)
+        #expect(try Wait.until(seconds: 30) {
+            try store.registryAudit().contains { $0.source == "SIGHUP" && $0.nodeId == "wg-rights" && $0.detail == "publicKey rotated to the next key" }
+        })
+        #expect(rights.isConnected)
+
+        // A bad file: `ctbus registry reload` says why and signals nothing; a SIGHUP is refused by
+        // the broker, recorded, and changes nothing.
+        let good = try Data(contentsOf: URL(fileURLWithPath: registryFile))
+        try Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"working-group\"", with: "\"observer\"").utf8)
+            .write(to: URL(fileURLWithPath: registryFile))
+        let refused = try CommandLineTests.run(["registry", "reload", "--broker-config", brokerConfig])
+        #expect(refused.status == 1 && refused.errors.contains(registryFile) && refused.errors.contains("role must be one of"),
+                "\(refused.errors)")
+        let check = try CommandLineTests.run(["registry", "check", registryFile])
+        #expect(check.status == 1 && check.errors.contains("role must be one of"))
+        kill(broker.processIdentifier, SIGHUP)
+        #expect(try Wait.until(seconds: 30) { try store.registryAudit().last?.outcome == .refused })
+        #expect(broker.isRunning)
+        let after = try bus.publish(SampleMessages.recommendation(memberState: "NGA"), from: "cted")
+        #expect(try Wait.until(seconds: 30) { try rights.journal.count(messageId: after) == 1 && bus.journal("oct").count(messageId: after) == 1 })
+
+        let history = try CommandLineTests.run(["registry", "history", "--broker-config", brokerConfig])
+        #expect(history.status == 0)
+        #expect(history.output.contains("SIGHUP: applied")
+                && history.output.contains("changed  wg-rights: publicKey rotated to the next key") && history.output.contains("SIGHUP: refused"),
+                "\(history.output)")
+        try good.write(to: URL(fileURLWithPath: registryFile))
+        let unchanged = try CommandLineTests.run(["registry", "reload", "--broker-config", brokerConfig])
+        #expect(unchanged.status == 0 && unchanged.output.contains("no change"), "\(unchanged.output)\(unchanged.errors)")
+    }
 }
