@@ -26,6 +26,7 @@ public final class Broker: Sendable {
 
     private let context: ZMQContext
     private let zap: ZAPHandler
+    private let compactor: Compactor
     private let loop = LoopThread()
     /// The store's lock, held while the broker runs.
     private let lock: FileLock
@@ -44,6 +45,8 @@ public final class Broker: Sendable {
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                 openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
+        let retention = try configuration.retentionPolicy()
+        let compactionInterval = try configuration.compactionInterval()
         let shared = SharedRegistry(registry)
         sharedRegistry = shared
         self.publicKey = keyPair.publicKey
@@ -104,6 +107,8 @@ public final class Broker: Sendable {
         endpoint = started.endpoint
         store = started.store
         lock = started.lock
+        compactor = Compactor(store: started.store, policy: retention, interval: compactionInterval,
+                              registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger)
         if let recovery = store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
         logger.info("broker listening", metadata: ["endpoint": "\(endpoint)", "nodes": "\(registry.entries.count)"])
     }
@@ -166,12 +171,20 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Applies the retention now, as the broker does every `retention.every`, taking `now` as
+    /// the date (tests advance it by years). Returns what went.
+    @discardableResult
+    public func applyRetention(now: Date = Date()) throws -> CompactionReport {
+        try compactor.runNow(now: now)
+    }
+
     /// Whether the broker works: its socket is bound and its store open (both hold from the end
     /// of `init`), and it has not been told to stop.
     public var isRunning: Bool { !loop.isStopping }
 
     /// Stops accepting work, finishes the batch in hand and closes the sockets.
     public func stop() {
+        compactor.stop()
         loop.stop()
         zap.stop()
         context.shutdown()

@@ -1,3 +1,4 @@
+import CTBusJournal
 import CTBusSchema
 import Foundation
 
@@ -22,6 +23,66 @@ public struct BrokerConfiguration: Sendable, Codable {
     /// `/metrics`, `/health` and `/ready` over HTTP (off unless set): `{"port": 9470}`, bound to
     /// 127.0.0.1 unless `bind` says otherwise.
     public var http: HTTPSettings?
+    /// How long stored messages are kept (off unless set: everything is kept; the queues of
+    /// removed nodes go after 30 days either way). See `RetentionSettings`.
+    public var retention: RetentionSettings?
+
+    /// `{"messages": {"MISSION_REPORT": "5y", "ACTIVITY_MATRIX": "forever"}, "removedNodeQueues": "30d",
+    /// "every": "1h"}`. Durations are a whole number and a unit: s, m, h, d or y (365 days), or "forever".
+    public struct RetentionSettings: Sendable, Codable, Equatable {
+        /// Per message type name: how long after it was stored a message leaves the store (once
+        /// nothing of it is queued). A type not named is kept forever.
+        public var messages: [String: String]?
+        /// How long the queue of a node removed from the registry is kept (default "30d").
+        public var removedNodeQueues: String?
+        /// How often the broker applies the retention (default "1h"; also a minute after start).
+        public var every: String?
+
+        public init(messages: [String: String]? = nil, removedNodeQueues: String? = nil, every: String? = nil) {
+            self.messages = messages
+            self.removedNodeQueues = removedNodeQueues
+            self.every = every
+        }
+    }
+
+    /// The retention as the store applies it.
+    public func retentionPolicy() throws(ConfigurationError) -> RetentionPolicy {
+        var policy = RetentionPolicy.keepEverything
+        guard let retention else { return policy }
+        for (type, text) in retention.messages ?? [:] {
+            guard MessageType.allCases.contains(where: { $0.name == type && $0 != .unspecified }) else {
+                throw ConfigurationError("retention.messages: unknown message type \(type) (types: "
+                    + MessageType.allCases.filter { $0 != .unspecified }.map(\.name).joined(separator: ", ") + ")")
+            }
+            policy.messages[type] = try Self.duration(text, field: "retention.messages.\(type)")
+        }
+        if let text = retention.removedNodeQueues {
+            guard let grace = try Self.duration(text, field: "retention.removedNodeQueues") else {
+                throw ConfigurationError("retention.removedNodeQueues: \"forever\" is not allowed; give a duration such as \"30d\"")
+            }
+            policy.removedNodeQueues = grace
+        }
+        return policy
+    }
+
+    /// How often the retention runs.
+    public func compactionInterval() throws(ConfigurationError) -> TimeInterval {
+        guard let text = retention?.every else { return 3_600 }
+        guard let interval = try Self.duration(text, field: "retention.every"), interval >= 1 else {
+            throw ConfigurationError("retention.every must be a duration of at least 1s, such as \"1h\"")
+        }
+        return interval
+    }
+
+    /// "30d" as seconds; nil for "forever".
+    static func duration(_ text: String, field: String) throws(ConfigurationError) -> TimeInterval? {
+        if text == "forever" { return nil }
+        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "y": 365 * 86_400]
+        guard let unit = text.last.flatMap({ units[$0] }), let count = Int(text.dropLast()), count >= 0, count < 10_000_000 else {
+            throw ConfigurationError("\(field): \"\(text)\" is not a duration (a whole number and s, m, h, d or y, such as \"90d\"), nor \"forever\"")
+        }
+        return TimeInterval(count) * unit
+    }
 
     public struct HTTPSettings: Sendable, Codable, Equatable {
         public var port: Int
@@ -51,7 +112,7 @@ public struct BrokerConfiguration: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case endpoint, secretKeyFile, registryFile, storePath, maxMessageBytes
-        case heartbeatIntervalMilliseconds, sessionTimeoutMilliseconds, deliveryWindow, http
+        case heartbeatIntervalMilliseconds, sessionTimeoutMilliseconds, deliveryWindow, http, retention
     }
 
     public init(from decoder: any Decoder) throws {
@@ -65,6 +126,7 @@ public struct BrokerConfiguration: Sendable, Codable {
         sessionTimeoutMilliseconds = try container.decodeIfPresent(Int.self, forKey: .sessionTimeoutMilliseconds) ?? 5_000
         deliveryWindow = try container.decodeIfPresent(Int.self, forKey: .deliveryWindow) ?? 256
         http = try container.decodeIfPresent(HTTPSettings.self, forKey: .http)
+        retention = try container.decodeIfPresent(RetentionSettings.self, forKey: .retention)
     }
 
     /// Loads a configuration file and resolves its paths against the file's folder.
@@ -84,5 +146,11 @@ public struct BrokerConfiguration: Sendable, Codable {
             throw ConfigurationError("\(path): sessionTimeoutMilliseconds must be longer than heartbeatIntervalMilliseconds")
         }
         guard deliveryWindow >= 1 else { throw ConfigurationError("\(path): deliveryWindow must be at least 1") }
+        do {
+            _ = try retentionPolicy()
+            _ = try compactionInterval()
+        } catch {
+            throw ConfigurationError("\(path): \(error.description)")
+        }
     }
 }

@@ -78,6 +78,23 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 );
                 """)
         }
+        // Retention (BrokerStore+Retention.swift): a message past its retention leaves the store;
+        // the row after it records the hash it links to (chain_link), so the chain of what remains
+        // still verifies. The newest row only loses its content (removed_at), since the next
+        // publication links to its hash.
+        migrator.registerMigration("v4 retention") { db in
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN removed_at REAL;
+                CREATE TABLE chain_link (
+                    position INTEGER PRIMARY KEY,
+                    previous_hash BLOB NOT NULL
+                );
+                CREATE TABLE retention_total (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    removed INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
@@ -117,8 +134,13 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
                               in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT originator, envelope, payload, recipient_count, received_at FROM message WHERE message_id = ?
+            SELECT originator, envelope, payload, recipient_count, received_at, removed_at FROM message WHERE message_id = ?
             """), arguments: [publication.messageId]) {
+            // Past its retention the content is gone: a resend from the same originator is taken
+            // as the same message (a retention counted in years is far beyond any resend).
+            if try row.decode(Double?.self, atIndex: 5) != nil, try row.decode(String.self, atIndex: 0) == publication.originator {
+                return .alreadyStored(recipientCount: try row.decode(Int?.self, atIndex: 3) ?? 0)
+            }
             let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
                 && row.decode(Data.self, atIndex: 2) == publication.payload
             guard same else {
@@ -237,7 +259,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 db.cachedStatement(sql: "SELECT message_id FROM delivery WHERE node_id = ?"), arguments: [nodeId]))
             // A cursor, not an array: the store may hold millions of messages.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
+                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL AND removed_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
                 let messageId: String = try row.decode(atIndex: 0)
@@ -267,18 +289,27 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// messages, reporting the first broken link. Never crashes on a damaged file.
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
-            ChainVerifier.verify(db, sql: "SELECT rowid, message_id, originator, envelope, payload, hash, type, classification, "
-                                     + "received_at, expires_at, revoked_at, revoke_reason FROM message ORDER BY rowid",
-                                 recovery: database.recovery, what: "message", migrator: Self.migrator,
-                                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+            var report = ChainVerifier.verify(
+                db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
+                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, m.removed_at, l.previous_hash "
+                    + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
+                recovery: database.recovery, what: "message", migrator: Self.migrator,
+                decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+            report.removedByRetention = (try? Self.removedTotal(in: db)) ?? 0
+            return report
         }
     }
 
     static func chainRow(_ row: Row) throws -> ChainRow {
         let messageId = try row.decode(String.self, atIndex: 1)
+        let linksTo = row.hasColumn("previous_hash") ? try row.decode(Data?.self, forColumn: "previous_hash") : nil
+        if row.hasColumn("removed_at"), try row.decode(Double?.self, forColumn: "removed_at") != nil {
+            return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: nil, hash: try row.decode(atIndex: 5),
+                            linksTo: linksTo)
+        }
         return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
             messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
-            payload: try row.decode(atIndex: 4)), hash: try row.decode(atIndex: 5))
+            payload: try row.decode(atIndex: 4)), hash: try row.decode(atIndex: 5), linksTo: linksTo)
     }
 
     /// The chain's view of a message row, after reading the rest of the row as the broker does.
@@ -305,6 +336,18 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             ChainVerifier.unreadable("sequence counters", sql: "SELECT * FROM recipient", in: db) { row in
                 _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "last_sequence"))
             },
+            ChainVerifier.unreadable("registry audit", sql: "SELECT * FROM registry_audit", in: db) { row in
+                _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(Int64.self, forColumn: "reload"),
+                         row.decode(Double.self, forColumn: "recorded_at"), row.decode(String.self, forColumn: "source"),
+                         row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "node_id"),
+                         row.decode(String.self, forColumn: "detail"), row.decode(Data?.self, forColumn: "registry"))
+            },
+            ChainVerifier.unreadable("chain links", sql: "SELECT * FROM chain_link", in: db) { row in
+                _ = try (row.decode(Int64.self, forColumn: "position"), row.decode(Data.self, forColumn: "previous_hash"))
+            },
+            ChainVerifier.unreadable("retention total", sql: "SELECT * FROM retention_total", in: db) { row in
+                _ = try row.decode(Int.self, forColumn: "removed")
+            },
         ].compactMap { $0 }
     }
 
@@ -313,7 +356,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     public func checkAtStart() throws(StoreError) {
         let problem = try database.read { db in
             ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: """
-                SELECT rowid, message_id, originator, envelope, payload, hash FROM message ORDER BY rowid DESC LIMIT 2
+                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.removed_at, l.previous_hash
+                FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
                 """, what: "message", decode: Self.chainRow)
         }
         guard let problem else { return }
@@ -441,9 +485,9 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
     }
 
-    /// How many publications the store holds.
+    /// How many publications the store holds with their content (tombstones left by retention not counted).
     public func messageCount() throws(StoreError) -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NULL") ?? 0 }
     }
 }
 

@@ -40,6 +40,10 @@ public struct ChainReport: Sendable, Equatable {
     public let damage: [String]
     /// Said when opening found the torn end of an interrupted write.
     public let recovery: String?
+    /// Broker store: rows whose content retention removed (their hashes still link the chain).
+    public var tombstones = 0
+    /// Broker store: messages retention removed (the rows after them record the hashes they link to).
+    public var removedByRetention = 0
 
     public var isIntact: Bool { firstBreak == nil && damage.isEmpty }
 }
@@ -48,8 +52,12 @@ public struct ChainReport: Sendable, Equatable {
 struct ChainRow {
     let position: Int64
     let messageId: String
-    let fields: [Data]
+    /// Nil for a broker store tombstone: retention removed the content, so the link cannot be
+    /// recomputed; its stored hash is what the next row links to.
+    let fields: [Data]?
     let hash: Data
+    /// Broker store: the hash this row links to when retention removed the row before it.
+    var linksTo: Data? = nil
 }
 
 /// Walks a chain in a database that may be damaged in any way: SQLite's integrity check first,
@@ -65,10 +73,13 @@ enum ChainVerifier {
         let damage = integrityProblems(db) + schemaProblems(db, migrator: migrator) + otherTables(db)
         var previous = HashChain.genesis
         var count = 0
+        var tombstones = 0
         var lastPosition: Int64 = 0
         func broken(_ position: Int64, _ messageId: String, _ reason: String) -> ChainReport {
-            ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
-                        damage: damage, recovery: recovery)
+            var report = ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
+                                     damage: damage, recovery: recovery)
+            report.tombstones = tombstones
+            return report
         }
         do {
             let rows = try Row.fetchCursor(db, sql: sql)
@@ -79,7 +90,17 @@ enum ChainVerifier {
                     return broken(position ?? lastPosition + 1, "",
                                   "the \(what) cannot be read (a field is missing or of the wrong type): the file is damaged")
                 }
-                let expected = HashChain.link(previous: previous, fields: item.fields)
+                if let linksTo = item.linksTo { previous = linksTo } // the rows before it left by retention
+                guard let fields = item.fields else {
+                    guard item.hash.count == 32, item.position > lastPosition else {
+                        return broken(item.position, item.messageId, "the \(what)'s tombstone has no valid hash or is out of order")
+                    }
+                    tombstones += 1
+                    previous = item.hash
+                    lastPosition = item.position
+                    continue
+                }
+                let expected = HashChain.link(previous: previous, fields: fields)
                 guard item.hash == expected else {
                     return broken(item.position, item.messageId,
                                   "the \(what)'s content does not match its hash: it was changed or damaged after it was written")
@@ -91,7 +112,9 @@ enum ChainVerifier {
             count = max(count - 1, 0)
             return broken(lastPosition + 1, "", "SQLite cannot read past entry \(lastPosition): \(describe(error))")
         }
-        return ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
+        var report = ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
+        report.tombstones = tombstones
+        return report
     }
 
     /// What a daemon checks before it writes to a file: SQLite's `quick_check` (every page
@@ -106,8 +129,9 @@ enum ChainVerifier {
             let rows = try Row.fetchAll(db, sql: sql)
             guard let last = rows.first else { return nil }
             let item = try decode(last)
-            let previous = try rows.dropFirst().first.map { try decode($0).hash } ?? HashChain.genesis
-            return HashChain.link(previous: previous, fields: item.fields) == item.hash
+            guard let fields = item.fields else { return nil } // a tombstone: nothing to recompute
+            let previous = try item.linksTo ?? rows.dropFirst().first.map { try decode($0).hash } ?? HashChain.genesis
+            return HashChain.link(previous: previous, fields: fields) == item.hash
                 ? nil : "the hash chain is broken at its last \(what) (position \(item.position))"
         } catch {
             return "its last \(what)s cannot be read (\(describe(error)))"

@@ -76,7 +76,8 @@ public final class LocalBus: Sendable {
 
     /// Makes the folder, keys and registry; starts nothing. Intervals are short, for tests.
     public init(nodes: [NodeSpec] = LocalBus.standardNodes, maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes,
-                deliveryWindow: Int = 256, logger: Logger = LocalBus.defaultLogger) throws {
+                deliveryWindow: Int = 256, retention: BrokerConfiguration.RetentionSettings? = nil,
+                logger: Logger = LocalBus.defaultLogger) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-\(UUID().uuidString.prefix(8))")
         // Keys, store and journals: for this user alone (the demo's folder too).
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -84,13 +85,15 @@ public final class LocalBus: Sendable {
         brokerKeys = try CurveKeyPair.generate()
         _ = try brokerKeys.write(toFolder: folder.path, name: "broker")
         membership = Mutex(Membership(registry: try NodeRegistry(entries: []), keys: [:]))
-        brokerConfiguration = BrokerConfiguration(
+        var broker = BrokerConfiguration(
             endpoint: "tcp://127.0.0.1:\(try Self.freePort())",
             secretKeyFile: folder.appendingPathComponent("broker.key").path,
             registryFile: folder.appendingPathComponent("registry.json").path,
             storePath: folder.appendingPathComponent("broker.sqlite").path,
             maxMessageBytes: maxMessageBytes, heartbeatIntervalMilliseconds: 100, sessionTimeoutMilliseconds: 1_000,
             deliveryWindow: deliveryWindow)
+        broker.retention = retention
+        brokerConfiguration = broker
         for spec in nodes { try addNode(spec) }
     }
 

@@ -1,0 +1,70 @@
+import CTBusJournal
+import Dispatch
+import Foundation
+import Logging
+
+/// Applies the retention to the broker's store on its own queue, beside the broker loop (never
+/// in it): a minute after start and then every `interval`. Each pass is a series of bounded
+/// transactions, so the loop's own writes wait a few milliseconds at most between them.
+final class Compactor: Sendable {
+    private let store: BrokerStore
+    private let policy: RetentionPolicy
+    private let registryNodes: @Sendable () -> Set<String>
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "ctbus.broker.retention")
+    /// Dispatch sources are thread-safe; the type just is not marked Sendable.
+    nonisolated(unsafe) private let timer: any DispatchSourceTimer
+
+    init(store: BrokerStore, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
+         logger: Logger) {
+        self.store = store
+        self.policy = policy
+        self.registryNodes = registryNodes
+        self.logger = logger
+        timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + min(60, interval), repeating: interval, leeway: .seconds(1))
+        timer.setEventHandler { [weak self] in self?.pass(now: Date()) }
+        timer.resume()
+    }
+
+    /// One full pass now (tests give the date: a clock advanced by years), after any pass running.
+    func runNow(now: Date) throws -> CompactionReport {
+        try queue.sync { try compact(now: now) }
+    }
+
+    /// Stops the timer and waits for a pass in progress to end.
+    func stop() {
+        timer.cancel()
+        queue.sync {}
+    }
+
+    private func pass(now: Date) {
+        do {
+            _ = try compact(now: now)
+        } catch {
+            logger.error("retention pass failed; it is tried again at the next interval", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func compact(now: Date) throws -> CompactionReport {
+        let started = ContinuousClock.now
+        var total = CompactionReport()
+        var nextProgress = 100_000 // rows: a long first pass on a large store says how far it is
+        while true {
+            let report = try store.compact(policy: policy, registryNodes: registryNodes(), now: now)
+            guard !report.isEmpty else { break }
+            total += report
+            if total.messagesRemoved + total.queueEntriesDropped >= nextProgress {
+                nextProgress += 100_000
+                logger.info("retention in progress", metadata: ["messages-removed": "\(total.messagesRemoved)",
+                                                               "removed-node-queue-entries": "\(total.queueEntriesDropped)"])
+            }
+        }
+        if !total.isEmpty {
+            logger.info("retention applied", metadata: [
+                "messages-removed": "\(total.messagesRemoved)", "removed-node-queue-entries": "\(total.queueEntriesDropped)", "took": "\(ContinuousClock.now - started)",
+            ])
+        }
+        return total
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+
+/// How long the broker keeps what it stored (broker.json `retention`).
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Per message type name (`MISSION_REPORT`): how long a message of that type is kept after
+    /// it was stored. A type not listed, or listed as nil, is kept forever.
+    public var messages: [String: TimeInterval?]
+    /// How long the queue of a node removed from the registry waits (in case it comes back)
+    /// before its entries go.
+    public var removedNodeQueues: TimeInterval
+
+    public init(messages: [String: TimeInterval?] = [:], removedNodeQueues: TimeInterval = 30 * 86_400) {
+        self.messages = messages
+        self.removedNodeQueues = removedNodeQueues
+    }
+
+    /// Keeps every message forever; removed nodes' queues go after 30 days.
+    public static let keepEverything = RetentionPolicy()
+}
+
+/// What one compaction pass did.
+public struct CompactionReport: Sendable, Equatable {
+    /// Messages that left the store (row, content and audit trail).
+    public var messagesRemoved = 0
+    /// Queue entries of removed nodes that waited out their grace period.
+    public var queueEntriesDropped = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { messagesRemoved == 0 && queueEntriesDropped == 0 }
+
+    public static func += (lhs: inout CompactionReport, rhs: CompactionReport) {
+        lhs.messagesRemoved += rhs.messagesRemoved
+        lhs.queueEntriesDropped += rhs.queueEntriesDropped
+    }
+}
+
+/// Retention: a message past its type's retention and delivered to every recipient (nothing of
+/// it queued, not even a revocation notice) leaves the store with its audit trail. The hash
+/// chain of what remains still verifies: the next row's entry in `chain_link` records the hash it
+/// links to. Only the newest row stays, without its content (`removed_at`), because the next
+/// publication links to its hash; it goes at a later pass.
+extension BrokerStore {
+    /// One bounded pass (at most `batch` rows of each kind, one transaction each, so the broker's
+    /// own writes wait milliseconds at most); call again while the report is not empty.
+    /// `registryNodes`: the node ids of the registry in force; a node with queue entries that is
+    /// not among them was removed, and its entries go once the registry audit shows it removed
+    /// longer ago than `policy.removedNodeQueues`.
+    public func compact(policy: RetentionPolicy, registryNodes: Set<String>, now: Date = Date(),
+                        batch: Int = 500) throws(StoreError) -> CompactionReport {
+        var report = CompactionReport()
+        report.queueEntriesDropped = try dropRemovedNodeQueues(policy: policy, registryNodes: registryNodes, now: now, batch: batch)
+        report.messagesRemoved = try removeExpired(policy: policy, now: now, batch: batch)
+        return report
+    }
+
+    private func dropRemovedNodeQueues(policy: RetentionPolicy, registryNodes: Set<String>, now: Date, batch: Int) throws(StoreError) -> Int {
+        try database.write { db in
+            var dropped = 0
+            for node in try String.fetchAll(db, sql: "SELECT DISTINCT node_id FROM delivery") where !registryNodes.contains(node) {
+                // The latest removal the registry audit recorded; without one the grace never starts.
+                guard let removedAt = try Double.fetchOne(db, sql: """
+                    SELECT max(recorded_at) FROM registry_audit WHERE node_id = ? AND outcome = 'removed'
+                    """, arguments: [node]), removedAt + policy.removedNodeQueues <= now.timeIntervalSince1970 else { continue }
+                let entries = try Row.fetchAll(db, sql: "SELECT sequence, message_id FROM delivery WHERE node_id = ? ORDER BY sequence LIMIT ?",
+                                               arguments: [node, batch - dropped])
+                let removed = Date(timeIntervalSince1970: removedAt).formatted(.iso8601)
+                for entry in entries {
+                    let messageId: String = try entry.decode(atIndex: 1)
+                    try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?",
+                                   arguments: [node, try entry.decode(Int64.self, atIndex: 0)])
+                    try db.execute(sql: """
+                        INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, 'refused', 'node-removed', ?, ?)
+                        """, arguments: [messageId, node, "dropped from the queue: the node was removed from the registry at \(removed)",
+                                         now.timeIntervalSince1970])
+                }
+                dropped += entries.count
+                if dropped >= batch { break }
+            }
+            return dropped
+        }
+    }
+
+    private func removeExpired(policy: RetentionPolicy, now: Date, batch: Int) throws(StoreError) -> Int {
+        try database.write { db in
+            let newest = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM message") ?? 0
+            // Due: past the retention of its type, or a content-less row that is no longer the newest.
+            var due = try Row.fetchAll(db, sql: """
+                SELECT rowid, message_id, hash FROM message WHERE removed_at IS NOT NULL AND rowid < ? ORDER BY rowid LIMIT ?
+                """, arguments: [newest, batch])
+            for (type, keep) in policy.messages.sorted(by: { $0.key < $1.key }) {
+                guard let keep, due.count < batch else { continue }
+                due += try Row.fetchAll(db, sql: """
+                    SELECT rowid, message_id, hash FROM message WHERE removed_at IS NULL AND type = ? AND received_at <= ? ORDER BY rowid LIMIT ?
+                    """, arguments: [type, now.timeIntervalSince1970 - keep, batch - due.count])
+            }
+            let rows = try due.map { row -> (position: Int64, id: String, hash: Data) in
+                (try row.decode(atIndex: 0), try row.decode(atIndex: 1), try row.decode(atIndex: 2))
+            }
+            let waiting = try Self.stillQueued(rows.map(\.id), in: db)
+            var removed = 0
+            // In row order, so that each row's successor is found after the rows before it went.
+            for (position, id, hash) in rows.sorted(by: { $0.position < $1.position }) where !waiting.contains(id) {
+                if position == newest {
+                    // The next publication links to this hash: only the content goes, for now.
+                    try db.execute(sql: "UPDATE message SET envelope = x'', payload = x'', removed_at = ? WHERE rowid = ?",
+                                   arguments: [now.timeIntervalSince1970, position])
+                    continue
+                }
+                // The row after it links to this row's hash, unless it already records where it links to.
+                if let next = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM message WHERE rowid > ?", arguments: [position]) {
+                    try db.execute(sql: "INSERT OR IGNORE INTO chain_link (position, previous_hash) VALUES (?, ?)", arguments: [next, hash])
+                }
+                try db.execute(sql: "DELETE FROM chain_link WHERE position = ?", arguments: [position])
+                try db.execute(sql: "DELETE FROM audit WHERE message_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM message WHERE rowid = ?", arguments: [position])
+                removed += 1
+            }
+            if removed > 0 {
+                try db.execute(sql: """
+                    INSERT INTO retention_total (id, removed) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET removed = removed + excluded.removed
+                    """, arguments: [removed])
+            }
+            return removed
+        }
+    }
+
+    /// Which of `ids` still have a queue entry (a delivery or a revocation notice).
+    private static func stillQueued(_ ids: [String], in db: Database) throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+        return try Set(String.fetchAll(db, sql: "SELECT DISTINCT message_id FROM delivery WHERE message_id IN (\(marks))",
+                                       arguments: StatementArguments(ids)))
+    }
+
+    /// How many messages retention removed, in all.
+    static func removedTotal(in db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT removed FROM retention_total WHERE id = 1") ?? 0
+    }
+
+    /// The file's pages: all of them, and those free for reuse (SQLite reuses freed pages before
+    /// it grows the file).
+    public func pageFigures() throws(StoreError) -> (pages: Int, free: Int) {
+        try database.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+    }
+
+    /// Messages held, content-less rows (at most the newest one), and messages retention removed.
+    public func retentionFigures() throws(StoreError) -> (messages: Int, tombstones: Int, removed: Int) {
+        try database.read { db in
+            let messages = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NULL") ?? 0
+            let tombstones = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NOT NULL") ?? 0
+            return (messages, tombstones, try Self.removedTotal(in: db))
+        }
+    }
+}
