@@ -37,7 +37,7 @@ struct AuditCommand: ParsableCommand {
             let path = try location.path()
             guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("broker store \(path) does not exist") }
             guard let trail = try BrokerStore(path: path, access: .readOnly).audit(messageId: MessageID.canonical(messageId)) else {
-                throw StoreError(.notFound, "no message \(messageId) in the broker's store")
+                throw StoreError(.notFound, "no message \(messageId) in the broker's store (a message past its retention leaves it with its audit trail)")
             }
             let time = ISO8601DateFormatter()
             print("message \(trail.messageId): \(trail.typeName) \(trail.classificationName) from \(trail.originator), stored \(time.string(from: trail.storedAt))")
