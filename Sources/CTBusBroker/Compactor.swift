@@ -2,6 +2,7 @@ import CTBusJournal
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 
 /// Applies the retention to the broker's store on its own queue, beside the broker loop (never
 /// in it): a minute after start and then every `interval`. Each pass is a series of bounded
@@ -12,6 +13,8 @@ final class Compactor: Sendable {
     private let registryNodes: @Sendable () -> Set<String>
     private let logger: Logger
     private let queue = DispatchQueue(label: "ctbus.broker.retention")
+    /// Set by `stop`: a pass in progress ends after its current batch.
+    private let stopping = Atomic<Bool>(false)
     /// Dispatch sources are thread-safe; the type just is not marked Sendable.
     nonisolated(unsafe) private let timer: any DispatchSourceTimer
 
@@ -34,6 +37,7 @@ final class Compactor: Sendable {
 
     /// Stops the timer and waits for a pass in progress to end.
     func stop() {
+        stopping.store(true, ordering: .relaxed)
         timer.cancel()
         queue.sync {}
     }
@@ -50,7 +54,7 @@ final class Compactor: Sendable {
         let started = ContinuousClock.now
         var total = CompactionReport()
         var nextProgress = 100_000 // rows: a long first pass on a large store says how far it is
-        while true {
+        while !stopping.load(ordering: .relaxed) {
             let report = try store.compact(policy: policy, registryNodes: registryNodes(), now: now)
             guard !report.isEmpty else { break }
             total += report

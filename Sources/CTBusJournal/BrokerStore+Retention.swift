@@ -39,8 +39,8 @@ public struct CompactionReport: Sendable, Equatable {
 /// Retention: a message past its type's retention and delivered to every recipient (nothing of
 /// it queued, not even a revocation notice) leaves the store with its audit trail. The hash
 /// chain of what remains still verifies: the next row's entry in `chain_link` records the hash it
-/// links to. Only the newest row stays, without its content (`removed_at`), because the next
-/// publication links to its hash; it goes at a later pass.
+/// links to. The newest row stays (the next publication links to its hash) until a newer one
+/// arrives.
 extension BrokerStore {
     /// One bounded pass (at most `batch` rows of each kind, one transaction each, so the broker's
     /// own writes wait milliseconds at most); call again while the report is not empty.
@@ -59,10 +59,14 @@ extension BrokerStore {
         try database.write { db in
             var dropped = 0
             for node in try String.fetchAll(db, sql: "SELECT DISTINCT node_id FROM delivery") where !registryNodes.contains(node) {
-                // The latest removal the registry audit recorded; without one the grace never starts.
-                guard let removedAt = try Double.fetchOne(db, sql: """
-                    SELECT max(recorded_at) FROM registry_audit WHERE node_id = ? AND outcome = 'removed'
-                    """, arguments: [node]), removedAt + policy.removedNodeQueues <= now.timeIntervalSince1970 else { continue }
+                // Removed for good only if the registry audit's latest word on the node is its removal
+                // (read in this transaction: a reload that adds it back is recorded before it applies).
+                guard let last = try Row.fetchOne(db, sql: """
+                    SELECT outcome, recorded_at FROM registry_audit WHERE node_id = ? AND outcome IN ('added', 'removed')
+                    ORDER BY seq DESC LIMIT 1
+                    """, arguments: [node]), try last.decode(String.self, atIndex: 0) == "removed" else { continue }
+                let removedAt = try last.decode(Double.self, atIndex: 1)
+                guard removedAt + policy.removedNodeQueues <= now.timeIntervalSince1970 else { continue }
                 let entries = try Row.fetchAll(db, sql: "SELECT sequence, message_id FROM delivery WHERE node_id = ? ORDER BY sequence LIMIT ?",
                                                arguments: [node, batch - dropped])
                 let removed = Date(timeIntervalSince1970: removedAt).formatted(.iso8601)
@@ -85,29 +89,22 @@ extension BrokerStore {
     private func removeExpired(policy: RetentionPolicy, now: Date, batch: Int) throws(StoreError) -> Int {
         try database.write { db in
             let newest = try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM message") ?? 0
-            // Due: past the retention of its type, or a content-less row that is no longer the newest.
-            var due = try Row.fetchAll(db, sql: """
-                SELECT rowid, message_id, hash FROM message WHERE removed_at IS NOT NULL AND rowid < ? ORDER BY rowid LIMIT ?
-                """, arguments: [newest, batch])
+            // Due: past the retention of its type, nothing of it queued (the delivery_message index
+            // answers that), and not the newest row.
+            var due: [(position: Int64, id: String, hash: Data)] = []
             for (type, keep) in policy.messages.sorted(by: { $0.key < $1.key }) {
                 guard let keep, due.count < batch else { continue }
-                due += try Row.fetchAll(db, sql: """
-                    SELECT rowid, message_id, hash FROM message WHERE removed_at IS NULL AND type = ? AND received_at <= ? ORDER BY rowid LIMIT ?
-                    """, arguments: [type, now.timeIntervalSince1970 - keep, batch - due.count])
-            }
-            let rows = try due.map { row -> (position: Int64, id: String, hash: Data) in
-                (try row.decode(atIndex: 0), try row.decode(atIndex: 1), try row.decode(atIndex: 2))
-            }
-            let waiting = try Self.stillQueued(rows.map(\.id), in: db)
-            var removed = 0
-            // In row order, so that each row's successor is found after the rows before it went.
-            for (position, id, hash) in rows.sorted(by: { $0.position < $1.position }) where !waiting.contains(id) {
-                if position == newest {
-                    // The next publication links to this hash: only the content goes, for now.
-                    try db.execute(sql: "UPDATE message SET envelope = x'', payload = x'', removed_at = ? WHERE rowid = ?",
-                                   arguments: [now.timeIntervalSince1970, position])
-                    continue
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT rowid, message_id, hash FROM message m
+                    WHERE type = ? AND received_at <= ? AND rowid < ?
+                      AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = m.message_id)
+                    ORDER BY rowid LIMIT ?
+                    """, arguments: [type, now.timeIntervalSince1970 - keep, newest, batch - due.count]) {
+                    due.append((try row.decode(atIndex: 0), try row.decode(atIndex: 1), try row.decode(atIndex: 2)))
                 }
+            }
+            // In row order, so that each row's successor is found after the rows before it went.
+            for (position, id, hash) in due.sorted(by: { $0.position < $1.position }) {
                 // The row after it links to this row's hash, unless it already records where it links to.
                 if let next = try Int64.fetchOne(db, sql: "SELECT min(rowid) FROM message WHERE rowid > ?", arguments: [position]) {
                     try db.execute(sql: "INSERT OR IGNORE INTO chain_link (position, previous_hash) VALUES (?, ?)", arguments: [next, hash])
@@ -115,23 +112,14 @@ extension BrokerStore {
                 try db.execute(sql: "DELETE FROM chain_link WHERE position = ?", arguments: [position])
                 try db.execute(sql: "DELETE FROM audit WHERE message_id = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM message WHERE rowid = ?", arguments: [position])
-                removed += 1
             }
-            if removed > 0 {
+            if !due.isEmpty {
                 try db.execute(sql: """
                     INSERT INTO retention_total (id, removed) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET removed = removed + excluded.removed
-                    """, arguments: [removed])
+                    """, arguments: [due.count])
             }
-            return removed
+            return due.count
         }
-    }
-
-    /// Which of `ids` still have a queue entry (a delivery or a revocation notice).
-    private static func stillQueued(_ ids: [String], in db: Database) throws -> Set<String> {
-        guard !ids.isEmpty else { return [] }
-        let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
-        return try Set(String.fetchAll(db, sql: "SELECT DISTINCT message_id FROM delivery WHERE message_id IN (\(marks))",
-                                       arguments: StatementArguments(ids)))
     }
 
     /// How many messages retention removed, in all.
@@ -147,12 +135,10 @@ extension BrokerStore {
         }
     }
 
-    /// Messages held, content-less rows (at most the newest one), and messages retention removed.
-    public func retentionFigures() throws(StoreError) -> (messages: Int, tombstones: Int, removed: Int) {
+    /// Messages held, and messages retention removed.
+    public func retentionFigures() throws(StoreError) -> (messages: Int, removed: Int) {
         try database.read { db in
-            let messages = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NULL") ?? 0
-            let tombstones = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NOT NULL") ?? 0
-            return (messages, tombstones, try Self.removedTotal(in: db))
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0, try Self.removedTotal(in: db))
         }
     }
 }

@@ -76,15 +76,19 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                     detail TEXT NOT NULL,
                     registry BLOB
                 );
+                CREATE TABLE rejudge (
+                    node_id TEXT PRIMARY KEY,
+                    through INTEGER NOT NULL
+                );
                 """)
         }
         // Retention (BrokerStore+Retention.swift): a message past its retention leaves the store;
         // the row after it records the hash it links to (chain_link), so the chain of what remains
-        // still verifies. The newest row only loses its content (removed_at), since the next
-        // publication links to its hash.
+        // still verifies. The index finds a message's queue entries (retention, and SQLite's own
+        // foreign-key check when a message row is deleted).
         migrator.registerMigration("v4 retention") { db in
             try db.execute(sql: """
-                ALTER TABLE message ADD COLUMN removed_at REAL;
+                CREATE INDEX delivery_message ON delivery(message_id);
                 CREATE TABLE chain_link (
                     position INTEGER PRIMARY KEY,
                     previous_hash BLOB NOT NULL
@@ -134,13 +138,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
                               in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT originator, envelope, payload, recipient_count, received_at, removed_at FROM message WHERE message_id = ?
+            SELECT originator, envelope, payload, recipient_count, received_at FROM message WHERE message_id = ?
             """), arguments: [publication.messageId]) {
-            // Past its retention the content is gone: a resend from the same originator is taken
-            // as the same message (a retention counted in years is far beyond any resend).
-            if try row.decode(Double?.self, atIndex: 5) != nil, try row.decode(String.self, atIndex: 0) == publication.originator {
-                return .alreadyStored(recipientCount: try row.decode(Int?.self, atIndex: 3) ?? 0)
-            }
             let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
                 && row.decode(Data.self, atIndex: 2) == publication.payload
             guard same else {
@@ -259,7 +258,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 db.cachedStatement(sql: "SELECT message_id FROM delivery WHERE node_id = ?"), arguments: [nodeId]))
             // A cursor, not an array: the store may hold millions of messages.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL AND removed_at IS NULL ORDER BY rowid
+                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
                 let messageId: String = try row.decode(atIndex: 0)
@@ -291,7 +290,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.read { db in
             var report = ChainVerifier.verify(
                 db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
-                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, m.removed_at, l.previous_hash "
+                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash "
                     + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
                 recovery: database.recovery, what: "message", migrator: Self.migrator,
                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
@@ -303,10 +302,6 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     static func chainRow(_ row: Row) throws -> ChainRow {
         let messageId = try row.decode(String.self, atIndex: 1)
         let linksTo = row.hasColumn("previous_hash") ? try row.decode(Data?.self, forColumn: "previous_hash") : nil
-        if row.hasColumn("removed_at"), try row.decode(Double?.self, forColumn: "removed_at") != nil {
-            return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: nil, hash: try row.decode(atIndex: 5),
-                            linksTo: linksTo)
-        }
         return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
             messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
             payload: try row.decode(atIndex: 4)), hash: try row.decode(atIndex: 5), linksTo: linksTo)
@@ -356,7 +351,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     public func checkAtStart() throws(StoreError) {
         let problem = try database.read { db in
             ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: """
-                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.removed_at, l.previous_hash
+                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash
                 FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
                 """, what: "message", decode: Self.chainRow)
         }
@@ -485,9 +480,9 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
     }
 
-    /// How many publications the store holds with their content (tombstones left by retention not counted).
+    /// How many publications the store holds.
     public func messageCount() throws(StoreError) -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE removed_at IS NULL") ?? 0 }
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
     }
 }
 

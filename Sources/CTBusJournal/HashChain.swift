@@ -40,8 +40,6 @@ public struct ChainReport: Sendable, Equatable {
     public let damage: [String]
     /// Said when opening found the torn end of an interrupted write.
     public let recovery: String?
-    /// Broker store: rows whose content retention removed (their hashes still link the chain).
-    public var tombstones = 0
     /// Broker store: messages retention removed (the rows after them record the hashes they link to).
     public var removedByRetention = 0
 
@@ -52,9 +50,7 @@ public struct ChainReport: Sendable, Equatable {
 struct ChainRow {
     let position: Int64
     let messageId: String
-    /// Nil for a broker store tombstone: retention removed the content, so the link cannot be
-    /// recomputed; its stored hash is what the next row links to.
-    let fields: [Data]?
+    let fields: [Data]
     let hash: Data
     /// Broker store: the hash this row links to when retention removed the row before it.
     var linksTo: Data? = nil
@@ -73,12 +69,10 @@ enum ChainVerifier {
         let damage = integrityProblems(db) + schemaProblems(db, migrator: migrator) + otherTables(db)
         var previous = HashChain.genesis
         var count = 0
-        var tombstones = 0
         var lastPosition: Int64 = 0
         func broken(_ position: Int64, _ messageId: String, _ reason: String) -> ChainReport {
-            var report = ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
+            let report = ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
                                      damage: damage, recovery: recovery)
-            report.tombstones = tombstones
             return report
         }
         do {
@@ -90,17 +84,15 @@ enum ChainVerifier {
                     return broken(position ?? lastPosition + 1, "",
                                   "the \(what) cannot be read (a field is missing or of the wrong type): the file is damaged")
                 }
-                if let linksTo = item.linksTo { previous = linksTo } // the rows before it left by retention
-                guard let fields = item.fields else {
-                    guard item.hash.count == 32, item.position > lastPosition else {
-                        return broken(item.position, item.messageId, "the \(what)'s tombstone has no valid hash or is out of order")
+                if let linksTo = item.linksTo {
+                    // Retention removed the rows before it; a link where no row is missing was not its doing.
+                    guard item.position > lastPosition + 1 else {
+                        return broken(item.position, item.messageId,
+                                      "the \(what) records a link over removed rows, but no row before it is missing")
                     }
-                    tombstones += 1
-                    previous = item.hash
-                    lastPosition = item.position
-                    continue
+                    previous = linksTo
                 }
-                let expected = HashChain.link(previous: previous, fields: fields)
+                let expected = HashChain.link(previous: previous, fields: item.fields)
                 guard item.hash == expected else {
                     return broken(item.position, item.messageId,
                                   "the \(what)'s content does not match its hash: it was changed or damaged after it was written")
@@ -112,9 +104,7 @@ enum ChainVerifier {
             count = max(count - 1, 0)
             return broken(lastPosition + 1, "", "SQLite cannot read past entry \(lastPosition): \(describe(error))")
         }
-        var report = ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
-        report.tombstones = tombstones
-        return report
+        return ChainReport(entries: count, firstBreak: nil, damage: damage, recovery: recovery)
     }
 
     /// What a daemon checks before it writes to a file: SQLite's `quick_check` (every page
@@ -129,9 +119,8 @@ enum ChainVerifier {
             let rows = try Row.fetchAll(db, sql: sql)
             guard let last = rows.first else { return nil }
             let item = try decode(last)
-            guard let fields = item.fields else { return nil } // a tombstone: nothing to recompute
             let previous = try item.linksTo ?? rows.dropFirst().first.map { try decode($0).hash } ?? HashChain.genesis
-            return HashChain.link(previous: previous, fields: fields) == item.hash
+            return HashChain.link(previous: previous, fields: item.fields) == item.hash
                 ? nil : "the hash chain is broken at its last \(what) (position \(item.position))"
         } catch {
             return "its last \(what)s cannot be read (\(describe(error)))"

@@ -83,8 +83,7 @@ extension NodeJournal {
                                   reason: "the entry before it is unreadable, so its link cannot be checked"))
                 continue
             }
-            // Journal rows always have their fields (only the broker store has tombstones).
-            guard let fields = item.fields, HashChain.link(previous: previousHash, fields: fields) == item.hash else {
+            guard HashChain.link(previous: previousHash, fields: item.fields) == item.hash else {
                 lost.append(.init(position: position, messageId: item.messageId, direction: entry.direction.rawValue,
                                   reason: "its content does not match its hash"))
                 continue
