@@ -60,17 +60,35 @@ extension BrokerLoop {
     }
 
     /// Records the registry in force at start when it differs from the one last applied (the
-    /// changes made while the broker was stopped), so the audit holds every registry in force.
+    /// changes made while the broker was stopped), so the audit holds every registry in force, and
+    /// marks for judging again what is queued for nodes whose entitlement changed meanwhile. Then
+    /// reads the marks (a restart keeps those of earlier reloads).
     func recordRegistryAtStart() {
         do {
             let previous = try store.lastAppliedRegistry().flatMap { try? NodeRegistry(json: $0) }
-            let changes = registry.changes(from: previous ?? NodeRegistry())
-            guard previous == nil || !changes.isEmpty else { return }
-            try store.recordRegistry(source: "start", outcome: .applied, detail: Self.summary(registry, changes),
-                                     registry: try registry.json(), changes: changes.map(Self.auditLine))
+            var changes = registry.changes(from: previous ?? NodeRegistry())
+            // Nodes with a queue that neither registry holds (removed before the registry audit
+            // existed): recorded as removed now, so their grace period starts.
+            let known = Set(registry.entries.map(\.profile.id)).union(previous?.entries.map(\.profile.id) ?? [])
+            for node in try store.nodesWithQueue().subtracting(known).sorted() {
+                changes.append(RegistryChange(nodeId: node, kind: .removed, details: ["has a queue but is not in the registry"]))
+            }
+            if previous == nil || !changes.isEmpty {
+                try store.recordRegistry(source: "start", outcome: .applied, detail: Self.summary(registry, changes),
+                                         registry: try registry.json(), changes: changes.map(Self.auditLine),
+                                         rejudge: Self.rejudged(changes))
+            }
+            rejudgeThrough = try store.rejudgeMarks()
         } catch {
             logger.error("could not record the registry in the store's registry audit", metadata: ["error": "\(error)"])
+            // Without the marks, judge everything queued once: never less than the policy asks.
+            rejudgeThrough = Dictionary(uniqueKeysWithValues: registry.entries.map { ($0.profile.id, UInt64.max) })
         }
+    }
+
+    /// The nodes whose queued deliveries `changes` require to be judged again.
+    private static func rejudged(_ changes: [RegistryChange]) -> [String] {
+        changes.filter { $0.kind != .removed && $0.changesEntitlement }.map(\.nodeId)
     }
 
     /// Applies a registry a reload asked for, if one waits: recorded in the audit first (a
@@ -85,7 +103,7 @@ extension BrokerLoop {
                                          registry: nil, changes: [])
             } else {
                 try store.recordRegistry(source: request.source, outcome: .applied, detail: Self.summary(new, changes),
-                                         registry: try new.json(), changes: changes.map(Self.auditLine))
+                                         registry: try new.json(), changes: changes.map(Self.auditLine), rejudge: Self.rejudged(changes))
             }
         } catch let error as StoreError {
             logger.error("registry reload not applied: the store could not record it", metadata: ["error": "\(error)"])
@@ -97,6 +115,11 @@ extension BrokerLoop {
         }
         registry = new
         sharedRegistry.replace(with: new)
+        do {
+            rejudgeThrough = try store.rejudgeMarks()
+        } catch {
+            for node in Self.rejudged(changes) { rejudgeThrough[node] = .max } // judge all of it: never less
+        }
         metrics.addNodes(new.entries.map(\.profile.id))
         for change in changes {
             logger.notice("registry: \(change.kind.rawValue) node", metadata: ["node": "\(change.nodeId)", "detail": "\(change.details.joined(separator: "; "))",
@@ -113,17 +136,8 @@ extension BrokerLoop {
                 endSession(nodeId, because: "the key this connection uses is no longer registered for node \(nodeId)")
             }
         }
-        // What is queued for a node whose entitlement changed was decided under its old entry:
-        // judged again before it goes out.
-        for change in changes where change.kind != .removed && change.changesEntitlement {
-            let last: UInt64
-            do {
-                last = try store.lastQueuedSequence(for: change.nodeId)
-            } catch {
-                last = .max // cannot tell: judge everything queued for it
-            }
-            if last > 0 { rejudgeThrough[change.nodeId] = max(rejudgeThrough[change.nodeId] ?? 0, last) }
-        }
+        // What is queued for a node whose entitlement changed was decided under its old entry: the
+        // marks recorded with the audit (read above) have it judged again before it goes out.
         request.finish(.success(changes))
     }
 
@@ -163,6 +177,17 @@ extension BrokerLoop {
             "node": "\(nodeId)", "message-id": "\(delivery.messageId)", "rule": "\(rule.rawValue)",
         ])
         return .withdrawn
+    }
+
+    /// The node acknowledged past its mark: everything judged again has gone (or been withdrawn).
+    func clearRejudge(_ nodeId: String, through: UInt64) {
+        do {
+            try store.clearRejudge(nodeId: nodeId, through: through)
+            rejudgeThrough[nodeId] = nil
+        } catch {
+            // Kept: judging again what is already allowed costs a little, and is tried again later.
+            throttled.log("rejudge-mark:\(nodeId)", .warning, "could not clear a re-judge mark", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+        }
     }
 
     private func endSession(_ nodeId: String, because reason: String) {

@@ -212,7 +212,7 @@ final class BrokerLoop {
             acknowledgements[nodeId] = through
             acknowledgementsSince = acknowledgementsSince ?? .now
             sessions[nodeId]?.inFlight.removeAll { $0 <= through }
-            if let mark = rejudgeThrough[nodeId], through >= mark { rejudgeThrough[nodeId] = nil }
+            if let mark = rejudgeThrough[nodeId], through >= mark { clearRejudge(nodeId, through: through) }
             metrics.inFlight(nodeId, sessions[nodeId]?.inFlight.count ?? 0)
             acknowledgedSinceSnapshot.insert(nodeId)
             freed.insert(nodeId)

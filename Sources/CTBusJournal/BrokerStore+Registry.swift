@@ -30,11 +30,23 @@ extension BrokerStore {
     /// transaction; `registry` (the JSON applied, public keys only) is kept with an applied one
     /// so that the next start can tell what changed while the broker was stopped. Returns the
     /// registry line's `seq`.
+    /// `rejudge`: nodes whose queued deliveries must be judged again under this registry before
+    /// they go out; each gets a mark at its last queued sequence, kept until it acknowledges past it
+    /// (so a restart in between judges them again too).
     @discardableResult
     public func recordRegistry(source: String, outcome: RegistryAuditEntry.Outcome, detail: String, registry: Data?,
                                changes: [(nodeId: String, outcome: RegistryAuditEntry.Outcome, detail: String)],
-                               now: Date = Date()) throws(StoreError) -> Int64 {
+                               rejudge: [String] = [], now: Date = Date()) throws(StoreError) -> Int64 {
         try database.write { db in
+            for node in rejudge {
+                guard let last = try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM delivery WHERE node_id = ?", arguments: [node]) else {
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO rejudge (node_id, through) VALUES (?, ?)
+                    ON CONFLICT (node_id) DO UPDATE SET through = max(through, excluded.through)
+                    """, arguments: [node, last])
+            }
             try db.execute(sql: """
                 INSERT INTO registry_audit (reload, recorded_at, source, outcome, node_id, detail, registry)
                 VALUES (0, ?, ?, ?, NULL, ?, ?)
@@ -76,10 +88,31 @@ extension BrokerStore {
         }
     }
 
-    /// The highest queue sequence waiting for `nodeId` (0 when its queue is empty).
-    public func lastQueuedSequence(for nodeId: String) throws(StoreError) -> UInt64 {
+    /// Per node, the last queue sequence whose delivery must be judged again before it goes out.
+    public func rejudgeMarks() throws(StoreError) -> [String: UInt64] {
         try database.read { db in
-            UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT max(sequence) FROM delivery WHERE node_id = ?", arguments: [nodeId]) ?? 0)
+            var marks: [String: UInt64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT node_id, through FROM rejudge") {
+                marks[try row.decode(String.self, atIndex: 0)] = UInt64(bitPattern: try row.decode(Int64.self, atIndex: 1))
+            }
+            return marks
         }
+    }
+
+    /// Drops the mark of `nodeId` once it acknowledged through `sequence` (a later mark stays).
+    public func clearRejudge(nodeId: String, through sequence: UInt64) throws(StoreError) {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM rejudge WHERE node_id = ? AND through <= ?", arguments: [nodeId, Int64(bitPattern: sequence)])
+        }
+    }
+
+    /// The nodes with something queued.
+    public func nodesWithQueue() throws(StoreError) -> Set<String> {
+        try database.read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT node_id FROM delivery")) }
+    }
+
+    /// The `seq` of the registry audit's last line (0 when empty).
+    public func lastRegistryAuditSeq() throws(StoreError) -> Int64 {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM registry_audit") ?? 0 }
     }
 }

@@ -146,7 +146,7 @@ public struct NodeRegistry: Sendable, Equatable {
                                      themes: profile.themes.sorted())
         })
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] // keys as written by keygen
         return try encoder.encode(file)
     }
 

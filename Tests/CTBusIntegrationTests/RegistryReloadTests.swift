@@ -66,6 +66,53 @@ struct RegistryReloadTests {
             && $0.detail == "clearance CONFIDENTIAL -> UNCLASSIFIED" })
     }
 
+    @Test("A clearance lowered while the broker was stopped, or by a reload just before a restart, still withholds what was queued")
+    func loweredAcrossRestarts() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        var broker = try bus.startBroker()
+        try bus.startNode("cted")
+        #expect(bus.waitUntilConnected())
+        // wg-border and wg-cft (both CONFIDENTIAL) are away.
+        let confidential = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
+                                           from: "cted")
+        #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 1 && broker.store.queueDepth(for: "wg-cft") == 1 })
+        func lower(_ node: String) throws {
+            try bus.changeRegistry { entries in
+                entries = entries.map { entry in
+                    entry.profile.id == node
+                        ? NodeRegistry.Entry(profile: Self.profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
+                }
+            }
+        }
+        // wg-border: lowered in the file while the broker is stopped.
+        bus.stopBroker()
+        try lower("wg-border")
+        broker = try bus.startBroker()
+        // wg-cft: lowered by a reload, then the broker restarts before wg-cft comes back.
+        try lower("wg-cft")
+        try Self.reload(bus)
+        bus.stopBroker()
+        broker = try bus.startBroker()
+
+        let open = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
+        for node in ["wg-border", "wg-cft"] {
+            var configuration = bus.nodeConfiguration(node)
+            configuration.clearance = "CONFIDENTIAL" // the node's own check would not stop it: the broker must
+            let running = try Node(configuration: configuration, keyPair: bus.nodeKeys[node]!, brokerPublicKey: bus.brokerKeys.publicKey,
+                                   journal: try bus.journal(node), logger: LocalBus.defaultLogger)
+            defer { running.stop() }
+            let journal = try bus.journal(node)
+            #expect(try Wait.until { try journal.count(messageId: open) == 1 && broker.store.queueDepth(for: node) == 0 }, "\(node)")
+            #expect(try journal.count(messageId: confidential) == 0, "\(node)")
+        }
+        let withdrawn = try #require(try broker.store.audit(messageId: confidential)).entries.filter {
+            $0.outcome == .refused && $0.rule == "clearance" && $0.reason.contains("withdrawn")
+        }
+        #expect(Set(withdrawn.map(\.nodeId)) == ["wg-border", "wg-cft"])
+        #expect(try broker.store.rejudgeMarks().isEmpty, "the marks go once the nodes acknowledged past them")
+    }
+
     @Test("A removed node's key is refused at its next frame while the others keep receiving; a node added connects at once; a replaced key is refused and the new one admitted")
     func removedAddedReplaced() throws {
         let bus = try LocalBus()
