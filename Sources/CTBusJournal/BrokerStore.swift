@@ -411,8 +411,13 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             if try row.decode(Double?.self, forColumn: "revoked_at") != nil { return .alreadyRevoked }
             try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ? WHERE message_id = ?",
                            arguments: [now.timeIntervalSince1970, reason, messageId])
+            // The nodes that hold it: whose latest line is a delivery (not one whose queued copy was
+            // later withdrawn, dropped or expired: a refusal after the delivery line).
             let recipients = try String.fetchAll(db, sql: """
-                SELECT DISTINCT node_id FROM audit WHERE message_id = ? AND outcome IN ('delivered', 'redacted') ORDER BY node_id
+                SELECT node_id FROM audit a WHERE message_id = ? AND outcome IN ('delivered', 'redacted')
+                  AND NOT EXISTS (SELECT 1 FROM audit b WHERE b.message_id = a.message_id AND b.node_id = a.node_id
+                                  AND b.outcome = 'refused' AND b.rowid > a.rowid)
+                GROUP BY node_id ORDER BY node_id
                 """, arguments: [messageId])
             var sequences = SequenceAllocator()
             for node in recipients {

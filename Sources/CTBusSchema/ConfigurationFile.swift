@@ -36,6 +36,20 @@ public enum ConfigurationFile {
     }
 
     /// `path` resolved against the folder of the configuration file that named it.
+    /// Writes `data` over the file at `path` at once (a new file renamed over it, so a reader
+    /// never sees half of it), keeping the old file's mode and, when this process may set it,
+    /// its owner: a registry rewritten by root stays readable by the broker's user.
+    public static func replace(_ path: String, with data: Data) throws {
+        let manager = FileManager.default
+        let old = try? manager.attributesOfItem(atPath: path)
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        guard let old else { return }
+        if let mode = old[.posixPermissions] { try manager.setAttributes([.posixPermissions: mode], ofItemAtPath: path) }
+        if getuid() == 0, let owner = old[.ownerAccountID], let group = old[.groupOwnerAccountID] {
+            try manager.setAttributes([.ownerAccountID: owner, .groupOwnerAccountID: group], ofItemAtPath: path)
+        }
+    }
+
     public static func resolve(_ path: String, relativeTo configPath: String) -> String {
         if path.hasPrefix("/") { return path }
         let folder = URL(fileURLWithPath: configPath).deletingLastPathComponent()

@@ -47,7 +47,7 @@ struct KeygenCommand: ParsableCommand {
                     return rotate ? NodeRegistry.Entry(profile: entry.profile, publicKey: entry.publicKey, nextPublicKey: pair.publicKey)
                                   : NodeRegistry.Entry(profile: entry.profile, publicKey: pair.publicKey)
                 }
-                try NodeRegistry(entries: entries).json().write(to: URL(fileURLWithPath: path), options: .atomic)
+                try ConfigurationFile.replace(path, with: try NodeRegistry(entries: entries).json())
                 if rotate {
                     print("registry: \(path) now lists this key as the next key of \(name), beside its current one")
                     print("next: ctbus registry reload; run the node with \(files.secretKeyFile); ctbus registry finish-rotation \(name); reload again")

@@ -50,7 +50,7 @@ struct RegistryCommand: ParsableCommand {
                     throw ConfigurationError("no broker is running on \(configuration.storePath); it reads \(configuration.registryFile) when it starts")
                 }
                 let store = try BrokerStore(path: configuration.storePath, access: .readOnly)
-                let before = try store.registryAudit().last?.seq ?? 0
+                let before = try store.lastRegistryAuditSeq()
                 guard kill(pid_t(pid), SIGHUP) == 0 else {
                     throw ConfigurationError("could not signal the broker (pid \(pid)): \(String(cString: strerror(errno)))")
                 }
@@ -89,12 +89,19 @@ struct RegistryCommand: ParsableCommand {
                 let path = try location.path()
                 guard FileManager.default.fileExists(atPath: path) else { throw ConfigurationError("broker store \(path) does not exist") }
                 let time = ISO8601DateFormatter()
-                for line in try BrokerStore(path: path, access: .readOnly).registryAudit() {
-                    if let node = line.nodeId {
-                        print("    \(line.outcome.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(node)\(line.detail.isEmpty ? "" : ": \(line.detail)")")
-                    } else {
-                        print("\(time.string(from: line.recordedAt)) \(line.source): \(line.outcome.rawValue), \(line.detail)")
+                let store = try BrokerStore(path: path, access: .readOnly)
+                var after: Int64 = 0
+                while true {
+                    let page = try store.registryAudit(after: after, limit: 1_000)
+                    for line in page {
+                        if let node = line.nodeId {
+                            print("    \(line.outcome.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(node)\(line.detail.isEmpty ? "" : ": \(line.detail)")")
+                        } else {
+                            print("\(time.string(from: line.recordedAt)) \(line.source): \(line.outcome.rawValue), \(line.detail)")
+                        }
                     }
+                    guard let last = page.last else { break }
+                    after = last.seq
                 }
             }
         }
@@ -120,7 +127,7 @@ struct RegistryCommand: ParsableCommand {
                     throw ConfigurationError("node \(node) has no nextPublicKey in \(registry): no rotation is under way")
                 }
                 let entries = current.entries.map { $0.profile.id == node ? NodeRegistry.Entry(profile: $0.profile, publicKey: next) : $0 }
-                try NodeRegistry(entries: entries).json().write(to: URL(fileURLWithPath: registry), options: .atomic)
+                try ConfigurationFile.replace(registry, with: try NodeRegistry(entries: entries).json())
                 print("registry \(registry): node \(node) now has only its new key \(next)")
                 print("next: ctbus registry reload --broker-config BROKER.json (the old key is refused from then on)")
             }

@@ -64,6 +64,14 @@ struct RegistryReloadTests {
         let history = try broker.store.registryAudit()
         #expect(history.contains { $0.source == "test" && $0.outcome == .changed && $0.nodeId == "wg-border"
             && $0.detail == "clearance CONFIDENTIAL -> UNCLASSIFIED" })
+
+        // Revoked later: the notice goes to the nodes that hold it, not to wg-border, whose copy was withdrawn.
+        let cted = try bus.journal("cted")
+        #expect(try Wait.until { try cted.publicationStatus(messageId: confidential) == .acknowledged })
+        try cted.queueRevocation(messageId: confidential, reason: "superseded")
+        #expect(try Wait.until { try broker.store.audit(messageId: confidential)?.entries.contains { $0.outcome == .revoked } == true })
+        let noticed = try #require(try broker.store.audit(messageId: confidential)).entries.filter { $0.outcome == .revoked }.map(\.nodeId)
+        #expect(noticed.contains("oct") && !noticed.contains("wg-border"), "\(noticed)")
     }
 
     @Test("A clearance lowered while the broker was stopped, or by a reload just before a restart, still withholds what was queued")
