@@ -2,6 +2,7 @@ import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import Crypto
 import Foundation
 import Logging
 import Synchronization
@@ -136,9 +137,9 @@ public final class Broker: Sendable {
     /// Returns what changed. `registry` is valid by construction; a file is read by
     /// `reloadRegistry(file:source:)`.
     @discardableResult
-    public func reloadRegistry(_ registry: NodeRegistry, source: String) throws -> [RegistryChange] {
+    public func reloadRegistry(_ registry: NodeRegistry, source: String, origin: String? = nil) throws -> [RegistryChange] {
         guard isRunning else { throw ConfigurationError("the broker is stopping; the registry was not reloaded") }
-        let request = ReloadRequest(registry: registry, source: source)
+        let request = ReloadRequest(registry: registry, source: source, origin: origin)
         sharedRegistry.ask(request)
         switch request.wait(seconds: 30) {
         case .success(let changes)?: return changes
@@ -152,14 +153,18 @@ public final class Broker: Sendable {
     @discardableResult
     public func reloadRegistry(file path: String, source: String) throws -> [RegistryChange] {
         let registry: NodeRegistry
+        let origin: String
         do {
+            // The file's digest goes into the audit, to match it with the version an operator deployed.
+            let data = try ConfigurationFile.read(path, what: "registry")
+            origin = "\(path), sha256 " + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined().prefix(16) + "…"
             registry = try Self.loadRegistry(path)
         } catch {
             // The refusal is part of the registry's history too (`ctbus registry reload` reads it there).
             _ = try? store.recordRegistry(source: source, outcome: .refused, detail: "\(error)", registry: nil, changes: [])
             throw error
         }
-        return try reloadRegistry(registry, source: source)
+        return try reloadRegistry(registry, source: source, origin: origin)
     }
 
     /// The registry in `path`, or an error naming the file, the node and the field.

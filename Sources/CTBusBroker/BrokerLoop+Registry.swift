@@ -29,12 +29,15 @@ final class SharedRegistry: Sendable {
 final class ReloadRequest: Sendable {
     let registry: NodeRegistry
     let source: String
+    /// Where it came from, for the audit: "registry.json, sha256 3f2a…".
+    let origin: String?
     private let result = Mutex<Result<[RegistryChange], StoreError>?>(nil)
     private let done = DispatchSemaphore(value: 0)
 
-    init(registry: NodeRegistry, source: String) {
+    init(registry: NodeRegistry, source: String, origin: String?) {
         self.registry = registry
         self.source = source
+        self.origin = origin
     }
 
     fileprivate func finish(_ outcome: Result<[RegistryChange], StoreError>) {
@@ -99,10 +102,12 @@ extension BrokerLoop {
         let changes = new.changes(from: registry)
         do {
             if changes.isEmpty {
-                try store.recordRegistry(source: request.source, outcome: .unchanged, detail: "no change (\(new.entries.count) nodes)",
+                try store.recordRegistry(source: request.source, outcome: .unchanged,
+                                         detail: "no change (\(new.entries.count) nodes)" + (request.origin.map { "; \($0)" } ?? ""),
                                          registry: nil, changes: [])
             } else {
-                try store.recordRegistry(source: request.source, outcome: .applied, detail: Self.summary(new, changes),
+                try store.recordRegistry(source: request.source, outcome: .applied,
+                                         detail: Self.summary(new, changes) + (request.origin.map { "; \($0)" } ?? ""),
                                          registry: try new.json(), changes: changes.map(Self.auditLine), rejudge: Self.rejudged(changes))
             }
         } catch let error as StoreError {
