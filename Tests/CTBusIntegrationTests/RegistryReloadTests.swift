@@ -17,6 +17,16 @@ struct RegistryReloadTests {
                     mayPublish: profile.mayPublish, subscriptions: profile.subscriptions, themes: themes ?? profile.themes)
     }
 
+    /// Lowers `node`'s clearance to UNCLASSIFIED in the bus's registry file.
+    static func lower(_ bus: LocalBus, _ node: String) throws {
+        try bus.changeRegistry { entries in
+            entries = entries.map { entry in
+                entry.profile.id == node
+                    ? NodeRegistry.Entry(profile: profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
+            }
+        }
+    }
+
     static func reload(_ bus: LocalBus) throws -> [RegistryChange] {
         try bus.broker!.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
     }
@@ -34,12 +44,7 @@ struct RegistryReloadTests {
         let open = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
         #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 2 })
 
-        try bus.changeRegistry { entries in
-            entries = entries.map { entry in
-                entry.profile.id == "wg-border"
-                    ? NodeRegistry.Entry(profile: Self.profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
-            }
-        }
+        try Self.lower(bus, "wg-border")
         let changes = try Self.reload(bus)
         #expect(changes == [RegistryChange(nodeId: "wg-border", kind: .changed, details: ["clearance CONFIDENTIAL -> UNCLASSIFIED"])])
 
@@ -85,20 +90,12 @@ struct RegistryReloadTests {
         let confidential = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
                                            from: "cted")
         #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 1 && broker.store.queueDepth(for: "wg-cft") == 1 })
-        func lower(_ node: String) throws {
-            try bus.changeRegistry { entries in
-                entries = entries.map { entry in
-                    entry.profile.id == node
-                        ? NodeRegistry.Entry(profile: Self.profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
-                }
-            }
-        }
         // wg-border: lowered in the file while the broker is stopped.
         bus.stopBroker()
-        try lower("wg-border")
+        try Self.lower(bus, "wg-border")
         broker = try bus.startBroker()
         // wg-cft: lowered by a reload, then the broker restarts before wg-cft comes back.
-        try lower("wg-cft")
+        try Self.lower(bus, "wg-cft")
         try Self.reload(bus)
         bus.stopBroker()
         broker = try bus.startBroker()
