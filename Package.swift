@@ -50,7 +50,8 @@ let package = Package(
         ),
         .target(
             name: "CTBusPolicy",
-            dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .target(

@@ -86,6 +86,8 @@ public final class Node: Sendable {
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
         try PrivateFiles.requirePrivate(journalPath, what: "the journal", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
+        // The signing and sealing keys: checked now, so a missing or wrong file stops the start.
+        _ = try NodeMessageKeys(configuration: configuration, registry: try configuration.loadRegistry())
         let brokerKey = try configuration.resolvedBrokerPublicKey()
         let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
         do {

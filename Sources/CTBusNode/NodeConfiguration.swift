@@ -16,6 +16,12 @@ public struct NodeConfiguration: Sendable, Codable {
     public var brokerPublicKeyFile: String?
     /// This node's CURVE secret key file (its public key is in the registry).
     public var secretKeyFile: String
+    /// The node's Ed25519 secret key file, to sign what it publishes. Default: beside
+    /// `secretKeyFile`, as `ctbus keygen` writes it (`oct.key` -> `oct.sign.key`).
+    public var signingKeyFile: String?
+    /// The node's X25519 secret key file, to open what is sealed to it. Default: `oct.seal.key`
+    /// beside `secretKeyFile`.
+    public var sealingKeyFile: String?
     /// The node's journal (SQLite).
     public var journalPath: String
     /// The highest classification this node is cleared for (as in the registry). The node
@@ -80,7 +86,7 @@ public struct NodeConfiguration: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, journalPath, clearance
+        case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, signingKeyFile, sealingKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
         case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http, registryFile
     }
@@ -104,6 +110,19 @@ public struct NodeConfiguration: Sendable, Codable {
             requestBacklog: try c.decodeIfPresent(Bool.self, forKey: .requestBacklog) ?? true)
         http = try c.decodeIfPresent(HTTPSettings.self, forKey: .http)
         registryFile = try c.decodeIfPresent(String.self, forKey: .registryFile)
+        signingKeyFile = try c.decodeIfPresent(String.self, forKey: .signingKeyFile)
+        sealingKeyFile = try c.decodeIfPresent(String.self, forKey: .sealingKeyFile)
+    }
+
+    /// The signing key file in use (named, or the default beside `secretKeyFile`).
+    public var signingKeyPath: String { signingKeyFile ?? Self.sibling(of: secretKeyFile, purpose: "sign") }
+    /// The sealing key file in use (named, or the default beside `secretKeyFile`).
+    public var sealingKeyPath: String { sealingKeyFile ?? Self.sibling(of: secretKeyFile, purpose: "seal") }
+
+    /// `keys/oct.key` -> `keys/oct.sign.key`.
+    static func sibling(of secretKeyFile: String, purpose: String) -> String {
+        let base = secretKeyFile.hasSuffix(".key") ? String(secretKeyFile.dropLast(4)) : secretKeyFile
+        return "\(base).\(purpose).key"
     }
 
     /// The broker's public key, from the key itself or its file; a missing or malformed file
@@ -139,6 +158,8 @@ public struct NodeConfiguration: Sendable, Codable {
     public static func load(path: String) throws(ConfigurationError) -> NodeConfiguration {
         var configuration = try ConfigurationFile.decode(NodeConfiguration.self, from: path, what: "node configuration")
         configuration.secretKeyFile = ConfigurationFile.resolve(configuration.secretKeyFile, relativeTo: path)
+        configuration.signingKeyFile = configuration.signingKeyFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
+        configuration.sealingKeyFile = configuration.sealingKeyFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
         configuration.journalPath = ConfigurationFile.resolve(configuration.journalPath, relativeTo: path)
         configuration.registryFile = configuration.registryFile.map { ConfigurationFile.resolve($0, relativeTo: path) }
         if var http = configuration.http {

@@ -4,18 +4,25 @@ import Foundation
 /// The node registry (deploy/registry.json): every node's id, role, clearance, groups, CURVE
 /// public key and types. Parsed and checked here; reading the file is the caller's business.
 public struct NodeRegistry: Sendable, Equatable {
+    /// One node. Checked as a whole by `NodeRegistry.init`.
     public struct Entry: Sendable, Equatable {
-        public let profile: NodeProfile
+        public var profile: NodeProfile
         /// The node's CURVE public key, Z85 (40 characters).
-        public let publicKey: String
+        public var publicKey: String
         /// During a key rotation, the node's new CURVE public key: connections with either key are
         /// admitted as this node until the rotation is finished (`ctbus registry finish-rotation`).
-        public let nextPublicKey: String?
+        public var nextPublicKey: String?
+        /// The node's Ed25519 public key, for the signatures on what it publishes (`MessageKeys`).
+        public var signingKey: String
+        /// The node's X25519 public key, to which messages are sealed for it (`MessageKeys`).
+        public var sealingKey: String
 
-        public init(profile: NodeProfile, publicKey: String, nextPublicKey: String? = nil) {
+        public init(profile: NodeProfile, publicKey: String, nextPublicKey: String? = nil, signingKey: String, sealingKey: String) {
             self.profile = profile
             self.publicKey = publicKey
             self.nextPublicKey = nextPublicKey
+            self.signingKey = signingKey
+            self.sealingKey = sealingKey
         }
 
         /// The keys a connection may authenticate with as this node.
@@ -44,6 +51,8 @@ public struct NodeRegistry: Sendable, Equatable {
     public init(entries: [Entry]) throws(RegistryError) {
         var byId: [String: Int] = [:]
         var byKey: [String: Int] = [:]
+        // Every key's bytes, whatever its purpose or text form: one key never serves two nodes or two purposes.
+        var keyBytes: [Data: (node: String, field: String)] = [:]
         for (index, entry) in entries.enumerated() {
             let id = entry.profile.id
             guard MessageValidator.isNodeId(id) else { throw RegistryError("node \"\(id)\": id must use a-z, 0-9 and '-'") }
@@ -56,6 +65,17 @@ public struct NodeRegistry: Sendable, Equatable {
                                                        : "node \(id): \(field) is already used by node \(entries[other].profile.id)")
                 }
                 byKey[key] = index
+                if let bytes = Self.z85Bytes(key) { keyBytes[bytes] = (id, field) }
+            }
+            for (field, text, valid) in [("signingKey", entry.signingKey, MessageKeys.signingPublicKey(entry.signingKey) != nil),
+                                         ("sealingKey", entry.sealingKey, MessageKeys.sealingPublicKey(entry.sealingKey) != nil)] {
+                guard valid, let bytes = MessageKeys.bytes(text) else {
+                    throw RegistryError("node \(id): \(field) must be a 32-byte public key in base64url (43 characters), as ctbus keygen writes it")
+                }
+                if let other = keyBytes[bytes] {
+                    throw RegistryError("node \(id): \(field) is the same key as \(other.field) of node \(other.node); each purpose and node needs its own key")
+                }
+                keyBytes[bytes] = (id, field)
             }
             guard entry.profile.clearance != .unspecified else { throw RegistryError("node \(id): clearance is required") }
             let forbidden = entry.profile.mayPublish.subtracting(entry.profile.role.publishableTypes)
@@ -82,19 +102,24 @@ public struct NodeRegistry: Sendable, Equatable {
     /// Whether `text` is a CURVE public key in Z85: 40 characters of the Z85 alphabet, each group
     /// of 5 a value below 2^32 (the check libzmq's `zmq_z85_decode` makes; this module does not
     /// link libzmq).
-    public static func isCurveKey(_ text: String) -> Bool {
+    public static func isCurveKey(_ text: String) -> Bool { z85Bytes(text) != nil }
+
+    /// The 32 bytes of a Z85 CURVE key, or nil.
+    static func z85Bytes(_ text: String) -> Data? {
         let characters = Array(text.utf8)
-        guard characters.count == 40 else { return false }
+        guard characters.count == 40 else { return nil }
+        var bytes = Data(capacity: 32)
         var value: UInt64 = 0
         for (index, character) in characters.enumerated() {
-            guard let digit = z85Digit[character] else { return false }
+            guard let digit = z85Digit[character] else { return nil }
             value = value * 85 + UInt64(digit)
             if index % 5 == 4 {
-                guard value <= UInt64(UInt32.max) else { return false }
+                guard value <= UInt64(UInt32.max) else { return nil }
+                bytes.append(contentsOf: [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)])
                 value = 0
             }
         }
-        return true
+        return bytes
     }
 
     private static let z85Digit: [UInt8: Int] = Dictionary(uniqueKeysWithValues: Array(
@@ -130,7 +155,12 @@ public struct NodeRegistry: Sendable, Equatable {
                                       mayPublish: try types(node.mayPublish, "mayPublish"),
                                       subscriptions: try types(node.subscriptions, "subscriptions"),
                                       themes: Set(node.themes ?? []))
-            entries.append(Entry(profile: profile, publicKey: node.publicKey, nextPublicKey: node.nextPublicKey))
+            guard let signingKey = node.signingKey, let sealingKey = node.sealingKey else {
+                throw RegistryError("node \(node.id): \(node.signingKey == nil ? "signingKey" : "sealingKey") is required "
+                                    + "(ctbus keygen writes it as NAME.\(node.signingKey == nil ? "sign" : "seal").pub)")
+            }
+            entries.append(Entry(profile: profile, publicKey: node.publicKey, nextPublicKey: node.nextPublicKey,
+                                 signingKey: signingKey, sealingKey: sealingKey))
         }
         try self.init(entries: entries)
     }
@@ -141,6 +171,7 @@ public struct NodeRegistry: Sendable, Equatable {
             let profile = entry.profile
             return RegistryFile.Node(id: profile.id, role: profile.role.rawValue, clearance: profile.clearance.name,
                                      groups: profile.groups.sorted(), publicKey: entry.publicKey, nextPublicKey: entry.nextPublicKey,
+                                     signingKey: entry.signingKey, sealingKey: entry.sealingKey,
                                      mayPublish: profile.mayPublish.map(\.name).sorted(),
                                      subscriptions: profile.subscriptions.map(\.name).sorted(),
                                      themes: profile.themes.sorted())
@@ -188,12 +219,14 @@ struct RegistryFile: Codable {
         var groups: [String]?
         var publicKey: String
         var nextPublicKey: String?
+        var signingKey: String?
+        var sealingKey: String?
         var mayPublish: [String]?
         var subscriptions: [String]?
         var themes: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, role, clearance, groups, publicKey, nextPublicKey, mayPublish, subscriptions, themes
+            case id, role, clearance, groups, publicKey, nextPublicKey, signingKey, sealingKey, mayPublish, subscriptions, themes
             static let allNames = Set(allCases.map(\.rawValue))
         }
     }

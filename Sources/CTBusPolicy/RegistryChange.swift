@@ -25,7 +25,9 @@ public struct RegistryChange: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether what the node may receive can have changed (its queue is judged again).
     public var changesEntitlement: Bool {
-        kind != .changed || details.contains { !$0.hasPrefix("publicKey") && !$0.hasPrefix("nextPublicKey") && !$0.hasPrefix("mayPublish") }
+        kind != .changed || details.contains { detail in
+            !["publicKey", "nextPublicKey", "signingKey", "sealingKey", "mayPublish"].contains { detail.hasPrefix($0) }
+        }
     }
 }
 
@@ -64,6 +66,8 @@ extension NodeRegistry {
         if old.publicKey != new.publicKey {
             details.append(old.nextPublicKey == new.publicKey ? "publicKey rotated to the next key" : "publicKey replaced")
         }
+        if old.signingKey != new.signingKey { details.append("signingKey replaced") }
+        if old.sealingKey != new.sealingKey { details.append("sealingKey replaced") }
         if old.nextPublicKey != new.nextPublicKey, new.nextPublicKey != nil {
             details.append(old.nextPublicKey == nil ? "nextPublicKey added" : "nextPublicKey replaced")
         } else if old.nextPublicKey != nil, new.nextPublicKey == nil, old.nextPublicKey != new.publicKey {

@@ -102,9 +102,14 @@ public final class LocalBus: Sendable {
     public func addNode(_ spec: NodeSpec) throws {
         let pair = try CurveKeyPair.generate()
         _ = try pair.write(toFolder: folder.path, name: spec.id)
+        let signing = MessageKeys.newSigningKey()
+        let sealing = MessageKeys.newSealingKey()
+        _ = try KeyFiles.writePair(folder: folder.path, name: "\(spec.id).sign", secret: signing.secret, public: signing.public)
+        _ = try KeyFiles.writePair(folder: folder.path, name: "\(spec.id).seal", secret: sealing.secret, public: sealing.public)
         let profile = NodeProfile(id: spec.id, role: spec.role, clearance: spec.clearance, groups: spec.groups, themes: spec.themes)
+        let entry = NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey, signingKey: signing.public, sealingKey: sealing.public)
         let registry = try membership.withLock { state throws -> NodeRegistry in
-            state.registry = try NodeRegistry(entries: state.registry.entries + [NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey)])
+            state.registry = try NodeRegistry(entries: state.registry.entries + [entry])
             state.keys[spec.id] = pair
             return state.registry
         }
@@ -132,10 +137,8 @@ public final class LocalBus: Sendable {
         let pair = try CurveKeyPair.generate()
         guard let old = nodeKeys[node] else { throw ConfigurationError("node \(node) is not in this bus's registry") }
         try changeRegistry { entries in
-            entries = entries.map { entry in
-                guard entry.profile.id == node else { return entry }
-                return asNext ? NodeRegistry.Entry(profile: entry.profile, publicKey: entry.publicKey, nextPublicKey: pair.publicKey)
-                              : NodeRegistry.Entry(profile: entry.profile, publicKey: pair.publicKey)
+            for index in entries.indices where entries[index].profile.id == node {
+                if asNext { entries[index].nextPublicKey = pair.publicKey } else { entries[index].publicKey = pair.publicKey }
             }
         }
         for suffix in ["key", "pub"] { try FileManager.default.removeItem(atPath: folder.appendingPathComponent("\(node).\(suffix)").path) }
@@ -192,12 +195,14 @@ public final class LocalBus: Sendable {
     /// The configuration a node of this bus runs with.
     public func nodeConfiguration(_ id: String) -> NodeConfiguration {
         let clearance = registry.entry(id: id)?.profile.clearance ?? .unclassified
-        return NodeConfiguration(nodeId: id, brokerEndpoint: endpoint, brokerPublicKey: brokerKeys.publicKey,
-                                 secretKeyFile: folder.appendingPathComponent("\(id).key").path,
-                                 journalPath: journalPath(id), clearance: clearance.name,
-                                 heartbeatIntervalMilliseconds: 100, brokerTimeoutMilliseconds: 1_000,
-                                 resendAfterMilliseconds: 1_000, outboxPollMilliseconds: 20,
-                                 reconnectMilliseconds: 50, reconnectMaxMilliseconds: 500)
+        var configuration = NodeConfiguration(nodeId: id, brokerEndpoint: endpoint, brokerPublicKey: brokerKeys.publicKey,
+                                              secretKeyFile: folder.appendingPathComponent("\(id).key").path,
+                                              journalPath: journalPath(id), clearance: clearance.name,
+                                              heartbeatIntervalMilliseconds: 100, brokerTimeoutMilliseconds: 1_000,
+                                              resendAfterMilliseconds: 1_000, outboxPollMilliseconds: 20,
+                                              reconnectMilliseconds: 50, reconnectMaxMilliseconds: 500)
+        configuration.registryFile = brokerConfiguration.registryFile
+        return configuration
     }
 
     /// Starts a node (again) with its journal.

@@ -8,8 +8,11 @@ import ZeroMQ
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
-        abstract: "Write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub (public).",
-        discussion: "The public key goes into the registry (for a node) or into every node configuration (for the broker).")
+        abstract: "Write a node's key pairs: NAME.key/.pub (CURVE transport), NAME.sign.key/.pub (Ed25519), NAME.seal.key/.pub (X25519).",
+        discussion: """
+            Secret files get mode 0600. A node's public keys go into the registry (--register-in sets them); the broker \
+            needs only its CURVE pair, whose public key goes into every node configuration.
+            """)
 
     @Option(name: .long, help: "The folder to write the key files into.")
     var out = "."
@@ -22,6 +25,9 @@ struct KeygenCommand: ParsableCommand {
         node's nextPublicKey (with --register-in), so the broker admits both keys until `ctbus registry finish-rotation`.
         """)
     var rotate = false
+
+    @Flag(help: "Write only the CURVE pair (NAME.key, NAME.pub): the broker's keys.")
+    var transportOnly = false
 
     @Argument(help: "The key's name, usually the node id or \"broker\".")
     var name: String
@@ -37,22 +43,51 @@ struct KeygenCommand: ParsableCommand {
             if rotate, let next = registry?.entry(id: name)?.nextPublicKey {
                 throw ConfigurationError("node \(name) is already rotating to \(next); finish that rotation first (ctbus registry finish-rotation)")
             }
+            // All or nothing: no file is written while any of them exists.
+            if transportOnly, registerIn != nil { throw ValidationError("a node needs all three key pairs: drop --transport-only to register one") }
+            let names = rotate ? ["\(name).next"] : transportOnly ? [name] : [name, "\(name).sign", "\(name).seal"]
+            for file in names.flatMap({ ["\($0).key", "\($0).pub"] }) {
+                let path = (out as NSString).appendingPathComponent(file)
+                if FileManager.default.fileExists(atPath: path) { throw ConfigurationError("\(path) exists already; remove it first to make a new key") }
+            }
             let pair = try CurveKeyPair.generate()
-            let files = try pair.write(toFolder: out, name: rotate ? "\(name).next" : name)
-            print("secret key: \(files.secretKeyFile)")
-            print("public key: \(files.publicKeyFile) \(pair.publicKey)")
+            let files = try pair.write(toFolder: out, name: names[0])
+            print("transport (CURVE) secret key: \(files.secretKeyFile)")
+            print("transport (CURVE) public key: \(files.publicKeyFile) \(pair.publicKey)")
+            var signing: String?
+            var sealing: String?
+            if !rotate, !transportOnly {
+                // One key per purpose: Ed25519 to sign publications, X25519 to open sealed messages.
+                let sign = MessageKeys.newSigningKey()
+                let seal = MessageKeys.newSealingKey()
+                let signFiles = try KeyFiles.writePair(folder: out, name: names[1], secret: sign.secret, public: sign.public)
+                let sealFiles = try KeyFiles.writePair(folder: out, name: names[2], secret: seal.secret, public: seal.public)
+                print("signing (Ed25519) secret key: \(signFiles.secretKeyFile)")
+                print("signing (Ed25519) public key: \(signFiles.publicKeyFile) \(sign.public)")
+                print("sealing (X25519) secret key:  \(sealFiles.secretKeyFile)")
+                print("sealing (X25519) public key:  \(sealFiles.publicKeyFile) \(seal.public)")
+                signing = sign.public
+                sealing = seal.public
+            }
             if let registry, let path = registerIn {
                 let entries = registry.entries.map { entry in
                     guard entry.profile.id == name else { return entry }
-                    return rotate ? NodeRegistry.Entry(profile: entry.profile, publicKey: entry.publicKey, nextPublicKey: pair.publicKey)
-                                  : NodeRegistry.Entry(profile: entry.profile, publicKey: pair.publicKey)
+                    var changed = entry
+                    if rotate {
+                        changed.nextPublicKey = pair.publicKey
+                    } else {
+                        changed.publicKey = pair.publicKey
+                        changed.signingKey = signing ?? entry.signingKey
+                        changed.sealingKey = sealing ?? entry.sealingKey
+                    }
+                    return changed
                 }
                 try ConfigurationFile.replace(path, with: try NodeRegistry(entries: entries).json())
                 if rotate {
                     print("registry: \(path) now lists this key as the next key of \(name), beside its current one")
                     print("next: ctbus registry reload; run the node with \(files.secretKeyFile); ctbus registry finish-rotation \(name); reload again")
                 } else {
-                    print("registry: \(path) now holds this key for \(name)")
+                    print("registry: \(path) now holds these public keys for \(name)")
                 }
             }
         }

@@ -126,7 +126,13 @@ struct RegistryCommand: ParsableCommand {
                 guard let next = entry.nextPublicKey else {
                     throw ConfigurationError("node \(node) has no nextPublicKey in \(registry): no rotation is under way")
                 }
-                let entries = current.entries.map { $0.profile.id == node ? NodeRegistry.Entry(profile: $0.profile, publicKey: next) : $0 }
+                let entries = current.entries.map { entry in
+                    guard entry.profile.id == node else { return entry }
+                    var finished = entry
+                    finished.publicKey = next
+                    finished.nextPublicKey = nil
+                    return finished
+                }
                 try ConfigurationFile.replace(registry, with: try NodeRegistry(entries: entries).json())
                 print("registry \(registry): node \(node) now has only its new key \(next)")
                 print("next: ctbus registry reload --broker-config BROKER.json (the old key is refused from then on)")

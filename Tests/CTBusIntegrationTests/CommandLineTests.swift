@@ -99,7 +99,7 @@ struct CommandLineTests {
                                   "--register-in", folder.appendingPathComponent("registry.json").path, node])
             #expect(keygen.status == 0, "\(keygen.errors)")
         }
-        #expect(try run(["keygen", "--out", folder.appendingPathComponent("keys").path, "broker"]).status == 0)
+        #expect(try run(["keygen", "--out", folder.appendingPathComponent("keys").path, "--transport-only", "broker"]).status == 0)
         return folder
     }
 

@@ -20,9 +20,8 @@ struct RegistryReloadTests {
     /// Lowers `node`'s clearance to UNCLASSIFIED in the bus's registry file.
     static func lower(_ bus: LocalBus, _ node: String) throws {
         try bus.changeRegistry { entries in
-            entries = entries.map { entry in
-                entry.profile.id == node
-                    ? NodeRegistry.Entry(profile: profile(entry.profile, clearance: .unclassified), publicKey: entry.publicKey) : entry
+            for index in entries.indices where entries[index].profile.id == node {
+                entries[index].profile = profile(entries[index].profile, clearance: .unclassified)
             }
         }
     }
@@ -187,8 +186,9 @@ struct RegistryReloadTests {
 
         // Finished: the next key becomes the key, the old one is gone.
         try bus.changeRegistry { entries in
-            entries = entries.map { entry in
-                entry.profile.id == "oct" ? NodeRegistry.Entry(profile: entry.profile, publicKey: newKey.publicKey) : entry
+            for index in entries.indices where entries[index].profile.id == "oct" {
+                entries[index].publicKey = newKey.publicKey
+                entries[index].nextPublicKey = nil
             }
         }
         #expect(try Self.reload(bus).map(\.description) == ["changed oct: publicKey rotated to the next key"])
