@@ -28,6 +28,8 @@ public final class Broker: Sendable {
     private let context: ZMQContext
     private let zap: ZAPHandler
     private let compactor: Compactor
+    /// Reloads refused because the file did not validate (the loop counts the others).
+    private let refusedReloads: Counter
     private let loop = LoopThread()
     /// The store's lock, held while the broker runs.
     private let lock: FileLock
@@ -46,6 +48,7 @@ public final class Broker: Sendable {
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                 openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
+        refusedReloads = Counter(label: "ctbus_broker_registry_reloads_total", dimensions: [("outcome", "refused")], factory: metrics)
         let retention = try configuration.retentionPolicy()
         let compactionInterval = try configuration.compactionInterval()
         let shared = SharedRegistry(registry)
@@ -109,7 +112,7 @@ public final class Broker: Sendable {
         store = started.store
         lock = started.lock
         compactor = Compactor(store: started.store, policy: retention, interval: compactionInterval,
-                              registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger)
+                              registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger, metrics: metrics)
         if let recovery = store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
         logger.info("broker listening", metadata: ["endpoint": "\(endpoint)", "nodes": "\(registry.entries.count)"])
     }
@@ -162,6 +165,7 @@ public final class Broker: Sendable {
         } catch {
             // The refusal is part of the registry's history too (`ctbus registry reload` reads it there).
             _ = try? store.recordRegistry(source: source, outcome: .refused, detail: "\(error)", registry: nil, changes: [])
+            refusedReloads.increment()
             throw error
         }
         return try reloadRegistry(registry, source: source, origin: origin)

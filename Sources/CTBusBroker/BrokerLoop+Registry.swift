@@ -111,13 +111,16 @@ extension BrokerLoop {
                                          registry: try new.json(), changes: changes.map(Self.auditLine), rejudge: Self.rejudged(changes))
             }
         } catch let error as StoreError {
+            metrics.reload("refused")
             logger.error("registry reload not applied: the store could not record it", metadata: ["error": "\(error)"])
             request.finish(.failure(error))
             return
         } catch {
+            metrics.reload("refused")
             request.finish(.failure(StoreError(.unavailable, "\(error)")))
             return
         }
+        metrics.reload(changes.isEmpty ? "unchanged" : "applied")
         registry = new
         sharedRegistry.replace(with: new)
         do {

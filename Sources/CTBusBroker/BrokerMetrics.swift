@@ -17,6 +17,9 @@ final class BrokerMetrics {
     private let factory: any MetricsFactory
     let connected: Gauge
     private let sessionChanges: [String: Counter]
+    /// Registry reloads by outcome: applied, unchanged, refused (a file that did not validate is
+    /// refused before it reaches the loop: counted by `Broker`).
+    private let reloads: [String: Counter]
     let transaction: CoreMetrics.Timer
     let publicationsPerTransaction: Recorder
 
@@ -34,6 +37,9 @@ final class BrokerMetrics {
         connected = Gauge(label: "ctbus_broker_sessions_connected", factory: factory)
         sessionChanges = Dictionary(uniqueKeysWithValues: SessionChange.allCases.map {
             ($0.rawValue, Counter(label: "ctbus_broker_session_changes_total", dimensions: [("change", $0.rawValue)], factory: factory))
+        })
+        reloads = Dictionary(uniqueKeysWithValues: ["applied", "unchanged", "refused"].map {
+            ($0, Counter(label: "ctbus_broker_registry_reloads_total", dimensions: [("outcome", $0)], factory: factory))
         })
         transaction = CoreMetrics.Timer(label: "ctbus_broker_store_transaction_seconds", factory: factory)
         publicationsPerTransaction = Recorder(label: "ctbus_broker_publications_per_transaction", aggregate: true, factory: factory)
@@ -58,6 +64,7 @@ final class BrokerMetrics {
     }
 
     func refused(_ code: ErrorCode) { refusedByCode[code]?.increment() }
+    func reload(_ outcome: String) { reloads[outcome]?.increment() }
     func delivered(to node: String) { deliveriesByNode[node]?.increment() }
     func refused(node: String, rule: String?) { rule.flatMap { policyRefusals[node]?[$0] }?.increment() }
     func inFlight(_ node: String, _ count: Int) { inFlightByNode[node]?.record(count) }

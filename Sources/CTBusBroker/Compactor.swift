@@ -1,6 +1,7 @@
 import CTBusJournal
 import Dispatch
 import Foundation
+import CoreMetrics
 import Logging
 import Synchronization
 
@@ -12,6 +13,8 @@ final class Compactor: Sendable {
     private let policy: RetentionPolicy
     private let registryNodes: @Sendable () -> Set<String>
     private let logger: Logger
+    private let removedMessages: Counter
+    private let droppedQueueEntries: Counter
     private let queue = DispatchQueue(label: "ctbus.broker.retention")
     /// Set by `stop`: a pass in progress ends after its current batch.
     private let stopping = Atomic<Bool>(false)
@@ -19,7 +22,10 @@ final class Compactor: Sendable {
     nonisolated(unsafe) private let timer: any DispatchSourceTimer
 
     init(store: BrokerStore, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
-         logger: Logger) {
+         logger: Logger, metrics: any MetricsFactory) {
+        removedMessages = Counter(label: "ctbus_broker_retention_removed_total", dimensions: [("what", "message")], factory: metrics)
+        droppedQueueEntries = Counter(label: "ctbus_broker_retention_removed_total", dimensions: [("what", "removed_node_queue_entry")],
+                                      factory: metrics)
         self.store = store
         self.policy = policy
         self.registryNodes = registryNodes
@@ -58,6 +64,8 @@ final class Compactor: Sendable {
             let report = try store.compact(policy: policy, registryNodes: registryNodes(), now: now)
             guard !report.isEmpty else { break }
             total += report
+            removedMessages.increment(by: report.messagesRemoved)
+            droppedQueueEntries.increment(by: report.queueEntriesDropped)
             if total.messagesRemoved + total.queueEntriesDropped >= nextProgress {
                 nextProgress += 100_000
                 logger.info("retention in progress", metadata: ["messages-removed": "\(total.messagesRemoved)",

@@ -44,6 +44,8 @@ public final class MetricsEndpoint: Sendable {
         "ctbus_broker_in_flight_deliveries": "Deliveries sent to a node and not acknowledged yet (its credit in use).",
         "ctbus_broker_node_connected": "1 while the node has a session with the broker, else 0.",
         "ctbus_broker_sessions_connected": "Nodes with a session now.",
+        "ctbus_broker_registry_reloads_total": "Registry reloads: applied, unchanged, or refused (the file did not validate, or the store could not record it).",
+        "ctbus_broker_retention_removed_total": "What retention removed: messages (with their audit), and queue entries of removed nodes.",
         "ctbus_broker_session_changes_total": "Sessions opened (Hello), replaced (a newer connection), expired (no word from the node) and ended (a registry reload removed the node or its key).",
         "ctbus_broker_store_transaction_seconds": "Time of each store transaction that stores publications (with its fsync).",
         "ctbus_broker_publications_per_transaction": "Publications stored together in one transaction.",

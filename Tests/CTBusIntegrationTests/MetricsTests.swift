@@ -62,6 +62,13 @@ struct MetricsTests {
         #expect(try Wait.until { try oct.count() == 2 })
         #expect(try Wait.until { try broker.store.queueFigures()["oct"] == nil }, "oct's acknowledgements reach the store")
 
+        // A reload of the same file (unchanged) and one of a file that does not validate; a retention pass.
+        try broker.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
+        let bad = bus.folder.appendingPathComponent("bad-registry.json").path
+        try Data("{\"nodes\": [{\"id\": \"oct\"}]}".utf8).write(to: URL(fileURLWithPath: bad))
+        #expect(throws: (any Error).self) { try broker.reloadRegistry(file: bad, source: "test") }
+        try broker.applyRetention()
+
         let port = try LocalBus.freePortForTests()
         let server = try BrokerMetricsServer(endpoint: endpoint, port: port, logger: LocalBus.defaultLogger)
         try await ConsoleTests.serving(port: port, { onRunning in server.application(broker: broker, onRunning: onRunning) }) { base in
@@ -86,6 +93,10 @@ struct MetricsTests {
             #expect((Self.value(samples, "ctbus_broker_store_transaction_seconds_count") ?? 0) >= 1)
             #expect((Self.value(samples, "ctbus_broker_publications_per_transaction_count") ?? 0) >= 1)
             #expect(Self.value(samples, "ctbus_broker_store_messages") == 2)
+            #expect(Self.value(samples, "ctbus_broker_registry_reloads_total", ["outcome": "unchanged"]) == 1)
+            #expect(Self.value(samples, "ctbus_broker_registry_reloads_total", ["outcome": "refused"]) == 1)
+            #expect(Self.value(samples, "ctbus_broker_registry_reloads_total", ["outcome": "applied"]) == 0)
+            #expect(Self.value(samples, "ctbus_broker_retention_removed_total", ["what": "message"]) == 0)
             #expect(!samples.contains { $0.labels["node"].map { !bus.registry.entries.map(\.profile.id).contains($0) } ?? false },
                     "node labels come from the registry only")
 
@@ -159,7 +170,7 @@ struct MetricsTests {
         let config = try Self.promtool(["check", "config", folder.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output) \(config.errors)")
         let rules = try Self.promtool(["check", "rules", folder.appendingPathComponent("ctbus-alerts.yml").path])
-        #expect(rules.status == 0 && rules.output.contains("6 rules found"), "\(rules.output) \(rules.errors)")
+        #expect(rules.status == 0 && rules.output.contains("7 rules found"), "\(rules.output) \(rules.errors)")
     }
 }
 
