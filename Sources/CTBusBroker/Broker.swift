@@ -161,7 +161,7 @@ public final class Broker: Sendable {
             // The file's digest goes into the audit, to match it with the version an operator deployed.
             let data = try ConfigurationFile.read(path, what: "registry")
             origin = "\(path), sha256 " + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined().prefix(16) + "…"
-            registry = try Self.loadRegistry(path)
+            registry = try Self.parseRegistry(data, path: path) // the very bytes hashed
         } catch {
             // The refusal is part of the registry's history too (`ctbus registry reload` reads it there).
             _ = try? store.recordRegistry(source: source, outcome: .refused, detail: "\(error)", registry: nil, changes: [])
@@ -173,8 +173,12 @@ public final class Broker: Sendable {
 
     /// The registry in `path`, or an error naming the file, the node and the field.
     public static func loadRegistry(_ path: String) throws -> NodeRegistry {
+        try parseRegistry(try ConfigurationFile.read(path, what: "registry"), path: path)
+    }
+
+    static func parseRegistry(_ data: Data, path: String) throws -> NodeRegistry {
         do {
-            return try NodeRegistry(json: try ConfigurationFile.read(path, what: "registry"))
+            return try NodeRegistry(json: data)
         } catch let error as RegistryError {
             throw ConfigurationError("registry \(path): \(error.description)")
         }

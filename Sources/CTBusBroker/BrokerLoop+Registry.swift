@@ -73,6 +73,7 @@ extension BrokerLoop {
             // Nodes with a queue that neither registry holds (removed before the registry audit
             // existed): recorded as removed now, so their grace period starts.
             let known = Set(registry.entries.map(\.profile.id)).union(previous?.entries.map(\.profile.id) ?? [])
+                .union(try store.nodesRecordedRemoved()) // removed by an earlier reload: its grace runs already
             for node in try store.nodesWithQueue().subtracting(known).sorted() {
                 changes.append(RegistryChange(nodeId: node, kind: .removed, details: ["has a queue but is not in the registry"]))
             }
@@ -81,7 +82,7 @@ extension BrokerLoop {
                                          registry: try registry.json(), changes: changes.map(Self.auditLine),
                                          rejudge: Self.rejudged(changes))
             }
-            rejudgeThrough = try store.rejudgeMarks()
+            rejudgeThrough.merge(try store.rejudgeMarks()) { max($0, $1) }
         } catch {
             logger.error("could not record the registry in the store's registry audit", metadata: ["error": "\(error)"])
             // Without the marks, judge everything queued once: never less than the policy asks.
@@ -124,7 +125,8 @@ extension BrokerLoop {
         registry = new
         sharedRegistry.replace(with: new)
         do {
-            rejudgeThrough = try store.rejudgeMarks()
+            // Merged, not replaced: a fail-safe mark set in memory (the store could not be read) stays.
+            rejudgeThrough.merge(try store.rejudgeMarks()) { max($0, $1) }
         } catch {
             for node in Self.rejudged(changes) { rejudgeThrough[node] = .max } // judge all of it: never less
         }

@@ -106,6 +106,16 @@ extension BrokerStore {
         }
     }
 
+    /// The nodes whose latest added-or-removed line in the registry audit is their removal.
+    public func nodesRecordedRemoved() throws(StoreError) -> Set<String> {
+        try database.read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT node_id FROM registry_audit a WHERE outcome = 'removed' AND seq = (
+                    SELECT max(seq) FROM registry_audit b WHERE b.node_id = a.node_id AND b.outcome IN ('added', 'removed'))
+                """))
+        }
+    }
+
     /// The nodes with something queued.
     public func nodesWithQueue() throws(StoreError) -> Set<String> {
         try database.read { db in Set(try String.fetchAll(db, sql: "SELECT DISTINCT node_id FROM delivery")) }

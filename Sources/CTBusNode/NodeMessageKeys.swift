@@ -17,6 +17,11 @@ public struct NodeMessageKeys {
     public init(configuration: NodeConfiguration, registry: NodeRegistry? = nil) throws {
         let signingPath = configuration.signingKeyPath
         let sealingPath = configuration.sealingKeyPath
+        // A key pasted where a path belongs: said without repeating it (it may be the secret).
+        for (field, path) in [("signingKeyFile", signingPath), ("sealingKeyFile", sealingPath)]
+        where MessageKeys.bytes((path as NSString).lastPathComponent) != nil && !FileManager.default.fileExists(atPath: path) {
+            throw ConfigurationError("\(field) of node \(configuration.nodeId) holds a key, not a file name: name the file that holds it")
+        }
         try PrivateFiles.requirePrivate(signingPath, what: "the node's signing key file")
         try PrivateFiles.requirePrivate(sealingPath, what: "the node's sealing key file")
         guard let signing = MessageKeys.signingPrivateKey(try KeyFiles.text(of: signingPath, what: "signing key file")) else {

@@ -49,12 +49,18 @@ public enum Disclosures {
         case unknownPath(String)
         case indexOutOfRange(path: String, index: UInt32)
         case undecodableValue(path: String)
+        case notRestricted(String)
+        case duplicate(path: String, index: UInt32)
+        case notWithheld(String)
 
         public var description: String {
             switch self {
             case .unknownPath(let path): "disclosure path \(path) is not a redactable path of this message type"
             case .indexOutOfRange(let path, let index): "disclosure \(path) names element \(index), which the payload does not have"
             case .undecodableValue(let path): "disclosure \(path) does not hold a protobuf fragment of its field"
+            case .notRestricted(let path): "disclosure \(path) names a field the message's restriction does not withhold"
+            case .duplicate(let path, let index): "disclosure \(path) element \(index) comes twice"
+            case .notWithheld(let path): "disclosure \(path) would overwrite a value the signed payload holds"
             }
         }
     }
@@ -74,12 +80,24 @@ public enum Disclosures {
         return (Redactor.redact(payload, paths: paths), disclosures)
     }
 
-    /// Puts disclosed values back into a payload whose fields were cleared.
-    public static func apply(_ disclosures: [Disclosure], to payload: BusMessage.OneOf_Payload) throws(Failure) -> BusMessage.OneOf_Payload {
+    /// Puts disclosed values back into a payload whose `restricted` fields were cleared. Refuses a
+    /// disclosure of a field the restriction does not name, one that comes twice, and one whose
+    /// field the signed payload does not hold cleared (it would overwrite signed content).
+    public static func apply(_ disclosures: [Disclosure], to payload: BusMessage.OneOf_Payload,
+                             restricted: Set<String>) throws(Failure) -> BusMessage.OneOf_Payload {
+        var seen = Set<String>()
+        var checked = Set<String>()
         var result = payload
         for disclosure in disclosures {
             guard let field = Field.table[disclosure.path], field.type == payload.messageType else {
                 throw .unknownPath(disclosure.path)
+            }
+            guard restricted.contains(disclosure.path) else { throw .notRestricted(disclosure.path) }
+            guard seen.insert("\(disclosure.path)#\(disclosure.index)").inserted else {
+                throw .duplicate(path: disclosure.path, index: disclosure.index)
+            }
+            if checked.insert(disclosure.path).inserted, Redactor.redact(payload, paths: [disclosure.path]) != payload {
+                throw .notWithheld(disclosure.path)
             }
             try field.apply(&result, disclosure)
         }

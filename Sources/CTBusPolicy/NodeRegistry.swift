@@ -65,7 +65,12 @@ public struct NodeRegistry: Sendable, Equatable {
                                                        : "node \(id): \(field) is already used by node \(entries[other].profile.id)")
                 }
                 byKey[key] = index
-                if let bytes = Self.z85Bytes(key) { keyBytes[bytes] = (id, field) }
+                if let bytes = Self.z85Bytes(key) {
+                    if let other = keyBytes[bytes] {
+                        throw RegistryError("node \(id): \(field) is the same key as \(other.field) of node \(other.node); each purpose and node needs its own key")
+                    }
+                    keyBytes[bytes] = (id, field)
+                }
             }
             for (field, text, valid) in [("signingKey", entry.signingKey, MessageKeys.signingPublicKey(entry.signingKey) != nil),
                                          ("sealingKey", entry.sealingKey, MessageKeys.sealingPublicKey(entry.sealingKey) != nil)] {

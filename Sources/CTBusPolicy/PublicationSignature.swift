@@ -20,13 +20,18 @@ public enum PublicationSignature {
         return bytes
     }
 
+    /// Digests are SHA-256 values: 32 bytes each, or the signed bytes would be ambiguous.
+    public struct MalformedDigest: Error {}
+
     public static func sign(envelope: Data, payload: Data, digests: [Data], with key: Curve25519.Signing.PrivateKey) throws -> Data {
-        try key.signature(for: signedBytes(envelope: envelope, payload: payload, digests: digests))
+        guard digests.allSatisfy({ $0.count == 32 }) else { throw MalformedDigest() }
+        return try key.signature(for: signedBytes(envelope: envelope, payload: payload, digests: digests))
     }
 
     public static func verify(_ signature: Data, envelope: Data, payload: Data, digests: [Data],
                               key: Curve25519.Signing.PublicKey) -> Bool {
-        key.isValidSignature(signature, for: signedBytes(envelope: envelope, payload: payload, digests: digests))
+        digests.allSatisfy { $0.count == 32 }
+            && key.isValidSignature(signature, for: signedBytes(envelope: envelope, payload: payload, digests: digests))
     }
 
     /// A key's id: the first 8 bytes of the SHA-256 of its 32 raw bytes, in lower-case hex (16

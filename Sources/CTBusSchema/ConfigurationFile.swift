@@ -41,6 +41,8 @@ public enum ConfigurationFile {
     /// its owner: a registry rewritten by root stays readable by the broker's user.
     public static func replace(_ path: String, with data: Data) throws {
         let manager = FileManager.default
+        // A symbolic link stays one: its target is what gets replaced, with the target's mode and owner.
+        let path = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         let old = try? manager.attributesOfItem(atPath: path)
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         guard let old else { return }

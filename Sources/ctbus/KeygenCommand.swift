@@ -29,11 +29,21 @@ struct KeygenCommand: ParsableCommand {
     @Flag(help: "Write only the CURVE pair (NAME.key, NAME.pub): the broker's keys.")
     var transportOnly = false
 
+    @Flag(help: """
+        Write only the signing and sealing pairs (NAME.sign.*, NAME.seal.*) and, with --register-in, add their public keys \
+        to the node's entry: for a registry written before nodes had them (the node keeps its CURVE key).
+        """)
+    var messageKeysOnly = false
+
     @Argument(help: "The key's name, usually the node id or \"broker\".")
     var name: String
 
     func run() throws {
         try runReportingErrors {
+            if messageKeysOnly {
+                guard !rotate, !transportOnly else { throw ValidationError("--message-keys-only goes alone") }
+                return try addMessageKeys()
+            }
             if rotate, registerIn == nil { throw ValidationError("--rotate needs --register-in REGISTRY") }
             // Check the registry before writing keys, so a typo leaves nothing behind.
             let registry = try registerIn.map { path in try Broker.loadRegistry(path) }
@@ -91,5 +101,45 @@ struct KeygenCommand: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// `--message-keys-only`: the upgrade of a registry from before signing and sealing keys. The
+    /// registry is edited as JSON (it does not validate yet while nodes lack their keys).
+    private func addMessageKeys() throws {
+        var top: [String: Any] = [:]
+        var index: Int?
+        if let path = registerIn {
+            let data = try ConfigurationFile.read(path, what: "registry")
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let nodes = object["nodes"] as? [[String: Any]] else {
+                throw ConfigurationError("registry \(path): not a JSON object with a \"nodes\" list")
+            }
+            guard let found = nodes.firstIndex(where: { $0["id"] as? String == name }) else {
+                throw ConfigurationError("node \(name) is not in the registry \(path)")
+            }
+            top = object
+            index = found
+        }
+        for file in ["sign", "seal"].flatMap({ ["\(name).\($0).key", "\(name).\($0).pub"] }) {
+            let path = (out as NSString).appendingPathComponent(file)
+            if FileManager.default.fileExists(atPath: path) { throw ConfigurationError("\(path) exists already; remove it first to make a new key") }
+        }
+        let sign = MessageKeys.newSigningKey()
+        let seal = MessageKeys.newSealingKey()
+        let signFiles = try KeyFiles.writePair(folder: out, name: "\(name).sign", secret: sign.secret, public: sign.public)
+        let sealFiles = try KeyFiles.writePair(folder: out, name: "\(name).seal", secret: seal.secret, public: seal.public)
+        print("signing (Ed25519) secret key: \(signFiles.secretKeyFile)")
+        print("signing (Ed25519) public key: \(signFiles.publicKeyFile) \(sign.public)")
+        print("sealing (X25519) secret key:  \(sealFiles.secretKeyFile)")
+        print("sealing (X25519) public key:  \(sealFiles.publicKeyFile) \(seal.public)")
+        guard let path = registerIn, let index, var nodes = top["nodes"] as? [[String: Any]] else { return }
+        nodes[index]["signingKey"] = sign.public
+        nodes[index]["sealingKey"] = seal.public
+        top["nodes"] = nodes
+        try ConfigurationFile.replace(path, with: try JSONSerialization.data(withJSONObject: top,
+                                                                             options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+        print("registry: \(path) now holds the signing and sealing keys of \(name)")
+        let missing = nodes.filter { $0["signingKey"] == nil || $0["sealingKey"] == nil }.compactMap { $0["id"] as? String }
+        if !missing.isEmpty { print("still without them (the broker refuses this registry until they have them): \(missing.joined(separator: ", "))") }
     }
 }

@@ -4,6 +4,7 @@ import CTBusTesting
 import Crypto
 import Foundation
 import Testing
+import ZeroMQ
 
 /// Issue 13, item 1: every node has, beside its CURVE transport key pair, an Ed25519 signing key
 /// pair and an X25519 sealing key pair; the registry lists the public halves and the node's
@@ -79,5 +80,32 @@ struct MessageKeysTests {
         #expect(result.status == 1 && result.errors.contains(sealing), "\(result.errors)")
         #expect(!result.errors.contains(try String(contentsOfFile: sealing, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)),
                 "no secret key in the message")
+    }
+
+    @Test("A registry from before signing and sealing keys: the broker refuses it, naming the node and field; keygen --message-keys-only adds them node by node")
+    func upgrade() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let path = bus.brokerConfiguration.registryFile
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        let nodes = try #require(object["nodes"] as? [[String: Any]]).map { node in
+            node.filter { $0.key != "signingKey" && $0.key != "sealingKey" }
+        }
+        object["nodes"] = nodes
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+        let check = try CommandLineTests.run(["registry", "check", path])
+        #expect(check.status == 1 && check.errors.contains("node oct: signingKey is required"), "\(check.errors)")
+
+        let out = bus.folder.appendingPathComponent("upgrade").path
+        for (index, node) in nodes.compactMap({ $0["id"] as? String }).enumerated() {
+            let result = try CommandLineTests.run(["keygen", "--message-keys-only", "--out", out, "--register-in", path, node])
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(result.output.contains("still without them") == (index < nodes.count - 1), "\(result.output)")
+            #expect(try Self.mode("\(out)/\(node).sign.key") == 0o600 && !FileManager.default.fileExists(atPath: "\(out)/\(node).key"))
+        }
+        let fixed = try CommandLineTests.run(["registry", "check", path])
+        #expect(fixed.status == 0, "\(fixed.errors)")
+        // The CURVE keys are the ones the nodes had.
+        #expect(try NodeRegistry(json: Data(contentsOf: URL(fileURLWithPath: path))).entry(id: "oct")?.publicKey == bus.nodeKeys["oct"]?.publicKey)
     }
 }

@@ -41,12 +41,12 @@ struct SignatureTests {
             let paths = RedactablePaths.paths(for: payload.messageType).sorted()
             let (withheld, disclosures) = try Disclosures.split(payload, paths: paths)
             #expect(withheld == Redactor.redact(payload, paths: paths))
-            #expect(try Disclosures.apply(disclosures, to: withheld) == payload, "\(payload.messageType)")
+            #expect(try Disclosures.apply(disclosures, to: withheld, restricted: Set(paths)) == payload, "\(payload.messageType)")
             #expect(Set(disclosures.map(\.salt)).count == disclosures.count, "a salt per disclosure")
             for path in paths {
                 // A recipient outside the allowed list gets every disclosure but those of `path`.
                 let kept = disclosures.filter { $0.path != path }
-                #expect(try Disclosures.apply(kept, to: withheld) == Redactor.redact(payload, paths: [path]), "\(path)")
+                #expect(try Disclosures.apply(kept, to: withheld, restricted: Set(paths)) == Redactor.redact(payload, paths: [path]), "\(path)")
             }
         }
     }
@@ -61,11 +61,27 @@ struct SignatureTests {
         #expect(forged.digest != original.digest)
         #expect(Set(disclosures.map(\.digest)).count == 2)
         let moved = Disclosure(salt: original.salt, path: original.path, index: 7, value: original.value)
-        #expect(throws: Disclosures.Failure.indexOutOfRange(path: "activities.title", index: 7)) { try Disclosures.apply([moved], to: withheld) }
+        let restricted: Set<String> = ["activities.title"]
+        #expect(throws: Disclosures.Failure.indexOutOfRange(path: "activities.title", index: 7)) {
+            try Disclosures.apply([moved], to: withheld, restricted: restricted)
+        }
         let unknown = Disclosure(salt: original.salt, path: "summary", index: 0, value: original.value)
-        #expect(throws: Disclosures.Failure.unknownPath("summary")) { try Disclosures.apply([unknown], to: withheld) }
+        #expect(throws: Disclosures.Failure.unknownPath("summary")) { try Disclosures.apply([unknown], to: withheld, restricted: restricted) }
         let garbage = Disclosure(salt: original.salt, path: original.path, index: 0, value: Data([0xFF, 0xFF]))
-        #expect(throws: Disclosures.Failure.undecodableValue(path: "activities.title")) { try Disclosures.apply([garbage], to: withheld) }
+        #expect(throws: Disclosures.Failure.undecodableValue(path: "activities.title")) {
+            try Disclosures.apply([garbage], to: withheld, restricted: restricted)
+        }
+        #expect(throws: Disclosures.Failure.duplicate(path: "activities.title", index: 1)) {
+            try Disclosures.apply([original, original], to: withheld, restricted: restricted)
+        }
+        // A field the restriction does not withhold, and a value the signed payload holds, are refused.
+        let budget = try Disclosures.split(payload, paths: ["activities.budget_usd"]).disclosures[0]
+        #expect(throws: Disclosures.Failure.notRestricted("activities.budget_usd")) {
+            try Disclosures.apply([budget], to: withheld, restricted: restricted)
+        }
+        #expect(throws: Disclosures.Failure.notWithheld("activities.budget_usd")) {
+            try Disclosures.apply([budget], to: withheld, restricted: ["activities.title", "activities.budget_usd"])
+        }
     }
 
     @Test("The signature covers envelope, payload and every digest: any changed byte or a missing digest fails; the digests' order does not matter")
@@ -81,6 +97,9 @@ struct SignatureTests {
         #expect(signature.count == 64)
         #expect(PublicationSignature.verify(signature, envelope: envelope, payload: payload, digests: digests.reversed(), key: key.publicKey))
         #expect(!PublicationSignature.verify(signature, envelope: envelope, payload: payload, digests: Array(digests.dropLast()), key: key.publicKey))
+        // Digests are 32 bytes: one cut short and one made longer do not pass for the same bytes.
+        let shifted = [digests[0].dropLast(), digests[0].suffix(1) + digests[1]]
+        #expect(!PublicationSignature.verify(signature, envelope: envelope, payload: payload, digests: shifted, key: key.publicKey))
         #expect(!PublicationSignature.verify(signature, envelope: envelope, payload: payload, digests: digests,
                                              key: Curve25519.Signing.PrivateKey().publicKey))
         for index in [0, envelope.count / 2, envelope.count - 1] {
