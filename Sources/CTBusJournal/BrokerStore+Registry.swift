@@ -62,6 +62,15 @@ extension BrokerStore {
         }
     }
 
+    /// When the registry in force was applied (at start or by a reload), if recorded.
+    public func registryAppliedAt() throws(StoreError) -> Date? {
+        try database.read { db in
+            try Double.fetchOne(db, sql: """
+                SELECT recorded_at FROM registry_audit WHERE outcome = 'applied' AND node_id IS NULL ORDER BY seq DESC LIMIT 1
+                """).map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
     /// The registry last applied (its JSON), or nil when none was recorded yet.
     public func lastAppliedRegistry() throws(StoreError) -> Data? {
         try database.read { db in

@@ -81,6 +81,10 @@ public struct BrokerStatusReport: Codable, Sendable {
     public let startedAt: Date
     public let sessionsConnected: Int
     public let storeMessages: Int
+    /// Messages the retention removed from the store, in all.
+    public let removedByRetention: Int?
+    /// When the registry in force was applied (at start, or by the last reload that changed it).
+    public let registryAppliedAt: Date?
     public let nodes: [Node]
 
     public static func make(broker: Broker) throws -> BrokerStatusReport {
@@ -95,7 +99,8 @@ public struct BrokerStatusReport: Codable, Sendable {
                         lastAcknowledgedAt: session?.lastAcknowledgedAt)
         }
         return BrokerStatusReport(startedAt: broker.status.startedAt, sessionsConnected: nodes.filter(\.connected).count,
-                                  storeMessages: try broker.store.messageCount(), nodes: nodes)
+                                  storeMessages: try broker.store.messageCount(), removedByRetention: try broker.store.retentionFigures().removed,
+                                  registryAppliedAt: try broker.store.registryAppliedAt(), nodes: nodes)
     }
 
     static let encoder: JSONEncoder = {

@@ -98,7 +98,9 @@ struct StatusCommand: ParsableCommand {
         }
         let table = TextTable(columns: ["node", "session", "since", "clearance", "queued", "oldest queued", "in flight", "last ack"],
                               rows: rows, fixedColumns: 2)
+        let removed = report.removedByRetention.map { $0 > 0 ? " (\($0) removed by retention)" : "" } ?? ""
+        let registry = report.registryAppliedAt.map { "; registry applied \(time.string(from: $0))" } ?? ""
         return "broker up since \(time.string(from: report.startedAt)); \(report.sessionsConnected) of \(report.nodes.count) nodes connected; "
-            + "\(report.storeMessages) messages stored\n\n" + table.render(width: width)
+            + "\(report.storeMessages) messages stored\(removed)\(registry)\n\n" + table.render(width: width)
     }
 }

@@ -111,6 +111,7 @@ struct MetricsTests {
             let octLine = try #require(report.nodes.first { $0.node == "oct" })
             #expect(octLine.connected && octLine.since != nil && octLine.queueDepth == 0 && octLine.clearance == "STRICTLY_CONFIDENTIAL")
             #expect(report.nodes.count == bus.registry.entries.count && report.storeMessages == 2)
+            #expect(report.removedByRetention == 0 && report.registryAppliedAt != nil, "the registry recorded at start")
 
             let health = try await ConsoleTests.get(base, "/health")
             #expect(health.status == 200 && health.body == "alive\n")
@@ -208,6 +209,7 @@ extension MetricsTests {
         let octLine = status.output.split(separator: "\n").first { $0.hasPrefix("oct ") }
         #expect(octLine?.contains("connected") == true && octLine?.contains("STRICTLY_CONFIDENTIAL") == true, "\(status.output)")
         #expect(status.output.contains("wg-border") && status.output.contains("never seen"))
+        #expect(status.output.contains("; registry applied 20"), "\(status.output)")
         let json = try CommandLineTests.run(["status", "--broker-config", path, "--json"])
         #expect(try BrokerStatusReport.decoder.decode(BrokerStatusReport.self, from: Data(json.output.utf8)).nodes.count == 5)
         bus.stopNode("oct")
