@@ -118,3 +118,38 @@ struct SignatureTests {
         #expect(MessageKeys.signingPublicKey(MessageKeys.text(key.publicKey.rawRepresentation))?.rawRepresentation == key.publicKey.rawRepresentation)
     }
 }
+
+/// Issue 13, item 4, the pure part: sealing a group of bytes to several nodes' sealing keys.
+@Suite("Sealing")
+struct SealingTests {
+    @Test("Each recipient opens what was sealed to it; another node, a changed byte, another message or another recipient's key do not")
+    func sealAndOpen() throws {
+        let marker = Data("SEALED-MARKER-\(UUID().uuidString)".utf8)
+        let oct = Curve25519.KeyAgreement.PrivateKey()
+        let cted = Curve25519.KeyAgreement.PrivateKey()
+        let stranger = Curve25519.KeyAgreement.PrivateKey()
+        let context = Data("019a5a2e-4c00-7a3b-8f21-3d4e5f607182/payload".utf8)
+        let group = try SealedGroup.seal(marker, to: [("oct", oct.publicKey), ("cted", cted.publicKey)], context: context)
+        #expect(group.recipients == ["cted", "oct"])
+        #expect(try group.open(as: "oct", with: oct, context: context) == marker)
+        #expect(try group.open(as: "cted", with: cted, context: context) == marker)
+        #expect(group.ciphertext.range(of: marker) == nil && !group.keys.contains { $0.sealedKey.range(of: marker) != nil },
+                "no plaintext in what travels")
+
+        #expect(throws: SealedGroup.Failure.notARecipient) { try group.open(as: "wg-border", with: stranger, context: context) }
+        #expect(throws: SealedGroup.Failure.doesNotOpen) { try group.open(as: "oct", with: stranger, context: context) }
+        #expect(throws: SealedGroup.Failure.doesNotOpen) { try group.open(as: "oct", with: oct, context: Data("another message".utf8)) }
+        // oct's wrapped key presented as cted's: the node id is bound to it.
+        let swapped = SealedGroup(ciphertext: group.ciphertext, keys: group.keys.map {
+            SealedGroup.WrappedKey(nodeId: $0.nodeId == "oct" ? "cted" : "oct", encapsulatedKey: $0.encapsulatedKey, sealedKey: $0.sealedKey)
+        })
+        #expect(throws: SealedGroup.Failure.doesNotOpen) { try swapped.open(as: "cted", with: cted, context: context) }
+        var changed = group.ciphertext
+        changed[changed.count / 2] ^= 0x01
+        #expect(throws: SealedGroup.Failure.doesNotOpen) {
+            try SealedGroup(ciphertext: changed, keys: group.keys).open(as: "oct", with: oct, context: context)
+        }
+        // Each sealing uses a fresh content key: the same bytes sealed twice differ.
+        #expect(try SealedGroup.seal(marker, to: [("oct", oct.publicKey)], context: context).ciphertext != group.ciphertext)
+    }
+}
