@@ -135,10 +135,8 @@ extension BrokerStore {
         }
     }
 
-    /// Messages held, and messages retention removed.
-    public func retentionFigures() throws(StoreError) -> (messages: Int, removed: Int) {
-        try database.read { db in
-            (try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0, try Self.removedTotal(in: db))
-        }
+    /// How many messages retention removed, in all (`messageCount` says how many are held).
+    public func removedByRetention() throws(StoreError) -> Int {
+        try database.read { db in try Self.removedTotal(in: db) }
     }
 }

@@ -71,9 +71,8 @@ enum ChainVerifier {
         var count = 0
         var lastPosition: Int64 = 0
         func broken(_ position: Int64, _ messageId: String, _ reason: String) -> ChainReport {
-            let report = ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
-                                     damage: damage, recovery: recovery)
-            return report
+            ChainReport(entries: count, firstBreak: .init(position: position, messageId: messageId, reason: reason),
+                        damage: damage, recovery: recovery)
         }
         do {
             let rows = try Row.fetchCursor(db, sql: sql)

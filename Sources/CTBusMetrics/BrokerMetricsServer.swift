@@ -99,7 +99,7 @@ public struct BrokerStatusReport: Codable, Sendable {
                         lastAcknowledgedAt: session?.lastAcknowledgedAt)
         }
         return BrokerStatusReport(startedAt: broker.status.startedAt, sessionsConnected: nodes.filter(\.connected).count,
-                                  storeMessages: try broker.store.messageCount(), removedByRetention: try broker.store.retentionFigures().removed,
+                                  storeMessages: try broker.store.messageCount(), removedByRetention: try broker.store.removedByRetention(),
                                   registryAppliedAt: try broker.store.registryAppliedAt(), nodes: nodes)
     }
 

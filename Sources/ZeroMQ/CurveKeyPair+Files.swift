@@ -10,10 +10,7 @@ extension CurveKeyPair {
 
     /// Loads a key pair from a secret key file.
     public init(secretKeyFile path: String) throws(KeyFileError) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyFileError("secret key file \(path) does not exist or cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = try KeyFiles.text(of: path, what: "secret key file")
         guard let pair = CurveKeyPair(secretKey: text) else {
             throw KeyFileError("secret key file \(path) does not hold a Z85 CURVE secret key")
         }
@@ -28,10 +25,7 @@ extension CurveKeyPair {
     /// Reads a Z85 public key from a file. A path is always a path: it is never taken for a key,
     /// whatever its length.
     public static func publicKey(fromFile path: String) throws(KeyFileError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyFileError("public key file \(path) does not exist or cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = try KeyFiles.text(of: path, what: "public key file")
         guard isPublicKey(text) else {
             throw KeyFileError("public key file \(path) does not hold a Z85 CURVE public key")
         }

@@ -53,32 +53,16 @@ struct KeygenCommand: ParsableCommand {
             if rotate, let next = registry?.entry(id: name)?.nextPublicKey {
                 throw ConfigurationError("node \(name) is already rotating to \(next); finish that rotation first (ctbus registry finish-rotation)")
             }
-            // All or nothing: no file is written while any of them exists.
             if transportOnly, registerIn != nil { throw ValidationError("a node needs all three key pairs: drop --transport-only to register one") }
-            let names = rotate ? ["\(name).next"] : transportOnly ? [name] : [name, "\(name).sign", "\(name).seal"]
-            for file in names.flatMap({ ["\($0).key", "\($0).pub"] }) {
-                let path = (out as NSString).appendingPathComponent(file)
-                if FileManager.default.fileExists(atPath: path) { throw ConfigurationError("\(path) exists already; remove it first to make a new key") }
-            }
+            let curveName = rotate ? "\(name).next" : name
+            try requireNew([curveName] + (rotate || transportOnly ? [] : ["\(name).sign", "\(name).seal"]))
             let pair = try CurveKeyPair.generate()
-            let files = try pair.write(toFolder: out, name: names[0])
+            let files = try pair.write(toFolder: out, name: curveName)
             print("transport (CURVE) secret key: \(files.secretKeyFile)")
             print("transport (CURVE) public key: \(files.publicKeyFile) \(pair.publicKey)")
-            var signing: String?
-            var sealing: String?
-            if !rotate, !transportOnly {
-                // One key per purpose: Ed25519 to sign publications, X25519 to open sealed messages.
-                let sign = MessageKeys.newSigningKey()
-                let seal = MessageKeys.newSealingKey()
-                let signFiles = try KeyFiles.writePair(folder: out, name: names[1], secret: sign.secret, public: sign.public)
-                let sealFiles = try KeyFiles.writePair(folder: out, name: names[2], secret: seal.secret, public: seal.public)
-                print("signing (Ed25519) secret key: \(signFiles.secretKeyFile)")
-                print("signing (Ed25519) public key: \(signFiles.publicKeyFile) \(sign.public)")
-                print("sealing (X25519) secret key:  \(sealFiles.secretKeyFile)")
-                print("sealing (X25519) public key:  \(sealFiles.publicKeyFile) \(seal.public)")
-                signing = sign.public
-                sealing = seal.public
-            }
+            let messageKeys = rotate || transportOnly ? nil : try writeMessageKeys()
+            let signing = messageKeys?.signing
+            let sealing = messageKeys?.sealing
             if let registry, let path = registerIn {
                 let entries = registry.entries.map { entry in
                     guard entry.profile.id == name else { return entry }
@@ -120,10 +104,30 @@ struct KeygenCommand: ParsableCommand {
             top = object
             index = found
         }
-        for file in ["sign", "seal"].flatMap({ ["\(name).\($0).key", "\(name).\($0).pub"] }) {
+        try requireNew(["\(name).sign", "\(name).seal"])
+        let keys = try writeMessageKeys()
+        guard let path = registerIn, let index, var nodes = top["nodes"] as? [[String: Any]] else { return }
+        nodes[index]["signingKey"] = keys.signing
+        nodes[index]["sealingKey"] = keys.sealing
+        top["nodes"] = nodes
+        try ConfigurationFile.replace(path, with: try JSONSerialization.data(withJSONObject: top,
+                                                                             options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+        print("registry: \(path) now holds the signing and sealing keys of \(name)")
+        let missing = nodes.filter { $0["signingKey"] == nil || $0["sealingKey"] == nil }.compactMap { $0["id"] as? String }
+        if !missing.isEmpty { print("still without them (the broker refuses this registry until they have them): \(missing.joined(separator: ", "))") }
+    }
+
+    /// All or nothing: no key file is written while any of NAME.key / NAME.pub for `names` exists.
+    private func requireNew(_ names: [String]) throws {
+        for file in names.flatMap({ ["\($0).key", "\($0).pub"] }) {
             let path = (out as NSString).appendingPathComponent(file)
             if FileManager.default.fileExists(atPath: path) { throw ConfigurationError("\(path) exists already; remove it first to make a new key") }
         }
+    }
+
+    /// Writes NAME.sign.* and NAME.seal.*, one key per purpose (Ed25519 to sign publications, X25519
+    /// to open sealed messages), says where, and returns the public keys.
+    private func writeMessageKeys() throws -> (signing: String, sealing: String) {
         let sign = MessageKeys.newSigningKey()
         let seal = MessageKeys.newSealingKey()
         let signFiles = try KeyFiles.writePair(folder: out, name: "\(name).sign", secret: sign.secret, public: sign.public)
@@ -132,14 +136,6 @@ struct KeygenCommand: ParsableCommand {
         print("signing (Ed25519) public key: \(signFiles.publicKeyFile) \(sign.public)")
         print("sealing (X25519) secret key:  \(sealFiles.secretKeyFile)")
         print("sealing (X25519) public key:  \(sealFiles.publicKeyFile) \(seal.public)")
-        guard let path = registerIn, let index, var nodes = top["nodes"] as? [[String: Any]] else { return }
-        nodes[index]["signingKey"] = sign.public
-        nodes[index]["sealingKey"] = seal.public
-        top["nodes"] = nodes
-        try ConfigurationFile.replace(path, with: try JSONSerialization.data(withJSONObject: top,
-                                                                             options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
-        print("registry: \(path) now holds the signing and sealing keys of \(name)")
-        let missing = nodes.filter { $0["signingKey"] == nil || $0["sealingKey"] == nil }.compactMap { $0["id"] as? String }
-        if !missing.isEmpty { print("still without them (the broker refuses this registry until they have them): \(missing.joined(separator: ", "))") }
+        return (sign.public, seal.public)
     }
 }
