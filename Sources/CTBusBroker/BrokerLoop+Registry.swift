@@ -201,15 +201,8 @@ extension BrokerLoop {
     }
 
     private func endSession(_ nodeId: String, because reason: String) {
-        guard let session = sessions.removeValue(forKey: nodeId) else { return }
+        guard let session = forgetSession(nodeId, .ended) else { return }
         send(error: BusError(.notAuthenticated, reason), to: session.routingId)
-        metrics.session(.ended, node: nodeId, connected: sessions.count)
-        metrics.inFlight(nodeId, 0)
-        status.update(nodeId) { state in
-            state.connected = false
-            state.since = Date()
-            state.inFlight = 0
-        }
         logger.notice("session ended by a registry change", metadata: ["node": "\(nodeId)", "reason": "\(reason)"])
     }
 

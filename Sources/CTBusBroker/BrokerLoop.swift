@@ -306,16 +306,24 @@ final class BrokerLoop {
         guard sessions.values.contains(where: { now - $0.lastSeen > timeout }),
               try !ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0] else { return }
         for (nodeId, session) in sessions where now - session.lastSeen > timeout {
-            sessions[nodeId] = nil
-            metrics.session(.expired, node: nodeId, connected: sessions.count)
-            status.update(nodeId) { state in
-                state.connected = false
-                state.since = Date()
-                state.inFlight = 0
-            }
-            metrics.inFlight(nodeId, 0)
+            forgetSession(nodeId, .expired)
             logger.info("node away: no heartbeat", metadata: ["node": "\(nodeId)"])
         }
+    }
+
+    /// Drops a node's session and says so in the metrics and the status snapshot (the queue stays).
+    /// Returns the session it dropped.
+    @discardableResult
+    func forgetSession(_ nodeId: String, _ change: BrokerMetrics.SessionChange) -> Session? {
+        guard let session = sessions.removeValue(forKey: nodeId) else { return nil }
+        metrics.session(change, node: nodeId, connected: sessions.count)
+        metrics.inFlight(nodeId, 0)
+        status.update(nodeId) { state in
+            state.connected = false
+            state.since = Date()
+            state.inFlight = 0
+        }
+        return session
     }
 
     // MARK: Publications
