@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "CTBus", path: ".."),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .executableTarget(
@@ -17,13 +18,16 @@ let package = Package(
                 .product(name: "CTBusSchema", package: "CTBus"),
                 .product(name: "CTBusPolicy", package: "CTBus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
             name: "CTBusFuzzSeeds",
             dependencies: [
                 .product(name: "CTBusSchema", package: "CTBus"),
+                .product(name: "CTBusPolicy", package: "CTBus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ]

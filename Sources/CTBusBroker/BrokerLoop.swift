@@ -149,7 +149,9 @@ final class BrokerLoop {
         let routingId: [UInt8]
         let nodeId: String
         let publish: Publish
-        let size: Int
+        /// The frame's bytes: their SHA-256 names a refused publication whose id cannot be read.
+        let frame: [UInt8]
+        var size: Int { frame.count }
     }
 
     private func drain() throws {
@@ -204,7 +206,7 @@ final class BrokerLoop {
         switch kind {
         case .publish(let publish):
             publishes.append(PendingPublish(routingId: routingId, nodeId: entry.profile.id, publish: publish,
-                                            size: message.frames[1].count))
+                                            frame: message.frames[1]))
         case .deliveryAck(let ack):
             // Capped at what this session sent: a node cannot delete deliveries it never got.
             let through = min(ack.throughSequence, sessions[nodeId]?.sentThrough ?? 0)
@@ -233,8 +235,8 @@ final class BrokerLoop {
     // MARK: Sessions
 
     private func openSession(nodeId: String, routingId: [UInt8], publicKey: String, hello: Hello) {
-        guard hello.protocolVersion == 1 else {
-            send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 1"),
+        guard hello.protocolVersion == 2 else {
+            send(error: BusError(.unsupportedVersion, "protocol version \(hello.protocolVersion) unsupported; this broker speaks 2"),
                  to: routingId)
             return
         }
@@ -267,7 +269,7 @@ final class BrokerLoop {
         }
         metrics.inFlight(nodeId, 0)
         var welcome = Welcome()
-        welcome.protocolVersion = 1
+        welcome.protocolVersion = 2
         welcome.nodeID = nodeId
         welcome.maxMessageBytes = UInt32(configuration.maxMessageBytes)
         if hello.requestBacklog, let node = registry.entry(id: nodeId)?.profile {
@@ -281,14 +283,11 @@ final class BrokerLoop {
     /// Queues the retained messages a late-joining node is entitled to under today's policy.
     private func queueBacklog(for node: NodeProfile) -> Int {
         do {
-            let queued = try store.queueBacklog(for: node.id) { envelopeBytes, payloadBytes in
+            let queued = try store.queueBacklog(for: node.id) { envelopeBytes in
                 guard let envelope = try? Envelope(serializedBytes: envelopeBytes),
                       case .deliver(let paths) = ConfidentialityPolicy.decide(envelope, originator: envelope.originator, for: node)
                 else { return nil }
-                guard !paths.isEmpty else { return Publication.Recipient(nodeId: node.id) }
-                guard let payload = try? BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payloadBytes),
-                      let redacted = try? Redactor.redact(payload, paths: paths).serialized() else { return nil }
-                return Publication.Recipient(nodeId: node.id, redactedPayload: redacted, redactedPaths: paths)
+                return Publication.Recipient(nodeId: node.id, redactedPaths: paths)
             }
             logger.info("backlog queued for a late joiner", metadata: ["node": "\(node.id)", "messages": "\(queued)"])
             return queued
@@ -334,12 +333,15 @@ final class BrokerLoop {
             if sessions[pending.nodeId]?.held == true {
                 metrics.refused(.internal)
                 send(error: BusError(.internal, "an earlier publication of this session could not be stored; say Hello, then resend from the oldest",
-                                     messageId: MessageValidator.echoable(pending.publish.envelope.messageID)), to: pending.routingId)
+                                     messageId: Admission.messageId(of: pending.publish)), to: pending.routingId)
                 continue
             }
             do {
                 accepted.append((pending, try admit(pending)))
-            } catch let error as BusError {
+            } catch var error as BusError {
+                if error.messageId == nil, error.frameSHA256 == nil {
+                    error = BusError(error.code, error.detail, frameSHA256: Data(SHA256.hash(data: pending.frame)))
+                }
                 metrics.refused(error.code)
                 throttled.log("refused:\(pending.nodeId):\(error.codeName)", .notice, "publication refused", metadata: [
                     "node": "\(pending.nodeId)", "message-id": "\(error.messageId ?? "-")", "code": "\(error.codeName)",
@@ -347,7 +349,7 @@ final class BrokerLoop {
                 send(error: error, to: pending.routingId)
             } catch {
                 metrics.refused(.internal)
-                send(error: BusError(.internal, "could not prepare the publication", messageId: pending.publish.envelope.messageID),
+                send(error: BusError(.internal, "could not prepare the publication", messageId: Admission.messageId(of: pending.publish)),
                      to: pending.routingId)
             }
         }
@@ -419,8 +421,9 @@ final class BrokerLoop {
         guard let session = sessions[recipient.nodeId], session.sentThrough == sequence - 1,
               session.inFlight.count < configuration.deliveryWindow,
               publication.expiresAt.map({ $0 > Date() }) ?? true else { return false }
-        let frame = FrameBytes.deliver(sequence: sequence, envelope: publication.envelope,
-                                       payload: recipient.redactedPayload ?? publication.payload, redactedPaths: recipient.redactedPaths)
+        let frame = FrameBytes.deliver(sequence: sequence, envelope: publication.envelope, payload: publication.payload,
+                                       redactedPaths: recipient.redactedPaths,
+                                       proof: Self.proof(publication.proof, withholding: recipient.redactedPaths))
         return sendDelivery(frame, sequence: sequence, to: recipient.nodeId, over: session.routingId)
     }
 
@@ -428,14 +431,11 @@ final class BrokerLoop {
     private func admit(_ pending: PendingPublish) throws -> Publication {
         guard let publisher = registry.entry(id: pending.nodeId)?.profile else {
             throw BusError(.notAuthenticated, "node \(pending.nodeId) is not in the registry",
-                           messageId: pending.publish.envelope.messageID)
+                           messageId: Admission.messageId(of: pending.publish))
         }
-        let admitted = try Admission.admit(pending.publish, size: pending.size, from: publisher, among: registry.profiles,
+        let admitted = try Admission.admit(pending.publish, size: pending.size, from: publisher,
+                                           signingKey: registry.signingKey(of: publisher.id), among: registry.profiles,
                                            maxMessageBytes: configuration.maxMessageBytes)
-        if let claimed = admitted.claimedOriginator {
-            throttled.log("claimed:\(publisher.id)", .warning, "publisher claimed another originator; the broker sets it",
-                           metadata: ["node": "\(publisher.id)", "claimed": "\(claimed)", "message-id": "\(admitted.envelope.messageID)"])
-        }
         var recipients: [Publication.Recipient] = []
         var audit: [AuditEntry] = []
         for (node, decision) in admitted.decisions {
@@ -444,15 +444,21 @@ final class BrokerLoop {
                 recipients.append(Publication.Recipient(nodeId: node.id))
                 audit.append(AuditEntry(nodeId: node.id, outcome: .delivered, rule: nil, reason: "entitled"))
             case .deliver(let paths):
-                recipients.append(Publication.Recipient(nodeId: node.id, redactedPayload: admitted.redactedPayloads[node.id],
-                                                        redactedPaths: paths))
+                recipients.append(Publication.Recipient(nodeId: node.id, redactedPaths: paths))
                 audit.append(AuditEntry(nodeId: node.id, outcome: .redacted, rule: PolicyRule.memberStateRestriction.rawValue,
                                         reason: "removed \(paths.joined(separator: ", "))"))
             case .refuse(let rule, let reason):
                 audit.append(AuditEntry(nodeId: node.id, outcome: .refused, rule: rule.rawValue, reason: reason))
             }
         }
-        return try Publication(envelope: admitted.envelope, payload: admitted.payload, recipients: recipients, audit: audit)
+        let proof: Data
+        do {
+            proof = try admitted.signed.proof.serializedData()
+        } catch {
+            throw BusError(.internal, "could not store the proof", messageId: admitted.envelope.messageID)
+        }
+        return Publication(envelope: admitted.envelope, signedEnvelope: admitted.signed.signedEnvelope, payload: admitted.signed.payload,
+                           proof: proof, recipients: recipients, audit: audit)
     }
 
     /// Revokes a message for its originator and queues the revocation to its recipients.
@@ -538,11 +544,22 @@ final class BrokerLoop {
                 case .failed: return
                 }
             }
-            // The stored envelope bytes go out as they are: no decoding on the hot path.
+            // The stored envelope bytes go out as they are: no decoding on the hot path (the proof
+            // is decoded only for a copy under a partial restriction, to leave disclosures out).
             let frame = FrameBytes.deliver(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
-                                           redactedPaths: delivery.redactedPaths)
+                                           redactedPaths: delivery.redactedPaths,
+                                           proof: Self.proof(delivery.proof, withholding: delivery.redactedPaths))
             guard sendDelivery(frame, sequence: delivery.sequence, to: nodeId, over: session.routingId) else { break }
         }
+    }
+
+    /// The proof a recipient gets: the stored one, without the disclosures of `paths` (the
+    /// restricted fields this node may not see). Signature and digests stay as signed.
+    static func proof(_ stored: Data?, withholding paths: [String]) -> Data? {
+        guard let stored, !paths.isEmpty else { return stored }
+        guard var proof = try? Proof(serializedBytes: stored) else { return Data() } // a recipient refuses it: nothing leaks
+        proof.disclosures.removeAll { paths.contains($0.path) }
+        return (try? proof.serializedData()) ?? Data()
     }
 
     /// Sends one Deliver frame and counts it against the node's credit.

@@ -5,6 +5,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTrace
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -34,9 +35,13 @@ public struct ConsoleServer: Sendable {
     public let metrics: MetricsEndpoint
     let authentication: ConsoleAuthentication?
     let refusals: SharedThrottledLogger
+    /// The node's keys: what the console publishes is signed with its signing key. Without them
+    /// the console reads and keeps drafts but publishes nothing.
+    let messageKeys: NodeMessageKeys?
 
     /// Refuses an address other than loopback without `authentication`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
+                messageKeys: NodeMessageKeys? = nil,
                 host: String = "127.0.0.1", port: Int, authentication: ConsoleAuthentication? = nil,
                 metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard Self.isLoopback(host) || authentication != nil else {
@@ -51,6 +56,7 @@ public struct ConsoleServer: Sendable {
         self.port = port
         self.logger = logger
         self.authentication = authentication
+        self.messageKeys = messageKeys
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
         self.metrics = metrics
@@ -334,7 +340,7 @@ public struct ConsoleServer: Sendable {
                 if draft {
                     try Publisher.saveDraft(message, into: journal, clearance: clearance)
                 } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance)
+                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer())
                 }
             } catch let failure as BusError {
                 var errors = ComposeForm.Errors()
@@ -345,6 +351,14 @@ public struct ConsoleServer: Sendable {
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
             return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : Pages.messageHref(id)])
         }
+    }
+
+    /// The key to sign with, or the error that says why this console cannot publish.
+    func signer() throws(BusError) -> Curve25519.Signing.PrivateKey {
+        guard let messageKeys else {
+            throw BusError(.notPermitted, "this console was started without the node's signing key; it keeps drafts but cannot publish")
+        }
+        return messageKeys.signing
     }
 
     func draftsPage(csrf: String) throws -> Response {
@@ -359,7 +373,7 @@ public struct ConsoleServer: Sendable {
         switch action {
         case "release":
             do {
-                try Publisher.releaseDraft(id, from: journal, clearance: clearance)
+                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer())
             } catch let failure as StoreError where failure.kind == .notFound {
                 return error(.notFound, "There is no draft \(id).")
             } catch let failure as BusError {

@@ -99,6 +99,12 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 );
                 """)
         }
+        // Signatures (PROTOCOL.md 7.2): `envelope` holds the publisher's signed envelope bytes and
+        // `payload` the signed payload; `proof` the serialized Proof with every disclosure. NULL for
+        // messages stored before signatures (protocol version 1).
+        migrator.registerMigration("v5 signatures") { db in
+            try db.execute(sql: "ALTER TABLE message ADD COLUMN proof BLOB")
+        }
         return migrator
     }
 
@@ -114,8 +120,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         case conflict
     }
 
-    /// Stores publications and their queue entries in one transaction. `payload` is stored
-    /// once; a recipient with a `redactedPayload` gets that copy instead. Cumulative
+    /// Stores publications and their queue entries in one transaction: the signed bytes and proof
+    /// once, and per recipient the restricted paths whose disclosures it must not get. Cumulative
     /// acknowledgements (node id: sequence) ride along in the same transaction.
     public func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64] = [:],
                       now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
@@ -138,10 +144,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
                               in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT originator, envelope, payload, recipient_count, received_at FROM message WHERE message_id = ?
+            SELECT originator, envelope, payload, recipient_count, received_at, proof FROM message WHERE message_id = ?
             """), arguments: [publication.messageId]) {
             let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
-                && row.decode(Data.self, atIndex: 2) == publication.payload
+                && row.decode(Data.self, atIndex: 2) == publication.payload && row.decode(Data?.self, atIndex: 5) == publication.proof
             guard same else {
                 // Counted in the message's audit trail: a client bug or an attack (never the body).
                 try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: "conflicting-duplicate",
@@ -158,15 +164,15 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: publication.messageId, originator: publication.originator,
-            envelope: publication.envelope, payload: publication.payload))
+            envelope: publication.envelope, payload: publication.payload, proof: publication.proof))
         try db.cachedStatement(sql: """
             INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash, expires_at,
-                                 recipient_count)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 recipient_count, proof)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
                              publication.classificationName, now.timeIntervalSince1970,
                              publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970,
-                             publication.recipients.count])
+                             publication.recipients.count, publication.proof])
         previous = hash
         let queued = try publication.recipients.map { recipient in
             try queue(publication.messageId, for: recipient, sequences: &sequences, in: db)
@@ -205,7 +211,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try db.cachedStatement(sql: """
             INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths, revocation_reason)
             VALUES (?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [recipient.nodeId, sequence, messageId, recipient.redactedPayload,
+            """).execute(arguments: [recipient.nodeId, sequence, messageId, nil,
                              recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ","),
                              revocationReason])
         return UInt64(sequence)
@@ -245,9 +251,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     /// Queues for `nodeId` every retained message that `entitle` grants it (the policy as it is
     /// now) and that is not queued for it already, oldest first, in one transaction. Returns how
-    /// many were queued. For nodes that join late and ask for their backlog.
+    /// many were queued. For nodes that join late and ask for their backlog. Messages stored
+    /// before signatures are left out: no node of protocol version 2 would take them.
     public func queueBacklog(for nodeId: String,
-                             entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
+                             entitle: (_ envelope: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
         try database.write { db in
             var queued = 0
             var sequences = SequenceAllocator()
@@ -258,12 +265,12 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 db.cachedStatement(sql: "SELECT message_id FROM delivery WHERE node_id = ?"), arguments: [nodeId]))
             // A cursor, not an array: the store may hold millions of messages.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
+                SELECT message_id, envelope FROM message WHERE revoked_at IS NULL AND proof IS NOT NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
                 let messageId: String = try row.decode(atIndex: 0)
                 guard !alreadyQueued.contains(messageId),
-                      let recipient = entitle(try row.decode(atIndex: 1), try row.decode(atIndex: 2)), recipient.nodeId == nodeId else { continue }
+                      let recipient = entitle(try row.decode(atIndex: 1)), recipient.nodeId == nodeId else { continue }
                 _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
@@ -277,8 +284,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
     }
 
-    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data) -> [Data] {
-        [Data(messageId.utf8), Data(originator.utf8), envelope, payload]
+    /// What a message's link covers; the proof only when there is one (rows stored before
+    /// signatures keep the hash they were written with).
+    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data, proof: Data?) -> [Data] {
+        [Data(messageId.utf8), Data(originator.utf8), envelope, payload] + (proof.map { [$0] } ?? [])
     }
 
     /// Said when opening found that the last write had been torn by a crash (and dropped).
@@ -290,7 +299,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.read { db in
             var report = ChainVerifier.verify(
                 db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
-                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash "
+                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash, m.proof "
                     + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
                 recovery: database.recovery, what: "message", migrator: Self.migrator,
                 decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
@@ -304,7 +313,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         let linksTo = row.hasColumn("previous_hash") ? try row.decode(Data?.self, forColumn: "previous_hash") : nil
         return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
             messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
-            payload: try row.decode(atIndex: 4)), hash: try row.decode(atIndex: 5), linksTo: linksTo)
+            payload: try row.decode(atIndex: 4), proof: row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil),
+            hash: try row.decode(atIndex: 5), linksTo: linksTo)
     }
 
     /// The chain's view of a message row, after reading the rest of the row as the broker does.
@@ -351,7 +361,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     public func checkAtStart() throws(StoreError) {
         let problem = try database.read { db in
             ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: """
-                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash
+                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash, m.proof
                 FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
                 """, what: "message", decode: Self.chainRow)
         }
@@ -366,7 +376,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload), d.redacted_paths,
-                       d.revocation_reason, m.originator, m.expires_at
+                       d.revocation_reason, m.originator, m.expires_at, m.proof
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
@@ -374,7 +384,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                                    envelope: row.decode(atIndex: 2), payload: row.decode(atIndex: 3),
                                    redactedPaths: row.decode(String?.self, atIndex: 4)?.split(separator: ",").map(String.init) ?? [],
                                    revocationReason: row.decode(atIndex: 5), originator: row.decode(atIndex: 6),
-                                   expiresAt: row.decode(Double?.self, atIndex: 7).map(Date.init(timeIntervalSince1970:)))
+                                   expiresAt: row.decode(Double?.self, atIndex: 7).map(Date.init(timeIntervalSince1970:)),
+                                   proof: row.decode(atIndex: 8))
             }
         }
     }
@@ -495,14 +506,12 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 public struct Publication: Sendable {
     public struct Recipient: Sendable {
         public let nodeId: String
-        /// The copy this recipient gets when a partial restriction removed fields; nil for the original.
-        public let redactedPayload: Data?
-        /// The field paths removed from `redactedPayload`.
+        /// The restricted paths whose disclosures this recipient does not get (partial Member
+        /// State restriction); empty: it gets the whole message.
         public let redactedPaths: [String]
 
-        public init(nodeId: String, redactedPayload: Data? = nil, redactedPaths: [String] = []) {
+        public init(nodeId: String, redactedPaths: [String] = []) {
             self.nodeId = nodeId
-            self.redactedPayload = redactedPayload
             self.redactedPaths = redactedPaths
         }
     }
@@ -512,23 +521,26 @@ public struct Publication: Sendable {
     public let typeName: String
     public let classificationName: String
     public let expiresAt: Date?
-    /// The envelope as the broker completed it (originator set), serialized.
+    /// The envelope bytes the publisher signed, forwarded unchanged.
     public let envelope: Data
+    /// The signed payload (restricted fields cleared).
     public let payload: Data
+    /// The serialized Proof with every disclosure.
+    public let proof: Data?
     public let recipients: [Recipient]
     /// The decision for every node of the registry, for the audit trail.
     public let audit: [AuditEntry]
 
-    public init(envelope: Envelope, payload: Data, recipients: [Recipient], audit: [AuditEntry] = []) throws {
+    /// `envelope` is the decoded form of `signedEnvelope`, for the columns the store indexes.
+    public init(envelope: Envelope, signedEnvelope: Data, payload: Data, proof: Data?, recipients: [Recipient], audit: [AuditEntry] = []) {
         messageId = envelope.messageID
         originator = envelope.originator
         typeName = envelope.type.name
         classificationName = envelope.handling.classification.name
         expiresAt = envelope.hasExpiresAt ? envelope.expiresAt.date : nil
-        var options = BinaryEncodingOptions()
-        options.useDeterministicOrdering = true
-        self.envelope = try envelope.serializedData(options: options)
+        self.envelope = signedEnvelope
         self.payload = payload
+        self.proof = proof
         self.recipients = recipients
         self.audit = audit
     }
@@ -546,6 +558,8 @@ public struct QueuedDelivery: Sendable {
     public let originator: String
     /// The message's expiry (envelope.expires_at), if it has one.
     public let expiresAt: Date?
+    /// The serialized Proof with every disclosure; nil for a message stored before signatures.
+    public let proof: Data?
 }
 
 /// One line of a message's audit trail.

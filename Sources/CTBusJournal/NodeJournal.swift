@@ -70,26 +70,32 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         migrator.registerMigration("v2 search") { db in
             try db.execute(sql: searchMigration)
         }
+        // Signatures (PROTOCOL.md 7.2): `envelope` holds the signed envelope bytes, `proof` the
+        // serialized Proof with the disclosures this node holds, `signed_payload` the signed
+        // payload when it differs from `payload` (restricted fields cleared). NULL proof: an entry
+        // from before signatures.
+        migrator.registerMigration("v3 signatures") { db in
+            try db.execute(sql: """
+                ALTER TABLE entry ADD COLUMN proof BLOB;
+                ALTER TABLE entry ADD COLUMN signed_payload BLOB;
+                """)
+        }
         return migrator
     }
 
     // MARK: Outbox
 
-    /// Puts a validated message into the outbox (and the journal, as sent). Works while the
-    /// node daemon and the broker are down; the daemon sends it when it can.
-    public func enqueue(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
-        try enqueue([(envelope, payload)], now: now)
-    }
-
-    /// Puts several messages into the outbox in one transaction: all or none.
-    public func enqueue(_ items: [(envelope: Envelope, payload: Data)], now: Date = Date()) throws(StoreError) {
+    /// Puts signed messages into the outbox (and the journal, as sent) in one transaction: all
+    /// or none. Works while the node daemon and the broker are down; the daemon sends them when
+    /// it can, as the exact bytes signed here.
+    public func enqueue(_ records: [JournalRecord], now: Date = Date()) throws(StoreError) {
         try database.write { db in
             var previous = try Self.lastHash(in: db)
-            for (envelope, payload) in items {
-                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [envelope.messageID]) == true {
-                    throw StoreError(.duplicate, "message \(envelope.messageID) is already in the journal")
+            for record in records {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [record.envelope.messageID]) == true {
+                    throw StoreError(.duplicate, "message \(record.envelope.messageID) is already in the journal")
                 }
-                try Self.insertSent(db, envelope: envelope, payload: payload, after: &previous, now: now)
+                try Self.insertSent(db, record, after: &previous, now: now)
             }
         }
     }
@@ -99,13 +105,13 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public func outbox(after seq: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxItem] {
         try database.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT o.seq, e.message_id, e.envelope, e.payload FROM outbox o
+                SELECT o.seq, e.message_id, e.envelope, coalesce(e.signed_payload, e.payload), e.proof FROM outbox o
                 CROSS JOIN entry e ON e.message_id = o.message_id
                 WHERE o.seq > ? AND o.refused_code IS NULL
                 ORDER BY o.seq LIMIT ?
                 """), arguments: [seq, limit]).map { row in
                 try OutboxItem(seq: row.decode(atIndex: 0), messageId: row.decode(atIndex: 1), envelope: row.decode(atIndex: 2),
-                               payload: row.decode(atIndex: 3))
+                               payload: row.decode(atIndex: 3), proof: row.decode(atIndex: 4))
             }
         }
     }
@@ -280,19 +286,19 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     }
 
     /// Moves a draft into the journal and the outbox (as `enqueue` does), in one transaction.
-    /// Returns the draft's envelope and payload, so the caller can validate it again first.
-    public func releaseDraft(messageId: String, check: (Envelope, Data) throws -> Void, now: Date = Date()) throws -> Envelope {
+    /// `sign` gets the draft's envelope and payload, validates them again and signs them.
+    public func releaseDraft(messageId: String, sign: (Envelope, Data) throws -> JournalRecord, now: Date = Date()) throws -> Envelope {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT envelope, payload FROM draft WHERE message_id = ?", arguments: [messageId]) else {
                 throw StoreError(.notFound, "no draft \(messageId) in this journal")
             }
             let envelope = try Envelope(serializedBytes: try row.decode(Data.self, forColumn: "envelope"))
             let payload: Data = try row.decode(forColumn: "payload")
-            try check(envelope, payload)
+            let record = try sign(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
             var previous = try Self.lastHash(in: db)
-            try Self.insertSent(db, envelope: envelope, payload: payload, after: &previous, now: now)
-            return envelope
+            try Self.insertSent(db, record, after: &previous, now: now)
+            return record.envelope
         }
     }
 
@@ -349,15 +355,6 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     // MARK: Deliveries
 
-    /// Journals a delivered message. Returns false when the message id was already journaled
-    /// (a duplicate delivery): the journal holds each message once.
-    @discardableResult
-    public func recordDelivery(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = [],
-                               now: Date = Date()) throws(StoreError) -> Bool {
-        try recordDeliveries([IncomingDelivery(envelope: envelope, payload: payload, sequence: sequence, redactedPaths: redactedPaths)],
-                             now: now) == 1
-    }
-
     /// Journals deliveries in one transaction (one fsync for the batch); returns how many were
     /// new. Duplicates (a message id already journaled) are skipped.
     @discardableResult
@@ -366,11 +363,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             var fresh = 0
             var previous = try Self.lastHash(in: db)
             for delivery in deliveries {
-                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [delivery.envelope.messageID]) == true {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"),
+                                     arguments: [delivery.record.envelope.messageID]) == true {
                     continue
                 }
-                try Self.insert(db, direction: "received", envelope: delivery.envelope, payload: delivery.payload,
-                                sequence: delivery.sequence, redactedPaths: delivery.redactedPaths, after: &previous, now: now)
+                try Self.insert(db, direction: "received", delivery.record, sequence: delivery.sequence,
+                                redactedPaths: delivery.redactedPaths, after: &previous, now: now)
                 fresh += 1
             }
             return fresh
@@ -378,10 +376,10 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     }
 
     /// Journals a publication as sent and queues it in the outbox.
-    private static func insertSent(_ db: Database, envelope: Envelope, payload: Data, after previous: inout Data, now: Date) throws {
-        try insert(db, direction: "sent", envelope: envelope, payload: payload, sequence: nil, after: &previous, now: now)
+    private static func insertSent(_ db: Database, _ record: JournalRecord, after previous: inout Data, now: Date) throws {
+        try insert(db, direction: "sent", record, sequence: nil, after: &previous, now: now)
         try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
-            .execute(arguments: [envelope.messageID, now.timeIntervalSince1970])
+            .execute(arguments: [record.envelope.messageID, now.timeIntervalSince1970])
     }
 
     /// The hash of the journal's last entry, which the next entry links to.
@@ -391,31 +389,37 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// Appends an entry linked to `previous` (the last entry's hash, read once per transaction
     /// and carried along), which then becomes this entry's hash.
-    private static func insert(_ db: Database, direction: String, envelope: Envelope, payload: Data,
+    private static func insert(_ db: Database, direction: String, _ record: JournalRecord,
                                sequence: UInt64?, redactedPaths: [String] = [], after previous: inout Data, now: Date) throws {
-        let envelopeBytes = try envelope.serializedData()
+        let envelope = record.envelope
         let redacted = redactedPaths.joined(separator: ",")
         let hash = HashChain.link(previous: previous, fields: chainFields(
-            messageId: envelope.messageID, direction: direction, envelope: envelopeBytes, payload: payload, redacted: redacted))
+            messageId: envelope.messageID, direction: direction, envelope: record.envelopeBytes, payload: record.payload,
+            redacted: redacted, proof: record.proof, signedPayload: record.signedPayload))
         try db.cachedStatement(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
-                               recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash,
+                               proof, signed_payload)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 envelope.messageID, direction, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
                 direction == "received" ? now.timeIntervalSince1970 : nil,
-                sequence.map { Int64(bitPattern: $0) }, envelopeBytes, payload,
-                redacted.isEmpty ? nil : redacted, hash,
+                sequence.map { Int64(bitPattern: $0) }, record.envelopeBytes, record.payload,
+                redacted.isEmpty ? nil : redacted, hash, record.proof, record.signedPayload,
             ])
         previous = hash
     }
 
-    /// What an entry's hash covers: everything that says what the message was and how it came.
-    /// Bookkeeping that changes later (acknowledgement time) is outside the chain.
-    static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String) -> [Data] {
-        [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
+    /// What an entry's hash covers: everything that says what the message was and how it came,
+    /// and its proof when it has one (entries from before signatures keep the hash they were
+    /// written with). Bookkeeping that changes later (acknowledgement time) is outside the chain.
+    static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String,
+                            proof: Data?, signedPayload: Data?) -> [Data] {
+        let fields = [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
+        guard let proof else { return fields }
+        return fields + [proof, signedPayload ?? Data()]
     }
 
     // MARK: Integrity
@@ -434,9 +438,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     static func chainRow(_ row: Row) throws -> ChainRow {
         let messageId = try row.decode(String.self, forColumn: "message_id")
+        let signed = row.hasColumn("proof")
         return ChainRow(position: try row.decode(forColumn: "position"), messageId: messageId, fields: chainFields(
             messageId: messageId, direction: try row.decode(forColumn: "direction"), envelope: try row.decode(forColumn: "envelope"),
-            payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? ""),
+            payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? "",
+            proof: signed ? try row.decode(Data?.self, forColumn: "proof") : nil,
+            signedPayload: signed ? try row.decode(Data?.self, forColumn: "signed_payload") : nil),
             hash: try row.decode(forColumn: "hash"))
     }
 
@@ -515,6 +522,15 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
     }
 
+    /// Every entry in journal order, one at a time (a cursor: a journal may hold millions).
+    /// A row that does not read stops the walk with its error.
+    public func forEachEntry(_ body: (JournalEntry) throws -> Void) throws {
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM entry ORDER BY position")
+            while let row = try rows.next() { try body(try JournalEntry(row: row)) }
+        }
+    }
+
     /// The entry of one message id, or nil.
     public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
         try database.read { db in
@@ -543,28 +559,55 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     }
 }
 
-/// A delivery on its way into the journal.
-public struct IncomingDelivery: Sendable {
+/// A message as the journal keeps it: the signed bytes, the payload as this node holds it and
+/// the author's proof (PROTOCOL.md 7.2).
+public struct JournalRecord: Sendable {
+    /// `envelopeBytes` decoded, for the columns the journal indexes.
     public let envelope: Envelope
+    /// The exact envelope bytes the originator signed.
+    public let envelopeBytes: Data
+    /// The payload as this node holds it: the signed payload with the disclosures it has put back.
     public let payload: Data
+    /// The signed payload, when it differs from `payload` (a partial restriction cleared fields).
+    public let signedPayload: Data?
+    /// The serialized Proof, with the disclosures this node holds; nil only for entries written
+    /// before signatures.
+    public let proof: Data?
+
+    public init(envelope: Envelope, envelopeBytes: Data, payload: Data, signedPayload: Data?, proof: Data?) {
+        self.envelope = envelope
+        self.envelopeBytes = envelopeBytes
+        self.payload = payload
+        self.signedPayload = signedPayload == payload ? nil : signedPayload
+        self.proof = proof
+    }
+}
+
+/// A delivery on its way into the journal, checked.
+public struct IncomingDelivery: Sendable {
+    public let record: JournalRecord
     public let sequence: UInt64
+    /// The restricted paths whose values this node did not get.
     public let redactedPaths: [String]
 
-    public init(envelope: Envelope, payload: Data, sequence: UInt64, redactedPaths: [String] = []) {
-        self.envelope = envelope
-        self.payload = payload
+    public init(_ record: JournalRecord, sequence: UInt64, redactedPaths: [String] = []) {
+        self.record = record
         self.sequence = sequence
         self.redactedPaths = redactedPaths
     }
 }
 
-/// A publication waiting for the broker's acknowledgement.
+/// A publication waiting for the broker's acknowledgement, as the bytes to send.
 public struct OutboxItem: Sendable {
     /// The outbox's own order: later publications have higher numbers.
     public let seq: Int64
     public let messageId: String
+    /// The signed envelope bytes.
     public let envelope: Data
+    /// The signed payload.
     public let payload: Data
+    /// The serialized Proof; nil for an entry queued before signatures (the broker refuses it).
+    public let proof: Data?
 }
 
 /// Where a publication stands in the publishing node's journal.
@@ -655,6 +698,11 @@ public struct JournalEntry: Sendable {
     public let refusedDetail: String?
     /// The entry's link in the journal's hash chain.
     public let hash: Data
+    /// The author's proof (serialized Proof with the disclosures this node holds); nil for an
+    /// entry written before signatures.
+    public let proof: Data?
+    /// The payload the signature covers, when it differs from `payload`.
+    public let signedPayload: Data?
 
     /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
     init(row: Row) throws {
@@ -677,6 +725,8 @@ public struct JournalEntry: Sendable {
         hash = try row.decode(Data.self, forColumn: "hash")
         refusedCode = try row.decode(String?.self, forColumn: "refused_code")
         refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
+        proof = row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil
+        signedPayload = row.hasColumn("signed_payload") ? try row.decode(Data?.self, forColumn: "signed_payload") : nil
     }
 
     /// The envelope, decoded.

@@ -1,6 +1,8 @@
 import CTBusJournal
+import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import Crypto
 import Foundation
 import Logging
 import Synchronization
@@ -14,6 +16,9 @@ import ZeroMQ
 public final class Node: Sendable {
     public let configuration: NodeConfiguration
     public let journal: NodeJournal
+    /// The node's signing and sealing keys (its configuration names the files; the node's
+    /// console signs with them too).
+    public let messageKeys: NodeMessageKeys
     private let context: ZMQContext
     private let loop = LoopThread()
     let state = SharedStatus()
@@ -40,6 +45,12 @@ public final class Node: Sendable {
         self.lock = lock
         self.configuration = configuration
         self.journal = journal
+        // The registry is this node's own copy of every originator's signing key: deliveries are
+        // checked against it, never against anything the broker says.
+        guard let registry = try configuration.loadRegistry() else {
+            throw ConfigurationError("node \(configuration.nodeId): registryFile is required: the node checks the signature of every message it receives against the keys the registry lists")
+        }
+        messageKeys = try NodeMessageKeys(configuration: configuration, registry: registry)
         let context = try ZMQContext()
         self.context = context
         var logger = logger
@@ -53,7 +64,7 @@ public final class Node: Sendable {
             let nodeLoop: NodeLoop
             do {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
-                                        brokerPublicKey: brokerPublicKey, journal: journal, status: status,
+                                        brokerPublicKey: brokerPublicKey, journal: journal, registry: registry, status: status,
                                         wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics, onFatal: onFatal)
             } catch {
                 thread.ready(.failure(error))
@@ -65,12 +76,18 @@ public final class Node: Sendable {
         waker = try Waker(context: context, endpoint: wakeEndpoint)
     }
 
-    /// Validates and queues messages in this node's outbox in one transaction, and wakes the
+    /// Validates, signs and queues messages in this node's outbox in one transaction, and wakes the
     /// node so they go out at once (for publishers in this process; `ctbus publish` from another
     /// process is picked up at the next outbox poll). Returns the message ids.
     @discardableResult
     public func publish(_ messages: [BusMessage]) throws -> [String] {
-        let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel)
+        // Published and signed as this node, whatever originator the message named.
+        let messages = messages.map { message in
+            var message = message
+            message.envelope.originator = configuration.nodeId
+            return message
+        }
+        let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing)
         waker.wake()
         return ids
     }
@@ -86,8 +103,6 @@ public final class Node: Sendable {
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
         try PrivateFiles.requirePrivate(journalPath, what: "the journal", withDatabaseFiles: true)
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
-        // The signing and sealing keys: checked now, so a missing or wrong file stops the start.
-        _ = try NodeMessageKeys(configuration: configuration, registry: try configuration.loadRegistry())
         let brokerKey = try configuration.resolvedBrokerPublicKey()
         let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
         do {
@@ -110,8 +125,12 @@ public final class Node: Sendable {
     /// Why the node stopped on its own, if it did (another process took its session).
     public var stoppedBecause: String? { state.withLock { $0.stoppedBecause } }
 
-    /// Deliveries this node refused to journal because they were above its clearance.
+    /// Deliveries this node refused to journal: a signature or disclosure that does not verify,
+    /// or a message above its clearance.
     public var refusedDeliveries: Int { state.withLock { $0.refusedDeliveries } }
+
+    /// Why, for the latest 100 refused deliveries (for tools and tests).
+    public var deliveryRefusals: [BusError] { state.withLock { $0.refusals } }
 
     /// Stops the loop (the journal holds everything acknowledged) and closes the socket.
     public func stop() {
@@ -129,6 +148,7 @@ struct NodeStatus {
     var connected = false
     var errors: [BusError] = []
     var refusedDeliveries = 0
+    var refusals: [BusError] = []
     var stoppedBecause: String?
 }
 

@@ -47,6 +47,8 @@ final class NodeLoop {
     /// When each publication in flight was first sent (for the publish-to-acknowledge time).
     private var firstSent: [String: ContinuousClock.Instant] = [:]
     private let metrics: NodeMetrics
+    /// The originator's signature and this node's clearance, checked before a delivery is journaled.
+    private let deliveryCheck: DeliveryCheck
     private var lastResendCheck = ContinuousClock.now
     /// Outbox entries read and sent per check.
     private let outboxBatch = 500
@@ -57,9 +59,10 @@ final class NodeLoop {
     private let onFatal: (@Sendable (String) -> Void)?
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, status: SharedStatus, wakeEndpoint: String, logger: Logger,
+         journal: NodeJournal, registry: NodeRegistry, status: SharedStatus, wakeEndpoint: String, logger: Logger,
          metrics: any MetricsFactory, onFatal: (@Sendable (String) -> Void)?) throws {
         self.onFatal = onFatal
+        deliveryCheck = DeliveryCheck(registry: registry, registryFile: configuration.registryFile, clearance: configuration.clearanceLevel)
         self.metrics = NodeMetrics(factory: metrics)
         self.configuration = configuration
         self.journal = journal
@@ -137,7 +140,7 @@ final class NodeLoop {
         if !welcomed {
             if lastHello.map({ now - $0 >= heartbeat }) ?? true {
                 var hello = Hello()
-                hello.protocolVersion = 1
+                hello.protocolVersion = 2
                 hello.agent = "ctbus-node/0.1"
                 hello.requestBacklog = try configuration.requestBacklog && journal.needsBacklog()
                 send(.hello(hello))
@@ -192,9 +195,15 @@ final class NodeLoop {
         try sendRevocations(all: newSession)
     }
 
+    /// The Publish frame of an outbox entry: its signed bytes and proof as stored (an entry queued
+    /// before signatures goes without a proof, and the broker refuses it for good).
+    static func publishFrame(_ item: OutboxItem) -> [UInt8] {
+        FrameBytes.publish(signedEnvelope: item.envelope, payload: item.payload, proof: item.proof ?? Data())
+    }
+
     /// Sends one publication from the outbox, as its stored bytes, and notes when.
     private func send(_ item: OutboxItem, at now: ContinuousClock.Instant) -> Bool {
-        guard send(frame: FrameBytes.publish(envelope: item.envelope, payload: item.payload)) else { return false }
+        guard send(frame: Self.publishFrame(item)) else { return false }
         lastSent[item.messageId] = now
         if firstSent[item.messageId] == nil { firstSent[item.messageId] = now }
         return true
@@ -249,10 +258,7 @@ final class NodeLoop {
                 revokesAcknowledged.append(ack.messageID)
             case .deliver(let deliver):
                 guard welcomed else { continue }
-                if admits(deliver) {
-                    deliveries.append(IncomingDelivery(envelope: deliver.envelope, payload: deliver.payload,
-                                                       sequence: deliver.sequence, redactedPaths: deliver.redactedPaths))
-                }
+                if let delivery = admitted(deliver) { deliveries.append(delivery) }
                 handledThrough = deliver.sequence
             case .error(let report):
                 handle(BusError(report))
@@ -291,19 +297,26 @@ final class NodeLoop {
         send(.deliveryAck(ack))
     }
 
-    /// Defence in depth: whatever the broker decided, this node does not hold a message above
-    /// its clearance. A refused delivery is logged, counted and acknowledged (never journaled).
-    private func admits(_ deliver: Deliver) -> Bool {
-        let envelope = deliver.envelope
-        let classification = ConfidentialityPolicy.effectiveClassification(envelope.handling)
-        guard classification.rawValue > configuration.clearanceLevel.rawValue else { return true }
-        logger.error("refused a delivery above this node's clearance", metadata: [
-            "message-id": "\(envelope.messageID)", "type": "\(envelope.type.name)",
-            "classification": "\(envelope.handling.classification.name)",
-        ])
-        status.withLock { $0.refusedDeliveries += 1 }
-        metrics.refused.increment()
-        return false
+    /// The delivery to journal, once `DeliveryCheck` found the originator's signature and the
+    /// disclosures good and the message within this node's clearance. A refused delivery is
+    /// logged (once per reason and period: a broker can repeat it), counted and acknowledged, so
+    /// it is not sent again; nothing of it is journaled, and the next deliveries go on.
+    private func admitted(_ deliver: Deliver) -> IncomingDelivery? {
+        do {
+            return try deliveryCheck.check(deliver)
+        } catch {
+            throttled.log("delivery-refused:\(error.reason.rawValue)", .error, "refused a delivery", metadata: [
+                "message-id": "\(error.error.messageId ?? "-")", "sequence": "\(deliver.sequence)", "code": "\(error.error.codeName)",
+                "reason": "\(error.error.detail)",
+            ])
+            status.withLock { state in
+                state.refusedDeliveries += 1
+                state.refusals.append(error.error)
+                if state.refusals.count > 100 { state.refusals.removeFirst() }
+            }
+            metrics.refused(error.reason)
+            return nil
+        }
     }
 
     private func handle(_ error: BusError) {
@@ -365,7 +378,7 @@ final class NodeLoop {
         guard let digest else { return nil }
         do {
             for item in try journal.outbox(limit: Int.max)
-            where Data(SHA256.hash(data: FrameBytes.publish(envelope: item.envelope, payload: item.payload))) == digest {
+            where Data(SHA256.hash(data: Self.publishFrame(item))) == digest {
                 return item.messageId
             }
             for revocation in try journal.pendingRevocations() {

@@ -7,10 +7,16 @@ import ZeroMQ
 
 /// A node's secret signing (Ed25519) and sealing (X25519) keys, read from the files its
 /// configuration names. Loaded and checked when the daemon starts; signatures and sealed
-/// messages (issue 13) use them.
-public struct NodeMessageKeys {
+/// messages (issue 13) use them. Sendable by hand: swift-crypto's keys are immutable values that
+/// it does not mark Sendable.
+public struct NodeMessageKeys: @unchecked Sendable {
     public let signing: Curve25519.Signing.PrivateKey
     public let sealing: Curve25519.KeyAgreement.PrivateKey
+
+    public init(signing: Curve25519.Signing.PrivateKey, sealing: Curve25519.KeyAgreement.PrivateKey) {
+        self.signing = signing
+        self.sealing = sealing
+    }
 
     /// Reads both files; each must be private to this user and hold one key in base64url. When a
     /// registry is given, the public halves must be the ones it lists for the node.

@@ -6,12 +6,19 @@ final class NodeMetrics {
     /// From a publication's first sending to the broker's acknowledgement.
     let publishAck: CoreMetrics.Timer
     let journaled: Counter
-    /// Deliveries the node refused to journal (above its clearance: defence in depth).
-    let refused: Counter
+    /// Deliveries the node refused to journal, by reason (`DeliveryCheck.Reason`: a signature
+    /// or disclosure that does not verify, above its clearance).
+    private let refused: [DeliveryCheck.Reason: Counter]
 
     init(factory: any MetricsFactory) {
         publishAck = CoreMetrics.Timer(label: "ctbus_node_publish_ack_seconds", factory: factory)
         journaled = Counter(label: "ctbus_node_deliveries_journaled_total", factory: factory)
-        refused = Counter(label: "ctbus_node_deliveries_refused_total", factory: factory)
+        refused = Dictionary(uniqueKeysWithValues: DeliveryCheck.Reason.allCases.map { reason in
+            (reason, Counter(label: "ctbus_node_deliveries_refused_total", dimensions: [("reason", reason.rawValue)], factory: factory))
+        })
+    }
+
+    func refused(_ reason: DeliveryCheck.Reason) {
+        refused[reason]?.increment()
     }
 }

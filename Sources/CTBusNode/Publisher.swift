@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import Crypto
 import Foundation
 import SwiftProtobuf
 
@@ -28,23 +29,37 @@ public enum Publisher {
         return message
     }
 
-    /// Validates and queues a message in `journal`'s outbox; returns the message id.
+    /// Validates, signs and queues a message in `journal`'s outbox; returns the message id.
     /// `clearance` is the node's own: it may not originate anything marked above it.
     @discardableResult
-    public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification) throws -> String {
-        try enqueue([message], into: journal, clearance: clearance)[0]
+    public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification,
+                               signingKey: Curve25519.Signing.PrivateKey) throws -> String {
+        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey)[0]
     }
 
-    /// Validates messages and queues them in one transaction (all or none); returns their ids.
+    /// Validates and signs messages and queues them in one transaction (all or none); returns
+    /// their ids. What is signed here is what the broker and every recipient get: the outbox
+    /// keeps the signed bytes and a resend sends them again unchanged.
     @discardableResult
-    public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification) throws -> [String] {
-        let items = try messages.map { message throws -> (Envelope, Data) in
+    public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
+                               signingKey: Curve25519.Signing.PrivateKey) throws -> [String] {
+        let records = try messages.map { message throws -> JournalRecord in
             try check(message, clearance: clearance)
             guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-            return (message.envelope, try payload.serialized())
+            return try signed(message.envelope, payload: payload, with: signingKey)
         }
-        try journal.enqueue(items)
+        try journal.enqueue(records)
         return messages.map(\.envelope.messageID)
+    }
+
+    /// The journal record of a message signed with `key` (PROTOCOL.md 7.2): the envelope bytes
+    /// signed, the whole payload, the signed payload (restricted fields cleared) and the proof
+    /// with every disclosure.
+    public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload,
+                              with key: Curve25519.Signing.PrivateKey) throws -> JournalRecord {
+        let signed = try SignedPublication.sign(envelope, payload: payload, with: key)
+        return JournalRecord(envelope: envelope, envelopeBytes: signed.signedEnvelope, payload: try payload.serialized(),
+                             signedPayload: signed.payload, proof: try signed.proof.serializedData())
     }
 
     /// Validates a message and keeps it as a draft in `journal`; it leaves the node only when
@@ -57,18 +72,25 @@ public enum Publisher {
         return message.envelope.messageID
     }
 
-    /// Releases a draft: validates it again (the rules may have changed since) and moves it to
-    /// the outbox, from where the node daemon sends it.
-    public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification) throws {
-        _ = try journal.releaseDraft(messageId: messageId) { envelope, payload in
-            try MessageValidator.validate(envelope: envelope, payload: try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload))
+    /// Releases a draft: validates it again (the rules may have changed since), signs it and
+    /// moves it to the outbox, from where the node daemon sends it.
+    public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification,
+                                    signingKey: Curve25519.Signing.PrivateKey) throws {
+        _ = try journal.releaseDraft(messageId: messageId) { envelope, bytes in
+            let payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: bytes)
+            try MessageValidator.validate(envelope: envelope, payload: payload)
             try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)
+            return try signed(envelope, payload: payload, with: signingKey)
         }
     }
 
     /// The publishing node's checks: the schema rules, and its own clearance (the broker
     /// checks both again against the registry).
     static func check(_ message: BusMessage, clearance: Classification) throws(BusError) {
+        guard !message.envelope.originator.isEmpty else {
+            throw BusError(.validationFailed, "envelope.originator is required: the id of the publishing node, which signs the message",
+                           messageId: MessageValidator.echoable(message.envelope.messageID))
+        }
         try MessageValidator.validate(message)
         try ConfidentialityPolicy.checkOriginatorClearance(message.envelope, nodeId: message.envelope.originator, clearance: clearance)
     }

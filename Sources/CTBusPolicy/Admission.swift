@@ -1,10 +1,11 @@
 import CTBusSchema
+import Crypto
 import Foundation
 import SwiftProtobuf
 
 /// What the broker does with the bytes of a frame before anything is stored: decode, check size,
-/// set the originator, decode and validate the payload, apply the role and need-to-know rules,
-/// and decide every node's copy. Pure (no I/O), so the fuzzer and the tests drive exactly the
+/// check the publisher's signature and disclosures, validate the payload, apply the role and
+/// need-to-know rules, and decide every node's copy. Pure (no I/O), so the fuzzer and the tests drive exactly the
 /// code the broker runs.
 public enum Admission {
     /// Decodes one wire frame; anything that is not a Frame with a command is MALFORMED_FRAME.
@@ -15,50 +16,47 @@ public enum Admission {
         return kind
     }
 
-    /// A publication the broker accepts, with each node's decision and copy.
+    /// The message id a Publish announces in its signed envelope, when it can be read and echoed.
+    public static func messageId(of publish: Publish) -> String? {
+        (try? Envelope(serializedBytes: publish.signedEnvelope)).flatMap { MessageValidator.echoable($0.messageID) }
+    }
+
+    /// A publication the broker accepts, with each node's decision.
     public struct Admitted: Sendable {
-        /// The envelope with the originator set to the authenticated publisher.
+        /// The envelope as signed (its originator is the authenticated publisher).
         public let envelope: Envelope
-        /// The payload bytes as published (forwarded unchanged to whole recipients).
-        public let payload: Data
+        /// The bytes and proof as published, with every disclosure: stored and forwarded unchanged
+        /// (a recipient under a partial restriction gets `signed.withholding(paths)`).
+        public let signed: SignedPublication
         public let decisions: [(node: NodeProfile, decision: RecipientDecision)]
-        /// Redacted payload bytes per node, for the nodes under a partial restriction.
-        public let redactedPayloads: [String: Data]
-        /// Whether the publisher wrote another originator (the broker overrode it).
-        public let claimedOriginator: String?
     }
 
     /// Admits a Publish of `size` bytes from the authenticated `publisher`, or throws the error
-    /// to send back.
-    public static func admit(_ publish: Publish, size: Int, from publisher: NodeProfile, among nodes: [NodeProfile],
-                             maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
-        var envelope = publish.envelope
-        let messageId = MessageValidator.echoable(envelope.messageID)
+    /// to send back: the signature and disclosures checked with the publisher's signing key (one
+    /// verification per publication, whatever the number of recipients), the whole payload
+    /// validated, the role and need-to-know rules applied, every node's copy decided.
+    public static func admit(_ publish: Publish, size: Int, from publisher: NodeProfile, signingKey: Curve25519.Signing.PublicKey?,
+                             among nodes: [NodeProfile], maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
         guard size <= maxMessageBytes else {
-            throw BusError(.messageTooLarge, "\(size) bytes; this broker accepts at most \(maxMessageBytes)", messageId: messageId)
+            throw BusError(.messageTooLarge, "\(size) bytes; this broker accepts at most \(maxMessageBytes)", messageId: messageId(of: publish))
         }
-        guard publish.hasEnvelope else { throw BusError(.malformedFrame, "Publish without an envelope") }
-        let claimed = envelope.originator.isEmpty || envelope.originator == publisher.id ? nil : envelope.originator
-        envelope.originator = publisher.id
-        let payload: BusMessage.OneOf_Payload
+        guard !publish.hasEnvelope else {
+            throw BusError(.malformedFrame, "Publish.envelope is protocol version 1; version 2 sends signed_envelope and proof",
+                           messageId: MessageValidator.echoable(publish.envelope.messageID))
+        }
+        guard !publish.signedEnvelope.isEmpty, publish.hasProof else {
+            throw BusError(.signatureInvalid, "an unsigned publication: protocol version 2 requires signed_envelope and proof")
+        }
+        let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
+        let verified = try signed.verify(signingKey: { $0 == publisher.id ? signingKey : nil }, originator: publisher.id, whole: true)
+        let envelope = verified.envelope
         do {
-            payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: publish.payload)
-            try MessageValidator.validate(envelope: envelope, payload: payload)
+            try MessageValidator.validate(envelope: envelope, payload: verified.payload)
         } catch {
-            throw BusError(error.code, error.detail, messageId: messageId)
+            throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
         }
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         let decisions = ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: nodes, at: now)
-        var redacted: [String: Data] = [:]
-        for (node, decision) in decisions {
-            guard case .deliver(let paths) = decision, !paths.isEmpty else { continue }
-            do {
-                redacted[node.id] = try Redactor.redact(payload, paths: paths).serialized()
-            } catch {
-                throw BusError(.internal, "could not prepare the redacted copy", messageId: messageId)
-            }
-        }
-        return Admitted(envelope: envelope, payload: publish.payload, decisions: decisions, redactedPayloads: redacted,
-                        claimedOriginator: claimed)
+        return Admitted(envelope: envelope, signed: signed, decisions: decisions)
     }
 }

@@ -3,23 +3,17 @@ import Crypto
 import Foundation
 import SwiftProtobuf
 
-/// One withheld-able field value, travelling beside a payload that does not hold it (issue 13,
-/// the selective disclosure of IETF SD-JWT applied to protobuf): the publisher signs the payload
-/// without the fields of a partial Member State restriction plus the digest of each disclosure,
-/// and a recipient outside the restriction's allowed list simply does not get those disclosures.
-/// Not on the wire yet: the design is docs/design/end-to-end.md.
-public struct Disclosure: Sendable, Equatable {
-    /// 16 random bytes: without them a digest of a short value (a priority) could be guessed.
-    public let salt: Data
-    /// A `RedactablePaths` path of the payload's type.
-    public let path: String
-    /// The element of the repeated parent (`activities.title` of activity 3: 3); 0 otherwise.
-    public let index: UInt32
-    /// The protobuf bytes of a fragment holding only that field: a message of the payload's type
-    /// for top-level paths, an `Activity` for `activities.*`.
-    public let value: Data
-
+/// One withheld-able field value (the wire's `Disclosure`, issue 13: the selective disclosure of
+/// IETF SD-JWT applied to protobuf). The publisher signs the payload without the fields of a
+/// partial Member State restriction plus the digest of each disclosure, and a recipient outside
+/// the restriction's allowed list simply does not get those disclosures. `salt`: 16 random bytes
+/// (without them a digest of a short value, a priority, could be guessed); `path`: a
+/// `RedactablePaths` path of the payload's type; `index`: the activity for `activities.*`, 0
+/// otherwise; `value`: the protobuf bytes of a fragment holding only that field (a message of the
+/// payload's type for top-level paths, an `Activity` for `activities.*`).
+extension Disclosure {
     public init(salt: Data, path: String, index: UInt32, value: Data) {
+        self.init()
         self.salt = salt
         self.path = path
         self.index = index

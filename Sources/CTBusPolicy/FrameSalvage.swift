@@ -3,19 +3,25 @@ import CTBusSchema
 /// What the broker can still say about bytes that do not decode as a Frame (PROTOCOL.md
 /// section 8): the message id, read straight from the protobuf wire format when the bytes
 /// allow it (a Publish's `envelope.message_id` or a Revoke's `message_id`, even when another
-/// field is broken, say invalid UTF-8 in the subject). When it cannot, the broker reports the
+/// field is broken, say invalid UTF-8 in the subject; in protocol version 2 the envelope is the
+/// bytes of `signed_envelope`, field 3). When it cannot, the broker reports the
 /// SHA-256 of the bytes instead (`ErrorReport.frame_sha256`).
 public enum FrameSalvage {
     /// The id of the publication or revocation in `bytes`, or nil when none can be read: not
     /// a Publish or Revoke, the path to the id is cut, or the id is not UTF-8 of at most
     /// `WireLimits.echoedIdBytes` bytes.
     public static func messageId(in bytes: [UInt8]) -> String? {
-        if let publish = lastField(3, in: bytes[...]), let envelope = lastField(1, in: publish),
-           let id = lastField(1, in: envelope) {
-            return text(id)
+        if let publish = lastField(3, in: bytes[...]) {
+            if let envelope = lastField(3, in: publish), let id = messageId(inEnvelope: envelope) { return id }
+            if let envelope = lastField(1, in: publish), let id = messageId(inEnvelope: envelope) { return id }
         }
         if let revoke = lastField(9, in: bytes[...]), let id = lastField(1, in: revoke) { return text(id) }
         return nil
+    }
+
+    /// The message id in the bytes of an Envelope that may not decode as a whole.
+    public static func messageId(inEnvelope bytes: ArraySlice<UInt8>) -> String? {
+        lastField(1, in: bytes).flatMap(text)
     }
 
     private static func text(_ bytes: ArraySlice<UInt8>) -> String? {

@@ -1,4 +1,5 @@
 import CTBusSchema
+import Crypto
 import Foundation
 
 /// The node registry (deploy/registry.json): every node's id, role, clearance, groups, CURVE
@@ -32,18 +33,26 @@ public struct NodeRegistry: Sendable, Equatable {
     public let entries: [Entry]
     private let byId: [String: Int]
     private let byKey: [String: Int]
+    /// Each node's signing key's 32 bytes, decoded from text once (every publication and
+    /// delivery is checked with one). Bytes, not keys: swift-crypto's keys are not Sendable.
+    private let signingKeys: [String: Data]
 
     public var profiles: [NodeProfile] { entries.map(\.profile) }
 
     public func entry(id: String) -> Entry? { byId[id].map { entries[$0] } }
     /// The node whose current or next key `publicKey` is.
     public func entry(publicKey: String) -> Entry? { byKey[publicKey].map { entries[$0] } }
+    /// The Ed25519 key that signs what node `id` publishes; nil for a node not in the registry.
+    public func signingKey(of id: String) -> Curve25519.Signing.PublicKey? {
+        signingKeys[id].flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
+    }
 
     /// A registry with no node.
     public init() {
         entries = []
         byId = [:]
         byKey = [:]
+        signingKeys = [:]
     }
 
     public static func == (lhs: NodeRegistry, rhs: NodeRegistry) -> Bool { lhs.entries == rhs.entries }
@@ -102,6 +111,7 @@ public struct NodeRegistry: Sendable, Equatable {
         self.entries = entries
         self.byId = byId
         self.byKey = byKey
+        signingKeys = entries.reduce(into: [:]) { keys, entry in keys[entry.profile.id] = MessageKeys.bytes(entry.signingKey) }
     }
 
     /// Whether `text` is a CURVE public key in Z85: 40 characters of the Z85 alphabet, each group

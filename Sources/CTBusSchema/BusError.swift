@@ -55,6 +55,9 @@ extension ErrorCode {
         case .conflictingDuplicate: "CONFLICTING_DUPLICATE"
         case .internal: "INTERNAL"
         case .sessionReplaced: "SESSION_REPLACED"
+        case .unknownSigningKey: "UNKNOWN_SIGNING_KEY"
+        case .signatureInvalid: "SIGNATURE_INVALID"
+        case .disclosureMismatch: "DISCLOSURE_MISMATCH"
         case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
         }
     }

@@ -4,6 +4,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import Crypto
 import Foundation
 import Logging
 import Synchronization
@@ -235,7 +236,25 @@ public final class LocalBus: Sendable {
     public func publish(_ message: BusMessage, from id: String) throws -> String {
         var message = message
         message.envelope.originator = id
-        return try Publisher.enqueue(message, into: try journal(id), clearance: registry.entry(id: id)?.profile.clearance ?? .unclassified)
+        return try Publisher.enqueue(message, into: try journal(id), clearance: registry.entry(id: id)?.profile.clearance ?? .unclassified,
+                                     signingKey: try signingKey(of: id))
+    }
+
+    /// The secret signing key of node `id`, read from its key file (as `ctbus publish` reads it).
+    public func signingKey(of id: String) throws -> Curve25519.Signing.PrivateKey {
+        try messageKeys(of: id).signing
+    }
+
+    /// A raw client with node `id`'s transport key that signs what it publishes as that node.
+    public func rawClient(as id: String) throws -> RawClient {
+        guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
+        return try RawClient(endpoint: endpoint, brokerPublicKey: brokerKeys.publicKey, keyPair: keys,
+                             signer: RawClient.Signer(nodeId: id, key: try signingKey(of: id)))
+    }
+
+    /// The signing and sealing keys of node `id`, read from its key files.
+    public func messageKeys(of id: String) throws -> NodeMessageKeys {
+        try NodeMessageKeys(configuration: nodeConfiguration(id))
     }
 
     /// Waits (bounded) until every node that is running says it is connected.

@@ -1,4 +1,7 @@
+import CTBusPolicy
 import CTBusSchema
+import Crypto
+import Foundation
 import SwiftProtobuf
 import ZeroMQ
 
@@ -8,8 +11,13 @@ public final class RawClient {
     private let context: ZMQContext
     private let socket: ZMQSocket
 
+    /// The node this client publishes as, and its signing key (`publish`); nil: it signs nothing.
+    private let signer: Signer?
+
     /// Connects with CURVE using `keyPair` and the broker's key; with `keyPair` nil, without CURVE.
-    public init(endpoint: String, brokerPublicKey: String, keyPair: CurveKeyPair?) throws {
+    /// `signer`: the node id and key `publish` signs with.
+    public init(endpoint: String, brokerPublicKey: String, keyPair: CurveKeyPair?, signer: Signer? = nil) throws {
+        self.signer = signer
         context = try ZMQContext()
         socket = try ZMQSocket(context: context, type: .dealer)
         if let keyPair { try socket.makeCurveClient(serverPublicKey: brokerPublicKey, keyPair: keyPair) }
@@ -32,9 +40,56 @@ public final class RawClient {
         try send(raw: [try frame.serializedBytes()])
     }
 
+    /// A node id and its signing key.
+    public struct Signer {
+        public let nodeId: String
+        public let key: Curve25519.Signing.PrivateKey
+
+        public init(nodeId: String, key: Curve25519.Signing.PrivateKey) {
+            self.nodeId = nodeId
+            self.key = key
+        }
+    }
+
+    /// A Publish of `message` signed as this client's node, with that node as originator unless
+    /// `keepOriginator` (a test that claims another one).
+    public func publishFrame(_ message: BusMessage, keepOriginator: Bool = false) throws -> Frame.OneOf_Kind {
+        guard let signer else { throw ConfigurationError("this raw client has no signing key") }
+        var message = message
+        if !keepOriginator { message.envelope.originator = signer.nodeId }
+        return .publish(try Self.signedPublish(message, with: signer.key))
+    }
+
+    /// Signs and sends `message` (see `publishFrame`).
+    public func publish(_ message: BusMessage, keepOriginator: Bool = false) throws {
+        try send(try publishFrame(message, keepOriginator: keepOriginator))
+    }
+
+    /// A Publish signed with `key` as a node signs it, without validating the message first (the
+    /// broker's checks are what a test looks at): a restriction that names paths the payload
+    /// does not have is signed without disclosures.
+    public static func signedPublish(_ message: BusMessage, with key: Curve25519.Signing.PrivateKey) throws -> Publish {
+        let signed: SignedPublication
+        if let payload = message.payload, let made = try? SignedPublication.sign(message.envelope, payload: payload, with: key) {
+            signed = made
+        } else {
+            let envelope = try message.envelope.serializedData()
+            let payload = try message.payload?.serialized() ?? Data()
+            var proof = Proof()
+            proof.keyID = PublicationSignature.keyId(key.publicKey)
+            proof.signature = try PublicationSignature.sign(envelope: envelope, payload: payload, digests: [], with: key)
+            signed = SignedPublication(signedEnvelope: envelope, payload: payload, proof: proof)
+        }
+        var publish = Publish()
+        publish.signedEnvelope = signed.signedEnvelope
+        publish.payload = signed.payload
+        publish.proof = signed.proof
+        return publish
+    }
+
     public func hello() throws {
         var hello = Hello()
-        hello.protocolVersion = 1
+        hello.protocolVersion = 2
         try send(.hello(hello))
     }
 

@@ -22,6 +22,8 @@ public enum SampleMessages {
         envelope.handling = handling
         envelope.subject = subject
         envelope.thematicTags = tags
+        // The node whose role publishes the type (a test publishing from another node sets its own).
+        envelope.originator = type == .activityMatrix ? "oct" : "cted"
         return envelope
     }
 

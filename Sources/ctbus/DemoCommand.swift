@@ -179,7 +179,7 @@ struct DemoCommand: ParsableCommand {
             guard let profile = bus.registry.entry(id: node)?.profile else { continue }
             let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
             let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!,
-                                           registry: bus.registry, port: port,
+                                           registry: bus.registry, messageKeys: try bus.messageKeys(of: node), port: port,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel))
             // A console that cannot serve shows in the heading below.
             consoles.append((node, BackgroundHTTP(server, announce: false, fatal: { _ in })))

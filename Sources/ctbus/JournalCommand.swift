@@ -19,11 +19,29 @@ struct JournalCommand: ParsableCommand {
         @Option(name: .long, help: "A node configuration file; its journal is read.")
         var nodeConfig: String?
 
+        @Option(name: .long, help: "The registry whose signing keys check the signatures (default: the node configuration's registryFile).")
+        var registry: String?
+
         init() {}
 
-        init(journal: String?, nodeConfig: String?) {
+        init(journal: String?, nodeConfig: String?, registry: String?) {
             self.journal = journal
             self.nodeConfig = nodeConfig
+            self.registry = registry
+        }
+
+        /// The registry that checks signatures: --registry, or the node configuration's; nil
+        /// when neither names one.
+        func loadRegistry() throws -> NodeRegistry? {
+            if let registry {
+                do {
+                    return try NodeRegistry(json: try ConfigurationFile.read(registry, what: "registry"))
+                } catch let error as RegistryError {
+                    throw ConfigurationError("registry \(registry): \(error.description)")
+                }
+            }
+            guard let nodeConfig else { return nil }
+            return try NodeConfiguration.load(path: nodeConfig).loadRegistry()
         }
 
         /// The journal's path, from --journal or the node configuration.
@@ -154,13 +172,14 @@ struct JournalCommand: ParsableCommand {
                     throw StoreError(.notFound, "no message \(messageId) in this journal")
                 }
                 print(try JournalFormat.json(try entry.message(), pretty: true))
+                FileHandle.standardError.write(Data("\(JournalFormat.signatureNote(entry, registry: try location.loadRegistry()))\n".utf8))
                 if let code = entry.refusedCode {
                     FileHandle.standardError.write(Data(
                         "note: the broker refused this publication (\(code): \(entry.refusedDetail ?? "")); it is not sent again\n".utf8))
                 }
                 if !entry.redactedPaths.isEmpty {
                     FileHandle.standardError.write(Data(
-                        "note: the broker removed \(entry.redactedPaths.joined(separator: ", ")) for this node (Member State restriction)\n".utf8))
+                        "note: \(entry.redactedPaths.joined(separator: ", ")) withheld from this node (Member State restriction)\n".utf8))
                 }
             }
         }
@@ -168,14 +187,20 @@ struct JournalCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print matching messages as protobuf JSON, one message a line (JSON Lines).")
+            abstract: "Print matching messages, one JSON object a line (JSON Lines): the message and its author's proof.",
+            discussion: """
+                Each line is {"message": <the message as protobuf JSON>, "proof": <the signed bytes, signature, \
+                key id and disclosures in base64url, or null for an entry from before signatures>}. \
+                Schemas/PROTOCOL.md 7.2 gives the bytes signed: anyone with the originator's public signing key \
+                can verify a line without CTBus (Tests/signatures/verify_export.py does, in Python).
+                """)
         @OptionGroup var location: Location
         @OptionGroup var filters: Filters
 
         func run() throws {
             try runReportingErrors {
                 for entry in try location.open().entries(matching: try filters.filter()) {
-                    print(try JournalFormat.json(try entry.message(), pretty: false))
+                    print(try JournalFormat.exportLine(entry))
                 }
             }
         }
@@ -196,6 +221,9 @@ extension JournalCommand {
         @Option(name: .long, help: "The broker's store (SQLite) instead of a journal.")
         var brokerStore: String?
 
+        @Option(name: .long, help: "The registry whose signing keys check the signatures (default: the node configuration's registryFile).")
+        var registry: String?
+
         func run() throws {
             try runReportingErrors {
                 let report: ChainReport
@@ -206,7 +234,7 @@ extension JournalCommand {
                     }
                     report = try BrokerStore(path: brokerStore, access: .readOnly).verify()
                 } else {
-                    report = try Location(journal: journal, nodeConfig: nodeConfig).open().verify()
+                    report = try Location(journal: journal, nodeConfig: nodeConfig, registry: registry).open().verify()
                 }
                 if let recovery = report.recovery { print("note: \(recovery)") }
                 if !report.damage.isEmpty {
@@ -228,6 +256,21 @@ extension JournalCommand {
                 if report.removedByRetention > 0 {
                     print("retention: \(report.removedByRetention) messages left the store (the rows after them record the hashes they link to)")
                 }
+                guard brokerStore == nil else { return }
+                let location = Location(journal: journal, nodeConfig: nodeConfig, registry: registry)
+                guard let keys = try location.loadRegistry() else {
+                    print("signatures: not checked: name the registry with --registry FILE (or give --node-config)")
+                    return
+                }
+                let signatures = try location.open().verifySignatures(registry: keys)
+                for failure in signatures.failures {
+                    print("SIGNATURE FAILS at entry \(failure.position) (message \(failure.messageId)): \(failure.error)")
+                }
+                guard signatures.isIntact else { throw ExitCode(1) }
+                var line = "signatures: \(signatures.verified) verify with the originators' keys in the registry"
+                if signatures.redacted > 0 { line += " (\(signatures.redacted) redacted copies verify for the fields they hold)" }
+                if signatures.unsigned > 0 { line += "; \(signatures.unsigned) entries from before signatures carry none" }
+                print(line)
             }
         }
     }
@@ -291,6 +334,47 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 enum JournalFormat {
+    /// One line of `journal export`: the message as protobuf JSON and its author's proof, the
+    /// exact signed bytes in base64url (RFC 4648 section 5, no padding), as PROTOCOL.md 7.2 names them.
+    static func exportLine(_ entry: JournalEntry) throws -> String {
+        let message = try json(try entry.message(), pretty: false)
+        guard let signed = try entry.signed() else { return #"{"message":\#(message),"proof":null}"# }
+        let proof: [String: Any] = [
+            "originator": entry.originator,
+            "keyId": signed.proof.keyID,
+            "signature": MessageKeys.text(signed.proof.signature),
+            "envelope": MessageKeys.text(signed.signedEnvelope),
+            "payload": MessageKeys.text(signed.payload),
+            "digests": signed.proof.digests.map(MessageKeys.text),
+            "disclosures": signed.proof.disclosures.map { disclosure -> [String: Any] in
+                ["salt": MessageKeys.text(disclosure.salt), "path": disclosure.path, "index": Int(disclosure.index),
+                 "value": MessageKeys.text(disclosure.value)]
+            },
+            "withheld": entry.redactedPaths,
+        ]
+        let proofJSON = try JSONSerialization.data(withJSONObject: proof, options: [.sortedKeys, .withoutEscapingSlashes])
+        return #"{"message":\#(message),"proof":\#(String(decoding: proofJSON, as: UTF8.self))}"#
+    }
+
+    /// What `journal show` says of an entry's signature (on standard error, beside the message).
+    static func signatureNote(_ entry: JournalEntry, registry: NodeRegistry?) -> String {
+        guard let registry else {
+            return entry.proof == nil ? "signature: none (journaled before signatures)"
+                : "signature: not checked: name the registry with --registry FILE (or give --node-config)"
+        }
+        switch entry.signatureState(registry: registry) {
+        case .unsigned:
+            return "signature: none (journaled before signatures)"
+        case .verified(let originator, let keyId, let withheld) where withheld.isEmpty:
+            return "signature: signed by \(originator) with key \(keyId); verifies"
+        case .verified(let originator, let keyId, let withheld):
+            return "signature: signed by \(originator) with key \(keyId); verifies for the fields this copy holds "
+                + "(\(withheld.joined(separator: ", ")) withheld from this node)"
+        case .failed(let error):
+            return "signature: DOES NOT VERIFY: \(error)"
+        }
+    }
+
     static let columns = ["id", "created", "direction", "type", "classification", "subject", "from", "notes"]
 
     /// The table's headers: shorter than the field names where the values are short.

@@ -43,8 +43,11 @@ struct PublishCommand: ParsableCommand {
         try runReportingErrors {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
+            // Signed here, with the node's key: the outbox keeps the signed bytes.
+            let signingKey = { () throws in try NodeMessageKeys(configuration: configuration, registry: try configuration.loadRegistry()).signing }
             if let release {
-                try Publisher.releaseDraft(MessageID.canonical(release), from: journal, clearance: configuration.clearanceLevel)
+                try Publisher.releaseDraft(MessageID.canonical(release), from: journal, clearance: configuration.clearanceLevel,
+                                           signingKey: try signingKey())
                 print(release)
                 return
             }
@@ -56,7 +59,7 @@ struct PublishCommand: ParsableCommand {
                 message = try Publisher.prepare(json: try ConfigurationFile.read(file!, what: "message file"), nodeId: configuration.nodeId)
             }
             let id = draft ? try Publisher.saveDraft(message, into: journal, clearance: configuration.clearanceLevel)
-                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel)
+                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey())
             print(id)
         }
     }

@@ -87,11 +87,12 @@ struct AuditTests {
         #expect(try oct.count(messageId: id) == 0)
         #expect(try bus.broker!.store.audit(messageId: id) == nil) // the broker never saw it
 
-        try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential)
+        let key = try bus.signingKey(of: "cted")
+        try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential, signingKey: key)
         #expect(try cted.drafts().isEmpty)
         #expect(try Wait.until { try oct.count(messageId: id) == 1 })
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
-        #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential) } // released once
+        #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential, signingKey: key) } // released once
     }
 
     @Test("Revocation: every node that received the message marks it revoked; only the originator may revoke")

@@ -4,6 +4,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
+import Crypto
 import Foundation
 import SwiftProtobuf
 import Testing
@@ -31,7 +32,7 @@ struct BadInputTests {
 
     /// A raw client with a registered node's keys and an open session.
     static func session(_ bus: LocalBus, as node: String) throws -> RawClient {
-        let client = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys[node]!)
+        let client = try bus.rawClient(as: node)
         try client.hello()
         guard case .welcome(let welcome) = try client.receiveCommand() else {
             throw ConfigurationError("no Welcome for \(node)")
@@ -40,18 +41,16 @@ struct BadInputTests {
         return client
     }
 
+    /// A Publish signed with a key no registry lists (for clients that are not registered nodes).
     static func publish(_ message: BusMessage) throws -> Frame.OneOf_Kind {
-        var publish = Publish()
-        publish.envelope = message.envelope
-        publish.payload = try message.payload!.serialized()
-        return .publish(publish)
+        .publish(try RawClient.signedPublish(message, with: Curve25519.Signing.PrivateKey()))
     }
 
     /// Publishes `message` through `client` and returns its PublishAck; records an issue and
     /// returns nil when none comes.
     static func publishAcknowledged(_ client: RawClient, _ message: BusMessage,
                                     sourceLocation: SourceLocation = #_sourceLocation) throws -> PublishAck? {
-        try client.send(try publish(message))
+        try client.publish(message)
         guard case .publishAck(let ack) = try client.receiveReply() else {
             Issue.record("no PublishAck", sourceLocation: sourceLocation)
             return nil
@@ -154,7 +153,7 @@ struct BadInputTests {
 
         var badState = SampleMessages.recommendation(text: "SECRET-TEXT-MUST-NOT-LEAK")
         badState.countryVisitRecommendation.memberState = "XXX"
-        try client.send(try Self.publish(badState))
+        try client.publish(badState)
         let report = try Self.expectError(client, .validationFailed)
         #expect(report?.detail.contains("country_visit_recommendation.member_state") == true)
         #expect(report?.detail.contains("SECRET-TEXT") == false)
@@ -162,12 +161,12 @@ struct BadInputTests {
 
         var badDates = SampleMessages.recommendation()
         badDates.countryVisitRecommendation.visitDates.end = "2026-03-01"
-        try client.send(try Self.publish(badDates))
+        try client.publish(badDates)
         #expect(try Self.expectError(client, .validationFailed)?.detail.contains("visit_dates.end") == true)
 
         var wrongType = SampleMessages.recommendation()
         wrongType.envelope.type = .missionReport // payload bytes are a recommendation
-        try client.send(try Self.publish(wrongType))
+        try client.publish(wrongType)
         #expect(try Self.expectError(client, .malformedFrame)?.detail.contains("MISSION_REPORT") == true)
 
         var garbage = Publish()
@@ -188,7 +187,7 @@ struct BadInputTests {
         defer { bus.shutdown() }
         let client = try Self.session(bus, as: Self.raw)
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential))
-        try client.send(try Self.publish(message))
+        try client.publish(message)
         _ = try Self.expectError(client, .needToKnowRequired)
         try Self.sentinel(bus)
         #expect(try bus.journal("oct").count(messageId: message.envelope.messageID) == 0)
@@ -200,10 +199,10 @@ struct BadInputTests {
         defer { bus.shutdown() }
         let client = try Self.session(bus, as: Self.raw)
         let big = SampleMessages.missionReport(summaryBytes: 20 * 1024)
-        try client.send(try Self.publish(big))
+        try client.publish(big)
         #expect(try Self.expectError(client, .messageTooLarge)?.messageID == big.envelope.messageID)
         let fine = SampleMessages.missionReport()
-        try client.send(try Self.publish(fine))
+        try client.publish(fine)
         guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
         #expect(ack.messageID == fine.envelope.messageID)
         #expect(try bus.journal("oct").count(messageId: big.envelope.messageID) == 0)
@@ -216,13 +215,13 @@ struct BadInputTests {
         let client = try Self.session(bus, as: Self.raw)
         let message = SampleMessages.recommendation()
         for _ in 0..<2 {
-            try client.send(try Self.publish(message))
+            try client.publish(message)
             guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
             #expect(ack.originator == Self.raw)
         }
         var other = SampleMessages.recommendation(text: "A different recommendation.")
         other.envelope.messageID = message.envelope.messageID
-        try client.send(try Self.publish(other))
+        try client.publish(other)
         _ = try Self.expectError(client, .conflictingDuplicate)
         try Self.sentinel(bus)
         #expect(try bus.journal("oct").count(messageId: message.envelope.messageID) == 1)
@@ -253,14 +252,14 @@ struct BadInputTests {
         let first = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let second = try bus.publish(SampleMessages.recommendation(), from: "cted")
         guard case .deliver(let deliver) = try client.receiveCommand() else { Issue.record("no Deliver"); return }
-        #expect(deliver.envelope.messageID == first && deliver.sequence == 1)
+        #expect(try Envelope(serializedBytes: deliver.signedEnvelope).messageID == first && deliver.sequence == 1)
         #expect(try Wait.until { try store.queueDepth(for: "wg-cft") == 2 })
         // Acknowledging far beyond: only the one sent counts, the unsent second is kept and sent.
         var ack = DeliveryAck()
         ack.throughSequence = 1_000
         try client.send(.deliveryAck(ack))
         guard case .deliver(let next) = try client.receiveCommand() else { Issue.record("the second message was lost"); return }
-        #expect(next.envelope.messageID == second && next.sequence == 2)
+        #expect(try Envelope(serializedBytes: next.signedEnvelope).messageID == second && next.sequence == 2)
         // Another publication is stored in the transaction that records pending acknowledgements.
         _ = try bus.publish(SampleMessages.recommendation(), from: "cted")
         #expect(try Wait.until { try store.messageCount() == 3 })

@@ -167,7 +167,7 @@ struct CommandLineTests {
         message.envelope.subject = "CENTRAL_ASIA"
         message.envelope.originator = "cted-regional-office-for-central-asia"
         message.envelope.handling.tlp = .tlpAmberStrict
-        try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: 1, redactedPaths: ["priority"])
+        try journal.recordDelivery(message, sequence: 1, redactedPaths: ["priority"])
         let id = message.envelope.messageID
 
         let table = try Self.run(["journal", "list", "--journal", path])

@@ -64,7 +64,7 @@ struct ConsoleAPITests {
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try oct.count() == 2 })
 
-        let observations = try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { base in
+        let observations = try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
             let client = Client(base)
             let list = try await client.call("get", "/api/v1/messages", "/api/v1/messages")
             #expect(list.status == 200 && (list.body["messages"] as? [[String: Any]])?.count == 2)

@@ -77,7 +77,7 @@ struct ConsoleComposeTests {
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
 
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { base in
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
             let browser = Browser(base)
             let index = try await browser.request("GET", "/compose")
             #expect(index.body.contains("/compose/mission-report") && index.body.contains("/compose/activity-matrix"))
@@ -169,7 +169,7 @@ struct ConsoleComposeTests {
         #expect(bus.waitUntilConnected())
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { base in
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
             let browser = Browser(base)
             let token = try await browser.token("/compose/mission-report")
             var ids: [String] = []
@@ -206,7 +206,7 @@ struct ConsoleComposeTests {
         // registry, so that its compose form, and a valid token, exist).
         let cted = try bus.publish(SampleMessages.recommendation(), from: "cted")
         #expect(try Wait.until { try border.entry(messageId: cted) != nil })
-        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { base in
+        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let browser = Browser(base)
             let token = try await browser.token("/compose/mission-report")
             let page = try await browser.request("GET", "/messages/\(cted)")

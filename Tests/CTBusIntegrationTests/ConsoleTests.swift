@@ -5,6 +5,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
+import Crypto
 import Foundation
 import Hummingbird
 import ServiceLifecycle
@@ -20,12 +21,17 @@ import FoundationNetworking
 @Suite("Console", .serialized)
 struct ConsoleTests {
     /// A console serving `journal` until `body` returns.
-    static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification, registry: NodeRegistry? = nil,
+    /// `messageKeys`: the node's keys (a bus's, for a console whose publications must reach its
+    /// broker); by default a key no registry lists, enough for a console without a broker.
+    static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification,
+                           messageKeys: NodeMessageKeys = NodeMessageKeys(signing: NodeJournal.testSigningKey, sealing: .init()),
+                           registry: NodeRegistry? = nil,
                            host: String = "127.0.0.1", authentication: ConsoleAuthentication? = nil,
                            metrics: MetricsEndpoint = MetricsEndpoint(),
                            _ body: (URL) async throws -> T) async throws -> T {
         let port = try LocalBus.freePortForTests()
-        let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry, host: host, port: port,
+        let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry,
+                                        messageKeys: messageKeys, host: host, port: port,
                                         authentication: authentication, metrics: metrics, logger: LocalBus.defaultLogger)
         return try await serving(port: port, { onRunning in console.application(onRunning: onRunning) }, body)
     }
@@ -88,7 +94,7 @@ struct ConsoleTests {
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
 
-        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential) { base in
+        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct")) { base in
             let journal = try await Self.get(base, "/journal")
             #expect(journal.status == 200)
             #expect(journal.headers["content-security-policy"]?.hasPrefix("default-src 'none'") == true)
@@ -127,7 +133,7 @@ struct ConsoleTests {
         }
 
         // The redacted copy at wg-border: the part is shown as withheld, at the State's request.
-        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+        try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let page = try await Self.get(base, "/messages/\(tunisia)")
             #expect(page.body.contains("recommendation_text: withheld at the request of TUN"))
         }
@@ -135,7 +141,7 @@ struct ConsoleTests {
         // Coverage changes once OCT's matrix arrives.
         let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
         #expect(try Wait.until { try border.count() == 4 })
-        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+        try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
             // Both ways: the recommendation names the matrix that answers it.
@@ -151,7 +157,7 @@ struct ConsoleTests {
         let journal = try NodeJournal(path: folder.appendingPathComponent("wg-rights.journal.sqlite").path)
         var secret = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
         secret.envelope.originator = "cted"
-        try journal.recordDelivery(envelope: secret.envelope, payload: try secret.payload!.serialized(), sequence: 1)
+        try journal.recordDelivery(secret, sequence: 1)
         try await Self.serving(journal, node: "wg-rights", clearance: .unclassified) { base in
             let listing = try await Self.get(base, "/journal")
             #expect(!listing.body.contains(secret.envelope.messageID))
@@ -208,11 +214,11 @@ struct ConsoleBrowserTests {
             OCT-BSM-2026-01,Advance passenger information for Kenya,KEN,II;III,border-security,ONGOING,\(kenya)
 
             """.utf8).write(to: csv)
-        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { base in
+        try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let first = try await Self.browser(["journal", base.absoluteString, kenya, tunisia])
             #expect(first.status == 0, "\(first.output)")
             // OCT uploads its matrix in its own console; the working group's coverage follows.
-            try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { octBase in
+            try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { octBase in
                 let upload = try await Self.browser(["matrix", octBase.absoluteString, csv.path])
                 #expect(upload.status == 0, "\(upload.output)")
             }
@@ -232,8 +238,8 @@ extension ConsoleBrowserTests {
         #expect(bus.waitUntilConnected())
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, registry: bus.registry) { octBase in
-            try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential) { borderBase in
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { octBase in
+            try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { borderBase in
                 let run = try await Self.browser(["compose", octBase.absoluteString, borderBase.absoluteString])
                 #expect(run.status == 0, "\(run.output)")
             }
@@ -315,7 +321,7 @@ extension ConsoleTests {
         let border = try bus.journal("wg-border")
         #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
 
-        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential) { base in
+        try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct")) { base in
             // Nobody searched yet: the console's indexer catches up by itself.
             let deadline = ContinuousClock.now + .seconds(30)
             while try oct.searchStatus().indexedThrough < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -334,7 +340,7 @@ extension ConsoleTests {
             }
         }
         // At wg-border the restricted text never arrived: nothing to find.
-        try await Self.serving(border, node: "wg-border", clearance: .confidential) { base in
+        try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let withheld = try await Self.get(base, "/journal?q=sfax")
             #expect(!withheld.body.contains(tunisia))
             let stillThere = try await Self.get(base, "/journal?q=\(tunisia.prefix(0))TUN")

@@ -73,13 +73,14 @@ struct CrashTests {
         for name in ["broker", "cted"] + receivers { try processes.start(name) }
 
         let cted = try bus.journal("cted")
+        let ctedKey = try bus.signingKey(of: "cted")
         var published: [BusMessage] = []
         let perRound = max(1, Self.messages / Self.rounds)
         for round in 0..<Self.rounds {
             if victim == .stoppedNode { #expect(processes.stop("wg-border") == 0) }
             for index in 0..<perRound {
                 let message = Self.message(number: round * perRound + index)
-                try Publisher.enqueue(message, into: cted, clearance: .strictlyConfidential)
+                try Publisher.enqueue(message, into: cted, clearance: .strictlyConfidential, signingKey: ctedKey)
                 published.append(message)
             }
             // A random moment while the traffic flows.

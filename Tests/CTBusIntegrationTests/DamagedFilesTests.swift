@@ -25,7 +25,7 @@ struct DamagedFilesTests {
         let journal = try NodeJournal(path: path)
         var sent = SampleMessages.missionReport()
         sent.envelope.originator = "cted"
-        try journal.enqueue(envelope: sent.envelope, payload: try sent.payload!.serialized())
+        try journal.enqueue(sent)
         var draft = SampleMessages.recommendation()
         draft.envelope.originator = "cted"
         try journal.saveDraft(envelope: draft.envelope, payload: try draft.payload!.serialized())

@@ -4,6 +4,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
+import Crypto
 import Foundation
 import SwiftProtobuf
 import Testing
@@ -12,7 +13,7 @@ import ZeroMQ
 /// End-to-end delivery over real CURVE sockets on 127.0.0.1 with real SQLite journals.
 @Suite("Delivery", .serialized)
 struct DeliveryTests {
-    @Test("CTED's recommendation reaches OCT's journal byte for byte, with the broker-set originator")
+    @Test("CTED's recommendation reaches OCT's journal byte for byte, signed by CTED; a claim to be another originator is refused")
     func recommendationReachesOCT() throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
@@ -20,9 +21,8 @@ struct DeliveryTests {
         try bus.startAllNodes()
         #expect(bus.waitUntilConnected())
 
-        var message = SampleMessages.recommendation()
-        message.envelope.originator = "oct" // a publisher cannot claim another originator
-        let id = try Publisher.enqueue(message, into: try bus.journal("cted"), clearance: .strictlyConfidential)
+        let message = SampleMessages.recommendation()
+        let id = try bus.publish(message, from: "cted")
         let sentPayload = try message.payload!.serialized()
 
         let oct = try bus.journal("oct")
@@ -35,10 +35,23 @@ struct DeliveryTests {
         #expect(received.envelope.originator == "cted")
         #expect(received.countryVisitRecommendation == message.countryVisitRecommendation)
         #expect(received.envelope.handling == message.envelope.handling)
+        #expect(entry.signatureState(registry: bus.registry)
+                == .verified(originator: "cted", keyId: PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey), withheld: []))
 
         let cted = try bus.journal("cted")
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
         #expect(try cted.entry(messageId: id)?.originator == "cted")
+
+        // A publisher cannot claim another originator: the broker can no longer rewrite a signed
+        // envelope, so it refuses it, and the publisher's journal records why.
+        var claimed = SampleMessages.recommendation()
+        claimed.envelope.originator = "oct"
+        let claimedId = try Publisher.enqueue(claimed, into: cted, clearance: .strictlyConfidential, signingKey: try bus.signingKey(of: "cted"))
+        #expect(try Wait.until { if case .refused = try cted.publicationStatus(messageId: claimedId) { true } else { false } })
+        guard case .refused(let code, let detail) = try cted.publicationStatus(messageId: claimedId) else { return }
+        #expect(code == "NOT_PERMITTED")
+        #expect(detail.contains("publishes only as itself"))
+        #expect(try oct.count(messageId: claimedId) == 0)
     }
 
     @Test("A CONFIDENTIAL recommendation releasable to OCT only reaches OCT and no working group")
@@ -85,8 +98,11 @@ struct DeliveryTests {
             try raw.hello()
             guard case .welcome = try raw.receiveCommand() else { Issue.record("no Welcome"); return }
             guard case .deliver(let deliver) = try raw.receiveCommand() else { Issue.record("no Deliver"); return }
-            #expect(deliver.envelope.messageID == ids[0])
-            #expect(try bus.journal("oct").recordDelivery(envelope: deliver.envelope, payload: deliver.payload, sequence: deliver.sequence))
+            let envelope = try Envelope(serializedBytes: deliver.signedEnvelope)
+            #expect(envelope.messageID == ids[0])
+            let record = JournalRecord(envelope: envelope, envelopeBytes: deliver.signedEnvelope, payload: deliver.payload,
+                                       signedPayload: nil, proof: try deliver.proof.serializedData())
+            #expect(try bus.journal("oct").recordDeliveries([IncomingDelivery(record, sequence: deliver.sequence)]) == 1)
         }
 
         try bus.startNode("oct")
@@ -175,7 +191,8 @@ struct DeliveryTests {
         let broker = try #require(bus.broker)
         let cted = try bus.journal("cted")
         let count = 1_000
-        for _ in 0..<count { try Publisher.enqueue(SampleMessages.recommendation(), into: cted, clearance: .strictlyConfidential) }
+        let key = try bus.signingKey(of: "cted")
+        for _ in 0..<count { try Publisher.enqueue(SampleMessages.recommendation(), into: cted, clearance: .strictlyConfidential, signingKey: key) }
 
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")

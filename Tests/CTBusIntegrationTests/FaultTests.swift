@@ -88,7 +88,7 @@ struct FaultTests {
             try second.send(.heartbeat(Heartbeat())) // a live node's heartbeat keeps its session
             if case .deliver(let deliver) = try second.receiveCommand(seconds: 0.3) { delivered = deliver }
         }
-        #expect(delivered?.envelope.messageID == id)
+        #expect(delivered.flatMap { try? Envelope(serializedBytes: $0.signedEnvelope) }?.messageID == id)
         #expect(Self.lines(handler, containing: "took over the node's session") == 1)
     }
 
@@ -99,14 +99,17 @@ struct FaultTests {
         try bus.startBroker()
         let client = try BadInputTests.session(bus, as: BadInputTests.raw)
         let message = SampleMessages.recommendation(memberState: "KEN")
-        var frame = Frame()
-        frame.publish = Publish()
-        frame.publish.envelope = message.envelope
-        frame.publish.payload = try message.payload!.serialized()
-        let valid: [UInt8] = try frame.serializedBytes()
+        guard case .publish(let publish) = try client.publishFrame(message) else { return }
+        /// The frame with `damage` done to its signed envelope's bytes.
+        func damaged(_ original: [UInt8], _ replacement: [UInt8]) throws -> [UInt8] {
+            var frame = Frame()
+            frame.publish = publish
+            frame.publish.signedEnvelope = Data(Self.replacing(original, with: replacement, in: Array(publish.signedEnvelope)))
+            return try frame.serializedBytes()
+        }
 
-        // Invalid UTF-8 in envelope.subject: the Frame does not decode, the id is still readable.
-        let broken = Self.replacing(Array("KEN".utf8), with: [0xFF, 0xFE, 0xFD], in: valid)
+        // Invalid UTF-8 in envelope.subject: the envelope does not decode, the id is still readable.
+        let broken = try damaged(Array("KEN".utf8), [0xFF, 0xFE, 0xFD])
         try client.send(raw: [broken])
         let report = try BadInputTests.expectError(client, .malformedFrame)
         #expect(report?.messageID == message.envelope.messageID)
@@ -114,7 +117,7 @@ struct FaultTests {
 
         // Invalid UTF-8 in the id itself: no id, the SHA-256 of the bytes instead.
         let id = Array(message.envelope.messageID.utf8)
-        let noId = Self.replacing(id, with: [0xFF] + id.dropFirst(), in: valid)
+        let noId = try damaged(id, [0xFF] + id.dropFirst())
         try client.send(raw: [noId])
         let digest = try BadInputTests.expectError(client, .malformedFrame)
         #expect(digest?.messageID == "")

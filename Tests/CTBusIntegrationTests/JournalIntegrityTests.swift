@@ -22,7 +22,7 @@ struct JournalIntegrityTests {
         return try (0..<count).map { index in
             var message = SampleMessages.recommendation(text: "\(marker)-\(index)")
             message.envelope.originator = "cted"
-            try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: UInt64(index + 1))
+            try journal.recordDelivery(message, sequence: UInt64(index + 1))
             return message.envelope.messageID
         }
     }
@@ -66,7 +66,7 @@ struct JournalIntegrityTests {
         for index in 0..<4 {
             var message = SampleMessages.recommendation(text: "entry \(index)")
             message.envelope.originator = "cted"
-            try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: UInt64(index + 1))
+            try journal.recordDelivery(message, sequence: UInt64(index + 1))
             ids.append(message.envelope.messageID)
         }
         // The files as a kill -9 leaves them (the journal is still open, its WAL not checkpointed),
@@ -145,7 +145,7 @@ struct JournalIntegrityTests {
         for index in 0..<300 { // one commit each, as deliveries arrive one by one at low rates
             var message = SampleMessages.recommendation(text: String(repeating: "x", count: 1_000) + "\(index)")
             message.envelope.originator = "cted"
-            try journal.recordDelivery(envelope: message.envelope, payload: try message.payload!.serialized(), sequence: UInt64(index + 1))
+            try journal.recordDelivery(message, sequence: UInt64(index + 1))
         }
         // No commit copies the log any more (that made commits slow); the checkpointer must.
         let databaseBytes = { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }

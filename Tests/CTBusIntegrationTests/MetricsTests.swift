@@ -56,7 +56,7 @@ struct MetricsTests {
         _ = try BadInputTests.publishAcknowledged(cted, SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)))
         var invalid = SampleMessages.recommendation()
         invalid.envelope.subject = "NOWHERE"
-        try cted.send(try BadInputTests.publish(invalid))
+        try cted.publish(invalid)
         _ = try BadInputTests.expectError(cted, .validationFailed)
         let oct = try bus.journal("oct")
         #expect(try Wait.until { try oct.count() == 2 })

@@ -37,14 +37,14 @@ struct ProtocolRulesTests {
 
         var shouted = message
         shouted.envelope.messageID = message.envelope.messageID.uppercased()
-        try client.send(try BadInputTests.publish(shouted))
+        try client.publish(shouted)
         let report = try BadInputTests.expectError(client, .validationFailed)
         #expect(report?.detail.hasPrefix("envelope.message_id ") == true)
         #expect(report?.messageID == shouted.envelope.messageID) // as sent, so the client finds its entry
 
         var follow = SampleMessages.recommendation()
         follow.envelope.references = [Reference(to: message.envelope.messageID.uppercased(), .followsUp)]
-        try client.send(try BadInputTests.publish(follow))
+        try client.publish(follow)
         #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.hasPrefix("envelope.references[0].message_id ") == true)
 
         var revoke = Revoke()
@@ -86,7 +86,7 @@ struct ProtocolRulesTests {
         #expect(ack.recipientCount == 6)
 
         var hello = Hello()
-        hello.protocolVersion = 1
+        hello.protocolVersion = 2
         hello.agent = String(repeating: "a", count: WireLimits.agentBytes + 1)
         try client.send(.hello(hello))
         #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.hasPrefix("hello.agent ") == true)
@@ -98,7 +98,7 @@ struct ProtocolRulesTests {
         defer { bus.shutdown() }
         let client = try BadInputTests.session(bus, as: Self.lowCleared)
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]))
-        try client.send(try BadInputTests.publish(message))
+        try client.publish(message)
         let report = try BadInputTests.expectError(client, .notPermitted)
         #expect(report?.detail == "node cted-low is cleared to CONFIDENTIAL and may not originate a STRICTLY_CONFIDENTIAL message")
         #expect(report?.messageID == message.envelope.messageID)
@@ -113,7 +113,7 @@ struct ProtocolRulesTests {
         var mine = message
         mine.envelope.originator = Self.lowCleared
         #expect(throws: BusError(.notPermitted, report?.detail ?? "", messageId: message.envelope.messageID)) {
-            try Publisher.enqueue(mine, into: try bus.journal(Self.lowCleared), clearance: .confidential)
+            try Publisher.enqueue(mine, into: try bus.journal(Self.lowCleared), clearance: .confidential, signingKey: try bus.signingKey(of: Self.lowCleared))
         }
         #expect(try bus.journal(Self.lowCleared).outbox().isEmpty)
     }
@@ -139,7 +139,7 @@ extension ProtocolRulesTests {
 
         var other = SampleMessages.recommendation(text: "Another text under the same id.")
         other.envelope.messageID = message.envelope.messageID
-        try again.send(try BadInputTests.publish(other))
+        try again.publish(other)
         _ = try BadInputTests.expectError(again, .conflictingDuplicate)
         let trail = try #require(try bus.broker!.store.audit(messageId: message.envelope.messageID))
         #expect(trail.entries.filter { $0.outcome == .conflict }.map(\.nodeId) == [BadInputTests.raw])

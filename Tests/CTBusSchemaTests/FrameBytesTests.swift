@@ -5,26 +5,56 @@ import Testing
 
 @Suite("Frames built from stored bytes")
 struct FrameBytesTests {
-    @Test("Deliver frames are exactly what SwiftProtobuf writes", arguments: [
-        (UInt64(1), [String]()), (UInt64(300), ["recommendation_text"]), (UInt64(1) << 40, ["a", "b.c"]),
+    static func proof(disclosures: Int) -> Proof {
+        var proof = Proof()
+        proof.signature = Data(repeating: 7, count: 64)
+        proof.keyID = "0123456789abcdef"
+        for index in 0..<disclosures {
+            var disclosure = Disclosure()
+            disclosure.salt = Data(repeating: UInt8(index), count: 16)
+            disclosure.path = "activities.title"
+            disclosure.index = UInt32(index)
+            disclosure.value = Data([0x12, 0x01, 0x41])
+            proof.disclosures.append(disclosure)
+            proof.digests.append(Data(repeating: UInt8(index), count: 32))
+        }
+        return proof
+    }
+
+    @Test("Deliver frames of signed messages are exactly what SwiftProtobuf writes", arguments: [
+        (UInt64(1), [String](), 0), (UInt64(300), ["recommendation_text"], 2), (UInt64(1) << 40, ["a", "b.c"], 1),
     ])
-    func sameBytes(sequence: UInt64, paths: [String]) throws {
+    func sameBytes(sequence: UInt64, paths: [String], disclosures: Int) throws {
         let message = MessageValidatorTests.recommendation()
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         let envelope = try message.envelope.serializedData(options: options)
         let payload = try message.payload!.serialized()
+        let proof = Self.proof(disclosures: disclosures)
         var deliver = Deliver()
         deliver.sequence = sequence
-        deliver.envelope = message.envelope
+        deliver.signedEnvelope = envelope
         deliver.payload = payload
         deliver.redactedPaths = paths
+        deliver.proof = proof
         var frame = Frame()
         frame.deliver = deliver
         let expected: [UInt8] = try frame.serializedBytes(options: options)
-        let built = FrameBytes.deliver(sequence: sequence, envelope: envelope, payload: payload, redactedPaths: paths)
+        let built = FrameBytes.deliver(sequence: sequence, envelope: envelope, payload: payload, redactedPaths: paths,
+                                       proof: try proof.serializedData())
         #expect(built == expected)
         #expect(try Frame(serializedBytes: built) == frame)
+    }
+
+    @Test("A message stored before signatures goes out in the envelope field of protocol version 1")
+    func unsignedDeliver() throws {
+        let message = MessageValidatorTests.recommendation()
+        let envelope = try message.envelope.serializedData()
+        let payload = try message.payload!.serialized()
+        let built = FrameBytes.deliver(sequence: 5, envelope: envelope, payload: payload, redactedPaths: [], proof: nil)
+        let frame = try Frame(serializedBytes: built)
+        #expect(frame.deliver.envelope == message.envelope)
+        #expect(frame.deliver.signedEnvelope.isEmpty && !frame.deliver.hasProof)
     }
 
     @Test("Publish frames are exactly what SwiftProtobuf writes")
@@ -32,12 +62,14 @@ struct FrameBytesTests {
         let message = MessageValidatorTests.recommendation()
         let envelope = try message.envelope.serializedData()
         let payload = try message.payload!.serialized()
+        let proof = Self.proof(disclosures: 3)
         var publish = Publish()
-        publish.envelope = message.envelope
+        publish.signedEnvelope = envelope
         publish.payload = payload
+        publish.proof = proof
         var frame = Frame()
         frame.publish = publish
-        let built = FrameBytes.publish(envelope: envelope, payload: payload)
+        let built = FrameBytes.publish(signedEnvelope: envelope, payload: payload, proof: try proof.serializedData())
         #expect(built == (try frame.serializedBytes() as [UInt8]))
         #expect(try Frame(serializedBytes: built) == frame)
     }

@@ -66,6 +66,15 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// a newer connection said Hello with this node's key: this session ended
   case sessionReplaced // = 11
+
+  /// the proof's key_id is not the originator's signing key in the registry
+  case unknownSigningKey // = 12
+
+  /// no proof, or the signature does not verify over the signed bytes
+  case signatureInvalid // = 13
+
+  /// a disclosure missing, extra, repeated, not matching a signed digest or not applying
+  case disclosureMismatch // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -86,6 +95,9 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 9: self = .conflictingDuplicate
     case 10: self = .internal
     case 11: self = .sessionReplaced
+    case 12: self = .unknownSigningKey
+    case 13: self = .signatureInvalid
+    case 14: self = .disclosureMismatch
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -104,6 +116,9 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .conflictingDuplicate: return 9
     case .internal: return 10
     case .sessionReplaced: return 11
+    case .unknownSigningKey: return 12
+    case .signatureInvalid: return 13
+    case .disclosureMismatch: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -122,6 +137,9 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .conflictingDuplicate,
     .internal,
     .sessionReplaced,
+    .unknownSigningKey,
+    .signatureInvalid,
+    .disclosureMismatch,
   ]
 
 }
@@ -132,7 +150,7 @@ public nonisolated struct Hello: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 1
+  /// 2
   public var protocolVersion: UInt32 = 0
 
   /// free text, for logs ("ctbus-node/0.1")
@@ -170,13 +188,15 @@ public nonisolated struct Welcome: Sendable {
   public init() {}
 }
 
-/// node -> broker: publish one message. The payload is the serialized typed message that
-/// envelope.type names; the broker forwards these bytes unchanged to recipients.
+/// node -> broker: publish one message, signed by the publisher (PROTOCOL.md 5.1, 7.2). The
+/// broker stores and forwards signed_envelope, payload and proof unchanged (a recipient outside a
+/// partial restriction's allowed list gets the proof without the restricted disclosures).
 public nonisolated struct Publish: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// protocol version 1 only; unused (and refused) in version 2
   public var envelope: Envelope {
     get {_envelope ?? Envelope()}
     set {_envelope = newValue}
@@ -186,13 +206,75 @@ public nonisolated struct Publish: Sendable {
   /// Clears the value of `envelope`. Subsequent reads from it will return its default value.
   public mutating func clearEnvelope() {self._envelope = nil}
 
+  /// The serialized typed message that the envelope's type names, with the fields of a partial
+  /// Member State restriction cleared: their values travel as disclosures in the proof.
   public var payload: Data = Data()
+
+  /// the exact Envelope bytes signed; originator = the publisher
+  public var signedEnvelope: Data = Data()
+
+  public var proof: Proof {
+    get {_proof ?? Proof()}
+    set {_proof = newValue}
+  }
+  /// Returns true if `proof` has been explicitly set.
+  public var hasProof: Bool {self._proof != nil}
+  /// Clears the value of `proof`. Subsequent reads from it will return its default value.
+  public mutating func clearProof() {self._proof = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _envelope: Envelope? = nil
+  fileprivate var _proof: Proof? = nil
+}
+
+/// What proves a message's author to every recipient and to any later reader of a journal.
+public nonisolated struct Proof: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Ed25519 (RFC 8032) over the signed bytes, 64 bytes
+  public var signature: Data = Data()
+
+  /// first 8 bytes of SHA-256 of the signing public key, lower-case hex
+  public var keyID: String = String()
+
+  /// SHA-256 of every disclosure the signature covers, received or not
+  public var digests: [Data] = []
+
+  /// the disclosures this copy carries
+  public var disclosures: [Disclosure] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The value of one field of a partial restriction, withheld from the nodes outside its allowed
+/// list (the selective disclosure of IETF SD-JWT, applied to protobuf).
+public nonisolated struct Disclosure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 16 random bytes
+  public var salt: Data = Data()
+
+  /// a redactable path of the payload's type
+  public var path: String = String()
+
+  /// the activity, for activities.* paths; 0 otherwise
+  public var index: UInt32 = 0
+
+  /// a protobuf fragment holding only that field
+  public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// broker -> node: the publication is stored durably; the node may forget it.
@@ -221,7 +303,7 @@ public nonisolated struct Deliver: Sendable {
 
   public var sequence: UInt64 = 0
 
-  /// originator set by the broker
+  /// protocol version 1 only; version 2 sends signed_envelope
   public var envelope: Envelope {
     get {_envelope ?? Envelope()}
     set {_envelope = newValue}
@@ -231,6 +313,7 @@ public nonisolated struct Deliver: Sendable {
   /// Clears the value of `envelope`. Subsequent reads from it will return its default value.
   public mutating func clearEnvelope() {self._envelope = nil}
 
+  /// as published (restricted fields cleared, see Publish)
   public var payload: Data = Data()
 
   /// Payload field paths removed for this node under a partial Member State restriction
@@ -248,12 +331,26 @@ public nonisolated struct Deliver: Sendable {
   /// Clears the value of `revocation`. Subsequent reads from it will return its default value.
   public mutating func clearRevocation() {self._revocation = nil}
 
+  /// the publisher's signed Envelope bytes, unchanged
+  public var signedEnvelope: Data = Data()
+
+  /// without the disclosures of redacted_paths
+  public var proof: Proof {
+    get {_proof ?? Proof()}
+    set {_proof = newValue}
+  }
+  /// Returns true if `proof` has been explicitly set.
+  public var hasProof: Bool {self._proof != nil}
+  /// Clears the value of `proof`. Subsequent reads from it will return its default value.
+  public mutating func clearProof() {self._proof = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _envelope: Envelope? = nil
   fileprivate var _revocation: Revocation? = nil
+  fileprivate var _proof: Proof? = nil
 }
 
 public nonisolated struct Revocation: Sendable {
@@ -462,7 +559,7 @@ public nonisolated struct Frame: Sendable {
 fileprivate nonisolated let _protobuf_package = "ctbus.v1"
 
 nonisolated extension ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0\u{1}UNKNOWN_SIGNING_KEY\0\u{1}SIGNATURE_INVALID\0\u{1}DISCLOSURE_MISMATCH\0")
 }
 
 nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -552,7 +649,7 @@ nonisolated extension Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension Publish: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Publish"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}payload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}envelope\0\u{1}payload\0\u{3}signed_envelope\0\u{1}proof\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -562,6 +659,8 @@ nonisolated extension Publish: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._envelope) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.signedEnvelope) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._proof) }()
       default: break
       }
     }
@@ -578,12 +677,110 @@ nonisolated extension Publish: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 2)
     }
+    if !self.signedEnvelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedEnvelope, fieldNumber: 3)
+    }
+    try { if let v = self._proof {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Publish, rhs: Publish) -> Bool {
     if lhs._envelope != rhs._envelope {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs.signedEnvelope != rhs.signedEnvelope {return false}
+    if lhs._proof != rhs._proof {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Proof"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0\u{3}key_id\0\u{1}digests\0\u{1}disclosures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 3: try { try decoder.decodeRepeatedBytesField(value: &self.digests) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.disclosures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 1)
+    }
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 2)
+    }
+    if !self.digests.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.digests, fieldNumber: 3)
+    }
+    if !self.disclosures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.disclosures, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Proof, rhs: Proof) -> Bool {
+    if lhs.signature != rhs.signature {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.digests != rhs.digests {return false}
+    if lhs.disclosures != rhs.disclosures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Disclosure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Disclosure"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}salt\0\u{1}path\0\u{1}index\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.salt) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.salt.isEmpty {
+      try visitor.visitSingularBytesField(value: self.salt, fieldNumber: 1)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 2)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 3)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Disclosure, rhs: Disclosure) -> Bool {
+    if lhs.salt != rhs.salt {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -631,7 +828,7 @@ nonisolated extension PublishAck: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0\u{1}revocation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0\u{1}revocation\0\u{3}signed_envelope\0\u{1}proof\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -644,6 +841,8 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.redactedPaths) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._revocation) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.signedEnvelope) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._proof) }()
       default: break
       }
     }
@@ -669,6 +868,12 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     try { if let v = self._revocation {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.signedEnvelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signedEnvelope, fieldNumber: 6)
+    }
+    try { if let v = self._proof {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -678,6 +883,8 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if lhs.payload != rhs.payload {return false}
     if lhs.redactedPaths != rhs.redactedPaths {return false}
     if lhs._revocation != rhs._revocation {return false}
+    if lhs.signedEnvelope != rhs.signedEnvelope {return false}
+    if lhs._proof != rhs._proof {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

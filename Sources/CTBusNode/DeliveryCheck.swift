@@ -1,0 +1,103 @@
+import CTBusJournal
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+/// What a node checks in a delivery before it journals it (PROTOCOL.md 7.3), whatever the broker
+/// decided: the originator's signature with the key the node's own copy of the registry lists,
+/// every disclosure against the signed digests, and its own clearance. The broker is not trusted
+/// here: a delivery that fails is refused, never journaled.
+final class DeliveryCheck {
+    /// Why a delivery was refused: the label of `ctbus_node_deliveries_refused_total{reason}`.
+    enum Reason: String, CaseIterable {
+        case unsigned
+        case unknownSigningKey = "unknown_signing_key"
+        case signatureInvalid = "signature_invalid"
+        case disclosureMismatch = "disclosure_mismatch"
+        case malformed
+        case clearance
+    }
+
+    struct Refusal: Error {
+        let reason: Reason
+        let error: BusError
+    }
+
+    private var registry: NodeRegistry
+    private let registryFile: String?
+    private var registryModified: Date?
+    private var lastReload: ContinuousClock.Instant?
+    private let clearance: Classification
+
+    init(registry: NodeRegistry, registryFile: String?, clearance: Classification) {
+        self.registry = registry
+        self.registryFile = registryFile
+        self.clearance = clearance
+        registryModified = registryFile.flatMap(Self.modified)
+    }
+
+    /// The delivery as the journal records it, or the refusal.
+    func check(_ deliver: Deliver) throws(Refusal) -> IncomingDelivery {
+        guard !deliver.signedEnvelope.isEmpty, deliver.hasProof else {
+            throw Refusal(reason: .unsigned, error: BusError(.signatureInvalid, "an unsigned delivery",
+                                                             messageId: MessageValidator.echoable(deliver.envelope.messageID)))
+        }
+        let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
+        let verified: VerifiedPublication
+        do {
+            verified = try verify(signed)
+        } catch {
+            throw Refusal(reason: Self.reason(error.code), error: error)
+        }
+        let envelope = verified.envelope
+        let classification = ConfidentialityPolicy.effectiveClassification(envelope.handling)
+        guard classification.rawValue <= clearance.rawValue else {
+            throw Refusal(reason: .clearance, error: BusError(.notPermitted, "\(classification.name) is above this node's clearance",
+                                                              messageId: MessageValidator.echoable(envelope.messageID)))
+        }
+        do {
+            let record = JournalRecord(envelope: envelope, envelopeBytes: deliver.signedEnvelope, payload: try verified.payload.serialized(),
+                                       signedPayload: deliver.payload, proof: try deliver.proof.serializedData())
+            return IncomingDelivery(record, sequence: deliver.sequence, redactedPaths: verified.withheldPaths)
+        } catch {
+            throw Refusal(reason: .malformed, error: BusError(.malformedFrame, "the delivery could not be encoded again",
+                                                              messageId: MessageValidator.echoable(envelope.messageID)))
+        }
+    }
+
+    /// Verifies with the registry as it is; when the originator or its key is unknown, reads the
+    /// registry file again first if it changed since (a node added or a key replaced), at most
+    /// once a second whatever a broker sends.
+    private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
+        do {
+            return try signed.verify(signingKey: registry.signingKey(of:))
+        } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
+            return try signed.verify(signingKey: registry.signingKey(of:))
+        }
+    }
+
+    private func reloadRegistry() -> Bool {
+        guard let registryFile, lastReload.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true else { return false }
+        lastReload = .now
+        let modified = Self.modified(registryFile)
+        guard modified != registryModified,
+              let registry = try? NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry")) else { return false }
+        self.registry = registry
+        registryModified = modified
+        return true
+    }
+
+    private static func modified(_ path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    }
+
+    private static func reason(_ code: ErrorCode) -> Reason {
+        switch code {
+        case .unknownSigningKey: .unknownSigningKey
+        case .signatureInvalid: .signatureInvalid
+        case .disclosureMismatch: .disclosureMismatch
+        default: .malformed
+        }
+    }
+}

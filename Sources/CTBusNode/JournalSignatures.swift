@@ -1,0 +1,77 @@
+import CTBusJournal
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+/// What a journal entry's proof says, checked again against a registry (`ctbus journal verify`,
+/// `journal show`, the console): the same `SignedPublication.verify` a node runs before it
+/// journals, plus a check that the payload the journal shows is the one the signature proves.
+public enum SignatureState: Sendable, Equatable {
+    /// Written before signatures (protocol version 1): nothing to check.
+    case unsigned
+    /// The originator's signature verifies with key `keyId`; `withheld` are the restricted paths
+    /// this copy does not hold (it verifies for the fields it holds).
+    case verified(originator: String, keyId: String, withheld: [String])
+    case failed(BusError)
+}
+
+extension JournalEntry {
+    /// The entry as its author signed it, or nil for an entry from before signatures.
+    public func signed() throws(BusError) -> SignedPublication? {
+        guard let proof else { return nil }
+        guard let decoded = try? Proof(serializedBytes: proof) else {
+            throw BusError(.malformedFrame, "journal entry \(messageId): its proof does not decode")
+        }
+        return SignedPublication(signedEnvelope: envelopeBytes, payload: signedPayload ?? payload, proof: decoded)
+    }
+
+    /// Checks the entry's signature with the keys of `registry`, and that the payload and the
+    /// withheld paths the journal records are what the signed bytes and disclosures give.
+    public func signatureState(registry: NodeRegistry) -> SignatureState {
+        do {
+            guard let signed = try signed() else { return .unsigned }
+            let verified = try signed.verify(signingKey: registry.signingKey(of:))
+            guard verified.envelope.messageID == messageId,
+                  (try? BusMessage.OneOf_Payload.decode(type: verified.envelope.type, bytes: payload)) == verified.payload else {
+                return .failed(BusError(.signatureInvalid, "the journal's payload is not the one the signature proves", messageId: messageId))
+            }
+            guard verified.withheldPaths == redactedPaths.sorted() else {
+                return .failed(BusError(.disclosureMismatch, "the journal records other withheld fields than the disclosures show", messageId: messageId))
+            }
+            return .verified(originator: verified.envelope.originator, keyId: verified.keyId, withheld: verified.withheldPaths)
+        } catch {
+            return .failed(error)
+        }
+    }
+}
+
+/// What checking every signature of a journal found.
+public struct SignatureReport: Sendable {
+    public var verified = 0
+    /// Verified copies that lack restricted fields (they verify for the fields they hold).
+    public var redacted = 0
+    public var unsigned = 0
+    /// The entries whose signature did not verify: position, message id, why.
+    public var failures: [(position: Int64, messageId: String, error: BusError)] = []
+
+    public var isIntact: Bool { failures.isEmpty }
+}
+
+extension NodeJournal {
+    /// Checks the signature of every entry against `registry` (an entry that fails does not stop
+    /// the walk: every failure is reported).
+    public func verifySignatures(registry: NodeRegistry) throws -> SignatureReport {
+        var report = SignatureReport()
+        try forEachEntry { entry in
+            switch entry.signatureState(registry: registry) {
+            case .unsigned: report.unsigned += 1
+            case .verified(_, _, let withheld):
+                report.verified += 1
+                if !withheld.isEmpty { report.redacted += 1 }
+            case .failed(let error): report.failures.append((entry.position, entry.messageId, error))
+            }
+        }
+        return report
+    }
+}
