@@ -138,7 +138,8 @@ struct StoreDatabase: Sendable {
     private static func isCreationRace(_ error: DatabaseError) -> Bool {
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED: true
-        case .SQLITE_ERROR: error.message?.contains("already exists") ?? false
+        // Another process ran the same migration first: CREATE finds the table, ALTER the column.
+        case .SQLITE_ERROR: ["already exists", "duplicate column name"].contains { error.message?.contains($0) ?? false }
         default: false
         }
     }

@@ -45,7 +45,8 @@ public enum Admission {
                            messageId: MessageValidator.echoable(publish.envelope.messageID))
         }
         guard !publish.signedEnvelope.isEmpty, publish.hasProof else {
-            throw BusError(.signatureInvalid, "an unsigned publication: protocol version 2 requires signed_envelope and proof")
+            throw BusError(.signatureInvalid, "an unsigned publication: protocol version 2 requires signed_envelope and proof",
+                           messageId: messageId(of: publish))
         }
         let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
         let verified = try signed.verify(signingKey: { $0 == publisher.id ? signingKey : nil }, originator: publisher.id, whole: true)

@@ -1,0 +1,115 @@
+import CTBusJournal
+import CTBusMetrics
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import InMemoryLogging
+import Logging
+import Prometheus
+import SwiftProtobuf
+import Testing
+
+/// Issue 13, item 5: an honest node (the real `Node`, its real journal) connected to a broker
+/// that lies. The node checks every delivery against its own registry copy, so whatever the
+/// broker does to a signed message shows, and nothing of it reaches the journal.
+@Suite("Hostile broker", .serialized)
+struct HostileBrokerTests {
+    /// A message from CTED whose recommendation text carries `marker`.
+    static func message(_ marker: String, handling: Handling = SampleMessages.handling(.confidential)) -> BusMessage {
+        SampleMessages.recommendation(handling: handling, text: "Recommendation \(marker) on border data sharing")
+    }
+
+    static func journalBytes(_ bus: LocalBus, _ node: String) -> Data {
+        [bus.journalPath(node), bus.journalPath(node) + "-wal"].reduce(into: Data()) { bytes, path in
+            bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data())
+        }
+    }
+
+    @Test("A broker that rewrites the originator, flips a payload byte, replays a message under a new id, forges a disclosure or strips the signature: the honest node refuses each, journals nothing of it, says why and counts it; genuine messages, and a replay under their own id, are journaled once")
+    func honestNodeRefusesTampering() throws {
+        let (bus, handler) = try FaultTests.loggedBus()
+        defer { bus.shutdown() }
+        let hostile = try HostileBroker(bus: bus)
+        let metrics = MetricsEndpoint()
+        let node = try bus.startNode("wg-border", metrics: metrics.factory)
+        #expect(try hostile.welcome(as: "wg-border"))
+        let cted = try bus.signingKey(of: "cted")
+        func sign(_ message: BusMessage) throws -> SignedPublication {
+            try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted)
+        }
+
+        let genuine = Self.message("GENUINE-ONE")
+        try hostile.deliver(try sign(genuine))
+
+        // (a) The originator rewritten to OCT: the proof names CTED's key, which is not OCT's.
+        var rewritten = try sign(Self.message("TAMPERED-ORIGINATOR"))
+        var envelope = try Envelope(serializedBytes: rewritten.signedEnvelope)
+        envelope.originator = "oct"
+        rewritten.signedEnvelope = try envelope.serializedData()
+        try hostile.deliver(rewritten)
+
+        // (b) One payload byte flipped.
+        var flipped = try sign(Self.message("TAMPERED-BYTE"))
+        flipped.payload[flipped.payload.count - 3] ^= 0x20
+        try hostile.deliver(flipped)
+
+        // (c) An old message replayed under a new id.
+        var replayedEnvelope = try Envelope(serializedBytes: try sign(genuine).signedEnvelope)
+        replayedEnvelope.messageID = MessageID.generate()
+        var replayed = try sign(genuine)
+        replayed.signedEnvelope = try replayedEnvelope.serializedData()
+        try hostile.deliver(replayed)
+
+        // (d) A copy redacted for wg-border (the text is restricted to OCT) with a disclosure
+        // forged in place of the withheld one.
+        let restricted = SampleMessages.restricted(Self.message("TAMPERED-DISCLOSURE"), state: "KEN",
+                                                   fields: ["recommendation_text"], allowed: ["oct"])
+        var forged = try sign(restricted)
+        var fragment = CountryVisitRecommendation()
+        fragment.recommendationText = "FORGED-DISCLOSURE text the broker wrote"
+        forged.proof.disclosures[0].value = try fragment.serializedData()
+        try hostile.deliver(forged)
+
+        // (e) No signature at all: a protocol-1 style delivery of a message CTED never published.
+        var unsigned = Deliver()
+        let invented = Self.message("TAMPERED-UNSIGNED")
+        unsigned.envelope = invented.envelope
+        unsigned.payload = try invented.payload!.serialized()
+        try hostile.send(unsigned)
+
+        // The genuine message again (a replay under its own id: deduplicated), then a second one.
+        try hostile.deliver(try sign(genuine))
+        let second = Self.message("GENUINE-TWO")
+        let last = try hostile.deliver(try sign(second))
+        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"),
+                "the node acknowledges refused deliveries too, so a broker does not send them forever")
+
+        let journal = try bus.journal("wg-border")
+        #expect(try journal.entries().map(\.messageId) == [genuine.envelope.messageID, second.envelope.messageID])
+        #expect(try journal.entries().allSatisfy { if case .verified = $0.signatureState(registry: bus.registry) { true } else { false } })
+        let bytes = Self.journalBytes(bus, "wg-border")
+        #expect(bytes.range(of: Data("GENUINE-ONE".utf8)) != nil, "the check below can find a marker")
+        for marker in ["TAMPERED", "FORGED-DISCLOSURE"] {
+            #expect(bytes.range(of: Data(marker.utf8)) == nil, "\(marker) reached the journal file")
+        }
+
+        // Why, in the order they came: the node's own record, its log and its metrics.
+        #expect(node.deliveryRefusals.map(\.code) == [.unknownSigningKey, .signatureInvalid, .signatureInvalid, .disclosureMismatch,
+                                                       .signatureInvalid])
+        #expect(node.deliveryRefusals[0].detail.contains("registry's signing key of oct"))
+        #expect(node.deliveryRefusals[3].messageId == restricted.envelope.messageID)
+        #expect(node.refusedDeliveries == 5)
+        let refusals = handler.entries.filter { "\($0.message)" == "refused a delivery" }
+        #expect(Set(refusals.compactMap { $0.metadata["code"].map { "\($0)" } })
+                == ["UNKNOWN_SIGNING_KEY", "SIGNATURE_INVALID", "DISCLOSURE_MISMATCH"])
+        #expect(!handler.entries.contains { "\($0.message) \($0.metadata)".contains("TAMPERED") || "\($0.metadata)".contains("FORGED") },
+                "no content of a refused message in the log")
+        let samples = MetricsTests.parse(metrics.registry.emitToString())
+        for (reason, count) in [("unknown_signing_key", 1.0), ("signature_invalid", 2), ("disclosure_mismatch", 1), ("unsigned", 1), ("clearance", 0)] {
+            #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": reason]) == count, "\(reason)")
+        }
+    }
+}

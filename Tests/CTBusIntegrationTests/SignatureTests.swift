@@ -1,0 +1,186 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// Issue 13, items 2 and 3, over a real broker and real nodes: what the broker refuses, what a
+/// redacted copy holds and proves, and what `ctbus journal verify`, `show` and `export` say.
+@Suite("Signatures end to end", .serialized)
+struct SignatureEndToEndTests {
+    static func bytes(of paths: [String]) -> Data {
+        paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
+    }
+
+    static func journalFiles(_ bus: LocalBus, _ node: String) -> [String] {
+        [bus.journalPath(node), bus.journalPath(node) + "-wal"]
+    }
+
+    @Test("A partial restriction over a real broker: the withheld text never reaches the working group's journal file, its copy verifies for the fields it holds, and journal verify, show and an independent script on the export say so")
+    func redactedCopyProvesItsAuthor() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let marker = "WITHHELD-MARKER-2395"
+        let message = SampleMessages.restricted(
+            SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct", "wg-border"]),
+                                          text: "Recommendation \(marker) on the watch list"),
+            state: "KEN", fields: ["recommendation_text"], allowed: ["oct"])
+        let id = try bus.publish(message, from: "cted")
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
+
+        #expect(Self.bytes(of: Self.journalFiles(bus, "oct")).range(of: Data(marker.utf8)) != nil, "the grep below can find the marker")
+        #expect(Self.bytes(of: Self.journalFiles(bus, "wg-border")).range(of: Data(marker.utf8)) == nil,
+                "the withheld text reached wg-border's journal file")
+        let copy = try #require(try border.entry(messageId: id))
+        #expect(copy.redactedPaths == ["recommendation_text"])
+        #expect(try copy.message().countryVisitRecommendation.recommendationText.isEmpty)
+        let ctedKey = PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey)
+        #expect(copy.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: ["recommendation_text"]))
+        #expect(try oct.entry(messageId: id)?.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: []))
+
+        try bus.writeConfigurationFiles()
+        let config = bus.nodeConfigurationPath("wg-border")
+        let verify = try CommandLineTests.run(["journal", "verify", "--node-config", config])
+        #expect(verify.status == 0, "\(verify.output)\(verify.errors)")
+        #expect(verify.output.contains("signatures: 1 verify with the originators' keys in the registry (1 redacted copies verify for the fields they hold)"),
+                "\(verify.output)")
+        let show = try CommandLineTests.run(["journal", "show", id, "--node-config", config])
+        #expect(show.errors.contains("signature: signed by cted with key \(ctedKey); verifies for the fields this copy holds (recommendation_text withheld from this node)"),
+                "\(show.errors)")
+
+        // Someone outside the bus checks both exports with the registry's public keys alone.
+        let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path
+        let registry = bus.brokerConfiguration.registryFile
+        var exports: [String: String] = [:]
+        for node in ["oct", "wg-border"] {
+            let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
+            #expect(export.status == 0, "\(export.errors)")
+            exports[node] = export.output
+            let checked = try CommandLineTests.run([script, registry], executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export.output)
+            #expect(checked.status == 0 && checked.output.contains("ok 1 \(id)"), "\(node): \(checked.output)\(checked.errors)")
+        }
+        #expect(exports["wg-border"]?.contains(marker) == false)
+        // The same script refuses an export whose signed payload, or whose disclosure, was changed.
+        let line = try #require(exports["oct"]?.split(separator: "\n").first(where: { $0.contains(id) }).map(String.init))
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        var proof = try #require(object["proof"] as? [String: Any])
+        let payload = try #require(proof["payload"] as? String)
+        proof["payload"] = String(payload.dropLast()) + (payload.hasSuffix("A") ? "B" : "A")
+        object["proof"] = proof
+        var disclosed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        var disclosedProof = try #require(disclosed["proof"] as? [String: Any])
+        var disclosures = try #require(disclosedProof["disclosures"] as? [[String: Any]])
+        disclosures[0]["value"] = MessageKeys.text(try {
+            var fragment = CountryVisitRecommendation()
+            fragment.recommendationText = "A text the broker would like OCT to read"
+            return try fragment.serializedData()
+        }())
+        disclosedProof["disclosures"] = disclosures
+        disclosed["proof"] = disclosedProof
+        let tampered = try [object, disclosed].map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+        let refused = try CommandLineTests.run([script, registry], executable: URL(fileURLWithPath: "/usr/bin/python3"),
+                                               input: tampered.joined(separator: "\n") + "\n")
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("FAIL 1 \(id): the signature does not verify"), "\(refused.output)")
+        #expect(refused.output.contains("FAIL 2 \(id): disclosure recommendation_text matches no signed digest"), "\(refused.output)")
+    }
+
+    @Test("The broker refuses a publication whose key, signature or disclosures do not check out, with a stable code and the message id; nothing of it is stored or delivered")
+    func brokerRefusesBadSignatures() throws {
+        let bus = try BadInputTests.runningBus()
+        defer { bus.shutdown() }
+        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let key = try bus.signingKey(of: BadInputTests.raw)
+        let before = try bus.broker!.store.messageCount()
+        func restricted(_ text: String) -> BusMessage {
+            var message = SampleMessages.restricted(
+                SampleMessages.recommendation(handling: SampleMessages.handling(.confidential), text: text),
+                state: "KEN", fields: ["recommendation_text"], allowed: ["oct"])
+            message.envelope.originator = BadInputTests.raw
+            return message
+        }
+        func signed(_ message: BusMessage, with signer: Curve25519.Signing.PrivateKey) throws -> Publish {
+            try RawClient.signedPublish(message, with: signer)
+        }
+        var cases: [(String, Publish, ErrorCode, String?)] = []
+
+        var unknownKey = try signed(restricted("unknown key"), with: key)
+        unknownKey.proof.keyID = "00112233aabbccdd"
+        cases.append(("unknown key id", unknownKey, .unknownSigningKey, nil))
+
+        var otherKey = try signed(restricted("other key"), with: Curve25519.Signing.PrivateKey())
+        otherKey.proof.keyID = PublicationSignature.keyId(key.publicKey)
+        cases.append(("another key's signature", otherKey, .signatureInvalid, nil))
+
+        var flipped = try signed(restricted("flipped"), with: key)
+        flipped.payload[flipped.payload.count - 2] ^= 0x01
+        cases.append(("a flipped payload byte", flipped, .signatureInvalid, nil))
+
+        var forged = try signed(restricted("forged"), with: key)
+        forged.proof.disclosures[0].value = Data([0x32, 0x01, 0x58])
+        cases.append(("a forged disclosure", forged, .disclosureMismatch, "matches no signed digest"))
+
+        var missing = try signed(restricted("missing"), with: key)
+        missing.proof.disclosures = []
+        cases.append(("a disclosure left out", missing, .disclosureMismatch, "are missing"))
+
+        var unsigned = try signed(restricted("unsigned"), with: key)
+        unsigned.clearProof()
+        cases.append(("no proof", unsigned, .signatureInvalid, "unsigned"))
+
+        var versionOne = Publish()
+        let old = restricted("version one")
+        versionOne.envelope = old.envelope
+        versionOne.payload = try old.payload!.serialized()
+        cases.append(("a protocol 1 envelope", versionOne, .malformedFrame, "protocol version 1"))
+
+        var ids: [String] = []
+        for (name, publish, code, detail) in cases {
+            try client.send(.publish(publish))
+            let report = try BadInputTests.expectError(client, code)
+            let id = publish.hasEnvelope ? publish.envelope.messageID : try Envelope(serializedBytes: publish.signedEnvelope).messageID
+            ids.append(id)
+            #expect(report?.messageID == id, "\(name)")
+            if let detail { #expect(report?.detail.contains(detail) == true, "\(name): \(report?.detail ?? "")") }
+        }
+        try BadInputTests.sentinel(bus)
+        #expect(try bus.broker!.store.messageCount() == before + 1, "only the sentinel was stored")
+        for id in ids { #expect(try bus.journal("oct").count(messageId: id) == 0) }
+    }
+
+    @Test("journal verify re-checks every signature: an entry whose chain is intact but whose signature is not the originator's fails, naming entry and code")
+    func verifyFindsForeignSignatures() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let path = bus.journalPath("oct")
+        let journal = try NodeJournal(path: path)
+        let genuine = SampleMessages.recommendation()
+        try journal.recordDelivery(genuine, sequence: 1, signedWith: try bus.signingKey(of: "cted"))
+        // Someone who can write the journal file but not CTED's key: the hash chain is unkeyed,
+        // so the entry links fine; only the signature tells.
+        let planted = SampleMessages.recommendation(text: "A recommendation CTED never made")
+        try journal.recordDelivery(planted, sequence: 2, signedWith: NodeJournal.testSigningKey)
+        let registry = bus.brokerConfiguration.registryFile
+
+        let unchecked = try CommandLineTests.run(["journal", "verify", "--journal", path])
+        #expect(unchecked.status == 0)
+        #expect(unchecked.output.contains("signatures: not checked: name the registry with --registry FILE"), "\(unchecked.output)")
+
+        let checked = try CommandLineTests.run(["journal", "verify", "--journal", path, "--registry", registry])
+        #expect(checked.status == 1)
+        #expect(checked.output.contains("intact: 2 entries"), "the chain itself is intact: \(checked.output)")
+        #expect(checked.output.contains("SIGNATURE FAILS at entry 2 (message \(planted.envelope.messageID)): UNKNOWN_SIGNING_KEY"),
+                "\(checked.output)")
+        #expect(!checked.output.contains("entry 1 "))
+    }
+}

@@ -1,0 +1,147 @@
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// The one check of a signed publication that the broker, every recipient and `journal verify`
+/// run (`SignedPublication.verify`): what passes, and the stable code of each way to fail.
+@Suite("Signed publications")
+struct SignedPublicationTests {
+    /// Fixed keys (swift-crypto's keys are not Sendable, so no shared random ones).
+    static var cted: Curve25519.Signing.PrivateKey { try! .init(rawRepresentation: Data(repeating: 1, count: 32)) }
+    static var oct: Curve25519.Signing.PrivateKey { try! .init(rawRepresentation: Data(repeating: 2, count: 32)) }
+
+    static func keys(_ id: String) -> Curve25519.Signing.PublicKey? {
+        switch id {
+        case "cted": cted.publicKey
+        case "oct": oct.publicKey
+        default: nil
+        }
+    }
+
+    /// A recommendation from CTED whose text and priority are restricted to OCT.
+    static func restricted() -> BusMessage {
+        var message = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential), text: "RESTRICTED-TEXT")
+        message.countryVisitRecommendation.priority = .high
+        return SampleMessages.restricted(message, state: "KEN", fields: ["recommendation_text", "priority"], allowed: ["oct"])
+    }
+
+    static func sign(_ message: BusMessage, with key: Curve25519.Signing.PrivateKey = cted) throws -> SignedPublication {
+        try SignedPublication.sign(message.envelope, payload: message.payload!, with: key)
+    }
+
+    static func code(_ body: () throws(BusError) -> VerifiedPublication) -> ErrorCode? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    @Test("Signed and checked whole: the payload comes back entire, nothing withheld, the key named")
+    func whole() throws {
+        let message = Self.restricted()
+        let signed = try Self.sign(message)
+        #expect(signed.proof.disclosures.count == 2 && signed.proof.digests.count == 2)
+        #expect(!String(decoding: signed.payload, as: UTF8.self).contains("RESTRICTED-TEXT"))
+        let verified = try signed.verify(signingKey: Self.keys, originator: "cted", whole: true)
+        #expect(verified.payload == message.payload)
+        #expect(verified.withheldPaths.isEmpty)
+        #expect(verified.keyId == PublicationSignature.keyId(Self.cted.publicKey))
+    }
+
+    @Test("A copy without the restricted disclosures still verifies, holds exactly what the Redactor leaves, and says what is withheld")
+    func redactedCopy() throws {
+        let message = Self.restricted()
+        let copy = try Self.sign(message).withholding(["recommendation_text", "priority"])
+        let verified = try copy.verify(signingKey: Self.keys)
+        #expect(verified.payload == Redactor.redact(message.payload!, paths: ["recommendation_text", "priority"]))
+        #expect(verified.withheldPaths == ["priority", "recommendation_text"])
+        #expect(try !copy.proof.serializedData().contains(Data("RESTRICTED-TEXT".utf8)))
+        // The broker's check wants every disclosure.
+        #expect(Self.code { () throws(BusError) in try copy.verify(signingKey: Self.keys, whole: true) } == .disclosureMismatch)
+    }
+
+    @Test("Each way to tamper has its code: unknown key, another originator, a changed byte, a forged, extra or repeated disclosure, a restricted value left in the signed payload")
+    func tampering() throws {
+        let signed = try Self.sign(Self.restricted())
+        let verify = { (candidate: SignedPublication) in Self.code { () throws(BusError) in try candidate.verify(signingKey: Self.keys) } }
+
+        var unknownKey = signed
+        unknownKey.proof.keyID = "0000000000000000"
+        #expect(verify(unknownKey) == .unknownSigningKey)
+
+        // Signed by OCT's key while the envelope names CTED: the key is not CTED's.
+        let byOther = try Self.sign(Self.restricted(), with: Self.oct)
+        #expect(verify(byOther) == .unknownSigningKey)
+
+        // The originator rewritten (OCT's key id put in as well): the signature no longer covers it.
+        var envelope = try Envelope(serializedBytes: signed.signedEnvelope)
+        envelope.originator = "oct"
+        var rewritten = signed
+        rewritten.signedEnvelope = try envelope.serializedData()
+        rewritten.proof.keyID = PublicationSignature.keyId(Self.oct.publicKey)
+        #expect(verify(rewritten) == .signatureInvalid)
+        #expect(Self.code { () throws(BusError) in try signed.verify(signingKey: Self.keys, originator: "oct") } == .notPermitted)
+
+        var flipped = signed
+        flipped.payload[flipped.payload.count / 2] ^= 0x01
+        #expect(verify(flipped) == .signatureInvalid)
+
+        var newId = try Envelope(serializedBytes: signed.signedEnvelope)
+        newId.messageID = MessageID.generate()
+        var replayed = signed
+        replayed.signedEnvelope = try newId.serializedData()
+        #expect(verify(replayed) == .signatureInvalid)
+
+        var unsigned = signed
+        unsigned.proof.signature = Data()
+        #expect(verify(unsigned) == .signatureInvalid)
+
+        var forged = signed
+        forged.proof.disclosures[0].value = try {
+            var fragment = CountryVisitRecommendation()
+            fragment.recommendationText = "A forged text"
+            return try fragment.serializedData()
+        }()
+        #expect(verify(forged) == .disclosureMismatch)
+
+        var repeated = signed
+        repeated.proof.disclosures.append(repeated.proof.disclosures[0])
+        #expect(verify(repeated) == .disclosureMismatch)
+
+        // A publisher that leaves a restricted value in the payload it signs.
+        let message = Self.restricted()
+        var leaky = try Self.sign(message)
+        leaky.payload = try message.payload!.serialized()
+        leaky.proof.signature = try PublicationSignature.sign(envelope: leaky.signedEnvelope, payload: leaky.payload,
+                                                              digests: leaky.proof.digests, with: Self.cted)
+        #expect(verify(leaky) == .disclosureMismatch)
+
+        // Digests that do not match the restriction (one value signed without its disclosure digest).
+        var short = signed
+        short.proof.digests.removeLast()
+        short.proof.disclosures.removeAll { !short.proof.digests.contains($0.digest) }
+        short.proof.signature = try PublicationSignature.sign(envelope: short.signedEnvelope, payload: short.payload,
+                                                              digests: short.proof.digests, with: Self.cted)
+        #expect(verify(short) == .disclosureMismatch)
+    }
+
+    @Test("An activity matrix restricts budgets per activity: one disclosure per activity, each withheld alike")
+    func perActivity() throws {
+        var message = SampleMessages.activityMatrix(answering: [MessageID.generate()])
+        message.activityMatrix.activities.append(message.activityMatrix.activities[0])
+        message.activityMatrix.activities[1].budgetUsd = 999_999
+        message = SampleMessages.restricted(message, state: "KEN", fields: ["activities.budget_usd"], allowed: ["cted"])
+        let signed = try Self.sign(message, with: Self.oct)
+        #expect(signed.proof.disclosures.map(\.index) == [0, 1])
+        let copy = try signed.withholding(["activities.budget_usd"]).verify(signingKey: Self.keys)
+        guard case .activityMatrix(let matrix) = copy.payload else { Issue.record("not a matrix"); return }
+        #expect(matrix.activities.allSatisfy { $0.budgetUsd == 0 })
+        #expect(copy.withheldPaths == ["activities.budget_usd"])
+    }
+}
