@@ -43,8 +43,9 @@ public struct NodeConfiguration: Sendable, Codable {
     /// The console (`ctbus node` serves it beside the node when set): `{"port": 8470}`, bound to
     /// 127.0.0.1 unless `bind` says otherwise (another address needs `usersFile` or `tokenFile`).
     public var http: HTTPSettings?
-    /// The registry file (deploy/registry.json), optional. The console reads from it which types
-    /// this node's role may publish and the node and group ids a message can be released to.
+    /// The node's own copy of the registry (deploy/registry.json). Required to run a node: every
+    /// delivery's signature is checked against the keys it lists. The console reads from it which
+    /// types this node's role may publish and the node and group ids a message can be released to.
     public var registryFile: String?
 
     public struct HTTPSettings: Sendable, Codable, Equatable {

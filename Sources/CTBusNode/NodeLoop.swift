@@ -344,7 +344,8 @@ final class NodeLoop {
             lastHello = .now
         case .internal:
             backOffAfterStoreFailure()
-        case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame:
+        case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame,
+             .unknownSigningKey, .signatureInvalid, .disclosureMismatch:
             throttled.log("refused:\(error.codeName)", .error, "broker refused a publication", metadata: [
                 "code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")", "detail": "\(error.detail)"])
             guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return }
