@@ -38,6 +38,8 @@ public struct ConsoleServer: Sendable {
     /// The node's keys: what the console publishes is signed with its signing key. Without them
     /// the console reads and keeps drafts but publishes nothing.
     let messageKeys: NodeMessageKeys?
+    /// The node's registry copy: the message page checks each message's signature against it.
+    let registry: NodeRegistry?
 
     /// Refuses an address other than loopback without `authentication`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
@@ -57,6 +59,7 @@ public struct ConsoleServer: Sendable {
         self.logger = logger
         self.authentication = authentication
         self.messageKeys = messageKeys
+        self.registry = registry
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
         self.metrics = metrics
@@ -176,7 +179,8 @@ public struct ConsoleServer: Sendable {
         }
         let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
         let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
-        var body = Pages.message(entry, message, hashHex: hash, answeredBy: try answering(id))
+        let signature = registry.map { entry.signatureState(registry: $0) }
+        var body = Pages.message(entry, message, hashHex: hash, signature: signature, answeredBy: try answering(id))
         if entry.direction == .sent, entry.originator == nodeId {
             let revocation = try journal.pendingRevocations().first(where: { $0.messageId == id })
             body.raw(Pages.publication(entry, revocation: revocation.map { ($0.reason, $0.lastSentAt) }).text)

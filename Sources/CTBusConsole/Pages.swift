@@ -1,4 +1,5 @@
 import CTBusJournal
+import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CTBusTrace
@@ -142,7 +143,7 @@ enum Pages {
         }
     }
 
-    static func message(_ entry: JournalEntry, _ message: BusMessage, hashHex: String,
+    static func message(_ entry: JournalEntry, _ message: BusMessage, hashHex: String, signature: SignatureState?,
                         answeredBy: [(entry: JournalEntry, relation: String)] = []) -> HTML {
         var html = HTML()
         let envelope = message.envelope
@@ -164,6 +165,7 @@ enum Pages {
                           + "requested on \(restriction.requestedOn)"))
         }
         if !envelope.thematicTags.isEmpty { facts.append(("Themes", envelope.thematicTags.joined(separator: ", "))) }
+        facts.append(("Signature", signature?.summary ?? "not checked: this console has no registry"))
         facts.append(("Journal position", "\(entry.position)"))
         facts.append(("Hash", hashHex))
         for (name, value) in facts { html.element("dt", name); html.element("dd", value) }

@@ -16,6 +16,23 @@ public enum SignatureState: Sendable, Equatable {
     case failed(BusError)
 }
 
+extension SignatureState {
+    /// What it says to a person (`ctbus journal show`, the console's message page).
+    public var summary: String {
+        switch self {
+        case .unsigned:
+            "none (journaled before signatures)"
+        case .verified(let originator, let keyId, let withheld) where withheld.isEmpty:
+            "signed by \(originator) with key \(keyId); verifies"
+        case .verified(let originator, let keyId, let withheld):
+            "signed by \(originator) with key \(keyId); verifies for the fields this copy holds "
+                + "(\(withheld.joined(separator: ", ")) withheld from this node)"
+        case .failed(let error):
+            "DOES NOT VERIFY: \(error)"
+        }
+    }
+}
+
 extension JournalEntry {
     /// The entry as its author signed it, or nil for an entry from before signatures.
     public func signed() throws(BusError) -> SignedPublication? {

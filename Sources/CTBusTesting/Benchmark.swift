@@ -44,6 +44,8 @@ public struct Benchmark {
         case memory
         /// Fan-out with the broker's metrics on, against the same with them off, alternated.
         case metrics
+        /// What signatures cost per message: signing, the broker's check, a recipient's check.
+        case signatures
     }
 
     /// One line of the report.
@@ -74,6 +76,7 @@ public struct Benchmark {
         if selected.contains(.scale) { results += try scale() }
         if selected.contains(.memory), options.executable != nil { results += try memory() }
         if selected.contains(.metrics), let factory = options.metricsFactory { results += try metricsCost(factory) }
+        if selected.contains(.signatures) { results += try signatureCosts() }
         return results
     }
 

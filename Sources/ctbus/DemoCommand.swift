@@ -3,6 +3,7 @@ import CTBusBroker
 import CTBusConsole
 import CTBusTrace
 import CTBusJournal
+import CTBusNode
 import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
@@ -122,8 +123,16 @@ struct DemoCommand: ParsableCommand {
             for entry in try journals[profile.id]!.entries() {
                 let label = labels[entry.messageId] ?? "??"
                 var line = "    \(entry.direction == .sent ? "sent    " : "received") \(label) \(entry.typeName) \(entry.classificationName) \(entry.subject)"
-                if entry.direction == .received { line += " from \(entry.originator)" }
-                if !entry.redactedPaths.isEmpty { line += "  REDACTED: \(entry.redactedPaths.joined(separator: ", ")) removed" }
+                if entry.direction == .received {
+                    line += " from \(entry.originator)"
+                    // Checked as `ctbus journal verify` checks it: the originator's key from the registry.
+                    switch entry.signatureState(registry: bus.registry) {
+                    case .verified: line += ", signature verifies"
+                    case .failed(let error): line += ", SIGNATURE FAILS (\(error.codeName))"
+                    case .unsigned: line += ", unsigned"
+                    }
+                }
+                if !entry.redactedPaths.isEmpty { line += "  WITHHELD: \(entry.redactedPaths.joined(separator: ", ")) (the rest verifies)" }
                 let message = try entry.message()
                 if case .activityMatrix(let matrix) = message.payload {
                     let answered = matrix.activities.flatMap(\.recommendationIds).map { labels[$0] ?? $0 }

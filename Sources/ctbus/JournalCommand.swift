@@ -359,20 +359,10 @@ enum JournalFormat {
     /// What `journal show` says of an entry's signature (on standard error, beside the message).
     static func signatureNote(_ entry: JournalEntry, registry: NodeRegistry?) -> String {
         guard let registry else {
-            return entry.proof == nil ? "signature: none (journaled before signatures)"
+            return entry.proof == nil ? "signature: \(SignatureState.unsigned.summary)"
                 : "signature: not checked: name the registry with --registry FILE (or give --node-config)"
         }
-        switch entry.signatureState(registry: registry) {
-        case .unsigned:
-            return "signature: none (journaled before signatures)"
-        case .verified(let originator, let keyId, let withheld) where withheld.isEmpty:
-            return "signature: signed by \(originator) with key \(keyId); verifies"
-        case .verified(let originator, let keyId, let withheld):
-            return "signature: signed by \(originator) with key \(keyId); verifies for the fields this copy holds "
-                + "(\(withheld.joined(separator: ", ")) withheld from this node)"
-        case .failed(let error):
-            return "signature: DOES NOT VERIFY: \(error)"
-        }
+        return "signature: \(entry.signatureState(registry: registry).summary)"
     }
 
     static let columns = ["id", "created", "direction", "type", "classification", "subject", "from", "notes"]

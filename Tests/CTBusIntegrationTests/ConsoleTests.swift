@@ -132,10 +132,17 @@ struct ConsoleTests {
             #expect(status.body.contains("connected to the broker since"))
         }
 
-        // The redacted copy at wg-border: the part is shown as withheld, at the State's request.
-        try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
+        // The redacted copy at wg-border: the part is shown as withheld, at the State's request,
+        // and the page says who signed it and that it verifies for the fields it holds.
+        let ctedKey = PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey)
+        try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border"),
+                               registry: bus.registry) { base in
             let page = try await Self.get(base, "/messages/\(tunisia)")
             #expect(page.body.contains("recommendation_text: withheld at the request of TUN"))
+            #expect(page.body.contains("<dt>Signature</dt><dd>signed by cted with key \(ctedKey); verifies for the fields this copy holds "
+                                       + "(recommendation_text withheld from this node)</dd>"), "\(page.body)")
+            let whole = try await Self.get(base, "/messages/\(kenya)")
+            #expect(whole.body.contains("<dt>Signature</dt><dd>signed by cted with key \(ctedKey); verifies</dd>"))
         }
 
         // Coverage changes once OCT's matrix arrives.
