@@ -427,6 +427,7 @@ enum ComposeForm {
         let level = form.text("\(h).classification")
         if let value = Classification(name: level), context.levels.contains(value) {
             handling.classification = value
+            handling.sealed = value == .strictlyConfidential // always sealed to its recipients (PROTOCOL.md 7.5)
         } else {
             errors.byField["\(h).classification"] = level.isEmpty ? "is required"
                 : "must be one of \(context.levels.map(\.name).joined(separator: ", ")) (this node's clearance is \(context.clearance.name))"

@@ -344,7 +344,7 @@ public struct ConsoleServer: Sendable {
                 if draft {
                     try Publisher.saveDraft(message, into: journal, clearance: clearance)
                 } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer())
+                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: registry)
                 }
             } catch let failure as BusError {
                 var errors = ComposeForm.Errors()
@@ -377,7 +377,7 @@ public struct ConsoleServer: Sendable {
         switch action {
         case "release":
             do {
-                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer())
+                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: registry)
             } catch let failure as StoreError where failure.kind == .notFound {
                 return error(.notFound, "There is no draft \(id).")
             } catch let failure as BusError {

@@ -101,18 +101,18 @@ extension NodeJournal {
                 let hash = HashChain.link(previous: previous, fields: chainFields(
                     messageId: entry.messageId, direction: entry.direction.rawValue, envelope: entry.envelopeBytes,
                     payload: entry.payload, redacted: entry.redactedPaths.joined(separator: ","), proof: entry.proof,
-                    signedPayload: entry.signedPayload))
+                    signedPayload: entry.signedPayload, contentKeys: entry.contentKeys))
                 try db.execute(sql: """
                     INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at, recorded_at,
                                        acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash, revoked_at, revoke_reason,
-                                       proof, signed_payload)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       proof, signed_payload, content_keys)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [
                         entry.messageId, entry.direction.rawValue, entry.typeName, entry.originator, entry.classificationName,
                         entry.subject, entry.createdAt.timeIntervalSince1970, entry.recordedAt.timeIntervalSince1970,
                         entry.acknowledgedAt?.timeIntervalSince1970, entry.brokerSequence, entry.envelopeBytes, entry.payload,
                         entry.redactedPaths.isEmpty ? nil : entry.redactedPaths.joined(separator: ","), hash,
-                        entry.revokedAt?.timeIntervalSince1970, entry.revokeReason, entry.proof, entry.signedPayload,
+                        entry.revokedAt?.timeIntervalSince1970, entry.revokeReason, entry.proof, entry.signedPayload, entry.contentKeys,
                     ])
                 previous = hash
             }

@@ -72,12 +72,14 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
         // Signatures (PROTOCOL.md 7.2): `envelope` holds the signed envelope bytes, `proof` the
         // serialized Proof with the disclosures this node holds, `signed_payload` the signed
-        // payload when it differs from `payload` (restricted fields cleared). NULL proof: an entry
-        // from before signatures.
+        // payload when it differs from `payload` (restricted fields cleared, or sealed), and
+        // `content_keys` a sealed message's content keys as opened here. NULL proof: an entry from
+        // before signatures.
         migrator.registerMigration("v3 signatures") { db in
             try db.execute(sql: """
                 ALTER TABLE entry ADD COLUMN proof BLOB;
                 ALTER TABLE entry ADD COLUMN signed_payload BLOB;
+                ALTER TABLE entry ADD COLUMN content_keys BLOB;
                 """)
         }
         return migrator
@@ -395,19 +397,19 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         let redacted = redactedPaths.joined(separator: ",")
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: envelope.messageID, direction: direction, envelope: record.envelopeBytes, payload: record.payload,
-            redacted: redacted, proof: record.proof, signedPayload: record.signedPayload))
+            redacted: redacted, proof: record.proof, signedPayload: record.signedPayload, contentKeys: record.contentKeys))
         try db.cachedStatement(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
                                recorded_at, acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash,
-                               proof, signed_payload)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               proof, signed_payload, content_keys)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 envelope.messageID, direction, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
                 direction == "received" ? now.timeIntervalSince1970 : nil,
                 sequence.map { Int64(bitPattern: $0) }, record.envelopeBytes, record.payload,
-                redacted.isEmpty ? nil : redacted, hash, record.proof, record.signedPayload,
+                redacted.isEmpty ? nil : redacted, hash, record.proof, record.signedPayload, record.contentKeys,
             ])
         previous = hash
     }
@@ -416,10 +418,10 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// and its proof when it has one (entries from before signatures keep the hash they were
     /// written with). Bookkeeping that changes later (acknowledgement time) is outside the chain.
     static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String,
-                            proof: Data?, signedPayload: Data?) -> [Data] {
+                            proof: Data?, signedPayload: Data?, contentKeys: Data?) -> [Data] {
         let fields = [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
         guard let proof else { return fields }
-        return fields + [proof, signedPayload ?? Data()]
+        return fields + [proof, signedPayload ?? Data(), contentKeys ?? Data()]
     }
 
     // MARK: Integrity
@@ -443,7 +445,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             messageId: messageId, direction: try row.decode(forColumn: "direction"), envelope: try row.decode(forColumn: "envelope"),
             payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? "",
             proof: signed ? try row.decode(Data?.self, forColumn: "proof") : nil,
-            signedPayload: signed ? try row.decode(Data?.self, forColumn: "signed_payload") : nil),
+            signedPayload: signed ? try row.decode(Data?.self, forColumn: "signed_payload") : nil,
+            contentKeys: signed ? try row.decode(Data?.self, forColumn: "content_keys") : nil),
             hash: try row.decode(forColumn: "hash"))
     }
 
@@ -570,16 +573,20 @@ public struct JournalRecord: Sendable {
     public let payload: Data
     /// The signed payload, when it differs from `payload` (a partial restriction cleared fields).
     public let signedPayload: Data?
-    /// The serialized Proof, with the disclosures this node holds; nil only for entries written
-    /// before signatures.
+    /// The serialized Proof, with the disclosures this node holds (a sealed message's travel
+    /// sealed: none here); nil only for entries written before signatures.
     public let proof: Data?
+    /// A sealed message's content keys as opened here (32 bytes each: the payload's, then the
+    /// disclosures'), so that the journal's copy can be checked against the sealed bytes signed.
+    public let contentKeys: Data?
 
-    public init(envelope: Envelope, envelopeBytes: Data, payload: Data, signedPayload: Data?, proof: Data?) {
+    public init(envelope: Envelope, envelopeBytes: Data, payload: Data, signedPayload: Data?, proof: Data?, contentKeys: Data? = nil) {
         self.envelope = envelope
         self.envelopeBytes = envelopeBytes
         self.payload = payload
         self.signedPayload = signedPayload == payload ? nil : signedPayload
         self.proof = proof
+        self.contentKeys = contentKeys
     }
 }
 
@@ -703,6 +710,8 @@ public struct JournalEntry: Sendable {
     public let proof: Data?
     /// The payload the signature covers, when it differs from `payload`.
     public let signedPayload: Data?
+    /// A sealed message's content keys as opened by this node (`JournalRecord.contentKeys`).
+    public let contentKeys: Data?
 
     /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
     init(row: Row) throws {
@@ -727,6 +736,7 @@ public struct JournalEntry: Sendable {
         refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
         proof = row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil
         signedPayload = row.hasColumn("signed_payload") ? try row.decode(Data?.self, forColumn: "signed_payload") : nil
+        contentKeys = row.hasColumn("content_keys") ? try row.decode(Data?.self, forColumn: "content_keys") : nil
     }
 
     /// The envelope, decoded.

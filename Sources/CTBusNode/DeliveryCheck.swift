@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
+import Crypto
 import Foundation
 import SwiftProtobuf
 
@@ -15,6 +16,9 @@ final class DeliveryCheck {
         case unknownSigningKey = "unknown_signing_key"
         case signatureInvalid = "signature_invalid"
         case disclosureMismatch = "disclosure_mismatch"
+        case sealedToMismatch = "sealed_to_mismatch"
+        case sealInvalid = "seal_invalid"
+        case invalid
         case malformed
         case clearance
     }
@@ -29,11 +33,15 @@ final class DeliveryCheck {
     private var registryModified: Date?
     private var lastReload: ContinuousClock.Instant?
     private let clearance: Classification
+    /// This node's id and sealing key: a sealed message is opened with them.
+    private let opening: SealOpening
 
-    init(registry: NodeRegistry, registryFile: String?, clearance: Classification) {
+    init(registry: NodeRegistry, registryFile: String?, clearance: Classification, nodeId: String,
+         sealingKey: Curve25519.KeyAgreement.PrivateKey) {
         self.registry = registry
         self.registryFile = registryFile
         self.clearance = clearance
+        opening = .recipient(nodeId: nodeId, key: sealingKey)
         registryModified = registryFile.flatMap(Self.modified)
     }
 
@@ -51,6 +59,19 @@ final class DeliveryCheck {
             throw Refusal(reason: Self.reason(error.code), error: error)
         }
         let envelope = verified.envelope
+        // The broker validated what it could read; a sealed payload only this node can. (A copy
+        // with withheld fields lacks values the rules require: its envelope is checked alone.)
+        if verified.sealed {
+            do {
+                if verified.withheldPaths.isEmpty {
+                    try MessageValidator.validate(envelope: envelope, payload: verified.payload)
+                } else {
+                    try MessageValidator.validate(sealedEnvelope: envelope)
+                }
+            } catch {
+                throw Refusal(reason: .invalid, error: BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID)))
+            }
+        }
         let classification = ConfidentialityPolicy.effectiveClassification(envelope.handling)
         guard classification.rawValue <= clearance.rawValue else {
             throw Refusal(reason: .clearance, error: BusError(.notPermitted, "\(classification.name) is above this node's clearance",
@@ -58,7 +79,8 @@ final class DeliveryCheck {
         }
         do {
             let record = JournalRecord(envelope: envelope, envelopeBytes: deliver.signedEnvelope, payload: try verified.payload.serialized(),
-                                       signedPayload: deliver.payload, proof: try deliver.proof.serializedData())
+                                       signedPayload: deliver.payload, proof: try deliver.proof.serializedData(),
+                                       contentKeys: verified.contentKeys)
             return IncomingDelivery(record, sequence: deliver.sequence, redactedPaths: verified.withheldPaths)
         } catch {
             throw Refusal(reason: .malformed, error: BusError(.malformedFrame, "the delivery could not be encoded again",
@@ -71,9 +93,9 @@ final class DeliveryCheck {
     /// once a second whatever a broker sends.
     private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
         do {
-            return try signed.verify(signingKey: registry.signingKey(of:))
+            return try signed.verify(signingKey: registry.signingKey(of:), opening: opening)
         } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
-            return try signed.verify(signingKey: registry.signingKey(of:))
+            return try signed.verify(signingKey: registry.signingKey(of:), opening: opening)
         }
     }
 
@@ -97,6 +119,9 @@ final class DeliveryCheck {
         case .unknownSigningKey: .unknownSigningKey
         case .signatureInvalid: .signatureInvalid
         case .disclosureMismatch: .disclosureMismatch
+        case .sealedToMismatch: .sealedToMismatch
+        case .sealInvalid: .sealInvalid
+        case .validationFailed: .invalid
         default: .malformed
         }
     }

@@ -12,7 +12,7 @@ public enum SignatureState: Sendable, Equatable {
     case unsigned
     /// The originator's signature verifies with key `keyId`; `withheld` are the restricted paths
     /// this copy does not hold (it verifies for the fields it holds).
-    case verified(originator: String, keyId: String, withheld: [String])
+    case verified(originator: String, keyId: String, withheld: [String], sealed: Bool)
     case failed(BusError)
 }
 
@@ -22,11 +22,10 @@ extension SignatureState {
         switch self {
         case .unsigned:
             "none (journaled before signatures)"
-        case .verified(let originator, let keyId, let withheld) where withheld.isEmpty:
-            "signed by \(originator) with key \(keyId); verifies"
-        case .verified(let originator, let keyId, let withheld):
-            "signed by \(originator) with key \(keyId); verifies for the fields this copy holds "
-                + "(\(withheld.joined(separator: ", ")) withheld from this node)"
+        case .verified(let originator, let keyId, let withheld, let sealed):
+            "signed by \(originator) with key \(keyId); "
+                + (withheld.isEmpty ? "verifies" : "verifies for the fields this copy holds (\(withheld.joined(separator: ", ")) withheld from this node)")
+                + (sealed ? "; crossed the broker sealed" : "")
         case .failed(let error):
             "DOES NOT VERIFY: \(error)"
         }
@@ -48,7 +47,7 @@ extension JournalEntry {
     public func signatureState(registry: NodeRegistry) -> SignatureState {
         do {
             guard let signed = try signed() else { return .unsigned }
-            let verified = try signed.verify(signingKey: registry.signingKey(of:))
+            let verified = try signed.verify(signingKey: registry.signingKey(of:), opening: contentKeys.map { .contentKeys($0) })
             guard verified.envelope.messageID == messageId,
                   (try? BusMessage.OneOf_Payload.decode(type: verified.envelope.type, bytes: payload)) == verified.payload else {
                 return .failed(BusError(.signatureInvalid, "the journal's payload is not the one the signature proves", messageId: messageId))
@@ -56,7 +55,8 @@ extension JournalEntry {
             guard verified.withheldPaths == redactedPaths.sorted() else {
                 return .failed(BusError(.disclosureMismatch, "the journal records other withheld fields than the disclosures show", messageId: messageId))
             }
-            return .verified(originator: verified.envelope.originator, keyId: verified.keyId, withheld: verified.withheldPaths)
+            return .verified(originator: verified.envelope.originator, keyId: verified.keyId, withheld: verified.withheldPaths,
+                             sealed: verified.sealed)
         } catch {
             return .failed(error)
         }
@@ -83,7 +83,7 @@ extension NodeJournal {
         try forEachEntry { entry in
             switch entry.signatureState(registry: registry) {
             case .unsigned: report.unsigned += 1
-            case .verified(_, _, let withheld):
+            case .verified(_, _, let withheld, _):
                 report.verified += 1
                 if !withheld.isEmpty { report.redacted += 1 }
             case .failed(let error): report.failures.append((entry.position, entry.messageId, error))

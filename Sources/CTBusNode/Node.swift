@@ -19,6 +19,8 @@ public final class Node: Sendable {
     /// The node's signing and sealing keys (its configuration names the files; the node's
     /// console signs with them too).
     public let messageKeys: NodeMessageKeys
+    /// The node's registry copy, read at start: who receives what, and the keys to seal to.
+    let registry: NodeRegistry
     private let context: ZMQContext
     private let loop = LoopThread()
     let state = SharedStatus()
@@ -50,7 +52,9 @@ public final class Node: Sendable {
         guard let registry = try configuration.loadRegistry() else {
             throw ConfigurationError("node \(configuration.nodeId): registryFile is required: the node checks the signature of every message it receives against the keys the registry lists")
         }
-        messageKeys = try NodeMessageKeys(configuration: configuration, registry: registry)
+        let keys = try NodeMessageKeys(configuration: configuration, registry: registry)
+        messageKeys = keys
+        self.registry = registry
         let context = try ZMQContext()
         self.context = context
         var logger = logger
@@ -64,7 +68,8 @@ public final class Node: Sendable {
             let nodeLoop: NodeLoop
             do {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
-                                        brokerPublicKey: brokerPublicKey, journal: journal, registry: registry, status: status,
+                                        brokerPublicKey: brokerPublicKey, journal: journal, registry: registry,
+                                        sealingKey: keys.sealing, status: status,
                                         wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics, onFatal: onFatal)
             } catch {
                 thread.ready(.failure(error))
@@ -87,7 +92,8 @@ public final class Node: Sendable {
             message.envelope.originator = configuration.nodeId
             return message
         }
-        let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing)
+        let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing,
+                                        registry: registry)
         waker.wake()
         return ids
     }

@@ -59,10 +59,12 @@ final class NodeLoop {
     private let onFatal: (@Sendable (String) -> Void)?
 
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, registry: NodeRegistry, status: SharedStatus, wakeEndpoint: String, logger: Logger,
+         journal: NodeJournal, registry: NodeRegistry, sealingKey: Curve25519.KeyAgreement.PrivateKey, status: SharedStatus,
+         wakeEndpoint: String, logger: Logger,
          metrics: any MetricsFactory, onFatal: (@Sendable (String) -> Void)?) throws {
         self.onFatal = onFatal
-        deliveryCheck = DeliveryCheck(registry: registry, registryFile: configuration.registryFile, clearance: configuration.clearanceLevel)
+        deliveryCheck = DeliveryCheck(registry: registry, registryFile: configuration.registryFile, clearance: configuration.clearanceLevel,
+                                      nodeId: configuration.nodeId, sealingKey: sealingKey)
         self.metrics = NodeMetrics(factory: metrics)
         self.configuration = configuration
         self.journal = journal
@@ -345,7 +347,7 @@ final class NodeLoop {
         case .internal:
             backOffAfterStoreFailure()
         case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame,
-             .unknownSigningKey, .signatureInvalid, .disclosureMismatch:
+             .unknownSigningKey, .signatureInvalid, .disclosureMismatch, .sealedToMismatch, .sealInvalid:
             throttled.log("refused:\(error.codeName)", .error, "broker refused a publication", metadata: [
                 "code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")", "detail": "\(error.detail)"])
             guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return }

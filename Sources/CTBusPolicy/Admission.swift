@@ -49,15 +49,67 @@ public enum Admission {
                            messageId: messageId(of: publish))
         }
         let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
-        let verified = try signed.verify(signingKey: { $0 == publisher.id ? signingKey : nil }, originator: publisher.id, whole: true)
-        let envelope = verified.envelope
-        do {
-            try MessageValidator.validate(envelope: envelope, payload: verified.payload)
-        } catch {
-            throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
+        let keys = { (id: String) in id == publisher.id ? signingKey : nil }
+        let sealed = (try? Envelope(serializedBytes: publish.signedEnvelope))?.handling.sealed == true
+        let envelope: Envelope
+        if sealed {
+            // The broker cannot read a sealed payload: it checks the signature and the envelope,
+            // then (below) that the message is sealed to exactly the nodes the policy decides.
+            envelope = try signed.verifySignature(signingKey: keys, originator: publisher.id).envelope
+            do {
+                try MessageValidator.validate(sealedEnvelope: envelope)
+            } catch {
+                throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
+            }
+        } else {
+            let verified = try signed.verify(signingKey: keys, originator: publisher.id, whole: true)
+            envelope = verified.envelope
+            do {
+                try MessageValidator.validate(envelope: envelope, payload: verified.payload)
+            } catch {
+                throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
+            }
         }
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         let decisions = ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: nodes, at: now)
+        if sealed {
+            guard publish.proof.disclosures.isEmpty, let content = try? SealedContent(serializedBytes: publish.payload), content.hasPayload else {
+                throw BusError(.sealInvalid, "a sealed publication's payload must be SealedContent, its disclosures inside it",
+                               messageId: MessageValidator.echoable(envelope.messageID))
+            }
+            try checkSealedTo(content, envelope: envelope, decisions: decisions)
+        }
         return Admitted(envelope: envelope, signed: signed, decisions: decisions)
+    }
+
+    /// A sealed publication must be sealed to exactly the nodes the policy sends it to, and its
+    /// disclosures to exactly those of them that receive the restricted fields (none without a
+    /// PARTIAL restriction): the broker never stores a message a recipient could not open, nor
+    /// one sealed to a node the policy excludes.
+    static func checkSealedTo(_ content: SealedContent, envelope: Envelope,
+                              decisions: [(node: NodeProfile, decision: RecipientDecision)]) throws(BusError) {
+        let messageId = MessageValidator.echoable(envelope.messageID)
+        let recipients = Set(decisions.filter { $0.decision.isDelivered }.map(\.node.id))
+        let whole = Set(decisions.filter { if case .deliver(let paths) = $0.decision { paths.isEmpty } else { false } }.map(\.node.id))
+        func compare(_ box: SealedBox, _ expected: Set<String>, _ what: String) throws(BusError) {
+            let sealedTo = box.keys.map(\.nodeID)
+            guard Set(sealedTo) == expected, sealedTo.count == expected.count else {
+                let extra = Set(sealedTo).subtracting(expected).sorted(), missing = expected.subtracting(sealedTo).sorted()
+                throw BusError(.sealedToMismatch, "\(what) is sealed to other nodes than the policy decides"
+                               + (extra.isEmpty ? "" : "; not entitled: \(extra.joined(separator: ", "))")
+                               + (missing.isEmpty ? "" : "; missing: \(missing.joined(separator: ", "))"), messageId: messageId)
+            }
+        }
+        try compare(content.payload, recipients, "the payload")
+        if SignedPublication.restrictedPaths(of: envelope).isEmpty {
+            guard !content.hasDisclosures else {
+                throw BusError(.sealInvalid, "sealed disclosures without a partial restriction", messageId: messageId)
+            }
+        } else {
+            guard content.hasDisclosures else {
+                throw BusError(.sealInvalid, "a sealed publication under a partial restriction carries no sealed disclosures", messageId: messageId)
+            }
+            try compare(content.disclosures, whole, "the restricted part")
+        }
     }
 }

@@ -36,6 +36,8 @@ public struct NodeRegistry: Sendable, Equatable {
     /// Each node's signing key's 32 bytes, decoded from text once (every publication and
     /// delivery is checked with one). Bytes, not keys: swift-crypto's keys are not Sendable.
     private let signingKeys: [String: Data]
+    /// Each node's sealing key's 32 bytes, likewise.
+    private let sealingKeys: [String: Data]
 
     public var profiles: [NodeProfile] { entries.map(\.profile) }
 
@@ -46,6 +48,10 @@ public struct NodeRegistry: Sendable, Equatable {
     public func signingKey(of id: String) -> Curve25519.Signing.PublicKey? {
         signingKeys[id].flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
     }
+    /// The X25519 key to which messages are sealed for node `id`.
+    public func sealingKey(of id: String) -> Curve25519.KeyAgreement.PublicKey? {
+        sealingKeys[id].flatMap { try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
+    }
 
     /// A registry with no node.
     public init() {
@@ -53,6 +59,7 @@ public struct NodeRegistry: Sendable, Equatable {
         byId = [:]
         byKey = [:]
         signingKeys = [:]
+        sealingKeys = [:]
     }
 
     public static func == (lhs: NodeRegistry, rhs: NodeRegistry) -> Bool { lhs.entries == rhs.entries }
@@ -112,6 +119,7 @@ public struct NodeRegistry: Sendable, Equatable {
         self.byId = byId
         self.byKey = byKey
         signingKeys = entries.reduce(into: [:]) { keys, entry in keys[entry.profile.id] = MessageKeys.bytes(entry.signingKey) }
+        sealingKeys = entries.reduce(into: [:]) { keys, entry in keys[entry.profile.id] = MessageKeys.bytes(entry.sealingKey) }
     }
 
     /// Whether `text` is a CURVE public key in Z85: 40 characters of the Z85 alphabet, each group

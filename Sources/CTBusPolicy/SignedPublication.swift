@@ -20,20 +20,51 @@ public struct SignedPublication: Sendable, Equatable {
     }
 
     /// Signs a validated message: splits off the restricted fields as disclosures (fresh salts),
-    /// serializes the envelope once and signs those bytes. `salt` gives 16 random bytes.
+    /// serializes the envelope once and signs those bytes. `salt` gives 16 random bytes. A sealed
+    /// message (`handling.sealed`) is sealed first, to `sealing` (PROTOCOL.md 7.5); use
+    /// `signSealed` to keep the content keys.
     public static func sign(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, with key: Curve25519.Signing.PrivateKey,
+                            sealing: SealingRecipients? = nil,
                             salt: () -> Data = { Disclosures.randomSalt() }) throws -> SignedPublication {
+        try signSealed(envelope, payload: payload, with: key, sealing: sealing, salt: salt).signed
+    }
+
+    /// `sign`, also returning the content keys of a sealed message (payload's, then the
+    /// disclosures', 32 bytes each; nil when not sealed): the publisher's journal keeps them.
+    public static func signSealed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, with key: Curve25519.Signing.PrivateKey,
+                                  sealing: SealingRecipients?,
+                                  salt: () -> Data = { Disclosures.randomSalt() }) throws -> (signed: SignedPublication, contentKeys: Data?) {
         let (base, disclosures) = try Disclosures.split(payload, paths: restrictedPaths(of: envelope).sorted(), salt: salt)
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         let envelopeBytes = try envelope.serializedData(options: options)
-        let payloadBytes = try base.serialized()
+        var payloadBytes = try base.serialized()
         var proof = Proof()
         proof.digests = disclosures.map(\.digest)
         proof.disclosures = disclosures
+        var contentKeys: Data?
+        if envelope.handling.sealed {
+            guard let sealing else { throw BusError(.sealInvalid, "a sealed message needs its recipients' sealing keys") }
+            var content = SealedContent()
+            let sealedPayload = try SealedGroup.sealKeepingKey(payloadBytes, to: sealing.all,
+                                                               context: SealedGroup.context(messageId: envelope.messageID, group: "payload"))
+            content.payload = sealedPayload.group.box
+            var keys = sealedPayload.contentKey
+            if !disclosures.isEmpty {
+                var list = DisclosureList()
+                list.disclosures = disclosures
+                let sealedDisclosures = try SealedGroup.sealKeepingKey(
+                    try list.serializedData(), to: sealing.whole, context: SealedGroup.context(messageId: envelope.messageID, group: "disclosures"))
+                content.disclosures = sealedDisclosures.group.box
+                keys += sealedDisclosures.contentKey
+            }
+            payloadBytes = try content.serializedData(options: options)
+            proof.disclosures = [] // they travel sealed
+            contentKeys = keys
+        }
         proof.keyID = PublicationSignature.keyId(key.publicKey)
         proof.signature = try PublicationSignature.sign(envelope: envelopeBytes, payload: payloadBytes, digests: proof.digests, with: key)
-        return SignedPublication(signedEnvelope: envelopeBytes, payload: payloadBytes, proof: proof)
+        return (SignedPublication(signedEnvelope: envelopeBytes, payload: payloadBytes, proof: proof), contentKeys)
     }
 
     /// The paths whose values travel as disclosures: those of a PARTIAL restriction.
@@ -61,6 +92,49 @@ public struct VerifiedPublication: Sendable {
     public let withheldPaths: [String]
     /// The key the signature verified with.
     public let keyId: String
+    /// Whether the message crossed the broker sealed.
+    public let sealed: Bool
+    /// A sealed message's content keys as opened here (the payload's, then the disclosures' when
+    /// this node may open them): what a journal keeps to check its copy later.
+    public let contentKeys: Data?
+}
+
+/// How to reach the plaintext of a sealed publication.
+public enum SealOpening {
+    /// As a recipient, with its sealing secret key.
+    case recipient(nodeId: String, key: Curve25519.KeyAgreement.PrivateKey)
+    /// With the content keys a journal kept (`VerifiedPublication.contentKeys`).
+    case contentKeys(Data)
+}
+
+/// Who a sealed publication is sealed to: every recipient the policy decides, and among them
+/// those that receive the restricted fields (PROTOCOL.md 7.5). The publisher computes it from its
+/// registry copy; the broker refuses a publication sealed to any other set.
+public struct SealingRecipients {
+    public let all: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)]
+    public let whole: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)]
+
+    public init(all: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)],
+                whole: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)]) {
+        self.all = all
+        self.whole = whole
+    }
+
+    /// From `ConfidentialityPolicy.decide` over `registry`, with the registry's sealing keys.
+    public static func decide(_ envelope: Envelope, originator: String, registry: NodeRegistry,
+                              at now: Date = Date()) throws(BusError) -> SealingRecipients {
+        var all: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)] = []
+        var whole: [(nodeId: String, key: Curve25519.KeyAgreement.PublicKey)] = []
+        for (node, decision) in ConfidentialityPolicy.decide(envelope, originator: originator, among: registry.profiles, at: now) {
+            guard case .deliver(let paths) = decision else { continue }
+            guard let key = registry.sealingKey(of: node.id) else {
+                throw BusError(.sealInvalid, "node \(node.id) has no sealing key in the registry")
+            }
+            all.append((node.id, key))
+            if paths.isEmpty { whole.append((node.id, key)) }
+        }
+        return SealingRecipients(all: all, whole: whole)
+    }
 }
 
 extension SignedPublication {
@@ -72,30 +146,15 @@ extension SignedPublication {
     /// once and applies (DISCLOSURE_MISMATCH). `originator`: the node that must have signed (the
     /// broker's publisher; NOT_PERMITTED otherwise). `whole`: every disclosure must be there (the
     /// broker's check of a Publish). Throws a `BusError` with the message id when it can read one.
+    /// A sealed message is opened with `opening` after the signature check, and its content is
+    /// checked the same way (SEALED_TO_MISMATCH: not sealed to this node; SEAL_INVALID: does not
+    /// decode or open).
     public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?, originator: String? = nil,
-                       whole: Bool = false) throws(BusError) -> VerifiedPublication {
-        guard let envelope = try? Envelope(serializedBytes: signedEnvelope) else {
-            throw BusError(.malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)",
-                           messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
-        }
+                       whole: Bool = false, opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
+        let (envelope, keyId) = try verifySignature(signingKey: signingKey, originator: originator)
         let messageId = MessageValidator.echoable(envelope.messageID)
         func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
-        if let originator, envelope.originator != originator {
-            throw fail(.notPermitted, "envelope.originator must be the publishing node \(originator): a node publishes only as itself")
-        }
-        guard MessageValidator.isNodeId(envelope.originator) else { throw fail(.validationFailed, "envelope.originator is not a node id") }
-        guard let key = signingKey(envelope.originator) else {
-            throw fail(.unknownSigningKey, "originator \(envelope.originator) has no signing key in the registry")
-        }
-        let keyId = PublicationSignature.keyId(key)
-        guard proof.keyID == keyId else {
-            let named = proof.keyID.utf8.count == 16 && proof.keyID.allSatisfy(\.isHexDigit) ? "key \(proof.keyID)" : "an unreadable key id"
-            throw fail(.unknownSigningKey, "signed with \(named); the registry's signing key of \(envelope.originator) is \(keyId)")
-        }
-        guard !proof.signature.isEmpty else { throw fail(.signatureInvalid, "the publication carries no signature") }
-        guard PublicationSignature.verify(proof.signature, envelope: signedEnvelope, payload: payload, digests: proof.digests, key: key) else {
-            throw fail(.signatureInvalid, "the signature of \(envelope.originator) does not verify over the signed bytes")
-        }
+        let (payload, disclosures, contentKeys) = try contents(of: envelope, opening: opening)
         let base: BusMessage.OneOf_Payload
         do {
             base = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload)
@@ -121,22 +180,99 @@ extension SignedPublication {
         guard digests.count == proof.digests.count, proof.digests.count == expected.values.reduce(0, +) else {
             throw fail(.disclosureMismatch, "signed \(proof.digests.count) disclosure digests; the restriction has \(expected.values.reduce(0, +)) values, each signed once")
         }
-        for disclosure in proof.disclosures where !digests.contains(disclosure.digest) {
+        for disclosure in disclosures where !digests.contains(disclosure.digest) {
             let named = restricted.contains(disclosure.path) ? disclosure.path : "of an unrestricted path"
             throw fail(.disclosureMismatch, "a disclosure \(named) matches no signed digest")
         }
         let disclosed: BusMessage.OneOf_Payload
         do {
-            disclosed = try Disclosures.apply(proof.disclosures, to: base, restricted: restricted)
+            disclosed = try Disclosures.apply(disclosures, to: base, restricted: restricted)
         } catch {
             throw fail(.disclosureMismatch, error.description)
         }
         var received: [String: Int] = [:]
-        for disclosure in proof.disclosures { received[disclosure.path, default: 0] += 1 }
+        for disclosure in disclosures { received[disclosure.path, default: 0] += 1 }
         let withheld = expected.filter { received[$0.key, default: 0] < $0.value }.keys.sorted()
         if whole, !withheld.isEmpty {
             throw fail(.disclosureMismatch, "the disclosures of \(withheld.joined(separator: ", ")) are missing")
         }
-        return VerifiedPublication(envelope: envelope, payload: disclosed, withheldPaths: withheld, keyId: keyId)
+        return VerifiedPublication(envelope: envelope, payload: disclosed, withheldPaths: withheld, keyId: keyId,
+                                   sealed: envelope.handling.sealed, contentKeys: contentKeys)
     }
+
+    /// The signature check alone: the envelope decodes, its originator is `originator` when one
+    /// is given, the proof names the originator's key and the signature verifies. What the broker
+    /// checks of a sealed publication, whose content it cannot read.
+    public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?,
+                                originator: String? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
+        guard let envelope = try? Envelope(serializedBytes: signedEnvelope) else {
+            throw BusError(.malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)",
+                           messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
+        }
+        let messageId = MessageValidator.echoable(envelope.messageID)
+        func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
+        if let originator, envelope.originator != originator {
+            throw fail(.notPermitted, "envelope.originator must be the publishing node \(originator): a node publishes only as itself")
+        }
+        guard MessageValidator.isNodeId(envelope.originator) else { throw fail(.validationFailed, "envelope.originator is not a node id") }
+        guard let key = signingKey(envelope.originator) else {
+            throw fail(.unknownSigningKey, "originator \(envelope.originator) has no signing key in the registry")
+        }
+        let keyId = PublicationSignature.keyId(key)
+        guard proof.keyID == keyId else {
+            let named = proof.keyID.utf8.count == 16 && proof.keyID.allSatisfy(\.isHexDigit) ? "key \(proof.keyID)" : "an unreadable key id"
+            throw fail(.unknownSigningKey, "signed with \(named); the registry's signing key of \(envelope.originator) is \(keyId)")
+        }
+        guard !proof.signature.isEmpty else { throw fail(.signatureInvalid, "the publication carries no signature") }
+        guard PublicationSignature.verify(proof.signature, envelope: signedEnvelope, payload: payload, digests: proof.digests, key: key) else {
+            throw fail(.signatureInvalid, "the signature of \(envelope.originator) does not verify over the signed bytes")
+        }
+        return (envelope, keyId)
+    }
+
+    /// The payload bytes and disclosures of the publication: as they travel for an unsealed one,
+    /// opened for a sealed one (and the content keys opened).
+    func contents(of envelope: Envelope, opening: SealOpening?) throws(BusError) -> (payload: Data, disclosures: [Disclosure], keys: Data?) {
+        let messageId = MessageValidator.echoable(envelope.messageID)
+        func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
+        guard envelope.handling.sealed else { return (payload, proof.disclosures, nil) }
+        guard proof.disclosures.isEmpty else { throw fail(.sealInvalid, "a sealed publication carries its disclosures sealed, not in the proof") }
+        guard let content = try? SealedContent(serializedBytes: payload), content.hasPayload else {
+            throw fail(.sealInvalid, "the payload of a sealed publication is not SealedContent")
+        }
+        guard let opening else { throw fail(.sealInvalid, "a sealed publication cannot be read without a key") }
+        func open(_ box: SealedBox, _ group: String, keyAt index: Int) throws(BusError) -> (plaintext: Data, key: Data)? {
+            let sealed = SealedGroup(box)
+            let context = SealedGroup.context(messageId: envelope.messageID, group: group)
+            do throws(SealedGroup.Failure) {
+                switch opening {
+                case .recipient(let nodeId, let key):
+                    let opened = try sealed.openKeepingKey(as: nodeId, with: key, context: context)
+                    return (opened.plaintext, opened.contentKey)
+                case .contentKeys(let keys):
+                    guard keys.count >= (index + 1) * 32 else { return nil }
+                    let key = keys.subdata(in: keys.startIndex + index * 32..<keys.startIndex + (index + 1) * 32)
+                    return (try sealed.open(contentKey: key, context: context), key)
+                }
+            } catch .notARecipient {
+                return nil
+            } catch {
+                throw fail(.sealInvalid, "the sealed \(group) does not open")
+            }
+        }
+        guard let opened = try open(content.payload, "payload", keyAt: 0) else {
+            throw fail(.sealedToMismatch, "the message is not sealed to this node")
+        }
+        var disclosures: [Disclosure] = []
+        var keys = opened.key
+        if content.hasDisclosures, let list = try open(content.disclosures, "disclosures", keyAt: 1) {
+            guard let decoded = try? DisclosureList(serializedBytes: list.plaintext) else {
+                throw fail(.sealInvalid, "the sealed disclosures are not a DisclosureList")
+            }
+            disclosures = decoded.disclosures
+            keys += list.key
+        }
+        return (opened.plaintext, disclosures, keys)
+    }
+
 }

@@ -58,6 +58,8 @@ extension ErrorCode {
         case .unknownSigningKey: "UNKNOWN_SIGNING_KEY"
         case .signatureInvalid: "SIGNATURE_INVALID"
         case .disclosureMismatch: "DISCLOSURE_MISMATCH"
+        case .sealedToMismatch: "SEALED_TO_MISMATCH"
+        case .sealInvalid: "SEAL_INVALID"
         case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
         }
     }

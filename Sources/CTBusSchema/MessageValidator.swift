@@ -18,6 +18,21 @@ public enum MessageValidator {
         try validate(envelope: message.envelope, payload: payload)
     }
 
+    /// Validates the envelope of a sealed publication, whose payload the broker cannot read: the
+    /// envelope's rules, and the restriction's paths against the envelope's type.
+    public static func validate(sealedEnvelope envelope: Envelope) throws(BusError) {
+        try validateEnvelope(envelope, payloadType: envelope.type)
+        if envelope.handling.hasMemberStateRestriction {
+            let known = RedactablePaths.paths(for: envelope.type)
+            try list(envelope.handling.memberStateRestriction.fieldPaths, at: "envelope.handling.member_state_restriction.field_paths",
+                     max: WireLimits.fieldPaths) { path, itemPath throws(BusError) in
+                guard known.contains(path) else {
+                    throw failure(itemPath, "is not a field of \(envelope.type.name) (known: \(known.sorted().joined(separator: ", ")))")
+                }
+            }
+        }
+    }
+
     /// Validates an envelope with its decoded payload.
     public static func validate(envelope: Envelope, payload: BusMessage.OneOf_Payload) throws(BusError) {
         try validateEnvelope(envelope, payloadType: payload.messageType)
@@ -80,6 +95,9 @@ public enum MessageValidator {
         switch handling.classification {
         case .unclassified, .confidential, .strictlyConfidential: break
         default: throw failure("envelope.handling.classification", "must be UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL")
+        }
+        if handling.classification == .strictlyConfidential, !handling.sealed {
+            throw failure("envelope.handling.sealed", "is required for STRICTLY_CONFIDENTIAL: the content crosses the broker sealed to its recipients")
         }
         try list(handling.releasability, at: "envelope.handling.releasability", max: WireLimits.releasability) { entry, path throws(BusError) in
             try nodeId(entry, at: path)

@@ -55,3 +55,35 @@ extension Benchmark {
         ]
     }
 }
+
+extension Benchmark {
+    /// Fan-out to 3 of sealed STRICTLY_CONFIDENTIAL messages (sealed by the publisher to each
+    /// recipient, opened by each), against the same fan-out of signed CONFIDENTIAL messages that
+    /// are not sealed, alternated round by round on fresh buses.
+    func sealedFanOut() throws -> [Result] {
+        var rates: [Bool: [Double]] = [:]
+        var cpu: [Bool: [Double]] = [:]
+        for round in 1...options.rounds {
+            progress("sealed fan-out round \(round)/\(options.rounds)")
+            for sealed in round % 2 == 1 ? [false, true] : [true, false] {
+                let (bus, names) = try makeBus(recipients: 3, clearance: .strictlyConfidential)
+                defer { bus.shutdown() }
+                try bus.startBroker()
+                for name in names { try bus.startNode(name) }
+                let handling = SampleMessages.handling(sealed ? .strictlyConfidential : .confidential, releasableTo: names)
+                let before = ThreadCPU.seconds(named: "broker")
+                let run = try publishAndWait(bus: bus, recipients: names, count: options.messages, handling: handling)
+                let after = ThreadCPU.seconds(named: "broker")
+                rates[sealed, default: []].append(Double(options.messages) / run.seconds)
+                if let before, let after { cpu[sealed, default: []].append((after - before) / Double(options.messages * names.count) * 1e6) }
+            }
+        }
+        func row(_ metric: String, _ unit: String, _ values: [Bool: [Double]]) -> Result {
+            let sealed = values[true] ?? [], plain = values[false] ?? []
+            return Result(scenario: "fan-out to 3, sealed (baseline: signed, not sealed)", metric: metric, unit: unit,
+                          median: Self.median(sealed), baseline: Self.median(plain), ratio: Self.median(sealed) / Self.median(plain),
+                          rounds: sealed)
+        }
+        return [row("messages/s journaled at all recipients", "msg/s", rates), row("broker CPU per delivered message", "µs", cpu)]
+    }
+}

@@ -46,6 +46,8 @@ public struct Benchmark {
         case metrics
         /// What signatures cost per message: signing, the broker's check, a recipient's check.
         case signatures
+        /// Fan-out of sealed STRICTLY_CONFIDENTIAL messages against signed, unsealed ones, alternated.
+        case sealed
     }
 
     /// One line of the report.
@@ -77,6 +79,7 @@ public struct Benchmark {
         if selected.contains(.memory), options.executable != nil { results += try memory() }
         if selected.contains(.metrics), let factory = options.metricsFactory { results += try metricsCost(factory) }
         if selected.contains(.signatures) { results += try signatureCosts() }
+        if selected.contains(.sealed) { results += try sealedFanOut() }
         return results
     }
 
@@ -93,26 +96,27 @@ public struct Benchmark {
     }
 
     /// A bus of CTED and `recipients` working groups that all receive everything.
-    func makeBus(recipients: Int) throws -> (LocalBus, [String]) {
+    func makeBus(recipients: Int, clearance: Classification = .confidential) throws -> (LocalBus, [String]) {
         let names = (1...recipients).map { "r-\($0)" }
         let nodes = [LocalBus.NodeSpec("cted", role: .cted, clearance: .strictlyConfidential)]
-            + names.map { LocalBus.NodeSpec($0, role: .workingGroup, clearance: .confidential) }
+            + names.map { LocalBus.NodeSpec($0, role: .workingGroup, clearance: clearance) }
         let bus = try LocalBus(nodes: nodes, logger: Logger(label: "ctbus.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
         return (bus, names)
     }
 
-    func message() -> BusMessage {
-        SampleMessages.missionReport(summaryBytes: options.bodyBytes)
+    func message(handling: Handling? = nil) -> BusMessage {
+        guard let handling else { return SampleMessages.missionReport(summaryBytes: options.bodyBytes) }
+        return SampleMessages.missionReport(handling: handling, summaryBytes: options.bodyBytes)
     }
 
     /// Publishes `count` messages from CTED in batches and waits until every recipient
     /// journaled them all. Returns the seconds taken and, per message id, when it was published.
-    func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100,
-                        waitFor: [String]? = nil) throws -> (seconds: Double, published: [String: Date]) {
+    func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100, waitFor: [String]? = nil,
+                        handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date]) {
         let cted = try bus.startNode("cted")
         let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
         guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("bench nodes did not connect") }
-        let messages = (0..<count).map { _ in message() }
+        let messages = (0..<count).map { _ in message(handling: handling) }
         var published: [String: Date] = [:]
         let start = Date()
         for chunk in stride(from: 0, to: count, by: batch) {

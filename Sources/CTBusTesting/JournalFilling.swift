@@ -1,8 +1,10 @@
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import Crypto
 import Foundation
+import SwiftProtobuf
 
 /// Journals filled directly, for tests of what reads a journal (listing, console, integrity):
 /// the entries are signed as a node would have received them, with a key of the test's choosing.
@@ -18,12 +20,23 @@ extension NodeJournal {
     @discardableResult
     public func recordDelivery(_ message: BusMessage, sequence: UInt64, redactedPaths: [String] = [],
                                signedWith key: Curve25519.Signing.PrivateKey = NodeJournal.testSigningKey) throws -> Bool {
-        let record = try Publisher.signed(message.envelope, payload: message.payload!, with: key)
+        let record = try Self.record(message, signedWith: key)
         return try recordDeliveries([IncomingDelivery(record, sequence: sequence, redactedPaths: redactedPaths)]) == 1
     }
 
     /// Queues `message` in the outbox as `ctbus publish` would (signed with `key`), without the checks.
     public func enqueue(_ message: BusMessage, signedWith key: Curve25519.Signing.PrivateKey = NodeJournal.testSigningKey) throws {
-        try enqueue([try Publisher.signed(message.envelope, payload: message.payload!, with: key)])
+        try enqueue([try Self.record(message, signedWith: key)])
+    }
+
+    /// A signed record of `message`; a sealed one is sealed to a throwaway key (the record keeps
+    /// the content keys, so the journal's checks work as on a real node's).
+    static func record(_ message: BusMessage, signedWith key: Curve25519.Signing.PrivateKey) throws -> JournalRecord {
+        guard message.envelope.handling.sealed else { return try Publisher.signed(message.envelope, payload: message.payload!, with: key) }
+        let recipient = [(nodeId: "test", key: Curve25519.KeyAgreement.PrivateKey().publicKey)]
+        let (signed, keys) = try SignedPublication.signSealed(message.envelope, payload: message.payload!, with: key,
+                                                             sealing: SealingRecipients(all: recipient, whole: recipient))
+        return JournalRecord(envelope: message.envelope, envelopeBytes: signed.signedEnvelope, payload: try message.payload!.serialized(),
+                             signedPayload: signed.payload, proof: try signed.proof.serializedData(), contentKeys: keys)
     }
 }

@@ -237,7 +237,7 @@ public final class LocalBus: Sendable {
         var message = message
         message.envelope.originator = id
         return try Publisher.enqueue(message, into: try journal(id), clearance: registry.entry(id: id)?.profile.clearance ?? .unclassified,
-                                     signingKey: try signingKey(of: id))
+                                     signingKey: try signingKey(of: id), registry: registry)
     }
 
     /// The secret signing key of node `id`, read from its key file (as `ctbus publish` reads it).

@@ -10,6 +10,7 @@ public enum SampleMessages {
         var handling = Handling()
         handling.classification = classification
         handling.releasability = list
+        handling.sealed = classification == .strictlyConfidential // required there
         return handling
     }
 

@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
     var queued: Int?
 
     @Option(name: .customLong("only"), parsing: .upToNextOption,
-            help: "Run only these scenarios: fan-out, latency, catch-up, scale, memory, metrics, signatures. Default: all.")
+            help: "Run only these scenarios: fan-out, latency, catch-up, scale, memory, metrics, signatures, sealed. Default: all.")
     var scenarios: [Benchmark.Scenario] = []
 
     @Option(help: "Where to write the JSON report.")

@@ -43,11 +43,13 @@ struct PublishCommand: ParsableCommand {
         try runReportingErrors {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
-            // Signed here, with the node's key: the outbox keeps the signed bytes.
-            let signingKey = { () throws in try NodeMessageKeys(configuration: configuration, registry: try configuration.loadRegistry()).signing }
+            // Signed here, with the node's key (and sealed to the recipients its registry copy
+            // gives, when the message asks): the outbox keeps the signed bytes.
+            let registry = try configuration.loadRegistry()
+            let signingKey = { () throws in try NodeMessageKeys(configuration: configuration, registry: registry).signing }
             if let release {
                 try Publisher.releaseDraft(MessageID.canonical(release), from: journal, clearance: configuration.clearanceLevel,
-                                           signingKey: try signingKey())
+                                           signingKey: try signingKey(), registry: registry)
                 print(release)
                 return
             }
@@ -59,7 +61,8 @@ struct PublishCommand: ParsableCommand {
                 message = try Publisher.prepare(json: try ConfigurationFile.read(file!, what: "message file"), nodeId: configuration.nodeId)
             }
             let id = draft ? try Publisher.saveDraft(message, into: journal, clearance: configuration.clearanceLevel)
-                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey())
+                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey(),
+                                        registry: registry)
             print(id)
         }
     }

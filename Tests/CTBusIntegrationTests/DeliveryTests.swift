@@ -36,7 +36,7 @@ struct DeliveryTests {
         #expect(received.countryVisitRecommendation == message.countryVisitRecommendation)
         #expect(received.envelope.handling == message.envelope.handling)
         #expect(entry.signatureState(registry: bus.registry)
-                == .verified(originator: "cted", keyId: PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey), withheld: []))
+                == .verified(originator: "cted", keyId: PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey), withheld: [], sealed: false))
 
         let cted = try bus.journal("cted")
         #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })

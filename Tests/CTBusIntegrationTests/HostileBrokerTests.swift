@@ -112,4 +112,24 @@ struct HostileBrokerTests {
             #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": reason]) == count, "\(reason)")
         }
     }
+
+    @Test("(e) A broker that delivers a sealed message to a node the policy excludes: the node cannot open it, refuses it and says why; nothing of it is journaled")
+    func sealedToAnotherNode() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let hostile = try HostileBroker(bus: bus)
+        let node = try bus.startNode("wg-border")
+        #expect(try hostile.welcome(as: "wg-border"))
+        let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]),
+                                                    text: "TAMPERED-SEALED text for OCT")
+        let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
+        #expect(recipients.all.map(\.nodeId) == ["oct"])
+        let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: try bus.signingKey(of: "cted"),
+                                                sealing: recipients)
+        let sequence = try hostile.deliver(signed)
+        #expect(try hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
+        #expect(try bus.journal("wg-border").count() == 0)
+        #expect(node.deliveryRefusals.map(\.code) == [.sealedToMismatch])
+        #expect(node.deliveryRefusals.first?.detail == "the message is not sealed to this node")
+    }
 }

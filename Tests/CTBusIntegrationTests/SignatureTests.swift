@@ -45,8 +45,8 @@ struct SignatureEndToEndTests {
         #expect(copy.redactedPaths == ["recommendation_text"])
         #expect(try copy.message().countryVisitRecommendation.recommendationText.isEmpty)
         let ctedKey = PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey)
-        #expect(copy.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: ["recommendation_text"]))
-        #expect(try oct.entry(messageId: id)?.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: []))
+        #expect(copy.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: ["recommendation_text"], sealed: false))
+        #expect(try oct.entry(messageId: id)?.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: [], sealed: false))
 
         try bus.writeConfigurationFiles()
         let config = bus.nodeConfigurationPath("wg-border")

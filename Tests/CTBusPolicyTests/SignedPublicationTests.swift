@@ -145,3 +145,54 @@ struct SignedPublicationTests {
         #expect(copy.withheldPaths == ["activities.budget_usd"])
     }
 }
+
+@Suite("Sealed publications")
+struct SealedPublicationTests {
+    static var oct: Curve25519.KeyAgreement.PrivateKey { try! .init(rawRepresentation: Data(repeating: 3, count: 32)) }
+    static var other: Curve25519.KeyAgreement.PrivateKey { try! .init(rawRepresentation: Data(repeating: 4, count: 32)) }
+
+    /// STRICTLY_CONFIDENTIAL from CTED to OCT and another node, its text restricted to OCT.
+    static func message() -> BusMessage {
+        SampleMessages.restricted(
+            SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct", "other"]),
+                                          text: "SEALED-TEXT for OCT only"),
+            state: "KEN", fields: ["recommendation_text"], allowed: ["oct"])
+    }
+
+    static func sealed() throws -> (SignedPublication, Data?) {
+        let recipients = SealingRecipients(all: [("oct", oct.publicKey), ("other", other.publicKey)], whole: [("oct", oct.publicKey)])
+        return try SignedPublication.signSealed(message().envelope, payload: message().payload!, with: SignedPublicationTests.cted,
+                                                sealing: recipients)
+    }
+
+    @Test("Sealed: the bytes that travel hold no plaintext; the allowed recipient opens everything, the other the rest, a stranger nothing; the content keys a journal keeps check the copy again")
+    func openings() throws {
+        let (signed, contentKeys) = try Self.sealed()
+        #expect(signed.payload.range(of: Data("SEALED-TEXT".utf8)) == nil && signed.payload.range(of: Data("KEN".utf8)) == nil)
+        #expect(signed.proof.disclosures.isEmpty && signed.proof.digests.count == 1)
+        let keys = SignedPublicationTests.keys
+        let atOct = try signed.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.oct))
+        #expect(atOct.sealed && atOct.withheldPaths.isEmpty)
+        #expect(atOct.payload == Self.message().payload)
+        let atOther = try signed.verify(signingKey: keys, opening: .recipient(nodeId: "other", key: Self.other))
+        #expect(atOther.withheldPaths == ["recommendation_text"])
+        #expect(atOther.payload == Redactor.redact(Self.message().payload!, paths: ["recommendation_text"]))
+        let stranger = SignedPublicationTests.code { () throws(BusError) in
+            try signed.verify(signingKey: keys, opening: .recipient(nodeId: "wg-rights", key: Curve25519.KeyAgreement.PrivateKey()))
+        }
+        #expect(stranger == .sealedToMismatch)
+        let wrongKey = SignedPublicationTests.code { () throws(BusError) in
+            try signed.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.other))
+        }
+        #expect(wrongKey == .sealInvalid)
+        let kept = try signed.verify(signingKey: keys, opening: .contentKeys(try #require(atOct.contentKeys)))
+        #expect(kept.payload == atOct.payload)
+        #expect(atOct.contentKeys == contentKeys, "the publisher keeps the keys the recipient opens")
+        // The ciphertext is signed: a changed byte fails before anything is opened.
+        var changed = signed
+        changed.payload[changed.payload.count / 2] ^= 1
+        #expect(SignedPublicationTests.code { () throws(BusError) in
+            try changed.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.oct))
+        } == .signatureInvalid)
+    }
+}

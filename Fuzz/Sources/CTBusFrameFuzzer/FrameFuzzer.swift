@@ -71,5 +71,13 @@ enum FuzzRegistry {
             }
         }
         if handling.classification == .strictlyConfidential { precondition(!list.isEmpty, "need to know not enforced") }
+        if handling.classification == .strictlyConfidential { precondition(handling.sealed, "STRICTLY_CONFIDENTIAL admitted unsealed") }
+        if handling.sealed {
+            guard let content = try? SealedContent(serializedBytes: admitted.signed.payload) else {
+                preconditionFailure("a sealed publication admitted without sealed content")
+            }
+            let delivered = Set(admitted.decisions.filter { $0.decision.isDelivered }.map(\.node.id))
+            precondition(Set(content.payload.keys.map(\.nodeID)) == delivered, "sealed to other nodes than the policy decides")
+        }
     }
 }

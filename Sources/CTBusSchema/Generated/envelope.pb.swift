@@ -252,6 +252,11 @@ public nonisolated struct Handling: Sendable {
   /// YYYY-MM-DD, optional
   public var declassifyOn: String = String()
 
+  /// The payload and disclosures cross the broker encrypted to the recipients' sealing keys
+  /// (PROTOCOL.md 7.5): the broker routes on the envelope and never reads the content. Required
+  /// for STRICTLY_CONFIDENTIAL.
+  public var sealed: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -536,7 +541,7 @@ nonisolated extension MemberStateRestriction.Scope: SwiftProtobuf._ProtoNameProv
 
 nonisolated extension Handling: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Handling"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}classification\0\u{1}releasability\0\u{1}tlp\0\u{3}member_state_restriction\0\u{3}declassify_on\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}classification\0\u{1}releasability\0\u{1}tlp\0\u{3}member_state_restriction\0\u{3}declassify_on\0\u{1}sealed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -549,6 +554,7 @@ nonisolated extension Handling: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
       case 3: try { try decoder.decodeSingularEnumField(value: &self.tlp) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._memberStateRestriction) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.declassifyOn) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.sealed) }()
       default: break
       }
     }
@@ -574,6 +580,9 @@ nonisolated extension Handling: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
     if !self.declassifyOn.isEmpty {
       try visitor.visitSingularStringField(value: self.declassifyOn, fieldNumber: 5)
     }
+    if self.sealed != false {
+      try visitor.visitSingularBoolField(value: self.sealed, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -583,6 +592,7 @@ nonisolated extension Handling: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
     if lhs.tlp != rhs.tlp {return false}
     if lhs._memberStateRestriction != rhs._memberStateRestriction {return false}
     if lhs.declassifyOn != rhs.declassifyOn {return false}
+    if lhs.sealed != rhs.sealed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

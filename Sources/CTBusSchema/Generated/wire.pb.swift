@@ -75,6 +75,12 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// a disclosure missing, extra, repeated, not matching a signed digest or not applying
   case disclosureMismatch // = 14
+
+  /// a sealed publication's recipients are not the ones the policy decides
+  case sealedToMismatch // = 15
+
+  /// sealed content that does not decode or does not open, or sealing where it may not be
+  case sealInvalid // = 16
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -98,6 +104,8 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 12: self = .unknownSigningKey
     case 13: self = .signatureInvalid
     case 14: self = .disclosureMismatch
+    case 15: self = .sealedToMismatch
+    case 16: self = .sealInvalid
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -119,6 +127,8 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .unknownSigningKey: return 12
     case .signatureInvalid: return 13
     case .disclosureMismatch: return 14
+    case .sealedToMismatch: return 15
+    case .sealInvalid: return 16
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -140,6 +150,8 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .unknownSigningKey,
     .signatureInvalid,
     .disclosureMismatch,
+    .sealedToMismatch,
+    .sealInvalid,
   ]
 
 }
@@ -246,6 +258,91 @@ public nonisolated struct Proof: Sendable {
   public var digests: [Data] = []
 
   /// the disclosures this copy carries
+  public var disclosures: [Disclosure] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The payload of a sealed publication (PROTOCOL.md 7.5): what Publish.payload and
+/// Deliver.payload hold, and the signature covers, in place of the plaintext payload.
+public nonisolated struct SealedContent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the payload (restricted fields cleared), sealed to every recipient
+  public var payload: SealedBox {
+    get {_payload ?? SealedBox()}
+    set {_payload = newValue}
+  }
+  /// Returns true if `payload` has been explicitly set.
+  public var hasPayload: Bool {self._payload != nil}
+  /// Clears the value of `payload`. Subsequent reads from it will return its default value.
+  public mutating func clearPayload() {self._payload = nil}
+
+  /// A DisclosureList, sealed to the recipients that may see the restricted fields; absent
+  /// without a PARTIAL restriction.
+  public var disclosures: SealedBox {
+    get {_disclosures ?? SealedBox()}
+    set {_disclosures = newValue}
+  }
+  /// Returns true if `disclosures` has been explicitly set.
+  public var hasDisclosures: Bool {self._disclosures != nil}
+  /// Clears the value of `disclosures`. Subsequent reads from it will return its default value.
+  public mutating func clearDisclosures() {self._disclosures = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _payload: SealedBox? = nil
+  fileprivate var _disclosures: SealedBox? = nil
+}
+
+/// Bytes encrypted once under a fresh 256-bit content key (ChaCha20-Poly1305), and that key
+/// sealed with HPKE (RFC 9180) to each recipient's X25519 sealing key.
+public nonisolated struct SealedBox: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 12-byte nonce, ciphertext, 16-byte tag
+  public var ciphertext: Data = Data()
+
+  /// one per recipient, sorted by node_id
+  public var keys: [WrappedKey] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WrappedKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  /// HPKE enc, 32 bytes
+  public var encapsulatedKey: Data = Data()
+
+  /// the content key sealed by HPKE (32 bytes and a 16-byte tag)
+  public var sealedKey: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The disclosures of a sealed publication, as sealed in SealedContent.disclosures.
+public nonisolated struct DisclosureList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
   public var disclosures: [Disclosure] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -559,7 +656,7 @@ public nonisolated struct Frame: Sendable {
 fileprivate nonisolated let _protobuf_package = "ctbus.v1"
 
 nonisolated extension ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0\u{1}UNKNOWN_SIGNING_KEY\0\u{1}SIGNATURE_INVALID\0\u{1}DISCLOSURE_MISMATCH\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0\u{1}UNKNOWN_SIGNING_KEY\0\u{1}SIGNATURE_INVALID\0\u{1}DISCLOSURE_MISMATCH\0\u{1}SEALED_TO_MISMATCH\0\u{1}SEAL_INVALID\0")
 }
 
 nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -735,6 +832,150 @@ nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if lhs.signature != rhs.signature {return false}
     if lhs.keyID != rhs.keyID {return false}
     if lhs.digests != rhs.digests {return false}
+    if lhs.disclosures != rhs.disclosures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension SealedContent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SealedContent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}disclosures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._payload) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._disclosures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._payload {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._disclosures {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: SealedContent, rhs: SealedContent) -> Bool {
+    if lhs._payload != rhs._payload {return false}
+    if lhs._disclosures != rhs._disclosures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension SealedBox: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SealedBox"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ciphertext\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.ciphertext.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ciphertext, fieldNumber: 1)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: SealedBox, rhs: SealedBox) -> Bool {
+    if lhs.ciphertext != rhs.ciphertext {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WrappedKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WrappedKey"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}encapsulated_key\0\u{3}sealed_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.encapsulatedKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.sealedKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if !self.encapsulatedKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.encapsulatedKey, fieldNumber: 2)
+    }
+    if !self.sealedKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sealedKey, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WrappedKey, rhs: WrappedKey) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.encapsulatedKey != rhs.encapsulatedKey {return false}
+    if lhs.sealedKey != rhs.sealedKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension DisclosureList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DisclosureList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}disclosures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.disclosures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.disclosures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.disclosures, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: DisclosureList, rhs: DisclosureList) -> Bool {
     if lhs.disclosures != rhs.disclosures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

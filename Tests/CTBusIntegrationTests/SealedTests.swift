@@ -1,0 +1,120 @@
+import CTBusBroker
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTesting
+import Crypto
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// Issue 13, item 4, over a real broker and real nodes: sealed messages cross the broker as
+/// ciphertext, and combine with a partial restriction.
+@Suite("Sealed messages", .serialized)
+struct SealedTests {
+    /// The standard nodes, and a second node cleared STRICTLY_CONFIDENTIAL ("oct-field").
+    static func bus() throws -> LocalBus {
+        try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-field", role: .oct, clearance: .strictlyConfidential)])
+    }
+
+    static func bytes(_ paths: [String]) -> Data {
+        paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
+    }
+
+    @Test("A sealed STRICTLY_CONFIDENTIAL message: the broker's store holds no plaintext of it (while it holds an unsealed one's), OCT reads it whole, the other recipient without the part restricted to OCT, both copies verify and say they crossed sealed")
+    func sealedAcrossTheBroker() throws {
+        let bus = try Self.bus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(bus.waitUntilConnected())
+        let sealedMarker = "SEALED-MARKER-2395"
+        let plainMarker = "PLAIN-MARKER-2395"
+        let sealed = SampleMessages.restricted(
+            SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct", "oct-field"]),
+                                          text: "Recommendation \(sealedMarker) on watch lists"),
+            state: "KEN", fields: ["recommendation_text"], allowed: ["oct"])
+        #expect(sealed.envelope.handling.sealed)
+        let plain = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]),
+                                                  text: "Recommendation \(plainMarker)")
+        let sealedId = try bus.publish(sealed, from: "cted")
+        let plainId = try bus.publish(plain, from: "cted")
+        let oct = try bus.journal("oct")
+        let field = try bus.journal("oct-field")
+        #expect(try Wait.until { try oct.count(messageId: sealedId) == 1 && oct.count(messageId: plainId) == 1 && field.count(messageId: sealedId) == 1 })
+
+        let store = bus.brokerConfiguration.storePath
+        let stored = Self.bytes([store, store + "-wal"])
+        #expect(stored.range(of: Data(plainMarker.utf8)) != nil, "the unsealed message's text is in the store: the check can fail")
+        #expect(stored.range(of: Data(sealedMarker.utf8)) == nil, "the sealed message's text reached the broker's store")
+        #expect(Self.bytes([bus.journalPath("oct"), bus.journalPath("oct") + "-wal"]).range(of: Data(sealedMarker.utf8)) != nil)
+        #expect(Self.bytes([bus.journalPath("oct-field"), bus.journalPath("oct-field") + "-wal"]).range(of: Data(sealedMarker.utf8)) == nil)
+
+        let ctedKey = PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey)
+        let whole = try #require(try oct.entry(messageId: sealedId))
+        #expect(try whole.message().countryVisitRecommendation.recommendationText.contains(sealedMarker))
+        #expect(whole.signatureState(registry: bus.registry) == .verified(originator: "cted", keyId: ctedKey, withheld: [], sealed: true))
+        let partial = try #require(try field.entry(messageId: sealedId))
+        #expect(partial.redactedPaths == ["recommendation_text"])
+        #expect(partial.signatureState(registry: bus.registry)
+                == .verified(originator: "cted", keyId: ctedKey, withheld: ["recommendation_text"], sealed: true))
+        #expect(try bus.journal("cted").entry(messageId: sealedId)?.signatureState(registry: bus.registry)
+                == .verified(originator: "cted", keyId: ctedKey, withheld: [], sealed: true), "the publisher's own copy checks too")
+        // Nobody else got it; the audit names the recipients as for any message.
+        for node in ["wg-border", "wg-cft", "wg-rights"] { #expect(try bus.journal(node).count(messageId: sealedId) == 0) }
+        let audit = try #require(try bus.broker!.store.audit(messageId: sealedId))
+        #expect(Set(audit.entries.filter { $0.outcome != .refused }.map(\.nodeId)) == ["oct", "oct-field"])
+
+        try bus.writeConfigurationFiles()
+        let verify = try CommandLineTests.run(["journal", "verify", "--node-config", bus.nodeConfigurationPath("oct-field")])
+        #expect(verify.status == 0 && verify.output.contains("signatures: 1 verify"), "\(verify.output)\(verify.errors)")
+        let show = try CommandLineTests.run(["journal", "show", sealedId, "--node-config", bus.nodeConfigurationPath("oct")])
+        #expect(show.errors.contains("signature: signed by cted with key \(ctedKey); verifies; crossed the broker sealed"), "\(show.errors)")
+    }
+
+    @Test("The broker refuses a sealed publication sealed to a node the policy excludes, or missing a recipient, and a STRICTLY_CONFIDENTIAL one that is not sealed; nothing is stored")
+    func brokerChecksTheSealedToSet() throws {
+        let bus = try BadInputTests.runningBus()
+        defer { bus.shutdown() }
+        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let key = try bus.signingKey(of: BadInputTests.raw)
+        let before = try bus.broker!.store.messageCount()
+        func message() -> BusMessage {
+            var message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]))
+            message.envelope.originator = BadInputTests.raw
+            return message
+        }
+        func sealed(_ message: BusMessage, to nodes: [String]) throws -> Publish {
+            let recipients = nodes.map { (nodeId: $0, key: bus.registry.sealingKey(of: $0)!) }
+            let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: key,
+                                                    sealing: SealingRecipients(all: recipients, whole: recipients))
+            var publish = Publish()
+            publish.signedEnvelope = signed.signedEnvelope
+            publish.payload = signed.payload
+            publish.proof = signed.proof
+            return publish
+        }
+        var ids: [String] = []
+        for (nodes, missing) in [(["oct", "wg-rights"], "not entitled: wg-rights"), ([], "missing: oct")] {
+            let outgoing = message()
+            ids.append(outgoing.envelope.messageID)
+            try client.send(.publish(try sealed(outgoing, to: nodes)))
+            let report = try BadInputTests.expectError(client, .sealedToMismatch)
+            #expect(report?.messageID == outgoing.envelope.messageID)
+            #expect(report?.detail.contains(missing) == true, "\(report?.detail ?? "")")
+        }
+        var unsealed = message()
+        unsealed.envelope.handling.sealed = false
+        ids.append(unsealed.envelope.messageID)
+        try client.publish(unsealed)
+        #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.contains("envelope.handling.sealed") == true)
+        let fine = message()
+        try client.send(.publish(try sealed(fine, to: ["oct"])))
+        guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        #expect(ack.messageID == fine.envelope.messageID && ack.recipientCount == 1)
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: fine.envelope.messageID) == 1 })
+        #expect(try bus.broker!.store.messageCount() == before + 1)
+        for id in ids { #expect(try bus.journal("oct").count(messageId: id) == 0) }
+    }
+}
