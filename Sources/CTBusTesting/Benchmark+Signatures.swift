@@ -29,12 +29,22 @@ extension Benchmark {
         let signedRestricted = try SignedPublication.sign(restricted.envelope, payload: restricted.payload!, with: key)
         let redactedCopy = signedRestricted.withholding(["summary", "findings", "follow_up_actions"])
         let keys = { (_: String) in publicKey }
+        // Sealed to three recipients, as in the sealed fan-out.
+        let sealingKeys = (1...3).map { _ in Curve25519.KeyAgreement.PrivateKey() }
+        var strict = plain
+        strict.envelope.handling = SampleMessages.handling(.strictlyConfidential, releasableTo: ["r-1", "r-2", "r-3"])
+        let recipients = SealingRecipients(all: sealingKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) },
+                                           whole: sealingKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) })
+        let signedSealed = try SignedPublication.sign(strict.envelope, payload: strict.payload!, with: key, sealing: recipients)
+        let opening = SealOpening.recipient(nodeId: "r-2", key: sealingKeys[1])
         for round in 1...options.rounds {
             progress("signatures round \(round)/\(options.rounds)")
             try time("sign") { _ = try SignedPublication.sign(plain.envelope, payload: plain.payload!, with: key) }
             try time("sign restricted") { _ = try SignedPublication.sign(restricted.envelope, payload: restricted.payload!, with: key) }
             try time("verify whole") { _ = try signedPlain.verify(signingKey: keys, whole: true) }
             try time("verify redacted") { _ = try redactedCopy.verify(signingKey: keys) }
+            try time("seal and sign") { _ = try SignedPublication.sign(strict.envelope, payload: strict.payload!, with: key, sealing: recipients) }
+            try time("open and verify") { _ = try signedSealed.verify(signingKey: keys, opening: opening) }
             try time("decode and validate") {
                 let payload = try BusMessage.OneOf_Payload.decode(type: plain.envelope.type, bytes: signedPlain.payload)
                 try MessageValidator.validate(envelope: plain.envelope, payload: payload)
@@ -52,6 +62,8 @@ extension Benchmark {
             row("sign restricted", "sign with 3 restricted fields (disclosures)", compared: false),
             row("verify whole", "broker: check signature (baseline: decode and validate)", compared: true),
             row("verify redacted", "recipient: check a redacted copy (baseline: decode and validate)", compared: true),
+            row("seal and sign", "seal to 3 recipients and sign", compared: false),
+            row("open and verify", "recipient: open a sealed copy and check it (baseline: decode and validate)", compared: true),
         ]
     }
 }
