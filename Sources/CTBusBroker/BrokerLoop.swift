@@ -283,10 +283,16 @@ final class BrokerLoop {
     /// Queues the retained messages a late-joining node is entitled to under today's policy.
     private func queueBacklog(for node: NodeProfile) -> Int {
         do {
-            let queued = try store.queueBacklog(for: node.id) { envelopeBytes in
+            let queued = try store.queueBacklog(for: node.id) { envelopeBytes, payload in
                 guard let envelope = try? Envelope(serializedBytes: envelopeBytes),
                       case .deliver(let paths) = ConfidentialityPolicy.decide(envelope, originator: envelope.originator, for: node)
                 else { return nil }
+                // A sealed message was sealed to its recipients when it was published: a node it
+                // was not sealed to could never open it, so it is not part of its backlog.
+                if envelope.handling.sealed {
+                    guard let content = try? SealedContent(serializedBytes: payload),
+                          content.payload.keys.contains(where: { $0.nodeID == node.id }) else { return nil }
+                }
                 return Publication.Recipient(nodeId: node.id, redactedPaths: paths)
             }
             logger.info("backlog queued for a late joiner", metadata: ["node": "\(node.id)", "messages": "\(queued)"])

@@ -254,7 +254,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// many were queued. For nodes that join late and ask for their backlog. Messages stored
     /// before signatures are left out: no node of protocol version 2 would take them.
     public func queueBacklog(for nodeId: String,
-                             entitle: (_ envelope: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
+                             entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
         try database.write { db in
             var queued = 0
             var sequences = SequenceAllocator()
@@ -265,12 +265,12 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 db.cachedStatement(sql: "SELECT message_id FROM delivery WHERE node_id = ?"), arguments: [nodeId]))
             // A cursor, not an array: the store may hold millions of messages.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT message_id, envelope FROM message WHERE revoked_at IS NULL AND proof IS NOT NULL ORDER BY rowid
+                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL AND proof IS NOT NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
                 let messageId: String = try row.decode(atIndex: 0)
                 guard !alreadyQueued.contains(messageId),
-                      let recipient = entitle(try row.decode(atIndex: 1)), recipient.nodeId == nodeId else { continue }
+                      let recipient = entitle(try row.decode(atIndex: 1), try row.decode(atIndex: 2)), recipient.nodeId == nodeId else { continue }
                 _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,

@@ -198,9 +198,9 @@ final class NodeLoop {
     }
 
     /// The Publish frame of an outbox entry: its signed bytes and proof as stored (an entry queued
-    /// before signatures goes without a proof, and the broker refuses it for good).
+    /// before signatures goes without a proof, and the broker refuses it for good: SIGNATURE_INVALID).
     static func publishFrame(_ item: OutboxItem) -> [UInt8] {
-        FrameBytes.publish(signedEnvelope: item.envelope, payload: item.payload, proof: item.proof ?? Data())
+        FrameBytes.publish(signedEnvelope: item.envelope, payload: item.payload, proof: item.proof)
     }
 
     /// Sends one publication from the outbox, as its stored bytes, and notes when.

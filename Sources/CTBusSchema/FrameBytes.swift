@@ -6,13 +6,13 @@ import Foundation
 /// values (a test checks it).
 public enum FrameBytes {
     /// `Frame{publish: Publish{payload, signed_envelope, proof}}`: a signed publication,
-    /// `proof` being the serialized Proof.
-    public static func publish(signedEnvelope: Data, payload: Data, proof: Data) -> [UInt8] {
+    /// `proof` being the serialized Proof (nil: none, an entry queued before signatures).
+    public static func publish(signedEnvelope: Data, payload: Data, proof: Data?) -> [UInt8] {
         var publish: [UInt8] = []
-        publish.reserveCapacity(signedEnvelope.count + payload.count + proof.count + 16)
+        publish.reserveCapacity(signedEnvelope.count + payload.count + (proof?.count ?? 0) + 16)
         if !payload.isEmpty { appendField(2, payload, to: &publish) }
         if !signedEnvelope.isEmpty { appendField(3, signedEnvelope, to: &publish) }
-        appendField(4, proof, to: &publish)
+        if let proof { appendField(4, proof, to: &publish) }
         return frame(field: 3, publish)
     }
 

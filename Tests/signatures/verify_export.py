@@ -4,11 +4,13 @@
 
 Usage: verify_export.py REGISTRY.json < export.jsonl
 
-For each line with a proof: the originator's signingKey from the registry (the public key is all
-it needs), the key id, the signature over the signed bytes, each disclosure's digest among the
-signed ones, and the message id and originator the export shows against the signed envelope
-bytes (read with a few lines of protobuf wire format). Prints "ok LINE MESSAGE-ID" or
-"FAIL LINE MESSAGE-ID: why" per line, and exits 1 when any line fails."""
+For each line: the originator's signingKey from the registry (the public key is all it needs),
+the key id, the signature over the signed bytes, each disclosure's digest among the signed ones,
+and the message id and originator the export shows against the signed envelope bytes (read with a
+few lines of protobuf wire format). What it proves is the proof (the signed envelope and payload
+bytes); the "message" JSON beside it is CTBus's rendering of them, which this script does not
+decode. A line without a proof (journaled before signatures) cannot be verified and fails. Prints
+"ok LINE MESSAGE-ID" or "FAIL LINE MESSAGE-ID: why" per line, and exits 1 when any line fails."""
 import base64
 import hashlib
 import json
