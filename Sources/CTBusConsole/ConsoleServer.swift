@@ -40,10 +40,13 @@ public struct ConsoleServer: Sendable {
     let messageKeys: NodeMessageKeys?
     /// The node's registry copy: the message page checks each message's signature against it.
     let registry: NodeRegistry?
+    /// The file it was read from, when known: a sealed message is sealed to the registry as the
+    /// file says now (the broker may have reloaded its own since the console started).
+    let registryFile: String?
 
     /// Refuses an address other than loopback without `authentication`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
-                messageKeys: NodeMessageKeys? = nil,
+                messageKeys: NodeMessageKeys? = nil, registryFile: String? = nil,
                 host: String = "127.0.0.1", port: Int, authentication: ConsoleAuthentication? = nil,
                 metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard Self.isLoopback(host) || authentication != nil else {
@@ -60,6 +63,7 @@ public struct ConsoleServer: Sendable {
         self.authentication = authentication
         self.messageKeys = messageKeys
         self.registry = registry
+        self.registryFile = registryFile
         context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         refusals = SharedThrottledLogger(logger)
         self.metrics = metrics
@@ -344,7 +348,7 @@ public struct ConsoleServer: Sendable {
                 if draft {
                     try Publisher.saveDraft(message, into: journal, clearance: clearance)
                 } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: registry)
+                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: currentRegistry())
                 }
             } catch let failure as BusError {
                 var errors = ComposeForm.Errors()
@@ -355,6 +359,14 @@ public struct ConsoleServer: Sendable {
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
             return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : Pages.messageHref(id)])
         }
+    }
+
+    /// The registry to seal to: the file as it is now when the console knows it (a file that no
+    /// longer reads keeps the copy read at start).
+    func currentRegistry() -> NodeRegistry? {
+        guard let registryFile, let data = try? ConfigurationFile.read(registryFile, what: "registry"),
+              let current = try? NodeRegistry(json: data) else { return registry }
+        return current
     }
 
     /// The key to sign with, or the error that says why this console cannot publish.
@@ -377,7 +389,7 @@ public struct ConsoleServer: Sendable {
         switch action {
         case "release":
             do {
-                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: registry)
+                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: currentRegistry())
             } catch let failure as StoreError where failure.kind == .notFound {
                 return error(.notFound, "There is no draft \(id).")
             } catch let failure as BusError {

@@ -48,7 +48,8 @@ struct ConsoleCommand: ParsableCommand {
             // What the console publishes is signed with the node's key, checked against the registry.
             let keys = try NodeMessageKeys(configuration: configuration, registry: registry)
             let server = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
-                                           registry: registry, messageKeys: keys, host: bind ?? http?.bind ?? "127.0.0.1",
+                                           registry: registry, messageKeys: keys, registryFile: configuration.registryFile,
+                                           host: bind ?? http?.bind ?? "127.0.0.1",
                                            port: port ?? http?.port ?? 8470, authentication: authentication,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             return BackgroundHTTP(server, fatal: fatal).stop

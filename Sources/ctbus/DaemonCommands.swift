@@ -85,7 +85,8 @@ struct NodeCommand: ParsableCommand {
                     : try ConsoleAuthentication.load(usersFile: http.usersFile, tokenFile: http.tokenFile)
                 server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
                                            journal: node.journal, registry: try node.configuration.loadRegistry(),
-                                           messageKeys: node.messageKeys, host: http.bind ?? "127.0.0.1", port: http.port,
+                                           messageKeys: node.messageKeys, registryFile: node.configuration.registryFile,
+                                           host: http.bind ?? "127.0.0.1", port: http.port,
                                            authentication: authentication, metrics: endpoint ?? MetricsEndpoint(),
                                            logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             } catch {

@@ -339,7 +339,7 @@ enum JournalFormat {
     static func exportLine(_ entry: JournalEntry) throws -> String {
         let message = try json(try entry.message(), pretty: false)
         guard let signed = try entry.signed() else { return #"{"message":\#(message),"proof":null}"# }
-        let proof: [String: Any] = [
+        var proof: [String: Any] = [
             "originator": entry.originator,
             "keyId": signed.proof.keyID,
             "signature": MessageKeys.text(signed.proof.signature),
@@ -352,6 +352,9 @@ enum JournalFormat {
             },
             "withheld": entry.redactedPaths,
         ]
+        // A sealed message's content keys as this node opened them: with them anyone holding the
+        // export can check that its plaintext is what the signed ciphertext holds (PROTOCOL.md 7.5).
+        if let keys = entry.contentKeys { proof["contentKeys"] = MessageKeys.text(keys) }
         let proofJSON = try JSONSerialization.data(withJSONObject: proof, options: [.sortedKeys, .withoutEscapingSlashes])
         return #"{"message":\#(message),"proof":\#(String(decoding: proofJSON, as: UTF8.self))}"#
     }

@@ -83,6 +83,15 @@ struct SealedTests {
         try bus.writeConfigurationFiles()
         let verify = try CommandLineTests.run(["journal", "verify", "--node-config", bus.nodeConfigurationPath("oct-field")])
         #expect(verify.status == 0 && verify.output.contains("signatures: 2 verify"), "\(verify.output)\(verify.errors)")
+        // The exports check out with the registry's public keys alone, the sealed content opened
+        // with the content keys they carry.
+        let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path
+        for node in ["oct", "oct-field", "cted"] {
+            let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
+            let checked = try CommandLineTests.run([script, bus.brokerConfiguration.registryFile],
+                                                   executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export.output)
+            #expect(checked.status == 0 && checked.output.contains(" \(sealedId)"), "\(node): \(checked.output)\(checked.errors)")
+        }
         let show = try CommandLineTests.run(["journal", "show", sealedId, "--node-config", bus.nodeConfigurationPath("oct")])
         #expect(show.errors.contains("signature: signed by cted with key \(ctedKey); verifies; crossed the broker sealed"), "\(show.errors)")
     }

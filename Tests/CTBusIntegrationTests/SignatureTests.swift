@@ -88,12 +88,20 @@ struct SignatureEndToEndTests {
         }())
         disclosedProof["disclosures"] = disclosures
         disclosed["proof"] = disclosedProof
-        let tampered = try [object, disclosed].map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+        // And one whose message text was edited beside an intact proof.
+        var edited = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        var shown = try #require(edited["message"] as? [String: Any])
+        var recommendation = try #require(shown["country_visit_recommendation"] as? [String: Any])
+        recommendation["recommendation_text"] = "A text nobody signed"
+        shown["country_visit_recommendation"] = recommendation
+        edited["message"] = shown
+        let tampered = try [object, disclosed, edited].map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
         let refused = try CommandLineTests.run([script, registry], executable: URL(fileURLWithPath: "/usr/bin/python3"),
                                                input: tampered.joined(separator: "\n") + "\n")
         #expect(refused.status == 1)
         #expect(refused.output.contains("FAIL 1 \(id): the signature does not verify"), "\(refused.output)")
         #expect(refused.output.contains("FAIL 2 \(id): disclosure recommendation_text matches no signed digest"), "\(refused.output)")
+        #expect(refused.output.contains("FAIL 3 \(id): the exported content is not the signed one"), "\(refused.output)")
     }
 
     @Test("The broker refuses a publication whose key, signature or disclosures do not check out, with a stable code and the message id; nothing of it is stored or delivered")
