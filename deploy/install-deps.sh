@@ -6,8 +6,9 @@
 # --tests adds what the test suite drives: chromium, chromium-driver, python3-selenium (the
 # console's browser tests run Debian's headless Chromium through Selenium; nothing is downloaded)
 # python3-jsonschema (the console's API answers are checked against docs/openapi.json),
-# python3-cryptography, protobuf-compiler and python3-protobuf (independent scripts check the
-# signature format and journal exports, Tests/signatures/) and
+# python3-cryptography, protobuf-compiler, python3-protobuf and python3-zmq (independent scripts
+# check the signature format and journal exports, Tests/signatures/, and the minimal Python node of
+# PROTOCOL.md 9 speaks to a real broker, Tests/python/) and
 # prometheus (its promtool checks the metrics, deploy/prometheus/ and the alert rules) and
 # systemd (systemd-analyze verify checks deploy/systemd/; nothing is started).
 # Runs as root or through sudo; does nothing when everything is there.
@@ -16,7 +17,7 @@ packages=(libzmq3-dev libsqlite3-dev)
 for option in "$@"; do
   case "$option" in
     --with-protoc) packages+=(protobuf-compiler) ;;
-    --tests) packages+=(chromium chromium-driver python3-selenium python3-jsonschema python3-cryptography protobuf-compiler python3-protobuf prometheus systemd) ;;
+    --tests) packages+=(chromium chromium-driver python3-selenium python3-jsonschema python3-cryptography protobuf-compiler python3-protobuf python3-zmq prometheus systemd) ;;
     *) echo "install-deps: unknown option $option (--tests, --with-protoc)" >&2; exit 2 ;;
   esac
 done

@@ -244,3 +244,46 @@ extension SignatureEndToEndTests {
         #expect(node.deliveryRefusals.first?.detail == "an unsigned delivery")
     }
 }
+
+extension SignatureEndToEndTests {
+    @Test("The minimal Python node of PROTOCOL.md 9, written against the spec with pyzmq, protobuf and cryptography, publishes a signed mission report that OCT journals and verifies, and receives and verifies CTED's recommendation")
+    func pythonNodeFromTheSpec() throws {
+        let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-py", role: .oct, clearance: .confidential)])
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        for node in ["oct", "cted"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        let script = CommandLineTests.root.appendingPathComponent("Tests/python/minimal_node.py").path
+        let example = try String(contentsOf: CommandLineTests.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
+        // The Python node runs until its publication is acknowledged and one message arrived (at
+        // most 60 s); CTED publishes once the broker shows the Python node's session.
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = [script, bus.folder.path, "oct-py", bus.endpoint, "60", "1"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        python.standardInput = input
+        python.standardOutput = output
+        python.standardError = errors
+        try python.run()
+        input.fileHandleForWriting.write(Data(example.utf8))
+        try input.fileHandleForWriting.close()
+        #expect(Wait.until(seconds: 30) { bus.broker?.status.snapshot["oct-py"]?.connected == true }, "the Python node never opened a session")
+        let recommendation = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        python.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let result = try #require((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any], "\(text)\(stderr)")
+        #expect(python.terminationStatus == 0)
+        #expect(result["acknowledged"] as? Bool == true, "\(text)")
+        #expect((result["received"] as? [String])?.contains(recommendation) == true, "\(text)")
+        #expect((result["refused"] as? [Int])?.isEmpty == true, "\(text)")
+        let published = try #require(result["published"] as? String)
+        let oct = try bus.journal("oct")
+        #expect(try Wait.until { try oct.count(messageId: published) == 1 })
+        let entry = try #require(try oct.entry(messageId: published))
+        guard case .verified(let originator, _, _, _) = entry.signatureState(registry: bus.registry) else {
+            Issue.record("the Python node's signature does not verify"); return
+        }
+        #expect(originator == "oct-py")
+    }
+}
