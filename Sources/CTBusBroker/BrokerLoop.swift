@@ -563,9 +563,8 @@ final class BrokerLoop {
     /// restricted fields this node may not see). Signature and digests stay as signed.
     static func proof(_ stored: Data?, withholding paths: [String]) -> Data? {
         guard let stored, !paths.isEmpty else { return stored }
-        guard var proof = try? Proof(serializedBytes: stored) else { return Data() } // a recipient refuses it: nothing leaks
-        proof.disclosures.removeAll { paths.contains($0.path) }
-        return (try? proof.serializedData()) ?? Data()
+        guard let proof = try? Proof(serializedBytes: stored) else { return Data() } // a recipient refuses it: nothing leaks
+        return (try? proof.withholding(paths).serializedData()) ?? Data()
     }
 
     /// Sends one Deliver frame and counts it against the node's credit.

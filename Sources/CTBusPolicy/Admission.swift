@@ -49,26 +49,19 @@ public enum Admission {
                            messageId: messageId(of: publish))
         }
         let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
-        let keys = { (id: String) in id == publisher.id ? signingKey : nil }
-        let sealed = (try? Envelope(serializedBytes: publish.signedEnvelope))?.handling.sealed == true
-        let envelope: Envelope
-        if sealed {
-            // The broker cannot read a sealed payload: it checks the signature and the envelope,
-            // then (below) that the message is sealed to exactly the nodes the policy decides.
-            envelope = try signed.verifySignature(signingKey: keys, originator: publisher.id).envelope
-            do {
+        let (envelope, keyId) = try signed.verifySignature(signingKey: { $0 == publisher.id ? signingKey : nil }, originator: publisher.id)
+        // The broker cannot read a sealed payload: it validates the envelope alone, then (below)
+        // checks that the message is sealed to exactly the nodes the policy decides.
+        let sealed = envelope.handling.sealed
+        do {
+            if sealed {
                 try MessageValidator.validate(sealedEnvelope: envelope)
-            } catch {
-                throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
-            }
-        } else {
-            let verified = try signed.verify(signingKey: keys, originator: publisher.id, whole: true)
-            envelope = verified.envelope
-            do {
+            } else {
+                let verified = try signed.verifyContents(envelope: envelope, keyId: keyId, whole: true)
                 try MessageValidator.validate(envelope: envelope, payload: verified.payload)
-            } catch {
-                throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
             }
+        } catch let error where error.messageId == nil {
+            throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
         }
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         let decisions = ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: nodes, at: now)
@@ -92,7 +85,7 @@ public enum Admission {
         let recipients = Set(decisions.filter { $0.decision.isDelivered }.map(\.node.id))
         let whole = Set(decisions.filter { if case .deliver(let paths) = $0.decision { paths.isEmpty } else { false } }.map(\.node.id))
         func compare(_ box: SealedBox, _ expected: Set<String>, _ what: String) throws(BusError) {
-            let sealedTo = box.keys.map(\.nodeID)
+            let sealedTo = box.recipients
             guard Set(sealedTo) == expected, sealedTo.count == expected.count else {
                 let extra = Set(sealedTo).subtracting(expected).sorted(), missing = expected.subtracting(sealedTo).sorted()
                 throw BusError(.sealedToMismatch, "\(what) is sealed to other nodes than the policy decides"

@@ -46,16 +46,16 @@ public struct SignedPublication: Sendable, Equatable {
         if envelope.handling.sealed {
             guard let sealing else { throw BusError(.sealInvalid, "a sealed message needs its recipients' sealing keys") }
             var content = SealedContent()
-            let sealedPayload = try SealedGroup.sealKeepingKey(payloadBytes, to: sealing.all,
-                                                               context: SealedGroup.context(messageId: envelope.messageID, group: "payload"))
-            content.payload = sealedPayload.group.box
+            let sealedPayload = try SealedBox.sealKeepingKey(payloadBytes, to: sealing.all,
+                                                             context: SealedBox.context(messageId: envelope.messageID, group: "payload"))
+            content.payload = sealedPayload.box
             var keys = sealedPayload.contentKey
             if !disclosures.isEmpty {
                 var list = DisclosureList()
                 list.disclosures = disclosures
-                let sealedDisclosures = try SealedGroup.sealKeepingKey(
-                    try list.serializedData(), to: sealing.whole, context: SealedGroup.context(messageId: envelope.messageID, group: "disclosures"))
-                content.disclosures = sealedDisclosures.group.box
+                let sealedDisclosures = try SealedBox.sealKeepingKey(
+                    try list.serializedData(), to: sealing.whole, context: SealedBox.context(messageId: envelope.messageID, group: "disclosures"))
+                content.disclosures = sealedDisclosures.box
                 keys += sealedDisclosures.contentKey
             }
             payloadBytes = try content.serializedData(options: options)
@@ -76,9 +76,19 @@ public struct SignedPublication: Sendable, Equatable {
     /// The same publication without the disclosures of `paths`: a recipient's copy under a
     /// partial restriction. The signature and digests stay; only the values go.
     public func withholding(_ paths: some Collection<String>) -> SignedPublication {
+        var copy = self
+        copy.proof = proof.withholding(paths)
+        return copy
+    }
+}
+
+extension Proof {
+    /// The proof without the disclosures of `paths`: what a node outside a partial restriction's
+    /// allowed list receives (the broker's forwarding and the tests use this one step).
+    public func withholding(_ paths: some Collection<String>) -> Proof {
         guard !paths.isEmpty else { return self }
         var copy = self
-        copy.proof.disclosures.removeAll { paths.contains($0.path) }
+        copy.disclosures.removeAll { paths.contains($0.path) }
         return copy
     }
 }
@@ -152,6 +162,13 @@ extension SignedPublication {
     public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?, originator: String? = nil,
                        whole: Bool = false, opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
         let (envelope, keyId) = try verifySignature(signingKey: signingKey, originator: originator)
+        return try verifyContents(envelope: envelope, keyId: keyId, whole: whole, opening: opening)
+    }
+
+    /// The checks of `verify` that follow the signature's, for an `envelope` and `keyId` that
+    /// `verifySignature` returned.
+    public func verifyContents(envelope: Envelope, keyId: String, whole: Bool = false,
+                               opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
         let messageId = MessageValidator.echoable(envelope.messageID)
         func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
         let (payload, disclosures, contentKeys) = try contents(of: envelope, opening: opening)
@@ -242,17 +259,16 @@ extension SignedPublication {
         }
         guard let opening else { throw fail(.sealInvalid, "a sealed publication cannot be read without a key") }
         func open(_ box: SealedBox, _ group: String, keyAt index: Int) throws(BusError) -> (plaintext: Data, key: Data)? {
-            let sealed = SealedGroup(box)
-            let context = SealedGroup.context(messageId: envelope.messageID, group: group)
-            do throws(SealedGroup.Failure) {
+            let context = SealedBox.context(messageId: envelope.messageID, group: group)
+            do throws(SealedBox.Failure) {
                 switch opening {
                 case .recipient(let nodeId, let key):
-                    let opened = try sealed.openKeepingKey(as: nodeId, with: key, context: context)
+                    let opened = try box.openKeepingKey(as: nodeId, with: key, context: context)
                     return (opened.plaintext, opened.contentKey)
                 case .contentKeys(let keys):
                     guard keys.count >= (index + 1) * 32 else { return nil }
                     let key = keys.subdata(in: keys.startIndex + index * 32..<keys.startIndex + (index + 1) * 32)
-                    return (try sealed.open(contentKey: key, context: context), key)
+                    return (try box.open(contentKey: key, context: context), key)
                 }
             } catch .notARecipient {
                 return nil
@@ -274,5 +290,4 @@ extension SignedPublication {
         }
         return (opened.plaintext, disclosures, keys)
     }
-
 }

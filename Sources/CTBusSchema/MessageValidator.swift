@@ -22,15 +22,7 @@ public enum MessageValidator {
     /// envelope's rules, and the restriction's paths against the envelope's type.
     public static func validate(sealedEnvelope envelope: Envelope) throws(BusError) {
         try validateEnvelope(envelope, payloadType: envelope.type)
-        if envelope.handling.hasMemberStateRestriction {
-            let known = RedactablePaths.paths(for: envelope.type)
-            try list(envelope.handling.memberStateRestriction.fieldPaths, at: "envelope.handling.member_state_restriction.field_paths",
-                     max: WireLimits.fieldPaths) { path, itemPath throws(BusError) in
-                guard known.contains(path) else {
-                    throw failure(itemPath, "is not a field of \(envelope.type.name) (known: \(known.sorted().joined(separator: ", ")))")
-                }
-            }
-        }
+        try validateRestrictionPaths(envelope, type: envelope.type)
     }
 
     /// Validates an envelope with its decoded payload.
@@ -41,13 +33,17 @@ public enum MessageValidator {
         case .missionReport(let value): try validate(value, at: "mission_report")
         case .activityMatrix(let value): try validate(value, at: "activity_matrix")
         }
-        if envelope.handling.hasMemberStateRestriction {
-            let paths = envelope.handling.memberStateRestriction.fieldPaths
-            let known = RedactablePaths.paths(for: payload.messageType)
-            try list(paths, at: "envelope.handling.member_state_restriction.field_paths", max: WireLimits.fieldPaths) { path, itemPath throws(BusError) in
-                guard known.contains(path) else {
-                    throw failure(itemPath, "is not a field of \(payload.messageType.name) (known: \(known.sorted().joined(separator: ", ")))")
-                }
+        try validateRestrictionPaths(envelope, type: payload.messageType)
+    }
+
+    /// A Member State restriction names only redactable paths of the message's type.
+    static func validateRestrictionPaths(_ envelope: Envelope, type: MessageType) throws(BusError) {
+        guard envelope.handling.hasMemberStateRestriction else { return }
+        let known = RedactablePaths.paths(for: type)
+        try list(envelope.handling.memberStateRestriction.fieldPaths, at: "envelope.handling.member_state_restriction.field_paths",
+                 max: WireLimits.fieldPaths) { path, itemPath throws(BusError) in
+            guard known.contains(path) else {
+                throw failure(itemPath, "is not a field of \(type.name) (known: \(known.sorted().joined(separator: ", ")))")
             }
         }
     }

@@ -129,27 +129,26 @@ struct SealingTests {
         let cted = Curve25519.KeyAgreement.PrivateKey()
         let stranger = Curve25519.KeyAgreement.PrivateKey()
         let context = Data("019a5a2e-4c00-7a3b-8f21-3d4e5f607182/payload".utf8)
-        let group = try SealedGroup.seal(marker, to: [("oct", oct.publicKey), ("cted", cted.publicKey)], context: context)
+        let group = try SealedBox.seal(marker, to: [("oct", oct.publicKey), ("cted", cted.publicKey)], context: context)
         #expect(group.recipients == ["cted", "oct"])
         #expect(try group.open(as: "oct", with: oct, context: context) == marker)
         #expect(try group.open(as: "cted", with: cted, context: context) == marker)
         #expect(group.ciphertext.range(of: marker) == nil && !group.keys.contains { $0.sealedKey.range(of: marker) != nil },
                 "no plaintext in what travels")
 
-        #expect(throws: SealedGroup.Failure.notARecipient) { try group.open(as: "wg-border", with: stranger, context: context) }
-        #expect(throws: SealedGroup.Failure.doesNotOpen) { try group.open(as: "oct", with: stranger, context: context) }
-        #expect(throws: SealedGroup.Failure.doesNotOpen) { try group.open(as: "oct", with: oct, context: Data("another message".utf8)) }
+        #expect(throws: SealedBox.Failure.notARecipient) { try group.open(as: "wg-border", with: stranger, context: context) }
+        #expect(throws: SealedBox.Failure.doesNotOpen) { try group.open(as: "oct", with: stranger, context: context) }
+        #expect(throws: SealedBox.Failure.doesNotOpen) { try group.open(as: "oct", with: oct, context: Data("another message".utf8)) }
         // oct's wrapped key presented as cted's: the node id is bound to it.
-        let swapped = SealedGroup(ciphertext: group.ciphertext, keys: group.keys.map {
-            SealedGroup.WrappedKey(nodeId: $0.nodeId == "oct" ? "cted" : "oct", encapsulatedKey: $0.encapsulatedKey, sealedKey: $0.sealedKey)
-        })
-        #expect(throws: SealedGroup.Failure.doesNotOpen) { try swapped.open(as: "cted", with: cted, context: context) }
-        var changed = group.ciphertext
-        changed[changed.count / 2] ^= 0x01
-        #expect(throws: SealedGroup.Failure.doesNotOpen) {
-            try SealedGroup(ciphertext: changed, keys: group.keys).open(as: "oct", with: oct, context: context)
+        var swapped = group
+        for index in swapped.keys.indices { swapped.keys[index].nodeID = group.keys[index].nodeID == "oct" ? "cted" : "oct" }
+        #expect(throws: SealedBox.Failure.doesNotOpen) { try swapped.open(as: "cted", with: cted, context: context) }
+        var changed = group
+        changed.ciphertext[changed.ciphertext.count / 2] ^= 0x01
+        #expect(throws: SealedBox.Failure.doesNotOpen) {
+            try changed.open(as: "oct", with: oct, context: context)
         }
         // Each sealing uses a fresh content key: the same bytes sealed twice differ.
-        #expect(try SealedGroup.seal(marker, to: [("oct", oct.publicKey)], context: context).ciphertext != group.ciphertext)
+        #expect(try SealedBox.seal(marker, to: [("oct", oct.publicKey)], context: context).ciphertext != group.ciphertext)
     }
 }
