@@ -92,11 +92,11 @@ public final class Node: Sendable {
             message.envelope.originator = configuration.nodeId
             return message
         }
-        // The registry as it is now: a sealed message is sealed to the recipients the broker,
-        // which may have reloaded its registry since this node started, will decide.
-        let current = (try? configuration.loadRegistry()) ?? registry
+        // The registry as it is now (read only for sealed messages): a sealed message is sealed to
+        // the recipients the broker, which may have reloaded its registry since this node
+        // started, will decide.
         let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing,
-                                        registry: current)
+                                        registry: (try? configuration.loadRegistry()) ?? registry)
         waker.wake()
         return ids
     }

@@ -35,21 +35,26 @@ public enum Publisher {
     /// `clearance` is the node's own: it may not originate anything marked above it.
     @discardableResult
     public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: NodeRegistry? = nil) throws -> String {
-        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: registry)[0]
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> String {
+        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: registry())[0]
     }
 
     /// Validates and signs messages and queues them in one transaction (all or none); returns
     /// their ids. What is signed here is what the broker and every recipient get: the outbox
     /// keeps the signed bytes and a resend sends them again unchanged. A sealed message is sealed
-    /// to the recipients the policy decides over `registry` (this node's copy).
+    /// to the recipients the policy decides over `registry` (this node's copy), read only when a
+    /// message is sealed, and once for all of them.
     @discardableResult
     public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: NodeRegistry? = nil) throws -> [String] {
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> [String] {
+        var read: NodeRegistry??
         let records = try messages.map { message throws -> JournalRecord in
             try check(message, clearance: clearance)
             guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-            return try signed(message.envelope, payload: payload, with: signingKey, registry: registry)
+            return try signed(message.envelope, payload: payload, with: signingKey, registry: {
+                if read == nil { read = .some(registry()) }
+                return read!
+            }())
         }
         try journal.enqueue(records)
         return messages.map(\.envelope.messageID)
@@ -59,17 +64,23 @@ public enum Publisher {
     /// signed, the whole payload, the signed payload (restricted fields cleared) and the proof
     /// with every disclosure.
     public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload,
-                              with key: Curve25519.Signing.PrivateKey, registry: NodeRegistry? = nil) throws -> JournalRecord {
+                              with key: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> JournalRecord {
         var sealing: SealingRecipients?
         if envelope.handling.sealed {
-            guard let registry else {
+            guard let registry = registry() else {
                 throw BusError(.sealInvalid, "a sealed message is sealed to its recipients' keys from the registry: give the node a registryFile",
                                messageId: MessageValidator.echoable(envelope.messageID))
             }
             sealing = try SealingRecipients.decide(envelope, originator: envelope.originator, registry: registry)
         }
-        // A sealed message's disclosures are inside its sealed bytes; the journal keeps the content
-        // keys that open them.
+        return try signed(envelope, payload: payload, with: key, sealing: sealing)
+    }
+
+    /// The journal record of a message signed with `key` and, when it is sealed, sealed to
+    /// `sealing`. A sealed message's disclosures are inside its sealed bytes; the journal keeps the
+    /// content keys that open them.
+    public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, with key: Curve25519.Signing.PrivateKey,
+                              sealing: SealingRecipients?) throws -> JournalRecord {
         let (signed, contentKeys) = try SignedPublication.signSealed(envelope, payload: payload, with: key, sealing: sealing)
         return JournalRecord(envelope: envelope, envelopeBytes: signed.signedEnvelope, payload: try payload.serialized(),
                              signedPayload: signed.payload, proof: try signed.proof.serializedData(), contentKeys: contentKeys)
@@ -88,12 +99,12 @@ public enum Publisher {
     /// Releases a draft: validates it again (the rules may have changed since), signs it and
     /// moves it to the outbox, from where the node daemon sends it.
     public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification,
-                                    signingKey: Curve25519.Signing.PrivateKey, registry: NodeRegistry? = nil) throws {
+                                    signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws {
         _ = try journal.releaseDraft(messageId: messageId) { envelope, bytes in
             let payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: bytes)
             try MessageValidator.validate(envelope: envelope, payload: payload)
             try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)
-            return try signed(envelope, payload: payload, with: signingKey, registry: registry)
+            return try signed(envelope, payload: payload, with: signingKey, registry: registry())
         }
     }
 

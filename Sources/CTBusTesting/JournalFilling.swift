@@ -32,11 +32,8 @@ extension NodeJournal {
     /// A signed record of `message`; a sealed one is sealed to a throwaway key (the record keeps
     /// the content keys, so the journal's checks work as on a real node's).
     static func record(_ message: BusMessage, signedWith key: Curve25519.Signing.PrivateKey) throws -> JournalRecord {
-        guard message.envelope.handling.sealed else { return try Publisher.signed(message.envelope, payload: message.payload!, with: key) }
         let recipient = [(nodeId: "test", key: Curve25519.KeyAgreement.PrivateKey().publicKey)]
-        let (signed, keys) = try SignedPublication.signSealed(message.envelope, payload: message.payload!, with: key,
-                                                             sealing: SealingRecipients(all: recipient, whole: recipient))
-        return JournalRecord(envelope: message.envelope, envelopeBytes: signed.signedEnvelope, payload: try message.payload!.serialized(),
-                             signedPayload: signed.payload, proof: try signed.proof.serializedData(), contentKeys: keys)
+        return try Publisher.signed(message.envelope, payload: message.payload!, with: key,
+                                    sealing: message.envelope.handling.sealed ? SealingRecipients(all: recipient, whole: recipient) : nil)
     }
 }
