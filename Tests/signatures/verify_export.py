@@ -12,11 +12,8 @@ keys the export carries (ChaCha20-Poly1305, PROTOCOL.md 7.5), the disclosures pu
 the result compared with the "message" JSON of the line. A line without a proof (journaled
 before signatures) cannot be verified and fails. Prints "ok LINE MESSAGE-ID" or
 "FAIL LINE MESSAGE-ID: why" per line, and exits 1 when any line fails."""
-import base64
-import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,6 +21,8 @@ import tempfile
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from signed_bytes import b64url, disclosure_digest, key_id, signed_bytes
 
 
 def schema_modules():
@@ -36,26 +35,6 @@ def schema_modules():
     from ctbus.v1 import envelope_pb2, messages_pb2, wire_pb2
     from google.protobuf import json_format
     return envelope_pb2, messages_pb2, wire_pb2, json_format
-
-
-def b64url(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def prefixed(data):
-    return struct.pack(">I", len(data)) + data
-
-
-def disclosure_digest(d):
-    encoded = (b"CTBus-Disclosure-v1\x00" + prefixed(b64url(d["salt"])) + prefixed(d["path"].encode("utf-8"))
-               + struct.pack(">I", d["index"]) + prefixed(b64url(d["value"])))
-    return hashlib.sha256(encoded).digest()
-
-
-def signed_bytes(envelope, payload, digests):
-    ordered = sorted(digests)
-    return (b"CTBus-Publication-v1\x00" + prefixed(envelope) + prefixed(payload)
-            + struct.pack(">I", len(ordered)) + b"".join(ordered))
 
 
 def varint(data, at):
@@ -98,7 +77,7 @@ def check(line, keys):
     if key_text is None:
         return "originator %s is not in the registry" % proof["originator"]
     raw_key = b64url(key_text)
-    if hashlib.sha256(raw_key).digest()[:8].hex() != proof["keyId"]:
+    if key_id(raw_key) != proof["keyId"]:
         return "signed with key %s, not the registry's key of %s" % (proof["keyId"], proof["originator"])
     envelope, payload = b64url(proof["envelope"]), b64url(proof["payload"])
     digests = [b64url(d) for d in proof["digests"]]
@@ -107,7 +86,7 @@ def check(line, keys):
     except InvalidSignature:
         return "the signature does not verify"
     for disclosure in proof["disclosures"]:
-        if disclosure_digest(disclosure) not in digests:
+        if disclosure_digest(b64url(disclosure["salt"]), disclosure["path"], disclosure["index"], b64url(disclosure["value"])) not in digests:
             return "disclosure %s matches no signed digest" % disclosure["path"]
     fields = string_fields(envelope)  # Envelope: 1 message_id, 4 originator
     if fields.get(1, b"").decode() != message["envelope"]["message_id"]:
@@ -139,7 +118,7 @@ def check_content(message, proof, envelope_bytes, payload_bytes):
                 listed = WIRE.DisclosureList.FromString(opened(content.disclosures, "disclosures", keys[32:64]))
                 digests = [b64url(d) for d in proof["digests"]]
                 for d in listed.disclosures:
-                    if disclosure_digest({"salt": b64(d.salt), "path": d.path, "index": d.index, "value": b64(d.value)}) not in digests:
+                    if disclosure_digest(d.salt, d.path, d.index, d.value) not in digests:
                         return "a sealed disclosure matches no signed digest"
                 disclosures = [(d.path, d.index, d.value) for d in listed.disclosures]
         except (InvalidTag, ValueError):
@@ -153,11 +132,6 @@ def check_content(message, proof, envelope_bytes, payload_bytes):
     if MSG_JSON.MessageToDict(payload, preserving_proto_field_name=True) != message.get(name):
         return "the exported content is not the signed one"
     return None
-
-
-def b64(data):
-    """Unpadded base64url, as the export writes bytes (for disclosure_digest's input)."""
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def main():

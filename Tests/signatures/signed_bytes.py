@@ -1,0 +1,32 @@
+"""The bytes of Schemas/PROTOCOL.md 7.2, written from the spec alone (none of CTBus's code), shared
+by verify_vectors.py and verify_export.py: disclosure digests, signed bytes and key ids."""
+import base64
+import hashlib
+import struct
+
+
+def b64url(text):
+    """Bytes from unpadded base64url (RFC 4648 section 5), as keys and exports write them."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def prefixed(data):
+    return struct.pack(">I", len(data)) + data
+
+
+def disclosure_digest(salt, path, index, value):
+    """SHA-256 of a disclosure: domain, then salt, path, index and value, lengths in front."""
+    encoded = (b"CTBus-Disclosure-v1\x00" + prefixed(salt) + prefixed(path.encode("utf-8"))
+               + struct.pack(">I", index) + prefixed(value))
+    return hashlib.sha256(encoded).digest()
+
+
+def signed_bytes(envelope, payload, digests):
+    ordered = sorted(digests)
+    return (b"CTBus-Publication-v1\x00" + prefixed(envelope) + prefixed(payload)
+            + struct.pack(">I", len(ordered)) + b"".join(ordered))
+
+
+def key_id(raw_key):
+    """The first 8 bytes of the SHA-256 of a 32-byte public key, lower-case hex."""
+    return hashlib.sha256(raw_key).digest()[:8].hex()
