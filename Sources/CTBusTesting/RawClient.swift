@@ -80,11 +80,7 @@ public final class RawClient {
             proof.signature = try PublicationSignature.sign(envelope: envelope, payload: payload, digests: [], with: key)
             signed = SignedPublication(signedEnvelope: envelope, payload: payload, proof: proof)
         }
-        var publish = Publish()
-        publish.signedEnvelope = signed.signedEnvelope
-        publish.payload = signed.payload
-        publish.proof = signed.proof
-        return publish
+        return Publish(signed)
     }
 
     public func hello() throws {
@@ -126,5 +122,15 @@ public final class RawClient {
             return kind
         }
         return nil
+    }
+}
+
+extension Publish {
+    /// The Publish that carries `signed` as signed (what a node sends for it).
+    public init(_ signed: SignedPublication) {
+        self.init()
+        signedEnvelope = signed.signedEnvelope
+        payload = signed.payload
+        proof = signed.proof
     }
 }

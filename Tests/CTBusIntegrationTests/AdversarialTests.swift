@@ -146,11 +146,7 @@ struct AdversarialTests {
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
         try scene.publish(message)
         let signed = try #require(try ctedJournal.entry(messageId: message.envelope.messageID)?.signed())
-        var publish = Publish()
-        publish.signedEnvelope = signed.signedEnvelope
-        publish.payload = signed.payload
-        publish.proof = signed.proof
-        let captured = Frame.OneOf_Kind.publish(publish)
+        let captured = Frame.OneOf_Kind.publish(Publish(signed))
         for _ in 0..<5 {
             try scene.attacker.send(captured)
             try scene.expectError(.notPermitted)

@@ -85,11 +85,9 @@ struct SealedTests {
         #expect(verify.status == 0 && verify.output.contains("signatures: 2 verify"), "\(verify.output)\(verify.errors)")
         // The exports check out with the registry's public keys alone, the sealed content opened
         // with the content keys they carry.
-        let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path
         for node in ["oct", "oct-field", "cted"] {
             let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
-            let checked = try CommandLineTests.run([script, bus.brokerConfiguration.registryFile],
-                                                   executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export.output)
+            let checked = try SignatureEndToEndTests.verifyExport(export.output, registry: bus.brokerConfiguration.registryFile)
             #expect(checked.status == 0 && checked.output.contains(" \(sealedId)"), "\(node): \(checked.output)\(checked.errors)")
         }
         let show = try CommandLineTests.run(["journal", "show", sealedId, "--node-config", bus.nodeConfigurationPath("oct")])
@@ -110,13 +108,8 @@ struct SealedTests {
         }
         func sealed(_ message: BusMessage, to nodes: [String]) throws -> Publish {
             let recipients = nodes.map { (nodeId: $0, key: bus.registry.sealingKey(of: $0)!) }
-            let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: key,
-                                                    sealing: SealingRecipients(all: recipients, whole: recipients))
-            var publish = Publish()
-            publish.signedEnvelope = signed.signedEnvelope
-            publish.payload = signed.payload
-            publish.proof = signed.proof
-            return publish
+            return Publish(try SignedPublication.sign(message.envelope, payload: message.payload!, with: key,
+                                                      sealing: SealingRecipients(all: recipients, whole: recipients)))
         }
         var ids: [String] = []
         for (nodes, missing) in [(["oct", "wg-rights"], "not entitled: wg-rights"), ([], "missing: oct")] {

@@ -18,6 +18,12 @@ struct SignatureEndToEndTests {
         paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
     }
 
+    /// Tests/signatures/verify_export.py (none of our code) on `export`, with `registry`'s keys.
+    static func verifyExport(_ export: String, registry: String) throws -> CommandLineTests.Result {
+        try CommandLineTests.run([CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path, registry],
+                                 executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export)
+    }
+
     static func journalFiles(_ bus: LocalBus, _ node: String) -> [String] {
         [bus.journalPath(node), bus.journalPath(node) + "-wal"]
     }
@@ -60,14 +66,13 @@ struct SignatureEndToEndTests {
                 "\(show.errors)")
 
         // Someone outside the bus checks both exports with the registry's public keys alone.
-        let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path
         let registry = bus.brokerConfiguration.registryFile
         var exports: [String: String] = [:]
         for node in ["oct", "wg-border"] {
             let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
             #expect(export.status == 0, "\(export.errors)")
             exports[node] = export.output
-            let checked = try CommandLineTests.run([script, registry], executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export.output)
+            let checked = try Self.verifyExport(export.output, registry: registry)
             #expect(checked.status == 0 && checked.output.contains("ok 1 \(id)"), "\(node): \(checked.output)\(checked.errors)")
         }
         #expect(exports["wg-border"]?.contains(marker) == false)
@@ -96,8 +101,7 @@ struct SignatureEndToEndTests {
         shown["country_visit_recommendation"] = recommendation
         edited["message"] = shown
         let tampered = try [object, disclosed, edited].map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-        let refused = try CommandLineTests.run([script, registry], executable: URL(fileURLWithPath: "/usr/bin/python3"),
-                                               input: tampered.joined(separator: "\n") + "\n")
+        let refused = try Self.verifyExport(tampered.joined(separator: "\n") + "\n", registry: registry)
         #expect(refused.status == 1)
         #expect(refused.output.contains("FAIL 1 \(id): the signature does not verify"), "\(refused.output)")
         #expect(refused.output.contains("FAIL 2 \(id): disclosure recommendation_text matches no signed digest"), "\(refused.output)")
