@@ -3,12 +3,13 @@
 # SHA-256 of every input and output in SOURCES.sha256 (a test compares it with the tree, so a
 # .proto edited without regenerating, or generated code edited by hand, fails the suite).
 #
-# Needs Debian's protoc (apt-get install protobuf-compiler); builds protoc-gen-swift from the
+# Needs Debian's protoc and the well-known types the envelope imports (protobuf-compiler and
+# libprotobuf-dev: ./deploy/install-deps.sh --with-protoc); builds protoc-gen-swift from the
 # swift-protobuf package this project depends on (about a minute the first time).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-command -v protoc >/dev/null || { echo "generate.sh: protoc missing: apt-get install protobuf-compiler" >&2; exit 1; }
+command -v protoc >/dev/null || { echo "generate.sh: protoc missing: ./deploy/install-deps.sh --with-protoc" >&2; exit 1; }
 swift build -c release --product protoc-gen-swift >/dev/null
 plugin="$(swift build -c release --show-bin-path)/protoc-gen-swift"
 out=Sources/CTBusSchema/Generated
