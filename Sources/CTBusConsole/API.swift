@@ -19,7 +19,7 @@ extension ConsoleServer {
         ("get", "/api/v1/messages"), ("post", "/api/v1/messages"), ("get", "/api/v1/messages/{id}"), ("get", "/api/v1/trace"),
     ]
 
-    func addAPI(to router: Router<BasicRequestContext>) {
+    func addAPI(to router: Router<ConsoleRequestContext>) {
         let console = self
         router.get("/api/v1/messages") { request, _ in console.json { try console.apiList(request) } }
         router.post("/api/v1/messages") { request, _ in try await console.apiPublish(request) }

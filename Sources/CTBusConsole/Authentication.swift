@@ -134,28 +134,56 @@ extension ConsoleAuthentication {
 }
 
 /// Refuses every request without valid credentials (401 with a Basic challenge, so that a
-/// browser asks for the password), when the console has authentication configured.
-struct RequireAuthentication<Context: RequestContext>: RouterMiddleware {
+/// browser asks for the password), when the console has authentication configured. Failed
+/// credentials count against the user name and the client's address (`SignInThrottle`); while
+/// either is blocked, requests with credentials are answered 429 without checking them.
+struct RequireAuthentication<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let authentication: ConsoleAuthentication
     let realm: String
     let refusals: SharedThrottledLogger
+    let throttle: SignInThrottle
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if await authentication.identify(request.headers) != nil { return try await next(request, context) }
         // The name is the sender's: only a well-formed one reaches the log (no line breaks, no control characters).
         let user = request.headers.basic.map { ConsoleAuthentication.isUserName($0.username) ? $0.username : "(malformed name)" }
             ?? (request.headers.bearer != nil ? "(token)" : "(none)")
+        let address = context.remoteAddress?.ipAddress ?? "-"
+        let hasCredentials = request.headers.basic != nil || request.headers.bearer != nil
+        let keys = ["address \(address)"] + (request.headers.basic.map { ["user \($0.username.prefix(64))"] } ?? [])
+        if hasCredentials, let wait = throttle.blocked(keys) {
+            let seconds = Int((wait / .seconds(1)).rounded(.up))
+            refusals.log("throttled-\(user.prefix(64))-\(address)", .notice, "console refused credentials while their sign-in is throttled",
+                         metadata: ["user": "\(user.prefix(64))", "address": "\(address)", "retry-after-s": "\(seconds)"])
+            return refusal(request, status: .tooManyRequests, code: "TOO_MANY_ATTEMPTS",
+                           detail: "too many failed sign-ins: try again in \(seconds) seconds", retryAfter: seconds)
+        }
+        if await authentication.identify(request.headers) != nil {
+            throttle.succeeded(keys)
+            return try await next(request, context)
+        }
+        if hasCredentials, let block = throttle.failed(keys) {
+            refusals.log("throttling-\(user.prefix(64))-\(address)", .warning, "console throttles sign-in after repeated failures",
+                         metadata: ["user": "\(user.prefix(64))", "address": "\(address)", "blocked-s": "\(Int(block / .seconds(1)))"])
+        }
         refusals.log("auth-\(user.prefix(64))", .notice, "console refused a request without valid credentials",
                      metadata: ["user": "\(user.prefix(64))", "path": "\(CSRF.loggable(request.uri.path))"])
+        return refusal(request, status: .unauthorized, code: "UNAUTHORIZED", detail: "credentials are missing or wrong", retryAfter: nil)
+    }
+
+    private func refusal(_ request: Request, status: HTTPResponse.Status, code: String, detail: String, retryAfter: Int?) -> Response {
         let json = request.uri.path.hasPrefix("/api/")
         var body = HTML()
-        body.element("p", "This console needs a user name and password, or a bearer token.")
+        body.element("p", retryAfter == nil ? "This console needs a user name and password, or a bearer token." : "Refused: \(detail).")
         var response = json
-            ? Response(status: .unauthorized, headers: [.contentType: "application/json; charset=utf-8"],
-                       body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"code":"UNAUTHORIZED","detail":"credentials are missing or wrong"}}"#)))
-            : Response(status: .unauthorized, headers: [.contentType: "text/html; charset=utf-8"],
+            ? Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                       body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"code":"\#(code)","detail":"\#(detail)"}}"#)))
+            : Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
                        body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: "Sign in", node: "", marking: nil, body))))
-        response.headers[.wwwAuthenticate] = "Basic realm=\"\(realm)\", charset=\"UTF-8\""
+        if let retryAfter {
+            response.headers[.retryAfter] = "\(retryAfter)"
+        } else {
+            response.headers[.wwwAuthenticate] = "Basic realm=\"\(realm)\", charset=\"UTF-8\""
+        }
         return response
     }
 }

@@ -44,16 +44,22 @@ struct CSRF: Sendable {
     }
 
     /// A request a browser sent from a page of another origin. Browsers send `Origin` with every
-    /// POST; a client that sends neither header (curl, a script) is no browser to forge.
+    /// POST; without it, a `Referer` must name this console; a client that sends neither header
+    /// (curl, a script) is no browser to forge.
     func crossOrigin(_ request: Request) -> String? {
         if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], !["same-origin", "none"].contains(site) {
             return "the request came from another site (\(Self.loggable(site, limit: 40)))"
         }
+        let host = (request.head.authority ?? "").lowercased()
+        func authority(of text: String) -> String? {
+            guard let url = URL(string: text), let name = url.host else { return nil }
+            let bracketed = name.contains(":") && !name.hasPrefix("[") ? "[\(name)]" : name
+            return (url.port.map { "\(bracketed):\($0)" } ?? bracketed).lowercased()
+        }
         if let origin = request.headers[.origin] {
-            let host = request.head.authority ?? ""
-            guard let url = URL(string: origin), let originHost = url.host else { return "the request's origin is not this console" }
-            let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
-            guard originAuthority.lowercased() == host.lowercased() else { return "the request's origin is not this console" }
+            guard authority(of: origin) == host else { return "the request's origin is not this console" }
+        } else if let referer = request.headers[.referer] {
+            guard authority(of: referer) == host else { return "the request came from a page that is not this console's" }
         }
         return nil
     }

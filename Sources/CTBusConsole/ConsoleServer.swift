@@ -34,6 +34,9 @@ public struct ConsoleServer: Sendable {
     /// and what the node loop counts when the node serves its own console (`ctbus node` with `http`).
     public let metrics: MetricsEndpoint
     let authentication: ConsoleAuthentication?
+    /// The names in `Host` the console answers to.
+    let allowedHosts: AllowedHosts
+    let signIns = SignInThrottle()
     let refusals: SharedThrottledLogger
     /// The node's keys: what the console publishes is signed with its signing key. Without them
     /// the console reads and keeps drafts but publishes nothing.
@@ -44,10 +47,11 @@ public struct ConsoleServer: Sendable {
     /// file says now (the broker may have reloaded its own since the console started).
     let registryFile: String?
 
-    /// Refuses an address other than loopback without `authentication`.
+    /// Refuses an address other than loopback without `authentication`. `allowedHosts`: the
+    /// names people reach the console by, beside `localhost`, the loopback addresses and `host`.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
                 messageKeys: NodeMessageKeys? = nil, registryFile: String? = nil,
-                host: String = "127.0.0.1", port: Int, authentication: ConsoleAuthentication? = nil,
+                host: String = "127.0.0.1", port: Int, allowedHosts: [String] = [], authentication: ConsoleAuthentication? = nil,
                 metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard Self.isLoopback(host) || authentication != nil else {
             throw ConfigurationError("the console binds to \(host) only with authentication: give a users file (ctbus console-user) "
@@ -61,6 +65,7 @@ public struct ConsoleServer: Sendable {
         self.port = port
         self.logger = logger
         self.authentication = authentication
+        self.allowedHosts = AllowedHosts(bind: host, configured: allowedHosts)
         self.messageKeys = messageKeys
         self.registry = registry
         self.registryFile = registryFile
@@ -73,10 +78,12 @@ public struct ConsoleServer: Sendable {
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
     public func application(onRunning: @escaping @Sendable () async -> Void = {}) -> some ApplicationProtocol {
-        let router = Router()
+        let router = Router(context: ConsoleRequestContext.self)
         router.add(middleware: SecurityHeaders())
+        router.add(middleware: RequireAllowedHost(allowed: allowedHosts, refusals: refusals))
         if let authentication {
-            router.add(middleware: RequireAuthentication(authentication: authentication, realm: "CTBus console \(nodeId)", refusals: refusals))
+            router.add(middleware: RequireAuthentication(authentication: authentication, realm: "CTBus console \(nodeId)",
+                                                         refusals: refusals, throttle: signIns))
         }
         let console = self
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/journal"]) }
@@ -252,7 +259,7 @@ public struct ConsoleServer: Sendable {
     static let maxFormBytes = 4 << 20
 
     /// The node's figures at each scrape, read from its journal (read transactions).
-    func addMetrics(to router: Router<BasicRequestContext>) {
+    func addMetrics(to router: Router<ConsoleRequestContext>) {
         let endpoint = metrics
         let journal = journal
         let problems = refusals

@@ -56,12 +56,16 @@ public struct NodeConfiguration: Sendable, Codable {
         public var usersFile: String?
         /// Bearer tokens for other systems, one a line.
         public var tokenFile: String?
+        /// The names people reach the console by (`console.example.org`), beside `localhost`, the
+        /// loopback addresses and `bind`: a request for any other name in `Host` is refused (421).
+        public var allowedHosts: [String]?
 
-        public init(port: Int, bind: String? = nil, usersFile: String? = nil, tokenFile: String? = nil) {
+        public init(port: Int, bind: String? = nil, usersFile: String? = nil, tokenFile: String? = nil, allowedHosts: [String]? = nil) {
             self.port = port
             self.bind = bind
             self.usersFile = usersFile
             self.tokenFile = tokenFile
+            self.allowedHosts = allowedHosts
         }
     }
 

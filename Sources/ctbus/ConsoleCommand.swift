@@ -30,6 +30,10 @@ struct ConsoleCommand: ParsableCommand {
     @Option(help: "Bearer tokens for other systems, one a line (at least 32 characters), mode 0600.")
     var tokenFile: String?
 
+    @Option(name: .customLong("allowed-host"),
+            help: "A name people reach the console by, beside localhost, the loopback addresses and --bind (repeatable; default: the configuration's http.allowedHosts). Requests for other names are refused (421).")
+    var allowedHosts: [String] = []
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -50,7 +54,9 @@ struct ConsoleCommand: ParsableCommand {
             let server = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
                                            registry: registry, messageKeys: keys, registryFile: configuration.registryFile,
                                            host: bind ?? http?.bind ?? "127.0.0.1",
-                                           port: port ?? http?.port ?? 8470, authentication: authentication,
+                                           port: port ?? http?.port ?? 8470,
+                                           allowedHosts: allowedHosts.isEmpty ? http?.allowedHosts ?? [] : allowedHosts,
+                                           authentication: authentication,
                                            logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             return BackgroundHTTP(server, fatal: fatal).stop
         }

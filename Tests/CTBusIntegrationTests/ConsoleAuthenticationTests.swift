@@ -3,6 +3,8 @@ import CTBusJournal
 import CTBusSchema
 import CTBusTesting
 import Foundation
+import InMemoryLogging
+import Logging
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -71,6 +73,59 @@ struct ConsoleAuthenticationTests {
             let page = try await browser.request("GET", "/journal", headers: Self.basic("bob", "staple tuna violin"))
             #expect(page.status == 401)
         }
+    }
+
+    @Test("A name the console is not known by gets 421 (DNS rebinding); a form posted from another site's page is refused; repeated wrong passwords block the name and the address, the right password included, and the log says so once")
+    func requestGuards() async throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let users = folder.appendingPathComponent("console-users").path
+        for (name, password) in [("alice", "correct horse battery"), ("bob", "staple tuna violin")] {
+            #expect(try CommandLineTests.run(["console-user", name, "--users-file", users], input: password + "\n").status == 0)
+        }
+        let handler = InMemoryLogHandler()
+        let logger = Logger(label: "ctbus.console", factory: { _ in handler })
+        let journal = try NodeJournal(path: folder.appendingPathComponent("oct.journal.sqlite").path)
+        let alice = Self.basic("alice", "correct horse battery")
+        try await ConsoleTests.serving(journal, node: "oct", clearance: .strictlyConfidential, host: "0.0.0.0",
+                                       allowedHosts: ["console.example.org"],
+                                       authentication: try ConsoleAuthentication.load(usersFile: users, tokenFile: nil), logger: logger) { base in
+            let port = base.port!
+            let browser = ConsoleComposeTests.Browser(base)
+            // A page of attacker.example whose name now points at this machine: refused before anything is read.
+            for host in ["attacker.example:\(port)", "console.example.org.attacker.example", "localhost.attacker.example:\(port)"] {
+                let rebound = try await browser.request("GET", "/journal", headers: alice.merging(["Host": host]) { $1 })
+                #expect(rebound.status == 421 && rebound.body.contains("does not answer to the name"), "\(host): \(rebound.status)")
+            }
+            for host in ["console.example.org:\(port)", "CONSOLE.Example.org.", "localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)"] {
+                #expect(try await browser.request("GET", "/journal", headers: alice.merging(["Host": host]) { $1 }).status == 200, "\(host)")
+            }
+
+            // A valid form token sent from another site's page, without Origin: refused, nothing written.
+            let token = try await browser.token("/compose/mission-report", headers: alice)
+            let foreign = try await browser.request("POST", "/compose/mission-report", form: ConsoleComposeTests.missionReport(token),
+                                                    headers: alice.merging(["Referer": "http://attacker.example/innocent-page"]) { $1 })
+            #expect(foreign.status == 403 && foreign.body.contains("not this console"))
+            #expect(try journal.count() == 0)
+            let own = try await browser.request("POST", "/compose/mission-report", form: ConsoleComposeTests.missionReport(token),
+                                                headers: alice.merging(["Referer": "\(base.absoluteString)/compose/mission-report"]) { $1 })
+            #expect(own.status == 303)
+            #expect(try journal.count() == 1)
+
+            // Guessing Bob's password: five wrong ones are merely refused, the sixth starts a block.
+            for _ in 0..<6 {
+                #expect(try await browser.request("GET", "/journal", headers: Self.basic("bob", "wrong guess")).status == 401)
+            }
+            let blocked = try await browser.request("GET", "/journal", headers: Self.basic("bob", "staple tuna violin"))
+            #expect(blocked.status == 429 && Int(blocked.headers["retry-after"] ?? "") ?? 0 >= 1, "\(blocked.status)")
+            // The address is blocked too: another name from it waits as well.
+            #expect(try await browser.request("GET", "/journal", headers: alice).status == 429)
+            let api = try await browser.request("GET", "/api/v1/messages", headers: alice)
+            #expect(api.status == 429 && api.body.contains("TOO_MANY_ATTEMPTS"))
+        }
+        let throttling = handler.entries.filter { "\($0.message)".contains("throttles sign-in") }
+        #expect(throttling.count == 1)
+        #expect(throttling.first?.metadata["user"].map { "\($0)" } == "bob")
     }
 
     @Test("Bad credential files and addresses: the console does not start, and says which file, line and fix")

@@ -7,6 +7,7 @@ import CTBusSchema
 import CTBusTesting
 import Crypto
 import Foundation
+import Logging
 import Hummingbird
 import ServiceLifecycle
 import Synchronization
@@ -26,13 +27,13 @@ struct ConsoleTests {
     static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification,
                            messageKeys: NodeMessageKeys = NodeMessageKeys(signing: NodeJournal.testSigningKey, sealing: .init()),
                            registry: NodeRegistry? = nil,
-                           host: String = "127.0.0.1", authentication: ConsoleAuthentication? = nil,
-                           metrics: MetricsEndpoint = MetricsEndpoint(),
+                           host: String = "127.0.0.1", allowedHosts: [String] = [], authentication: ConsoleAuthentication? = nil,
+                           metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = LocalBus.defaultLogger,
                            _ body: (URL) async throws -> T) async throws -> T {
         let port = try LocalBus.freePortForTests()
         let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry,
-                                        messageKeys: messageKeys, host: host, port: port,
-                                        authentication: authentication, metrics: metrics, logger: LocalBus.defaultLogger)
+                                        messageKeys: messageKeys, host: host, port: port, allowedHosts: allowedHosts,
+                                        authentication: authentication, metrics: metrics, logger: logger)
         return try await serving(port: port, { onRunning in console.application(onRunning: onRunning) }, body)
     }
 
