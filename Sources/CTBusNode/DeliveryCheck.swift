@@ -7,8 +7,9 @@ import SwiftProtobuf
 
 /// What a node checks in a delivery before it journals it (PROTOCOL.md 7.3), whatever the broker
 /// decided: the originator's signature with the key the node's own copy of the registry lists,
-/// every disclosure against the signed digests, and its own clearance. The broker is not trusted
-/// here: a delivery that fails is refused, never journaled.
+/// every disclosure against the signed digests, and the confidentiality policy applied to itself
+/// (its clearance, the releasability list, the Member State restriction's allowed list). The
+/// broker is not trusted here: a delivery that fails is refused, never journaled.
 final class DeliveryCheck {
     /// Why a delivery was refused: the label of `ctbus_node_deliveries_refused_total{reason}`.
     enum Reason: String, CaseIterable {
@@ -18,9 +19,12 @@ final class DeliveryCheck {
         case disclosureMismatch = "disclosure_mismatch"
         case sealedToMismatch = "sealed_to_mismatch"
         case sealInvalid = "seal_invalid"
+        case nonCanonical = "non_canonical"
         case invalid
         case malformed
         case clearance
+        /// Releasability or a Member State restriction keeps the copy from this node.
+        case policy
     }
 
     struct Refusal: Error {
@@ -33,6 +37,7 @@ final class DeliveryCheck {
     private var registryModified: Date?
     private var lastReload: ContinuousClock.Instant?
     private let clearance: Classification
+    private let nodeId: String
     /// This node's id and sealing key: a sealed message is opened with them.
     private let opening: SealOpening
 
@@ -41,6 +46,7 @@ final class DeliveryCheck {
         self.registry = registry
         self.registryFile = registryFile
         self.clearance = clearance
+        self.nodeId = nodeId
         opening = .recipient(nodeId: nodeId, key: sealingKey)
         registryModified = registryFile.flatMap(Self.modified)
     }
@@ -72,10 +78,10 @@ final class DeliveryCheck {
                 throw Refusal(reason: .invalid, error: BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID)))
             }
         }
-        let classification = ConfidentialityPolicy.effectiveClassification(envelope.handling)
-        guard classification.rawValue <= clearance.rawValue else {
-            throw Refusal(reason: .clearance, error: BusError(.notPermitted, "\(classification.name) is above this node's clearance",
-                                                              messageId: MessageValidator.echoable(envelope.messageID)))
+        if let (rule, detail) = ConfidentialityPolicy.checkReceived(envelope, disclosed: verified.disclosedPaths,
+                                                                    withheld: verified.withheldPaths, by: profile) {
+            throw Refusal(reason: rule == .clearance ? .clearance : .policy,
+                          error: BusError(.notPermitted, detail, messageId: MessageValidator.echoable(envelope.messageID)))
         }
         do {
             let record = JournalRecord(envelope: envelope, envelopeBytes: deliver.signedEnvelope, payload: try verified.payload.serialized(),
@@ -86,6 +92,15 @@ final class DeliveryCheck {
             throw Refusal(reason: .malformed, error: BusError(.malformedFrame, "the delivery could not be encoded again",
                                                               messageId: MessageValidator.echoable(envelope.messageID)))
         }
+    }
+
+    /// This node as the policy sees it: its registry entry (groups, clearance), cleared no higher
+    /// than its configuration says; without an entry, a node of no group.
+    private var profile: NodeProfile {
+        let entry = registry.entry(id: nodeId)?.profile
+        let level = min(entry?.clearance.rawValue ?? clearance.rawValue, clearance.rawValue)
+        return NodeProfile(id: nodeId, role: entry?.role ?? .workingGroup, clearance: Classification(rawValue: level) ?? .unclassified,
+                           groups: entry?.groups ?? [])
     }
 
     /// Verifies with the registry as it is; when the originator or its key is unknown, reads the
@@ -121,6 +136,7 @@ final class DeliveryCheck {
         case .disclosureMismatch: .disclosureMismatch
         case .sealedToMismatch: .sealedToMismatch
         case .sealInvalid: .sealInvalid
+        case .nonCanonical: .nonCanonical
         case .validationFailed: .invalid
         default: .malformed
         }

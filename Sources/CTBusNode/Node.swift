@@ -30,20 +30,16 @@ public final class Node: Sendable {
 
     /// Starts a node on a journal that is already open; takes the journal's lock (a second node
     /// on the same journal, in this process or another, is refused).
-    /// `onFatal` is told, on the node's thread, when the node stops on its own: another process
-    /// runs with its key (SESSION_REPLACED).
     public convenience init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
                             journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node"),
-                            metrics: any MetricsFactory = NOOPMetricsHandler.instance,
-                            onFatal: (@Sendable (String) -> Void)? = nil) throws {
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
         let lock = try FileLock(guarding: journal.path, owner: "node \(configuration.nodeId)")
         try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerPublicKey, journal: journal,
-                      lock: lock, logger: logger, metrics: metrics, onFatal: onFatal)
+                      lock: lock, logger: logger, metrics: metrics)
     }
 
     init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
-         journal: NodeJournal, lock: FileLock, logger: Logger, metrics: any MetricsFactory,
-         onFatal: (@Sendable (String) -> Void)?) throws {
+         journal: NodeJournal, lock: FileLock, logger: Logger, metrics: any MetricsFactory) throws {
         self.lock = lock
         self.configuration = configuration
         self.journal = journal
@@ -70,7 +66,7 @@ public final class Node: Sendable {
                 nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
                                         brokerPublicKey: brokerPublicKey, journal: journal, registry: registry,
                                         sealingKey: keys.sealing, status: status,
-                                        wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics, onFatal: onFatal)
+                                        wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics)
             } catch {
                 thread.ready(.failure(error))
                 return
@@ -105,8 +101,7 @@ public final class Node: Sendable {
     /// secret key or journal that other users can read, a journal another process runs, and a
     /// damaged journal (checked read-only, before anything is written to it).
     public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node"),
-                            metrics: any MetricsFactory = NOOPMetricsHandler.instance,
-                            onFatal: (@Sendable (String) -> Void)? = nil) throws {
+                            metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
         let configuration = try NodeConfiguration.load(path: path)
         let journalPath = configuration.journalPath
         try PrivateFiles.requirePrivate(configuration.secretKeyFile, what: "the node's secret key file")
@@ -118,7 +113,7 @@ public final class Node: Sendable {
             try NodeJournal.checkAtStart(path: journalPath)
             let journal = try NodeJournal(path: journalPath)
             try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal,
-                          lock: lock, logger: logger, metrics: metrics, onFatal: onFatal)
+                          lock: lock, logger: logger, metrics: metrics)
         } catch {
             lock.discard()
             throw error
@@ -131,8 +126,8 @@ public final class Node: Sendable {
     /// Errors the broker sent this node, oldest first (for tools and tests).
     public var errorsReceived: [BusError] { state.withLock { $0.errors } }
 
-    /// Why the node stopped on its own, if it did (another process took its session).
-    public var stoppedBecause: String? { state.withLock { $0.stoppedBecause } }
+    /// How often the broker gave this node's session to another connection (SESSION_REPLACED).
+    public var sessionsReplaced: Int { state.withLock { $0.sessionsReplaced } }
 
     /// Deliveries this node refused to journal: a signature or disclosure that does not verify,
     /// or a message above its clearance.
@@ -158,7 +153,7 @@ struct NodeStatus {
     var errors: [BusError] = []
     var refusedDeliveries = 0
     var refusals: [BusError] = []
-    var stoppedBecause: String?
+    var sessionsReplaced = 0
 }
 
 final class SharedStatus: Sendable {

@@ -24,8 +24,12 @@ final class NodeLoop {
     private let logger: Logger
     /// Lines the broker or a lasting fault can repeat: once per kind and period, then summed up.
     private var throttled: ThrottledLogger
-    /// Set when the broker gave this node's session to a newer connection: the loop ends.
-    private var replaced = false
+    /// After SESSION_REPLACED, the node sends nothing until then, and then says Hello on a new
+    /// connection: one second, doubling at each replacement up to a minute, with jitter. A stale
+    /// or forged answer costs a pause, not the node; two processes with one key (on two journals)
+    /// take turns, each replacement logged.
+    private var rejoinAt: ContinuousClock.Instant?
+    private var replacedBackoff: Duration?
     /// After INTERNAL (the broker could not store), the node waits until then before it says
     /// Hello and resends its outbox: exponential from `reconnectMilliseconds` to 500 ms, with jitter.
     private var resumeAt: ContinuousClock.Instant?
@@ -55,14 +59,9 @@ final class NodeLoop {
     /// Publications sent and not acknowledged in this session, at most.
     private let publishWindow = 5_000
 
-    /// Told why the node stopped on its own (another process took its session).
-    private let onFatal: (@Sendable (String) -> Void)?
-
     init(context: ZMQContext, configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
          journal: NodeJournal, registry: NodeRegistry, sealingKey: Curve25519.KeyAgreement.PrivateKey, status: SharedStatus,
-         wakeEndpoint: String, logger: Logger,
-         metrics: any MetricsFactory, onFatal: (@Sendable (String) -> Void)?) throws {
-        self.onFatal = onFatal
+         wakeEndpoint: String, logger: Logger, metrics: any MetricsFactory) throws {
         deliveryCheck = DeliveryCheck(registry: registry, registryFile: configuration.registryFile, clearance: configuration.clearanceLevel,
                                       nodeId: configuration.nodeId, sealingKey: sealingKey)
         self.metrics = NodeMetrics(factory: metrics)
@@ -89,7 +88,7 @@ final class NodeLoop {
 
     func run(until thread: LoopThread) {
         let pollTimeout = min(50, configuration.outboxPollMilliseconds)
-        while !thread.isStopping && !replaced {
+        while !thread.isStopping {
             do {
                 // While more of the outbox waits, the loop only looks at the sockets in passing.
                 let readable = try ZMQSocket.poll([socket, wakeSocket, monitor], timeoutMilliseconds: outboxDue && welcomed ? 0 : pollTimeout)
@@ -124,8 +123,15 @@ final class NodeLoop {
     // MARK: Timers
 
     private func tick() throws {
-        guard !replaced else { return } // stopping: never say Hello again
         let now = ContinuousClock.now
+        if let rejoin = rejoinAt {
+            guard now >= rejoin else { return } // replaced: silent until then
+            rejoinAt = nil
+            // The broker refuses the replaced connection for good: Hello goes on a new one.
+            try socket.disconnect(configuration.brokerEndpoint)
+            try socket.connect(configuration.brokerEndpoint)
+            lastHello = nil
+        }
         let heartbeat = Duration.milliseconds(configuration.heartbeatIntervalMilliseconds)
         // Silent only once everything the broker sent is read (PROTOCOL.md 4.4): the time this
         // node spent journaling is not the broker's silence.
@@ -234,11 +240,10 @@ final class NodeLoop {
         var acknowledgements: [(messageId: String, originator: String)] = []
         var revocations: [(messageId: String, reason: String)] = []
         var revokesAcknowledged: [String] = []
-        for _ in 0..<512 where !thread.isStopping && !replaced {
+        for _ in 0..<512 where !thread.isStopping {
             guard let message = try socket.receive(dontWait: true) else { break }
             lastHeard = .now
-            guard message.frames.count == 1, let frame = try? Frame(serializedBytes: message.frames[0]),
-                  let kind = frame.kind else {
+            guard message.frames.count == 1, let kind = try? Admission.decodeFrame(message.frames[0]) else {
                 throttled.log("malformed", .warning, "malformed frame from the broker", metadata: ["frames": "\(message.frames.count)"])
                 continue
             }
@@ -328,14 +333,19 @@ final class NodeLoop {
             setWelcomed(false)
             lastHello = nil
         case .sessionReplaced:
-            // Another process runs with this node's key: say so once and stop, never fight it
-            // for the session (PROTOCOL.md section 4).
-            let line = "another process is running as node \(configuration.nodeId): the broker gave this node's session to a newer connection; this one stops"
-            logger.critical("\(line)")
-            replaced = true
+            // Another connection said Hello with this node's key: another process (a second
+            // process on this journal is refused by the journal's lock at start), or an answer
+            // that is stale or forged. Stop sending, say so each time, and come back later.
+            guard rejoinAt == nil else { return } // one pause for a burst of answers
+            let delay = min(replacedBackoff.map { $0 * 2 } ?? .seconds(1), .seconds(60))
+            replacedBackoff = delay
+            let pause = delay * Double.random(in: 0.5...1.0)
+            rejoinAt = .now + pause
             setWelcomed(false)
-            status.withLock { $0.stoppedBecause = line }
-            onFatal?(line)
+            status.withLock { $0.sessionsReplaced += 1 }
+            logger.warning("the broker gave this node's session to another connection with this node's key (another process running as this node, or a stale or forged answer); sending nothing, then saying Hello on a new connection", metadata: [
+                "broker": "\(configuration.brokerEndpoint)", "detail": "\(error.detail)",
+                "retry-after-ms": "\(Int(pause / .milliseconds(1)))"])
         case .notAuthenticated:
             // The broker's registry no longer holds this node or its key (a reload removed it):
             // the session is over. Hello is tried again each heartbeat interval, so the node comes
@@ -347,7 +357,7 @@ final class NodeLoop {
         case .internal:
             backOffAfterStoreFailure()
         case .validationFailed, .notPermitted, .needToKnowRequired, .messageTooLarge, .conflictingDuplicate, .malformedFrame,
-             .unknownSigningKey, .signatureInvalid, .disclosureMismatch, .sealedToMismatch, .sealInvalid:
+             .unknownSigningKey, .signatureInvalid, .disclosureMismatch, .sealedToMismatch, .sealInvalid, .nonCanonical:
             throttled.log("refused:\(error.codeName)", .error, "broker refused a publication", metadata: [
                 "code": "\(error.codeName)", "message-id": "\(error.messageId ?? "-")", "detail": "\(error.detail)"])
             guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return }

@@ -9,8 +9,12 @@ import SwiftProtobuf
 /// code the broker runs.
 public enum Admission {
     /// Decodes one wire frame; anything that is not a Frame with a command is MALFORMED_FRAME.
+    /// Fields this version does not know are dropped, so that nothing unread is stored or
+    /// passed on (the signed parts travel as bytes and are checked as such).
     public static func decodeFrame(_ bytes: [UInt8]) throws(BusError) -> Frame.OneOf_Kind {
-        guard let frame = try? Frame(serializedBytes: bytes), let kind = frame.kind else {
+        var options = BinaryDecodingOptions()
+        options.discardUnknownFields = true
+        guard let frame = try? Frame(serializedBytes: bytes, options: options), let kind = frame.kind else {
             throw BusError(.malformedFrame, "expected one protobuf Frame after the routing id")
         }
         return kind
@@ -66,10 +70,11 @@ public enum Admission {
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         let decisions = ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: nodes, at: now)
         if sealed {
-            guard publish.proof.disclosures.isEmpty, let content = try? SealedContent(serializedBytes: publish.payload), content.hasPayload else {
-                throw BusError(.sealInvalid, "a sealed publication's payload must be SealedContent, its disclosures inside it",
+            guard publish.proof.disclosures.isEmpty else {
+                throw BusError(.sealInvalid, "a sealed publication's disclosures travel inside its SealedContent",
                                messageId: MessageValidator.echoable(envelope.messageID))
             }
+            let content = try SignedPublication.sealedContent(publish.payload, messageId: MessageValidator.echoable(envelope.messageID))
             try checkSealedTo(content, envelope: envelope, decisions: decisions)
         }
         return Admitted(envelope: envelope, signed: signed, decisions: decisions)

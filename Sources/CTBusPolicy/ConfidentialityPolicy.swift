@@ -115,6 +115,37 @@ public enum ConfidentialityPolicy {
         return .deliver(redactedPaths: [])
     }
 
+    /// What a recipient checks of a copy it received, from its own registry entry (PROTOCOL.md
+    /// 7.3): the confidentiality rules applied to itself, so that a broker cannot make it journal
+    /// what the policy keeps from it. `disclosed`: the restricted paths whose values the copy
+    /// holds (any element); `withheld`: those it lacks. Interest (subscriptions, themes) and
+    /// expiry are the broker's to judge and not checked. Nil when the copy is one the policy
+    /// sends this node.
+    public static func checkReceived(_ envelope: Envelope, disclosed: [String], withheld: [String], by node: NodeProfile,
+                                     at now: Date = Date()) -> (rule: PolicyRule, reason: String)? {
+        let handling = envelope.handling
+        let classification = effectiveClassification(handling, at: now)
+        if node.clearance.rawValue < classification.rawValue {
+            return (.clearance, "\(classification.name) is above this node's clearance \(node.clearance.name)")
+        }
+        if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
+            return (.releasability, "the releasability list names neither this node nor one of its groups")
+        }
+        guard handling.hasMemberStateRestriction else { return nil }
+        let restriction = handling.memberStateRestriction
+        let allowed = restriction.allowedNodes.contains(node.id)
+        switch restriction.scope {
+        case .whole where !allowed:
+            return (.memberStateRestriction, "\(restriction.state)'s whole-message restriction does not allow this node")
+        case .partial where !allowed && !disclosed.isEmpty:
+            return (.memberStateRestriction, "the copy holds fields of \(restriction.state)'s restriction, which does not allow this node")
+        case .partial where allowed && !withheld.isEmpty:
+            return (.memberStateRestriction, "the copy lacks fields of \(restriction.state)'s restriction, which allows this node the whole message")
+        default:
+            return nil
+        }
+    }
+
     /// The decision for every node of a registry, in registry order.
     public static func decide(_ envelope: Envelope, originator: String, among nodes: [NodeProfile],
                               at now: Date = Date()) -> [(node: NodeProfile, decision: RecipientDecision)] {

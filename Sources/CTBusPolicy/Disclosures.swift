@@ -46,6 +46,8 @@ public enum Disclosures {
         case notRestricted(String)
         case duplicate(path: String, index: UInt32)
         case notWithheld(String)
+        case notCanonical(path: String)
+        case otherFields(path: String)
 
         public var description: String {
             switch self {
@@ -55,6 +57,8 @@ public enum Disclosures {
             case .notRestricted(let path): "disclosure \(path) names a field the message's restriction does not withhold"
             case .duplicate(let path, let index): "disclosure \(path) element \(index) comes twice"
             case .notWithheld(let path): "disclosure \(path) would overwrite a value the signed payload holds"
+            case .notCanonical(let path): "disclosure \(path) is not the canonical encoding of its fragment"
+            case .otherFields(let path): "disclosure \(path) sets fields other than \(path)"
             }
         }
     }
@@ -122,9 +126,8 @@ public enum Disclosures {
                 return [(0, try fragment.serializedData())]
             }, apply: { (payload: inout BusMessage.OneOf_Payload, disclosure: Disclosure) throws(Failure) in
                 guard var message = get(payload) else { throw .unknownPath(disclosure.path) }
-                guard disclosure.index == 0, let fragment = try? M(serializedBytes: disclosure.value) else {
-                    throw .undecodableValue(path: disclosure.path)
-                }
+                guard disclosure.index == 0 else { throw .undecodableValue(path: disclosure.path) }
+                let fragment = try only(M.self, keyPath, isSet: isSet, of: disclosure)
                 if isSet(fragment) { message[keyPath: keyPath] = fragment[keyPath: keyPath] }
                 payload = wrap(message)
             })
@@ -144,12 +147,28 @@ public enum Disclosures {
                 guard Int(disclosure.index) < matrix.activities.count else {
                     throw .indexOutOfRange(path: disclosure.path, index: disclosure.index)
                 }
-                guard let fragment = try? ActivityMatrix.Activity(serializedBytes: disclosure.value) else {
-                    throw .undecodableValue(path: disclosure.path)
-                }
+                let fragment = try only(ActivityMatrix.Activity.self, keyPath, of: disclosure)
                 matrix.activities[Int(disclosure.index)][keyPath: keyPath] = fragment[keyPath: keyPath]
                 payload = .activityMatrix(matrix)
             })
+        }
+
+        /// The fragment of `disclosure`: the canonical encoding of a message holding the field at
+        /// `keyPath` and nothing else, so that no other value travels beside the disclosed one.
+        static func only<M: SwiftProtobuf.Message, T>(_: M.Type, _ keyPath: WritableKeyPath<M, T>, isSet: (M) -> Bool = { _ in true },
+                                                     of disclosure: Disclosure) throws(Failure) -> M {
+            let fragment: M
+            do throws(Canonical.Failure) {
+                fragment = try Canonical.decode(M.self, from: disclosure.value)
+            } catch .undecodable {
+                throw .undecodableValue(path: disclosure.path)
+            } catch {
+                throw .notCanonical(path: disclosure.path)
+            }
+            var expected = M()
+            if isSet(fragment) { expected[keyPath: keyPath] = fragment[keyPath: keyPath] }
+            guard expected.isEqualTo(message: fragment) else { throw .otherFields(path: disclosure.path) }
+            return fragment
         }
 
         static func recommendation<T>(_ keyPath: WritableKeyPath<CountryVisitRecommendation, T>,

@@ -8,12 +8,23 @@ import Foundation
 /// DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305) to each recipient's X25519
 /// sealing key (`keys`, sorted by node id). Whoever is not among the recipients (the broker
 /// included) holds only ciphertext.
+///
+/// ChaCha20-Poly1305 does not commit to its key: a ciphertext can be built that opens under two
+/// keys to two plaintexts ("invisible salamanders": Grubbs, Lu and Ristenpart, CRYPTO 2017;
+/// Dodis, Grubbs, Ristenpart and Woodage, CRYPTO 2018; Albertini et al., USENIX Security 2022),
+/// and each recipient unwraps its own copy of the key. So the box carries `key_commitment`, a
+/// hash of the content key under its own domain (the key-commitment fix of Albertini et al.),
+/// and the box's bytes are signed with it: a recipient opens only with the committed key, and
+/// under one key the ciphertext, nonce and associated data give one plaintext. The hash of a
+/// fresh 256-bit key tells nothing about it to whoever cannot unwrap it.
 extension SealedBox {
     public enum Failure: Error, Equatable {
         /// This node is not among the recipients.
         case notARecipient
         /// The wrapped key or the ciphertext does not open: changed, or sealed to another key.
         case doesNotOpen
+        /// The unwrapped content key is not the one `key_commitment` names.
+        case notCommitted
     }
 
     static var ciphersuite: HPKE.Ciphersuite { .Curve25519_SHA256_ChachaPoly }
@@ -35,6 +46,7 @@ extension SealedBox {
         let keyBytes = contentKey.withUnsafeBytes { Data($0) }
         var box = SealedBox()
         box.ciphertext = try ChaChaPoly.seal(plaintext, using: contentKey, authenticating: context).combined
+        box.keyCommitment = keyCommitment(keyBytes, context: context)
         box.keys = try recipients.sorted { $0.nodeId < $1.nodeId }.map { recipient in
             var sender = try HPKE.Sender(recipientKey: recipient.key, ciphersuite: ciphersuite, info: context)
             var wrapped = WrappedKey()
@@ -66,15 +78,27 @@ extension SealedBox {
         return (try open(contentKey: keyBytes, context: context), keyBytes)
     }
 
-    /// Opens the box with its content key (as a journal kept it).
+    /// Opens the box with its content key (as a journal kept it), only the committed one.
     public func open(contentKey: Data, context: Data) throws(Failure) -> Data {
         guard contentKey.count == 32 else { throw .doesNotOpen }
+        guard Self.keyCommitment(contentKey, context: context) == keyCommitment else { throw .notCommitted }
         do {
             return try ChaChaPoly.open(try ChaChaPoly.SealedBox(combined: ciphertext), using: SymmetricKey(data: contentKey),
                                        authenticating: context)
         } catch {
             throw .doesNotOpen
         }
+    }
+
+    static let commitmentDomain = Data("CTBus-KeyCommitment-v1\u{0}".utf8)
+
+    /// SHA-256 of the domain, `context` and the 32-byte `contentKey`.
+    public static func keyCommitment(_ contentKey: Data, context: Data) -> Data {
+        var hash = SHA256()
+        hash.update(data: commitmentDomain)
+        hash.update(data: context)
+        hash.update(data: contentKey)
+        return Data(hash.finalize())
     }
 
     /// The node ids it is sealed to.

@@ -100,6 +100,8 @@ public struct VerifiedPublication: Sendable {
     public let payload: BusMessage.OneOf_Payload
     /// Restricted paths whose values this copy does not hold (withheld from this node), sorted.
     public let withheldPaths: [String]
+    /// Restricted paths of which this copy holds a value (of at least one element), sorted.
+    public let disclosedPaths: [String]
     /// The key the signature verified with.
     public let keyId: String
     /// Whether the message crossed the broker sealed.
@@ -174,11 +176,13 @@ extension SignedPublication {
         let (payload, disclosures, contentKeys) = try contents(of: envelope, opening: opening)
         let base: BusMessage.OneOf_Payload
         do {
-            base = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload)
+            base = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload, canonical: true)
         } catch {
             throw fail(error.code, error.detail)
         }
         let restricted = Self.restrictedPaths(of: envelope)
+        // `base` was decoded from its canonical encoding, so a field it holds cleared is absent
+        // from the signed bytes too.
         guard Redactor.redact(base, paths: Array(restricted)) == base else {
             throw fail(.disclosureMismatch, "the signed payload holds a value of a restricted field")
         }
@@ -204,6 +208,8 @@ extension SignedPublication {
         let disclosed: BusMessage.OneOf_Payload
         do {
             disclosed = try Disclosures.apply(disclosures, to: base, restricted: restricted)
+        } catch .notCanonical(let path) {
+            throw fail(.nonCanonical, Disclosures.Failure.notCanonical(path: path).description)
         } catch {
             throw fail(.disclosureMismatch, error.description)
         }
@@ -213,7 +219,8 @@ extension SignedPublication {
         if whole, !withheld.isEmpty {
             throw fail(.disclosureMismatch, "the disclosures of \(withheld.joined(separator: ", ")) are missing")
         }
-        return VerifiedPublication(envelope: envelope, payload: disclosed, withheldPaths: withheld, keyId: keyId,
+        return VerifiedPublication(envelope: envelope, payload: disclosed, withheldPaths: withheld,
+                                   disclosedPaths: received.keys.sorted(), keyId: keyId,
                                    sealed: envelope.handling.sealed, contentKeys: contentKeys)
     }
 
@@ -222,8 +229,14 @@ extension SignedPublication {
     /// checks of a sealed publication, whose content it cannot read.
     public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?,
                                 originator: String? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
-        guard let envelope = try? Envelope(serializedBytes: signedEnvelope) else {
+        let envelope: Envelope
+        do throws(Canonical.Failure) {
+            envelope = try Canonical.decode(Envelope.self, from: signedEnvelope)
+        } catch .undecodable {
             throw BusError(.malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)",
+                           messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
+        } catch {
+            throw BusError(.nonCanonical, "signed_envelope is not the canonical encoding of the Envelope it decodes to",
                            messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
         }
         let messageId = MessageValidator.echoable(envelope.messageID)
@@ -254,9 +267,7 @@ extension SignedPublication {
         func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
         guard envelope.handling.sealed else { return (payload, proof.disclosures, nil) }
         guard proof.disclosures.isEmpty else { throw fail(.sealInvalid, "a sealed publication carries its disclosures sealed, not in the proof") }
-        guard let content = try? SealedContent(serializedBytes: payload), content.hasPayload else {
-            throw fail(.sealInvalid, "the payload of a sealed publication is not SealedContent")
-        }
+        let content = try Self.sealedContent(payload, messageId: messageId)
         guard let opening else { throw fail(.sealInvalid, "a sealed publication cannot be read without a key") }
         func open(_ box: SealedBox, _ group: String, keyAt index: Int) throws(BusError) -> (plaintext: Data, key: Data)? {
             let context = SealedBox.context(messageId: envelope.messageID, group: group)
@@ -272,6 +283,8 @@ extension SignedPublication {
                 }
             } catch .notARecipient {
                 return nil
+            } catch .notCommitted {
+                throw fail(.sealInvalid, "the sealed \(group) opens only with a content key other than the one its signed commitment names")
             } catch {
                 throw fail(.sealInvalid, "the sealed \(group) does not open")
             }
@@ -282,12 +295,38 @@ extension SignedPublication {
         var disclosures: [Disclosure] = []
         var keys = opened.key
         if content.hasDisclosures, let list = try open(content.disclosures, "disclosures", keyAt: 1) {
-            guard let decoded = try? DisclosureList(serializedBytes: list.plaintext) else {
+            let decoded: DisclosureList
+            do throws(Canonical.Failure) {
+                decoded = try Canonical.decode(DisclosureList.self, from: list.plaintext)
+            } catch .undecodable {
                 throw fail(.sealInvalid, "the sealed disclosures are not a DisclosureList")
+            } catch {
+                throw fail(.nonCanonical, "the sealed disclosures are not the canonical encoding of their DisclosureList")
             }
             disclosures = decoded.disclosures
             keys += list.key
         }
         return (opened.plaintext, disclosures, keys)
+    }
+
+    /// The `SealedContent` of a sealed publication's signed payload: canonical, with a payload
+    /// box, and every box carrying a 32-byte key commitment (what the broker can check of
+    /// sealed content; the recipients check the commitment against the key they unwrap).
+    public static func sealedContent(_ payload: Data, messageId: String?) throws(BusError) -> SealedContent {
+        let content: SealedContent
+        do throws(Canonical.Failure) {
+            content = try Canonical.decode(SealedContent.self, from: payload)
+        } catch .undecodable {
+            throw BusError(.sealInvalid, "the payload of a sealed publication is not SealedContent", messageId: messageId)
+        } catch {
+            throw BusError(.nonCanonical, "the payload of a sealed publication is not the canonical encoding of its SealedContent", messageId: messageId)
+        }
+        guard content.hasPayload else {
+            throw BusError(.sealInvalid, "the payload of a sealed publication has no sealed payload", messageId: messageId)
+        }
+        for box in [content.payload] + (content.hasDisclosures ? [content.disclosures] : []) where box.keyCommitment.count != 32 {
+            throw BusError(.sealInvalid, "a sealed box carries no 32-byte key commitment", messageId: messageId)
+        }
+        return content
     }
 }

@@ -60,6 +60,7 @@ extension ErrorCode {
         case .disclosureMismatch: "DISCLOSURE_MISMATCH"
         case .sealedToMismatch: "SEALED_TO_MISMATCH"
         case .sealInvalid: "SEAL_INVALID"
+        case .nonCanonical: "NON_CANONICAL"
         case .UNRECOGNIZED(let value): "UNRECOGNIZED_\(value)"
         }
     }

@@ -24,24 +24,27 @@ extension BusMessage.OneOf_Payload {
     }
 
     /// Decodes payload bytes as the type the envelope names. Throws `MALFORMED_FRAME` for bytes
-    /// that are not a message of that type and `VALIDATION_FAILED` for an unknown type.
-    public static func decode(type: MessageType, bytes: Data) throws(BusError) -> BusMessage.OneOf_Payload {
-        do {
-            switch type {
-            case .countryVisitRecommendation:
-                return .countryVisitRecommendation(try CountryVisitRecommendation(serializedBytes: bytes))
-            case .missionReport:
-                return .missionReport(try MissionReport(serializedBytes: bytes))
-            case .activityMatrix:
-                return .activityMatrix(try ActivityMatrix(serializedBytes: bytes))
-            case .unspecified, .UNRECOGNIZED:
-                throw BusError(.validationFailed, "envelope.type: unknown message type \(type.rawValue)")
-            }
-        } catch let error as BusError {
-            throw error
-        } catch {
-            throw BusError(.malformedFrame, "payload is not a valid \(type.name) encoding")
+    /// that are not a message of that type and `VALIDATION_FAILED` for an unknown type; with
+    /// `canonical` (signed bytes), also `NON_CANONICAL` for bytes that are not the canonical
+    /// encoding of the payload they decode to (`Canonical`).
+    public static func decode(type: MessageType, bytes: Data, canonical: Bool = false) throws(BusError) -> BusMessage.OneOf_Payload {
+        func read<M: SwiftProtobuf.Message>(_: M.Type) throws(Canonical.Failure) -> M {
+            if canonical { return try Canonical.decode(M.self, from: bytes) }
+            do { return try M(serializedBytes: bytes) } catch { throw .undecodable }
         }
+        do throws(Canonical.Failure) {
+            switch type {
+            case .countryVisitRecommendation: return .countryVisitRecommendation(try read(CountryVisitRecommendation.self))
+            case .missionReport: return .missionReport(try read(MissionReport.self))
+            case .activityMatrix: return .activityMatrix(try read(ActivityMatrix.self))
+            case .unspecified, .UNRECOGNIZED: break
+            }
+        } catch .undecodable {
+            throw BusError(.malformedFrame, "payload is not a valid \(type.name) encoding")
+        } catch {
+            throw BusError(.nonCanonical, "payload is not the canonical encoding of the \(type.name) it decodes to")
+        }
+        throw BusError(.validationFailed, "envelope.type: unknown message type \(type.rawValue)")
     }
 }
 

@@ -117,6 +117,13 @@ public final class ZMQSocket {
         _ = try zmqCall("zmq_connect(\(endpoint))") { zmq_connect(socket, endpoint) }
     }
 
+    /// Ends the connection to `endpoint` (a later `connect` makes a new one, which a ROUTER
+    /// peer sees under a new routing id).
+    public func disconnect(_ endpoint: String) throws(ZMQError) {
+        let socket = try open("zmq_disconnect")
+        _ = try zmqCall("zmq_disconnect(\(endpoint))") { zmq_disconnect(socket, endpoint) }
+    }
+
     // MARK: Sending and receiving
 
     /// Sends a multipart message. With `dontWait`, a full queue throws `EAGAIN` instead of

@@ -75,8 +75,7 @@ struct NodeCommand: ParsableCommand {
         try runDaemon(named: "node", log: logger) { fatal in
             // With a console, the node's own figures (publish-to-acknowledge time, deliveries) join its /metrics.
             let endpoint = try NodeConfiguration.load(path: config).http.map { _ in MetricsEndpoint() }
-            let node = try Node(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance,
-                                onFatal: fatal)
+            let node = try Node(configurationFile: config, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)
             guard let http = node.configuration.http else { return node.stop }
             // The configuration's http section: the console beside the node, on the node's journal.
             let server: ConsoleServer
@@ -86,7 +85,7 @@ struct NodeCommand: ParsableCommand {
                 server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
                                            journal: node.journal, registry: try node.configuration.loadRegistry(),
                                            messageKeys: node.messageKeys, registryFile: node.configuration.registryFile,
-                                           host: http.bind ?? "127.0.0.1", port: http.port,
+                                           host: http.bind ?? "127.0.0.1", port: http.port, allowedHosts: http.allowedHosts ?? [],
                                            authentication: authentication, metrics: endpoint ?? MetricsEndpoint(),
                                            logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
             } catch {

@@ -207,7 +207,7 @@ struct AdversarialTests {
         }
         #expect(errors >= sent * 9 / 10, "only \(errors) errors for \(sent) bad frames")
         #expect(codes.isSubset(of: [.malformedFrame, .validationFailed, .notPermitted, .messageTooLarge, .unsupportedVersion, .noSession,
-                                    .signatureInvalid, .unknownSigningKey, .disclosureMismatch]))
+                                    .signatureInvalid, .unknownSigningKey, .disclosureMismatch, .nonCanonical]))
         #expect(codes.contains(.malformedFrame) && codes.contains(.notPermitted))
         try scene.expectJournalsExact()
         #expect(try scene.bus.broker!.store.messageCount() == scene.legitimate.count)

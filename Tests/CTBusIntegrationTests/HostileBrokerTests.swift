@@ -132,4 +132,46 @@ struct HostileBrokerTests {
         #expect(node.deliveryRefusals.map(\.code) == [.sealedToMismatch])
         #expect(node.deliveryRefusals.first?.detail == "the message is not sealed to this node")
     }
+
+    @Test("A broker that misdirects authentic messages (one released to OCT alone, one under a whole restriction for OCT, restricted disclosures for OCT alone) or strips the disclosures a node is allowed: the node refuses each by the policy it applies to itself, journals nothing of it, and the whole copy sent later is journaled whole")
+    func misdirected() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let hostile = try HostileBroker(bus: bus)
+        let metrics = MetricsEndpoint()
+        let node = try bus.startNode("wg-border", metrics: metrics.factory)
+        #expect(try hostile.welcome(as: "wg-border"))
+        let cted = try bus.signingKey(of: "cted")
+        func sign(_ message: BusMessage) throws -> SignedPublication {
+            try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted)
+        }
+
+        try hostile.deliver(try sign(Self.message("MISDIRECTED-RELEASE", handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))))
+        var whole = SampleMessages.restricted(Self.message("MISDIRECTED-WHOLE", handling: SampleMessages.handling(.confidential, releasableTo: ["compact-wg", "oct"])),
+                                              state: "KEN", fields: [], allowed: ["oct"])
+        whole.envelope.handling.memberStateRestriction.scope = .whole
+        try hostile.deliver(try sign(whole))
+        // The whole copy, disclosures included, of a message whose text only OCT may read.
+        try hostile.deliver(try sign(SampleMessages.restricted(Self.message("MISDIRECTED-DISCLOSED"), state: "KEN",
+                                                               fields: ["recommendation_text"], allowed: ["oct"])))
+        // A message whose text wg-border may read, without that text: a copy it must not keep.
+        let allowed = SampleMessages.restricted(Self.message("ALLOWED-TEXT"), state: "KEN", fields: ["recommendation_text"], allowed: ["wg-border"])
+        let signed = try sign(allowed)
+        try hostile.deliver(signed.withholding(["recommendation_text"]), redactedPaths: ["recommendation_text"])
+        let last = try hostile.deliver(signed)
+        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"))
+
+        let journal = try bus.journal("wg-border")
+        #expect(try journal.entries().map(\.messageId) == [allowed.envelope.messageID])
+        #expect(try journal.entries().first?.redactedPaths == [], "journaled whole")
+        let bytes = Self.journalBytes(bus, "wg-border")
+        #expect(bytes.range(of: Data("ALLOWED-TEXT".utf8)) != nil)
+        #expect(bytes.range(of: Data("MISDIRECTED".utf8)) == nil, "a misdirected message reached the journal file")
+        #expect(node.deliveryRefusals.map(\.code) == [.notPermitted, .notPermitted, .notPermitted, .notPermitted])
+        let details = node.deliveryRefusals.map(\.detail)
+        #expect(details[0].contains("releasability list") && details[1].contains("whole-message restriction"))
+        #expect(details[2].contains("holds fields") && details[3].contains("lacks fields"), "\(details)")
+        let samples = MetricsTests.parse(metrics.registry.emitToString())
+        #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": "policy"]) == 4)
+    }
 }

@@ -131,6 +131,80 @@ struct SignedPublicationTests {
         #expect(verify(short) == .disclosureMismatch)
     }
 
+    /// `signed` with its signature made again over what it now holds (a publisher that signs
+    /// whatever bytes it likes), the digests recomputed from its disclosures when `digests`.
+    static func resigned(_ signed: SignedPublication, digests: Bool = false) throws -> SignedPublication {
+        var copy = signed
+        if digests { copy.proof.digests = copy.proof.disclosures.map(\.digest) }
+        copy.proof.signature = try PublicationSignature.sign(envelope: copy.signedEnvelope, payload: copy.payload,
+                                                             digests: copy.proof.digests, with: cted)
+        return copy
+    }
+
+    /// A length-delimited protobuf field (wire type 2) holding `text` (under 128 bytes).
+    static func field(_ number: UInt32, _ text: String) -> Data {
+        var tag = number << 3 | 2
+        var bytes = Data()
+        while tag >= 0x80 {
+            bytes.append(UInt8(tag & 0x7f) | 0x80)
+            tag >>= 7
+        }
+        bytes.append(UInt8(tag))
+        return bytes + Data([UInt8(text.utf8.count)]) + Data(text.utf8)
+    }
+
+    @Test("One encoding per signature: a restricted value encoded before an empty one, a value in an unknown field, fields out of order, an envelope with an extra field: NON_CANONICAL, though each decodes to a message that looks right")
+    func canonicalOnly() throws {
+        let signed = try Self.sign(Self.restricted())
+        let verify = { (candidate: SignedPublication) in Self.code { () throws(BusError) in try candidate.verify(signingKey: Self.keys) } }
+        #expect(verify(signed) == nil)
+
+        // recommendation_text (field 6) holds the value, then an empty string: the last one wins when decoded.
+        var twice = signed
+        twice.payload += Self.field(6, "RESTRICTED-TEXT") + Self.field(6, "")
+        let decoded = try CountryVisitRecommendation(serializedBytes: twice.payload)
+        #expect(decoded.recommendationText.isEmpty, "decoded, the field looks withheld")
+        #expect(verify(try Self.resigned(twice)) == .nonCanonical)
+
+        var unknown = signed
+        unknown.payload += Self.field(99, "RESTRICTED-TEXT")
+        #expect(verify(try Self.resigned(unknown)) == .nonCanonical)
+
+        // The same fields, the last one moved first.
+        let payload = try CountryVisitRecommendation(serializedBytes: signed.payload)
+        var last = CountryVisitRecommendation()
+        last.resolutionsAssessed = payload.resolutionsAssessed
+        var rest = payload
+        rest.resolutionsAssessed = []
+        var reordered = signed
+        reordered.payload = try last.serializedData() + rest.serializedData()
+        #expect(try CountryVisitRecommendation(serializedBytes: reordered.payload) == payload)
+        #expect(verify(try Self.resigned(reordered)) == .nonCanonical)
+
+        var envelope = signed
+        envelope.signedEnvelope += Self.field(99, "hidden")
+        #expect(verify(try Self.resigned(envelope)) == .nonCanonical)
+    }
+
+    @Test("A disclosure carries exactly its field, canonically: a fragment that also sets another field, or hides one in an unknown field, is refused")
+    func disclosureFragments() throws {
+        let signed = try Self.sign(Self.restricted())
+        let verify = { (candidate: SignedPublication) in Self.code { () throws(BusError) in try candidate.verify(signingKey: Self.keys) } }
+        let index = try #require(signed.proof.disclosures.firstIndex { $0.path == "recommendation_text" })
+
+        var more = signed
+        var fragment = try CountryVisitRecommendation(serializedBytes: more.proof.disclosures[index].value)
+        fragment.technicalAssistanceNeed = "a value no digest of its own covers"
+        more.proof.disclosures[index].value = try fragment.serializedData()
+        #expect(verify(try Self.resigned(more, digests: true)) == .disclosureMismatch)
+
+        var hidden = signed
+        hidden.proof.disclosures[index].value += Self.field(99, "hidden")
+        #expect(verify(try Self.resigned(hidden, digests: true)) == .nonCanonical)
+
+        #expect(verify(try Self.resigned(signed, digests: true)) == nil, "re-signing alone changes nothing")
+    }
+
     @Test("An activity matrix restricts budgets per activity: one disclosure per activity, each withheld alike")
     func perActivity() throws {
         var message = SampleMessages.activityMatrix(answering: [MessageID.generate()])
@@ -194,5 +268,46 @@ struct SealedPublicationTests {
         #expect(SignedPublicationTests.code { () throws(BusError) in
             try changed.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.oct))
         } == .signatureInvalid)
+    }
+
+    @Test("One content key per box: a recipient whose wrapped key is not the committed one refuses the message (it could open another plaintext), and so do content keys a journal kept")
+    func keyCommitment() throws {
+        let (signed, _) = try Self.sealed()
+        let keys = SignedPublicationTests.keys
+        var content = try SealedContent(serializedBytes: signed.payload)
+        #expect(content.payload.keyCommitment.count == 32)
+        let context = SealedBox.context(messageId: Self.message().envelope.messageID, group: "payload")
+        // A publisher that wraps another content key for one recipient.
+        let otherKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        let index = try #require(content.payload.keys.firstIndex { $0.nodeID == "other" })
+        var sender = try HPKE.Sender(recipientKey: Self.other.publicKey, ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
+        content.payload.keys[index].sealedKey = try sender.seal(otherKey, authenticating: Data("other".utf8))
+        content.payload.keys[index].encapsulatedKey = sender.encapsulatedKey
+        var equivocating = signed
+        equivocating.payload = try Canonical.encode(content)
+        equivocating = try SignedPublicationTests.resigned(equivocating)
+        #expect(throws: SealedBox.Failure.notCommitted) {
+            try content.payload.open(as: "other", with: Self.other, context: context)
+        }
+        let atOther = SignedPublicationTests.code { () throws(BusError) in
+            try equivocating.verify(signingKey: keys, opening: .recipient(nodeId: "other", key: Self.other))
+        }
+        #expect(atOther == .sealInvalid)
+        #expect(SignedPublicationTests.code { () throws(BusError) in
+            try equivocating.verify(signingKey: keys, opening: .contentKeys(otherKey))
+        } == .sealInvalid)
+        // OCT holds the committed key: its copy verifies.
+        #expect(SignedPublicationTests.code { () throws(BusError) in
+            try equivocating.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.oct))
+        } == nil)
+
+        // Without a commitment the broker already refuses it.
+        content.payload.keyCommitment = Data()
+        var uncommitted = signed
+        uncommitted.payload = try Canonical.encode(content)
+        uncommitted = try SignedPublicationTests.resigned(uncommitted)
+        #expect(SignedPublicationTests.code { () throws(BusError) in
+            try uncommitted.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: Self.oct))
+        } == .sealInvalid)
     }
 }

@@ -12,6 +12,7 @@ keys the export carries (ChaCha20-Poly1305, PROTOCOL.md 7.5), the disclosures pu
 the result compared with the "message" JSON of the line. A line without a proof (journaled
 before signatures) cannot be verified and fails. Prints "ok LINE MESSAGE-ID" or
 "FAIL LINE MESSAGE-ID: why" per line, and exits 1 when any line fails."""
+import hashlib
 import json
 import os
 import subprocess
@@ -96,10 +97,21 @@ def check(line, keys):
     return check_content(message, proof, envelope, payload)
 
 
+def canonical(kind, data):
+    """PROTOCOL.md 7.2: signed bytes decode to a message whose encoding, unknown fields dropped,
+    gives the same bytes again; None otherwise."""
+    decoded = kind.FromString(data)
+    decoded.DiscardUnknownFields()
+    return decoded if decoded.SerializeToString(deterministic=True) == data else None
+
+
 def check_content(message, proof, envelope_bytes, payload_bytes):
-    """The exported message against what was signed: envelope and payload decoded, a sealed
-    payload opened with the exported content keys, the disclosures put back."""
-    envelope = ENV.Envelope.FromString(envelope_bytes)
+    """The exported message against what was signed: envelope and payload decoded (each its
+    canonical encoding), a sealed payload opened with the exported content keys (each the one its
+    signed commitment names), the disclosures put back."""
+    envelope = canonical(ENV.Envelope, envelope_bytes)
+    if envelope is None:
+        return "the signed envelope is not canonical"
     if MSG_JSON.MessageToDict(envelope, preserving_proto_field_name=True) != message["envelope"]:
         return "the exported envelope is not the signed one"
     kinds = {1: ("country_visit_recommendation", MSG.CountryVisitRecommendation), 2: ("mission_report", MSG.MissionReport),
@@ -108,9 +120,14 @@ def check_content(message, proof, envelope_bytes, payload_bytes):
     disclosures = [(d["path"], d["index"], b64url(d["value"])) for d in proof["disclosures"]]
     if envelope.handling.sealed:
         keys = b64url(proof.get("contentKeys", ""))
-        content = WIRE.SealedContent.FromString(payload_bytes)
+        content = canonical(WIRE.SealedContent, payload_bytes)
+        if content is None:
+            return "the signed sealed content is not canonical"
         def opened(box, group, key):
             context = b"CTBus-Sealed-v1\x00" + envelope.message_id.encode() + b"\x00" + group.encode()
+            # PROTOCOL.md 7.5: only the committed key may open the box (one plaintext per signature).
+            if hashlib.sha256(b"CTBus-KeyCommitment-v1\x00" + context + key).digest() != box.key_commitment:
+                raise ValueError("not the committed key")
             return ChaCha20Poly1305(key).decrypt(box.ciphertext[:12], box.ciphertext[12:], context)
         try:
             payload_bytes = opened(content.payload, "payload", keys[:32])
@@ -123,7 +140,9 @@ def check_content(message, proof, envelope_bytes, payload_bytes):
                 disclosures = [(d.path, d.index, d.value) for d in listed.disclosures]
         except (InvalidTag, ValueError):
             return "the sealed content does not open with the exported content keys"
-    payload = kind.FromString(payload_bytes)
+    payload = canonical(kind, payload_bytes)
+    if payload is None:
+        return "the signed payload is not canonical"
     for path, index, value in disclosures:  # PROTOCOL.md 7.2: put each value back
         if path.startswith("activities."):
             payload.activities[index].MergeFrom(MSG.ActivityMatrix.Activity.FromString(value))

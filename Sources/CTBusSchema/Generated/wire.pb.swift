@@ -81,6 +81,9 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// sealed content that does not decode or does not open, or sealing where it may not be
   case sealInvalid // = 16
+
+  /// a signed part (envelope, payload, sealed content, disclosure) is not the canonical encoding of what it decodes to
+  case nonCanonical // = 17
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -106,6 +109,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 14: self = .disclosureMismatch
     case 15: self = .sealedToMismatch
     case 16: self = .sealInvalid
+    case 17: self = .nonCanonical
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -129,6 +133,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .disclosureMismatch: return 14
     case .sealedToMismatch: return 15
     case .sealInvalid: return 16
+    case .nonCanonical: return 17
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -152,6 +157,7 @@ public nonisolated enum ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .disclosureMismatch,
     .sealedToMismatch,
     .sealInvalid,
+    .nonCanonical,
   ]
 
 }
@@ -313,6 +319,10 @@ public nonisolated struct SealedBox: Sendable {
 
   /// one per recipient, sorted by node_id
   public var keys: [WrappedKey] = []
+
+  /// SHA-256 of "CTBus-KeyCommitment-v1" 0x00, the box's context and the content key (32 bytes):
+  /// under the signature, it lets exactly one content key, so one plaintext, open the box.
+  public var keyCommitment: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -656,7 +666,7 @@ public nonisolated struct Frame: Sendable {
 fileprivate nonisolated let _protobuf_package = "ctbus.v1"
 
 nonisolated extension ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0\u{1}UNKNOWN_SIGNING_KEY\0\u{1}SIGNATURE_INVALID\0\u{1}DISCLOSURE_MISMATCH\0\u{1}SEALED_TO_MISMATCH\0\u{1}SEAL_INVALID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}MALFORMED_FRAME\0\u{1}UNSUPPORTED_VERSION\0\u{1}NOT_AUTHENTICATED\0\u{1}NO_SESSION\0\u{1}VALIDATION_FAILED\0\u{1}NOT_PERMITTED\0\u{1}NEED_TO_KNOW_REQUIRED\0\u{1}MESSAGE_TOO_LARGE\0\u{1}CONFLICTING_DUPLICATE\0\u{1}INTERNAL\0\u{1}SESSION_REPLACED\0\u{1}UNKNOWN_SIGNING_KEY\0\u{1}SIGNATURE_INVALID\0\u{1}DISCLOSURE_MISMATCH\0\u{1}SEALED_TO_MISMATCH\0\u{1}SEAL_INVALID\0\u{1}NON_CANONICAL\0")
 }
 
 nonisolated extension Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -879,7 +889,7 @@ nonisolated extension SealedContent: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension SealedBox: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SealedBox"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ciphertext\0\u{1}keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ciphertext\0\u{1}keys\0\u{3}key_commitment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -889,6 +899,7 @@ nonisolated extension SealedBox: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.keyCommitment) }()
       default: break
       }
     }
@@ -901,12 +912,16 @@ nonisolated extension SealedBox: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.keys.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 2)
     }
+    if !self.keyCommitment.isEmpty {
+      try visitor.visitSingularBytesField(value: self.keyCommitment, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: SealedBox, rhs: SealedBox) -> Bool {
     if lhs.ciphertext != rhs.ciphertext {return false}
     if lhs.keys != rhs.keys {return false}
+    if lhs.keyCommitment != rhs.keyCommitment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
