@@ -467,12 +467,22 @@ final class BrokerLoop {
                            proof: proof, recipients: recipients, audit: audit)
     }
 
-    /// Revokes a message for its originator and queues the revocation to its recipients.
+    /// Revokes a message for its originator, once its signature checks out with the originator's
+    /// key, and queues the signed revocation to its recipients.
     private func revoke(_ revoke: Revoke, by nodeId: String, replyTo routingId: [UInt8]) {
         let id = revoke.messageID
+        let statement = revoke.statement(by: nodeId)
+        do {
+            try statement.verify(signingKey: registry.signingKey(of:))
+        } catch {
+            throttled.log("revoke-unsigned:\(nodeId)", .warning, "refused a revocation whose signature does not check out",
+                          metadata: ["node": "\(nodeId)", "message-id": "\(id)", "code": "\(error.codeName)", "detail": "\(error.detail)"])
+            send(error: error, to: routingId)
+            return
+        }
         let outcome: BrokerStore.RevokeOutcome
         do {
-            outcome = try store.revoke(messageId: id, by: nodeId, reason: revoke.reason)
+            outcome = try store.revoke(messageId: id, by: nodeId, reason: revoke.reason, revocation: try Canonical.encode(statement))
         } catch {
             throttled.log("revocation-failed", .error, "could not store a revocation", metadata: ["node": "\(nodeId)", "message-id": "\(id)", "error": "\(error)"])
             send(error: BusError(.internal, "the broker could not store the revocation; retry later", messageId: id), to: routingId)
@@ -526,10 +536,14 @@ final class BrokerLoop {
             var deliver = Deliver()
             deliver.sequence = delivery.sequence
             if let reason = delivery.revocationReason {
-                var revocation = Revocation()
-                revocation.messageID = delivery.messageId
-                revocation.reason = reason
-                revocation.revokedBy = delivery.originator
+                // The signed statement as stored; a revocation stored before they were signed goes
+                // unsigned, and nodes refuse it.
+                var revocation = delivery.revocation.flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
+                if delivery.revocation == nil {
+                    revocation.messageID = delivery.messageId
+                    revocation.reason = reason
+                    revocation.revokedBy = delivery.originator
+                }
                 deliver.revocation = revocation
                 guard let frame = encode(.deliver(deliver)),
                       sendDelivery(frame, sequence: delivery.sequence, to: nodeId, over: session.routingId) else { break }

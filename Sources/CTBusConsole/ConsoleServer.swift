@@ -191,10 +191,10 @@ public struct ConsoleServer: Sendable {
         let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
         let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
         let signature = registry.map { entry.signatureState(registry: $0) }
-        var body = Pages.message(entry, message, hashHex: hash, signature: signature, answeredBy: try answering(id))
+        var body = Pages.message(entry, message, hashHex: hash, signature: signature, registry: registry, answeredBy: try answering(id))
         if entry.direction == .sent, entry.originator == nodeId {
-            let revocation = try journal.pendingRevocations().first(where: { $0.messageId == id })
-            body.raw(Pages.publication(entry, revocation: revocation.map { ($0.reason, $0.lastSentAt) }).text)
+            let revocation = try journal.pendingRevocations().first(where: { $0.revocation.messageID == id })
+            body.raw(Pages.publication(entry, revocation: revocation.map { ($0.revocation.reason, $0.lastSentAt) }).text)
             if entry.revokedAt == nil, entry.refusedCode == nil, revocation == nil {
                 body.element("h2", "Revoke")
                 body.raw(Pages.revokeForm(id, csrf: csrf).text)
@@ -422,15 +422,17 @@ public struct ConsoleServer: Sendable {
         guard entry.direction == .sent, entry.originator == nodeId else {
             return error(.forbidden, "Only the node that published a message can revoke it.")
         }
-        var revoke = Revoke()
-        revoke.messageID = id
-        revoke.reason = form.text("reason").isEmpty ? "revoked by the originator" : form.text("reason")
+        let reason = form.text("reason").isEmpty ? "revoked by the originator" : form.text("reason")
+        let revocation: Revocation
         do {
-            try MessageValidator.validate(revoke)
-        } catch {
+            revocation = try Revocation.signed(messageId: id, reason: reason, by: nodeId, with: try signer())
+            try MessageValidator.validate(revocation.frame)
+        } catch let error as BusError where error.code == .validationFailed {
             return self.error(.unprocessableContent, "The reason is too long: at most \(WireLimits.revokeReasonBytes) bytes.")
+        } catch let error as BusError {
+            return self.error(.forbidden, "This console cannot revoke: \(error.detail).")
         }
-        try journal.queueRevocation(messageId: id, reason: revoke.reason)
+        try journal.queueRevocation(revocation)
         logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
         return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
     }

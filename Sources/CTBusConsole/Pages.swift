@@ -144,7 +144,7 @@ enum Pages {
     }
 
     static func message(_ entry: JournalEntry, _ message: BusMessage, hashHex: String, signature: SignatureState?,
-                        answeredBy: [(entry: JournalEntry, relation: String)] = []) -> HTML {
+                        registry: NodeRegistry?, answeredBy: [(entry: JournalEntry, relation: String)] = []) -> HTML {
         var html = HTML()
         let envelope = message.envelope
         let handling = envelope.handling
@@ -170,8 +170,8 @@ enum Pages {
         facts.append(("Hash", hashHex))
         for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
         html.raw("</dl>")
-        if entry.revokedAt != nil {
-            html.element("p", "Revoked by its originator: \(entry.revokeReason ?? "no reason given")", attributes: [("class", "revoked")])
+        if let revoked = entry.revocationSummary(registry: registry) {
+            html.element("p", "This message was \(revoked).", attributes: [("class", "revoked")])
         }
         if let code = entry.refusedCode {
             html.element("p", "The broker refused this publication (\(code): \(entry.refusedDetail ?? "")); it is not sent again.",

@@ -105,6 +105,11 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         migrator.registerMigration("v5 signatures") { db in
             try db.execute(sql: "ALTER TABLE message ADD COLUMN proof BLOB")
         }
+        // The originator's signed revocation (a serialized Revocation, PROTOCOL.md 5.5), forwarded
+        // as it is; NULL for a message not revoked, or revoked before revocations were signed.
+        migrator.registerMigration("v6 signed revocations") { db in
+            try db.execute(sql: "ALTER TABLE message ADD COLUMN revocation BLOB")
+        }
         return migrator
     }
 
@@ -376,7 +381,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload), d.redacted_paths,
-                       d.revocation_reason, m.originator, m.expires_at, m.proof
+                       d.revocation_reason, m.originator, m.expires_at, m.proof, m.revocation
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
                 """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
@@ -385,7 +390,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                                    redactedPaths: row.decode(String?.self, atIndex: 4)?.split(separator: ",").map(String.init) ?? [],
                                    revocationReason: row.decode(atIndex: 5), originator: row.decode(atIndex: 6),
                                    expiresAt: row.decode(Double?.self, atIndex: 7).map(Date.init(timeIntervalSince1970:)),
-                                   proof: row.decode(atIndex: 8))
+                                   proof: row.decode(atIndex: 8), revocation: row.decode(atIndex: 9))
             }
         }
     }
@@ -412,16 +417,18 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         case notOriginator
     }
 
-    /// Revokes a message on behalf of `originator`: marks it, and queues the revocation for every
-    /// node the audit trail shows it went to, in one transaction.
-    public func revoke(messageId: String, by originator: String, reason: String, now: Date = Date()) throws(StoreError) -> RevokeOutcome {
+    /// Revokes a message on behalf of `originator`: marks it, keeps `revocation` (its signed
+    /// statement, serialized) to forward, and queues the revocation for every node the audit
+    /// trail shows it went to, in one transaction.
+    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data? = nil,
+                       now: Date = Date()) throws(StoreError) -> RevokeOutcome {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT originator, revoked_at FROM message WHERE message_id = ?",
                                              arguments: [messageId]) else { return .notFound }
             guard try row.decode(forColumn: "originator") == originator else { return .notOriginator }
             if try row.decode(Double?.self, forColumn: "revoked_at") != nil { return .alreadyRevoked }
-            try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ? WHERE message_id = ?",
-                           arguments: [now.timeIntervalSince1970, reason, messageId])
+            try db.execute(sql: "UPDATE message SET revoked_at = ?, revoke_reason = ?, revocation = ? WHERE message_id = ?",
+                           arguments: [now.timeIntervalSince1970, reason, revocation, messageId])
             // The nodes that hold it: whose latest line is a delivery (not one whose queued copy was
             // later withdrawn, dropped or expired: a refusal after the delivery line).
             let recipients = try String.fetchAll(db, sql: """
@@ -560,6 +567,9 @@ public struct QueuedDelivery: Sendable {
     public let expiresAt: Date?
     /// The serialized Proof with every disclosure; nil for a message stored before signatures.
     public let proof: Data?
+    /// With `revocationReason`: the originator's signed Revocation, serialized (nil when the
+    /// message was revoked before revocations were signed).
+    public let revocation: Data?
 }
 
 /// One line of a message's audit trail.

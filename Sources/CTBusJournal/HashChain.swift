@@ -78,10 +78,15 @@ enum ChainVerifier {
             let rows = try Row.fetchCursor(db, sql: sql)
             while let row = try rows.next() {
                 count += 1
-                guard let item = try? decode(row) else {
+                let item: ChainRow
+                do {
+                    item = try decode(row)
+                } catch {
                     let position = (try? row.decode(Int64?.self, atIndex: 0)) ?? nil
+                    // A row that reads but whose columns disagree with its hashed bytes says which.
+                    let named = (error as? StoreError).flatMap { $0.kind == .damaged ? $0.description : nil }
                     return broken(position ?? lastPosition + 1, "",
-                                  "the \(what) cannot be read (a field is missing or of the wrong type): the file is damaged")
+                                  named ?? "the \(what) cannot be read (a field is missing or of the wrong type): the file is damaged")
                 }
                 if let linksTo = item.linksTo {
                     // Retention removed the rows before it; a link where no row is missing was not its doing.

@@ -82,6 +82,16 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                 ALTER TABLE entry ADD COLUMN content_keys BLOB;
                 """)
         }
+        // Signed revocations (PROTOCOL.md 5.5): `revocation` holds the originator's signed
+        // Revocation, serialized, beside the entry it revokes (`journal verify` checks it and that
+        // `revoked_at` and `revoke_reason` are what it says) and beside a queued revocation of
+        // this node's own.
+        migrator.registerMigration("v4 signed revocations") { db in
+            try db.execute(sql: """
+                ALTER TABLE entry ADD COLUMN revocation BLOB;
+                ALTER TABLE revocation_outbox ADD COLUMN revocation BLOB;
+                """)
+        }
         return migrator
     }
 
@@ -181,9 +191,11 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     // MARK: Revocation
 
-    /// Queues the revocation of a message this node published; the daemon sends it until the
-    /// broker acknowledges. Throws `notFound` for a message this node did not send.
-    public func queueRevocation(messageId: String, reason: String, now: Date = Date()) throws(StoreError) {
+    /// Queues the revocation of a message this node published, signed by this node
+    /// (`Revocation.signed`); the daemon sends it until the broker acknowledges. Throws `notFound`
+    /// for a message this node did not send.
+    public func queueRevocation(_ revocation: Revocation, now: Date = Date()) throws(StoreError) {
+        let messageId = revocation.messageID
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
                                              arguments: [messageId]) else {
@@ -194,17 +206,20 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             guard try row.decode(Double?.self, forColumn: "acknowledged_at") != nil else {
                 throw StoreError(.notFound, "message \(messageId) is not acknowledged by the broker yet; revoke it once it is")
             }
-            try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
-                           arguments: [messageId, reason, now.timeIntervalSince1970])
+            try db.execute(sql: "INSERT OR REPLACE INTO revocation_outbox (message_id, reason, queued_at, revocation) VALUES (?, ?, ?, ?)",
+                           arguments: [messageId, revocation.reason, now.timeIntervalSince1970, try revocation.serializedData()])
         }
     }
 
-    /// Revocations waiting for the broker: (message id, reason, last sent).
-    public func pendingRevocations() throws(StoreError) -> [(messageId: String, reason: String, lastSentAt: Date?)] {
+    /// Revocations waiting for the broker, oldest first, with when each was last sent. A
+    /// revocation queued before they were signed comes unsigned (the broker refuses it).
+    public func pendingRevocations() throws(StoreError) -> [(revocation: Revocation, lastSentAt: Date?)] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at FROM revocation_outbox ORDER BY queued_at").map { row in
-                try (row.decode(forColumn: "message_id"), row.decode(forColumn: "reason"),
-                     row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
+            try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at, revocation FROM revocation_outbox ORDER BY queued_at").map { row in
+                var revocation = try row.decode(Data?.self, forColumn: "revocation").flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
+                revocation.messageID = try row.decode(forColumn: "message_id")
+                revocation.reason = try row.decode(forColumn: "reason")
+                return (revocation, try row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
             }
         }
     }
@@ -216,28 +231,47 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         }
     }
 
-    /// Marks entries revoked (kept for audit, hidden from default listings) and clears their
-    /// pending revocations. Unknown ids are ignored: a revocation may overtake nothing here.
-    public func markRevoked(_ revocations: [(messageId: String, reason: String)], now: Date = Date()) throws(StoreError) {
+    /// Marks entries revoked (kept for audit, hidden from default listings) with the signed
+    /// revocations the caller checked, and clears their pending revocations. A revocation whose
+    /// `revoked_by` is not the entry's originator changes nothing and is returned; unknown ids are
+    /// ignored (a revocation may overtake nothing here).
+    @discardableResult
+    public func markRevoked(_ revocations: [Revocation]) throws(StoreError) -> [Revocation] {
         try database.write { db in
-            for (messageId, reason) in revocations {
-                try db.execute(sql: "UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?) WHERE message_id = ?",
-                               arguments: [now.timeIntervalSince1970, reason, messageId])
-                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
+            var refused: [Revocation] = []
+            for revocation in revocations {
+                let originator = try String.fetchOne(db.cachedStatement(sql: "SELECT originator FROM entry WHERE message_id = ?"),
+                                                     arguments: [revocation.messageID])
+                guard originator == nil || originator == revocation.revokedBy else {
+                    refused.append(revocation)
+                    continue
+                }
+                try db.execute(sql: """
+                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
+                        revocation = coalesce(revocation, ?)
+                    WHERE message_id = ?
+                    """, arguments: [revocation.revokedAt.date.timeIntervalSince1970, revocation.reason,
+                                     try revocation.serializedData(), revocation.messageID])
+                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [revocation.messageID])
             }
+            return refused
         }
     }
 
     /// The broker acknowledged these revocations of this node's messages: mark the entries revoked
-    /// with the reason given when they were queued.
+    /// as signed when they were queued.
     public func confirmRevocations(_ messageIds: [String], now: Date = Date()) throws(StoreError) {
         try database.write { db in
             for messageId in messageIds {
+                guard let row = try Row.fetchOne(db, sql: "SELECT reason, revocation FROM revocation_outbox WHERE message_id = ?",
+                                                 arguments: [messageId]) else { continue }
+                let signed: Data? = try row.decode(forColumn: "revocation")
+                let revokedAt = signed.flatMap { try? Revocation(serializedBytes: $0) }.map(\.revokedAt.date) ?? now
                 try db.execute(sql: """
-                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?),
-                        revoke_reason = coalesce(revoke_reason, (SELECT reason FROM revocation_outbox WHERE message_id = ?))
+                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
+                        revocation = coalesce(revocation, ?)
                     WHERE message_id = ?
-                    """, arguments: [now.timeIntervalSince1970, messageId, messageId])
+                    """, arguments: [revokedAt.timeIntervalSince1970, try row.decode(String.self, forColumn: "reason"), signed, messageId])
                 try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
             }
         }
@@ -457,9 +491,18 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         let item = try chainRow(row)
         let entry = try JournalEntry(row: row)
         let envelope = try entry.envelope()
-        guard envelope.messageID == entry.messageId, envelope.type.name == entry.typeName, envelope.subject == entry.subject,
-              envelope.handling.classification.name == entry.classificationName, Direction(rawValue: try row.decode(forColumn: "direction")) != nil
-        else { throw StoreError(.damaged, "entry \(entry.position): its columns disagree with its envelope") }
+        guard Direction(rawValue: try row.decode(forColumn: "direction")) != nil else {
+            throw StoreError(.damaged, "entry \(entry.position): its direction is neither sent nor received")
+        }
+        // Within a millisecond: a Date's conversions round the time the column was written from.
+        let disagreeing = [("message_id", envelope.messageID == entry.messageId), ("type", envelope.type.name == entry.typeName),
+                           ("subject", envelope.subject == entry.subject), ("originator", envelope.originator == entry.originator),
+                           ("classification", envelope.handling.classification.name == entry.classificationName),
+                           ("created_at", abs(envelope.createdAt.date.timeIntervalSince1970 - entry.createdAt.timeIntervalSince1970) < 0.001)]
+            .filter { !$0.1 }.map(\.0)
+        guard disagreeing.isEmpty else {
+            throw StoreError(.damaged, "entry \(entry.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")
+        }
         return item
     }
 
@@ -699,6 +742,9 @@ public struct JournalEntry: Sendable {
     /// Set when the originator revoked the message (it stays in the journal, for audit).
     public let revokedAt: Date?
     public let revokeReason: String?
+    /// The originator's signed revocation, serialized (nil when not revoked, or revoked before
+    /// revocations were signed).
+    public let revocation: Data?
     /// For a publication of this node the broker refused for good: the error code and detail
     /// (it is not sent again).
     public let refusedCode: String?
@@ -737,6 +783,7 @@ public struct JournalEntry: Sendable {
         proof = row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil
         signedPayload = row.hasColumn("signed_payload") ? try row.decode(Data?.self, forColumn: "signed_payload") : nil
         contentKeys = row.hasColumn("content_keys") ? try row.decode(Data?.self, forColumn: "content_keys") : nil
+        revocation = row.hasColumn("revocation") ? try row.decode(Data?.self, forColumn: "revocation") : nil
     }
 
     /// The envelope, decoded.

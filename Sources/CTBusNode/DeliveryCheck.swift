@@ -25,6 +25,8 @@ final class DeliveryCheck {
         case clearance
         /// Releasability or a Member State restriction keeps the copy from this node.
         case policy
+        /// A revocation without its originator's valid signature, or signed by another node.
+        case revocationInvalid = "revocation_invalid"
     }
 
     struct Refusal: Error {
@@ -91,6 +93,21 @@ final class DeliveryCheck {
         } catch {
             throw Refusal(reason: .malformed, error: BusError(.malformedFrame, "the delivery could not be encoded again",
                                                               messageId: MessageValidator.echoable(envelope.messageID)))
+        }
+    }
+
+    /// A revocation, once its signature checks out with `revoked_by`'s key in this node's
+    /// registry copy (read again when the key is unknown, as for a delivery).
+    func check(_ revocation: Revocation) throws(Refusal) -> Revocation {
+        do {
+            do {
+                try revocation.verify(signingKey: registry.signingKey(of:))
+            } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
+                try revocation.verify(signingKey: registry.signingKey(of:))
+            }
+            return revocation
+        } catch {
+            throw Refusal(reason: .revocationInvalid, error: error)
         }
     }
 

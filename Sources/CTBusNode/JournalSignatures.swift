@@ -63,6 +63,52 @@ extension JournalEntry {
     }
 }
 
+extension JournalEntry {
+    /// The entry's revocation, checked with the keys of `registry` (nil: not revoked): the
+    /// originator's signature, that it names this entry's originator, and that the journal's
+    /// `revoked_at` and `revoke_reason` are what it says. `.unsigned`: revoked before
+    /// revocations were signed.
+    public func revocationState(registry: NodeRegistry) -> SignatureState? {
+        guard revokedAt != nil || revocation != nil else { return nil }
+        guard let revocation else { return .unsigned }
+        do throws(BusError) {
+            guard let decoded = try? Revocation(serializedBytes: revocation) else {
+                throw BusError(.malformedFrame, "the revocation does not decode", messageId: messageId)
+            }
+            let keyId = try decoded.verify(signingKey: registry.signingKey(of:))
+            guard decoded.messageID == messageId, decoded.revokedBy == originator else {
+                throw BusError(.notPermitted, "the revocation is \(decoded.revokedBy)'s of \(decoded.messageID), not this entry's originator's", messageId: messageId)
+            }
+            guard let revokedAt, Self.sameTime(revokedAt, decoded.revokedAt.date), revokeReason == decoded.reason else {
+                throw BusError(.signatureInvalid, "the journal's revoked_at or revoke_reason is not what the signed revocation says", messageId: messageId)
+            }
+            return .verified(originator: decoded.revokedBy, keyId: keyId, withheld: [], sealed: false)
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    /// A time column against the signed time it was written from: equal but for the rounding of
+    /// a Date's conversions (well under a millisecond).
+    static func sameTime(_ column: Date, _ signed: Date) -> Bool {
+        abs(column.timeIntervalSince1970 - signed.timeIntervalSince1970) < 0.001
+    }
+
+    /// When, by whom and why the message was revoked, and whether that checks out (`journal
+    /// show`, the console's message page); nil when it was not revoked.
+    public func revocationSummary(registry: NodeRegistry?) -> String? {
+        guard let revokedAt else { return nil }
+        let when = ISO8601DateFormatter().string(from: revokedAt)
+        let said = "revoked by \(originator) at \(when): \(revokeReason ?? "no reason given")"
+        guard let registry, let state = revocationState(registry: registry) else { return said }
+        return switch state {
+        case .unsigned: said + " (revoked before revocations were signed)"
+        case .verified(_, let keyId, _, _): said + " (signed with key \(keyId); verifies)"
+        case .failed(let error): said + " (DOES NOT VERIFY: \(error))"
+        }
+    }
+}
+
 /// What checking every signature of a journal found.
 public struct SignatureReport: Sendable {
     public var verified = 0
@@ -87,6 +133,9 @@ extension NodeJournal {
                 report.verified += 1
                 if !withheld.isEmpty { report.redacted += 1 }
             case .failed(let error): report.failures.append((entry.position, entry.messageId, error))
+            }
+            if case .failed(let error)? = entry.revocationState(registry: registry) {
+                report.failures.append((entry.position, entry.messageId, BusError(error.code, "revocation: \(error.detail)", messageId: entry.messageId)))
             }
         }
         return report

@@ -222,10 +222,10 @@ final class NodeLoop {
     private func sendRevocations(all: Bool) throws {
         let now = Date()
         let resendAfter = Double(configuration.resendAfterMilliseconds) / 1000
-        for revocation in try journal.pendingRevocations() {
-            if !all, let last = revocation.lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
-            guard send(.revoke(revocationFrame(revocation.messageId, revocation.reason))) else { break }
-            try journal.markRevocationSent(revocation.messageId, at: now)
+        for (revocation, lastSentAt) in try journal.pendingRevocations() {
+            if !all, let last = lastSentAt, now.timeIntervalSince(last) < resendAfter { continue }
+            guard send(.revoke(revocation.frame)) else { break }
+            try journal.markRevocationSent(revocation.messageID, at: now)
         }
     }
 
@@ -238,7 +238,7 @@ final class NodeLoop {
         var deliveries: [IncomingDelivery] = []
         var handledThrough: UInt64?
         var acknowledgements: [(messageId: String, originator: String)] = []
-        var revocations: [(messageId: String, reason: String)] = []
+        var revocations: [Revocation] = []
         var revokesAcknowledged: [String] = []
         for _ in 0..<512 where !thread.isStopping {
             guard let message = try socket.receive(dontWait: true) else { break }
@@ -257,9 +257,7 @@ final class NodeLoop {
                 acknowledgements.append((ack.messageID, ack.originator))
             case .deliver(let deliver) where deliver.hasRevocation:
                 guard welcomed else { continue }
-                revocations.append((deliver.revocation.messageID, deliver.revocation.reason))
-                logger.info("message revoked by its originator", metadata: [
-                    "message-id": "\(deliver.revocation.messageID)", "by": "\(deliver.revocation.revokedBy)"])
+                if let revocation = checkedRevocation(deliver) { revocations.append(revocation) }
                 handledThrough = deliver.sequence
             case .revokeAck(let ack):
                 revokesAcknowledged.append(ack.messageID)
@@ -291,7 +289,14 @@ final class NodeLoop {
             let fresh = try journal.recordDeliveries(deliveries)
             metrics.journaled.increment(by: Int64(fresh))
             // After the deliveries: a revocation may concern a message of the same batch.
-            if !revocations.isEmpty { try journal.markRevoked(revocations) }
+            for revocation in try journal.markRevoked(revocations) {
+                refuse(BusError(.notPermitted, "a revocation signed by \(revocation.revokedBy), who is not the message's originator",
+                                messageId: revocation.messageID), reason: .revocationInvalid, sequence: nil)
+            }
+            for revocation in revocations {
+                logger.info("message revoked by its originator", metadata: [
+                    "message-id": "\(revocation.messageID)", "by": "\(revocation.revokedBy)", "reason": "\(revocation.reason)"])
+            }
             logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
         } catch {
             // Not journaled: acknowledge nothing; a new session sends it all again.
@@ -312,18 +317,35 @@ final class NodeLoop {
         do {
             return try deliveryCheck.check(deliver)
         } catch {
-            throttled.log("delivery-refused:\(error.reason.rawValue)", .error, "refused a delivery", metadata: [
-                "message-id": "\(error.error.messageId ?? "-")", "sequence": "\(deliver.sequence)", "code": "\(error.error.codeName)",
-                "reason": "\(error.error.detail)",
-            ])
-            status.withLock { state in
-                state.refusedDeliveries += 1
-                state.refusals.append(error.error)
-                if state.refusals.count > 100 { state.refusals.removeFirst() }
-            }
-            metrics.refused(error.reason)
+            refuse(error.error, reason: error.reason, sequence: deliver.sequence)
             return nil
         }
+    }
+
+    /// The revocation a delivery carries, once its originator's signature checks out with this
+    /// node's registry copy (the journal then checks that it names the message's originator).
+    private func checkedRevocation(_ deliver: Deliver) -> Revocation? {
+        do {
+            return try deliveryCheck.check(deliver.revocation)
+        } catch {
+            refuse(error.error, reason: error.reason, sequence: deliver.sequence)
+            return nil
+        }
+    }
+
+    /// A refused delivery or revocation: logged (once per reason and period), kept for tools and
+    /// counted; nothing of it is journaled or applied.
+    private func refuse(_ error: BusError, reason: DeliveryCheck.Reason, sequence: UInt64?) {
+        throttled.log("delivery-refused:\(reason.rawValue)", .error, "refused a delivery", metadata: [
+            "message-id": "\(error.messageId ?? "-")", "sequence": "\(sequence.map(String.init) ?? "-")", "code": "\(error.codeName)",
+            "reason": "\(error.detail)",
+        ])
+        status.withLock { state in
+            state.refusedDeliveries += 1
+            state.refusals.append(error)
+            if state.refusals.count > 100 { state.refusals.removeFirst() }
+        }
+        metrics.refused(reason)
     }
 
     private func handle(_ error: BusError) {
@@ -394,23 +416,16 @@ final class NodeLoop {
             where Data(SHA256.hash(data: Self.publishFrame(item))) == digest {
                 return item.messageId
             }
-            for revocation in try journal.pendingRevocations() {
+            for (revocation, _) in try journal.pendingRevocations() {
                 var frame = Frame()
-                frame.kind = .revoke(revocationFrame(revocation.messageId, revocation.reason))
+                frame.kind = .revoke(revocation.frame)
                 let bytes: [UInt8] = try frame.serializedBytes()
-                if Data(SHA256.hash(data: bytes)) == digest { return revocation.messageId }
+                if Data(SHA256.hash(data: bytes)) == digest { return revocation.messageID }
             }
         } catch {
             throttled.log("digest-lookup-failed", .error, "could not look up a refused frame", metadata: ["error": "\(error)"])
         }
         return nil
-    }
-
-    private func revocationFrame(_ messageId: String, _ reason: String) -> Revoke {
-        var revoke = Revoke()
-        revoke.messageID = messageId
-        revoke.reason = reason
-        return revoke
     }
 
     // MARK: Helpers

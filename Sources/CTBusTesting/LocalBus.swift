@@ -240,6 +240,11 @@ public final class LocalBus: Sendable {
                                      signingKey: try signingKey(of: id), registry: registry)
     }
 
+    /// Queues node `id`'s signed revocation of `messageId`, as `ctbus revoke` does.
+    public func revoke(_ messageId: String, from id: String, reason: String) throws {
+        try journal(id).queueRevocation(try Revocation.signed(messageId: messageId, reason: reason, by: id, with: try signingKey(of: id)))
+    }
+
     /// The secret signing key of node `id`, read from its key file (as `ctbus publish` reads it).
     public func signingKey(of id: String) throws -> Curve25519.Signing.PrivateKey {
         try messageKeys(of: id).signing

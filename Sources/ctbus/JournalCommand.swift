@@ -362,10 +362,12 @@ enum JournalFormat {
     /// What `journal show` says of an entry's signature (on standard error, beside the message).
     static func signatureNote(_ entry: JournalEntry, registry: NodeRegistry?) -> String {
         guard let registry else {
-            return entry.proof == nil ? "signature: \(SignatureState.unsigned.summary)"
-                : "signature: not checked: name the registry with --registry FILE (or give --node-config)"
+            return (entry.proof == nil ? "signature: \(SignatureState.unsigned.summary)"
+                : "signature: not checked: name the registry with --registry FILE (or give --node-config)")
+                + (entry.revocationSummary(registry: nil).map { "\n\($0)" } ?? "")
         }
         return "signature: \(entry.signatureState(registry: registry).summary)"
+            + (entry.revocationSummary(registry: registry).map { "\n\($0)" } ?? "")
     }
 
     static let columns = ["id", "created", "direction", "type", "classification", "subject", "from", "notes"]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 
 struct RevokeCommand: ParsableCommand {
@@ -21,12 +22,13 @@ struct RevokeCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
-            var revoke = Revoke()
-            revoke.messageID = MessageID.canonical(messageId)
-            revoke.reason = reason
-            try MessageValidator.validate(revoke) // the broker's bounds, checked before anything is queued
-            try NodeJournal(path: configuration.journalPath).queueRevocation(messageId: revoke.messageID, reason: reason)
-            print(revoke.messageID)
+            // Signed once, here, with the node's key; the daemon sends these exact bytes.
+            let key = try NodeMessageKeys(configuration: configuration, registry: try configuration.loadRegistry()).signing
+            let revocation = try Revocation.signed(messageId: MessageID.canonical(messageId), reason: reason,
+                                                   by: configuration.nodeId, with: key)
+            try MessageValidator.validate(revocation.frame) // the broker's bounds, checked before anything is queued
+            try NodeJournal(path: configuration.journalPath).queueRevocation(revocation)
+            print(revocation.messageID)
         }
     }
 }

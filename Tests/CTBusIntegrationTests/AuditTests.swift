@@ -1,6 +1,7 @@
 import CTBusBroker
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import CTBusTesting
 import Foundation
@@ -112,14 +113,19 @@ struct AuditTests {
         let attacker = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
         try attacker.hello()
         guard case .welcome = try attacker.receiveCommand() else { Issue.record("no Welcome"); return }
-        var forged = Revoke()
-        forged.messageID = id
-        try attacker.send(.revoke(forged))
+        // Unsigned, the revocation is refused as such; signed with its own key, it is not the originator's.
+        var unsigned = Revoke()
+        unsigned.messageID = id
+        try attacker.send(.revoke(unsigned))
+        guard case .error(let unsignedReport) = try attacker.receiveReply() else { Issue.record("no error"); return }
+        #expect(unsignedReport.code == .signatureInvalid && unsignedReport.messageID == id)
+        let forged = try Revocation.signed(messageId: id, reason: "forged", by: "wg-cft", with: try bus.signingKey(of: "wg-cft"))
+        try attacker.send(.revoke(forged.frame))
         guard case .error(let report) = try attacker.receiveReply() else { Issue.record("no error"); return }
         #expect(report.code == .notPermitted)
 
         let cted = try bus.journal("cted")
-        try cted.queueRevocation(messageId: id, reason: "superseded by a corrected assessment")
+        try bus.revoke(id, from: "cted", reason: "superseded by a corrected assessment")
         #expect(try Wait.until { try oct.entry(messageId: id)?.revokedAt != nil && border.entry(messageId: id)?.revokedAt != nil })
         #expect(try oct.entry(messageId: id)?.revokeReason == "superseded by a corrected assessment")
         #expect(try Wait.until { try cted.entry(messageId: id)?.revokedAt != nil && cted.pendingRevocations().isEmpty })

@@ -174,4 +174,57 @@ struct HostileBrokerTests {
         let samples = MetricsTests.parse(metrics.registry.emitToString())
         #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": "policy"]) == 4)
     }
+
+    @Test("A broker that forges revocations (unsigned, signed by another node as itself, naming the originator with another node's key, the reason changed) gets each refused: the message stays listed; the originator's signed revocation is applied, and journal show says when, by whom and why")
+    func forgedRevocations() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let hostile = try HostileBroker(bus: bus)
+        let metrics = MetricsEndpoint()
+        let node = try bus.startNode("wg-border", metrics: metrics.factory)
+        #expect(try hostile.welcome(as: "wg-border"))
+        let cted = try bus.signingKey(of: "cted")
+        let message = Self.message("REVOKED-LATER")
+        let id = message.envelope.messageID
+        try hostile.deliver(try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted))
+        func carrying(_ revocation: Revocation) -> Deliver {
+            var deliver = Deliver()
+            deliver.revocation = revocation
+            return deliver
+        }
+        let when = Date(timeIntervalSince1970: 1_796_000_000.25)
+        let genuine = try Revocation.signed(messageId: id, reason: "superseded by the 2026 assessment", by: "cted", at: when, with: cted)
+
+        var unsigned = Revocation()
+        unsigned.messageID = id
+        unsigned.reason = "forged"
+        unsigned.revokedBy = "cted"
+        try hostile.send(carrying(unsigned))
+        let byOther = try Revocation.signed(messageId: id, reason: "forged", by: "wg-cft", with: try bus.signingKey(of: "wg-cft"))
+        try hostile.send(carrying(byOther))
+        var otherKey = byOther
+        otherKey.revokedBy = "cted"
+        try hostile.send(carrying(otherKey))
+        var changed = genuine
+        changed.reason = "the broker's own reason"
+        let last = try hostile.send(carrying(changed))
+        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"))
+
+        let journal = try bus.journal("wg-border")
+        #expect(try journal.entry(messageId: id)?.revokedAt == nil, "a forged revocation was applied")
+        #expect(try journal.entries().map(\.messageId) == [id], "still listed")
+        #expect(node.deliveryRefusals.map(\.code).sorted { $0.rawValue < $1.rawValue }
+                == [.notPermitted, .unknownSigningKey, .signatureInvalid, .signatureInvalid])
+        let samples = MetricsTests.parse(metrics.registry.emitToString())
+        #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": "revocation_invalid"]) == 4)
+
+        let sequence = try hostile.send(carrying(genuine))
+        #expect(try hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
+        let entry = try #require(try journal.entry(messageId: id))
+        #expect(entry.revokedAt == when && entry.revokeReason == "superseded by the 2026 assessment")
+        let show = try CommandLineTests.run(["journal", "show", id, "--journal", bus.journalPath("wg-border"), "--registry", bus.folder.appendingPathComponent("registry.json").path])
+        #expect(show.errors.contains("revoked by cted at 2026-"), "\(show.errors)")
+        #expect(show.errors.contains("superseded by the 2026 assessment") && show.errors.contains("verifies"), "\(show.errors)")
+        #expect(try journal.verifySignatures(registry: bus.registry).isIntact)
+    }
 }

@@ -80,8 +80,9 @@ struct ProtocolRulesTests {
         #expect(report?.detail == "revoke.reason is longer than \(WireLimits.revokeReasonBytes) bytes")
         #expect(report?.messageID == message.envelope.messageID)
 
-        revoke.reason = String(repeating: "r", count: WireLimits.revokeReasonBytes)
-        try client.send(.revoke(revoke))
+        let atBound = try Revocation.signed(messageId: message.envelope.messageID, reason: String(repeating: "r", count: WireLimits.revokeReasonBytes),
+                                            by: BadInputTests.raw, with: try bus.signingKey(of: BadInputTests.raw))
+        try client.send(.revoke(atBound.frame))
         guard case .revokeAck(let ack) = try client.receiveReply() else { Issue.record("no RevokeAck at the bound"); return }
         #expect(ack.recipientCount == 6)
 

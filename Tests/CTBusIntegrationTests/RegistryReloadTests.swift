@@ -72,7 +72,7 @@ struct RegistryReloadTests {
         // Revoked later: the notice goes to the nodes that hold it, not to wg-border, whose copy was withdrawn.
         let cted = try bus.journal("cted")
         #expect(try Wait.until { try cted.publicationStatus(messageId: confidential) == .acknowledged })
-        try cted.queueRevocation(messageId: confidential, reason: "superseded")
+        try bus.revoke(confidential, from: "cted", reason: "superseded")
         #expect(try Wait.until { try broker.store.audit(messageId: confidential)?.entries.contains { $0.outcome == .revoked } == true })
         let noticed = try #require(try broker.store.audit(messageId: confidential)).entries.filter { $0.outcome == .revoked }.map(\.nodeId)
         #expect(noticed.contains("oct") && !noticed.contains("wg-border"), "\(noticed)")

@@ -26,7 +26,17 @@ struct SignatureFormatTests {
         ]
     }
 
-    @Test("A Python script written from the design alone verifies our signatures and refuses the tampered ones")
+    static func vector(_ name: String, expect: Bool, revocation: Revocation, key: Curve25519.Signing.PublicKey) -> [String: Any] {
+        [
+            "name": name, "expect": expect, "kind": "revocation",
+            "message_id": revocation.messageID, "revoked_by": revocation.revokedBy, "reason": revocation.reason,
+            "seconds": Int(revocation.revokedAt.seconds), "nanos": Int(revocation.revokedAt.nanos),
+            "signature": revocation.signature.base64EncodedString(),
+            "public_key": base64url(key.rawRepresentation), "key_id": revocation.keyID,
+        ]
+    }
+
+    @Test("A Python script written from the design alone verifies our signatures (publications and revocations) and refuses the tampered ones")
     func independentScript() throws {
         let key = Curve25519.Signing.PrivateKey()
         // A partially restricted recommendation: two fields travel as disclosures.
@@ -52,7 +62,19 @@ struct SignatureFormatTests {
         flipped[flipped.count / 2] ^= 0x01
         let changed = Disclosure(salt: disclosures[0].salt, path: disclosures[0].path, index: disclosures[0].index,
                                  value: disclosures[0].value + Data([0x00]))
+        let revocation = try Revocation.signed(messageId: report.envelope.messageID, reason: "superseded — see the 2026 report",
+                                               by: "cted", at: Date(timeIntervalSince1970: 1_796_000_000.123456789), with: key)
+        var otherReason = revocation
+        otherReason.reason = "a reason the broker wrote"
+        var otherRevoker = revocation
+        otherRevoker.revokedBy = "oct"
+        var otherTime = revocation
+        otherTime.revokedAt.nanos += 1
         let vectors: [[String: Any]] = [
+            Self.vector("a signed revocation", expect: true, revocation: revocation, key: key.publicKey),
+            Self.vector("a revocation with another reason", expect: false, revocation: otherReason, key: key.publicKey),
+            Self.vector("a revocation naming another revoker", expect: false, revocation: otherRevoker, key: key.publicKey),
+            Self.vector("a revocation at another time", expect: false, revocation: otherTime, key: key.publicKey),
             Self.vector("restricted recommendation", expect: true, envelope: envelope, payload: payload, disclosures: disclosures,
                         signature: signature, key: key.publicKey),
             Self.vector("disclosures in another order", expect: true, envelope: envelope, payload: payload,

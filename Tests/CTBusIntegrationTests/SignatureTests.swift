@@ -196,6 +196,25 @@ struct SignatureEndToEndTests {
                 "\(checked.output)")
         #expect(!checked.output.contains("entry 1 "))
     }
+
+    @Test("journal verify names a column edited beside the hashed bytes (originator, type, classification, subject, created_at), which lists, filters and exports read")
+    func verifyFindsEditedColumns() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let edits = [("originator", "'oct'"), ("type", "'MISSION_REPORT'"), ("classification", "'STRICTLY_CONFIDENTIAL'"),
+                     ("subject", "'XYZ'"), ("created_at", "created_at - 86400")]
+        for (column, value) in edits {
+            let path = bus.folder.appendingPathComponent("edited-\(column).sqlite").path
+            let journal = try NodeJournal(path: path)
+            try journal.recordDelivery(SampleMessages.recommendation(), sequence: 1, signedWith: try bus.signingKey(of: "cted"))
+            try journal.recordDelivery(SampleMessages.recommendation(), sequence: 2, signedWith: try bus.signingKey(of: "cted"))
+            #expect(try CommandLineTests.run(["journal", "verify", "--journal", path]).status == 0)
+            try DatabaseQueue(path: path).write { db in try db.execute(sql: "UPDATE entry SET \(column) = \(value) WHERE position = 2") }
+            let checked = try CommandLineTests.run(["journal", "verify", "--journal", path])
+            #expect(checked.status == 1)
+            #expect(checked.output.contains("BROKEN at entry 2: entry 2: its \(column) disagree with its envelope"), "\(column): \(checked.output)")
+        }
+    }
 }
 
 extension SignatureEndToEndTests {

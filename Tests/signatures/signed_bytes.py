@@ -1,5 +1,6 @@
-"""The bytes of Schemas/PROTOCOL.md 7.2, written from the spec alone (none of CTBus's code), shared
-by verify_vectors.py and verify_export.py: disclosure digests, signed bytes and key ids."""
+"""The bytes of Schemas/PROTOCOL.md 7.2 and 5.5, written from the spec alone (none of CTBus's code),
+shared by verify_vectors.py and verify_export.py: disclosure digests, signed bytes of a publication
+and of a revocation, and key ids."""
 import base64
 import hashlib
 import struct
@@ -25,6 +26,12 @@ def signed_bytes(envelope, payload, digests):
     ordered = sorted(digests)
     return (b"CTBus-Publication-v1\x00" + prefixed(envelope) + prefixed(payload)
             + struct.pack(">I", len(ordered)) + b"".join(ordered))
+
+
+def revocation_bytes(message_id, revoked_by, reason, seconds, nanos):
+    """What an originator signs to revoke a message (PROTOCOL.md 5.5)."""
+    return (b"CTBus-Revocation-v1\x00" + prefixed(message_id.encode("utf-8")) + prefixed(revoked_by.encode("utf-8"))
+            + prefixed(reason.encode("utf-8")) + struct.pack(">qI", seconds, nanos))
 
 
 def key_id(raw_key):

@@ -460,6 +460,8 @@ public nonisolated struct Deliver: Sendable {
   fileprivate var _proof: Proof? = nil
 }
 
+/// The originator's signed word that a message is revoked (PROTOCOL.md 5.5): what the broker
+/// stores and every recipient checks against its own registry copy before it applies it.
 public nonisolated struct Revocation: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -473,13 +475,31 @@ public nonisolated struct Revocation: Sendable {
   /// the originator, as authenticated
   public var revokedBy: String = String()
 
+  /// when the originator revoked it, as signed
+  public var revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_revokedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_revokedAt = newValue}
+  }
+  /// Returns true if `revokedAt` has been explicitly set.
+  public var hasRevokedAt: Bool {self._revokedAt != nil}
+  /// Clears the value of `revokedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearRevokedAt() {self._revokedAt = nil}
+
+  /// the originator's signing key (as Proof.key_id)
+  public var keyID: String = String()
+
+  /// Ed25519 over the revocation's signed bytes (PROTOCOL.md 5.5)
+  public var signature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
-/// node -> broker: revoke a message this node published. Every node that received it gets a
-/// Deliver carrying the Revocation.
+/// node -> broker: revoke a message this node published, signed. Every node that received it
+/// gets a Deliver carrying the Revocation.
 public nonisolated struct Revoke: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -489,9 +509,25 @@ public nonisolated struct Revoke: Sendable {
 
   public var reason: String = String()
 
+  public var revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_revokedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_revokedAt = newValue}
+  }
+  /// Returns true if `revokedAt` has been explicitly set.
+  public var hasRevokedAt: Bool {self._revokedAt != nil}
+  /// Clears the value of `revokedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearRevokedAt() {self._revokedAt = nil}
+
+  public var keyID: String = String()
+
+  /// over message_id, this node's id, reason and revoked_at
+  public var signature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _revokedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// broker -> node: the revocation is stored and queued for every recipient.
@@ -1148,7 +1184,7 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Revocation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0\u{3}revoked_by\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0\u{3}revoked_by\0\u{3}revoked_at\0\u{3}key_id\0\u{1}signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1159,12 +1195,19 @@ nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 1: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.revokedBy) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._revokedAt) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.messageID.isEmpty {
       try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 1)
     }
@@ -1174,6 +1217,15 @@ nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if !self.revokedBy.isEmpty {
       try visitor.visitSingularStringField(value: self.revokedBy, fieldNumber: 3)
     }
+    try { if let v = self._revokedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 5)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1181,6 +1233,9 @@ nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.messageID != rhs.messageID {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.revokedBy != rhs.revokedBy {return false}
+    if lhs._revokedAt != rhs._revokedAt {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1188,7 +1243,7 @@ nonisolated extension Revocation: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension Revoke: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Revoke"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}message_id\0\u{1}reason\0\u{3}revoked_at\0\u{3}key_id\0\u{1}signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1198,17 +1253,33 @@ nonisolated extension Revoke: SwiftProtobuf.Message, SwiftProtobuf._MessageImple
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.messageID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._revokedAt) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.messageID.isEmpty {
       try visitor.visitSingularStringField(value: self.messageID, fieldNumber: 1)
     }
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try { if let v = self._revokedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if !self.keyID.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyID, fieldNumber: 4)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1216,6 +1287,9 @@ nonisolated extension Revoke: SwiftProtobuf.Message, SwiftProtobuf._MessageImple
   public static func ==(lhs: Revoke, rhs: Revoke) -> Bool {
     if lhs.messageID != rhs.messageID {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs._revokedAt != rhs._revokedAt {return false}
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
