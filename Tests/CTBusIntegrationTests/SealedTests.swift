@@ -22,6 +22,52 @@ struct SealedTests {
         paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
     }
 
+    @Test("A publisher that wraps another content key for one recipient, to tell it something else under the same signature: the broker cannot tell and stores it; that recipient refuses it before decrypting (the key is not the committed one) and journals nothing; the other journals the committed content")
+    func equivocatingPublisher() throws {
+        let bus = try Self.bus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        let oct = try bus.startNode("oct")
+        let field = try bus.startNode("oct-field")
+        let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["un-secretariat"]),
+                                                    text: "The programme is on track and fully funded")
+        let cted = try bus.signingKey(of: "cted")
+        let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
+        #expect(recipients.all.map(\.nodeId) == ["oct", "oct-field"])
+        var signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
+        // oct-field gets a key of its own. With a ciphertext built to open under both keys (ChaCha20-
+        // Poly1305 allows it) it would read another text; the node refuses before it decrypts, so
+        // the ciphertext here need not be one.
+        var content = try SealedContent(serializedBytes: signed.payload)
+        let index = try #require(content.payload.keys.firstIndex { $0.nodeID == "oct-field" })
+        let context = SealedBox.context(messageId: message.envelope.messageID, group: "payload")
+        var sender = try HPKE.Sender(recipientKey: try #require(bus.registry.sealingKey(of: "oct-field")),
+                                     ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
+        content.payload.keys[index].sealedKey = try sender.seal(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) },
+                                                                authenticating: Data("oct-field".utf8))
+        content.payload.keys[index].encapsulatedKey = sender.encapsulatedKey
+        signed.payload = try Canonical.encode(content)
+        signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
+                                                               digests: signed.proof.digests, with: cted)
+
+        let client = try BadInputTests.session(bus, as: "cted")
+        var publish = Publish()
+        publish.signedEnvelope = signed.signedEnvelope
+        publish.payload = signed.payload
+        publish.proof = signed.proof
+        try client.send(.publish(publish))
+        guard case .publishAck = try client.receiveReply() else { Issue.record("the broker did not store it"); return }
+
+        let id = message.envelope.messageID
+        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 && field.refusedDeliveries == 1 })
+        #expect(try bus.journal("oct-field").count(messageId: id) == 0)
+        #expect(field.deliveryRefusals.map(\.code) == [.sealInvalid])
+        #expect(field.deliveryRefusals.first?.detail.contains("other than the one its signed commitment names") == true)
+        #expect(oct.refusedDeliveries == 0)
+        #expect(try bus.journal("oct").entry(messageId: id)?.message().countryVisitRecommendation.recommendationText
+                == "The programme is on track and fully funded")
+    }
+
     @Test("A sealed STRICTLY_CONFIDENTIAL message: the broker's store holds no plaintext of it (while it holds an unsealed one's), OCT reads it whole, the other recipient without the part restricted to OCT, both copies verify and say they crossed sealed")
     func sealedAcrossTheBroker() throws {
         let bus = try Self.bus()
