@@ -10,8 +10,11 @@ import SwiftProtobuf
 public enum Publisher {
     /// Parses protobuf JSON into a message, filling in what the publisher may leave out: a new
     /// UUIDv7 id when none is given, the schema version, the creation time, the type from the
-    /// payload. The originator is always the node's own id (the broker sets it again).
-    public static func prepare(json: Data, nodeId: String, now: Date = Date()) throws(BusError) -> BusMessage {
+    /// payload, the originator (this node's id). A message naming another originator is refused
+    /// (NOT_PERMITTED): a node publishes only as itself, and a file that says otherwise is a mistake
+    /// to show, not to mend in silence. Without `nodeId` (validation alone, `ctbus validate`) any
+    /// originator is kept, and "validator" stands in for a missing one.
+    public static func prepare(json: Data, nodeId: String?, now: Date = Date()) throws(BusError) -> BusMessage {
         var message: BusMessage
         do {
             message = try BusMessage(jsonUTF8Data: json)
@@ -23,6 +26,12 @@ public enum Publisher {
         if !message.envelope.hasCreatedAt { message.envelope.createdAt = Google_Protobuf_Timestamp(date: now) }
         if message.envelope.type == .unspecified, let payload = message.payload {
             message.envelope.type = payload.messageType
+        }
+        let nodeId = nodeId ?? (message.envelope.originator.isEmpty ? "validator" : message.envelope.originator)
+        guard message.envelope.originator.isEmpty || message.envelope.originator == nodeId else {
+            throw BusError(.notPermitted, "envelope.originator is \(MessageValidator.echoable(message.envelope.originator) ?? "another node"), "
+                           + "but this node is \(nodeId): a node publishes only as itself (leave originator out, or publish from that node)",
+                           messageId: MessageValidator.echoable(message.envelope.messageID))
         }
         message.envelope.originator = nodeId
         // STRICTLY_CONFIDENTIAL always crosses the broker sealed (PROTOCOL.md 7.5).

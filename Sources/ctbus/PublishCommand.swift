@@ -11,7 +11,7 @@ struct PublishCommand: ParsableCommand {
         discussion: """
             Works while the node daemon or the broker is down: the daemon sends the message when it \
             can. The message id, schema version, creation time and type are filled in when missing; \
-            the originator is always the node's id. Prints the message id. With --draft the message \
+            the originator is the node's id (a file naming another originator is refused). Prints the message id. With --draft the message \
             stays in the journal only (it never leaves the node); --release ID sends it later.
             """)
 
@@ -80,7 +80,7 @@ struct ValidateCommand: ParsableCommand {
             for file in files {
                 let json = try ConfigurationFile.read(file, what: "message file")
                 do {
-                    let message = try Publisher.prepare(json: json, nodeId: "validator")
+                    let message = try Publisher.prepare(json: json, nodeId: nil)
                     print("\(file): valid \(message.envelope.type.name)")
                 } catch let error as BusError {
                     throw BusError(error.code, "\(file): \(error.detail)")

@@ -206,6 +206,17 @@ struct CommandLineTests {
         let journal = try NodeJournal(path: folder.appendingPathComponent("data/cted.journal.sqlite").path)
         #expect(try journal.count() == 0)
 
+        // A file that names another originator: refused, not rewritten to this node.
+        let foreign = try String(contentsOf: Self.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"envelope\": {", with: "\"envelope\": {\"originator\": \"oct\",")
+        #expect(foreign.contains("\"originator\": \"oct\""))
+        try foreign.write(to: file, atomically: true, encoding: .utf8)
+        let asOther = try Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
+        #expect(asOther.status == 1)
+        #expect(asOther.errors.contains("NOT_PERMITTED: envelope.originator is oct, but this node is cted"), "\(asOther.errors)")
+        #expect(try journal.count() == 0)
+        #expect(try Self.run(["validate", file.path]).status == 0, "validation alone takes any originator")
+
         try "{ not json".write(to: file, atomically: true, encoding: .utf8)
         let garbage = try Self.run(["validate", file.path])
         #expect(garbage.status == 1)

@@ -45,6 +45,10 @@ struct ConsoleAPITests {
 
     static func errorCode(_ body: [String: Any]) -> String? { (body["error"] as? [String: Any])?["code"] as? String }
 
+    static func detail(_ body: [String: Any]) -> String? {
+        (body["error"] as? [String: Any])?["detail"] as? String
+    }
+
     static func json(_ message: BusMessage) throws -> String {
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
@@ -88,14 +92,19 @@ struct ConsoleAPITests {
             #expect(missing.status == 404 && Self.errorCode(missing.body) == "NOT_FOUND")
 
             // Publishing: a valid mission report goes out over the bus; a draft stays.
-            let report = try Self.json(SampleMessages.missionReport(memberState: "KEN", tags: ["border-security"]))
+            var sample = SampleMessages.missionReport(memberState: "KEN", tags: ["border-security"])
+            let asCted = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: try Self.json(sample))
+            #expect(Self.errorCode(asCted.body) == "NOT_PERMITTED", "a message naming another originator is refused, not rewritten")
+            sample.envelope.originator = ""
+            let report = try Self.json(sample)
             let published = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: report)
             #expect(published.status == 201 && published.body["status"] as? String == "queued")
             let id = try #require(published.body["message_id"] as? String)
             #expect(published.headers["location"] == "/api/v1/messages/\(id)")
             #expect(try Wait.until { try border.entry(messageId: id) != nil }, "the report reached wg-border")
-            let draft = try await client.call("post", "/api/v1/messages", "/api/v1/messages?draft=true",
-                                              json: try Self.json(SampleMessages.missionReport(memberState: "NGA")))
+            var draftSample = SampleMessages.missionReport(memberState: "NGA")
+            draftSample.envelope.originator = ""
+            let draft = try await client.call("post", "/api/v1/messages", "/api/v1/messages?draft=true", json: try Self.json(draftSample))
             #expect(draft.status == 201 && draft.body["status"] as? String == "draft")
             #expect(try oct.drafts().count == 1)
             let duplicate = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: report)
@@ -105,11 +114,14 @@ struct ConsoleAPITests {
             let count = try oct.count()
             var invalid = SampleMessages.missionReport()
             invalid.missionReport.summary = ""
+            invalid.envelope.originator = ""
             let refused = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: try Self.json(invalid))
             #expect(refused.status == 422 && Self.errorCode(refused.body) == "VALIDATION_FAILED")
             #expect(((refused.body["error"] as? [String: Any])?["detail"] as? String)?.hasPrefix("mission_report.summary") == true)
-            let role = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: try Self.json(SampleMessages.recommendation()))
-            #expect(role.status == 403 && Self.errorCode(role.body) == "NOT_PERMITTED")
+            var recommendation = SampleMessages.recommendation()
+            recommendation.envelope.originator = ""
+            let role = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: try Self.json(recommendation))
+            #expect(role.status == 403 && Self.errorCode(role.body) == "NOT_PERMITTED" && Self.detail(role.body)?.contains("role") == true)
             let form = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: report, contentType: "text/plain")
             #expect(form.status == 415)
             let foreign = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: report,
