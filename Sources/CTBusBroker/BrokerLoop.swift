@@ -440,7 +440,8 @@ final class BrokerLoop {
                            messageId: Admission.messageId(of: pending.publish))
         }
         let admitted = try Admission.admit(pending.publish, size: pending.size, from: publisher,
-                                           signingKey: registry.signingKey(of: publisher.id), among: registry.profiles,
+                                           signingKey: registry.signingKey(of: publisher.id),
+                                           previousKey: registry.previousSigningKey(of:keyId:), among: registry.profiles,
                                            maxMessageBytes: configuration.maxMessageBytes)
         var recipients: [Publication.Recipient] = []
         var audit: [AuditEntry] = []
@@ -473,7 +474,7 @@ final class BrokerLoop {
         let id = revoke.messageID
         let statement = revoke.statement(by: nodeId)
         do {
-            try statement.verify(signingKey: registry.signingKey(of:))
+            try statement.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
         } catch {
             throttled.log("revoke-unsigned:\(nodeId)", .warning, "refused a revocation whose signature does not check out",
                           metadata: ["node": "\(nodeId)", "message-id": "\(id)", "code": "\(error.codeName)", "detail": "\(error.detail)"])

@@ -101,9 +101,9 @@ final class DeliveryCheck {
     func check(_ revocation: Revocation) throws(Refusal) -> Revocation {
         do {
             do {
-                try revocation.verify(signingKey: registry.signingKey(of:))
+                try revocation.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
             } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
-                try revocation.verify(signingKey: registry.signingKey(of:))
+                try revocation.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
             }
             return revocation
         } catch {
@@ -125,9 +125,9 @@ final class DeliveryCheck {
     /// once a second whatever a broker sends.
     private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
         do {
-            return try signed.verify(signingKey: registry.signingKey(of:), opening: opening)
+            return try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
         } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
-            return try signed.verify(signingKey: registry.signingKey(of:), opening: opening)
+            return try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
         }
     }
 

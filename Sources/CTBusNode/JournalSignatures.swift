@@ -47,7 +47,7 @@ extension JournalEntry {
     public func signatureState(registry: NodeRegistry) -> SignatureState {
         do {
             guard let signed = try signed() else { return .unsigned }
-            let verified = try signed.verify(signingKey: registry.signingKey(of:), opening: contentKeys.map { .contentKeys($0) })
+            let verified = try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: contentKeys.map { .contentKeys($0) })
             guard verified.envelope.messageID == messageId,
                   (try? BusMessage.OneOf_Payload.decode(type: verified.envelope.type, bytes: payload)) == verified.payload else {
                 return .failed(BusError(.signatureInvalid, "the journal's payload is not the one the signature proves", messageId: messageId))
@@ -75,7 +75,7 @@ extension JournalEntry {
             guard let decoded = try? Revocation(serializedBytes: revocation) else {
                 throw BusError(.malformedFrame, "the revocation does not decode", messageId: messageId)
             }
-            let keyId = try decoded.verify(signingKey: registry.signingKey(of:))
+            let keyId = try decoded.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
             guard decoded.messageID == messageId, decoded.revokedBy == originator else {
                 throw BusError(.notPermitted, "the revocation is \(decoded.revokedBy)'s of \(decoded.messageID), not this entry's originator's", messageId: messageId)
             }

@@ -40,6 +40,7 @@ public enum Admission {
     /// verification per publication, whatever the number of recipients), the whole payload
     /// validated, the role and need-to-know rules applied, every node's copy decided.
     public static func admit(_ publish: Publish, size: Int, from publisher: NodeProfile, signingKey: Curve25519.Signing.PublicKey?,
+                             previousKey: PreviousKeyLookup = { _, _ in nil },
                              among nodes: [NodeProfile], maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
         guard size <= maxMessageBytes else {
             throw BusError(.messageTooLarge, "\(size) bytes; this broker accepts at most \(maxMessageBytes)", messageId: messageId(of: publish))
@@ -53,7 +54,8 @@ public enum Admission {
                            messageId: messageId(of: publish))
         }
         let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
-        let (envelope, keyId) = try signed.verifySignature(signingKey: { $0 == publisher.id ? signingKey : nil }, originator: publisher.id)
+        let (envelope, keyId) = try signed.verifySignature(signingKey: { $0 == publisher.id ? signingKey : nil }, previousKey: previousKey,
+                                                           originator: publisher.id)
         // The broker cannot read a sealed payload: it validates the envelope alone, then (below)
         // checks that the message is sealed to exactly the nodes the policy decides.
         let sealed = envelope.handling.sealed

@@ -17,17 +17,36 @@ public struct NodeRegistry: Sendable, Equatable {
         public var signingKey: String
         /// The node's X25519 public key, to which messages are sealed for it (`MessageKeys`).
         public var sealingKey: String
+        /// Signing keys the node used before `signingKey`, each with when it stopped signing: what
+        /// the node signed before then still verifies (journals, exports); nothing created later
+        /// does. A compromised key is not kept here.
+        public var previousSigningKeys: [PreviousSigningKey]
 
-        public init(profile: NodeProfile, publicKey: String, nextPublicKey: String? = nil, signingKey: String, sealingKey: String) {
+        public init(profile: NodeProfile, publicKey: String, nextPublicKey: String? = nil, signingKey: String, sealingKey: String,
+                    previousSigningKeys: [PreviousSigningKey] = []) {
             self.profile = profile
             self.publicKey = publicKey
             self.nextPublicKey = nextPublicKey
             self.signingKey = signingKey
             self.sealingKey = sealingKey
+            self.previousSigningKeys = previousSigningKeys
         }
 
         /// The keys a connection may authenticate with as this node.
         public var publicKeys: [String] { [publicKey] + (nextPublicKey.map { [$0] } ?? []) }
+    }
+
+    /// A signing key a node no longer signs with.
+    public struct PreviousSigningKey: Sendable, Equatable, Codable {
+        /// The Ed25519 public key, base64url as `signingKey`.
+        public var key: String
+        /// When it stopped signing: it verifies what was created before then, nothing after.
+        public var retiredAt: Date
+
+        public init(key: String, retiredAt: Date) {
+            self.key = key
+            self.retiredAt = retiredAt
+        }
     }
 
     public let entries: [Entry]
@@ -48,6 +67,15 @@ public struct NodeRegistry: Sendable, Equatable {
     public func signingKey(of id: String) -> Curve25519.Signing.PublicKey? {
         signingKeys[id].flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
     }
+    /// The previous signing key of node `id` whose key id is `keyId`, with when it was retired.
+    public func previousSigningKey(of id: String, keyId: String) -> (key: Curve25519.Signing.PublicKey, retiredAt: Date)? {
+        for previous in entry(id: id)?.previousSigningKeys ?? [] {
+            guard let key = MessageKeys.signingPublicKey(previous.key), PublicationSignature.keyId(key) == keyId else { continue }
+            return (key, previous.retiredAt)
+        }
+        return nil
+    }
+
     /// The X25519 key to which messages are sealed for node `id`.
     public func sealingKey(of id: String) -> Curve25519.KeyAgreement.PublicKey? {
         sealingKeys[id].flatMap { try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: $0) }
@@ -97,6 +125,15 @@ public struct NodeRegistry: Sendable, Equatable {
                     throw RegistryError("node \(id): \(field) is the same key as \(other.field) of node \(other.node); each purpose and node needs its own key")
                 }
                 keyBytes[bytes] = (id, field)
+            }
+            for previous in entry.previousSigningKeys {
+                guard MessageKeys.signingPublicKey(previous.key) != nil, let bytes = MessageKeys.bytes(previous.key) else {
+                    throw RegistryError("node \(id): previousSigningKeys: a key must be a 32-byte public key in base64url (43 characters)")
+                }
+                if let other = keyBytes[bytes] {
+                    throw RegistryError("node \(id): previousSigningKeys holds the same key as \(other.field) of node \(other.node)")
+                }
+                keyBytes[bytes] = (id, "previousSigningKeys")
             }
             guard entry.profile.clearance != .unspecified else { throw RegistryError("node \(id): clearance is required") }
             let forbidden = entry.profile.mayPublish.subtracting(entry.profile.role.publishableTypes)
@@ -152,7 +189,9 @@ public struct NodeRegistry: Sendable, Equatable {
     public init(json: Data) throws(RegistryError) {
         let file: RegistryFile
         do {
-            file = try JSONDecoder().decode(RegistryFile.self, from: json)
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            file = try decoder.decode(RegistryFile.self, from: json)
         } catch {
             throw RegistryError("not a valid registry: \(Self.describe(error))")
         }
@@ -183,7 +222,7 @@ public struct NodeRegistry: Sendable, Equatable {
                                     + "(ctbus keygen writes it as NAME.\(node.signingKey == nil ? "sign" : "seal").pub)")
             }
             entries.append(Entry(profile: profile, publicKey: node.publicKey, nextPublicKey: node.nextPublicKey,
-                                 signingKey: signingKey, sealingKey: sealingKey))
+                                 signingKey: signingKey, sealingKey: sealingKey, previousSigningKeys: node.previousSigningKeys ?? []))
         }
         try self.init(entries: entries)
     }
@@ -195,12 +234,14 @@ public struct NodeRegistry: Sendable, Equatable {
             return RegistryFile.Node(id: profile.id, role: profile.role.rawValue, clearance: profile.clearance.name,
                                      groups: profile.groups.sorted(), publicKey: entry.publicKey, nextPublicKey: entry.nextPublicKey,
                                      signingKey: entry.signingKey, sealingKey: entry.sealingKey,
+                                     previousSigningKeys: entry.previousSigningKeys.isEmpty ? nil : entry.previousSigningKeys,
                                      mayPublish: profile.mayPublish.map(\.name).sorted(),
                                      subscriptions: profile.subscriptions.map(\.name).sorted(),
                                      themes: profile.themes.sorted())
         })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] // keys as written by keygen
+        encoder.dateEncodingStrategy = .iso8601
         return try encoder.encode(file)
     }
 
@@ -244,12 +285,13 @@ struct RegistryFile: Codable {
         var nextPublicKey: String?
         var signingKey: String?
         var sealingKey: String?
+        var previousSigningKeys: [NodeRegistry.PreviousSigningKey]?
         var mayPublish: [String]?
         var subscriptions: [String]?
         var themes: [String]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, role, clearance, groups, publicKey, nextPublicKey, signingKey, sealingKey, mayPublish, subscriptions, themes
+            case id, role, clearance, groups, publicKey, nextPublicKey, signingKey, sealingKey, previousSigningKeys, mayPublish, subscriptions, themes
             static let allNames = Set(allCases.map(\.rawValue))
         }
     }

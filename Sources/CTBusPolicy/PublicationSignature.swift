@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
 
-/// The publisher's signature over a publication (issue 13): Ed25519 over the exact envelope and
-/// payload bytes it sends and the digests of its disclosures, under a domain prefix that names
-/// the protocol version. Not on the wire yet: the design is docs/design/end-to-end.md.
+/// The publisher's signature over a publication (PROTOCOL.md 7.2): Ed25519 over the exact envelope
+/// and payload bytes it sends and the digests of its disclosures, under a domain prefix that
+/// names the protocol version.
 public enum PublicationSignature {
     static let domain = Data("CTBus-Publication-v1\u{0}".utf8)
 

@@ -161,9 +161,9 @@ extension SignedPublication {
     /// A sealed message is opened with `opening` after the signature check, and its content is
     /// checked the same way (SEALED_TO_MISMATCH: not sealed to this node; SEAL_INVALID: does not
     /// decode or open).
-    public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?, originator: String? = nil,
-                       whole: Bool = false, opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
-        let (envelope, keyId) = try verifySignature(signingKey: signingKey, originator: originator)
+    public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?, previousKey: PreviousKeyLookup = { _, _ in nil },
+                       originator: String? = nil, whole: Bool = false, opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
+        let (envelope, keyId) = try verifySignature(signingKey: signingKey, previousKey: previousKey, originator: originator)
         return try verifyContents(envelope: envelope, keyId: keyId, whole: whole, opening: opening)
     }
 
@@ -225,9 +225,10 @@ extension SignedPublication {
     }
 
     /// The signature check alone: the envelope decodes, its originator is `originator` when one
-    /// is given, the proof names the originator's key and the signature verifies. What the broker
+    /// is given, the proof names the originator's key (or a previous key of the originator, for a
+    /// message created before that key was retired) and the signature verifies. What the broker
     /// checks of a sealed publication, whose content it cannot read.
-    public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?,
+    public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?, previousKey: PreviousKeyLookup = { _, _ in nil },
                                 originator: String? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
         let envelope: Envelope
         do throws(Canonical.Failure) {
@@ -245,14 +246,12 @@ extension SignedPublication {
             throw fail(.notPermitted, "envelope.originator must be the publishing node \(originator): a node publishes only as itself")
         }
         guard MessageValidator.isNodeId(envelope.originator) else { throw fail(.validationFailed, "envelope.originator is not a node id") }
-        guard let key = signingKey(envelope.originator) else {
+        guard let current = signingKey(envelope.originator) else {
             throw fail(.unknownSigningKey, "originator \(envelope.originator) has no signing key in the registry")
         }
-        let keyId = PublicationSignature.keyId(key)
-        guard proof.keyID == keyId else {
-            let named = proof.keyID.utf8.count == 16 && proof.keyID.allSatisfy(\.isHexDigit) ? "key \(proof.keyID)" : "an unreadable key id"
-            throw fail(.unknownSigningKey, "signed with \(named); the registry's signing key of \(envelope.originator) is \(keyId)")
-        }
+        let key = try Self.key(named: proof.keyID, current: current, previous: previousKey, of: envelope.originator,
+                               signedAt: envelope.createdAt.date, messageId: messageId)
+        let keyId = proof.keyID
         guard !proof.signature.isEmpty else { throw fail(.signatureInvalid, "the publication carries no signature") }
         guard PublicationSignature.verify(proof.signature, envelope: signedEnvelope, payload: payload, digests: proof.digests, key: key) else {
             throw fail(.signatureInvalid, "the signature of \(envelope.originator) does not verify over the signed bytes")
@@ -329,4 +328,26 @@ extension SignedPublication {
         }
         return content
     }
+
+    /// The key `keyId` names among `node`'s current key and its previous ones: a previous key
+    /// only for what was signed (by the signed time) before it was retired. UNKNOWN_SIGNING_KEY
+    /// otherwise.
+    static func key(named keyId: String, current: Curve25519.Signing.PublicKey, previous: PreviousKeyLookup, of node: String,
+                    signedAt: Date, messageId: String?) throws(BusError) -> Curve25519.Signing.PublicKey {
+        let currentId = PublicationSignature.keyId(current)
+        if keyId == currentId { return current }
+        let named = keyId.utf8.count == 16 && keyId.allSatisfy(\.isHexDigit) ? "key \(keyId)" : "an unreadable key id"
+        guard let (key, retiredAt) = previous(node, keyId) else {
+            throw BusError(.unknownSigningKey, "signed with \(named); the registry's signing key of \(node) is \(currentId)", messageId: messageId)
+        }
+        guard signedAt < retiredAt else {
+            throw BusError(.unknownSigningKey, "signed with \(named), which \(node) retired at \(ISO8601DateFormatter().string(from: retiredAt)), "
+                           + "for something dated after that; its signing key is \(currentId)", messageId: messageId)
+        }
+        return key
+    }
 }
+
+/// Finds a previous signing key of a node by key id, with when it was retired
+/// (`NodeRegistry.previousSigningKey(of:keyId:)`).
+public typealias PreviousKeyLookup = (_ node: String, _ keyId: String) -> (key: Curve25519.Signing.PublicKey, retiredAt: Date)?

@@ -43,24 +43,22 @@ extension Revocation {
     /// proof names that key (UNKNOWN_SIGNING_KEY) and verifies (SIGNATURE_INVALID). Returns the
     /// key id.
     @discardableResult
-    public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?) throws(BusError) -> String {
+    public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?,
+                       previousKey: PreviousKeyLookup = { _, _ in nil }) throws(BusError) -> String {
         let messageId = MessageValidator.echoable(messageID)
         guard !signature.isEmpty, hasRevokedAt else {
             throw BusError(.signatureInvalid, "an unsigned revocation", messageId: messageId)
         }
-        guard let key = signingKey(revokedBy) else {
+        guard let current = signingKey(revokedBy) else {
             throw BusError(.unknownSigningKey, "revoked_by \(MessageValidator.echoable(revokedBy) ?? "(unreadable)") has no signing key in the registry",
                            messageId: messageId)
         }
-        let keyId = PublicationSignature.keyId(key)
-        guard keyID == keyId else {
-            throw BusError(.unknownSigningKey, "the revocation names another key than the registry's signing key of \(revokedBy) (\(keyId))",
-                           messageId: messageId)
-        }
+        let key = try SignedPublication.key(named: keyID, current: current, previous: previousKey, of: revokedBy,
+                                            signedAt: revokedAt.date, messageId: messageId)
         guard key.isValidSignature(signature, for: signedBytes) else {
             throw BusError(.signatureInvalid, "the revocation's signature does not verify for \(revokedBy)", messageId: messageId)
         }
-        return keyId
+        return keyID
     }
 
     /// What a node sends the broker to revoke: this statement's fields but `revoked_by`, which

@@ -35,6 +35,12 @@ struct KeygenCommand: ParsableCommand {
         """)
     var messageKeysOnly = false
 
+    @Flag(help: """
+        With --register-in, when the node's keys are replaced: the old signing key was compromised, so drop it instead         of keeping it as a previous key (by default it stays in previousSigningKeys, retired now, so that what the node \
+        signed before still verifies; a thief of the key could backdate what it signs, so a compromised key is not kept).
+        """)
+    var compromised = false
+
     @Argument(help: "The key's name, usually the node id or \"broker\".")
     var name: String
 
@@ -73,6 +79,12 @@ struct KeygenCommand: ParsableCommand {
                         changed.publicKey = pair.publicKey
                         changed.signingKey = signing ?? entry.signingKey
                         changed.sealingKey = sealing ?? entry.sealingKey
+                        if !compromised, changed.signingKey != entry.signingKey {
+                            // Retired at the next whole second (the registry keeps seconds), so
+                            // nothing signed before now is dated after the retirement.
+                            let retiredAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 1).rounded(.down))
+                            changed.previousSigningKeys.append(.init(key: entry.signingKey, retiredAt: retiredAt))
+                        }
                     }
                     return changed
                 }
@@ -82,6 +94,10 @@ struct KeygenCommand: ParsableCommand {
                     print("next: ctbus registry reload; run the node with \(files.secretKeyFile); ctbus registry finish-rotation \(name); reload again")
                 } else {
                     print("registry: \(path) now holds these public keys for \(name)")
+                    if let previous = entries.first(where: { $0.profile.id == name })?.previousSigningKeys.last, !compromised {
+                        print("registry: the old signing key stays as a previous key of \(name), retired at "
+                              + "\(ISO8601DateFormatter().string(from: previous.retiredAt)): what it signed before then still verifies")
+                    }
                 }
             }
         }

@@ -197,6 +197,43 @@ struct SignatureEndToEndTests {
         #expect(!checked.output.contains("entry 1 "))
     }
 
+    @Test("Replacing a node's keys keeps its old signing key as a previous one: journal verify and the independent export check still verify what it signed before; with --compromised the old key is dropped")
+    func keyHistory() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let journal = try NodeJournal(path: bus.journalPath("oct"))
+        let old = SampleMessages.recommendation()
+        try journal.recordDelivery(old, sequence: 1, signedWith: try bus.signingKey(of: "cted"))
+        let registry = bus.brokerConfiguration.registryFile
+        let keys = bus.folder.appendingPathComponent("new-keys")
+        let replaced = try CommandLineTests.run(["keygen", "cted", "--out", keys.path, "--register-in", registry])
+        #expect(replaced.status == 0, "\(replaced.errors)")
+        #expect(replaced.output.contains("the old signing key stays as a previous key of cted"), "\(replaced.output)")
+        let updated = try NodeRegistry(json: Data(contentsOf: URL(fileURLWithPath: registry)))
+        #expect(updated.entry(id: "cted")?.previousSigningKeys.count == 1)
+        #expect(updated.signingKey(of: "cted")?.rawRepresentation != bus.registry.signingKey(of: "cted")?.rawRepresentation)
+
+        let verify = try CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
+        #expect(verify.status == 0, "\(verify.output)")
+        let export = try CommandLineTests.run(["journal", "export", "--journal", bus.journalPath("oct")])
+        let independent = try Self.verifyExport(export.output, registry: registry)
+        #expect(independent.status == 0, "\(independent.output)")
+
+        // A message from the old key dated after its retirement does not verify.
+        var late = SampleMessages.recommendation()
+        late.envelope.createdAt = .init(date: Date().addingTimeInterval(3_600))
+        try journal.recordDelivery(late, sequence: 2, signedWith: try bus.signingKey(of: "cted"))
+        let lateVerify = try CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
+        #expect(lateVerify.status == 1 && lateVerify.output.contains("retired at"), "\(lateVerify.output)")
+
+        // Compromised: the old key goes, and what it signed no longer verifies.
+        let again = try CommandLineTests.run(["keygen", "cted", "--out", bus.folder.appendingPathComponent("newer-keys").path,
+                                              "--register-in", registry, "--compromised"])
+        #expect(again.status == 0 && !again.output.contains("stays as a previous key"))
+        #expect(try NodeRegistry(json: Data(contentsOf: URL(fileURLWithPath: registry))).entry(id: "cted")?.previousSigningKeys.count == 1,
+                "the key retired before stays; the compromised one is not added")
+    }
+
     @Test("journal verify names a column edited beside the hashed bytes (originator, type, classification, subject, created_at), which lists, filters and exports read")
     func verifyFindsEditedColumns() throws {
         let bus = try LocalBus()

@@ -205,6 +205,30 @@ struct SignedPublicationTests {
         #expect(verify(try Self.resigned(signed, digests: true)) == nil, "re-signing alone changes nothing")
     }
 
+    @Test("A retired signing key still verifies what was created before it was retired, and nothing created after; a revocation likewise")
+    func previousKeys() throws {
+        let retiredAt = Date(timeIntervalSince1970: 1_800_000_000)
+        let previous: PreviousKeyLookup = { node, keyId in
+            node == "cted" && keyId == PublicationSignature.keyId(Self.oct.publicKey) ? (Self.oct.publicKey, retiredAt) : nil
+        }
+        // CTED's current key is `cted`; `oct` stands for the key it signed with before.
+        func signed(at date: Date) throws -> SignedPublication {
+            var message = Self.restricted()
+            message.envelope.createdAt = .init(date: date)
+            return try Self.sign(message, with: Self.oct)
+        }
+        let before = try signed(at: retiredAt.addingTimeInterval(-60))
+        #expect(Self.code { () throws(BusError) in try before.verify(signingKey: Self.keys) } == .unknownSigningKey, "without the history")
+        #expect(try before.verify(signingKey: Self.keys, previousKey: previous).keyId == PublicationSignature.keyId(Self.oct.publicKey))
+        let after = try signed(at: retiredAt.addingTimeInterval(1))
+        #expect(Self.code { () throws(BusError) in try after.verify(signingKey: Self.keys, previousKey: previous) } == .unknownSigningKey)
+
+        let early = try Revocation.signed(messageId: MessageID.generate(), reason: "r", by: "cted", at: retiredAt.addingTimeInterval(-1), with: Self.oct)
+        #expect(try early.verify(signingKey: Self.keys, previousKey: previous) == PublicationSignature.keyId(Self.oct.publicKey))
+        let late = try Revocation.signed(messageId: MessageID.generate(), reason: "r", by: "cted", at: retiredAt, with: Self.oct)
+        #expect(throws: BusError.self) { try late.verify(signingKey: Self.keys, previousKey: previous) }
+    }
+
     @Test("An activity matrix restricts budgets per activity: one disclosure per activity, each withheld alike")
     func perActivity() throws {
         var message = SampleMessages.activityMatrix(answering: [MessageID.generate()])

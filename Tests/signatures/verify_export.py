@@ -12,9 +12,11 @@ keys the export carries (ChaCha20-Poly1305, PROTOCOL.md 7.5), the disclosures pu
 the result compared with the "message" JSON of the line. A line without a proof (journaled
 before signatures) cannot be verified and fails. Prints "ok LINE MESSAGE-ID" or
 "FAIL LINE MESSAGE-ID: why" per line, and exits 1 when any line fails."""
+import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,12 +76,16 @@ def check(line, keys):
     message, proof = line["message"], line["proof"]
     if proof is None:
         return "no proof (journaled before signatures)"
-    key_text = keys.get(proof["originator"])
-    if key_text is None:
+    known = keys.get(proof["originator"])
+    if known is None:
         return "originator %s is not in the registry" % proof["originator"]
-    raw_key = b64url(key_text)
-    if key_id(raw_key) != proof["keyId"]:
-        return "signed with key %s, not the registry's key of %s" % (proof["keyId"], proof["originator"])
+    # The current key, or a previous one for what was created before it was retired (PROTOCOL.md 7.2).
+    named = [(b64url(text), retired) for text, retired in known if key_id(b64url(text)) == proof["keyId"]]
+    if not named:
+        return "signed with key %s, not a registry key of %s" % (proof["keyId"], proof["originator"])
+    raw_key, retired = named[0]
+    if retired is not None and instant(message["envelope"]["created_at"]) >= instant(retired):
+        return "signed with key %s, retired before the message was created" % proof["keyId"]
     envelope, payload = b64url(proof["envelope"]), b64url(proof["payload"])
     digests = [b64url(d) for d in proof["digests"]]
     try:
@@ -95,6 +101,12 @@ def check(line, keys):
     if fields.get(4, b"").decode() != proof["originator"] or message["envelope"].get("originator") != proof["originator"]:
         return "the exported originator is not the signed one"
     return check_content(message, proof, envelope, payload)
+
+
+def instant(text):
+    """An RFC 3339 time (protobuf JSON, the registry's retiredAt) as an aware datetime."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # microseconds at most, for older Pythons
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def canonical(kind, data):
@@ -157,7 +169,9 @@ def main():
     global ENV, MSG, WIRE, MSG_JSON
     ENV, MSG, WIRE, MSG_JSON = schema_modules()
     registry = json.load(open(sys.argv[1]))
-    keys = {node["id"]: node["signingKey"] for node in registry["nodes"]}
+    keys = {node["id"]: [(node["signingKey"], None)]
+            + [(previous["key"], previous["retiredAt"]) for previous in node.get("previousSigningKeys", [])]
+            for node in registry["nodes"]}
     failed = 0
     for number, text in enumerate(sys.stdin, start=1):
         if not text.strip():
