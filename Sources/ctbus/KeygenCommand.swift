@@ -133,17 +133,25 @@ struct KeygenCommand: ParsableCommand {
         if !missing.isEmpty { print("still without them (the broker refuses this registry until they have them): \(missing.joined(separator: ", "))") }
     }
 
-    /// All or nothing: no key file is written while any of NAME.key / NAME.pub for `names` exists.
     private func requireNew(_ names: [String]) throws {
+        try Self.requireNew(names, in: out)
+    }
+
+    /// All or nothing: no key file is written while any of NAME.key / NAME.pub for `names` exists.
+    static func requireNew(_ names: [String], in out: String) throws {
         for file in names.flatMap({ ["\($0).key", "\($0).pub"] }) {
             let path = (out as NSString).appendingPathComponent(file)
             if FileManager.default.fileExists(atPath: path) { throw ConfigurationError("\(path) exists already; remove it first to make a new key") }
         }
     }
 
-    /// Writes NAME.sign.* and NAME.seal.*, one key per purpose (Ed25519 to sign publications, X25519
-    /// to open sealed messages), says where, and returns the public keys.
     private func writeMessageKeys() throws -> (signing: String, sealing: String) {
+        try Self.writeMessageKeys(folder: out, name: name)
+    }
+
+    /// Writes NAME.sign.* and NAME.seal.* into `folder`, one key per purpose (Ed25519 to sign
+    /// publications, X25519 to open sealed messages), says where, and returns the public keys.
+    static func writeMessageKeys(folder out: String, name: String) throws -> (signing: String, sealing: String) {
         let sign = MessageKeys.newSigningKey()
         let seal = MessageKeys.newSealingKey()
         let signFiles = try KeyFiles.writePair(folder: out, name: "\(name).sign", secret: sign.secret, public: sign.public)

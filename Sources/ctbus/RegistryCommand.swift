@@ -4,12 +4,13 @@ import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
 import Foundation
+import ZeroMQ
 
 struct RegistryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registry",
-        abstract: "Check the node registry, reload it into a running broker, see its history, finish a key rotation.",
-        subcommands: [Check.self, Reload.self, History.self, FinishRotation.self])
+        abstract: "Check the node registry, add or remove a node, reload it into a running broker, see its history, finish a key rotation.",
+        subcommands: [Check.self, Add.self, Remove.self, Reload.self, History.self, FinishRotation.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a registry file (exit 1 with the reason when it does not validate).")
@@ -103,6 +104,104 @@ struct RegistryCommand: ParsableCommand {
                     guard let last = page.last else { break }
                     after = last.seq
                 }
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a node to a registry file, with new key pairs (then copy the registry to the nodes and reload the broker).",
+            discussion: """
+                Writes NODE.key/.pub (CURVE), NODE.sign.key/.pub (Ed25519) and NODE.seal.key/.pub (X25519) into --keys-out \
+                (secrets 0600; nothing is written if any exists) and adds the entry with their public keys. The registry \
+                is checked whole before anything is written. deploy/README.md shows the whole path of adding a node.
+                """)
+
+        @Argument(help: "The new node's id (a-z, 0-9 and '-').")
+        var node: String
+
+        @Option(name: .long, help: "The registry file to change.")
+        var registry: String
+
+        @Option(name: .long, help: "oct, cted, working-group or compact-entity.")
+        var role: String
+
+        @Option(name: .long, help: "UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL.")
+        var clearance: String
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Groups the node belongs to (releasability lists may name them).")
+        var groups: [String] = []
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Types it may publish (default: all its role may).")
+        var mayPublish: [String] = []
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Types it receives (default: all).")
+        var subscriptions: [String] = []
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Themes it follows (default: all).")
+        var themes: [String] = []
+
+        @Option(name: .long, help: "The folder to write the node's key files into.")
+        var keysOut: String
+
+        func run() throws {
+            try runReportingErrors {
+                let current = try Broker.loadRegistry(registry)
+                guard current.entry(id: node) == nil else { throw ConfigurationError("node \(node) is in the registry \(registry) already") }
+                guard let role = Role(rawValue: role) else {
+                    throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                guard let level = Classification(name: clearance) else {
+                    throw ValidationError("--clearance must be UNCLASSIFIED, CONFIDENTIAL or STRICTLY_CONFIDENTIAL")
+                }
+                func types(_ names: [String], _ option: String) throws -> Set<MessageType>? {
+                    guard !names.isEmpty else { return nil }
+                    return Set(try names.map { name in
+                        guard let type = MessageType(name: name) else { throw ValidationError("--\(option): unknown type \(name)") }
+                        return type
+                    })
+                }
+                let profile = NodeProfile(id: node, role: role, clearance: level, groups: Set(groups),
+                                          mayPublish: try types(mayPublish, "may-publish"), subscriptions: try types(subscriptions, "subscriptions"),
+                                          themes: Set(themes))
+                let pair = try CurveKeyPair.generate()
+                // Checked whole (the message keys stood in for) before a key file is written, so a
+                // mistake leaves nothing behind.
+                _ = try NodeRegistry(entries: current.entries + [NodeRegistry.Entry(
+                    profile: profile, publicKey: pair.publicKey,
+                    signingKey: MessageKeys.newSigningKey().public, sealingKey: MessageKeys.newSealingKey().public)])
+                try KeygenCommand.requireNew([node, "\(node).sign", "\(node).seal"], in: keysOut)
+                let files = try pair.write(toFolder: keysOut, name: node)
+                print("transport (CURVE) secret key: \(files.secretKeyFile)")
+                print("transport (CURVE) public key: \(files.publicKeyFile) \(pair.publicKey)")
+                let keys = try KeygenCommand.writeMessageKeys(folder: keysOut, name: node)
+                let entry = NodeRegistry.Entry(profile: profile, publicKey: pair.publicKey, signingKey: keys.signing, sealingKey: keys.sealing)
+                try ConfigurationFile.replace(registry, with: try NodeRegistry(entries: current.entries + [entry]).json())
+                print("registry \(registry): node \(node) added (\(role.rawValue), \(level.name))")
+                print("next: copy the registry to every node, ctbus registry reload --broker-config BROKER.json, "
+                      + "then start the node with a configuration naming these keys (deploy/README.md)")
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a node from a registry file (then reload the broker: its session ends, its queue is dropped).")
+
+        @Argument(help: "The node id.")
+        var node: String
+
+        @Option(name: .long, help: "The registry file to change.")
+        var registry: String
+
+        func run() throws {
+            try runReportingErrors {
+                let current = try Broker.loadRegistry(registry)
+                guard current.entry(id: node) != nil else { throw ConfigurationError("node \(node) is not in the registry \(registry)") }
+                try ConfigurationFile.replace(registry, with: try NodeRegistry(entries: current.entries.filter { $0.profile.id != node }).json())
+                print("registry \(registry): node \(node) removed")
+                print("next: ctbus registry reload --broker-config BROKER.json, and copy the registry to every node; "
+                      + "what the node signed stays verifiable only while some registry copy keeps its key")
             }
         }
     }

@@ -30,6 +30,45 @@ struct RegistryReloadTests {
         try bus.broker!.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
     }
 
+    @Test("ctbus registry add gives a new node its three key pairs and its entry; after a reload it connects with them and receives what it is entitled to; registry remove takes it out again")
+    func addAndRemoveNode() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        let registry = bus.brokerConfiguration.registryFile
+        let keys = bus.folder.appendingPathComponent("wg-new-keys")
+        let add = ["registry", "add", "wg-new", "--registry", registry, "--role", "working-group", "--clearance", "CONFIDENTIAL",
+                   "--groups", "compact-wg", "--keys-out", keys.path]
+        let added = try CommandLineTests.run(add)
+        #expect(added.status == 0 && added.output.contains("node wg-new added"), "\(added.errors)")
+        for file in ["wg-new.key", "wg-new.sign.key", "wg-new.seal.key"] {
+            #expect(PrivateFiles.mode(of: keys.appendingPathComponent(file).path) == 0o600, "\(file)")
+        }
+        let twice = try CommandLineTests.run(add)
+        #expect(twice.status == 1 && twice.errors.contains("node wg-new is in the registry"), "\(twice.errors)")
+        let typo = try CommandLineTests.run(["registry", "add", "wg-other", "--registry", registry, "--role", "working-group",
+                                             "--clearance", "SECRET", "--keys-out", keys.path])
+        #expect(typo.status != 0 && !FileManager.default.fileExists(atPath: keys.appendingPathComponent("wg-other.key").path))
+        #expect(try Self.reload(bus).map(\.description) == ["added wg-new"])
+
+        var configuration = bus.nodeConfiguration("oct")
+        configuration.nodeId = "wg-new"
+        configuration.secretKeyFile = keys.appendingPathComponent("wg-new.key").path
+        configuration.journalPath = bus.journalPath("wg-new")
+        configuration.clearance = "CONFIDENTIAL"
+        let node = try Node(configuration: configuration, keyPair: try CurveKeyPair(secretKeyFile: configuration.secretKeyFile),
+                            brokerPublicKey: bus.brokerKeys.publicKey, journal: try NodeJournal(path: configuration.journalPath))
+        defer { node.stop() }
+        let id = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["compact-wg"])),
+                                 from: "cted")
+        #expect(try Wait.until { try NodeJournal(path: configuration.journalPath).count(messageId: id) == 1 })
+
+        let removed = try CommandLineTests.run(["registry", "remove", "wg-new", "--registry", registry])
+        #expect(removed.status == 0, "\(removed.errors)")
+        #expect(try Self.reload(bus).map(\.description) == ["removed wg-new"])
+    }
+
     @Test("A lowered clearance withholds a CONFIDENTIAL message queued before the change; the audit names the rule; an UNCLASSIFIED one still arrives")
     func loweredClearance() throws {
         let bus = try LocalBus()
