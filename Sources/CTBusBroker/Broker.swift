@@ -129,7 +129,9 @@ public final class Broker: Sendable {
         let storePath = configuration.storePath
         try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) {
             // Checked read-only first: nothing is written to a damaged store.
-            try BrokerStore.checkAtStart(path: storePath)
+            if let skipped = try BrokerStore.checkAtStart(path: storePath) {
+                logger.notice("store checked at start, in part", metadata: ["store": "\(storePath)", "skipped": "\(skipped)"])
+            }
             return try BrokerStore(path: storePath)
         }
     }

@@ -301,16 +301,18 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Checks the whole store: SQLite's integrity check, then the hash chain of stored
     /// messages, reporting the first broken link. Never crashes on a damaged file.
     public func verify() throws(StoreError) -> ChainReport {
-        try database.read { db in
-            var report = ChainVerifier.verify(
-                db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
-                    + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash, m.proof "
-                    + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
-                recovery: database.recovery, what: "message", migrator: Self.migrator,
-                decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
-            report.removedByRetention = (try? Self.removedTotal(in: db)) ?? 0
-            return report
-        }
+        try database.read { db in Self.verify(db, recovery: database.recovery) }
+    }
+
+    static func verify(_ db: Database, recovery: String?) -> ChainReport {
+        var report = ChainVerifier.verify(
+            db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
+                + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash, m.proof "
+                + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
+            recovery: recovery, what: "message", migrator: Self.migrator,
+            decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+        report.removedByRetention = (try? Self.removedTotal(in: db)) ?? 0
+        return report
     }
 
     static func chainRow(_ row: Row) throws -> ChainRow {
@@ -322,11 +324,25 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             hash: try row.decode(atIndex: 5), linksTo: linksTo)
     }
 
-    /// The chain's view of a message row, after reading the rest of the row as the broker does.
+    /// The chain's view of a message row, after reading the rest of the row as the broker does
+    /// and checking that the columns copied from the envelope (type, classification, expiry:
+    /// `audit` shows and retention reads them) still say what the hashed envelope says.
     static func checkedChainRow(_ row: Row) throws -> ChainRow {
-        _ = try (row.decode(String.self, atIndex: 6), row.decode(String.self, atIndex: 7), row.decode(Double.self, atIndex: 8),
-                 row.decode(Double?.self, atIndex: 9), row.decode(Double?.self, atIndex: 10), row.decode(String?.self, atIndex: 11))
-        return try chainRow(row)
+        let (type, classification, _, expiresAt, _, _) = try (row.decode(String.self, atIndex: 6), row.decode(String.self, atIndex: 7),
+                                                             row.decode(Double.self, atIndex: 8), row.decode(Double?.self, atIndex: 9),
+                                                             row.decode(Double?.self, atIndex: 10), row.decode(String?.self, atIndex: 11))
+        let item = try chainRow(row)
+        if let envelope = try? Envelope(serializedBytes: try row.decode(Data.self, atIndex: 3)) {
+            let expiry = envelope.hasExpiresAt ? envelope.expiresAt.date.timeIntervalSince1970 : nil
+            let disagreeing = [("type", type == envelope.type.name),
+                               ("classification", classification == envelope.handling.classification.name),
+                               ("expires_at", expiry.map { expected in expiresAt.map { abs($0 - expected) < 0.001 } ?? false } ?? (expiresAt == nil))]
+                .filter { !$0.1 }.map(\.0)
+            guard disagreeing.isEmpty else {
+                throw StoreError(.damaged, "message \(item.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")
+            }
+        }
+        return item
     }
 
     /// Reads the delivery queues, the audit trail and the sequence counters as the broker and
@@ -363,14 +379,15 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     /// What the broker checks before it writes to its store (`ChainVerifier.startProblem`).
     /// Throws `StoreError.damaged` naming the file and what helps.
-    public func checkAtStart() throws(StoreError) {
-        let problem = try database.read { db in
-            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: """
+    public func checkAtStart() throws(StoreError) -> String? {
+        let (problem, skipped) = try database.read { db in
+            ChainVerifier.startCheck(db, table: "message", what: "message", migrator: Self.migrator,
+                                     full: { db in Self.verify(db, recovery: nil) }, lastTwo: """
                 SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash, m.proof
                 FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
-                """, what: "message", decode: Self.chainRow)
+                """, decode: Self.chainRow)
         }
-        guard let problem else { return }
+        guard let problem else { return skipped }
         throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "
                          + "See `ctbus journal verify --broker-store \(path)`, and restore the store from a backup "
                          + "(README, Damaged files)")

@@ -66,11 +66,11 @@ extension NodeJournal {
             unreadableTail = "the file could not be opened as a journal (\(error.description))"
         }
 
-        var kept: [JournalEntry] = []
+        var kept: [SalvagedEntry] = []
         var lost: [SalvageReport.Lost] = []
         var previousHash: Data? = HashChain.genesis
         for (position, row) in rows {
-            guard let row, let item = try? chainRow(row), let entry = try? JournalEntry(row: row) else {
+            guard let row, let item = try? chainRow(row) else {
                 lost.append(.init(position: position, messageId: ((try? row?.decode(String?.self, forColumn: "message_id")) ?? nil) ?? "",
                                   direction: (try? row?.decode(String?.self, forColumn: "direction")) ?? nil,
                                   reason: row == nil ? "unreadable" : "a field is missing or of the wrong type"))
@@ -78,14 +78,20 @@ extension NodeJournal {
                 continue
             }
             defer { previousHash = item.hash }
+            let direction = (try? row.decode(String.self, forColumn: "direction")) ?? ""
             guard let previousHash else {
-                lost.append(.init(position: position, messageId: item.messageId, direction: entry.direction.rawValue,
+                lost.append(.init(position: position, messageId: item.messageId, direction: direction,
                                   reason: "the entry before it is unreadable, so its link cannot be checked"))
                 continue
             }
             guard HashChain.link(previous: previousHash, fields: item.fields) == item.hash else {
-                lost.append(.init(position: position, messageId: item.messageId, direction: entry.direction.rawValue,
+                lost.append(.init(position: position, messageId: item.messageId, direction: direction,
                                   reason: "its content does not match its hash"))
+                continue
+            }
+            guard let entry = SalvagedEntry(row, messageId: item.messageId, now: now) else {
+                lost.append(.init(position: position, messageId: item.messageId, direction: direction,
+                                  reason: "its hashed envelope does not decode or names another message"))
                 continue
             }
             kept.append(entry)
@@ -99,20 +105,24 @@ extension NodeJournal {
             var previous = HashChain.genesis
             for entry in kept {
                 let hash = HashChain.link(previous: previous, fields: chainFields(
-                    messageId: entry.messageId, direction: entry.direction.rawValue, envelope: entry.envelopeBytes,
-                    payload: entry.payload, redacted: entry.redactedPaths.joined(separator: ","), proof: entry.proof,
+                    messageId: entry.messageId, direction: entry.direction, envelope: entry.envelopeBytes,
+                    payload: entry.payload, redacted: entry.redacted, proof: entry.proof,
                     signedPayload: entry.signedPayload, contentKeys: entry.contentKeys))
+                // The columns beside the hashed bytes are written anew from the envelope, so damage
+                // there costs nothing and the new journal verifies.
+                let envelope = entry.envelope
                 try db.execute(sql: """
                     INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at, recorded_at,
                                        acknowledged_at, broker_sequence, envelope, payload, redacted_paths, hash, revoked_at, revoke_reason,
-                                       proof, signed_payload, content_keys)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       proof, signed_payload, content_keys, revocation)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [
-                        entry.messageId, entry.direction.rawValue, entry.typeName, entry.originator, entry.classificationName,
-                        entry.subject, entry.createdAt.timeIntervalSince1970, entry.recordedAt.timeIntervalSince1970,
+                        entry.messageId, entry.direction, envelope.type.name, envelope.originator, envelope.handling.classification.name,
+                        envelope.subject, envelope.createdAt.date.timeIntervalSince1970, entry.recordedAt.timeIntervalSince1970,
                         entry.acknowledgedAt?.timeIntervalSince1970, entry.brokerSequence, entry.envelopeBytes, entry.payload,
-                        entry.redactedPaths.isEmpty ? nil : entry.redactedPaths.joined(separator: ","), hash,
+                        entry.redacted.isEmpty ? nil : entry.redacted, hash,
                         entry.revokedAt?.timeIntervalSince1970, entry.revokeReason, entry.proof, entry.signedPayload, entry.contentKeys,
+                        entry.revocation,
                     ])
                 previous = hash
             }
@@ -128,7 +138,7 @@ extension NodeJournal {
                 outboxCount += 1
             }
             // A sent entry without acknowledgement whose outbox row was lost is sent again (the broker deduplicates).
-            for entry in kept where entry.direction == .sent && entry.acknowledgedAt == nil && !inOutbox.contains(entry.messageId) {
+            for entry in kept where entry.direction == Direction.sent.rawValue && entry.acknowledgedAt == nil && !inOutbox.contains(entry.messageId) {
                 try db.execute(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)",
                                arguments: [entry.messageId, now.timeIntervalSince1970])
                 outboxCount += 1
@@ -136,8 +146,9 @@ extension NodeJournal {
             for row in revocationRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id),
                       let reason = try? row.decode(String.self, forColumn: "reason") else { continue }
-                try db.execute(sql: "INSERT INTO revocation_outbox (message_id, reason, queued_at) VALUES (?, ?, ?)",
-                               arguments: [id, reason, now.timeIntervalSince1970])
+                let signed = row.hasColumn("revocation") ? ((try? row.decode(Data?.self, forColumn: "revocation")) ?? nil) : nil
+                try db.execute(sql: "INSERT INTO revocation_outbox (message_id, reason, queued_at, revocation) VALUES (?, ?, ?, ?)",
+                               arguments: [id, reason, now.timeIntervalSince1970, signed])
             }
             for row in draftRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), let type = try? row.decode(String.self, forColumn: "type"),
@@ -153,5 +164,51 @@ extension NodeJournal {
                            arguments: [ISO8601DateFormatter().string(from: now)])
         }
         return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: unreadableTail)
+    }
+}
+
+/// An entry whose hashed bytes verified, as salvage copies it: those bytes, the bookkeeping
+/// columns where they still read (each alone: one damaged value does not cost the entry), and the
+/// envelope the other columns are written from.
+struct SalvagedEntry {
+    let messageId: String
+    let direction: String
+    let envelopeBytes: Data
+    let envelope: Envelope
+    let payload: Data
+    let redacted: String
+    let proof: Data?
+    let signedPayload: Data?
+    let contentKeys: Data?
+    let recordedAt: Date
+    let acknowledgedAt: Date?
+    let brokerSequence: Int64?
+    let revokedAt: Date?
+    let revokeReason: String?
+    let revocation: Data?
+
+    init?(_ row: Row, messageId: String, now: Date) {
+        func value<T: DatabaseValueConvertible>(_ column: String, _: T.Type) -> T? {
+            guard row.hasColumn(column) else { return nil }
+            return (try? row.decode(T?.self, forColumn: column)) ?? nil
+        }
+        guard let direction = value("direction", String.self), let envelopeBytes = value("envelope", Data.self),
+              let envelope = try? Envelope(serializedBytes: envelopeBytes), envelope.messageID == messageId,
+              let payload = value("payload", Data.self) else { return nil }
+        self.messageId = messageId
+        self.direction = direction
+        self.envelopeBytes = envelopeBytes
+        self.envelope = envelope
+        self.payload = payload
+        redacted = value("redacted_paths", String.self) ?? ""
+        proof = value("proof", Data.self)
+        signedPayload = value("signed_payload", Data.self)
+        contentKeys = value("content_keys", Data.self)
+        recordedAt = value("recorded_at", Double.self).map(Date.init(timeIntervalSince1970:)) ?? now
+        acknowledgedAt = value("acknowledged_at", Double.self).map(Date.init(timeIntervalSince1970:))
+        brokerSequence = value("broker_sequence", Int64.self)
+        revokedAt = value("revoked_at", Double.self).map(Date.init(timeIntervalSince1970:))
+        revokeReason = value("revoke_reason", String.self)
+        revocation = value("revocation", Data.self)
     }
 }

@@ -527,12 +527,14 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// What a daemon checks before it writes to its journal (`ChainVerifier.startProblem`).
     /// Throws `StoreError.damaged` naming the file, the damage and the commands that help.
-    public func checkAtStart() throws(StoreError) {
-        let problem = try database.read { db in
-            ChainVerifier.startProblem(db, migrator: Self.migrator, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2",
-                                       what: "entry", decode: Self.chainRow)
+    public func checkAtStart() throws(StoreError) -> String? {
+        let (problem, skipped) = try database.read { db in
+            ChainVerifier.startCheck(db, table: "entry", what: "entry", migrator: Self.migrator, full: { db in
+                ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: nil, what: "entry",
+                                     migrator: Self.migrator, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+            }, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", decode: Self.chainRow)
         }
-        guard let problem else { return }
+        guard let problem else { return skipped }
         throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "
                          + "See `ctbus journal verify --journal \(path)`; `ctbus journal salvage --journal \(path)` "
                          + "copies every intact entry into a new journal (README, Damaged files)")

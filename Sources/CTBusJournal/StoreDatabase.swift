@@ -15,23 +15,25 @@ public enum StoreAccess: Sendable {
 /// A journal or a store, as a daemon checks it before writing to it.
 public protocol CheckedStoreFile {
     init(path: String, access: StoreAccess) throws(StoreError)
-    /// Throws `StoreError.damaged` naming the file, the damage and what helps.
-    func checkAtStart() throws(StoreError)
+    /// Throws `StoreError.damaged` naming the file, the damage and what helps; returns what it
+    /// left out on a file too large to check whole at start, for the daemon to log.
+    func checkAtStart() throws(StoreError) -> String?
 }
 
 extension CheckedStoreFile {
     /// The start-up check of the file at `path`, read-only, before a daemon opens it for
     /// writing. A file that does not exist or holds no schema yet (another process is creating
-    /// it) has nothing to check.
-    public static func checkAtStart(path: String) throws(StoreError) {
-        guard FileManager.default.fileExists(atPath: path) else { return }
+    /// it) has nothing to check. Returns what the check left out, if anything.
+    @discardableResult
+    public static func checkAtStart(path: String) throws(StoreError) -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
         let file: Self
         do {
             file = try Self(path: path, access: .readOnly)
         } catch where error.kind == .schema {
-            return
+            return nil
         }
-        try file.checkAtStart()
+        return try file.checkAtStart()
     }
 }
 

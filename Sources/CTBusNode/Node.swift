@@ -109,13 +109,21 @@ public final class Node: Sendable {
         let keyPair = try CurveKeyPair(secretKeyFile: configuration.secretKeyFile)
         let brokerKey = try configuration.resolvedBrokerPublicKey()
         let lock = try FileLock(guarding: journalPath, owner: "node \(configuration.nodeId)")
+        let existed = FileManager.default.fileExists(atPath: journalPath)
         do {
-            try NodeJournal.checkAtStart(path: journalPath)
+            if let skipped = try NodeJournal.checkAtStart(path: journalPath) {
+                logger.notice("journal checked at start, in part", metadata: ["journal": "\(journalPath)", "skipped": "\(skipped)"])
+            }
             let journal = try NodeJournal(path: journalPath)
             try self.init(configuration: configuration, keyPair: keyPair, brokerPublicKey: brokerKey, journal: journal,
                           lock: lock, logger: logger, metrics: metrics)
         } catch {
             lock.discard()
+            // A node that does not start leaves no empty journal behind (a later start with the
+            // configuration fixed creates it as new).
+            if !existed {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: journalPath + suffix) }
+            }
             throw error
         }
     }

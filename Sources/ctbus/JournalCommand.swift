@@ -281,7 +281,7 @@ extension JournalCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy every entry of a damaged journal that still verifies into a new journal.",
             discussion: """
-                With the node stopped: the damaged journal (and its -wal and -shm) is moved aside to \
+                With the node stopped (a journal that verifies is left alone): the damaged journal (and its -wal and -shm) is moved aside to \
                 JOURNAL.damaged-TIME, untouched, and a new journal takes its place holding every entry that \
                 still verifies, the outbox and the drafts. Started again, the node asks the broker once for its \
                 backlog, which brings back the received messages the damage took. With --out the new journal \
@@ -300,12 +300,19 @@ extension JournalCommand {
                 guard !FileLock.isHeld(path) else {
                     throw StoreError(.inUse, "a node is running on \(path); stop it first")
                 }
+                // An intact journal is left as it is: salvaging it again changes nothing.
+                if let report = try? NodeJournal(path: path, access: .readOnly).verify(), report.isIntact {
+                    print("journal \(path) verifies (\(report.entries) entries): nothing to salvage")
+                    return
+                }
                 let source: String
                 let target: String
                 if let out {
                     (source, target) = (path, out)
                 } else {
-                    let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+                    let format = ISO8601DateFormatter()
+                    format.formatOptions.insert(.withFractionalSeconds)
+                    let stamp = format.string(from: Date()).replacingOccurrences(of: ":", with: "")
                     source = "\(path).damaged-\(stamp)"
                     for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
                         try FileManager.default.moveItem(atPath: path + suffix, toPath: source + suffix)

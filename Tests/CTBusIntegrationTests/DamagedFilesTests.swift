@@ -226,7 +226,7 @@ struct DamagedFilesTests {
         try bus.writeConfigurationFiles()
         let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(start.status == 1)
-        #expect(start.errors.contains("journal \(path) is damaged: the hash chain is broken at its last entry (position 5)"), "\(start.errors)")
+        #expect(start.errors.contains("journal \(path) is damaged: the hash chain is broken at position 5"), "\(start.errors)")
         #expect(start.errors.contains("ctbus journal salvage --journal \(path)"))
         #expect(try Self.sha256(path) == damagedHash) // nothing was written to it
 
@@ -250,6 +250,59 @@ struct DamagedFilesTests {
 }
 
 extension DamagedFilesTests {
+    @Test("A daemon checks a small journal whole at start: a link broken in the middle or a column edited beside the hashed bytes stops it; salvage keeps every entry whose hashed bytes verify, writes their columns anew, and a second salvage changes nothing; a node that does not start leaves no journal")
+    func wholeStartCheckAndSalvage() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.writeConfigurationFiles()
+        let path = bus.journalPath("oct")
+        let cted = try bus.signingKey(of: "cted")
+        var ids: [String] = []
+        do {
+            let journal = try NodeJournal(path: path)
+            for index in 0..<4 {
+                let message = SampleMessages.recommendation(text: "MIDDLE-\(index)")
+                try journal.recordDelivery(message, sequence: UInt64(index + 1), signedWith: cted)
+                ids.append(message.envelope.messageID)
+            }
+        }
+        // A column the lists filter on, edited on entry 2; the hashed bytes are intact.
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "UPDATE entry SET classification = 'STRICTLY_CONFIDENTIAL' WHERE position = 2")
+        }
+        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(start.status == 1)
+        #expect(start.errors.contains("entry 2: its classification disagree with its envelope"), "\(start.errors)")
+
+        let salvage = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        #expect(salvage.status == 0 && salvage.output.contains("salvaged 4 entries") && !salvage.output.contains("lost"), "\(salvage.output)")
+        #expect(try NodeJournal(path: path, access: .readOnly).verify().isIntact)
+        #expect(try NodeJournal(path: path, access: .readOnly).entry(messageId: ids[1])?.classificationName == "UNCLASSIFIED")
+        let salvaged = try Self.sha256(path)
+        let again = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        #expect(again.status == 0 && again.output.contains("verifies (4 entries): nothing to salvage"), "\(again.output)")
+        #expect(try Self.sha256(path) == salvaged)
+
+        // A byte of entry 2's hashed payload: the link in the middle is broken, not the last one.
+        try DatabaseQueue(path: path).write { db in
+            var payload = try #require(try Data.fetchOne(db, sql: "SELECT payload FROM entry WHERE position = 2"))
+            payload[payload.count - 1] ^= 0x01
+            try db.execute(sql: "UPDATE entry SET payload = ? WHERE position = 2", arguments: [payload])
+        }
+        let broken = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(broken.status == 1 && broken.errors.contains("the hash chain is broken at position 2"), "\(broken.errors)")
+
+        // A configuration that cannot start (its registry file is gone) creates no journal.
+        var configuration = bus.nodeConfiguration("wg-border")
+        configuration.registryFile = bus.folder.appendingPathComponent("no-such-registry.json").path
+        let file = bus.folder.appendingPathComponent("wg-border-bad.json")
+        let encoder = JSONEncoder()
+        try encoder.encode(configuration).write(to: file)
+        let refused = try CommandLineTests.run(["node", "--config", file.path])
+        #expect(refused.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: configuration.journalPath), "\(refused.errors)")
+    }
+
     @Test("verify on a live store whose log ends in a transaction still being written says nothing of a crash")
     func verifyBesideAWriter() throws {
         let bus = try LocalBus()
