@@ -188,16 +188,12 @@ struct RegistryCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a node from a registry file (then reload the broker: its session ends, its queue is dropped).")
 
-        @Argument(help: "The node id.")
-        var node: String
-
-        @Option(name: .long, help: "The registry file to change.")
-        var registry: String
+        @OptionGroup var target: NodeInRegistry
 
         func run() throws {
             try runReportingErrors {
-                let current = try Broker.loadRegistry(registry)
-                guard current.entry(id: node) != nil else { throw ConfigurationError("node \(node) is not in the registry \(registry)") }
+                let (node, registry) = (target.node, target.registry)
+                let (current, _) = try target.load()
                 try ConfigurationFile.replace(registry, with: try NodeRegistry(entries: current.entries.filter { $0.profile.id != node }).json())
                 print("registry \(registry): node \(node) removed")
                 print("next: ctbus registry reload --broker-config BROKER.json, and copy the registry to every node; "
@@ -212,16 +208,12 @@ struct RegistryCommand: ParsableCommand {
             abstract: "Make a node's next key its only key in a registry file (then reload the broker).",
             discussion: "Run it once the node runs with its new secret key: after the reload, the old key is refused.")
 
-        @Argument(help: "The node id.")
-        var node: String
-
-        @Option(name: .long, help: "The registry file to change.")
-        var registry: String
+        @OptionGroup var target: NodeInRegistry
 
         func run() throws {
             try runReportingErrors {
-                let current = try Broker.loadRegistry(registry)
-                guard let entry = current.entry(id: node) else { throw ConfigurationError("node \(node) is not in the registry \(registry)") }
+                let (node, registry) = (target.node, target.registry)
+                let (current, entry) = try target.load()
                 guard let next = entry.nextPublicKey else {
                     throw ConfigurationError("node \(node) has no nextPublicKey in \(registry): no rotation is under way")
                 }
@@ -237,5 +229,21 @@ struct RegistryCommand: ParsableCommand {
                 print("next: ctbus registry reload --broker-config BROKER.json (the old key is refused from then on)")
             }
         }
+    }
+}
+
+/// A node of a registry file that a command changes.
+struct NodeInRegistry: ParsableArguments {
+    @Argument(help: "The node id.")
+    var node: String
+
+    @Option(name: .long, help: "The registry file to change.")
+    var registry: String
+
+    /// The registry and the node's entry; an error naming both when the node is not there.
+    func load() throws -> (NodeRegistry, NodeRegistry.Entry) {
+        let current = try Broker.loadRegistry(registry)
+        guard let entry = current.entry(id: node) else { throw ConfigurationError("node \(node) is not in the registry \(registry)") }
+        return (current, entry)
     }
 }

@@ -22,6 +22,31 @@ struct HostileBrokerTests {
         SampleMessages.recommendation(handling: handling, text: "Recommendation \(marker) on border data sharing")
     }
 
+    /// The real node wg-border behind a hostile broker that welcomed it, its metrics, and CTED's
+    /// signature (what a hostile broker can replay but not make).
+    struct Scene {
+        let hostile: HostileBroker
+        let node: Node
+        let metrics: MetricsEndpoint
+        let cted: Curve25519.Signing.PrivateKey
+
+        init(_ bus: LocalBus) throws {
+            hostile = try HostileBroker(bus: bus)
+            metrics = MetricsEndpoint()
+            node = try bus.startNode("wg-border", metrics: metrics.factory)
+            #expect(try hostile.welcome(as: "wg-border"))
+            cted = try bus.signingKey(of: "cted")
+        }
+
+        func sign(_ message: BusMessage) throws -> SignedPublication {
+            try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted)
+        }
+
+        func refusals(_ reason: String) -> Double? {
+            MetricsTests.value(MetricsTests.parse(metrics.registry.emitToString()), "ctbus_node_deliveries_refused_total", ["reason": reason])
+        }
+    }
+
     static func journalBytes(_ bus: LocalBus, _ node: String) -> Data {
         [bus.journalPath(node), bus.journalPath(node) + "-wal"].reduce(into: Data()) { bytes, path in
             bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data())
@@ -137,14 +162,8 @@ struct HostileBrokerTests {
     func misdirected() throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
-        let hostile = try HostileBroker(bus: bus)
-        let metrics = MetricsEndpoint()
-        let node = try bus.startNode("wg-border", metrics: metrics.factory)
-        #expect(try hostile.welcome(as: "wg-border"))
-        let cted = try bus.signingKey(of: "cted")
-        func sign(_ message: BusMessage) throws -> SignedPublication {
-            try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted)
-        }
+        let scene = try Scene(bus)
+        let (hostile, node, sign) = (scene.hostile, scene.node, scene.sign)
 
         try hostile.deliver(try sign(Self.message("MISDIRECTED-RELEASE", handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))))
         var whole = SampleMessages.restricted(Self.message("MISDIRECTED-WHOLE", handling: SampleMessages.handling(.confidential, releasableTo: ["compact-wg", "oct"])),
@@ -171,22 +190,18 @@ struct HostileBrokerTests {
         let details = node.deliveryRefusals.map(\.detail)
         #expect(details[0].contains("releasability list") && details[1].contains("whole-message restriction"))
         #expect(details[2].contains("holds fields") && details[3].contains("lacks fields"), "\(details)")
-        let samples = MetricsTests.parse(metrics.registry.emitToString())
-        #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": "policy"]) == 4)
+        #expect(scene.refusals("policy") == 4)
     }
 
     @Test("A broker that forges revocations (unsigned, signed by another node as itself, naming the originator with another node's key, the reason changed) gets each refused: the message stays listed; the originator's signed revocation is applied, and journal show says when, by whom and why")
     func forgedRevocations() throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
-        let hostile = try HostileBroker(bus: bus)
-        let metrics = MetricsEndpoint()
-        let node = try bus.startNode("wg-border", metrics: metrics.factory)
-        #expect(try hostile.welcome(as: "wg-border"))
-        let cted = try bus.signingKey(of: "cted")
+        let scene = try Scene(bus)
+        let (hostile, node, cted) = (scene.hostile, scene.node, scene.cted)
         let message = Self.message("REVOKED-LATER")
         let id = message.envelope.messageID
-        try hostile.deliver(try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted))
+        try hostile.deliver(try scene.sign(message))
         func carrying(_ revocation: Revocation) -> Deliver {
             var deliver = Deliver()
             deliver.revocation = revocation
@@ -215,8 +230,7 @@ struct HostileBrokerTests {
         #expect(try journal.entries().map(\.messageId) == [id], "still listed")
         #expect(node.deliveryRefusals.map(\.code).sorted { $0.rawValue < $1.rawValue }
                 == [.notPermitted, .unknownSigningKey, .signatureInvalid, .signatureInvalid])
-        let samples = MetricsTests.parse(metrics.registry.emitToString())
-        #expect(MetricsTests.value(samples, "ctbus_node_deliveries_refused_total", ["reason": "revocation_invalid"]) == 4)
+        #expect(scene.refusals("revocation_invalid") == 4)
 
         let sequence = try hostile.send(carrying(genuine))
         #expect(try hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
