@@ -68,6 +68,64 @@ struct SealedTests {
                 == "The programme is on track and fully funded")
     }
 
+    @Test("A real two-key ciphertext (Tests/signatures/salamander.py: it opens, tag and all, under two keys to two texts), one key wrapped for each recipient under one signature: the broker stores it; the recipient whose key is not the committed one refuses before decrypting; nothing is journaled as a message two nodes could read differently")
+    func invisibleSalamander() throws {
+        let bus = try Self.bus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        let oct = try bus.startNode("oct")
+        let field = try bus.startNode("oct-field")
+        let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["un-secretariat"]))
+        let cted = try bus.signingKey(of: "cted")
+        let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
+        var signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
+        let context = SealedBox.context(messageId: message.envelope.messageID, group: "payload")
+        let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/salamander.py").path
+        let made = try CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"),
+                                            input: context.map { String(format: "%02x", $0) }.joined())
+        #expect(made.status == 0, "\(made.errors)")
+        let values = try #require(try JSONSerialization.jsonObject(with: Data(made.output.utf8)) as? [String: String])
+        func bytes(_ name: String) throws -> Data {
+            let hex = Array(try #require(values[name]).utf8)
+            return Data(stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16)! })
+        }
+        let (key1, key2, ciphertext) = (try bytes("key1"), try bytes("key2"), try bytes("ciphertext"))
+        // Without a commitment, both recipients would read a valid, different plaintext.
+        let box = try ChaChaPoly.SealedBox(combined: ciphertext)
+        let text1 = try ChaChaPoly.open(box, using: SymmetricKey(data: key1), authenticating: context)
+        let text2 = try ChaChaPoly.open(box, using: SymmetricKey(data: key2), authenticating: context)
+        #expect(text1 != text2)
+
+        var content = try SealedContent(serializedBytes: signed.payload)
+        content.payload.ciphertext = ciphertext
+        content.payload.keyCommitment = SealedBox.keyCommitment(key1, context: context)
+        for (index, wrapped) in content.payload.keys.enumerated() {
+            var sender = try HPKE.Sender(recipientKey: try #require(bus.registry.sealingKey(of: wrapped.nodeID)),
+                                         ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
+            content.payload.keys[index].sealedKey = try sender.seal(wrapped.nodeID == "oct" ? key1 : key2,
+                                                                    authenticating: Data(wrapped.nodeID.utf8))
+            content.payload.keys[index].encapsulatedKey = sender.encapsulatedKey
+        }
+        signed.payload = try Canonical.encode(content)
+        signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
+                                                               digests: signed.proof.digests, with: cted)
+        let client = try BadInputTests.session(bus, as: "cted")
+        var publish = Publish()
+        publish.signedEnvelope = signed.signedEnvelope
+        publish.payload = signed.payload
+        publish.proof = signed.proof
+        try client.send(.publish(publish))
+        guard case .publishAck = try client.receiveReply() else { Issue.record("the broker did not store it"); return }
+
+        let id = message.envelope.messageID
+        #expect(Wait.until { field.refusedDeliveries == 1 && oct.refusedDeliveries == 1 })
+        #expect(field.deliveryRefusals.map(\.code) == [.sealInvalid])
+        #expect(field.deliveryRefusals.first?.detail.contains("other than the one its signed commitment names") == true)
+        // The committed key opens random bytes here, which are no recommendation: refused too.
+        #expect(oct.deliveryRefusals.count == 1 && [.malformedFrame, .nonCanonical].contains(oct.deliveryRefusals[0].code))
+        #expect(try bus.journal("oct").count(messageId: id) == 0 && bus.journal("oct-field").count(messageId: id) == 0)
+    }
+
     @Test("A sealed STRICTLY_CONFIDENTIAL message: the broker's store holds no plaintext of it (while it holds an unsealed one's), OCT reads it whole, the other recipient without the part restricted to OCT, both copies verify and say they crossed sealed")
     func sealedAcrossTheBroker() throws {
         let bus = try Self.bus()
