@@ -80,8 +80,11 @@ final class DeliveryCheck {
                 throw Refusal(reason: .invalid, error: BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID)))
             }
         }
-        if let (rule, detail) = ConfidentialityPolicy.checkReceived(envelope, disclosed: verified.disclosedPaths,
-                                                                    withheld: verified.withheldPaths, by: profile) {
+        // A refusal by this node's own entry is judged again with the registry file as it is now
+        // when it changed since (the node was added to a group, say), at most once a second.
+        let refusal = { ConfidentialityPolicy.checkReceived(envelope, disclosed: verified.disclosedPaths, withheld: verified.withheldPaths,
+                                                            by: self.profile) }
+        if let (rule, detail) = refusal().flatMap({ found in reloadRegistry() ? refusal() : found }) {
             throw Refusal(reason: rule == .clearance ? .clearance : .policy,
                           error: BusError(.notPermitted, detail, messageId: MessageValidator.echoable(envelope.messageID)))
         }

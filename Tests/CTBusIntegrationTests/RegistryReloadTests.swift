@@ -69,6 +69,28 @@ struct RegistryReloadTests {
         #expect(try Self.reload(bus).map(\.description) == ["removed wg-new"])
     }
 
+    @Test("A node added to a group receives what is released to that group once its registry copy says so: its own check reads the changed file again instead of refusing")
+    func nodeJudgesWithItsCurrentRegistry() throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        for node in ["cted", "wg-rights"] { try bus.startNode(node) }
+        #expect(bus.waitUntilConnected())
+        let rights = try #require(bus.node("wg-rights"))
+        _ = try bus.changeRegistry { entries in
+            let index = try #require(entries.firstIndex { $0.profile.id == "wg-rights" })
+            let profile = entries[index].profile
+            entries[index].profile = NodeProfile(id: profile.id, role: profile.role, clearance: profile.clearance,
+                                                 groups: profile.groups.union(["legal-wg"]), mayPublish: profile.mayPublish,
+                                                 subscriptions: profile.subscriptions, themes: profile.themes)
+        }
+        #expect(try Self.reload(bus).map(\.description) == ["changed wg-rights: groups +legal-wg"])
+        let id = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.unclassified, releasableTo: ["legal-wg"])),
+                                 from: "cted")
+        #expect(try Wait.until { try bus.journal("wg-rights").count(messageId: id) == 1 })
+        #expect(rights.refusedDeliveries == 0)
+    }
+
     @Test("A lowered clearance withholds a CONFIDENTIAL message queued before the change; the audit names the rule; an UNCLASSIFIED one still arrives")
     func loweredClearance() throws {
         let bus = try LocalBus()
