@@ -182,7 +182,7 @@ public struct ConsoleServer: Sendable {
 
     func messagePage(_ id: String, csrf: String) throws -> Response {
         let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id), let entry = try journal.entry(messageId: id), visible(entry) else {
+        guard MessageID.isUUID(id), let (entry, pending) = try journal.entryWithPendingRevocation(messageId: id), visible(entry) else {
             return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
         }
         guard let message = try? entry.message() else {
@@ -193,9 +193,8 @@ public struct ConsoleServer: Sendable {
         let signature = registry.map { entry.signatureState(registry: $0) }
         var body = Pages.message(entry, message, hashHex: hash, signature: signature, registry: registry, answeredBy: try answering(id))
         if entry.direction == .sent, entry.originator == nodeId {
-            let revocation = try journal.pendingRevocations().first(where: { $0.revocation.messageID == id })
-            body.raw(Pages.publication(entry, revocation: revocation.map { ($0.revocation.reason, $0.lastSentAt) }).text)
-            if entry.revokedAt == nil, entry.refusedCode == nil, revocation == nil {
+            body.raw(Pages.publication(entry, revocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }).text)
+            if entry.revokedAt == nil, entry.refusedCode == nil, pending == nil {
                 body.element("h2", "Revoke")
                 body.raw(Pages.revokeForm(id, csrf: csrf).text)
             }

@@ -214,13 +214,27 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// Revocations waiting for the broker, oldest first, with when each was last sent. A
     /// revocation queued before they were signed comes unsigned (the broker refuses it).
     public func pendingRevocations() throws(StoreError) -> [(revocation: Revocation, lastSentAt: Date?)] {
+        try database.read { db in try Self.pendingRevocations(db, where: "") }
+    }
+
+    /// An entry and its revocation still waiting for the broker, read together: a revocation
+    /// confirmed between two reads would otherwise show as neither pending nor done.
+    public func entryWithPendingRevocation(messageId: String) throws(StoreError)
+        -> (entry: JournalEntry, pending: (revocation: Revocation, lastSentAt: Date?)?)? {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at, revocation FROM revocation_outbox ORDER BY queued_at").map { row in
-                var revocation = try row.decode(Data?.self, forColumn: "revocation").flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
-                revocation.messageID = try row.decode(forColumn: "message_id")
-                revocation.reason = try row.decode(forColumn: "reason")
-                return (revocation, try row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
-            }
+            guard let entry = try Self.entry(db, messageId: messageId) else { return nil }
+            return (entry, try Self.pendingRevocations(db, where: "WHERE message_id = ?", [messageId]).first)
+        }
+    }
+
+    private static func pendingRevocations(_ db: Database, where condition: String,
+                                           _ arguments: StatementArguments = []) throws -> [(revocation: Revocation, lastSentAt: Date?)] {
+        try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at, revocation FROM revocation_outbox \(condition) ORDER BY queued_at",
+                         arguments: arguments).map { row in
+            var revocation = try row.decode(Data?.self, forColumn: "revocation").flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
+            revocation.messageID = try row.decode(forColumn: "message_id")
+            revocation.reason = try row.decode(forColumn: "reason")
+            return (revocation, try row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
         }
     }
 
@@ -581,13 +595,15 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// The entry of one message id, or nil.
     public func entry(messageId: String) throws(StoreError) -> JournalEntry? {
-        try database.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
-                LEFT JOIN outbox ON outbox.message_id = entry.message_id WHERE entry.message_id = ?
-                """, arguments: [messageId])
-                .map { try JournalEntry(row: $0) }
-        }
+        try database.read { db in try Self.entry(db, messageId: messageId) }
+    }
+
+    private static func entry(_ db: Database, messageId: String) throws -> JournalEntry? {
+        try Row.fetchOne(db, sql: """
+            SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
+            LEFT JOIN outbox ON outbox.message_id = entry.message_id WHERE entry.message_id = ?
+            """, arguments: [messageId])
+            .map { try JournalEntry(row: $0) }
     }
 
     /// The position of the newest entry (0 for an empty journal): how many entries were ever
