@@ -212,7 +212,7 @@ extension ConsoleServer {
                 if draft {
                     try Publisher.saveDraft(message, into: journal, clearance: clearance)
                 } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: currentRegistry())
+                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
                 }
             } catch let error as BusError {
                 let status: HTTPResponse.Status = error.code == .notPermitted ? .forbidden : .unprocessableContent

@@ -354,7 +354,7 @@ public struct ConsoleServer: Sendable {
                 if draft {
                     try Publisher.saveDraft(message, into: journal, clearance: clearance)
                 } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: currentRegistry())
+                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
                 }
             } catch let failure as BusError {
                 var errors = ComposeForm.Errors()
@@ -367,12 +367,18 @@ public struct ConsoleServer: Sendable {
         }
     }
 
-    /// The registry to seal to: the file as it is now when the console knows it (a file that no
-    /// longer reads keeps the copy read at start).
-    func currentRegistry() -> NodeRegistry? {
-        guard let registryFile, let data = try? ConfigurationFile.read(registryFile, what: "registry"),
-              let current = try? NodeRegistry(json: data) else { return registry }
-        return current
+    /// The registry to seal to: the file as it is now when the console knows it. A file that no
+    /// longer reads is an error (logged; nothing is queued), never the copy read at start, whose
+    /// recipients the broker may no longer agree with.
+    func currentRegistry() throws(BusError) -> NodeRegistry? {
+        guard let registryFile else { return registry }
+        do {
+            return try NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry"))
+        } catch {
+            refusals.log("registry-unreadable", .error, "the registry file cannot be read; sealed messages are not queued",
+                         metadata: ["file": "\(registryFile)", "reason": "\(error)"])
+            throw BusError(.sealInvalid, "the registry file \(registryFile) cannot be read (\(error)); a sealed message needs it")
+        }
     }
 
     /// The key to sign with, or the error that says why this console cannot publish.
@@ -395,7 +401,7 @@ public struct ConsoleServer: Sendable {
         switch action {
         case "release":
             do {
-                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: currentRegistry())
+                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
             } catch let failure as StoreError where failure.kind == .notFound {
                 return error(.notFound, "There is no draft \(id).")
             } catch let failure as BusError {

@@ -3,6 +3,7 @@ import CTBusPolicy
 import CTBusSchema
 import Crypto
 import Foundation
+import Logging
 import SwiftProtobuf
 
 /// What a node checks in a delivery before it journals it (PROTOCOL.md 7.3), whatever the broker
@@ -42,9 +43,13 @@ final class DeliveryCheck {
     private let nodeId: String
     /// This node's id and sealing key: a sealed message is opened with them.
     private let opening: SealOpening
+    private let logger: Logger
+    /// Why the registry file last failed to read, so that the same failure is logged once.
+    private var reloadFailure: String?
 
     init(registry: NodeRegistry, registryFile: String?, clearance: Classification, nodeId: String,
-         sealingKey: Curve25519.KeyAgreement.PrivateKey) {
+         sealingKey: Curve25519.KeyAgreement.PrivateKey, logger: Logger) {
+        self.logger = logger
         self.registry = registry
         self.registryFile = registryFile
         self.clearance = clearance
@@ -138,9 +143,20 @@ final class DeliveryCheck {
         guard let registryFile, lastReload.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true else { return false }
         lastReload = .now
         let modified = Self.modified(registryFile)
-        guard modified != registryModified,
-              let registry = try? NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry")) else { return false }
-        self.registry = registry
+        guard modified != registryModified else { return false }
+        do {
+            registry = try NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry"))
+        } catch {
+            // Checked with the copy read before; said once per reason, with the file.
+            let reason = "\(error)"
+            if reason != reloadFailure {
+                logger.error("the registry file changed but cannot be read; deliveries are checked with the copy read before",
+                             metadata: ["file": "\(registryFile)", "reason": "\(reason)"])
+            }
+            reloadFailure = reason
+            return false
+        }
+        reloadFailure = nil
         registryModified = modified
         return true
     }

@@ -90,9 +90,9 @@ public final class Node: Sendable {
         }
         // The registry as it is now (read only for sealed messages): a sealed message is sealed to
         // the recipients the broker, which may have reloaded its registry since this node
-        // started, will decide.
+        // started, will decide. A file that does not read is an error, not the copy read at start.
         let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing,
-                                        registry: (try? configuration.loadRegistry()) ?? registry)
+                                        registry: try configuration.loadRegistry() ?? registry)
         waker.wake()
         return ids
     }

@@ -63,7 +63,7 @@ final class NodeLoop {
          journal: NodeJournal, registry: NodeRegistry, sealingKey: Curve25519.KeyAgreement.PrivateKey, status: SharedStatus,
          wakeEndpoint: String, logger: Logger, metrics: any MetricsFactory) throws {
         deliveryCheck = DeliveryCheck(registry: registry, registryFile: configuration.registryFile, clearance: configuration.clearanceLevel,
-                                      nodeId: configuration.nodeId, sealingKey: sealingKey)
+                                      nodeId: configuration.nodeId, sealingKey: sealingKey, logger: logger)
         self.metrics = NodeMetrics(factory: metrics)
         self.configuration = configuration
         self.journal = journal

@@ -44,8 +44,8 @@ public enum Publisher {
     /// `clearance` is the node's own: it may not originate anything marked above it.
     @discardableResult
     public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> String {
-        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: registry())[0]
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> String {
+        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: try registry())[0]
     }
 
     /// Validates and signs messages and queues them in one transaction (all or none); returns
@@ -55,13 +55,13 @@ public enum Publisher {
     /// message is sealed, and once for all of them.
     @discardableResult
     public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> [String] {
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> [String] {
         var read: NodeRegistry??
         let records = try messages.map { message throws -> JournalRecord in
             try check(message, clearance: clearance)
             guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-            return try signed(message.envelope, payload: payload, with: signingKey, registry: {
-                if read == nil { read = .some(registry()) }
+            return try signed(message.envelope, payload: payload, with: signingKey, registry: try {
+                if read == nil { read = .some(try registry()) }
                 return read!
             }())
         }
@@ -73,10 +73,10 @@ public enum Publisher {
     /// signed, the whole payload, the signed payload (restricted fields cleared) and the proof
     /// with every disclosure.
     public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload,
-                              with key: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws -> JournalRecord {
+                              with key: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> JournalRecord {
         var sealing: SealingRecipients?
         if envelope.handling.sealed {
-            guard let registry = registry() else {
+            guard let registry = try registry() else {
                 throw BusError(.sealInvalid, "a sealed message is sealed to its recipients' keys from the registry: give the node a registryFile",
                                messageId: MessageValidator.echoable(envelope.messageID))
             }
@@ -108,12 +108,12 @@ public enum Publisher {
     /// Releases a draft: validates it again (the rules may have changed since), signs it and
     /// moves it to the outbox, from where the node daemon sends it.
     public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification,
-                                    signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () -> NodeRegistry? = nil) throws {
+                                    signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws {
         _ = try journal.releaseDraft(messageId: messageId) { envelope, bytes in
             let payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: bytes)
             try MessageValidator.validate(envelope: envelope, payload: payload)
             try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)
-            return try signed(envelope, payload: payload, with: signingKey, registry: registry())
+            return try signed(envelope, payload: payload, with: signingKey, registry: try registry())
         }
     }
 

@@ -126,6 +126,26 @@ struct SealedTests {
         #expect(try bus.journal("oct").count(messageId: id) == 0 && bus.journal("oct-field").count(messageId: id) == 0)
     }
 
+    @Test("A registry file that no longer reads: publishing a sealed message through the node fails naming the file, nothing is queued (no fallback to the copy read at start); an unsealed one still goes")
+    func unreadableRegistryWhenSealing() throws {
+        let bus = try Self.bus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        let cted = try bus.startNode("cted")
+        let registryFile = bus.brokerConfiguration.registryFile
+        try Data("{ not a registry".utf8).write(to: URL(fileURLWithPath: registryFile))
+        let sealed = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]))
+        do {
+            _ = try cted.publish([sealed])
+            Issue.record("a sealed message was queued with a registry that does not read")
+        } catch {
+            #expect("\(error)".contains(registryFile), "\(error)")
+        }
+        #expect(try bus.journal("cted").count() == 0)
+        _ = try cted.publish([SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))])
+        #expect(try bus.journal("cted").count() == 1)
+    }
+
     @Test("A sealed STRICTLY_CONFIDENTIAL message: the broker's store holds no plaintext of it (while it holds an unsealed one's), OCT reads it whole, the other recipient without the part restricted to OCT, both copies verify and say they crossed sealed")
     func sealedAcrossTheBroker() throws {
         let bus = try Self.bus()
