@@ -127,10 +127,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // A whole bus in one process over loopback (broker, nodes, keys, registry, sample
+        // messages, bounded waits): product code the demo, the benchmark and the tests share.
+        .target(
+            name: "CTBusLocal",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // `ctbus bench`: the scenarios, the raw libzmq baseline and the report.
+        .target(
+            name: "CTBusBench",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusLocal",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Test support only test targets link: a hostile broker, raw clients, journal filling.
         .target(
             name: "CTBusTesting",
             dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusLocal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -142,7 +168,7 @@ let package = Package(
             name: "ctbus",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusTesting",
+                "CTBusMetrics", "CTBusLocal", "CTBusBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -162,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "CTBusPolicyTests",
             dependencies: [
-                "CTBusPolicy", "CTBusSchema", "CTBusTesting",
+                "CTBusPolicy", "CTBusSchema", "CTBusTesting", "CTBusLocal",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
@@ -171,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "CTBusTraceTests",
             dependencies: [
-                "CTBusTrace", "CTBusSchema", "CTBusTesting",
+                "CTBusTrace", "CTBusSchema", "CTBusTesting", "CTBusLocal",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
@@ -180,7 +206,7 @@ let package = Package(
             name: "CTBusIntegrationTests",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusTesting",
+                "CTBusMetrics", "CTBusTesting", "CTBusLocal", "CTBusBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

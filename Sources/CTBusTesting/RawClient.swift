@@ -1,6 +1,7 @@
 import CTBusPolicy
 import CTBusSchema
 import Crypto
+import CTBusLocal
 import Foundation
 import SwiftProtobuf
 import ZeroMQ
@@ -132,5 +133,14 @@ extension Publish {
         signedEnvelope = signed.signedEnvelope
         payload = signed.payload
         proof = signed.proof
+    }
+}
+
+extension LocalBus {
+    /// A raw client with node `id`'s transport key that signs what it publishes as that node.
+    public func rawClient(as id: String) throws -> RawClient {
+        guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
+        return try RawClient(endpoint: endpoint, brokerPublicKey: brokerKeys.publicKey, keyPair: keys,
+                             signer: RawClient.Signer(nodeId: id, key: try signingKey(of: id)))
     }
 }

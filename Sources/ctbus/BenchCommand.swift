@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTBusMetrics
-import CTBusTesting
+import CTBusBench
+import CTBusLocal
 import Foundation
 
 struct BenchCommand: ParsableCommand {

@@ -7,7 +7,7 @@ import CTBusNode
 import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
-import CTBusTesting
+import CTBusLocal
 import Foundation
 import Logging
 

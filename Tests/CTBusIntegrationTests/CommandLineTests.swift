@@ -1,5 +1,6 @@
 import CTBusJournal
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import SwiftProtobuf

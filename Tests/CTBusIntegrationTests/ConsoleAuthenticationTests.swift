@@ -1,6 +1,7 @@
 import CTBusConsole
 import CTBusJournal
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import InMemoryLogging

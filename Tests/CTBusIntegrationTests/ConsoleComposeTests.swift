@@ -1,6 +1,7 @@
 import CTBusJournal
 import CTBusNode
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import Testing

@@ -4,6 +4,7 @@ import CTBusMetrics
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Crypto
 import Foundation

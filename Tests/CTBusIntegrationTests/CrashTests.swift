@@ -2,6 +2,7 @@ import CTBusJournal
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import Testing

@@ -2,6 +2,7 @@ import CTBusBroker
 import CTBusJournal
 import CTBusNode
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Crypto
 import Foundation

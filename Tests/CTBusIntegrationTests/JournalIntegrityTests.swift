@@ -1,6 +1,7 @@
 import CTBusBroker
 import CTBusJournal
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import SwiftProtobuf

@@ -1,5 +1,6 @@
 import CTBusBroker
 import CTBusPolicy
+import CTBusLocal
 import CTBusTesting
 import Crypto
 import Foundation

@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import Prometheus

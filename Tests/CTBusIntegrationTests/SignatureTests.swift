@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Crypto
 import Foundation

@@ -1,5 +1,6 @@
 import CTBusPolicy
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import Foundation
 import PropertyBased

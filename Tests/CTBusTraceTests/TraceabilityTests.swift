@@ -1,4 +1,5 @@
 import CTBusSchema
+import CTBusLocal
 import CTBusTesting
 import CTBusTrace
 import Foundation

@@ -1,6 +1,7 @@
 import CTBusPolicy
 import CTBusSchema
 import Crypto
+import CTBusLocal
 import Foundation
 
 extension Benchmark {

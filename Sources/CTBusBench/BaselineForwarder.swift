@@ -1,4 +1,5 @@
 import CTBusSchema
+import CTBusLocal
 import Foundation
 import Synchronization
 import ZeroMQ

@@ -4,6 +4,7 @@ import CTBusNode
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import CTBusLocal
 import Foundation
 import Logging
 

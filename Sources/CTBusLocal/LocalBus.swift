@@ -250,13 +250,6 @@ public final class LocalBus: Sendable {
         try messageKeys(of: id).signing
     }
 
-    /// A raw client with node `id`'s transport key that signs what it publishes as that node.
-    public func rawClient(as id: String) throws -> RawClient {
-        guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
-        return try RawClient(endpoint: endpoint, brokerPublicKey: brokerKeys.publicKey, keyPair: keys,
-                             signer: RawClient.Signer(nodeId: id, key: try signingKey(of: id)))
-    }
-
     /// The signing and sealing keys of node `id`, read from its key files.
     public func messageKeys(of id: String) throws -> NodeMessageKeys {
         try NodeMessageKeys(configuration: nodeConfiguration(id))
