@@ -82,11 +82,21 @@ let package = Package(
         .target(
             name: "CTBusMetrics",
             dependencies: [
-                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The broker's HTTP side: /metrics, /health, /ready and /status beside the broker.
+        .target(
+            name: "CTBusBrokerHTTP",
+            dependencies: [
+                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusMetrics",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -168,7 +178,7 @@ let package = Package(
             name: "ctbus",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusLocal", "CTBusBench",
+                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusLocal", "CTBusBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -206,7 +216,7 @@ let package = Package(
             name: "CTBusIntegrationTests",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusTesting", "CTBusLocal", "CTBusBench",
+                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusTesting", "CTBusLocal", "CTBusBench",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

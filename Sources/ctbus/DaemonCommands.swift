@@ -1,6 +1,7 @@
 import ArgumentParser
 import CTBusBroker
 import CTBusConsole
+import CTBusBrokerHTTP
 import CTBusMetrics
 import CTBusNode
 import CTBusSchema

@@ -8,6 +8,7 @@ import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
 import CTBusLocal
+import CTBusBrokerHTTP
 import Foundation
 import Logging
 

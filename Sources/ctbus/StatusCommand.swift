@@ -2,6 +2,7 @@ import ArgumentParser
 import CTBusBroker
 import CTBusMetrics
 import CTBusSchema
+import CTBusBrokerHTTP
 import Foundation
 import Synchronization
 

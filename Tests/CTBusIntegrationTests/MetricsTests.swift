@@ -1,5 +1,6 @@
 import CTBusBroker
 import CTBusJournal
+import CTBusBrokerHTTP
 import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema

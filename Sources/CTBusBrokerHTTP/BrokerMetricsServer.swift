@@ -1,4 +1,5 @@
 import CTBusBroker
+import CTBusMetrics
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
