@@ -282,15 +282,18 @@ enum ComposeForm {
         /// Puts a validator error next to the field its path names: the field itself, or the
         /// field holding the element or part it names (`findings[2]`, `dates.end`).
         mutating func add(_ error: BusError, fields: [Field], subjectField: String?) {
-            let path = String(error.detail.prefix { $0 != " " })
-            let rule = String(error.detail.dropFirst(path.count)).trimmingCharacters(in: .whitespaces)
+            guard let violation = error.violation else {
+                general.append(error.detail)
+                return
+            }
+            let (path, rule) = (violation.path, violation.rule)
             if path == "envelope.subject", let subjectField {
                 byField[subjectField] = byField[subjectField] ?? "must be an ISO 3166-1 alpha-3 code (or a region code)"
                 return
             }
             let field = fields.filter { path == $0.name || path.hasPrefix($0.name + ".") || path.hasPrefix($0.name + "[") }
                 .max { $0.name.count < $1.name.count }
-            if let field, error.code == .validationFailed {
+            if let field {
                 let detail = path == field.name ? rule : "\(path.dropFirst(field.name.count).drop { $0 == "." }) \(rule)"
                 byField[field.name] = byField[field.name] ?? detail
             } else {

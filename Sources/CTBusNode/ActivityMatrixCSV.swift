@@ -112,13 +112,12 @@ public enum ActivityMatrixCSV {
         do {
             try MessageValidator.validate(matrix, at: "m")
         } catch {
-            // "m.activities[0].member_states[1] must be ..." -> "row 3, column member_states: must be ..."
-            let detail = error.detail.dropFirst("m.activities[0].".count)
+            // m.activities[0].member_states[1] breaks a rule -> "row 3, column member_states: ..."
+            guard let violation = error.violation else { throw failure("row \(row): \(error.detail)") }
             // "period.end" is the period_end column; "member_states[1]" the member_states column.
-            let path = detail.prefix { $0 != " " }.replacingOccurrences(of: "period.", with: "period_")
+            let path = violation.path.dropFirst("m.activities[0].".count).replacingOccurrences(of: "period.", with: "period_")
             let column = path.prefix { $0 != "[" && $0 != "." }
-            let rule = detail.drop { $0 != " " }.dropFirst()
-            throw failure("row \(row), column \(column.isEmpty ? "?" : column): \(rule)")
+            throw failure("row \(row), column \(column.isEmpty ? "?" : column): \(violation.rule)")
         }
     }
 

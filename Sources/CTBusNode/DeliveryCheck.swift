@@ -82,7 +82,7 @@ final class DeliveryCheck {
                     try MessageValidator.validate(sealedEnvelope: envelope)
                 }
             } catch {
-                throw Refusal(reason: .invalid, error: BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID)))
+                throw Refusal(reason: .invalid, error: error.about(MessageValidator.echoable(envelope.messageID)))
             }
         }
         // A refusal by this node's own entry is judged again with the registry file as it is now

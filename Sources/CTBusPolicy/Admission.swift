@@ -67,7 +67,7 @@ public enum Admission {
                 try MessageValidator.validate(envelope: envelope, payload: verified.payload)
             }
         } catch let error where error.messageId == nil {
-            throw BusError(error.code, error.detail, messageId: MessageValidator.echoable(envelope.messageID))
+            throw error.about(MessageValidator.echoable(envelope.messageID))
         }
         try ConfidentialityPolicy.checkPublication(envelope, by: publisher)
         let decisions = ConfidentialityPolicy.decide(envelope, originator: publisher.id, among: nodes, at: now)

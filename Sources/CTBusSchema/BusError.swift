@@ -10,12 +10,38 @@ public struct BusError: Error, Equatable, CustomStringConvertible, Sendable {
     public let messageId: String?
     /// The SHA-256 of a refused message part from which no message id could be read.
     public let frameSHA256: Data?
+    /// For a broken schema rule: which field and which rule, for a form or an import to place
+    /// next to its field without reading `detail` apart (which says the same to people).
+    public let violation: Violation?
 
-    public init(_ code: ErrorCode, _ detail: String, messageId: String? = nil, frameSHA256: Data? = nil) {
+    /// A schema rule a field breaks: `path` as the validator names fields (`findings[2]`,
+    /// `visit_dates.end`, `envelope.subject`), `rule` what it must be.
+    public struct Violation: Sendable, Equatable {
+        public let path: String
+        public let rule: String
+
+        public init(path: String, rule: String) {
+            self.path = path
+            self.rule = rule
+        }
+    }
+
+    public init(_ code: ErrorCode, _ detail: String, messageId: String? = nil, frameSHA256: Data? = nil, violation: Violation? = nil) {
         self.code = code
         self.detail = detail
         self.messageId = messageId
         self.frameSHA256 = frameSHA256
+        self.violation = violation
+    }
+
+    /// A broken schema rule: VALIDATION_FAILED saying "`path` `rule`".
+    public init(violating path: String, _ rule: String, messageId: String? = nil) {
+        self.init(.validationFailed, "\(path) \(rule)", messageId: messageId, violation: Violation(path: path, rule: rule))
+    }
+
+    /// The same error about `messageId` (the message it concerns, known only to the caller).
+    public func about(_ messageId: String?) -> BusError {
+        BusError(code, detail, messageId: messageId, frameSHA256: frameSHA256, violation: violation)
     }
 
     /// The stable name of the code, as in the schema ("VALIDATION_FAILED").

@@ -220,11 +220,10 @@ public enum MessageValidator {
     /// runs it before looking the target up; `ctbus revoke` runs it before queueing.
     public static func validate(_ revoke: Revoke) throws(BusError) {
         guard MessageID.isUUID(revoke.messageID) else {
-            throw BusError(.validationFailed, "revoke.message_id \(canonicalUUID)", messageId: echoable(revoke.messageID))
+            throw BusError(violating: "revoke.message_id", canonicalUUID, messageId: echoable(revoke.messageID))
         }
         guard revoke.reason.utf8.count <= WireLimits.revokeReasonBytes else {
-            throw BusError(.validationFailed, "revoke.reason is longer than \(WireLimits.revokeReasonBytes) bytes",
-                           messageId: revoke.messageID)
+            throw BusError(violating: "revoke.reason", "is longer than \(WireLimits.revokeReasonBytes) bytes", messageId: revoke.messageID)
         }
     }
 
@@ -246,7 +245,7 @@ public enum MessageValidator {
     // MARK: Rules shared by several fields
 
     static func failure(_ field: String, _ rule: String) -> BusError {
-        BusError(.validationFailed, "\(field) \(rule)")
+        BusError(violating: field, rule)
     }
 
     static func list<Element>(_ items: [Element], at path: String, max: Int,

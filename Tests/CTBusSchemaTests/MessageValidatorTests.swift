@@ -149,7 +149,8 @@ struct MessageValidatorTests {
         #expect(MessageID.canonical("not-an-id") == "not-an-id")
         var message = Self.recommendation()
         message.envelope.messageID = id.uppercased()
-        #expect(throws: BusError(.validationFailed, "envelope.message_id must be a UUIDv7 in canonical text form (lower-case, hyphenated)")) {
+        // The field and the rule come apart as values, and together as the detail people read.
+        #expect(throws: BusError(violating: "envelope.message_id", "must be a UUIDv7 in canonical text form (lower-case, hyphenated)")) {
             try MessageValidator.validate(message)
         }
     }
