@@ -177,8 +177,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// Where a publication of this node stands: queued, acknowledged, or refused with a code.
     public func publicationStatus(messageId: String) throws(StoreError) -> PublicationStatus? {
         try database.read { db in
-            guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
-                                               arguments: [messageId]) else { return nil }
+            guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = ?",
+                                               arguments: [messageId, Direction.sent.rawValue]) else { return nil }
             if try entry.decode(Double?.self, forColumn: "acknowledged_at") != nil { return .acknowledged }
             guard let row = try Row.fetchOne(db, sql: "SELECT refused_code, refused_detail FROM outbox WHERE message_id = ?",
                                              arguments: [messageId]) else { return .queued }
@@ -197,8 +197,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public func queueRevocation(_ revocation: Revocation, now: Date = Date()) throws(StoreError) {
         let messageId = revocation.messageID
         try database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = 'sent'",
-                                             arguments: [messageId]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = ?",
+                                             arguments: [messageId, Direction.sent.rawValue]) else {
                 throw StoreError(.notFound, "this node published no message \(messageId)")
             }
             // Until the broker has stored the message there is nothing to revoke there, and an
@@ -376,7 +376,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// When the broker last acknowledged a publication of this node; nil if never.
     public func lastAcknowledgement() throws(StoreError) -> Date? {
         try database.read { db in
-            try Double.fetchOne(db, sql: "SELECT max(acknowledged_at) FROM entry WHERE direction = 'sent'").map(Date.init(timeIntervalSince1970:))
+            try Double.fetchOne(db, sql: "SELECT max(acknowledged_at) FROM entry WHERE direction = ?", arguments: [Direction.sent.rawValue]).map(Date.init(timeIntervalSince1970:))
         }
     }
 
@@ -389,7 +389,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             // A salvaged journal asks once more, for what the damage took (see `salvage`).
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM meta WHERE key = 'backlog-after-salvage'") ?? false { return true }
             let asked = try Bool.fetchOne(db, sql: "SELECT 1 FROM meta WHERE key = 'backlog-requested'") ?? false
-            let received = try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE direction = 'received' LIMIT 1") ?? false
+            let received = try Bool.fetchOne(db, sql: "SELECT 1 FROM entry WHERE direction = ? LIMIT 1", arguments: [Direction.received.rawValue]) ?? false
             return !asked && !received
         }
     }
@@ -417,7 +417,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                                      arguments: [delivery.record.envelope.messageID]) == true {
                     continue
                 }
-                try Self.insert(db, direction: "received", delivery.record, sequence: delivery.sequence,
+                try Self.insert(db, direction: .received, delivery.record, sequence: delivery.sequence,
                                 redactedPaths: delivery.redactedPaths, after: &previous, now: now)
                 fresh += 1
             }
@@ -427,7 +427,7 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// Journals a publication as sent and queues it in the outbox.
     private static func insertSent(_ db: Database, _ record: JournalRecord, after previous: inout Data, now: Date) throws {
-        try insert(db, direction: "sent", record, sequence: nil, after: &previous, now: now)
+        try insert(db, direction: .sent, record, sequence: nil, after: &previous, now: now)
         try db.cachedStatement(sql: "INSERT INTO outbox (message_id, queued_at) VALUES (?, ?)")
             .execute(arguments: [record.envelope.messageID, now.timeIntervalSince1970])
     }
@@ -439,12 +439,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
 
     /// Appends an entry linked to `previous` (the last entry's hash, read once per transaction
     /// and carried along), which then becomes this entry's hash.
-    private static func insert(_ db: Database, direction: String, _ record: JournalRecord,
+    private static func insert(_ db: Database, direction: Direction, _ record: JournalRecord,
                                sequence: UInt64?, redactedPaths: [String] = [], after previous: inout Data, now: Date) throws {
         let envelope = record.envelope
         let redacted = redactedPaths.joined(separator: ",")
         let hash = HashChain.link(previous: previous, fields: chainFields(
-            messageId: envelope.messageID, direction: direction, envelope: record.envelopeBytes, payload: record.payload,
+            messageId: envelope.messageID, direction: direction.rawValue, envelope: record.envelopeBytes, payload: record.payload,
             redacted: redacted, proof: record.proof, signedPayload: record.signedPayload, contentKeys: record.contentKeys))
         try db.cachedStatement(sql: """
             INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at,
@@ -452,10 +452,10 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                                proof, signed_payload, content_keys)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
-                envelope.messageID, direction, envelope.type.name, envelope.originator,
+                envelope.messageID, direction.rawValue, envelope.type.name, envelope.originator,
                 envelope.handling.classification.name, envelope.subject,
                 envelope.createdAt.date.timeIntervalSince1970, now.timeIntervalSince1970,
-                direction == "received" ? now.timeIntervalSince1970 : nil,
+                direction == .received ? now.timeIntervalSince1970 : nil,
                 sequence.map { Int64(bitPattern: $0) }, record.envelopeBytes, record.payload,
                 redacted.isEmpty ? nil : redacted, hash, record.proof, record.signedPayload, record.contentKeys,
             ])
@@ -781,7 +781,11 @@ public struct JournalEntry: Sendable {
     init(row: Row) throws {
         position = try row.decode(forColumn: "position")
         messageId = try row.decode(forColumn: "message_id")
-        direction = Direction(rawValue: try row.decode(forColumn: "direction")) ?? .received
+        let directionName: String = try row.decode(forColumn: "direction")
+        guard let direction = Direction(rawValue: directionName) else {
+            throw StoreError(.damaged, "journal entry \(messageId): direction is neither sent nor received")
+        }
+        self.direction = direction
         typeName = try row.decode(forColumn: "type")
         originator = try row.decode(forColumn: "originator")
         classificationName = try row.decode(forColumn: "classification")
