@@ -289,13 +289,15 @@ final class NodeLoop {
             let fresh = try journal.recordDeliveries(deliveries)
             metrics.journaled.increment(by: Int64(fresh))
             // After the deliveries: a revocation may concern a message of the same batch.
-            for revocation in try journal.markRevoked(revocations) {
+            let notOriginators = try journal.markRevoked(revocations)
+            for revocation in notOriginators {
                 refuse(BusError(.notPermitted, "a revocation signed by \(revocation.revokedBy), who is not the message's originator",
                                 messageId: revocation.messageID), reason: .revocationInvalid, sequence: nil)
             }
-            for revocation in revocations {
+            // The reason stays out of the log: it is the originator's free text.
+            for revocation in revocations where !notOriginators.contains(revocation) {
                 logger.info("message revoked by its originator", metadata: [
-                    "message-id": "\(revocation.messageID)", "by": "\(revocation.revokedBy)", "reason": "\(revocation.reason)"])
+                    "message-id": "\(revocation.messageID)", "by": "\(revocation.revokedBy)"])
             }
             logger.debug("journaled deliveries", metadata: ["new": "\(fresh)", "duplicates": "\(deliveries.count - fresh)"])
         } catch {
