@@ -60,7 +60,7 @@ public final class MetricsEndpoint: Sendable {
         "ctbus_node_broker_session_open": "1 while the node daemon runs and has a session with the broker, else 0.",
         "ctbus_node_publish_ack_seconds": "Time from a publication's first sending to the broker's acknowledgement (node serving its console).",
         "ctbus_node_deliveries_journaled_total": "Deliveries the node journaled (duplicates not counted).",
-        "ctbus_node_deliveries_refused_total": "Deliveries the node refused to journal, by reason: unsigned, unknown_signing_key, signature_invalid, disclosure_mismatch, malformed, or above its clearance.",
+        "ctbus_node_deliveries_refused_total": "Deliveries and revocations the node refused, by reason: unsigned, unknown_signing_key, signature_invalid, disclosure_mismatch, sealed_to_mismatch, seal_invalid, non_canonical, invalid, malformed, clearance, policy (releasability or a Member State restriction), revocation_invalid.",
         "ctbus_node_journal_verify_failures_total": "Journal verify runs (by the console: at start, hourly, on demand) that found damage or could not run.",
     ]
 
