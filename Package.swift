@@ -39,6 +39,7 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strictSettings),
+        .target(name: "CTBusMetricNames", swiftSettings: strictSettings),
         .target(
             name: "CTBusSchema",
             dependencies: [
@@ -62,7 +63,7 @@ let package = Package(
         .target(
             name: "CTBusConsole",
             dependencies: [
-                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusTrace", "CTBusNode", "CTBusMetrics",
+                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusTrace", "CTBusNode", "CTBusMetrics", "CTBusMetricNames",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -82,6 +83,7 @@ let package = Package(
         .target(
             name: "CTBusMetrics",
             dependencies: [
+                "CTBusMetricNames",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -94,7 +96,7 @@ let package = Package(
         .target(
             name: "CTBusBrokerHTTP",
             dependencies: [
-                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusMetrics",
+                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusMetrics", "CTBusMetricNames",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "CTBusBroker",
             dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusMetricNames",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -127,6 +129,7 @@ let package = Package(
         .target(
             name: "CTBusNode",
             dependencies: [
+                "CTBusMetricNames",
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),

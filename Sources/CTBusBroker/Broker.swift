@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
@@ -48,7 +49,7 @@ public final class Broker: Sendable {
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                 openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
-        refusedReloads = Counter(label: "ctbus_broker_registry_reloads_total", dimensions: [("outcome", "refused")], factory: metrics)
+        refusedReloads = Counter(label: MetricName.brokerRegistryReloadsTotal.rawValue, dimensions: [("outcome", "refused")], factory: metrics)
         let retention = try configuration.retentionPolicy()
         let compactionInterval = try configuration.compactionInterval()
         let shared = SharedRegistry(registry)

@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
@@ -28,21 +29,21 @@ final class BrokerMetrics {
     enum SessionChange: String, CaseIterable { case opened, replaced, expired, ended }
 
     init(factory: any MetricsFactory, nodes: [String]) {
-        accepted = Counter(label: "ctbus_broker_publications_accepted_total", factory: factory)
+        accepted = Counter(label: MetricName.brokerPublicationsAcceptedTotal.rawValue, factory: factory)
         var refused: [ErrorCode: Counter] = [:]
         for code in ErrorCode.allCases where code != .unspecified {
-            refused[code] = Counter(label: "ctbus_broker_publications_refused_total", dimensions: [("code", code.name)], factory: factory)
+            refused[code] = Counter(label: MetricName.brokerPublicationsRefusedTotal.rawValue, dimensions: [("code", code.name)], factory: factory)
         }
         refusedByCode = refused
-        connected = Gauge(label: "ctbus_broker_sessions_connected", factory: factory)
+        connected = Gauge(label: MetricName.brokerSessionsConnected.rawValue, factory: factory)
         sessionChanges = Dictionary(uniqueKeysWithValues: SessionChange.allCases.map {
-            ($0.rawValue, Counter(label: "ctbus_broker_session_changes_total", dimensions: [("change", $0.rawValue)], factory: factory))
+            ($0.rawValue, Counter(label: MetricName.brokerSessionChangesTotal.rawValue, dimensions: [("change", $0.rawValue)], factory: factory))
         })
         reloads = Dictionary(uniqueKeysWithValues: ["applied", "unchanged", "refused"].map {
-            ($0, Counter(label: "ctbus_broker_registry_reloads_total", dimensions: [("outcome", $0)], factory: factory))
+            ($0, Counter(label: MetricName.brokerRegistryReloadsTotal.rawValue, dimensions: [("outcome", $0)], factory: factory))
         })
-        transaction = CoreMetrics.Timer(label: "ctbus_broker_store_transaction_seconds", factory: factory)
-        publicationsPerTransaction = Recorder(label: "ctbus_broker_publications_per_transaction", aggregate: true, factory: factory)
+        transaction = CoreMetrics.Timer(label: MetricName.brokerStoreTransactionSeconds.rawValue, factory: factory)
+        publicationsPerTransaction = Recorder(label: MetricName.brokerPublicationsPerTransaction.rawValue, aggregate: true, factory: factory)
         self.factory = factory
         connected.record(0)
         addNodes(nodes)
@@ -51,13 +52,13 @@ final class BrokerMetrics {
     /// Makes the handles of nodes not counted yet (at start, and for nodes a reload added).
     func addNodes(_ nodes: [String]) {
         for node in nodes where deliveriesByNode[node] == nil {
-            deliveriesByNode[node] = Counter(label: "ctbus_broker_deliveries_total", dimensions: [("node", node)], factory: factory)
+            deliveriesByNode[node] = Counter(label: MetricName.brokerDeliveriesTotal.rawValue, dimensions: [("node", node)], factory: factory)
             policyRefusals[node] = Dictionary(uniqueKeysWithValues: PolicyRule.allCases.map { rule in
-                (rule.rawValue, Counter(label: "ctbus_broker_policy_refusals_total", dimensions: [("node", node), ("rule", rule.rawValue)],
+                (rule.rawValue, Counter(label: MetricName.brokerPolicyRefusalsTotal.rawValue, dimensions: [("node", node), ("rule", rule.rawValue)],
                                         factory: factory))
             })
-            inFlightByNode[node] = Gauge(label: "ctbus_broker_in_flight_deliveries", dimensions: [("node", node)], factory: factory)
-            connectedByNode[node] = Gauge(label: "ctbus_broker_node_connected", dimensions: [("node", node)], factory: factory)
+            inFlightByNode[node] = Gauge(label: MetricName.brokerInFlightDeliveries.rawValue, dimensions: [("node", node)], factory: factory)
+            connectedByNode[node] = Gauge(label: MetricName.brokerNodeConnected.rawValue, dimensions: [("node", node)], factory: factory)
             inFlightByNode[node]?.record(0)
             connectedByNode[node]?.record(0)
         }

@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CTBusJournal
 import Dispatch
 import Foundation
@@ -23,8 +24,8 @@ final class Compactor: Sendable {
 
     init(store: BrokerStore, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
          logger: Logger, metrics: any MetricsFactory) {
-        removedMessages = Counter(label: "ctbus_broker_retention_removed_total", dimensions: [("what", "message")], factory: metrics)
-        droppedQueueEntries = Counter(label: "ctbus_broker_retention_removed_total", dimensions: [("what", "removed_node_queue_entry")],
+        removedMessages = Counter(label: MetricName.brokerRetentionRemovedTotal.rawValue, dimensions: [("what", "message")], factory: metrics)
+        droppedQueueEntries = Counter(label: MetricName.brokerRetentionRemovedTotal.rawValue, dimensions: [("what", "removed_node_queue_entry")],
                                       factory: metrics)
         self.store = store
         self.policy = policy

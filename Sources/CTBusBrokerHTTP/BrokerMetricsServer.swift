@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CTBusBroker
 import CTBusMetrics
 import CTBusJournal
@@ -43,11 +44,11 @@ public struct BrokerMetricsServer: Sendable {
                 // queues still wait out their grace period.
                 for node in Set(broker.registry.entries.map(\.profile.id)).union(figures.keys).sorted() {
                     let figure = figures[node]
-                    endpoint.set("ctbus_broker_queue_depth", [("node", node)], to: Double(figure?.depth ?? 0))
-                    endpoint.set("ctbus_broker_queue_oldest_age_seconds", [("node", node)],
+                    endpoint.set(.brokerQueueDepth, [("node", node)], to: Double(figure?.depth ?? 0))
+                    endpoint.set(.brokerQueueOldestAgeSeconds, [("node", node)],
                                  to: figure?.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
                 }
-                endpoint.set("ctbus_broker_store_messages", to: Double(try store.messageCount()))
+                endpoint.set(.brokerStoreMessages, to: Double(try store.messageCount()))
             } catch {
                 problems.log("figures", .warning, "metrics: could not read the store's queue figures: \(error)")
             }

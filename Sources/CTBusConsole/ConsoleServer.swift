@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CTBusJournal
 import CTBusMetrics
 import CoreMetrics
@@ -73,7 +74,7 @@ public struct ConsoleServer: Sendable {
         refusals = SharedThrottledLogger(logger)
         self.metrics = metrics
         check = JournalCheck(journal: journal, logger: logger,
-                             failures: Counter(label: "ctbus_node_journal_verify_failures_total", factory: metrics.factory))
+                             failures: Counter(label: MetricName.nodeJournalVerifyFailuresTotal.rawValue, factory: metrics.factory))
     }
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
@@ -267,13 +268,13 @@ public struct ConsoleServer: Sendable {
                 let search = try journal.searchStatus()
                 let outbox = try journal.outboxCounts()
                 let session = try journal.session()
-                endpoint.set("ctbus_node_journal_entries", to: Double(search.last))
-                endpoint.set("ctbus_node_outbox_depth", to: Double(outbox.waiting))
-                endpoint.set("ctbus_node_outbox_refused", to: Double(outbox.refused))
-                endpoint.set("ctbus_node_drafts", to: Double(try journal.drafts().count))
-                endpoint.set("ctbus_node_search_unindexed_entries", to: Double(max(0, search.last - search.indexedThrough)))
+                endpoint.set(.nodeJournalEntries, to: Double(search.last))
+                endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
+                endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
+                endpoint.set(.nodeDrafts, to: Double(try journal.drafts().count))
+                endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
                 let open = FileLock.isHeld(journal.path) && session?.open == true
-                endpoint.set("ctbus_node_broker_session_open", to: Double(open ? 1 : 0))
+                endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))
             } catch {
                 problems.log("metrics", .warning, "metrics: could not read the journal's figures: \(error)")
             }

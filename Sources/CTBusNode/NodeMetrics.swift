@@ -1,3 +1,4 @@
+import CTBusMetricNames
 import CoreMetrics
 
 /// What the node loop counts, through swift-metrics (Prometheus when `ctbus node` serves its
@@ -11,10 +12,10 @@ final class NodeMetrics {
     private let refused: [DeliveryCheck.Reason: Counter]
 
     init(factory: any MetricsFactory) {
-        publishAck = CoreMetrics.Timer(label: "ctbus_node_publish_ack_seconds", factory: factory)
-        journaled = Counter(label: "ctbus_node_deliveries_journaled_total", factory: factory)
+        publishAck = CoreMetrics.Timer(label: MetricName.nodePublishAckSeconds.rawValue, factory: factory)
+        journaled = Counter(label: MetricName.nodeDeliveriesJournaledTotal.rawValue, factory: factory)
         refused = Dictionary(uniqueKeysWithValues: DeliveryCheck.Reason.allCases.map { reason in
-            (reason, Counter(label: "ctbus_node_deliveries_refused_total", dimensions: [("reason", reason.rawValue)], factory: factory))
+            (reason, Counter(label: MetricName.nodeDeliveriesRefusedTotal.rawValue, dimensions: [("reason", reason.rawValue)], factory: factory))
         })
     }
 
