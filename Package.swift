@@ -8,6 +8,16 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// What a whole bus in one process needs: the local bus, the benchmark and the test support
+/// each build on it.
+let busModules: [Target.Dependency] = [
+    "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
+    .product(name: "CoreMetrics", package: "swift-metrics"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+    .product(name: "Crypto", package: "swift-crypto"),
+]
+
 let package = Package(
     name: "CTBus",
     products: [
@@ -144,37 +154,19 @@ let package = Package(
         // messages, bounded waits): product code the demo, the benchmark and the tests share.
         .target(
             name: "CTBusLocal",
-            dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode",
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: busModules,
             swiftSettings: strictSettings
         ),
         // `ctbus bench`: the scenarios, the raw libzmq baseline and the report.
         .target(
             name: "CTBusBench",
-            dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusLocal",
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["CTBusLocal"] + busModules,
             swiftSettings: strictSettings
         ),
         // Test support only test targets link: a hostile broker, raw clients, journal filling.
         .target(
             name: "CTBusTesting",
-            dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusLocal",
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["CTBusLocal"] + busModules,
             swiftSettings: strictSettings
         ),
         .executableTarget(

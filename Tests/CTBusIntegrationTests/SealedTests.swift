@@ -23,6 +23,32 @@ struct SealedTests {
         paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
     }
 
+    /// Wraps `key` for `node` in `box` with HPKE, as a publisher does (bound to `context` and the node).
+    static func wrap(_ key: Data, for node: String, in box: inout SealedBox, context: Data, bus: LocalBus) throws {
+        let index = try #require(box.keys.firstIndex { $0.nodeID == node })
+        var sender = try HPKE.Sender(recipientKey: try #require(bus.registry.sealingKey(of: node)),
+                                     ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
+        box.keys[index].sealedKey = try sender.seal(key, authenticating: Data(node.utf8))
+        box.keys[index].encapsulatedKey = sender.encapsulatedKey
+    }
+
+    /// Signs `content` as CTED's payload of `signed` and publishes it from a raw session as cted;
+    /// true once the broker acknowledged it.
+    static func publishAsCted(_ signed: SignedPublication, content: SealedContent, bus: LocalBus) throws -> Bool {
+        var signed = signed
+        signed.payload = try Canonical.encode(content)
+        signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
+                                                               digests: signed.proof.digests, with: try bus.signingKey(of: "cted"))
+        let client = try BadInputTests.session(bus, as: "cted")
+        var publish = Publish()
+        publish.signedEnvelope = signed.signedEnvelope
+        publish.payload = signed.payload
+        publish.proof = signed.proof
+        try client.send(.publish(publish))
+        if case .publishAck = try client.receiveReply() { return true }
+        return false
+    }
+
     @Test("A publisher that wraps another content key for one recipient, to tell it something else under the same signature: the broker cannot tell and stores it; that recipient refuses it before decrypting (the key is not the committed one) and journals nothing; the other journals the committed content")
     func equivocatingPublisher() throws {
         let bus = try Self.bus()
@@ -35,29 +61,14 @@ struct SealedTests {
         let cted = try bus.signingKey(of: "cted")
         let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
         #expect(recipients.all.map(\.nodeId) == ["oct", "oct-field"])
-        var signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
+        let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
         // oct-field gets a key of its own. With a ciphertext built to open under both keys (ChaCha20-
         // Poly1305 allows it) it would read another text; the node refuses before it decrypts, so
         // the ciphertext here need not be one.
         var content = try SealedContent(serializedBytes: signed.payload)
-        let index = try #require(content.payload.keys.firstIndex { $0.nodeID == "oct-field" })
-        let context = SealedBox.context(messageId: message.envelope.messageID, group: "payload")
-        var sender = try HPKE.Sender(recipientKey: try #require(bus.registry.sealingKey(of: "oct-field")),
-                                     ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
-        content.payload.keys[index].sealedKey = try sender.seal(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) },
-                                                                authenticating: Data("oct-field".utf8))
-        content.payload.keys[index].encapsulatedKey = sender.encapsulatedKey
-        signed.payload = try Canonical.encode(content)
-        signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
-                                                               digests: signed.proof.digests, with: cted)
-
-        let client = try BadInputTests.session(bus, as: "cted")
-        var publish = Publish()
-        publish.signedEnvelope = signed.signedEnvelope
-        publish.payload = signed.payload
-        publish.proof = signed.proof
-        try client.send(.publish(publish))
-        guard case .publishAck = try client.receiveReply() else { Issue.record("the broker did not store it"); return }
+        try Self.wrap(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }, for: "oct-field", in: &content.payload,
+                      context: SealedBox.context(messageId: message.envelope.messageID, group: "payload"), bus: bus)
+        #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
 
         let id = message.envelope.messageID
         #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 && field.refusedDeliveries == 1 })
@@ -79,7 +90,7 @@ struct SealedTests {
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["un-secretariat"]))
         let cted = try bus.signingKey(of: "cted")
         let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
-        var signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
+        let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
         let context = SealedBox.context(messageId: message.envelope.messageID, group: "payload")
         let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/salamander.py").path
         let made = try CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"),
@@ -100,23 +111,9 @@ struct SealedTests {
         var content = try SealedContent(serializedBytes: signed.payload)
         content.payload.ciphertext = ciphertext
         content.payload.keyCommitment = SealedBox.keyCommitment(key1, context: context)
-        for (index, wrapped) in content.payload.keys.enumerated() {
-            var sender = try HPKE.Sender(recipientKey: try #require(bus.registry.sealingKey(of: wrapped.nodeID)),
-                                         ciphersuite: .Curve25519_SHA256_ChachaPoly, info: context)
-            content.payload.keys[index].sealedKey = try sender.seal(wrapped.nodeID == "oct" ? key1 : key2,
-                                                                    authenticating: Data(wrapped.nodeID.utf8))
-            content.payload.keys[index].encapsulatedKey = sender.encapsulatedKey
-        }
-        signed.payload = try Canonical.encode(content)
-        signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
-                                                               digests: signed.proof.digests, with: cted)
-        let client = try BadInputTests.session(bus, as: "cted")
-        var publish = Publish()
-        publish.signedEnvelope = signed.signedEnvelope
-        publish.payload = signed.payload
-        publish.proof = signed.proof
-        try client.send(.publish(publish))
-        guard case .publishAck = try client.receiveReply() else { Issue.record("the broker did not store it"); return }
+        try Self.wrap(key1, for: "oct", in: &content.payload, context: context, bus: bus)
+        try Self.wrap(key2, for: "oct-field", in: &content.payload, context: context, bus: bus)
+        #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
 
         let id = message.envelope.messageID
         #expect(Wait.until { field.refusedDeliveries == 1 && oct.refusedDeliveries == 1 })
