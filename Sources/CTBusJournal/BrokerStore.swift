@@ -333,10 +333,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                                                              row.decode(Double?.self, atIndex: 10), row.decode(String?.self, atIndex: 11))
         let item = try chainRow(row)
         if let envelope = try? Envelope(serializedBytes: try row.decode(Data.self, atIndex: 3)) {
-            let expiry = envelope.hasExpiresAt ? envelope.expiresAt.date.timeIntervalSince1970 : nil
+            let expiry = envelope.hasExpiresAt ? envelope.expiresAt.date : nil
             let disagreeing = [("type", type == envelope.type.name),
                                ("classification", classification == envelope.handling.classification.name),
-                               ("expires_at", expiry.map { expected in expiresAt.map { abs($0 - expected) < 0.001 } ?? false } ?? (expiresAt == nil))]
+                               ("expires_at", expiry.map { expected in expiresAt.map { Date(timeIntervalSince1970: $0).isStoredTime(of: expected) } ?? false } ?? (expiresAt == nil))]
                 .filter { !$0.1 }.map(\.0)
             guard disagreeing.isEmpty else {
                 throw StoreError(.damaged, "message \(item.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")

@@ -21,6 +21,14 @@ public enum HashChain {
     }
 }
 
+extension Date {
+    /// Whether a time column says `signed`, the time in hashed or signed bytes it was written
+    /// from: equal but for the rounding of a Date's conversions (well under a millisecond).
+    public func isStoredTime(of signed: Date) -> Bool {
+        abs(timeIntervalSince1970 - signed.timeIntervalSince1970) < 0.001
+    }
+}
+
 /// What `verify` found.
 public struct ChainReport: Sendable, Equatable {
     public struct Break: Sendable, Equatable {

@@ -38,11 +38,10 @@ extension NodeJournal {
         guard Direction(rawValue: try row.decode(forColumn: "direction")) != nil else {
             throw StoreError(.damaged, "entry \(entry.position): its direction is neither sent nor received")
         }
-        // Within a millisecond: a Date's conversions round the time the column was written from.
         let disagreeing = [("message_id", envelope.messageID == entry.messageId), ("type", envelope.type.name == entry.typeName),
                            ("subject", envelope.subject == entry.subject), ("originator", envelope.originator == entry.originator),
                            ("classification", envelope.handling.classification.name == entry.classificationName),
-                           ("created_at", abs(envelope.createdAt.date.timeIntervalSince1970 - entry.createdAt.timeIntervalSince1970) < 0.001)]
+                           ("created_at", entry.createdAt.isStoredTime(of: envelope.createdAt.date))]
             .filter { !$0.1 }.map(\.0)
         guard disagreeing.isEmpty else {
             throw StoreError(.damaged, "entry \(entry.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")

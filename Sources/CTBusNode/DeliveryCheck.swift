@@ -108,9 +108,7 @@ final class DeliveryCheck {
     /// registry copy (read again when the key is unknown, as for a delivery).
     func check(_ revocation: Revocation) throws(Refusal) -> Revocation {
         do {
-            do {
-                try revocation.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
-            } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
+            try withCurrentKeys { registry throws(BusError) in
                 try revocation.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
             }
             return revocation
@@ -128,14 +126,20 @@ final class DeliveryCheck {
                            groups: entry?.groups ?? [])
     }
 
-    /// Verifies with the registry as it is; when the originator or its key is unknown, reads the
-    /// registry file again first if it changed since (a node added or a key replaced), at most
-    /// once a second whatever a broker sends.
     private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
+        try withCurrentKeys { registry throws(BusError) in
+            try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
+        }
+    }
+
+    /// Runs a signature check with the registry as it is; when the signer or its key is unknown,
+    /// reads the registry file again first if it changed since (a node added or a key replaced),
+    /// at most once a second whatever a broker sends, and checks once more.
+    private func withCurrentKeys<T>(_ check: (NodeRegistry) throws(BusError) -> T) throws(BusError) -> T {
         do {
-            return try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
+            return try check(registry)
         } catch let error where error.code == .unknownSigningKey && reloadRegistry() {
-            return try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
+            return try check(registry)
         }
     }
 

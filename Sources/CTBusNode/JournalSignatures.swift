@@ -79,19 +79,13 @@ extension JournalEntry {
             guard decoded.messageID == messageId, decoded.revokedBy == originator else {
                 throw BusError(.notPermitted, "the revocation is \(decoded.revokedBy)'s of \(decoded.messageID), not this entry's originator's", messageId: messageId)
             }
-            guard let revokedAt, Self.sameTime(revokedAt, decoded.revokedAt.date), revokeReason == decoded.reason else {
+            guard let revokedAt, revokedAt.isStoredTime(of: decoded.revokedAt.date), revokeReason == decoded.reason else {
                 throw BusError(.signatureInvalid, "the journal's revoked_at or revoke_reason is not what the signed revocation says", messageId: messageId)
             }
             return .verified(originator: decoded.revokedBy, keyId: keyId, withheld: [], sealed: false)
         } catch {
             return .failed(error)
         }
-    }
-
-    /// A time column against the signed time it was written from: equal but for the rounding of
-    /// a Date's conversions (well under a millisecond).
-    static func sameTime(_ column: Date, _ signed: Date) -> Bool {
-        abs(column.timeIntervalSince1970 - signed.timeIntervalSince1970) < 0.001
     }
 
     /// When, by whom and why the message was revoked, and whether that checks out (`journal

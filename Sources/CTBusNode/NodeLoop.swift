@@ -289,7 +289,7 @@ final class NodeLoop {
             let fresh = try journal.recordDeliveries(deliveries)
             metrics.journaled.increment(by: Int64(fresh))
             // After the deliveries: a revocation may concern a message of the same batch.
-            let notOriginators = try journal.markRevoked(revocations)
+            let notOriginators = revocations.isEmpty ? [] : try journal.markRevoked(revocations)
             for revocation in notOriginators {
                 refuse(BusError(.notPermitted, "a revocation signed by \(revocation.revokedBy), who is not the message's originator",
                                 messageId: revocation.messageID), reason: .revocationInvalid, sequence: nil)

@@ -90,18 +90,9 @@ public enum ConfidentialityPolicy {
         let handling = envelope.handling
         if node.id == originator { return .refuse(.originator, reason: "is the originator") }
         if isExpired(envelope, at: now) { return .refuse(.expired, reason: "the message has expired") }
-        let classification = effectiveClassification(handling, at: now)
-        if node.clearance.rawValue < classification.rawValue {
-            return .refuse(.clearance, reason: "clearance \(node.clearance.name) is below \(classification.name)")
-        }
-        if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
-            return .refuse(.releasability, reason: "is not on the releasability list")
-        }
+        if let (rule, reason) = entitlementRefusal(envelope, for: node, at: now) { return .refuse(rule, reason: reason) }
         let restriction = handling.hasMemberStateRestriction ? handling.memberStateRestriction : nil
         let restrictedFrom = restriction.map { !$0.allowedNodes.contains(node.id) } ?? false
-        if let restriction, restrictedFrom, restriction.scope == .whole {
-            return .refuse(.memberStateRestriction, reason: "is not allowed by \(restriction.state)'s whole-message restriction")
-        }
         // Interest comes after entitlement, so a refusal names the confidentiality rule when one applies.
         if !node.subscriptions.contains(envelope.type) {
             return .refuse(.subscription, reason: "does not subscribe to \(envelope.type.name)")
@@ -123,20 +114,11 @@ public enum ConfidentialityPolicy {
     /// sends this node.
     public static func checkReceived(_ envelope: Envelope, disclosed: [String], withheld: [String], by node: NodeProfile,
                                      at now: Date = Date()) -> (rule: PolicyRule, reason: String)? {
-        let handling = envelope.handling
-        let classification = effectiveClassification(handling, at: now)
-        if node.clearance.rawValue < classification.rawValue {
-            return (.clearance, "\(classification.name) is above this node's clearance \(node.clearance.name)")
-        }
-        if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
-            return (.releasability, "the releasability list names neither this node nor one of its groups")
-        }
-        guard handling.hasMemberStateRestriction else { return nil }
-        let restriction = handling.memberStateRestriction
+        if let refusal = entitlementRefusal(envelope, for: node, at: now) { return refusal }
+        guard envelope.handling.hasMemberStateRestriction else { return nil }
+        let restriction = envelope.handling.memberStateRestriction
         let allowed = restriction.allowedNodes.contains(node.id)
         switch restriction.scope {
-        case .whole where !allowed:
-            return (.memberStateRestriction, "\(restriction.state)'s whole-message restriction does not allow this node")
         case .partial where !allowed && !disclosed.isEmpty:
             return (.memberStateRestriction, "the copy holds fields of \(restriction.state)'s restriction, which does not allow this node")
         case .partial where allowed && !withheld.isEmpty:
@@ -144,6 +126,25 @@ public enum ConfidentialityPolicy {
         default:
             return nil
         }
+    }
+
+    /// The rule of entitlement that keeps the message from `node`, with the reason: its clearance,
+    /// the releasability list, or a whole-message Member State restriction; nil when none does.
+    /// What the broker decides and what a recipient checks of itself (`checkReceived`).
+    static func entitlementRefusal(_ envelope: Envelope, for node: NodeProfile, at now: Date) -> (rule: PolicyRule, reason: String)? {
+        let handling = envelope.handling
+        let classification = effectiveClassification(handling, at: now)
+        if node.clearance.rawValue < classification.rawValue {
+            return (.clearance, "clearance \(node.clearance.name) is below \(classification.name)")
+        }
+        if !handling.releasability.isEmpty, !isNamed(node, in: handling.releasability) {
+            return (.releasability, "is not on the releasability list")
+        }
+        let restriction = handling.memberStateRestriction
+        if handling.hasMemberStateRestriction, restriction.scope == .whole, !restriction.allowedNodes.contains(node.id) {
+            return (.memberStateRestriction, "is not allowed by \(restriction.state)'s whole-message restriction")
+        }
+        return nil
     }
 
     /// The decision for every node of a registry, in registry order.

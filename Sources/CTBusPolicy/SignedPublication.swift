@@ -230,16 +230,10 @@ extension SignedPublication {
     /// checks of a sealed publication, whose content it cannot read.
     public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?, previousKey: PreviousKeyLookup = { _, _ in nil },
                                 originator: String? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
-        let envelope: Envelope
-        do throws(Canonical.Failure) {
-            envelope = try Canonical.decode(Envelope.self, from: signedEnvelope)
-        } catch .undecodable {
-            throw BusError(.malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)",
-                           messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
-        } catch {
-            throw BusError(.nonCanonical, "signed_envelope is not the canonical encoding of the Envelope it decodes to",
-                           messageId: FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope)))
-        }
+        let salvaged = FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope))
+        let envelope = try Self.decodeSigned(Envelope.self, signedEnvelope, undecodable: BusError(
+            .malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)", messageId: salvaged),
+            notCanonical: "signed_envelope is not the canonical encoding of the Envelope it decodes to", messageId: salvaged)
         let messageId = MessageValidator.echoable(envelope.messageID)
         func fail(_ code: ErrorCode, _ detail: String) -> BusError { BusError(code, detail, messageId: messageId) }
         if let originator, envelope.originator != originator {
@@ -294,14 +288,10 @@ extension SignedPublication {
         var disclosures: [Disclosure] = []
         var keys = opened.key
         if content.hasDisclosures, let list = try open(content.disclosures, "disclosures", keyAt: 1) {
-            let decoded: DisclosureList
-            do throws(Canonical.Failure) {
-                decoded = try Canonical.decode(DisclosureList.self, from: list.plaintext)
-            } catch .undecodable {
-                throw fail(.sealInvalid, "the sealed disclosures are not a DisclosureList")
-            } catch {
-                throw fail(.nonCanonical, "the sealed disclosures are not the canonical encoding of their DisclosureList")
-            }
+            let decoded = try Self.decodeSigned(DisclosureList.self, list.plaintext,
+                                                undecodable: fail(.sealInvalid, "the sealed disclosures are not a DisclosureList"),
+                                                notCanonical: "the sealed disclosures are not the canonical encoding of their DisclosureList",
+                                                messageId: messageId)
             disclosures = decoded.disclosures
             keys += list.key
         }
@@ -312,14 +302,9 @@ extension SignedPublication {
     /// box, and every box carrying a 32-byte key commitment (what the broker can check of
     /// sealed content; the recipients check the commitment against the key they unwrap).
     public static func sealedContent(_ payload: Data, messageId: String?) throws(BusError) -> SealedContent {
-        let content: SealedContent
-        do throws(Canonical.Failure) {
-            content = try Canonical.decode(SealedContent.self, from: payload)
-        } catch .undecodable {
-            throw BusError(.sealInvalid, "the payload of a sealed publication is not SealedContent", messageId: messageId)
-        } catch {
-            throw BusError(.nonCanonical, "the payload of a sealed publication is not the canonical encoding of its SealedContent", messageId: messageId)
-        }
+        let content = try decodeSigned(SealedContent.self, payload, undecodable: BusError(
+            .sealInvalid, "the payload of a sealed publication is not SealedContent", messageId: messageId),
+            notCanonical: "the payload of a sealed publication is not the canonical encoding of its SealedContent", messageId: messageId)
         guard content.hasPayload else {
             throw BusError(.sealInvalid, "the payload of a sealed publication has no sealed payload", messageId: messageId)
         }
@@ -327,6 +312,19 @@ extension SignedPublication {
             throw BusError(.sealInvalid, "a sealed box carries no 32-byte key commitment", messageId: messageId)
         }
         return content
+    }
+
+    /// Decodes a signed part as `M`: `undecodable` when the bytes are not an `M`, NON_CANONICAL
+    /// saying `notCanonical` when they are not its canonical encoding (PROTOCOL.md 7.2).
+    static func decodeSigned<M: SwiftProtobuf.Message>(_: M.Type, _ bytes: Data, undecodable: @autoclosure () -> BusError,
+                                                      notCanonical detail: String, messageId: String?) throws(BusError) -> M {
+        do throws(Canonical.Failure) {
+            return try Canonical.decode(M.self, from: bytes)
+        } catch .undecodable {
+            throw undecodable()
+        } catch {
+            throw BusError(.nonCanonical, detail, messageId: messageId)
+        }
     }
 
     /// The key `keyId` names among `node`'s current key and its previous ones: a previous key
