@@ -185,6 +185,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
+        // The protocol cores, state table by state table: no socket, no store, no wait.
+        .testTarget(
+            name: "CTBusCoreTests",
+            dependencies: [
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusLocal",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CTBusSchemaTests",
             dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -94,7 +94,6 @@ public final class Broker: Sendable {
                     }
                     state = BrokerLoop(socket: socket, configuration: configuration, registry: shared, store: store, logger: logger,
                                        metrics: metrics, status: status)
-                    state.recordRegistryAtStart()
                     opened.withLock { $0 = (socket.lastEndpoint, store, lock) }
                 } catch {
                     thread.ready(.failure(error))

@@ -74,4 +74,15 @@ final class BrokerMetrics {
         connectedByNode[node]?.record(change == .expired || change == .ended ? 0 : 1)
         connected.record(count)
     }
+
+    func apply(_ count: BrokerCore.Count) {
+        switch count {
+        case .accepted: accepted.increment()
+        case .refused(let code): refused(code)
+        case .policyRefusal(let node, let rule): refused(node: node, rule: rule)
+        case .inFlight(let node, let value): inFlight(node, value)
+        case .session(let change, let node, let connected): session(change, node: node, connected: connected)
+        case .reload(let outcome): reload(outcome)
+        }
+    }
 }
