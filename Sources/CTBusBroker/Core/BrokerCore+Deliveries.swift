@@ -66,19 +66,22 @@ extension BrokerCore {
     }
 
     /// What the store made of the removals. An expired delivery stays skipped even when its
-    /// removal failed (retention or the next read retries it); a withdrawal that failed stops
-    /// the node's deliveries for now, and one that succeeded lets the queue go on.
+    /// removal failed (the next session's read finds it expired again); a withdrawal that failed
+    /// stops the node's deliveries for now. Otherwise the queue is read again from past them:
+    /// skipped entries use no credit, so what follows them goes now, not at the next trigger.
     mutating func discarded(_ nodeId: String, _ removals: [Removal], _ results: [Result<Void, StoreError>], _ step: inout Step) {
         var goOn = false
         for (removal, result) in zip(removals, results) {
             switch (removal.why, result) {
             case (.expired, .failure(let error)):
                 step.log(.error, "could not discard an expired delivery", ["node": "\(nodeId)", "error": "\(error)"], throttle: "discard-failed:\(nodeId)")
+                goOn = true
             case (.expired, .success):
-                break
+                goOn = true
             case (.withdrawn, .failure(let error)):
                 step.log(.error, "could not withdraw a queued delivery; nothing more is sent to the node for now",
                          ["node": "\(nodeId)", "error": "\(error)"], throttle: "withdraw-failed:\(nodeId)")
+                goOn = false // always the last removal: nothing after it was read
             case (.withdrawn(let rule), .success):
                 sessions[nodeId]?.sentThrough = removal.sequence
                 step.count(.policyRefusal(node: nodeId, rule: rule.rawValue))
