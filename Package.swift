@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "CTBusCoreTests",
             dependencies: [
-                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusLocal",
+                "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusLocal",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

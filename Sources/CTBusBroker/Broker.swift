@@ -181,7 +181,7 @@ public final class Broker: Sendable {
     static func parseRegistry(_ data: Data, path: String) throws -> NodeRegistry {
         do {
             return try NodeRegistry(json: data)
-        } catch let error as RegistryError {
+        } catch {
             throw ConfigurationError("registry \(path): \(error.description)")
         }
     }

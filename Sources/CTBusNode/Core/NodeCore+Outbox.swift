@@ -94,6 +94,7 @@ extension NodeCore {
             step.log(.error, "could not journal deliveries", ["error": "\(error)", "count": "\(batch.deliveries.count)"],
                      throttle: "journal-failed")
             setWelcomed(false, at: now, &step)
+            lastHello = nil // Hello at once (4.1)
         }
     }
 }

@@ -23,6 +23,7 @@ extension NodeCore {
         if welcomed, brokerSilent(at: now), !framesWaiting {
             step.log(.warning, "broker silent; saying Hello again")
             setWelcomed(false, at: now, &step)
+            lastHello = nil // Hello at once (4.1)
         }
         if let resume = resumeAt, now.instant >= resume {
             resumeAt = nil
