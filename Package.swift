@@ -128,6 +128,7 @@ let package = Package(
             name: "CTBusBroker",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusMetricNames",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,6 +141,7 @@ let package = Package(
             name: "CTBusNode",
             dependencies: [
                 "CTBusMetricNames",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
 import CoreMetrics
+import ServiceLifecycle
 import Crypto
 import Foundation
 import Logging
@@ -12,67 +13,96 @@ import ZeroMQ
 /// The CTBus broker: a ROUTER socket with CURVE, a ZAP handler that admits only registered
 /// keys, the confidentiality policy, the durable store and the per-node delivery queues.
 ///
-/// `init` starts it on its own threads and returns once it listens; `stop()` shuts it down.
-public final class Broker: Sendable {
+/// A `Service`: `init` checks and keeps the configuration and starts nothing; `run()` starts the
+/// broker and stops it on graceful shutdown. In-process users (the local bus, tests, the
+/// benchmark) call `start()` and `stop()` themselves.
+public final class Broker: Service, Sendable {
     public let configuration: BrokerConfiguration
     /// The registry in force (a reload replaces it).
     public var registry: NodeRegistry { sharedRegistry.current }
     private let sharedRegistry: SharedRegistry
-    public let store: BrokerStore
-    /// The endpoint the broker listens on, with the port resolved when configured as ":*".
-    public let endpoint: String
     /// The broker's CURVE public key, which nodes need.
     public let publicKey: String
     /// The sessions, as the loop last wrote them (for `ctbus status`).
     public let status: BrokerStatus
-
-    private let context: ZMQContext
-    private let zap: ZAPHandler
-    private let compactor: Compactor
+    private let keyPair: CurveKeyPair
+    private let logger: Logger
+    private let metrics: any MetricsFactory
+    private let openStore: @Sendable () throws -> BrokerStore
+    private let retention: RetentionPolicy
+    private let compactionInterval: TimeInterval
     /// Reloads refused because the file did not validate (the loop counts the others).
     private let refusedReloads: Counter
-    private let loop = LoopThread()
-    /// The store's lock, held while the broker runs.
-    private let lock: FileLock
+    /// What a started broker holds; nil before `start()` and after `stop()`.
+    private let running = Mutex<Running?>(nil)
 
-    /// Starts a broker on a store that is already open (tests, benchmark).
+    private struct Running: Sendable {
+        let context: ZMQContext
+        let zap: ZAPHandler
+        let loop: LoopThread
+        let compactor: Compactor
+        /// The store's lock, held while the broker runs.
+        let lock: FileLock
+        let store: BrokerStore
+        let endpoint: String
+    }
+
+    /// A broker on a store that is already open (tests, benchmark).
     public convenience init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
                             store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker"),
                             metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
         try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) { store }
     }
 
-    /// Starts the broker in this order, so that a failed start leaves nothing behind: bind the
-    /// socket (a port already taken fails here, before any file exists), take the store's lock
-    /// (a second broker on the same store fails here), then `openStore`.
+    /// A broker that opens its store with `openStore` when it starts. Throws when the
+    /// configuration's retention does not read; starts nothing.
     public init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
                 openStore: @escaping @Sendable () throws -> BrokerStore) throws {
         self.configuration = configuration
         refusedReloads = Counter(label: MetricName.brokerRegistryReloadsTotal.rawValue, dimensions: [("outcome", "refused")], factory: metrics)
-        let retention = try configuration.retentionPolicy()
-        let compactionInterval = try configuration.compactionInterval()
-        let shared = SharedRegistry(registry)
-        sharedRegistry = shared
-        self.publicKey = keyPair.publicKey
-        let status = BrokerStatus()
-        self.status = status
+        retention = try configuration.retentionPolicy()
+        compactionInterval = try configuration.compactionInterval()
+        sharedRegistry = SharedRegistry(registry)
+        publicKey = keyPair.publicKey
+        status = BrokerStatus()
+        self.keyPair = keyPair
+        self.logger = logger
+        self.metrics = metrics
+        self.openStore = openStore
+    }
+
+    /// Starts the broker in this order, so that a failed start leaves nothing behind: bind the
+    /// socket (a port already taken fails here, before any file exists), take the store's lock
+    /// (a second broker on the same store fails here), then open the store; the loop thread and
+    /// the retention timer start last. Returns once the broker listens.
+    public func start() throws {
+        precondition(running.withLock { $0 == nil }, "the broker was started already")
+        let configuration = configuration
+        let shared = sharedRegistry
         let context = try ZMQContext()
-        self.context = context
         // Strangers reconnect again and again (and can change keys): one line per 10 s, then a summary.
         let refusals = SharedThrottledLogger(logger)
         // The User-Id of an admitted connection is its key: the loop looks it up in the registry in
         // force at every frame, so a reload that removes a key takes effect at the next frame.
-        zap = try ZAPHandler(context: context) { request in
-            guard let key = request.curvePublicKey, shared.current.entry(publicKey: key) != nil else {
-                let prefix = "\(request.curvePublicKey?.prefix(8) ?? "none")"
-                refusals.log("zap-refused", .warning, "refused a connection: key not in the registry",
-                             metadata: ["key": "\(prefix)…", "peer": "\(request.address)"])
-                return .deny(reason: "key not in the registry")
+        let zap: ZAPHandler
+        do {
+            zap = try ZAPHandler(context: context) { request in
+                guard let key = request.curvePublicKey, shared.current.entry(publicKey: key) != nil else {
+                    let prefix = "\(request.curvePublicKey?.prefix(8) ?? "none")"
+                    refusals.log("zap-refused", .warning, "refused a connection: key not in the registry",
+                                 metadata: ["key": "\(prefix)…", "peer": "\(request.address)"])
+                    return .deny(reason: "key not in the registry")
+                }
+                return .allow(userId: key)
             }
-            return .allow(userId: key)
+        } catch {
+            context.shutdown()
+            throw error
         }
         let opened = Mutex<(endpoint: String, store: BrokerStore, lock: FileLock)?>(nil)
+        let loop = LoopThread()
+        let (keyPair, logger, metrics, openStore, status) = (keyPair, logger, metrics, openStore, status)
         do {
             try loop.start(name: "broker") { thread in
                 let state: BrokerLoop
@@ -108,14 +138,35 @@ public final class Broker: Sendable {
             throw error
         }
         let started = opened.withLock { $0 }!
-        endpoint = started.endpoint
-        store = started.store
-        lock = started.lock
-        compactor = Compactor(store: started.store, policy: retention, interval: compactionInterval,
-                              registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger, metrics: metrics)
-        if let recovery = store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
-        logger.info("broker listening", metadata: ["endpoint": "\(endpoint)", "nodes": "\(registry.entries.count)"])
+        let compactor = Compactor(store: started.store, policy: retention, interval: compactionInterval,
+                                  registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger, metrics: metrics)
+        running.withLock {
+            $0 = Running(context: context, zap: zap, loop: loop, compactor: compactor, lock: started.lock, store: started.store,
+                         endpoint: started.endpoint)
+        }
+        if let recovery = started.store.recovery { logger.warning("store recovered", metadata: ["detail": "\(recovery)"]) }
+        logger.info("broker listening", metadata: ["endpoint": "\(started.endpoint)", "nodes": "\(registry.entries.count)"])
     }
+
+    /// Runs the broker as a service until graceful shutdown (or cancellation), then stops it.
+    /// Starts it first unless `start()` did (a daemon starts it before anything serves, so a
+    /// failed start ends the process before the group runs).
+    public func run() async throws {
+        if running.withLock({ $0 == nil }) { try start() }
+        try? await gracefulShutdown()
+        stop()
+    }
+
+    private var started: Running {
+        guard let running = running.withLock({ $0 }) else { preconditionFailure("the broker is not started") }
+        return running
+    }
+
+    /// The broker's store (once started).
+    public var store: BrokerStore { started.store }
+
+    /// The endpoint the broker listens on (once started), with the port resolved when configured as ":*".
+    public var endpoint: String { started.endpoint }
 
     /// Loads everything a configuration file names (keys, registry) and starts on the store it
     /// names. Refuses a secret key or store that other users can read, and a damaged store.
@@ -190,21 +241,21 @@ public final class Broker: Sendable {
     /// the date (tests advance it by years). Returns what went.
     @discardableResult
     public func applyRetention(now: Date = Date()) throws -> CompactionReport {
-        try compactor.runNow(now: now)
+        try started.compactor.runNow(now: now)
     }
 
-    /// Whether the broker works: its socket is bound and its store open (both hold from the end
-    /// of `init`), and it has not been told to stop.
-    public var isRunning: Bool { !loop.isStopping }
+    /// Whether the broker works: it was started (its socket is bound and its store open) and
+    /// has not been told to stop.
+    public var isRunning: Bool { running.withLock { $0.map { !$0.loop.isStopping } ?? false } }
 
-    /// Stops accepting work, finishes the batch in hand and closes the sockets.
+    /// Stops accepting work, finishes the batch in hand and closes the sockets. Does nothing
+    /// when the broker is not running.
     public func stop() {
-        compactor.stop()
-        loop.stop()
-        zap.stop()
-        context.shutdown()
-        lock.release()
+        guard let running = running.withLock({ state in defer { state = nil }; return state }) else { return }
+        running.compactor.stop()
+        running.loop.stop()
+        running.zap.stop()
+        running.context.shutdown()
+        running.lock.release()
     }
-
-    deinit { stop() }
 }

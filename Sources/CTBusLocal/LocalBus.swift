@@ -178,6 +178,7 @@ public final class LocalBus: Sendable {
     public func startBroker(metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws -> Broker {
         let broker = try Broker(configuration: brokerConfiguration, registry: registry, keyPair: brokerKeys,
                                 store: try BrokerStore(path: brokerConfiguration.storePath), logger: logger, metrics: metrics)
+        try broker.start()
         running.withLock { $0.broker = broker }
         return broker
     }
@@ -212,6 +213,12 @@ public final class LocalBus: Sendable {
         guard let keys = nodeKeys[id] else { throw ConfigurationError("node \(id) is not in this bus's registry") }
         let node = try Node(configuration: nodeConfiguration(id), keyPair: keys, brokerPublicKey: brokerKeys.publicKey,
                             journal: try journal(id), logger: logger, metrics: metrics)
+        do {
+            try node.start()
+        } catch {
+            node.stop()
+            throw error
+        }
         running.withLock { $0.nodes[id] = node }
         return node
     }

@@ -13,4 +13,16 @@ public enum Wait {
             Thread.sleep(forTimeInterval: 0.01)
         }
     }
+
+    /// `until` for async callers: the pause between checks suspends the task instead of holding
+    /// a thread of the cooperative pool.
+    @discardableResult
+    public static func until(seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while true {
+            if try await condition() { return true }
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
 }

@@ -5,6 +5,7 @@ import CoreMetrics
 import Crypto
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import ZeroMQ
 
@@ -12,8 +13,10 @@ import ZeroMQ
 /// what waits in the outbox, journals what the broker delivers and then acknowledges it,
 /// keeps its session alive with heartbeats and says Hello again after the broker was away.
 ///
-/// `init` starts it on its own thread; `stop()` ends it.
-public final class Node: Sendable {
+/// A `Service`: `init` reads the configuration, keys and registry and takes the journal's lock,
+/// and starts nothing; `run()` starts the node and stops it on graceful shutdown. In-process users
+/// (the local bus, tests) call `start()` and `stop()` themselves.
+public final class Node: Service, Sendable {
     public let configuration: NodeConfiguration
     public let journal: NodeJournal
     /// The node's signing and sealing keys (its configuration names the files; the node's
@@ -21,15 +24,24 @@ public final class Node: Sendable {
     public let messageKeys: NodeMessageKeys
     /// The node's registry copy, read at start: who receives what, and the keys to seal to.
     let registry: NodeRegistry
-    private let context: ZMQContext
-    private let loop = LoopThread()
     let state = SharedStatus()
-    private let waker: Waker
-    /// The journal's lock, held while the node runs.
+    /// The journal's lock, held from `init` to `stop()`.
     private let lock: FileLock
+    private let keyPair: CurveKeyPair
+    private let brokerPublicKey: String
+    private let logger: Logger
+    private let metrics: any MetricsFactory
+    /// What a started node holds; nil before `start()` and after `stop()`.
+    private let running = Mutex<Running?>(nil)
 
-    /// Starts a node on a journal that is already open; takes the journal's lock (a second node
-    /// on the same journal, in this process or another, is refused).
+    private struct Running: Sendable {
+        let context: ZMQContext
+        let loop: LoopThread
+        let waker: Waker
+    }
+
+    /// A node on a journal that is already open; takes the journal's lock (a second node on the
+    /// same journal, in this process or another, is refused).
     public convenience init(configuration: NodeConfiguration, keyPair: CurveKeyPair, brokerPublicKey: String,
                             journal: NodeJournal, logger: Logger = Logger(label: "ctbus.node"),
                             metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
@@ -51,30 +63,56 @@ public final class Node: Sendable {
         let keys = try NodeMessageKeys(configuration: configuration, registry: registry)
         messageKeys = keys
         self.registry = registry
-        let context = try ZMQContext()
-        self.context = context
         var logger = logger
         logger[metadataKey: "node"] = "\(configuration.nodeId)"
-        let status = state
+        self.logger = logger
+        self.keyPair = keyPair
+        self.brokerPublicKey = brokerPublicKey
+        self.metrics = metrics
+    }
+
+    /// Starts the node's loop thread; returns once its socket is connecting to the broker.
+    public func start() throws {
+        precondition(running.withLock { $0 == nil }, "the node was started already")
+        let (configuration, journal, registry, keyPair, brokerPublicKey, logger, metrics, status, keys) =
+            (configuration, journal, registry, keyPair, brokerPublicKey, logger, metrics, state, messageKeys)
+        let context = try ZMQContext()
         let wakeEndpoint = "inproc://ctbus-node-wake-\(UUID().uuidString)"
         if let recovery = journal.recovery { logger.warning("journal recovered", metadata: ["detail": "\(recovery)"]) }
         logger.info("connecting to the broker", metadata: [
             "endpoint": "\(configuration.brokerEndpoint)", "broker-key": "\(brokerPublicKey.prefix(8))…", "journal": "\(journal.path)"])
-        try loop.start(name: "node-\(configuration.nodeId)") { [logger] thread in
-            let nodeLoop: NodeLoop
-            do {
-                nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
-                                        brokerPublicKey: brokerPublicKey, journal: journal, registry: registry,
-                                        sealingKey: keys.sealing, status: status,
-                                        wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics)
-            } catch {
-                thread.ready(.failure(error))
-                return
+        let loop = LoopThread()
+        do {
+            try loop.start(name: "node-\(configuration.nodeId)") { thread in
+                let nodeLoop: NodeLoop
+                do {
+                    nodeLoop = try NodeLoop(context: context, configuration: configuration, keyPair: keyPair,
+                                            brokerPublicKey: brokerPublicKey, journal: journal, registry: registry,
+                                            sealingKey: keys.sealing, status: status,
+                                            wakeEndpoint: wakeEndpoint, logger: logger, metrics: metrics)
+                } catch {
+                    thread.ready(.failure(error))
+                    return
+                }
+                thread.ready(.success(()))
+                nodeLoop.run(until: thread)
             }
-            thread.ready(.success(()))
-            nodeLoop.run(until: thread)
+            let waker = try Waker(context: context, endpoint: wakeEndpoint)
+            running.withLock { $0 = Running(context: context, loop: loop, waker: waker) }
+        } catch {
+            loop.stop()
+            context.shutdown()
+            throw error
         }
-        waker = try Waker(context: context, endpoint: wakeEndpoint)
+    }
+
+    /// Runs the node as a service until graceful shutdown (or cancellation), then stops it.
+    /// Starts it first unless `start()` did (a daemon starts it before anything serves, so a
+    /// failed start ends the process before the group runs).
+    public func run() async throws {
+        if running.withLock({ $0 == nil }) { try start() }
+        try? await gracefulShutdown()
+        stop()
     }
 
     /// Validates, signs and queues messages in this node's outbox in one transaction, and wakes the
@@ -93,11 +131,11 @@ public final class Node: Sendable {
         // started, will decide. A file that does not read is an error, not the copy read at start.
         let ids = try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: messageKeys.signing,
                                         registry: try configuration.loadRegistry() ?? registry)
-        waker.wake()
+        running.withLock { $0?.waker.wake() }
         return ids
     }
 
-    /// Loads the configuration file, keys and journal, and starts: the daemon's way. Refuses a
+    /// Loads the configuration file, keys and journal: the daemon's way. Refuses a
     /// secret key or journal that other users can read, a journal another process runs, and a
     /// damaged journal (checked read-only, before anything is written to it).
     public convenience init(configurationFile path: String, logger: Logger = Logger(label: "ctbus.node"),
@@ -146,13 +184,13 @@ public final class Node: Sendable {
 
     /// Stops the loop (the journal holds everything acknowledged) and closes the socket.
     public func stop() {
-        loop.stop()
-        waker.close()
-        context.shutdown()
+        if let running = running.withLock({ state in defer { state = nil }; return state }) {
+            running.loop.stop()
+            running.waker.close()
+            running.context.shutdown()
+        }
         lock.release()
     }
-
-    deinit { stop() }
 }
 
 /// What the node loop shares with the outside, under a lock.

@@ -3,6 +3,7 @@ import CTBusJournal
 import CTBusPolicy
 import CTBusSchema
 import Foundation
+import Synchronization
 import Logging
 import ZeroMQ
 
@@ -11,6 +12,18 @@ import ZeroMQ
 func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("ctbus: \(describe(error))\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// `runReportingErrors` for async work (the daemons).
+func runReportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
     } catch let error as ExitCode {
         throw error
     } catch {
@@ -45,14 +58,12 @@ enum LogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
 }
 
-/// SIGINT and SIGTERM, the signals that stop a daemon gracefully, SIGUSR1, which a daemon sends itself to stop on its own,
-/// and SIGHUP, which asks a daemon to reload.
+/// SIGINT and SIGTERM, the signals that stop a daemon gracefully, and SIGHUP, which asks a daemon to reload.
 private func terminationSignals() -> sigset_t {
     var set = sigset_t()
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
     sigaddset(&set, SIGTERM)
-    sigaddset(&set, SIGUSR1) // a daemon stopping on its own (`runDaemon`'s fatal)
     sigaddset(&set, SIGHUP) // reload (the broker's registry); other daemons log it and go on
     return set
 }
@@ -72,4 +83,32 @@ func waitForTerminationSignal() -> Int32 {
     var received: Int32 = 0
     while sigwait(&set, &received) != 0 {}
     return received
+}
+
+/// The thread `SignalService` takes signals on (0 until it runs), and a signal caught before it
+/// ran (0: none). Touched first in `forwardSignals`, before the handler can run.
+private let signalThread = Atomic<UInt>(0)
+private let caughtEarly = Atomic<Int32>(0)
+
+/// Installs, for SIGINT, SIGTERM and SIGHUP, a handler that hands the signal on to the signal
+/// thread (`pthread_kill`, async-signal-safe), where it stays pending for `sigwait`. The handler
+/// runs only on a thread that does not block the signals: the main thread while the async runtime
+/// parks it in `sigsuspend`. Before the signal thread runs, the signal is kept for it.
+func forwardSignals() {
+    signalThread.store(0, ordering: .sequentiallyConsistent)
+    caughtEarly.store(0, ordering: .sequentiallyConsistent)
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        _ = Glibc.signal(signal) { received in
+            caughtEarly.store(received, ordering: .sequentiallyConsistent)
+            let thread = signalThread.load(ordering: .sequentiallyConsistent)
+            if thread != 0 { pthread_kill(pthread_t(thread), received) }
+        }
+    }
+}
+
+/// Makes the calling thread the one signals are handed to; returns a signal caught before.
+func becomeSignalThread() -> Int32? {
+    signalThread.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
+    let early = caughtEarly.exchange(0, ordering: .sequentiallyConsistent)
+    return early == 0 ? nil : early
 }

@@ -4,8 +4,10 @@ import CTBusJournal
 import CTBusNode
 import CTBusSchema
 import Foundation
+import Logging
+import ServiceLifecycle
 
-struct ConsoleCommand: ParsableCommand {
+struct ConsoleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "console",
         abstract: "Serve a node's console in the browser (journal, messages, traceability, compose, drafts, status) until SIGINT or SIGTERM.",
@@ -40,8 +42,9 @@ struct ConsoleCommand: ParsableCommand {
     @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
     var logFormat: LogFormat = .text
 
-    func run() throws {
-        try runDaemon(named: "console", log: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat)) { fatal in
+    func run() async throws {
+        let logger = makeLogger(label: "ctbus.console", level: logLevel, format: logFormat)
+        try await runDaemon(named: "console", log: logger) {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)
             let http = configuration.http
@@ -56,9 +59,22 @@ struct ConsoleCommand: ParsableCommand {
                                            host: bind ?? http?.bind ?? "127.0.0.1",
                                            port: port ?? http?.port ?? 8470,
                                            allowedHosts: allowedHosts.isEmpty ? http?.allowedHosts ?? [] : allowedHosts,
-                                           authentication: authentication,
-                                           logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
-            return BackgroundHTTP(server, fatal: fatal).stop
+                                           authentication: authentication, logger: logger)
+            return ([server.announcedApplication()], nil)
+        }
+    }
+}
+
+extension ConsoleServer {
+    /// The address people open, with an IPv6 host in brackets.
+    var address: String { "http://\(host == "::1" ? "[::1]" : host):\(port)/" }
+
+    /// The console as a service that logs its address (notice) once it listens.
+    func announcedApplication(onRunning: @escaping @Sendable () async -> Void = {}) -> some Service {
+        let (logger, line) = (logger, "console of node \(nodeId) at \(address)")
+        return application {
+            logger.notice("\(line)")
+            await onRunning()
         }
     }
 }

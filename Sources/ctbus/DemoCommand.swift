@@ -11,8 +11,9 @@ import CTBusLocal
 import CTBusBrokerHTTP
 import Foundation
 import Logging
+import ServiceLifecycle
 
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run a broker, OCT, CTED and three working groups on 127.0.0.1 with sample traffic, then print every journal.",
@@ -27,8 +28,8 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Log level of broker and nodes (to stderr): trace, debug, info, notice, warning, error, critical.")
     var logLevel = "critical"
 
-    func run() throws {
-        try runReportingErrors { try runDemo() }
+    func run() async throws {
+        try await runReportingErrors { try await runDemo() }
     }
 
     static let nodes: [LocalBus.NodeSpec] = [
@@ -39,8 +40,7 @@ struct DemoCommand: ParsableCommand {
         .init("wg-rights", role: .workingGroup, clearance: .unclassified, groups: ["compact-wg"]),
     ]
 
-    private func runDemo() throws {
-        if keepRunning { blockTerminationSignals() } // before any thread starts: sigwait takes them
+    private func runDemo() async throws {
         let bus = try LocalBus(nodes: Self.nodes, logger: makeLogger(label: "ctbus", level: logLevel))
         defer { bus.shutdown(removeFolder: !keep) }
         print("CTBus demo: broker on \(bus.endpoint), CURVE keys in \(bus.folder.path)")
@@ -102,14 +102,14 @@ struct DemoCommand: ParsableCommand {
             }
         }
         let journals = try Dictionary(uniqueKeysWithValues: profiles.map { ($0.id, try bus.journal($0.id)) })
-        let complete = try Wait.until(seconds: 20) {
+        let complete = try await Wait.until(seconds: 20) {
             try expected.allSatisfy { node, ids in
                 let received = try journals[node]!.entries(matching: JournalFilter(direction: .received))
                 return Set(received.map(\.messageId)).isSuperset(of: ids)
             }
         }
         guard complete else { throw ConfigurationError("not every delivery arrived within 20 s") }
-        let acknowledged = try Wait.until(seconds: 20) {
+        let acknowledged = try await Wait.until(seconds: 20) {
             try published.allSatisfy { item in
                 try journals[item.from]!.publicationStatus(messageId: item.message.envelope.messageID) == .acknowledged
             }
@@ -155,8 +155,9 @@ struct DemoCommand: ParsableCommand {
         // What an operator sees: ctbus status, from the same report the broker's /status serves.
         if let broker = bus.broker {
             // Acknowledgements reach the store within 20 ms, the session snapshot within 250 ms.
-            _ = Wait.until(seconds: 5) { (try? broker.store.queueFigures().isEmpty) ?? true }
-            Thread.sleep(forTimeInterval: 0.3)
+            _ = await Wait.until(seconds: 5) {
+                ((try? broker.store.queueFigures().isEmpty) ?? true) && broker.status.snapshot.values.allSatisfy { $0.inFlight == 0 }
+            }
             print("")
             print("Broker status (ctbus status)")
             print("")
@@ -177,33 +178,51 @@ struct DemoCommand: ParsableCommand {
         print(TraceCommand.table(Traceability.report(messages), width: 98).split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n"), terminator: "")
 
-        try serveConsoles(bus: bus, journals: journals)
+        try await serveConsoles(bus: bus, journals: journals)
         if keep { print("Kept: \(bus.folder.path)") }
     }
 
     /// Consoles for OCT and a working group: their addresses are printed; with --keep-running they
     /// serve until a signal, otherwise they stop at once with the demo.
-    private func serveConsoles(bus: LocalBus, journals: [String: NodeJournal]) throws {
-        var consoles: [(node: String, console: BackgroundHTTP)] = []
+    private func serveConsoles(bus: LocalBus, journals: [String: NodeJournal]) async throws {
+        var servers: [ConsoleServer] = []
         for (node, preferred) in [("oct", 8470), ("wg-border", 8471)] {
             guard let profile = bus.registry.entry(id: node)?.profile else { continue }
             let port = Self.isFree(preferred) ? preferred : try LocalBus.freePortForTests()
-            let server = try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!,
-                                           registry: bus.registry, messageKeys: try bus.messageKeys(of: node), port: port,
-                                           logger: makeLogger(label: "ctbus.console", level: logLevel))
-            // A console that cannot serve shows in the heading below.
-            consoles.append((node, BackgroundHTTP(server, announce: false, fatal: { _ in })))
+            servers.append(try ConsoleServer(nodeId: node, clearance: profile.clearance, journal: journals[node]!,
+                                             registry: bus.registry, messageKeys: try bus.messageKeys(of: node), port: port,
+                                             logger: makeLogger(label: "ctbus.console", level: logLevel)))
         }
-        print("")
-        print(consoles.allSatisfy(\.console.isListening) ? "Consoles" : "Consoles (not all of them started)")
-        for item in consoles { print("  \(item.node.padding(toLength: 10, withPad: " ", startingAt: 0)) \(item.console.address)") }
-        if keepRunning {
+        let logger = makeLogger(label: "ctbus", level: logLevel)
+        let (listening, listened) = AsyncStream.makeStream(of: String.self)
+        var services: [any Service] = servers.map { server in server.application { listened.yield(server.nodeId) } }
+        if keepRunning { services.append(SignalService(name: "demo", reload: nil, logger: logger)) }
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                // A console that cannot serve ends the group; it shows in the heading below.
+                do { try await group.run() } catch { logger.error("a console stopped", metadata: ["error": "\(error)"]) }
+                listened.finish()
+            }
+            var started = Set<String>()
+            for await node in listening {
+                started.insert(node)
+                if started.count == servers.count { break }
+            }
             print("")
-            print("Broker, nodes and consoles keep running; Ctrl-C stops them.")
-            fflush(nil) // what was printed reaches a pipe or file now, not at exit
-            _ = waitForTerminationSignal()
+            print(started.count == servers.count ? "Consoles" : "Consoles (not all of them started)")
+            for server in servers { print("  \(server.nodeId.padding(toLength: 10, withPad: " ", startingAt: 0)) \(server.address)") }
+            if keepRunning {
+                print("")
+                print("Broker, nodes and consoles keep running; Ctrl-C stops them.")
+                fflush(nil) // what was printed reaches a pipe or file now, not at exit
+            } else {
+                await group.triggerGracefulShutdown()
+            }
+            try await tasks.waitForAll()
         }
-        for item in consoles { item.console.stop() }
     }
 
     /// Whether a TCP port on 127.0.0.1 can be bound now.

@@ -49,6 +49,7 @@ struct FaultTests {
         configuration.journalPath = bus.folder.appendingPathComponent("oct-second.journal.sqlite").path
         let second = try Node(configuration: configuration, keyPair: bus.nodeKeys["oct"]!, brokerPublicKey: bus.brokerKeys.publicKey,
                               journal: try NodeJournal(path: configuration.journalPath), logger: LocalBus.defaultLogger)
+        try second.start()
         func firstLog() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
         #expect(Wait.until(seconds: 30) { firstLog().contains("gave this node's session to another connection") })
         // The two take turns: the first one comes back on a new connection and takes the session again.
@@ -238,7 +239,7 @@ struct FaultTests {
     }
 }
 
-/// A node that cannot get a session says why, within its broker timeout (issue 10, item 10).
+/// A node that cannot get a session says why, within its broker timeout.
 @Suite("Connection reports", .serialized)
 struct ConnectionReportTests {
     static func node(_ bus: LocalBus, _ id: String, keys: CurveKeyPair, brokerKey: String, handler: InMemoryLogHandler) throws -> Node {
@@ -246,8 +247,10 @@ struct ConnectionReportTests {
         logger.logLevel = .info
         var configuration = bus.nodeConfiguration(id)
         configuration.brokerPublicKey = brokerKey
-        return try Node(configuration: configuration, keyPair: keys, brokerPublicKey: brokerKey,
-                        journal: try bus.journal(id), logger: logger)
+        let node = try Node(configuration: configuration, keyPair: keys, brokerPublicKey: brokerKey,
+                            journal: try bus.journal(id), logger: logger)
+        try node.start()
+        return node
     }
 
     @Test("A wrong broker key, an unregistered node key, no broker: one clear line each within the broker timeout, not a flood")

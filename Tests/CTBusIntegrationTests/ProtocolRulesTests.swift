@@ -84,7 +84,8 @@ struct ProtocolRulesTests {
         let atBound = try Revocation.signed(messageId: message.envelope.messageID, reason: String(repeating: "r", count: WireLimits.revokeReasonBytes),
                                             by: BadInputTests.raw, with: try bus.signingKey(of: BadInputTests.raw))
         try client.send(.revoke(atBound.frame))
-        guard case .revokeAck(let ack) = try client.receiveReply() else { Issue.record("no RevokeAck at the bound"); return }
+        let reply = try client.receiveReply()
+        guard case .revokeAck(let ack) = reply else { Issue.record("no RevokeAck at the bound: \(String(describing: reply))"); return }
         #expect(ack.recipientCount == 6)
 
         var hello = Hello()

@@ -61,6 +61,7 @@ struct RegistryReloadTests {
         let node = try Node(configuration: configuration, keyPair: try CurveKeyPair(secretKeyFile: configuration.secretKeyFile),
                             brokerPublicKey: bus.brokerKeys.publicKey, journal: try NodeJournal(path: configuration.journalPath))
         defer { node.stop() }
+        try node.start()
         let id = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["compact-wg"])),
                                  from: "cted")
         #expect(try Wait.until { try NodeJournal(path: configuration.journalPath).count(messageId: id) == 1 })
@@ -116,6 +117,7 @@ struct RegistryReloadTests {
         let node = try Node(configuration: configuration, keyPair: bus.nodeKeys["wg-border"]!, brokerPublicKey: bus.brokerKeys.publicKey,
                             journal: try bus.journal("wg-border"), logger: LocalBus.defaultLogger)
         defer { node.stop() }
+        try node.start()
         let journal = try bus.journal("wg-border")
         #expect(try Wait.until { try journal.count(messageId: open) == 1 && broker.store.queueDepth(for: "wg-border") == 0 })
         #expect(try journal.count(messageId: confidential) == 0)
@@ -168,6 +170,7 @@ struct RegistryReloadTests {
             let running = try Node(configuration: configuration, keyPair: bus.nodeKeys[node]!, brokerPublicKey: bus.brokerKeys.publicKey,
                                    journal: try bus.journal(node), logger: LocalBus.defaultLogger)
             defer { running.stop() }
+            try running.start()
             let journal = try bus.journal(node)
             #expect(try Wait.until { try journal.count(messageId: open) == 1 && broker.store.queueDepth(for: node) == 0 }, "\(node)")
             #expect(try journal.count(messageId: confidential) == 0, "\(node)")
@@ -312,6 +315,7 @@ struct RegistryReloadTests {
         let rights = try Node(configuration: bus.nodeConfiguration("wg-rights"), keyPair: try CurveKeyPair(secretKeyFile: nextKeyFile),
                               brokerPublicKey: bus.brokerKeys.publicKey, journal: try bus.journal("wg-rights"), logger: LocalBus.defaultLogger)
         defer { rights.stop() }
+        try rights.start()
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
         #expect(try Wait.until(seconds: 30) { try rights.journal.count(messageId: id) == 1 })
         // Step 3: finish, and reload with a plain SIGHUP.
