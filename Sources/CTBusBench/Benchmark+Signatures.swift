@@ -5,7 +5,7 @@ import CTBusLocal
 import Foundation
 
 extension Benchmark {
-    /// The cost of signatures per message, in this process on one core (issue 13, item 6): the
+    /// The cost of signatures per message, in this process on one core: the
     /// publisher's signing (with and without a partial restriction, whose disclosures add work),
     /// the broker's check of a whole publication and a recipient's check of a redacted copy. The
     /// baseline of each check is what the same side did per message before signatures: decoding

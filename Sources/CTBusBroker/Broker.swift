@@ -28,7 +28,7 @@ public final class Broker: Service, Sendable {
     private let keyPair: CurveKeyPair
     private let logger: Logger
     private let metrics: any MetricsFactory
-    private let openStore: @Sendable () throws -> BrokerStore
+    private let openStore: @Sendable () throws -> any BrokerStorage
     private let retention: RetentionPolicy
     private let compactionInterval: TimeInterval
     /// Reloads refused because the file did not validate (the loop counts the others).
@@ -43,13 +43,13 @@ public final class Broker: Service, Sendable {
         let compactor: Compactor
         /// The store's lock, held while the broker runs.
         let lock: FileLock
-        let store: BrokerStore
+        let store: any BrokerStorage
         let endpoint: String
     }
 
     /// A broker on a store that is already open (tests, benchmark).
     public convenience init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
-                            store: BrokerStore, logger: Logger = Logger(label: "ctbus.broker"),
+                            store: any BrokerStorage, logger: Logger = Logger(label: "ctbus.broker"),
                             metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws {
         try self.init(configuration: configuration, registry: registry, keyPair: keyPair, logger: logger, metrics: metrics) { store }
     }
@@ -58,7 +58,7 @@ public final class Broker: Service, Sendable {
     /// configuration's retention does not read; starts nothing.
     public init(configuration: BrokerConfiguration, registry: NodeRegistry, keyPair: CurveKeyPair,
                 logger: Logger = Logger(label: "ctbus.broker"), metrics: any MetricsFactory = NOOPMetricsHandler.instance,
-                openStore: @escaping @Sendable () throws -> BrokerStore) throws {
+                openStore: @escaping @Sendable () throws -> any BrokerStorage) throws {
         self.configuration = configuration
         refusedReloads = Counter(label: MetricName.brokerRegistryReloadsTotal.rawValue, dimensions: [("outcome", "refused")], factory: metrics)
         retention = try configuration.retentionPolicy()
@@ -100,7 +100,7 @@ public final class Broker: Service, Sendable {
             context.shutdown()
             throw error
         }
-        let opened = Mutex<(endpoint: String, store: BrokerStore, lock: FileLock)?>(nil)
+        let opened = Mutex<(endpoint: String, store: any BrokerStorage, lock: FileLock)?>(nil)
         let loop = LoopThread()
         let (keyPair, logger, metrics, openStore, status) = (keyPair, logger, metrics, openStore, status)
         do {
@@ -109,7 +109,7 @@ public final class Broker: Service, Sendable {
                 do {
                     let socket = try BrokerLoop.bind(context: context, configuration: configuration, keyPair: keyPair)
                     let lock: FileLock
-                    let store: BrokerStore
+                    let store: any BrokerStorage
                     do {
                         lock = try FileLock(guarding: configuration.storePath, owner: "a broker")
                         do {
@@ -163,7 +163,7 @@ public final class Broker: Service, Sendable {
     }
 
     /// The broker's store (once started).
-    public var store: BrokerStore { started.store }
+    public var store: any BrokerStorage { started.store }
 
     /// The endpoint the broker listens on (once started), with the port resolved when configured as ":*".
     public var endpoint: String { started.endpoint }

@@ -56,7 +56,7 @@ extension BrokerLoop {
     /// Records the registry in force at start when it differs from the one last applied (the
     /// changes made while the broker was stopped), so the audit holds every registry in force, and
     /// returns the marks of what is to be judged again (a restart keeps those of earlier reloads).
-    static func recordRegistryAtStart(_ registry: NodeRegistry, store: BrokerStore, logger: Logger) -> [String: UInt64] {
+    static func recordRegistryAtStart(_ registry: NodeRegistry, store: any BrokerStorage, logger: Logger) -> [String: UInt64] {
         do {
             let previous = try store.lastAppliedRegistry().flatMap { try? NodeRegistry(json: $0) }
             var changes = registry.changes(from: previous ?? NodeRegistry())

@@ -13,7 +13,7 @@ import ZeroMQ
 /// goes back to the core.
 final class BrokerLoop {
     let socket: ZMQSocket
-    private let store: BrokerStore
+    private let store: any BrokerStorage
     private let logger: Logger
     /// Lines a peer or a lasting fault can repeat: once per kind and period, then summed up.
     private var throttled: ThrottledLogger
@@ -47,7 +47,7 @@ final class BrokerLoop {
         return socket
     }
 
-    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: SharedRegistry, store: BrokerStore, logger: Logger,
+    init(socket: ZMQSocket, configuration: BrokerConfiguration, registry: SharedRegistry, store: any BrokerStorage, logger: Logger,
          metrics: any MetricsFactory, status: BrokerStatus) {
         self.socket = socket
         sharedRegistry = registry

@@ -10,7 +10,7 @@ import Synchronization
 /// in it): a minute after start and then every `interval`. Each pass is a series of bounded
 /// transactions, so the loop's own writes wait a few milliseconds at most between them.
 final class Compactor: Sendable {
-    private let store: BrokerStore
+    private let store: any BrokerStorage
     private let policy: RetentionPolicy
     private let registryNodes: @Sendable () -> Set<String>
     private let logger: Logger
@@ -22,7 +22,7 @@ final class Compactor: Sendable {
     /// Dispatch sources are thread-safe; the type just is not marked Sendable.
     nonisolated(unsafe) private let timer: any DispatchSourceTimer
 
-    init(store: BrokerStore, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
+    init(store: any BrokerStorage, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
          logger: Logger, metrics: any MetricsFactory) {
         removedMessages = Counter(label: MetricName.brokerRetentionRemovedTotal.rawValue, dimensions: [("what", "message")], factory: metrics)
         droppedQueueEntries = Counter(label: MetricName.brokerRetentionRemovedTotal.rawValue, dimensions: [("what", "removed_node_queue_entry")],

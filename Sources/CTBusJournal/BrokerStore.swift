@@ -390,7 +390,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         guard let problem else { return skipped }
         throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "
                          + "See `ctbus journal verify --broker-store \(path)`, and restore the store from a backup "
-                         + "(README, Damaged files)")
+                         + "(docs/operations.md, Damaged files)")
     }
 
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
@@ -483,16 +483,6 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         for (nodeId, sequence) in acknowledgements {
             try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?")
                 .execute(arguments: [nodeId, Int64(bitPattern: sequence)])
-        }
-    }
-
-    /// Makes the store's writer fail as on a full disk once the file would grow past its
-    /// present size (SQLite's own limit, `max_page_count`, gives the same SQLITE_FULL a full
-    /// disk gives); false lifts the limit. For fault tests of a running broker.
-    public func simulateFullDisk(_ full: Bool) throws(StoreError) {
-        try database.write { db in
-            let pages = full ? try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 1 : 1_073_741_823
-            _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(pages)")
         }
     }
 

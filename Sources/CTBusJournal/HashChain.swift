@@ -127,10 +127,10 @@ enum ChainVerifier {
 
     /// What a daemon checks before it writes to a file: SQLite's `quick_check` (every page
     /// readable and well formed), the schema, and the last link of the chain (`lastTwo` selects
-    /// the last two rows, newest first). Returns the damage in words, or nil. See the README for
-    /// the cost on 100,000 entries.
+    /// the last two rows, newest first). Returns the damage in words, or nil. docs/operations.md
+    /// (Damaged files) gives the cost on 100,000 entries.
     /// Rows up to which a daemon checks its file whole at start (`startCheck`): about half a
-    /// second on the machines CTBus runs on (measured: README, Damaged files).
+    /// second on the machines CTBus runs on (measured: docs/operations.md, Damaged files).
     static let fullStartCheckRows = 20_000
 
     /// What a daemon checks before it writes: with at most `fullStartCheckRows` rows in `table`,

@@ -80,6 +80,6 @@ extension NodeJournal {
         guard let problem else { return skipped }
         throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "
                          + "See `ctbus journal verify --journal \(path)`; `ctbus journal salvage --journal \(path)` "
-                         + "copies every intact entry into a new journal (README, Damaged files)")
+                         + "copies every intact entry into a new journal (docs/operations.md, Damaged files)")
     }
 }

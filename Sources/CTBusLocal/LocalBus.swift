@@ -175,9 +175,11 @@ public final class LocalBus: Sendable {
 
     /// Starts the broker (again) on the bus's endpoint and store.
     @discardableResult
-    public func startBroker(metrics: any MetricsFactory = NOOPMetricsHandler.instance) throws -> Broker {
+    /// `store` puts something between the broker and its SQLite store (a fault test's full disk).
+    public func startBroker(metrics: any MetricsFactory = NOOPMetricsHandler.instance,
+                            store wrap: (BrokerStore) -> any BrokerStorage = { $0 }) throws -> Broker {
         let broker = try Broker(configuration: brokerConfiguration, registry: registry, keyPair: brokerKeys,
-                                store: try BrokerStore(path: brokerConfiguration.storePath), logger: logger, metrics: metrics)
+                                store: wrap(try BrokerStore(path: brokerConfiguration.storePath)), logger: logger, metrics: metrics)
         try broker.start()
         running.withLock { $0.broker = broker }
         return broker

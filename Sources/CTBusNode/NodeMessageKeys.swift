@@ -7,7 +7,7 @@ import ZeroMQ
 
 /// A node's secret signing (Ed25519) and sealing (X25519) keys, read from the files its
 /// configuration names. Loaded and checked when the daemon starts; signatures and sealed
-/// messages (issue 13) use them. Sendable by hand: swift-crypto's keys are immutable values that
+/// messages use them. Sendable by hand: swift-crypto's keys are immutable values that
 /// it does not mark Sendable.
 public struct NodeMessageKeys: @unchecked Sendable {
     public let signing: Curve25519.Signing.PrivateKey

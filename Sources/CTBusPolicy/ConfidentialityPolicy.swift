@@ -2,7 +2,7 @@ import CTBusSchema
 import Foundation
 import SwiftProtobuf
 
-/// The rule of DESIGN.md section 3 that kept a node from receiving a message.
+/// The rule of the confidentiality policy (PROTOCOL.md 7.1) that kept a node from receiving a message.
 public enum PolicyRule: String, Sendable, CaseIterable {
     /// Rule 1: the originator does not receive its own message.
     case originator

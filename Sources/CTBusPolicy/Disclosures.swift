@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import SwiftProtobuf
 
-/// One withheld-able field value (the wire's `Disclosure`, issue 13: the selective disclosure of
+/// One withheld-able field value (the wire's `Disclosure`: the selective disclosure of
 /// IETF SD-JWT applied to protobuf). The publisher signs the payload without the fields of a
 /// partial Member State restriction plus the digest of each disclosure, and a recipient outside
 /// the restriction's allowed list simply does not get those disclosures. `salt`: 16 random bytes

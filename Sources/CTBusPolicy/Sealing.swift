@@ -2,7 +2,7 @@ import CTBusSchema
 import Crypto
 import Foundation
 
-/// Sealed content (issue 13, item 4; PROTOCOL.md 7.5), on the wire's `SealedBox`: bytes
+/// Sealed content (PROTOCOL.md 7.5), on the wire's `SealedBox`: bytes
 /// encrypted once under a fresh 256-bit content key with ChaCha20-Poly1305 (`ciphertext` is
 /// `combined`: nonce, ciphertext, tag), and that key sealed with HPKE (RFC 9180, base mode,
 /// DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305) to each recipient's X25519

@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import SwiftProtobuf
 
-/// A publication as its author signed it (issue 13, PROTOCOL.md 7.2): the exact envelope bytes,
+/// A publication as its author signed it (PROTOCOL.md 7.2): the exact envelope bytes,
 /// the payload with the fields of a partial Member State restriction cleared, and the proof
 /// (signature, key id, the digests of the withheld values and the disclosures that carry them).
 /// `sign` is the publisher's step; `verify` is the one pure check that the broker (before it

@@ -1,7 +1,7 @@
 import Foundation
 import SwiftProtobuf
 
-/// The rules beyond the types (DESIGN.md section 2), in one place: the publishing node runs
+/// The rules beyond the types (PROTOCOL.md 5.4), in one place: the publishing node runs
 /// them before a message enters its outbox and the broker runs them again on every publication.
 /// The first broken rule is reported as `VALIDATION_FAILED` with the field path and the rule,
 /// never the field's value.

@@ -5,8 +5,8 @@ import Foundation
 import SwiftProtobuf
 import ZeroMQ
 
-/// A compromised broker, for tests of what an honest node does with what it is sent (issue 13,
-/// item 5). Built from the project's pieces: a ROUTER socket with the bus's broker CURVE keys on
+/// A compromised broker, for tests of what an honest node does with what it is sent (PROTOCOL.md
+/// 7.4). Built from the project's pieces: a ROUTER socket with the bus's broker CURVE keys on
 /// the bus's endpoint (so the node connects to it as to its broker) and the wire's frames. It
 /// welcomes the node, answers its heartbeats, and delivers whatever a test hands it, tampered or
 /// not. Lives on the thread that made it.

@@ -2,7 +2,7 @@ import CZeroMQ
 import Foundation
 import Synchronization
 
-/// A dedicated OS thread that owns sockets and runs a poll loop (DESIGN.md section 6): blocking
+/// A dedicated OS thread that owns sockets and runs a poll loop: blocking
 /// libzmq calls never run on Swift's cooperative thread pool.
 ///
 /// The body creates its sockets, calls `ready(_:)` once it is set up (or failed to), loops

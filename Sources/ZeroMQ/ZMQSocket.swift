@@ -29,7 +29,7 @@ public struct ReceivedMessage: Sendable {
 }
 
 /// A libzmq socket. Not thread-safe and deliberately not `Sendable`: one thread creates it,
-/// uses it and closes it (see DESIGN.md section 6). Closing happens in `deinit` or `close()`.
+/// uses it and closes it (docs/decisions.md: every socket lives on a thread of its own). Closing happens in `deinit` or `close()`.
 public final class ZMQSocket {
     public let type: SocketType
     private(set) var handle: UnsafeMutableRawPointer?

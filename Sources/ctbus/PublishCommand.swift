@@ -92,7 +92,7 @@ struct ValidateCommand: ParsableCommand {
 
 /// `ctbus publish --activity-matrix-csv FILE`: the activities from a spreadsheet, the rest from options.
 struct MatrixOptions: ParsableArguments {
-    @Option(help: "Publish an activity matrix whose activities are the rows of this CSV file (columns in the README).")
+    @Option(help: "Publish an activity matrix whose activities are the rows of this CSV file (columns in docs/traceability.md).")
     var activityMatrixCsv: String?
 
     @Option(help: "With --activity-matrix-csv: the reporting period, START..END (YYYY-MM-DD..YYYY-MM-DD).")

@@ -181,7 +181,7 @@ struct ConsoleTests {
 
 /// The console in a real headless browser (Debian's chromium and chromedriver, driven by
 /// Selenium from Debian's python3-selenium): Tests/browser/console_browser.py does what a person
-/// does and checks what the page shows. `CTBUS_SCREENSHOTS=DIR` keeps its screenshots (the README's).
+/// does and checks what the page shows. `CTBUS_SCREENSHOTS=DIR` keeps its screenshots (docs/console.md's).
 @Suite("Console in a browser", .serialized)
 struct ConsoleBrowserTests {
     /// Runs one step of the browser script; returns its exit status and what it printed.

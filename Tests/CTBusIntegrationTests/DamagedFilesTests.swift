@@ -10,7 +10,7 @@ import SwiftProtobuf
 import GRDB
 import Testing
 
-/// What the fault harness did to files (issue 10): flipped bytes, write-protected copies,
+/// What a fault harness does to files: flipped bytes, write-protected copies,
 /// readable modes, two daemons on one file, a taken port. Real SQLite files, real processes.
 @Suite("Damaged and shared files", .serialized)
 struct DamagedFilesTests {

@@ -14,7 +14,7 @@ import SwiftProtobuf
 import Testing
 import ZeroMQ
 
-/// The faults of issue 10 that live on the wire: two processes with one key, frames the broker
+/// The faults that live on the wire: two processes with one key, frames the broker
 /// cannot read, a peer that stops reading, a broker whose disk is full. Real broker, real CURVE.
 @Suite("Faults", .serialized)
 struct FaultTests {
@@ -197,16 +197,20 @@ struct FaultTests {
     func fullDisk() throws {
         let (bus, handler) = try Self.loggedBus()
         defer { bus.shutdown() }
-        try bus.startBroker()
+        var disk: FullDiskStore?
+        try bus.startBroker { store in
+            disk = FullDiskStore(store)
+            return disk!
+        }
+        let store = try #require(disk)
         try bus.startNode("oct")
         let cted = try bus.startNode("cted")
         #expect(bus.waitUntilConnected())
-        let store = bus.broker!.store
         let warmup = try bus.publish(SampleMessages.recommendation(), from: "cted")
         #expect(try Wait.until { try bus.journal("oct").count(messageId: warmup) == 1 })
         let connectedBefore = Self.lines(handler, containing: "node connected")
 
-        try store.simulateFullDisk(true)
+        store.full = true
         let ids = try (0..<30).map { index in
             try bus.publish(SampleMessages.recommendation(text: "Recommendation \(index): " + String(repeating: "text ", count: 400)), from: "cted")
         }
@@ -219,7 +223,7 @@ struct FaultTests {
         let hellos = Self.lines(handler, containing: "node connected") - connectedBefore
         #expect(hellos < internals / 10, "\(hellos) sessions for \(internals) refusals")
 
-        try store.simulateFullDisk(false)
+        store.full = false
         let oct = try bus.journal("oct")
         #expect(try Wait.until(seconds: 15) { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
         let order = try oct.entries().map(\.messageId).filter { ids.contains($0) }

@@ -7,7 +7,7 @@ import Foundation
 import SwiftProtobuf
 import Testing
 
-/// The signature format of issue 13 (docs/design/end-to-end.md) checked by someone else's code:
+/// The signature format (PROTOCOL.md 7.2 and 5.5) checked by someone else's code:
 /// Tests/signatures/verify_vectors.py implements the signed bytes and disclosure digests from the
 /// design alone, with Python's `cryptography`, and must agree with this implementation on good
 /// and tampered vectors.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks CTBus publication signatures from docs/design/end-to-end.md alone, with none of the
+"""Checks CTBus publication signatures from Schemas/PROTOCOL.md 7.2 and 5.5 alone, with none of the
 project's code: Python's `cryptography` (Ed25519) and hashlib (SHA-256).
 
 Reads a JSON list of vectors on standard input. Each vector: envelope, payload (base64), the
