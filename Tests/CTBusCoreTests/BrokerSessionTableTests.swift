@@ -116,7 +116,14 @@ struct BrokerSessionTableTests {
         #expect(scene.core.sessions["oct"] == nil)
         let outcome = scene.open("oct", on: Self.second)
         #expect(outcome.errors(to: Self.first) == [.sessionReplaced])
-        #expect(scene.receive(BrokerScene.hello(), from: "oct", on: Self.first).errors(to: Self.first) == [.sessionReplaced])
+        #expect(outcome.logs.filter { $0.message.hasPrefix("a newer connection took over") }.count == 1)
+        // The old connection wakes up and says Hello again, as a node does after NO_SESSION: refused, for good.
+        for command in [BrokerScene.hello(), .heartbeat(Heartbeat())] {
+            let refused = scene.receive(command, from: "oct", on: Self.first)
+            #expect(refused.errors(to: Self.first) == [.sessionReplaced])
+            #expect(refused.logs.allSatisfy { $0.throttleKey != nil }, "a repeated refusal is logged once per period")
+        }
+        #expect(scene.core.sessions["oct"]?.connection == Self.second)
     }
 
     @Test("OPEN | any other Frame on a connection that is not the session's | NO_SESSION; the session is unchanged", arguments: Command.nodeCommands)

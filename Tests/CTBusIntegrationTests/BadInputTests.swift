@@ -115,37 +115,6 @@ struct BadInputTests {
         #expect(try journal.outbox().isEmpty) // refused for good: not sent again
     }
 
-    @Test("Malformed, unknown and out-of-session frames get typed errors and the broker keeps serving")
-    func malformedFrames() throws {
-        let bus = try Self.runningBus()
-        defer { bus.shutdown() }
-        let client = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
-        // Before Hello: NO_SESSION.
-        try client.send(.heartbeat(Heartbeat()))
-        _ = try Self.expectError(client, .noSession)
-        try client.hello()
-        guard case .welcome = try client.receiveCommand() else { Issue.record("no Welcome"); return }
-        // Bytes that are no Frame.
-        try client.send(raw: [[0xFF, 0xFF, 0xFF, 0x01, 0x02]])
-        _ = try Self.expectError(client, .malformedFrame)
-        // Two frames where one is expected.
-        try client.send(raw: [[0x3A, 0x00], [0x01]])
-        _ = try Self.expectError(client, .malformedFrame)
-        // An empty Frame (no command).
-        try client.send(raw: [[]])
-        _ = try Self.expectError(client, .malformedFrame)
-        // A command only the broker sends.
-        try client.send(.welcome(Welcome()))
-        _ = try Self.expectError(client, .malformedFrame)
-        // A Hello of a future protocol version.
-        var hello = Hello()
-        hello.protocolVersion = 99
-        try client.send(.hello(hello))
-        _ = try Self.expectError(client, .unsupportedVersion)
-        // The broker still delivers for everyone.
-        try Self.sentinel(bus)
-    }
-
     @Test("Schema-invalid publications get VALIDATION_FAILED naming the field, without the content")
     func invalidPublication() throws {
         let bus = try Self.runningBus()

@@ -69,35 +69,6 @@ struct FaultTests {
         #expect(try NodeJournal(path: bus.nodeConfiguration("oct").journalPath).count(messageId: id) == 1)
     }
 
-    @Test("A connection whose session expired and was then taken by another one cannot take it back: its Hello is answered SESSION_REPLACED")
-    func expiredSessionSuperseded() throws {
-        let (bus, handler) = try Self.loggedBus()
-        defer { bus.shutdown() }
-        let broker = try bus.startBroker()
-        let first = try BadInputTests.session(bus, as: "oct")
-        // The first connection falls silent (a starved process) until the broker ends its session.
-        #expect(Wait.until(seconds: 30) { broker.status.snapshot["oct"]?.connected == false })
-        let second = try BadInputTests.session(bus, as: "oct")
-        #expect(Self.lines(handler, containing: "took over the node's session") == 1)
-
-        // The first one wakes up and says Hello again, as a node does after NO_SESSION: refused.
-        try first.hello()
-        _ = try BadInputTests.expectError(first, .sessionReplaced)
-        try first.send(.heartbeat(Heartbeat()))
-        _ = try BadInputTests.expectError(first, .sessionReplaced)
-        // The second one keeps the session: what cted publishes reaches it.
-        try bus.startNode("cted")
-        let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        var delivered: Deliver?
-        let deadline = ContinuousClock.now + .seconds(30)
-        while delivered == nil, ContinuousClock.now < deadline {
-            try second.send(.heartbeat(Heartbeat())) // a live node's heartbeat keeps its session
-            if case .deliver(let deliver) = try second.receiveCommand(seconds: 0.3) { delivered = deliver }
-        }
-        #expect(delivered.flatMap { try? Envelope(serializedBytes: $0.signedEnvelope) }?.messageID == id)
-        #expect(Self.lines(handler, containing: "took over the node's session") == 1)
-    }
-
     @Test("A frame the broker cannot decode is answered with its id when the bytes hold one, else with its SHA-256")
     func undecodableFrames() throws {
         let (bus, _) = try Self.loggedBus()
