@@ -67,7 +67,7 @@ final class BrokerMetrics {
     func refused(_ code: ErrorCode) { refusedByCode[code]?.increment() }
     func reload(_ outcome: String) { reloads[outcome]?.increment() }
     func delivered(to node: String) { deliveriesByNode[node]?.increment() }
-    func refused(node: String, rule: String?) { rule.flatMap { policyRefusals[node]?[$0] }?.increment() }
+    func refused(node: String, rule: PolicyRule) { policyRefusals[node]?[rule.rawValue]?.increment() }
     func inFlight(_ node: String, _ count: Int) { inFlightByNode[node]?.record(count) }
     func session(_ change: SessionChange, node: String, connected count: Int) {
         sessionChanges[change.rawValue]?.increment()

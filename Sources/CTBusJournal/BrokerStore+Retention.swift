@@ -1,3 +1,4 @@
+import CTBusSchema
 import Foundation
 import GRDB
 
@@ -75,8 +76,9 @@ extension BrokerStore {
                     try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?",
                                    arguments: [node, try entry.decode(Int64.self, atIndex: 0)])
                     try db.execute(sql: """
-                        INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, 'refused', 'node-removed', ?, ?)
-                        """, arguments: [messageId, node, "dropped from the queue: the node was removed from the registry at \(removed)",
+                        INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
+                        """, arguments: [messageId, node, AuditEntry.Outcome.refused.rawValue, AuditRule.nodeRemoved.rawValue,
+                                         "dropped from the queue: the node was removed from the registry at \(removed)",
                                          now.timeIntervalSince1970])
                 }
                 dropped += entries.count

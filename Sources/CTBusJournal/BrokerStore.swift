@@ -155,7 +155,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 && row.decode(Data.self, atIndex: 2) == publication.payload && row.decode(Data?.self, atIndex: 5) == publication.proof
             guard same else {
                 // Counted in the message's audit trail: a client bug or an attack (never the body).
-                try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: "conflicting-duplicate",
+                try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: .conflictingDuplicate,
                                        reason: "published a different message under this id; refused")],
                            of: publication.messageId, in: db, now: now)
                 return .conflict
@@ -230,7 +230,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             let rows = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
             var arguments = StatementArguments()
             for entry in chunk {
-                arguments += [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule, entry.reason, now.timeIntervalSince1970]
+                arguments += [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule?.rawValue, entry.reason, now.timeIntervalSince1970]
             }
             try db.cachedStatement(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES \(rows)")
                 .execute(arguments: arguments)
@@ -244,9 +244,19 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             guard let message = try Row.fetchOne(db, sql: "SELECT originator, type, classification, received_at FROM message WHERE message_id = ?",
                                                  arguments: [messageId]) else { return nil }
             let entries = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId]).map { row in
-                try AuditEntry(nodeId: row.decode(forColumn: "node_id"), outcome: AuditEntry.Outcome(rawValue: row.decode(forColumn: "outcome")) ?? .refused,
-                               rule: row.decode(forColumn: "rule"), reason: row.decode(forColumn: "reason"),
-                               recordedAt: Date(timeIntervalSince1970: row.decode(forColumn: "recorded_at")))
+                let outcomeName: String = try row.decode(forColumn: "outcome")
+                let ruleName: String? = try row.decode(forColumn: "rule")
+                guard let outcome = AuditEntry.Outcome(rawValue: outcomeName) else {
+                    throw StoreError(.damaged, "an audit line of \(messageId) has an outcome this version does not know")
+                }
+                let rule = try ruleName.map { name throws(StoreError) in
+                    guard let rule = AuditRule(rawValue: name) else {
+                        throw StoreError(.damaged, "an audit line of \(messageId) names a rule this version does not know")
+                    }
+                    return rule
+                }
+                return try AuditEntry(nodeId: row.decode(forColumn: "node_id"), outcome: outcome, rule: rule, reason: row.decode(forColumn: "reason"),
+                                      recordedAt: Date(timeIntervalSince1970: row.decode(forColumn: "recorded_at")))
             }
             return try AuditTrail(messageId: messageId, originator: message.decode(forColumn: "originator"),
                                   typeName: message.decode(forColumn: "type"), classificationName: message.decode(forColumn: "classification"),
@@ -279,7 +289,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
                 try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
-                                            rule: recipient.redactedPaths.isEmpty ? nil : "member-state-restriction",
+                                            rule: recipient.redactedPaths.isEmpty ? nil : .policy(.memberStateRestriction),
                                             reason: "backlog of a late joiner")],
                                 of: messageId, in: db, now: Date())
                 queued += 1
@@ -594,13 +604,13 @@ public struct AuditEntry: Sendable, Equatable {
 
     public let nodeId: String
     public let outcome: Outcome
-    /// The policy rule that refused the node (`clearance`, `releasability`, ...), or that redacted
-    /// its copy (`member-state-restriction`); nil when delivered whole.
-    public let rule: String?
+    /// The rule that refused the node (`clearance`, `releasability`, ...), redacted its copy
+    /// (`member-state-restriction`) or refused a conflicting duplicate; nil when delivered whole.
+    public let rule: AuditRule?
     public let reason: String
     public let recordedAt: Date
 
-    public init(nodeId: String, outcome: Outcome, rule: String?, reason: String, recordedAt: Date = Date()) {
+    public init(nodeId: String, outcome: Outcome, rule: AuditRule?, reason: String, recordedAt: Date = Date()) {
         self.nodeId = nodeId
         self.outcome = outcome
         self.rule = rule

@@ -2,24 +2,6 @@ import CTBusSchema
 import Foundation
 import SwiftProtobuf
 
-/// The rule of the confidentiality policy (PROTOCOL.md 7.1) that kept a node from receiving a message.
-public enum PolicyRule: String, Sendable, CaseIterable {
-    /// Rule 1: the originator does not receive its own message.
-    case originator
-    /// Rule 1 (checked after the confidentiality rules): the node does not subscribe to the type.
-    case subscription
-    /// Rule 1 (checked after the confidentiality rules): the node follows themes and the message has none of them.
-    case theme
-    /// Rule 2: the node's clearance is below the classification.
-    case clearance
-    /// Rule 3: the releasability list names neither the node nor one of its groups.
-    case releasability
-    /// A whole-message Member State restriction does not allow the node.
-    case memberStateRestriction = "member-state-restriction"
-    /// The message expired (envelope.expires_at) before it could be delivered.
-    case expired
-}
-
 /// The policy's answer for one node and one message.
 public enum RecipientDecision: Sendable, Equatable {
     /// Deliver; `redactedPaths` are removed first (partial Member State restriction, rule 5).

@@ -42,7 +42,7 @@ struct AuditCommand: ParsableCommand {
             let time = ISO8601DateFormatter()
             print("message \(trail.messageId): \(trail.typeName) \(trail.classificationName) from \(trail.originator), stored \(time.string(from: trail.storedAt))")
             for entry in trail.entries {
-                let rule = entry.rule.map { " [\($0)]" } ?? ""
+                let rule = entry.rule.map { " [\($0.rawValue)]" } ?? ""
                 print("  \(entry.nodeId.padding(toLength: 12, withPad: " ", startingAt: 0)) \(entry.outcome.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0))\(rule) \(entry.reason)")
             }
         }

@@ -103,7 +103,7 @@ struct BrokerDeliveryTableTests {
         let discard = scene.requests.first { if case .discard = $0 { true } else { false } }
         guard case .discard(let node, let removals)? = discard else { Issue.record("no removal"); return }
         #expect(node == "oct" && removals.map(\.sequence) == [1])
-        #expect(removals.first?.audit.rule == PolicyRule.expired.rawValue && removals.first?.audit.outcome == .refused)
+        #expect(removals.first?.audit.rule == .policy(.expired) && removals.first?.audit.outcome == .refused)
         #expect(scene.core.sessions["oct"]?.inFlight == [2, 3])
     }
 
@@ -186,7 +186,7 @@ struct BrokerDeliveryTableTests {
                                                BrokerScene.queued(3, SampleMessages.recommendation())]
         let outcome = scene.open("wg-rights", on: Self.oct)
         #expect(outcome.delivered(to: Self.oct) == [2, 3])
-        #expect(outcome.counts.contains(.policyRefusal(node: "wg-rights", rule: PolicyRule.clearance.rawValue)))
+        #expect(outcome.counts.contains(.policyRefusal(node: "wg-rights", rule: .clearance)))
         guard case .discard(_, let removals)? = scene.requests.first(where: { if case .discard = $0 { true } else { false } }) else { return }
         #expect(removals.map(\.sequence) == [1] && removals.first?.audit.reason.hasPrefix("withdrawn before delivery after a registry change") == true)
     }
@@ -220,6 +220,6 @@ struct BrokerDeliveryTableTests {
         scene.store.queues["wg-border"] = try [BrokerScene.queued(1, message, redactedPaths: queuedWithholding)]
         let outcome = scene.open("wg-border", on: Self.oct)
         #expect(outcome.delivered(to: Self.oct) == (delivered ? [1] : []))
-        #expect(outcome.counts.contains(.policyRefusal(node: "wg-border", rule: PolicyRule.memberStateRestriction.rawValue)) == !delivered)
+        #expect(outcome.counts.contains(.policyRefusal(node: "wg-border", rule: .memberStateRestriction)) == !delivered)
     }
 }

@@ -84,7 +84,7 @@ struct BrokerPublicationTableTests {
         guard case .publishAck(let ack)? = publishing.frames(to: Self.cted).first else { Issue.record("no PublishAck"); return }
         #expect(ack.recipientCount == 2 && ack.originator == "cted")
         #expect(publishing.counts.contains(.accepted))
-        #expect(publishing.counts.contains(.policyRefusal(node: "wg-rights", rule: PolicyRule.clearance.rawValue)))
+        #expect(publishing.counts.contains(.policyRefusal(node: "wg-rights", rule: .clearance)))
     }
 
     @Test("5.3: a failed commit answers every publication of the batch INTERNAL and holds the sessions; a held session's Publish is refused unstored until Hello")

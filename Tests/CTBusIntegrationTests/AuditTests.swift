@@ -37,8 +37,8 @@ struct AuditTests {
         #expect(byNode["wg-border"]?.outcome == .redacted)
         #expect(byNode["wg-cft"]?.outcome == .redacted)
         #expect(byNode["wg-rights"]?.outcome == .refused)
-        #expect(byNode["wg-rights"]?.rule == "clearance")
-        #expect(byNode["cted"]?.rule == "originator")
+        #expect(byNode["wg-rights"]?.rule == .policy(.clearance))
+        #expect(byNode["cted"]?.rule == .policy(.originator))
         #expect(trail.originator == "cted")
 
         let cli = try CommandLineTests.run(["audit", "--store", bus.brokerConfiguration.storePath, id])
@@ -68,7 +68,7 @@ struct AuditTests {
         #expect(try Wait.until { try oct.count(messageId: sentinel) == 1 })
         #expect(try oct.count(messageId: id) == 0)
         let trail = try #require(try bus.broker!.store.audit(messageId: id))
-        #expect(trail.entries.contains { $0.nodeId == "oct" && $0.rule == "expired" })
+        #expect(trail.entries.contains { $0.nodeId == "oct" && $0.rule == .policy(.expired) })
         #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "oct") == 0 })
     }
 

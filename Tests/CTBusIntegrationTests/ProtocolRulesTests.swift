@@ -150,7 +150,7 @@ extension ProtocolRulesTests {
         _ = try BadInputTests.expectError(again, .conflictingDuplicate)
         let trail = try #require(try bus.broker!.store.audit(messageId: message.envelope.messageID))
         #expect(trail.entries.filter { $0.outcome == .conflict }.map(\.nodeId) == [BadInputTests.raw])
-        #expect(trail.entries.filter { $0.outcome == .conflict }.first?.rule == "conflicting-duplicate")
+        #expect(trail.entries.filter { $0.outcome == .conflict }.first?.rule == .conflictingDuplicate)
     }
 }
 

@@ -124,7 +124,7 @@ struct RegistryReloadTests {
         #expect(node.refusedDeliveries == 0, "the node never saw it")
         let trail = try #require(try broker.store.audit(messageId: confidential))
         let withdrawn = trail.entries.filter { $0.nodeId == "wg-border" && $0.outcome == .refused }
-        #expect(withdrawn.count == 1 && withdrawn.first?.rule == "clearance" && withdrawn.first?.reason.contains("registry change") == true,
+        #expect(withdrawn.count == 1 && withdrawn.first?.rule == .policy(.clearance) && withdrawn.first?.reason.contains("registry change") == true,
                 "\(trail.entries)")
         // oct, whose entry did not change, has it.
         #expect(try Wait.until { try bus.journal("oct").count(messageId: confidential) == 1 })
@@ -176,7 +176,7 @@ struct RegistryReloadTests {
             #expect(try journal.count(messageId: confidential) == 0, "\(node)")
         }
         let withdrawn = try #require(try broker.store.audit(messageId: confidential)).entries.filter {
-            $0.outcome == .refused && $0.rule == "clearance" && $0.reason.contains("withdrawn")
+            $0.outcome == .refused && $0.rule == .policy(.clearance) && $0.reason.contains("withdrawn")
         }
         #expect(Set(withdrawn.map(\.nodeId)) == ["wg-border", "wg-cft"])
         #expect(try broker.store.rejudgeMarks().isEmpty, "the marks go once the nodes acknowledged past them")

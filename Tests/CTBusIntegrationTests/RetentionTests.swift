@@ -114,7 +114,7 @@ struct RetentionTests {
         #expect(try broker.applyRetention(now: Date() + 8 * Self.day).queueEntriesDropped == 3)
         #expect(try broker.store.queueDepth(for: "wg-border") == 0)
         let trail = try #require(try broker.store.audit(messageId: ids[0]))
-        #expect(trail.entries.contains { $0.nodeId == "wg-border" && $0.rule == "node-removed" }, "\(trail.entries)")
+        #expect(trail.entries.contains { $0.nodeId == "wg-border" && $0.rule == .nodeRemoved }, "\(trail.entries)")
         // wg-cft and wg-rights (still registered, away) keep theirs.
         #expect(try broker.store.queueDepth(for: "wg-cft") == 3)
     }

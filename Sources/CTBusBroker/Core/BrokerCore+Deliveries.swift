@@ -40,7 +40,7 @@ extension BrokerCore {
             if let expiry = delivery.expiresAt, expiry <= now.date {
                 // Expired while queued: not delivered any more, and it leaves the queue.
                 removals.append(Removal(sequence: delivery.sequence, messageId: delivery.messageId, why: .expired,
-                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: PolicyRule.expired.rawValue,
+                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: .policy(.expired),
                                                           reason: "expired before the node came to take it", recordedAt: now.date)))
                 sessions[nodeId]?.sentThrough = delivery.sequence
                 continue
@@ -48,7 +48,7 @@ extension BrokerCore {
             if let mark = rejudgeThrough[nodeId], delivery.sequence <= mark,
                let (rule, reason) = Self.withdrawal(delivery, for: registry.entry(id: nodeId)?.profile, at: now.date) {
                 removals.append(Removal(sequence: delivery.sequence, messageId: delivery.messageId, why: .withdrawn(rule),
-                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: rule.rawValue,
+                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: .policy(rule),
                                                           reason: "withdrawn before delivery after a registry change: \(reason)",
                                                           recordedAt: now.date)))
                 break
@@ -84,7 +84,7 @@ extension BrokerCore {
                 goOn = false // always the last removal: nothing after it was read
             case (.withdrawn(let rule), .success):
                 sessions[nodeId]?.sentThrough = removal.sequence
-                step.count(.policyRefusal(node: nodeId, rule: rule.rawValue))
+                step.count(.policyRefusal(node: nodeId, rule: rule))
                 step.log(.notice, "queued delivery withdrawn after a registry change",
                          ["node": "\(nodeId)", "message-id": "\(removal.messageId)", "rule": "\(rule.rawValue)"])
                 goOn = true

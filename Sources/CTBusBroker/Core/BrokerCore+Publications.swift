@@ -73,7 +73,7 @@ extension BrokerCore {
                 step.send(.publishAck(Self.publishAck(publication, recipients: publication.recipients.count)), to: pending.connection)
                 step.count(.accepted)
                 for entry in publication.audit where entry.outcome == .refused {
-                    if let rule = entry.rule { step.count(.policyRefusal(node: entry.nodeId, rule: rule)) }
+                    if case .policy(let rule)? = entry.rule { step.count(.policyRefusal(node: entry.nodeId, rule: rule)) }
                 }
                 step.log(.info, "publication stored", [
                     "node": "\(publication.originator)", "message-id": "\(publication.messageId)",

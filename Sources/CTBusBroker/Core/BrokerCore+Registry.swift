@@ -111,10 +111,10 @@ extension BrokerCore {
                 audit.append(AuditEntry(nodeId: node.id, outcome: .delivered, rule: nil, reason: "entitled", recordedAt: date))
             case .deliver(let paths):
                 recipients.append(Publication.Recipient(nodeId: node.id, redactedPaths: paths))
-                audit.append(AuditEntry(nodeId: node.id, outcome: .redacted, rule: PolicyRule.memberStateRestriction.rawValue,
+                audit.append(AuditEntry(nodeId: node.id, outcome: .redacted, rule: .policy(.memberStateRestriction),
                                         reason: "removed \(paths.joined(separator: ", "))", recordedAt: date))
             case .refuse(let rule, let reason):
-                audit.append(AuditEntry(nodeId: node.id, outcome: .refused, rule: rule.rawValue, reason: reason, recordedAt: date))
+                audit.append(AuditEntry(nodeId: node.id, outcome: .refused, rule: .policy(rule), reason: reason, recordedAt: date))
             }
         }
         return (recipients, audit)

@@ -45,7 +45,7 @@ extension BrokerCore {
     enum Count: Equatable {
         case accepted
         case refused(ErrorCode)
-        case policyRefusal(node: String, rule: String)
+        case policyRefusal(node: String, rule: PolicyRule)
         case inFlight(node: String, Int)
         case session(BrokerMetrics.SessionChange, node: String, connected: Int)
         case reload(String)
