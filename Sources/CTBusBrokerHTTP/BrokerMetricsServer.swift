@@ -7,6 +7,7 @@ import CTBusSchema
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOPosix
 import Logging
 import Prometheus
 
@@ -37,26 +38,29 @@ public struct BrokerMetricsServer: Sendable {
         let logger = logger
         let problems = SharedThrottledLogger(logger, period: .seconds(60))
         endpoint.addRoutes(to: router, refresh: {
-            do {
-                let figures = try store.queueFigures()
-                let now = Date()
-                // The registry in force (a reload may have added nodes), and removed nodes whose
-                // queues still wait out their grace period.
-                for node in Set(broker.registry.entries.map(\.profile.id)).union(figures.keys).sorted() {
-                    let figure = figures[node]
-                    endpoint.set(.brokerQueueDepth, [("node", node)], to: Double(figure?.depth ?? 0))
-                    endpoint.set(.brokerQueueOldestAgeSeconds, [("node", node)],
-                                 to: figure?.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+            // Store reads run on NIO's thread pool: a scrape never holds a cooperative thread.
+            try? await NIOThreadPool.singleton.runIfActive {
+                do {
+                    let figures = try store.queueFigures()
+                    let now = Date()
+                    // The registry in force (a reload may have added nodes), and removed nodes whose
+                    // queues still wait out their grace period.
+                    for node in Set(broker.registry.entries.map(\.profile.id)).union(figures.keys).sorted() {
+                        let figure = figures[node]
+                        endpoint.set(.brokerQueueDepth, [("node", node)], to: Double(figure?.depth ?? 0))
+                        endpoint.set(.brokerQueueOldestAgeSeconds, [("node", node)],
+                                     to: figure?.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+                    }
+                    endpoint.set(.brokerStoreMessages, to: Double(try store.messageCount()))
+                } catch {
+                    problems.log("figures", .warning, "metrics: could not read the store's queue figures: \(error)")
                 }
-                endpoint.set(.brokerStoreMessages, to: Double(try store.messageCount()))
-            } catch {
-                problems.log("figures", .warning, "metrics: could not read the store's queue figures: \(error)")
             }
         }, ready: {
             broker.isRunning ? nil : "the broker is stopping"
         })
         router.get("/status") { _, _ in
-            let body = try BrokerStatusReport.make(broker: broker).json()
+            let body = try await NIOThreadPool.singleton.runIfActive { try BrokerStatusReport.make(broker: broker).json() }
             return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }

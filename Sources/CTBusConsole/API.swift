@@ -21,10 +21,13 @@ extension ConsoleServer {
 
     func addAPI(to router: Router<ConsoleRequestContext>) {
         let console = self
-        router.get("/api/v1/messages") { request, _ in console.json { try console.apiList(request) } }
+        router.get("/api/v1/messages") { request, _ in try await console.offPool { console.json { try console.apiList(request) } } }
         router.post("/api/v1/messages") { request, _ in try await console.apiPublish(request) }
-        router.get("/api/v1/messages/:id") { _, context in console.json { try console.apiShow(context.parameters.get("id") ?? "") } }
-        router.get("/api/v1/trace") { request, _ in console.json { try console.apiTrace(request) } }
+        router.get("/api/v1/messages/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await console.offPool { console.json { try console.apiShow(id) } }
+        }
+        router.get("/api/v1/trace") { request, _ in try await console.offPool { console.json { try console.apiTrace(request) } } }
     }
 
     /// A JSON error body: `{"error": {"code": ..., "detail": ...}}`.
@@ -202,7 +205,7 @@ extension ConsoleServer {
             return jsonError(APIError(.contentTooLarge, "MESSAGE_TOO_LARGE", "the body is larger than \(Self.maxFormBytes >> 20) MiB"))
         }
         let draft = request.uri.queryParameters.get("draft") == "true"
-        return json {
+        return try await offPool { self.json {
             let message: BusMessage
             do {
                 message = try Publisher.prepare(json: Data(buffer.readableBytesView), nodeId: nodeId)
@@ -222,8 +225,8 @@ extension ConsoleServer {
             }
             let id = message.envelope.messageID
             logger.info("console API \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)"])
-            return try jsonResponse(.created, encoding: Published(messageId: id, status: draft ? "draft" : "queued"),
-                                    headers: [.location: "/api/v1/messages/\(id)"])
-        }
+            return try self.jsonResponse(.created, encoding: Published(messageId: id, status: draft ? "draft" : "queued"),
+                                         headers: [.location: "/api/v1/messages/\(id)"])
+        } }
     }
 }

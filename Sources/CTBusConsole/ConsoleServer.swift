@@ -12,6 +12,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import SwiftProtobuf
 
 /// The node console: a web server beside a node, reading its journal. This first part serves
@@ -92,12 +93,16 @@ public struct ConsoleServer: Sendable {
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: Pages.stylesheet)))
         }
-        router.get("/journal") { request, _ in try console.journalPage(request) }
+        // Every handler that reads or writes the journal does it on NIO's thread pool (`offPool`).
+        router.get("/journal") { request, _ in try await console.offPool { try console.journalPage(request) } }
         router.get("/messages/:id") { request, context in
-            try console.withCookie(request) { token in try console.messagePage(context.parameters.get("id") ?? "", csrf: token) }
+            let id = context.parameters.get("id") ?? ""
+            return try await console.offPool { try console.withCookie(request) { token in try console.messagePage(id, csrf: token) } }
         }
-        router.get("/trace") { _, _ in try console.tracePage() }
-        router.get("/status") { request, _ in try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
+        router.get("/trace") { _, _ in try await console.offPool { try console.tracePage() } }
+        router.get("/status") { request, _ in
+            try await console.offPool { try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
+        }
         router.post("/status/verify") { request, context in
             let response = try await console.changing(request, context) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
             if response.status == .seeOther { await console.check.run() }
@@ -110,16 +115,19 @@ public struct ConsoleServer: Sendable {
             console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
         }
         router.post("/compose/:type") { request, context in
-            try await console.changing(request, context) { form, token in try console.compose(context.parameters.get("type") ?? "", form: form, csrf: token) }
+            let type = context.parameters.get("type") ?? ""
+            return try await console.changing(request, context) { form, token in try console.compose(type, form: form, csrf: token) }
         }
-        router.get("/drafts") { request, _ in try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
+        router.get("/drafts") { request, _ in
+            try await console.offPool { try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
+        }
         router.post("/drafts/:id/:action") { request, context in
-            try await console.changing(request, context) { _, _ in
-                try console.draftAction(context.parameters.get("id") ?? "", action: context.parameters.get("action") ?? "")
-            }
+            let (id, action) = (context.parameters.get("id") ?? "", context.parameters.get("action") ?? "")
+            return try await console.changing(request, context) { _, _ in try console.draftAction(id, action: action) }
         }
         router.post("/messages/:id/revoke") { request, context in
-            try await console.changing(request, context) { form, _ in try console.revoke(context.parameters.get("id") ?? "", form: form) }
+            let id = context.parameters.get("id") ?? ""
+            return try await console.changing(request, context) { form, _ in try console.revoke(id, form: form) }
         }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-console"),
                            services: [SearchIndexer(journal: journal, logger: logger), JournalCheck.Schedule(check: check)],
@@ -264,23 +272,32 @@ public struct ConsoleServer: Sendable {
         let journal = journal
         let problems = refusals
         metrics.addRoutes(to: router, refresh: {
-            do {
-                let search = try journal.searchStatus()
-                let outbox = try journal.outboxCounts()
-                let session = try journal.session()
-                endpoint.set(.nodeJournalEntries, to: Double(search.last))
-                endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
-                endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
-                endpoint.set(.nodeDrafts, to: Double(try journal.drafts().count))
-                endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
-                let open = FileLock.isHeld(journal.path) && session?.open == true
-                endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))
-            } catch {
-                problems.log("metrics", .warning, "metrics: could not read the journal's figures: \(error)")
-            }
+            try? await offPool { Self.refreshFigures(journal: journal, endpoint: endpoint, problems: problems) }
         }, ready: {
-            (try? journal.lastPosition()) == nil ? "the journal cannot be read" : nil
+            do {
+                return try await offPool { (try? journal.lastPosition()) == nil ? "the journal cannot be read" : nil }
+            } catch {
+                return "the console is stopping"
+            }
         })
+    }
+
+    /// The node's figures from its journal, into the endpoint's gauges.
+    private static func refreshFigures(journal: NodeJournal, endpoint: MetricsEndpoint, problems: SharedThrottledLogger) {
+        do {
+            let search = try journal.searchStatus()
+            let outbox = try journal.outboxCounts()
+            let session = try journal.session()
+            endpoint.set(.nodeJournalEntries, to: Double(search.last))
+            endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
+            endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
+            endpoint.set(.nodeDrafts, to: Double(try journal.drafts().count))
+            endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
+            let open = FileLock.isHeld(journal.path) && session?.open == true
+            endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))
+        } catch {
+            problems.log("metrics", .warning, "metrics: could not read the journal's figures: \(error)")
+        }
     }
 
     /// Loopback addresses: a console bound there serves this machine's users only.
@@ -299,7 +316,7 @@ public struct ConsoleServer: Sendable {
     /// A state-changing request: a form body within bounds, sent from this console with a valid
     /// CSRF token; anything else is refused before `body` runs, and nothing is written.
     func changing(_ request: Request, _ context: some RequestContext,
-                  _ body: (FormValues, String) throws -> Response) async throws -> Response {
+                  _ body: @escaping @Sendable (FormValues, String) throws -> Response) async throws -> Response {
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         let boundary = request.headers[.contentType].flatMap(FormValues.boundary(ofContentType:))
         guard contentType.hasPrefix("application/x-www-form-urlencoded") || (contentType.hasPrefix("multipart/form-data") && boundary != nil) else {
@@ -322,7 +339,11 @@ public struct ConsoleServer: Sendable {
             refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(CSRF.loggable(request.uri.path))"])
             return error(.forbidden, "Refused: \(reason).")
         }
-        return try withCookie(request) { token in try body(form, token) }
+        return try await offPool { try self.withCookie(request) { token in try body(form, token) } }
+    }
+
+    func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await CTBusConsole.offPool(body)
     }
 
     func composePage(_ slug: String, form: FormValues, errors: ComposeForm.Errors, csrf: String,
@@ -486,4 +507,11 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
         for (name, value) in Self.fields { response.headers[name] = value }
         return response
     }
+}
+
+/// Runs journal work (SQLite reads and writes through GRDB, verifying, signing) on NIO's thread
+/// pool, as hummingbird-auth runs bcrypt: the console never holds a thread of the cooperative pool
+/// while SQLite waits for the disk.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await NIOThreadPool.singleton.runIfActive(body)
 }

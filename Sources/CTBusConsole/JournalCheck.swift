@@ -39,10 +39,11 @@ final class JournalCheck: Sendable {
             return true
         }) else { return }
         let journal = journal
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<ChainReport, StoreError>, Never>) in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(StoreError) in try journal.verify() })
-            }
+        let result: Result<ChainReport, StoreError>
+        do {
+            result = try await offPool { Result { () throws(StoreError) in try journal.verify() } }
+        } catch {
+            result = .failure(StoreError(.unavailable, "the thread pool is shutting down"))
         }
         switch result {
         case .success(let report) where !report.isIntact:

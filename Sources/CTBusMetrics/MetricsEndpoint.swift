@@ -56,11 +56,11 @@ public final class MetricsEndpoint: Sendable {
     /// `/metrics` (after `refresh` sets the figures read on demand, such as queue depths),
     /// `/health` (the process answers) and `/ready` (`ready` says whether it can work, and if
     /// not, why: 503).
-    public func addRoutes(to router: Router<some RequestContext>, refresh: @escaping @Sendable () -> Void,
-                          ready: @escaping @Sendable () -> String?) {
+    public func addRoutes(to router: Router<some RequestContext>, refresh: @escaping @Sendable () async -> Void,
+                          ready: @escaping @Sendable () async -> String?) {
         let registry = registry
         router.get("/metrics") { _, _ in
-            refresh()
+            await refresh()
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: Self.withHelp(registry.emitToString()))))
         }
@@ -68,7 +68,7 @@ public final class MetricsEndpoint: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "alive\n")))
         }
         router.get("/ready") { _, _ in
-            let problem = ready()
+            let problem = await ready()
             return Response(status: problem == nil ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: (problem ?? "ready") + "\n")))
         }
