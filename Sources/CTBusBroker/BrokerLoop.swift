@@ -137,11 +137,7 @@ final class BrokerLoop {
         case .count(let count):
             metrics.apply(count)
         case .log(let line):
-            if let key = line.throttleKey {
-                throttled.log(key, line.level, "\(line.message)", metadata: line.metadata)
-            } else {
-                logger.log(level: line.level, "\(line.message)", metadata: line.metadata)
-            }
+            throttled.write(line)
         case .status(let node, let change):
             status.update(node) { state in
                 switch change {

@@ -135,11 +135,7 @@ final class NodeLoop {
                 core.sendFailed(purpose, at: .now)
             }
         case .log(let line):
-            if let key = line.throttleKey {
-                throttled.log(key, line.level, "\(line.message)", metadata: line.metadata)
-            } else {
-                logger.log(level: line.level, "\(line.message)", metadata: line.metadata)
-            }
+            throttled.write(line)
         case .session(let open, let changed):
             if open { watch.sessionOpened() } else { watch.sessionLost() }
             if changed {

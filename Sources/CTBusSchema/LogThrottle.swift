@@ -106,3 +106,30 @@ public final class SharedThrottledLogger: @unchecked Sendable {
         }
     }
 }
+
+/// A log line a pure state machine asks its shell to write (the protocol cores have no logger).
+public struct LogLine: Equatable, Sendable {
+    public var level: Logger.Level
+    public var message: String
+    public var metadata: Logger.Metadata
+    /// Lines a peer or a lasting fault can repeat are written once per key and period.
+    public var throttleKey: String?
+
+    public init(level: Logger.Level, message: String, metadata: Logger.Metadata = [:], throttleKey: String? = nil) {
+        self.level = level
+        self.message = message
+        self.metadata = metadata
+        self.throttleKey = throttleKey
+    }
+}
+
+extension ThrottledLogger {
+    /// Writes `line`: once per key and period when it has a throttle key, else always.
+    public mutating func write(_ line: LogLine) {
+        if let key = line.throttleKey {
+            log(key, line.level, "\(line.message)", metadata: line.metadata)
+        } else {
+            logger.log(level: line.level, "\(line.message)", metadata: line.metadata)
+        }
+    }
+}

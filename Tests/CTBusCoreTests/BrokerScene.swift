@@ -67,7 +67,7 @@ struct BrokerScene {
     struct Outcome {
         var sent: [(connection: BrokerCore.Connection, kind: Frame.OneOf_Kind)] = []
         var counts: [BrokerCore.Count] = []
-        var logs: [BrokerCore.LogLine] = []
+        var logs: [LogLine] = []
         var statuses: [(String, BrokerCore.StatusChange)] = []
         var reload: Result<[RegistryChange], StoreError>?
 

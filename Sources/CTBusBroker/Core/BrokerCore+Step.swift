@@ -51,13 +51,6 @@ extension BrokerCore {
         case reload(String)
     }
 
-    struct LogLine: Equatable {
-        var level: Logger.Level
-        var message: String
-        var metadata: Logger.Metadata
-        /// Lines a peer or a lasting fault can repeat are written once per key and period.
-        var throttleKey: String?
-    }
 
     enum StatusChange: Equatable {
         case connected(since: Date)

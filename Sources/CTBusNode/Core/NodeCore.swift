@@ -155,12 +155,6 @@ struct NodeCore {
         case revocationsSent([String], at: Date)
     }
 
-    struct LogLine: Equatable {
-        var level: Logger.Level
-        var message: String
-        var metadata: Logger.Metadata
-        var throttleKey: String?
-    }
 
     /// A journal operation; its result comes back as the `Completion` of the same name.
     enum Request {
