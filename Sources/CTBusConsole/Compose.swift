@@ -306,109 +306,14 @@ enum ComposeForm {
     /// ids, clearance) run; or every error found, by field.
     static func message(_ type: MessageType, form: FormValues, context: ComposeContext,
                         now: Date = Date()) -> Result<BusMessage, ErrorsBox> {
-        var errors = Errors()
+        var reader = FormReader(form: form)
         var message = BusMessage()
         message.envelope.messageID = MessageID.generate(now: now)
         message.envelope.type = type
         message.envelope.schemaVersion = MessageValidator.schemaVersion
         message.envelope.createdAt = Google_Protobuf_Timestamp(date: now)
         message.envelope.originator = context.nodeId
-        func range(_ name: String) -> DateRange? {
-            let start = form.text("\(name).start"), end = form.text("\(name).end")
-            guard !start.isEmpty || !end.isEmpty else { return nil }
-            var value = DateRange()
-            value.start = start
-            value.end = end
-            return value
-        }
-        func enumValue(_ name: String) -> Int? {
-            let text = form.text(name)
-            guard !text.isEmpty else { return 0 }
-            guard let number = Int(text), (0...64).contains(number) else {
-                errors.byField[name] = "is not one of the choices"
-                return nil
-            }
-            return number
-        }
-        func pillars(_ name: String) -> [StrategyPillar] {
-            form.all(name).compactMap { text in
-                guard let number = Int(text), let pillar = StrategyPillar(rawValue: number), pillar != .pillarUnspecified else {
-                    errors.byField[name] = "is not one of the choices"
-                    return nil
-                }
-                return pillar
-            }
-        }
-        var subjectField: String?
-        switch type {
-        case .countryVisitRecommendation:
-            let p = "country_visit_recommendation"
-            var value = CountryVisitRecommendation()
-            value.memberState = form.text("\(p).member_state").uppercased()
-            value.visitID = form.text("\(p).visit_id")
-            if let dates = range("\(p).visit_dates") { value.visitDates = dates }
-            for item in form.items("\(p).resolutions_assessed") {
-                guard let number = UInt32(item) else {
-                    errors.byField["\(p).resolutions_assessed"] = "\"\(item.prefix(20))\" is not a resolution number"
-                    break
-                }
-                value.resolutionsAssessed.append(number)
-            }
-            value.thematicArea = form.text("\(p).thematic_area")
-            value.recommendationText = form.text("\(p).recommendation_text")
-            value.priority = Priority(rawValue: enumValue("\(p).priority") ?? 0) ?? .unspecified
-            value.technicalAssistanceNeeded = !form.text("\(p).technical_assistance_needed").isEmpty
-            value.technicalAssistanceNeed = form.text("\(p).technical_assistance_need")
-            value.pillars = pillars("\(p).pillars")
-            value.genderCrossCutting = !form.text("\(p).gender_cross_cutting").isEmpty
-            value.childrenCrossCutting = !form.text("\(p).children_cross_cutting").isEmpty
-            value.followUpStatus = .init(rawValue: enumValue("\(p).follow_up_status") ?? 0) ?? .followUpUnspecified
-            message.envelope.subject = value.memberState
-            subjectField = "\(p).member_state"
-            message.countryVisitRecommendation = value
-        case .missionReport:
-            let p = "mission_report"
-            var value = MissionReport()
-            value.missionID = form.text("\(p).mission_id")
-            value.kind = .init(rawValue: enumValue("\(p).kind") ?? 0) ?? .unspecified
-            value.memberState = form.text("\(p).member_state").uppercased()
-            value.region = form.text("\(p).region").uppercased()
-            if let dates = range("\(p).dates") { value.dates = dates }
-            value.participatingEntities = form.lines("\(p).participating_entities")
-            value.summary = form.text("\(p).summary")
-            value.findings = form.lines("\(p).findings")
-            value.followUpActions = form.lines("\(p).follow_up_actions")
-            message.envelope.subject = value.memberState.isEmpty ? value.region : value.memberState
-            subjectField = value.memberState.isEmpty && !value.region.isEmpty ? "\(p).region" : "\(p).member_state"
-            message.missionReport = value
-        case .activityMatrix:
-            let p = "activity_matrix"
-            let pasted = form.values["\(p).activities"]?.first ?? ""
-            let csv = pasted.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? form.values["\(p).activities_file"]?.first ?? "" : pasted
-            if csv.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                errors.byField["\(p).activities"] = "is required: choose the matrix's CSV file, or paste it here"
-            } else {
-                do {
-                    let activities = try ActivityMatrixCSV.activities(csv: csv)
-                    let built = ActivityMatrixCSV.message(activities: activities, period: range("\(p).reporting_period") ?? DateRange(),
-                                                          handling: Handling(), now: now)
-                    message.envelope.subject = built.envelope.subject
-                    message.envelope.thematicTags = built.envelope.thematicTags
-                    message.envelope.references = built.envelope.references
-                    message.activityMatrix = built.activityMatrix
-                    if range("\(p).reporting_period") == nil { message.activityMatrix.clearReportingPeriod() }
-                } catch {
-                    errors.byField["\(p).activities"] = error.detail
-                }
-            }
-            if message.payload == nil {
-                var matrix = ActivityMatrix()
-                if let period = range("\(p).reporting_period") { matrix.reportingPeriod = period }
-                message.activityMatrix = matrix
-            }
-        default:
-            errors.general.append("there is no form for \(type.name)")
-        }
+        let subjectField = readPayload(type, into: &message, &reader, now: now)
 
         // Envelope: themes and references.
         let tags = form.items("envelope.thematic_tags")
@@ -422,48 +327,10 @@ enum ComposeForm {
                 message.envelope.references.append(Reference(to: id, relation))
             }
         }
-
-        // Handling (errors found while reading the form come first; the validator adds the first
-        // rule it finds broken, next to its field, unless that field already has one).
-        let h = "envelope.handling"
-        var handling = Handling()
-        let level = form.text("\(h).classification")
-        if let value = Classification(name: level), context.levels.contains(value) {
-            handling.classification = value
-            handling.sealed = value == .strictlyConfidential // always sealed to its recipients (PROTOCOL.md 7.5)
-        } else {
-            errors.byField["\(h).classification"] = level.isEmpty ? "is required"
-                : "must be one of \(context.levels.map(\.name).joined(separator: ", ")) (this node's clearance is \(context.clearance.name))"
-        }
-        handling.releasability = context.nodeIds == nil ? form.items("\(h).releasability") : form.all("\(h).releasability")
-        if let nodes = context.nodeIds, let groups = context.groupIds {
-            let known = Set(nodes + groups)
-            if let unknown = handling.releasability.first(where: { !known.contains($0) }) {
-                errors.byField["\(h).releasability"] = "\"\(unknown.prefix(64))\" is neither a node nor a group of the registry"
-            }
-        }
-        handling.tlp = TlpLabel(rawValue: enumValue("\(h).tlp") ?? 0) ?? .tlpUnspecified
-        handling.declassifyOn = form.text("\(h).declassify_on")
-        let r = "\(h).member_state_restriction"
-        let scope = form.text("\(r).scope")
-        let restrictionGiven = !form.text("\(r).state").isEmpty || !form.all("\(r).field_paths").isEmpty
-            || !form.all("\(r).allowed_nodes").isEmpty
-        if scope.isEmpty {
-            if restrictionGiven { errors.byField["\(r).scope"] = "choose whether the whole message or the parts ticked are restricted" }
-        } else {
-            var restriction = MemberStateRestriction()
-            restriction.scope = .init(rawValue: enumValue("\(r).scope") ?? 0) ?? .unspecified
-            restriction.state = form.text("\(r).state").uppercased()
-            restriction.requestedOn = form.text("\(r).requested_on")
-            restriction.fieldPaths = form.all("\(r).field_paths")
-            restriction.allowedNodes = context.nodeIds == nil ? form.items("\(r).allowed_nodes") : form.all("\(r).allowed_nodes")
-            if let nodes = context.nodeIds, let unknown = restriction.allowedNodes.first(where: { !nodes.contains($0) }) {
-                errors.byField["\(r).allowed_nodes"] = "\"\(unknown.prefix(64))\" is not a node of the registry"
-            }
-            handling.memberStateRestriction = restriction
-        }
-        message.envelope.handling = handling
-
+        // Errors found while reading the form come first; the validator adds the first rule it
+        // finds broken, next to its field, unless that field already has one.
+        message.envelope.handling = readHandling(&reader, context: context)
+        var errors = reader.errors
         for field in payloadFields(type) where field.required && errors.byField[field.name] == nil && field.isEmpty(in: form) {
             errors.byField[field.name] = "is required"
         }
@@ -477,6 +344,186 @@ enum ComposeForm {
             errors.add(error, fields: allFields(type, context: context), subjectField: subjectField)
         }
         return errors.isEmpty ? .success(message) : .failure(ErrorsBox(errors))
+    }
+
+    /// A submitted form's fields as values, noting each field that does not read.
+    struct FormReader {
+        let form: FormValues
+        var errors = Errors()
+
+        func range(_ name: String) -> DateRange? {
+            let start = form.text("\(name).start"), end = form.text("\(name).end")
+            guard !start.isEmpty || !end.isEmpty else { return nil }
+            var value = DateRange()
+            value.start = start
+            value.end = end
+            return value
+        }
+
+        mutating func enumValue(_ name: String) -> Int? {
+            let text = form.text(name)
+            guard !text.isEmpty else { return 0 }
+            guard let number = Int(text), (0...64).contains(number) else {
+                errors.byField[name] = "is not one of the choices"
+                return nil
+            }
+            return number
+        }
+
+        mutating func pillars(_ name: String) -> [StrategyPillar] {
+            var pillars: [StrategyPillar] = []
+            for text in form.all(name) {
+                guard let number = Int(text), let pillar = StrategyPillar(rawValue: number), pillar != .pillarUnspecified else {
+                    errors.byField[name] = "is not one of the choices"
+                    continue
+                }
+                pillars.append(pillar)
+            }
+            return pillars
+        }
+    }
+
+    /// Reads the payload of `type` into `message` (and its subject); returns the field the
+    /// subject came from, for the validator's errors about it.
+    private static func readPayload(_ type: MessageType, into message: inout BusMessage, _ reader: inout FormReader, now: Date) -> String? {
+        switch type {
+        case .countryVisitRecommendation:
+            let value = readRecommendation(&reader)
+            message.envelope.subject = value.memberState
+            message.countryVisitRecommendation = value
+            return "country_visit_recommendation.member_state"
+        case .missionReport:
+            let value = readMissionReport(&reader)
+            message.envelope.subject = value.memberState.isEmpty ? value.region : value.memberState
+            message.missionReport = value
+            return value.memberState.isEmpty && !value.region.isEmpty ? "mission_report.region" : "mission_report.member_state"
+        case .activityMatrix:
+            readActivityMatrix(into: &message, &reader, now: now)
+            return nil
+        default:
+            reader.errors.general.append("there is no form for \(type.name)")
+            return nil
+        }
+    }
+
+    private static func readRecommendation(_ reader: inout FormReader) -> CountryVisitRecommendation {
+        let p = "country_visit_recommendation"
+        let form = reader.form
+        var value = CountryVisitRecommendation()
+        value.memberState = form.text("\(p).member_state").uppercased()
+        value.visitID = form.text("\(p).visit_id")
+        if let dates = reader.range("\(p).visit_dates") { value.visitDates = dates }
+        for item in form.items("\(p).resolutions_assessed") {
+            guard let number = UInt32(item) else {
+                reader.errors.byField["\(p).resolutions_assessed"] = "\"\(item.prefix(20))\" is not a resolution number"
+                break
+            }
+            value.resolutionsAssessed.append(number)
+        }
+        value.thematicArea = form.text("\(p).thematic_area")
+        value.recommendationText = form.text("\(p).recommendation_text")
+        value.priority = Priority(rawValue: reader.enumValue("\(p).priority") ?? 0) ?? .unspecified
+        value.technicalAssistanceNeeded = !form.text("\(p).technical_assistance_needed").isEmpty
+        value.technicalAssistanceNeed = form.text("\(p).technical_assistance_need")
+        value.pillars = reader.pillars("\(p).pillars")
+        value.genderCrossCutting = !form.text("\(p).gender_cross_cutting").isEmpty
+        value.childrenCrossCutting = !form.text("\(p).children_cross_cutting").isEmpty
+        value.followUpStatus = .init(rawValue: reader.enumValue("\(p).follow_up_status") ?? 0) ?? .followUpUnspecified
+        return value
+    }
+
+    private static func readMissionReport(_ reader: inout FormReader) -> MissionReport {
+        let p = "mission_report"
+        let form = reader.form
+        var value = MissionReport()
+        value.missionID = form.text("\(p).mission_id")
+        value.kind = .init(rawValue: reader.enumValue("\(p).kind") ?? 0) ?? .unspecified
+        value.memberState = form.text("\(p).member_state").uppercased()
+        value.region = form.text("\(p).region").uppercased()
+        if let dates = reader.range("\(p).dates") { value.dates = dates }
+        value.participatingEntities = form.lines("\(p).participating_entities")
+        value.summary = form.text("\(p).summary")
+        value.findings = form.lines("\(p).findings")
+        value.followUpActions = form.lines("\(p).follow_up_actions")
+        return value
+    }
+
+    /// The matrix's activities come as CSV, pasted or as a file; its envelope's subject, themes
+    /// and references follow from them.
+    private static func readActivityMatrix(into message: inout BusMessage, _ reader: inout FormReader, now: Date) {
+        let p = "activity_matrix"
+        let form = reader.form
+        let pasted = form.values["\(p).activities"]?.first ?? ""
+        let csv = pasted.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? form.values["\(p).activities_file"]?.first ?? "" : pasted
+        if csv.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            reader.errors.byField["\(p).activities"] = "is required: choose the matrix's CSV file, or paste it here"
+        } else {
+            do {
+                let activities = try ActivityMatrixCSV.activities(csv: csv)
+                let built = ActivityMatrixCSV.message(activities: activities, period: reader.range("\(p).reporting_period") ?? DateRange(),
+                                                      handling: Handling(), now: now)
+                message.envelope.subject = built.envelope.subject
+                message.envelope.thematicTags = built.envelope.thematicTags
+                message.envelope.references = built.envelope.references
+                message.activityMatrix = built.activityMatrix
+                if reader.range("\(p).reporting_period") == nil { message.activityMatrix.clearReportingPeriod() }
+            } catch {
+                reader.errors.byField["\(p).activities"] = error.detail
+            }
+        }
+        if message.payload == nil {
+            var matrix = ActivityMatrix()
+            if let period = reader.range("\(p).reporting_period") { matrix.reportingPeriod = period }
+            message.activityMatrix = matrix
+        }
+    }
+
+    /// The handling block: classification within the node's clearance, releasability and
+    /// restriction names from the registry, TLP, declassification.
+    private static func readHandling(_ reader: inout FormReader, context: ComposeContext) -> Handling {
+        let h = "envelope.handling"
+        let form = reader.form
+        var handling = Handling()
+        let level = form.text("\(h).classification")
+        if let value = Classification(name: level), context.levels.contains(value) {
+            handling.classification = value
+            handling.sealed = value == .strictlyConfidential // always sealed to its recipients (PROTOCOL.md 7.5)
+        } else {
+            reader.errors.byField["\(h).classification"] = level.isEmpty ? "is required"
+                : "must be one of \(context.levels.map(\.name).joined(separator: ", ")) (this node's clearance is \(context.clearance.name))"
+        }
+        handling.releasability = context.nodeIds == nil ? form.items("\(h).releasability") : form.all("\(h).releasability")
+        if let nodes = context.nodeIds, let groups = context.groupIds {
+            let known = Set(nodes + groups)
+            if let unknown = handling.releasability.first(where: { !known.contains($0) }) {
+                reader.errors.byField["\(h).releasability"] = "\"\(unknown.prefix(64))\" is neither a node nor a group of the registry"
+            }
+        }
+        handling.tlp = TlpLabel(rawValue: reader.enumValue("\(h).tlp") ?? 0) ?? .tlpUnspecified
+        handling.declassifyOn = form.text("\(h).declassify_on")
+        if let restriction = readRestriction(&reader, context: context) { handling.memberStateRestriction = restriction }
+        return handling
+    }
+
+    private static func readRestriction(_ reader: inout FormReader, context: ComposeContext) -> MemberStateRestriction? {
+        let r = "envelope.handling.member_state_restriction"
+        let form = reader.form
+        guard !form.text("\(r).scope").isEmpty else {
+            if !form.text("\(r).state").isEmpty || !form.all("\(r).field_paths").isEmpty || !form.all("\(r).allowed_nodes").isEmpty {
+                reader.errors.byField["\(r).scope"] = "choose whether the whole message or the parts ticked are restricted"
+            }
+            return nil
+        }
+        var restriction = MemberStateRestriction()
+        restriction.scope = .init(rawValue: reader.enumValue("\(r).scope") ?? 0) ?? .unspecified
+        restriction.state = form.text("\(r).state").uppercased()
+        restriction.requestedOn = form.text("\(r).requested_on")
+        restriction.fieldPaths = form.all("\(r).field_paths")
+        restriction.allowedNodes = context.nodeIds == nil ? form.items("\(r).allowed_nodes") : form.all("\(r).allowed_nodes")
+        if let nodes = context.nodeIds, let unknown = restriction.allowedNodes.first(where: { !nodes.contains($0) }) {
+            reader.errors.byField["\(r).allowed_nodes"] = "\"\(unknown.prefix(64))\" is not a node of the registry"
+        }
+        return restriction
     }
 
     /// `Errors` as an `Error`, for `Result`.
