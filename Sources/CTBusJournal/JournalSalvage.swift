@@ -34,38 +34,56 @@ extension NodeJournal {
         guard !FileManager.default.fileExists(atPath: newPath) else {
             throw StoreError(.duplicate, "\(newPath) exists already; salvage writes a new journal")
         }
+        let source = readDamaged(damaged)
+        let (kept, lost) = verifiedEntries(source.rows, now: now)
+        let (outboxCount, draftCount) = try write(kept, with: source, into: newPath, now: now)
+        return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: source.unreadableTail)
+    }
+
+    /// What could be read of a damaged journal, row by row.
+    private struct DamagedRows {
         var rows: [(position: Int64, row: Row?)] = []
         var unreadableTail: String?
         var outboxRows: [Row] = []
         var revocationRows: [Row] = []
         var draftRows: [Row] = []
+    }
+
+    /// Reads the damaged file read-only (never migrated), one entry at a time by position.
+    private static func readDamaged(_ damaged: String) -> DamagedRows {
+        var source = DamagedRows()
         do {
-            let source = try NodeJournal(path: damaged, access: .readOnly)
-            try source.database.read { db in
+            let journal = try NodeJournal(path: damaged, access: .readOnly)
+            try journal.database.read { db in
                 // One entry at a time, by position: damage in one page loses the entries on it, not the rest.
                 switch Result(catching: { try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") }) {
                 case .success(let last):
                     for position in stride(from: Int64(1), through: last ?? 0, by: 1) {
-                        rows.append((position, try? Row.fetchOne(db, sql: "SELECT * FROM entry WHERE position = ?", arguments: [position])))
+                        source.rows.append((position, try? Row.fetchOne(db, sql: "SELECT * FROM entry WHERE position = ?", arguments: [position])))
                     }
                 case .failure:
                     do {
                         let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM entry ORDER BY position")
                         while let row = try cursor.next() {
-                            rows.append(((try? row.decode(Int64.self, forColumn: "position")) ?? Int64(rows.count + 1), row.copy()))
+                            source.rows.append(((try? row.decode(Int64.self, forColumn: "position")) ?? Int64(source.rows.count + 1), row.copy()))
                         }
                     } catch {
-                        unreadableTail = "entries after the \(rows.count)th could not be read (\(ChainVerifier.describe(error)))"
+                        source.unreadableTail = "entries after the \(source.rows.count)th could not be read (\(ChainVerifier.describe(error)))"
                     }
                 }
-                outboxRows = (try? Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq")) ?? []
-                revocationRows = (try? Row.fetchAll(db, sql: "SELECT * FROM revocation_outbox")) ?? []
-                draftRows = (try? Row.fetchAll(db, sql: "SELECT * FROM draft ORDER BY saved_at")) ?? []
+                source.outboxRows = (try? Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq")) ?? []
+                source.revocationRows = (try? Row.fetchAll(db, sql: "SELECT * FROM revocation_outbox")) ?? []
+                source.draftRows = (try? Row.fetchAll(db, sql: "SELECT * FROM draft ORDER BY saved_at")) ?? []
             }
         } catch {
-            unreadableTail = "the file could not be opened as a journal (\(error.description))"
+            source.unreadableTail = "the file could not be opened as a journal (\(error.description))"
         }
 
+        return source
+    }
+
+    /// The entries whose hashed bytes verify against the chain as stored, and why each other one is lost.
+    private static func verifiedEntries(_ rows: [(position: Int64, row: Row?)], now: Date) -> ([SalvagedEntry], [SalvageReport.Lost]) {
         var kept: [SalvagedEntry] = []
         var lost: [SalvageReport.Lost] = []
         var previousHash: Data? = HashChain.genesis
@@ -97,6 +115,13 @@ extension NodeJournal {
             kept.append(entry)
         }
 
+        return (kept, lost)
+    }
+
+    /// Writes a new journal with the kept entries re-linked, and the outbox, pending revocations
+    /// and drafts that belong to them. Returns the outbox entries and drafts written.
+    private static func write(_ kept: [SalvagedEntry], with source: DamagedRows, into newPath: String,
+                              now: Date) throws(StoreError) -> (outbox: Int, drafts: Int) {
         let keptIds = Set(kept.map(\.messageId))
         let journal = try NodeJournal(path: newPath)
         var outboxCount = 0
@@ -128,7 +153,7 @@ extension NodeJournal {
             }
             // Unacknowledged publications go back to the outbox (in their order), refusals stay recorded.
             var inOutbox = Set<String>()
-            for row in outboxRows {
+            for row in source.outboxRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id) else { continue }
                 try db.execute(sql: "INSERT INTO outbox (message_id, queued_at, refused_code, refused_detail) VALUES (?, ?, ?, ?)",
                                arguments: [id, (try? row.decode(Double.self, forColumn: "queued_at")) ?? now.timeIntervalSince1970,
@@ -143,14 +168,14 @@ extension NodeJournal {
                                arguments: [entry.messageId, now.timeIntervalSince1970])
                 outboxCount += 1
             }
-            for row in revocationRows {
+            for row in source.revocationRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id),
                       let reason = try? row.decode(String.self, forColumn: "reason") else { continue }
                 let signed = row.hasColumn("revocation") ? ((try? row.decode(Data?.self, forColumn: "revocation")) ?? nil) : nil
                 try db.execute(sql: "INSERT INTO revocation_outbox (message_id, reason, queued_at, revocation) VALUES (?, ?, ?, ?)",
                                arguments: [id, reason, now.timeIntervalSince1970, signed])
             }
-            for row in draftRows {
+            for row in source.draftRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), let type = try? row.decode(String.self, forColumn: "type"),
                       let envelope = try? row.decode(Data.self, forColumn: "envelope"),
                       let payload = try? row.decode(Data.self, forColumn: "payload"),
@@ -163,7 +188,7 @@ extension NodeJournal {
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('backlog-after-salvage', ?)",
                            arguments: [ISO8601DateFormatter().string(from: now)])
         }
-        return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: unreadableTail)
+        return (outboxCount, draftCount)
     }
 }
 
