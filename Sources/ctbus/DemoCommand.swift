@@ -54,38 +54,7 @@ struct DemoCommand: AsyncParsableCommand {
         try bus.startBroker()
         try bus.startAllNodes()
         guard bus.waitUntilConnected() else { throw ConfigurationError("the nodes did not connect to the broker within 15 s") }
-
-        // CTED publishes the outcome of its visits; OCT answers with its activity matrix.
-        var published: [(label: String, message: BusMessage, from: String)] = []
-        func publish(_ label: String, _ message: BusMessage, from node: String) throws {
-            try bus.publish(message, from: node)
-            published.append((label, message, node))
-        }
-        let r1 = SampleMessages.recommendation(memberState: "KEN", handling: SampleMessages.handling(.unclassified))
-        try publish("R1 recommendation, UNCLASSIFIED", r1, from: "cted")
-        let r2 = SampleMessages.recommendation(
-            memberState: "NGA", handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]),
-            thematicArea: "terrorist-financing", text: "Extend the financial intelligence unit's access to beneficial ownership data.")
-        try publish("R2 recommendation, CONFIDENTIAL, releasable to oct", r2, from: "cted")
-        let r3 = SampleMessages.recommendation(
-            memberState: "IDN", handling: SampleMessages.handling(.confidential, releasableTo: ["oct", "compact-wg"]))
-        try publish("R3 recommendation, CONFIDENTIAL, releasable to oct and compact-wg", r3, from: "cted")
-        var restricted = SampleMessages.handling(.unclassified)
-        var restriction = MemberStateRestriction()
-        restriction.state = "TUN"
-        restriction.requestedOn = "2026-03-20"
-        restriction.scope = .partial
-        restriction.fieldPaths = ["recommendation_text", "technical_assistance_need"]
-        restriction.allowedNodes = ["oct"]
-        restricted.memberStateRestriction = restriction
-        let r4 = SampleMessages.recommendation(memberState: "TUN", handling: restricted)
-        try publish("R4 recommendation, UNCLASSIFIED, TUN asked to keep its text for oct only", r4, from: "cted")
-        let m1 = SampleMessages.missionReport(memberState: "KEN", handling: SampleMessages.handling(.confidential),
-                                              tags: ["border-security", "terrorist-financing"], reportsOn: r1.envelope.messageID)
-        try publish("M1 mission report, CONFIDENTIAL", m1, from: "cted")
-        let a1 = SampleMessages.activityMatrix(answering: [r1.envelope.messageID, r3.envelope.messageID])
-        try publish("A1 activity matrix, UNCLASSIFIED, answers R1 and R3", a1, from: "oct")
-
+        let published = try Self.publishSamples(on: bus)
         print("")
         print("Published")
         for item in published {
@@ -115,39 +84,7 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
 
-        let labels = Dictionary(uniqueKeysWithValues: published.map { ($0.message.envelope.messageID, String($0.label.prefix(2))) })
-        print("")
-        print("Journals")
-        for profile in profiles {
-            print("")
-            print("  \(profile.id) (cleared \(profile.clearance.name))")
-            for entry in try journals[profile.id]!.entries() {
-                let label = labels[entry.messageId] ?? "??"
-                var line = "    \(entry.direction == .sent ? "sent    " : "received") \(label) \(entry.typeName) \(entry.classificationName) \(entry.subject)"
-                if entry.direction == .received {
-                    line += " from \(entry.originator)"
-                    // Checked as `ctbus journal verify` checks it: the originator's key from the registry.
-                    switch entry.signatureState(registry: bus.registry) {
-                    case .verified: line += ", signature verifies"
-                    case .failed(let error): line += ", SIGNATURE FAILS (\(error.codeName))"
-                    case .unsigned: line += ", unsigned"
-                    }
-                }
-                if !entry.redactedPaths.isEmpty { line += "  WITHHELD: \(entry.redactedPaths.joined(separator: ", ")) (the rest verifies)" }
-                let message = try entry.message()
-                if case .activityMatrix(let matrix) = message.payload {
-                    let answered = matrix.activities.flatMap(\.recommendationIds).map { labels[$0] ?? $0 }
-                    line += "  (answers \(answered.joined(separator: ", ")))"
-                }
-                print(line)
-            }
-            for item in published where item.from != profile.id {
-                let decision = ConfidentialityPolicy.decide(item.message.envelope, originator: item.from, for: profile)
-                if case .refuse(let rule, let reason) = decision {
-                    print("    not received \(labels[item.message.envelope.messageID]!): \(rule.rawValue) rule: \(profile.id) \(reason)")
-                }
-            }
-        }
+        try Self.printJournals(journals, published: published, registry: bus.registry)
         print("")
         print(acknowledged ? "Every publication was acknowledged by the broker and every journal holds exactly what the policy allows."
                            : "Some publications were not acknowledged in time.")
@@ -180,6 +117,81 @@ struct DemoCommand: AsyncParsableCommand {
 
         try await serveConsoles(bus: bus, journals: journals)
         if keep { print("Kept: \(bus.folder.path)") }
+    }
+
+    typealias Published = [(label: String, message: BusMessage, from: String)]
+
+    /// CTED publishes the outcome of its visits; OCT answers with its activity matrix.
+    private static func publishSamples(on bus: LocalBus) throws -> Published {
+        var published: Published = []
+        // CTED publishes the outcome of its visits; OCT answers with its activity matrix.
+        func publish(_ label: String, _ message: BusMessage, from node: String) throws {
+            try bus.publish(message, from: node)
+            published.append((label, message, node))
+        }
+        let r1 = SampleMessages.recommendation(memberState: "KEN", handling: SampleMessages.handling(.unclassified))
+        try publish("R1 recommendation, UNCLASSIFIED", r1, from: "cted")
+        let r2 = SampleMessages.recommendation(
+            memberState: "NGA", handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]),
+            thematicArea: "terrorist-financing", text: "Extend the financial intelligence unit's access to beneficial ownership data.")
+        try publish("R2 recommendation, CONFIDENTIAL, releasable to oct", r2, from: "cted")
+        let r3 = SampleMessages.recommendation(
+            memberState: "IDN", handling: SampleMessages.handling(.confidential, releasableTo: ["oct", "compact-wg"]))
+        try publish("R3 recommendation, CONFIDENTIAL, releasable to oct and compact-wg", r3, from: "cted")
+        var restricted = SampleMessages.handling(.unclassified)
+        var restriction = MemberStateRestriction()
+        restriction.state = "TUN"
+        restriction.requestedOn = "2026-03-20"
+        restriction.scope = .partial
+        restriction.fieldPaths = ["recommendation_text", "technical_assistance_need"]
+        restriction.allowedNodes = ["oct"]
+        restricted.memberStateRestriction = restriction
+        let r4 = SampleMessages.recommendation(memberState: "TUN", handling: restricted)
+        try publish("R4 recommendation, UNCLASSIFIED, TUN asked to keep its text for oct only", r4, from: "cted")
+        let m1 = SampleMessages.missionReport(memberState: "KEN", handling: SampleMessages.handling(.confidential),
+                                              tags: ["border-security", "terrorist-financing"], reportsOn: r1.envelope.messageID)
+        try publish("M1 mission report, CONFIDENTIAL", m1, from: "cted")
+        let a1 = SampleMessages.activityMatrix(answering: [r1.envelope.messageID, r3.envelope.messageID])
+        try publish("A1 activity matrix, UNCLASSIFIED, answers R1 and R3", a1, from: "oct")
+
+        return published
+    }
+
+    /// Each journal as its node holds it, and why it does not hold the rest.
+    private static func printJournals(_ journals: [String: NodeJournal], published: Published, registry: NodeRegistry) throws {
+        let labels = Dictionary(uniqueKeysWithValues: published.map { ($0.message.envelope.messageID, String($0.label.prefix(2))) })
+        print("")
+        print("Journals")
+        for profile in registry.profiles {
+            print("")
+            print("  \(profile.id) (cleared \(profile.clearance.name))")
+            for entry in try journals[profile.id]!.entries() {
+                let label = labels[entry.messageId] ?? "??"
+                var line = "    \(entry.direction == .sent ? "sent    " : "received") \(label) \(entry.typeName) \(entry.classificationName) \(entry.subject)"
+                if entry.direction == .received {
+                    line += " from \(entry.originator)"
+                    // Checked as `ctbus journal verify` checks it: the originator's key from the registry.
+                    switch entry.signatureState(registry: registry) {
+                    case .verified: line += ", signature verifies"
+                    case .failed(let error): line += ", SIGNATURE FAILS (\(error.codeName))"
+                    case .unsigned: line += ", unsigned"
+                    }
+                }
+                if !entry.redactedPaths.isEmpty { line += "  WITHHELD: \(entry.redactedPaths.joined(separator: ", ")) (the rest verifies)" }
+                let message = try entry.message()
+                if case .activityMatrix(let matrix) = message.payload {
+                    let answered = matrix.activities.flatMap(\.recommendationIds).map { labels[$0] ?? $0 }
+                    line += "  (answers \(answered.joined(separator: ", ")))"
+                }
+                print(line)
+            }
+            for item in published where item.from != profile.id {
+                let decision = ConfidentialityPolicy.decide(item.message.envelope, originator: item.from, for: profile)
+                if case .refuse(let rule, let reason) = decision {
+                    print("    not received \(labels[item.message.envelope.messageID]!): \(rule.rawValue) rule: \(profile.id) \(reason)")
+                }
+            }
+        }
     }
 
     /// Consoles for OCT and a working group: their addresses are printed; with --keep-running they
