@@ -24,82 +24,114 @@ public enum BaselineForwarder {
         let context = try ZMQContext()
         defer { context.shutdown() }
         let serverKeys = try CurveKeyPair.generate()
-        let registered = Mutex<[[UInt8]]>([])
-        let endpoint = Mutex("")
-        let forwarderCPU = Mutex(0.0)
-        let forwarder = LoopThread()
-        try forwarder.start(name: "baseline-fwd") { thread in
-            let router: ZMQSocket
-            do {
-                router = try ZMQSocket(context: context, type: .router)
-                try router.makeCurveServer(secretKey: serverKeys.secretKey)
-                try router.setHighWaterMarks(send: 0, receive: 0)
-                try router.bind("tcp://127.0.0.1:*")
-                endpoint.withLock { $0 = router.lastEndpoint }
-            } catch {
-                thread.ready(.failure(error))
-                return
-            }
-            thread.ready(.success(()))
-            var receivers: [[UInt8]] = []
-            while !thread.isStopping {
-                guard (try? ZMQSocket.poll([router], timeoutMilliseconds: 20)[0]) == true else { continue }
-                while let message = try? router.receive(dontWait: true), message.frames.count == 2 {
-                    if message.frames[1] == Array("hello".utf8) {
-                        receivers.append(message.frames[0])
-                        registered.withLock { $0 = receivers }
-                        continue
-                    }
-                    for receiver in receivers { try? router.send([receiver, message.frames[1]]) }
-                }
-            }
-            router.close()
-            var usage = timespec()
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
-            forwarderCPU.withLock { $0 = Double(usage.tv_sec) + Double(usage.tv_nsec) / 1e9 }
-        }
-        defer { forwarder.stop() }
-        let address = endpoint.withLock { $0 }
-
-        let done = DispatchSemaphore(value: 0)
-        let finishTimes = Mutex<[UInt64]>([])
-        let latencies = Mutex<[Double]>([])
-        for index in 0..<recipients {
-            let keys = try CurveKeyPair.generate()
-            let thread = Thread {
-                do {
-                    let socket = try ZMQSocket(context: context, type: .dealer)
-                    try socket.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: keys)
-                    try socket.setHighWaterMarks(send: 0, receive: 0)
-                    try socket.connect(address)
-                    try socket.send([Array("hello".utf8)])
-                    var received = 0
-                    var local: [Double] = []
-                    while received < messages {
-                        guard try ZMQSocket.poll([socket], timeoutMilliseconds: 5_000)[0] else { break }
-                        while received < messages, let message = try socket.receive(dontWait: true) {
-                            received += 1
-                            if index == 0, message.frames[0].count >= 8 {
-                                let sent = message.frames[0].prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                                local.append(Double(DispatchTime.now().uptimeNanoseconds &- sent) / 1e9)
-                            }
-                        }
-                    }
-                    let finished = received == messages ? DispatchTime.now().uptimeNanoseconds : 0
-                    finishTimes.withLock { $0.append(finished) }
-                    if index == 0 { latencies.withLock { $0 = local } }
-                    socket.close()
-                } catch {
-                    finishTimes.withLock { $0.append(0) }
-                }
-                done.signal()
-            }
-            thread.start()
-        }
-        guard Wait.until(seconds: 30, { registered.withLock { $0.count } == recipients }) else {
+        let forwarder = try Forwarder(context: context, serverKeys: serverKeys)
+        defer { forwarder.thread.stop() }
+        let receivers = try Receivers(context: context, serverKeys: serverKeys, address: forwarder.address, messages: messages, count: recipients)
+        guard Wait.until(seconds: 30, { forwarder.registered.withLock { $0.count } == recipients }) else {
             throw ConfigurationError("baseline receivers did not register")
         }
         let publisher = try ZMQSocket(context: context, type: .dealer)
+        // Closed once every receiver has everything: closing drops what it has not sent yet.
+        defer { publisher.close() }
+        let start = try publish(messages: messages, bodyBytes: bodyBytes, rate: rate, through: publisher, serverKeys: serverKeys,
+                                address: forwarder.address)
+        for _ in 0..<recipients { receivers.done.wait() }
+        let finish = receivers.finishTimes.withLock { $0.max() ?? start }
+        guard receivers.finishTimes.withLock({ !$0.contains(0) }) else { throw ConfigurationError("a baseline receiver failed") }
+        forwarder.thread.stop()
+        return Run(seconds: Double(finish - start) / 1e9, latencies: receivers.latencies.withLock { $0 },
+                   forwarderCPUSeconds: forwarder.cpuSeconds.withLock { $0 })
+    }
+
+    /// The ROUTER that sends every frame it reads to every receiver that said hello, on a thread
+    /// of its own, with that thread's CPU time once it stops.
+    private final class Forwarder: Sendable {
+        let thread = LoopThread()
+        let registered = Mutex<[[UInt8]]>([])
+        let cpuSeconds = Mutex(0.0)
+        private let endpoint = Mutex("")
+        var address: String { endpoint.withLock { $0 } }
+
+        init(context: ZMQContext, serverKeys: CurveKeyPair) throws {
+            try thread.start(name: "baseline-fwd") { [self] thread in
+                let router: ZMQSocket
+                do {
+                    router = try ZMQSocket(context: context, type: .router)
+                    try router.makeCurveServer(secretKey: serverKeys.secretKey)
+                    try router.setHighWaterMarks(send: 0, receive: 0)
+                    try router.bind("tcp://127.0.0.1:*")
+                    self.endpoint.withLock { $0 = router.lastEndpoint }
+                } catch {
+                    thread.ready(.failure(error))
+                    return
+                }
+                thread.ready(.success(()))
+                var receivers: [[UInt8]] = []
+                while !thread.isStopping {
+                    guard (try? ZMQSocket.poll([router], timeoutMilliseconds: 20)[0]) == true else { continue }
+                    while let message = try? router.receive(dontWait: true), message.frames.count == 2 {
+                        if message.frames[1] == Array("hello".utf8) {
+                            receivers.append(message.frames[0])
+                            self.registered.withLock { $0 = receivers }
+                            continue
+                        }
+                        for receiver in receivers { try? router.send([receiver, message.frames[1]]) }
+                    }
+                }
+                router.close()
+                var usage = timespec()
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
+                self.cpuSeconds.withLock { $0 = Double(usage.tv_sec) + Double(usage.tv_nsec) / 1e9 }
+            }
+        }
+    }
+
+    /// The receivers, each on a thread of its own until it has every message; the first one
+    /// measures latency from the send time each frame carries.
+    private final class Receivers: Sendable {
+        let done = DispatchSemaphore(value: 0)
+        let finishTimes = Mutex<[UInt64]>([])
+        let latencies = Mutex<[Double]>([])
+
+        init(context: ZMQContext, serverKeys: CurveKeyPair, address: String, messages: Int, count: Int) throws {
+            for index in 0..<count {
+                let keys = try CurveKeyPair.generate()
+                let thread = Thread { [self] in
+                    do {
+                        let socket = try ZMQSocket(context: context, type: .dealer)
+                        try socket.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: keys)
+                        try socket.setHighWaterMarks(send: 0, receive: 0)
+                        try socket.connect(address)
+                        try socket.send([Array("hello".utf8)])
+                        var received = 0
+                        var local: [Double] = []
+                        while received < messages {
+                            guard try ZMQSocket.poll([socket], timeoutMilliseconds: 5_000)[0] else { break }
+                            while received < messages, let message = try socket.receive(dontWait: true) {
+                                received += 1
+                                if index == 0, message.frames[0].count >= 8 {
+                                    let sent = message.frames[0].prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                                    local.append(Double(DispatchTime.now().uptimeNanoseconds &- sent) / 1e9)
+                                }
+                            }
+                        }
+                        let finished = received == messages ? DispatchTime.now().uptimeNanoseconds : 0
+                        self.finishTimes.withLock { $0.append(finished) }
+                        if index == 0 { self.latencies.withLock { $0 = local } }
+                        socket.close()
+                    } catch {
+                        self.finishTimes.withLock { $0.append(0) }
+                    }
+                    self.done.signal()
+                }
+                thread.start()
+            }
+        }
+    }
+
+    /// Publishes the frames, each carrying its send time in its first 8 bytes; returns when it began.
+    private static func publish(messages: Int, bodyBytes: Int, rate: Double?, through publisher: ZMQSocket, serverKeys: CurveKeyPair,
+                                address: String) throws -> UInt64 {
         try publisher.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: try CurveKeyPair.generate())
         try publisher.setHighWaterMarks(send: 0, receive: 0)
         try publisher.connect(address)
@@ -114,12 +146,6 @@ public enum BaselineForwarder {
             for byte in 0..<8 { body[byte] = UInt8(truncatingIfNeeded: now >> (56 - 8 * UInt64(byte))) }
             try publisher.send([body])
         }
-        for _ in 0..<recipients { done.wait() }
-        publisher.close()
-        let finish = finishTimes.withLock { $0.max() ?? start }
-        guard finishTimes.withLock({ !$0.contains(0) }) else { throw ConfigurationError("a baseline receiver failed") }
-        forwarder.stop()
-        return Run(seconds: Double(finish - start) / 1e9, latencies: latencies.withLock { $0 },
-                   forwarderCPUSeconds: forwarderCPU.withLock { $0 })
+        return start
     }
 }
