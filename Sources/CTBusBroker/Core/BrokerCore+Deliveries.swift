@@ -95,10 +95,11 @@ extension BrokerCore {
 
     /// Sends one Deliver frame and counts it against the node's credit.
     mutating func deliver(_ frame: [UInt8], sequence: UInt64, to nodeId: String, _ step: inout Step) {
-        guard var session = sessions[nodeId] else { return }
-        session.sentThrough = sequence
-        session.inFlight.append(sequence)
-        sessions[nodeId] = session
+        // Changed in place: a copy of the session would copy its in-flight list at every delivery.
+        guard let index = sessions.index(forKey: nodeId) else { return }
+        sessions.values[index].sentThrough = sequence
+        sessions.values[index].inFlight.append(sequence)
+        let session = sessions.values[index]
         step.effects.append(.deliver(frame, to: session.connection, node: nodeId, sequence: sequence, inFlight: session.inFlight.count))
     }
 

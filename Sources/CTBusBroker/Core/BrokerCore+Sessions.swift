@@ -165,16 +165,15 @@ extension BrokerCore {
     // MARK: Acknowledgements
 
     mutating func acknowledge(_ nodeId: String, through sequence: UInt64, at now: Moment, _ step: inout Step) {
-        guard var session = sessions[nodeId] else { return }
+        guard let index = sessions.index(forKey: nodeId) else { return }
         // Capped at what this session sent: a node cannot delete deliveries it never got.
-        let through = min(sequence, session.sentThrough)
+        let through = min(sequence, sessions.values[index].sentThrough)
         guard through > (acknowledgements[nodeId] ?? 0) else { return }
         acknowledgements[nodeId] = through
         acknowledgementsSince = acknowledgementsSince ?? now.instant
-        session.inFlight.removeAll { $0 <= through }
-        sessions[nodeId] = session
+        sessions.values[index].inFlight.removeAll { $0 <= through } // in place, as in `deliver`
         if let mark = rejudgeThrough[nodeId], through >= mark { agenda.append(.clearRejudge(node: nodeId, through: through)) }
-        step.count(.inFlight(node: nodeId, session.inFlight.count))
+        step.count(.inFlight(node: nodeId, sessions.values[index].inFlight.count))
         acknowledgedSinceSnapshot.insert(nodeId)
         freed.insert(nodeId)
     }
