@@ -15,9 +15,10 @@ public enum Wait {
     }
 
     /// `until` for async callers: the pause between checks suspends the task instead of holding
-    /// a thread of the cooperative pool.
+    /// a thread of the cooperative pool. (A name of its own: with a synchronous condition, Swift
+    /// would pick the blocking `until` even after `await`.)
     @discardableResult
-    public static func until(seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    public static func suspendingUntil(seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while true {
             if try await condition() { return true }
