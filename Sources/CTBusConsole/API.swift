@@ -21,13 +21,13 @@ extension ConsoleServer {
 
     func addAPI(to router: Router<ConsoleRequestContext>) {
         let console = self
-        router.get("/api/v1/messages") { request, _ in try await console.offPool { console.json { try console.apiList(request) } } }
+        router.get("/api/v1/messages") { request, _ in try await offPool { console.json { try console.apiList(request) } } }
         router.post("/api/v1/messages") { request, _ in try await console.apiPublish(request) }
         router.get("/api/v1/messages/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return try await console.offPool { console.json { try console.apiShow(id) } }
+            return try await offPool { console.json { try console.apiShow(id) } }
         }
-        router.get("/api/v1/trace") { request, _ in try await console.offPool { console.json { try console.apiTrace(request) } } }
+        router.get("/api/v1/trace") { request, _ in try await offPool { console.json { try console.apiTrace(request) } } }
     }
 
     /// A JSON error body: `{"error": {"code": ..., "detail": ...}}`.

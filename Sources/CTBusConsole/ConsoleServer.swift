@@ -94,14 +94,14 @@ public struct ConsoleServer: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: Pages.stylesheet)))
         }
         // Every handler that reads or writes the journal does it on NIO's thread pool (`offPool`).
-        router.get("/journal") { request, _ in try await console.offPool { try console.journalPage(request) } }
+        router.get("/journal") { request, _ in try await offPool { try console.journalPage(request) } }
         router.get("/messages/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await console.offPool { try console.withCookie(request) { token in try console.messagePage(id, csrf: token) } }
+            return try await offPool { try console.withCookie(request) { token in try console.messagePage(id, csrf: token) } }
         }
-        router.get("/trace") { _, _ in try await console.offPool { try console.tracePage() } }
+        router.get("/trace") { _, _ in try await offPool { try console.tracePage() } }
         router.get("/status") { request, _ in
-            try await console.offPool { try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
+            try await offPool { try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
         }
         router.post("/status/verify") { request, context in
             let response = try await console.changing(request, context) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
@@ -119,7 +119,7 @@ public struct ConsoleServer: Sendable {
             return try await console.changing(request, context) { form, token in try console.compose(type, form: form, csrf: token) }
         }
         router.get("/drafts") { request, _ in
-            try await console.offPool { try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
+            try await offPool { try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
         }
         router.post("/drafts/:id/:action") { request, context in
             let (id, action) = (context.parameters.get("id") ?? "", context.parameters.get("action") ?? "")
@@ -342,9 +342,6 @@ public struct ConsoleServer: Sendable {
         return try await offPool { try self.withCookie(request) { token in try body(form, token) } }
     }
 
-    func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await CTBusConsole.offPool(body)
-    }
 
     func composePage(_ slug: String, form: FormValues, errors: ComposeForm.Errors, csrf: String,
                      status: HTTPResponse.Status = .ok) -> Response {
