@@ -175,17 +175,15 @@ extension BrokerCore {
             step.log(.error, "could not store a revocation", ["node": "\(nodeId)", "message-id": "\(id)", "error": "\(error)"],
                      throttle: "revocation-failed")
             step.send(error: BusError(.internal, "the broker could not store the revocation; retry later", messageId: id), to: pending.connection)
-        case .success(.revoked(let count)):
+        case .success(.revoked), .success(.alreadyRevoked):
             var ack = RevokeAck()
             ack.messageID = id
-            ack.recipientCount = UInt32(count)
-            step.log(.info, "message revoked", ["node": "\(nodeId)", "message-id": "\(id)", "recipients": "\(count)"])
+            if case .success(.revoked(let count)) = result {
+                ack.recipientCount = UInt32(count)
+                step.log(.info, "message revoked", ["node": "\(nodeId)", "message-id": "\(id)", "recipients": "\(count)"])
+            }
             step.send(.revokeAck(ack), to: pending.connection)
-            agenda.insert(contentsOf: sessions.keys.sorted().map(Work.pump), at: 0)
-        case .success(.alreadyRevoked):
-            var ack = RevokeAck()
-            ack.messageID = id
-            step.send(.revokeAck(ack), to: pending.connection)
+            // The revocation notices just queued go out within each node's credit.
             agenda.insert(contentsOf: sessions.keys.sorted().map(Work.pump), at: 0)
         case .success(.notFound):
             step.send(error: BusError(.validationFailed, "revoke.message_id names no message in the broker's store", messageId: id),
