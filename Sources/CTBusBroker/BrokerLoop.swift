@@ -74,7 +74,7 @@ final class BrokerLoop {
                 if try ZMQSocket.poll([socket], timeoutMilliseconds: timeout)[0] {
                     try drain()
                 }
-                let now = BrokerCore.Moment.now
+                let now = Moment.now
                 // A session is judged silent only once every frame that has arrived is read (4.4).
                 let waiting = try core.hasOverdueSession(at: now) && ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0]
                 perform(core.tick(at: now, framesWaiting: waiting))
@@ -141,8 +141,8 @@ final class BrokerLoop {
         case .status(let node, let change):
             status.update(node) { state in
                 switch change {
-                case .connected(let since), .disconnected(let since):
-                    state.connected = if case .connected = change { true } else { false }
+                case .session(let connected, let since):
+                    state.connected = connected
                     state.since = since
                     state.inFlight = 0
                 case .inFlight(let count, let acknowledgedAt):
@@ -180,8 +180,10 @@ final class BrokerLoop {
         case .store(let publications, let acknowledgements):
             let started = ContinuousClock.now
             let result = Result { () throws(StoreError) in try store.store(publications, acknowledging: acknowledgements) }
-            metrics.transaction.record(duration: ContinuousClock.now - started)
-            metrics.publicationsPerTransaction.record(publications.count)
+            if case .success = result { // the figures of committed transactions
+                metrics.transaction.record(duration: ContinuousClock.now - started)
+                metrics.publicationsPerTransaction.record(publications.count)
+            }
             return .stored(result)
         case .recordAcknowledgements(let acknowledgements):
             return .acknowledgementsRecorded(Result { () throws(StoreError) in try store.acknowledge(acknowledgements) })

@@ -84,7 +84,7 @@ final class NodeLoop {
                     }
                 }
                 if let line = watch.check() { logger.warning("\(line)") }
-                let now = NodeCore.Moment.now
+                let now = Moment.now
                 // Silent only once everything the broker sent is read (PROTOCOL.md 4.4): the time
                 // this node spent journaling is not the broker's silence.
                 let waiting = try core.brokerSilent(at: now) && ZMQSocket.poll([socket], timeoutMilliseconds: 0)[0]

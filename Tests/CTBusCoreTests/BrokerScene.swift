@@ -35,7 +35,7 @@ struct BrokerScene {
     let registry: NodeRegistry
     var core: BrokerCore
     /// The moment the scene is at; `advance` moves it.
-    var now = BrokerCore.Moment(instant: .now, date: Date(timeIntervalSince1970: 1_790_000_000))
+    var now = Moment(instant: .now, date: Date(timeIntervalSince1970: 1_790_000_000))
     /// Every store operation the core asked for, in order.
     var requests: [BrokerCore.Request] = []
 
@@ -55,10 +55,7 @@ struct BrokerScene {
                           registry: registry, rejudgeThrough: rejudgeThrough)
     }
 
-    mutating func advance(_ duration: Duration) {
-        now.instant += duration
-        now.date += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
+    mutating func advance(_ duration: Duration) { now.advance(by: duration) }
 
     // MARK: Driving the core
 

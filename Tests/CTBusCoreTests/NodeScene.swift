@@ -10,7 +10,7 @@ import SwiftProtobuf
 /// sends is recorded (or refused, when `socketTakes` is false).
 struct NodeScene {
     var core: NodeCore
-    var now = NodeCore.Moment(instant: .now, date: Date(timeIntervalSince1970: 1_790_000_000))
+    var now = Moment(instant: .now, date: Date(timeIntervalSince1970: 1_790_000_000))
     var journal = Journal()
     /// Whether the socket takes frames (false: no connection yet, or the pipe is full).
     var socketTakes = true
@@ -31,10 +31,7 @@ struct NodeScene {
         core = NodeCore(settings: Self.settings, backlogWanted: backlogWanted, at: now.instant, jitter: { 1.0 })
     }
 
-    mutating func advance(_ duration: Duration) {
-        now.instant += duration
-        now.date += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
+    mutating func advance(_ duration: Duration) { now.advance(by: duration) }
 
     struct Outcome {
         var sent: [Frame.OneOf_Kind] = []

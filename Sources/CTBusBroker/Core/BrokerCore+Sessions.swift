@@ -109,7 +109,7 @@ extension BrokerCore {
         sessions[nodeId] = Session(connection: connection, publicKey: publicKey, lastSeen: now.instant)
         step.count(.session(replaced ? .replaced : .opened, node: nodeId, connected: sessions.count))
         step.count(.inFlight(node: nodeId, 0))
-        step.effects.append(.status(node: nodeId, .connected(since: now.date)))
+        step.effects.append(.status(node: nodeId, .session(connected: true, since: now.date)))
         agenda.append(.welcome(node: nodeId, connection: connection, backlog: hello.requestBacklog))
         agenda.append(.pump(nodeId))
     }
@@ -148,7 +148,7 @@ extension BrokerCore {
         guard let session = sessions.removeValue(forKey: nodeId) else { return nil }
         step.count(.session(change, node: nodeId, connected: sessions.count))
         step.count(.inFlight(node: nodeId, 0))
-        step.effects.append(.status(node: nodeId, .disconnected(since: now.date)))
+        step.effects.append(.status(node: nodeId, .session(connected: false, since: now.date)))
         return session
     }
 

@@ -53,8 +53,8 @@ extension BrokerCore {
 
 
     enum StatusChange: Equatable {
-        case connected(since: Date)
-        case disconnected(since: Date)
+        /// A session opened or ended; nothing is in flight either way.
+        case session(connected: Bool, since: Date)
         case inFlight(Int, acknowledgedAt: Date?)
     }
 

@@ -46,14 +46,6 @@ struct BrokerCore {
         }
     }
 
-    /// A moment as the core sees it: the monotonic instant times sessions and acknowledgements,
-    /// the wall date decides expiry and declassification and dates the audit.
-    struct Moment: Sendable {
-        var instant: ContinuousClock.Instant
-        var date: Date
-        static var now: Moment { Moment(instant: .now, date: Date()) }
-    }
-
     struct Session: Equatable {
         var connection: Connection
         /// The CURVE key the connection authenticated with (one of the entry's keys).

@@ -27,13 +27,14 @@ extension NodeCore {
         }
         for item in items.resend where item.seq <= sentThrough {
             guard let last = lastSent[item.messageId], now.instant - last >= settings.resendAfter else { continue }
-            step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: last)))
+            step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: last, first: false)))
             lastSent[item.messageId] = now.instant
         }
         for item in items.fresh {
-            step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: nil)))
+            let first = firstSent[item.messageId] == nil
+            step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: nil, first: first)))
             lastSent[item.messageId] = now.instant
-            if firstSent[item.messageId] == nil { firstSent[item.messageId] = now.instant }
+            if first { firstSent[item.messageId] = now.instant }
             sentThrough = item.seq
         }
         // A full read means more waits: the next tick goes on at once (unless a send fails).

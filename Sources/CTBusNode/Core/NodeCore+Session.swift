@@ -142,12 +142,10 @@ extension NodeCore {
             break // Hello is tried again each interval; a lost DeliveryAck is repeated by the next one
         case .heartbeat:
             lastHeartbeat = now.instant - settings.heartbeat // tried again at the next turn, not an interval later
-        case .publish(let messageId, let seq, let previous):
+        case .publish(let messageId, let seq, let previous, let first):
             lastSent[messageId] = previous
-            if previous == nil {
-                sentThrough = min(sentThrough, seq - 1)
-                if firstSent[messageId] == now.instant { firstSent[messageId] = nil }
-            }
+            if previous == nil { sentThrough = min(sentThrough, seq - 1) }
+            if first { firstSent[messageId] = nil } // not sent after all: its time starts at the send that goes
             outboxDue = false // the pipe is full: the next outbox poll goes on from here
         case .revoke(let messageId):
             unsentRevocations.insert(messageId)

@@ -56,12 +56,6 @@ struct NodeCore {
         }
     }
 
-    struct Moment: Sendable {
-        var instant: ContinuousClock.Instant
-        var date: Date
-        static var now: Moment { Moment(instant: .now, date: Date()) }
-    }
-
     // The state below is internal, not private, only because the core's extensions live in files
     // of their own; nothing outside the core writes it.
     let settings: Settings
@@ -134,8 +128,9 @@ struct NodeCore {
     /// Why a frame is sent: a send the socket does not take is reported back with it.
     enum Purpose: Equatable {
         case hello, heartbeat, deliveryAck
-        /// An outbox entry; `previous` is when it was last sent before (nil: first time in the session).
-        case publish(messageId: String, seq: Int64, previous: ContinuousClock.Instant?)
+        /// An outbox entry; `previous` is when it was last sent before (nil: first time in the
+        /// session); `first`: this is its first send ever, which starts its publish-to-acknowledge time.
+        case publish(messageId: String, seq: Int64, previous: ContinuousClock.Instant?, first: Bool)
         case revoke(messageId: String)
     }
 
