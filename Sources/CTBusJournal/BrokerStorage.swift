@@ -32,7 +32,7 @@ public protocol BrokerStorage: AnyObject, Sendable {
     func queueBacklog(for nodeId: String,
                       entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int
     /// Marks a message revoked by its originator and queues the signed statement for its holders.
-    func revoke(messageId: String, by originator: String, reason: String, revocation: Data?,
+    func revoke(messageId: String, by originator: String, reason: String, revocation: Data,
                 now: Date) throws(StoreError) -> BrokerStore.RevokeOutcome
 
     // MARK: Registry audit and re-judge marks
@@ -75,7 +75,7 @@ extension BrokerStorage {
         try store(publications, acknowledging: acknowledgements, now: Date())
     }
 
-    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data? = nil) throws(StoreError)
+    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data) throws(StoreError)
         -> BrokerStore.RevokeOutcome {
         try revoke(messageId: messageId, by: originator, reason: reason, revocation: revocation, now: Date())
     }

@@ -13,105 +13,83 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     /// Opens (and when writable, creates) the store at `path`; `.readOnly` for inspection.
     public required init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
-        database = try StoreDatabase(path: path, migrator: Self.migrator, access: access)
+        database = try StoreDatabase(path: path, schema: Self.schema, access: access)
     }
 
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE message (
-                    message_id TEXT PRIMARY KEY,
-                    originator TEXT NOT NULL,
-                    type TEXT NOT NULL,
-                    classification TEXT NOT NULL,
-                    received_at REAL NOT NULL,
-                    envelope BLOB NOT NULL,
-                    payload BLOB NOT NULL,
-                    hash BLOB NOT NULL,
-                    expires_at REAL,
-                    revoked_at REAL,
-                    revoke_reason TEXT
-                );
-                CREATE TABLE recipient (
-                    node_id TEXT PRIMARY KEY,
-                    last_sequence INTEGER NOT NULL
-                );
-                CREATE TABLE delivery (
-                    node_id TEXT NOT NULL,
-                    sequence INTEGER NOT NULL,
-                    message_id TEXT NOT NULL REFERENCES message(message_id),
-                    redacted_payload BLOB,
-                    redacted_paths TEXT,
-                    revocation_reason TEXT,
-                    PRIMARY KEY (node_id, sequence)
-                ) WITHOUT ROWID;
-                CREATE TABLE audit (
-                    message_id TEXT NOT NULL REFERENCES message(message_id),
-                    node_id TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    rule TEXT,
-                    reason TEXT NOT NULL,
-                    recorded_at REAL NOT NULL
-                );
-                CREATE INDEX audit_message ON audit(message_id);
-                """)
-        }
-        // The recipient count a resent publication is acknowledged with: the one of its first
-        // storing, whatever the registry or the date say later (PROTOCOL.md 5.3).
-        migrator.registerMigration("v2 recipient count") { db in
-            try db.execute(sql: "ALTER TABLE message ADD COLUMN recipient_count INTEGER")
-        }
-        // Every registry the broker applied (at start and on reload) or refused, and what changed
-        // for which node (BrokerStore+Registry.swift).
-        migrator.registerMigration("v3 registry audit") { db in
-            try db.execute(sql: """
-                CREATE TABLE registry_audit (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    reload INTEGER NOT NULL,
-                    recorded_at REAL NOT NULL,
-                    source TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    node_id TEXT,
-                    detail TEXT NOT NULL,
-                    registry BLOB
-                );
-                CREATE TABLE rejudge (
-                    node_id TEXT PRIMARY KEY,
-                    through INTEGER NOT NULL
-                );
-                """)
-        }
-        // Retention (BrokerStore+Retention.swift): a message past its retention leaves the store;
-        // the row after it records the hash it links to (chain_link), so the chain of what remains
-        // still verifies. The index finds a message's queue entries (retention, and SQLite's own
-        // foreign-key check when a message row is deleted).
-        migrator.registerMigration("v4 retention") { db in
-            try db.execute(sql: """
-                CREATE INDEX delivery_message ON delivery(message_id);
-                CREATE TABLE chain_link (
-                    position INTEGER PRIMARY KEY,
-                    previous_hash BLOB NOT NULL
-                );
-                CREATE TABLE retention_total (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    removed INTEGER NOT NULL
-                );
-                """)
-        }
-        // Signatures (PROTOCOL.md 7.2): `envelope` holds the publisher's signed envelope bytes and
-        // `payload` the signed payload; `proof` the serialized Proof with every disclosure. NULL for
-        // messages stored before signatures (protocol version 1).
-        migrator.registerMigration("v5 signatures") { db in
-            try db.execute(sql: "ALTER TABLE message ADD COLUMN proof BLOB")
-        }
-        // The originator's signed revocation (a serialized Revocation, PROTOCOL.md 5.5), forwarded
-        // as it is; NULL for a message not revoked, or revoked before revocations were signed.
-        migrator.registerMigration("v6 signed revocations") { db in
-            try db.execute(sql: "ALTER TABLE message ADD COLUMN revocation BLOB")
-        }
-        return migrator
-    }
+    /// The store's schema. `message` holds every accepted publication once: the publisher's
+    /// signed envelope bytes, the signed payload and the serialized Proof with every disclosure
+    /// (PROTOCOL.md 7.2), the recipient count a resent publication is acknowledged with (that of
+    /// its first storing, whatever the registry or the date say later: PROTOCOL.md 5.3) and,
+    /// once revoked, the originator's signed Revocation, forwarded as it is (5.5). `delivery` is
+    /// every node's queue; `audit` says who got what and why. `registry_audit` records every
+    /// registry the broker applied or refused and what changed for which node, `rejudge` the
+    /// queue entries still to be judged again after a change (4.5). Retention removes a message
+    /// once nothing of it is queued, and `chain_link` keeps the hash the row after it links to, so
+    /// the chain of what remains still verifies.
+    static let schema = StoreSchema(kind: "broker store", applicationId: 0x4354_4253, version: 1, sql: """
+        CREATE TABLE message (
+            message_id TEXT PRIMARY KEY,
+            originator TEXT NOT NULL,
+            type TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            envelope BLOB NOT NULL,
+            payload BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            expires_at REAL,
+            revoked_at REAL,
+            revoke_reason TEXT,
+            recipient_count INTEGER NOT NULL,
+            proof BLOB NOT NULL,
+            revocation BLOB,
+            CHECK ((revoked_at IS NULL) = (revocation IS NULL))
+        );
+        CREATE TABLE recipient (
+            node_id TEXT PRIMARY KEY,
+            last_sequence INTEGER NOT NULL
+        );
+        CREATE TABLE delivery (
+            node_id TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            message_id TEXT NOT NULL REFERENCES message(message_id),
+            redacted_payload BLOB,
+            redacted_paths TEXT,
+            revocation_reason TEXT,
+            PRIMARY KEY (node_id, sequence)
+        ) WITHOUT ROWID;
+        CREATE INDEX delivery_message ON delivery(message_id);
+        CREATE TABLE audit (
+            message_id TEXT NOT NULL REFERENCES message(message_id),
+            node_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            rule TEXT,
+            reason TEXT NOT NULL,
+            recorded_at REAL NOT NULL
+        );
+        CREATE INDEX audit_message ON audit(message_id);
+        CREATE TABLE registry_audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            reload INTEGER NOT NULL,
+            recorded_at REAL NOT NULL,
+            source TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            node_id TEXT,
+            detail TEXT NOT NULL,
+            registry BLOB
+        );
+        CREATE TABLE rejudge (
+            node_id TEXT PRIMARY KEY,
+            through INTEGER NOT NULL
+        );
+        CREATE TABLE chain_link (
+            position INTEGER PRIMARY KEY,
+            previous_hash BLOB NOT NULL
+        );
+        CREATE TABLE retention_total (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            removed INTEGER NOT NULL
+        );
+        """)
 
     /// What storing one publication came to.
     public enum StoreOutcome: Sendable, Equatable {
@@ -149,10 +127,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
                               in db: Database, now: Date) throws -> StoreOutcome {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT originator, envelope, payload, recipient_count, received_at, proof FROM message WHERE message_id = ?
+            SELECT originator, envelope, payload, recipient_count, proof FROM message WHERE message_id = ?
             """), arguments: [publication.messageId]) {
             let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
-                && row.decode(Data.self, atIndex: 2) == publication.payload && row.decode(Data?.self, atIndex: 5) == publication.proof
+                && row.decode(Data.self, atIndex: 2) == publication.payload && row.decode(Data.self, atIndex: 4) == publication.proof
             guard same else {
                 // Counted in the message's audit trail: a client bug or an attack (never the body).
                 try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: .conflictingDuplicate,
@@ -160,12 +138,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                            of: publication.messageId, in: db, now: now)
                 return .conflict
             }
-            if let count = try row.decode(Int?.self, atIndex: 3) { return .alreadyStored(recipientCount: count) }
-            // Stored before the count was kept: the audit lines written with the message.
-            let count = try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM audit WHERE message_id = ? AND outcome IN ('delivered', 'redacted') AND recorded_at = ?
-                """, arguments: [publication.messageId, try row.decode(Double.self, atIndex: 4)]) ?? 0
-            return .alreadyStored(recipientCount: count)
+            return .alreadyStored(recipientCount: try row.decode(atIndex: 3))
         }
         let hash = HashChain.link(previous: previous, fields: chainFields(
             messageId: publication.messageId, originator: publication.originator,
@@ -266,8 +239,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     /// Queues for `nodeId` every retained message that `entitle` grants it (the policy as it is
     /// now) and that is not queued for it already, oldest first, in one transaction. Returns how
-    /// many were queued. For nodes that join late and ask for their backlog. Messages stored
-    /// before signatures are left out: no node of protocol version 2 would take them.
+    /// many were queued. For nodes that join late and ask for their backlog.
     public func queueBacklog(for nodeId: String,
                              entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
         try database.write { db in
@@ -280,7 +252,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 db.cachedStatement(sql: "SELECT message_id FROM delivery WHERE node_id = ?"), arguments: [nodeId]))
             // A cursor, not an array: the store may hold millions of messages.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL AND proof IS NOT NULL ORDER BY rowid
+                SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
                 let messageId: String = try row.decode(atIndex: 0)
@@ -299,10 +271,9 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         }
     }
 
-    /// What a message's link covers; the proof only when there is one (rows stored before
-    /// signatures keep the hash they were written with).
-    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data, proof: Data?) -> [Data] {
-        [Data(messageId.utf8), Data(originator.utf8), envelope, payload] + (proof.map { [$0] } ?? [])
+    /// What a message's link covers: the signed bytes as published, and who published them.
+    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data, proof: Data) -> [Data] {
+        [Data(messageId.utf8), Data(originator.utf8), envelope, payload, proof]
     }
 
     /// Said when opening found that the last write had been torn by a crash (and dropped).
@@ -319,7 +290,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
             db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
                 + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash, m.proof "
                 + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
-            recovery: recovery, what: "message", migrator: Self.migrator,
+            recovery: recovery, what: "message", schema: Self.schema,
             decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         report.removedByRetention = (try? Self.removedTotal(in: db)) ?? 0
         return report
@@ -327,10 +298,10 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
 
     static func chainRow(_ row: Row) throws -> ChainRow {
         let messageId = try row.decode(String.self, atIndex: 1)
-        let linksTo = row.hasColumn("previous_hash") ? try row.decode(Data?.self, forColumn: "previous_hash") : nil
+        let linksTo = try row.decode(Data?.self, forColumn: "previous_hash")
         return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
             messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
-            payload: try row.decode(atIndex: 4), proof: row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil),
+            payload: try row.decode(atIndex: 4), proof: try row.decode(forColumn: "proof")),
             hash: try row.decode(atIndex: 5), linksTo: linksTo)
     }
 
@@ -391,7 +362,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Throws `StoreError.damaged` naming the file and what helps.
     public func checkAtStart() throws(StoreError) -> String? {
         let (problem, skipped) = try database.read { db in
-            ChainVerifier.startCheck(db, table: "message", what: "message", migrator: Self.migrator,
+            ChainVerifier.startCheck(db, table: "message", what: "message", schema: Self.schema,
                                      full: { db in Self.verify(db, recovery: nil) }, lastTwo: """
                 SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash, m.proof
                 FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
@@ -447,7 +418,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Revokes a message on behalf of `originator`: marks it, keeps `revocation` (its signed
     /// statement, serialized) to forward, and queues the revocation for every node the audit
     /// trail shows it went to, in one transaction.
-    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data? = nil,
+    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data,
                        now: Date = Date()) throws(StoreError) -> RevokeOutcome {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT originator, revoked_at FROM message WHERE message_id = ?",
@@ -550,13 +521,13 @@ public struct Publication: Sendable {
     /// The signed payload (restricted fields cleared).
     public let payload: Data
     /// The serialized Proof with every disclosure.
-    public let proof: Data?
+    public let proof: Data
     public let recipients: [Recipient]
     /// The decision for every node of the registry, for the audit trail.
     public let audit: [AuditEntry]
 
     /// `envelope` is the decoded form of `signedEnvelope`, for the columns the store indexes.
-    public init(envelope: Envelope, signedEnvelope: Data, payload: Data, proof: Data?, recipients: [Recipient], audit: [AuditEntry] = []) {
+    public init(envelope: Envelope, signedEnvelope: Data, payload: Data, proof: Data, recipients: [Recipient], audit: [AuditEntry] = []) {
         messageId = envelope.messageID
         originator = envelope.originator
         typeName = envelope.type.name
@@ -582,10 +553,9 @@ public struct QueuedDelivery: Sendable {
     public let originator: String
     /// The message's expiry (envelope.expires_at), if it has one.
     public let expiresAt: Date?
-    /// The serialized Proof with every disclosure; nil for a message stored before signatures.
-    public let proof: Data?
-    /// With `revocationReason`: the originator's signed Revocation, serialized (nil when the
-    /// message was revoked before revocations were signed).
+    /// The serialized Proof with every disclosure.
+    public let proof: Data
+    /// With `revocationReason`: the originator's signed Revocation, serialized.
     public let revocation: Data?
 }
 

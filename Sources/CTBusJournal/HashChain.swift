@@ -78,9 +78,9 @@ enum ChainVerifier {
     /// agree with itself; `otherTables` reads everything else the commands read and returns
     /// what it could not.
     static func verify(_ db: Database, sql: String, recovery: String?, what: String,
-                       migrator: DatabaseMigrator, decode: (Row) throws -> ChainRow,
+                       schema: StoreSchema, decode: (Row) throws -> ChainRow,
                        otherTables: (Database) -> [String] = { _ in [] }) -> ChainReport {
-        let damage = integrityProblems(db) + schemaProblems(db, migrator: migrator) + otherTables(db)
+        let damage = integrityProblems(db) + schemaProblems(db, schema: schema) + otherTables(db)
         var previous = HashChain.genesis
         var count = 0
         var lastPosition: Int64 = 0
@@ -137,20 +137,20 @@ enum ChainVerifier {
     /// everything `verify` does (SQLite's integrity_check, indexes against their tables included,
     /// the schema, every row and every link); on a larger file, quick_check, the schema and the
     /// last link, and `skipped` says what was left out.
-    static func startCheck(_ db: Database, table: String, what: String, migrator: DatabaseMigrator,
+    static func startCheck(_ db: Database, table: String, what: String, schema: StoreSchema,
                            full: (Database) -> ChainReport, lastTwo sql: String,
                            decode: (Row) throws -> ChainRow) -> (problem: String?, skipped: String?) {
         let rows = (try? Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)")) ?? nil
         if let rows, rows <= fullStartCheckRows { return (full(db).firstProblem, nil) }
         let skipped = "the whole hash chain and SQLite's index check were left out at start (\(rows.map(String.init) ?? "uncounted") \(what)s, "
             + "over \(fullStartCheckRows)); run `ctbus journal verify` for them"
-        return (startProblem(db, migrator: migrator, lastTwo: sql, what: what, decode: decode), skipped)
+        return (startProblem(db, schema: schema, lastTwo: sql, what: what, decode: decode), skipped)
     }
 
-    static func startProblem(_ db: Database, migrator: DatabaseMigrator, lastTwo sql: String, what: String,
+    static func startProblem(_ db: Database, schema: StoreSchema, lastTwo sql: String, what: String,
                              decode: (Row) throws -> ChainRow) -> String? {
         if let first = integrityProblems(db, quick: true).first { return "SQLite reports \(first)" }
-        if let first = schemaProblems(db, migrator: migrator).first { return first }
+        if let first = schemaProblems(db, schema: schema).first { return first }
         do {
             let rows = try Row.fetchAll(db, sql: sql)
             guard let last = rows.first else { return nil }
@@ -163,9 +163,9 @@ enum ChainVerifier {
         }
     }
 
-    /// Differences between the file's schema and the one `migrator` makes (a damaged byte in the
-    /// schema can rename a column or a table while every page still reads well).
-    static func schemaProblems(_ db: Database, migrator: DatabaseMigrator) -> [String] {
+    /// Differences between the file's tables and indexes and those of `schema` (a damaged byte
+    /// in the schema can rename a column or a table while every page still reads well).
+    static func schemaProblems(_ db: Database, schema: StoreSchema) -> [String] {
         let sql = "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
         func read(_ db: Database) throws -> [String] {
             try Row.fetchAll(db, sql: sql).map { row in
@@ -174,9 +174,7 @@ enum ChainVerifier {
             }
         }
         do {
-            let reference = try DatabaseQueue()
-            try migrator.migrate(reference)
-            let expected = try reference.read(read)
+            let expected = try schema.reference().read(read)
             let actual = try read(db)
             guard actual != expected else { return [] }
             let missing = Set(expected).subtracting(actual).count

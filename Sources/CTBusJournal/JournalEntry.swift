@@ -15,13 +15,13 @@ public struct JournalRecord: Sendable {
     /// The signed payload, when it differs from `payload` (a partial restriction cleared fields).
     public let signedPayload: Data?
     /// The serialized Proof, with the disclosures this node holds (a sealed message's travel
-    /// sealed: none here); nil only for entries written before signatures.
-    public let proof: Data?
+    /// sealed: none here).
+    public let proof: Data
     /// A sealed message's content keys as opened here (32 bytes each: the payload's, then the
     /// disclosures'), so that the journal's copy can be checked against the sealed bytes signed.
     public let contentKeys: Data?
 
-    public init(envelope: Envelope, envelopeBytes: Data, payload: Data, signedPayload: Data?, proof: Data?, contentKeys: Data? = nil) {
+    public init(envelope: Envelope, envelopeBytes: Data, payload: Data, signedPayload: Data?, proof: Data, contentKeys: Data? = nil) {
         self.envelope = envelope
         self.envelopeBytes = envelopeBytes
         self.payload = payload
@@ -54,8 +54,8 @@ public struct OutboxItem: Sendable {
     public let envelope: Data
     /// The signed payload.
     public let payload: Data
-    /// The serialized Proof; nil for an entry queued before signatures (the broker refuses it).
-    public let proof: Data?
+    /// The serialized Proof.
+    public let proof: Data
 }
 
 /// Where a publication stands in the publishing node's journal.
@@ -140,8 +140,7 @@ public struct JournalEntry: Sendable {
     /// Set when the originator revoked the message (it stays in the journal, for audit).
     public let revokedAt: Date?
     public let revokeReason: String?
-    /// The originator's signed revocation, serialized (nil when not revoked, or revoked before
-    /// revocations were signed).
+    /// The originator's signed revocation, serialized (nil when not revoked).
     public let revocation: Data?
     /// For a publication of this node the broker refused for good: the error code and detail
     /// (it is not sent again).
@@ -149,9 +148,8 @@ public struct JournalEntry: Sendable {
     public let refusedDetail: String?
     /// The entry's link in the journal's hash chain.
     public let hash: Data
-    /// The author's proof (serialized Proof with the disclosures this node holds); nil for an
-    /// entry written before signatures.
-    public let proof: Data?
+    /// The author's proof (serialized Proof with the disclosures this node holds).
+    public let proof: Data
     /// The payload the signature covers, when it differs from `payload`.
     public let signedPayload: Data?
     /// A sealed message's content keys as opened by this node (`JournalRecord.contentKeys`).
@@ -182,10 +180,10 @@ public struct JournalEntry: Sendable {
         hash = try row.decode(Data.self, forColumn: "hash")
         refusedCode = try row.decode(String?.self, forColumn: "refused_code")
         refusedDetail = try row.decode(String?.self, forColumn: "refused_detail")
-        proof = row.hasColumn("proof") ? try row.decode(Data?.self, forColumn: "proof") : nil
-        signedPayload = row.hasColumn("signed_payload") ? try row.decode(Data?.self, forColumn: "signed_payload") : nil
-        contentKeys = row.hasColumn("content_keys") ? try row.decode(Data?.self, forColumn: "content_keys") : nil
-        revocation = row.hasColumn("revocation") ? try row.decode(Data?.self, forColumn: "revocation") : nil
+        proof = try row.decode(forColumn: "proof")
+        signedPayload = try row.decode(forColumn: "signed_payload")
+        contentKeys = try row.decode(forColumn: "content_keys")
+        revocation = try row.decode(forColumn: "revocation")
     }
 
     /// The envelope, decoded.

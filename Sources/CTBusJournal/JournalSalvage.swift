@@ -27,7 +27,7 @@ extension NodeJournal {
     /// Copies every entry of the journal at `damaged` that still verifies (readable, and its
     /// content matches its hash given the stored hash before it) into a new journal at
     /// `newPath`, re-linked into a fresh chain, with the outbox, pending revocations and drafts
-    /// that belong to kept entries. The damaged file is only read (read-only, never migrated).
+    /// that belong to kept entries. The damaged file is only read (read-only: nothing is written to it).
     /// The new journal asks the broker for its backlog once, so received messages the damage
     /// took come back (deduplicated by id); lost sent messages are listed in the report.
     public static func salvage(from damaged: String, into newPath: String, now: Date = Date()) throws(StoreError) -> SalvageReport {
@@ -49,7 +49,7 @@ extension NodeJournal {
         var draftRows: [Row] = []
     }
 
-    /// Reads the damaged file read-only (never migrated), one entry at a time by position.
+    /// Reads the damaged file read-only, one entry at a time by position.
     private static func readDamaged(_ damaged: String) -> DamagedRows {
         var source = DamagedRows()
         do {
@@ -170,8 +170,8 @@ extension NodeJournal {
             }
             for row in source.revocationRows {
                 guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id),
-                      let reason = try? row.decode(String.self, forColumn: "reason") else { continue }
-                let signed = row.hasColumn("revocation") ? ((try? row.decode(Data?.self, forColumn: "revocation")) ?? nil) : nil
+                      let reason = try? row.decode(String.self, forColumn: "reason"),
+                      let signed = try? row.decode(Data.self, forColumn: "revocation") else { continue }
                 try db.execute(sql: "INSERT INTO revocation_outbox (message_id, reason, queued_at, revocation) VALUES (?, ?, ?, ?)",
                                arguments: [id, reason, now.timeIntervalSince1970, signed])
             }
@@ -202,7 +202,7 @@ struct SalvagedEntry {
     let envelope: Envelope
     let payload: Data
     let redacted: String
-    let proof: Data?
+    let proof: Data
     let signedPayload: Data?
     let contentKeys: Data?
     let recordedAt: Date
@@ -214,26 +214,30 @@ struct SalvagedEntry {
 
     init?(_ row: Row, messageId: String, now: Date) {
         func value<T: DatabaseValueConvertible>(_ column: String, _: T.Type) -> T? {
-            guard row.hasColumn(column) else { return nil }
-            return (try? row.decode(T?.self, forColumn: column)) ?? nil
+            (try? row.decode(T?.self, forColumn: column)) ?? nil
         }
         guard let direction = value("direction", String.self), let envelopeBytes = value("envelope", Data.self),
               let envelope = try? Envelope(serializedBytes: envelopeBytes), envelope.messageID == messageId,
-              let payload = value("payload", Data.self) else { return nil }
+              let payload = value("payload", Data.self), let proof = value("proof", Data.self) else { return nil }
         self.messageId = messageId
         self.direction = direction
         self.envelopeBytes = envelopeBytes
         self.envelope = envelope
         self.payload = payload
         redacted = value("redacted_paths", String.self) ?? ""
-        proof = value("proof", Data.self)
+        self.proof = proof
         signedPayload = value("signed_payload", Data.self)
         contentKeys = value("content_keys", Data.self)
         recordedAt = value("recorded_at", Double.self).map(Date.init(timeIntervalSince1970:)) ?? now
         acknowledgedAt = value("acknowledged_at", Double.self).map(Date.init(timeIntervalSince1970:))
         brokerSequence = value("broker_sequence", Int64.self)
-        revokedAt = value("revoked_at", Double.self).map(Date.init(timeIntervalSince1970:))
-        revokeReason = value("revoke_reason", String.self)
-        revocation = value("revocation", Data.self)
+        // Revoked when the originator's signed statement still reads: it is what proves the
+        // revocation, and the columns beside it are filled from it where they were damaged.
+        let statement = value("revocation", Data.self).flatMap { bytes in
+            (try? Revocation(serializedBytes: bytes)).flatMap { $0.messageID == messageId ? (bytes, $0) : nil }
+        }
+        revocation = statement?.0
+        revokedAt = statement.map { value("revoked_at", Double.self).map(Date.init(timeIntervalSince1970:)) ?? $0.1.revokedAt.date }
+        revokeReason = statement.map { value("revoke_reason", String.self) ?? $0.1.reason }
     }
 }

@@ -15,7 +15,7 @@ extension NodeJournal {
     /// The search table: contentless (the text is in the entries already), row id = position;
     /// and every reference an entry makes (envelope references, and the recommendations an
     /// activity matrix's activities name, as ANSWERS), by target.
-    static let searchMigration = """
+    static let searchSchema = """
         CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
         CREATE TABLE entry_reference (
             position INTEGER NOT NULL,

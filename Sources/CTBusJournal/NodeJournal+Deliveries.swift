@@ -62,12 +62,10 @@ extension NodeJournal {
     }
 
     /// What an entry's hash covers: everything that says what the message was and how it came,
-    /// and its proof when it has one (entries from before signatures keep the hash they were
-    /// written with). Bookkeeping that changes later (acknowledgement time) is outside the chain.
+    /// its proof included. Bookkeeping that changes later (acknowledgement time, revocation) is
+    /// outside the chain; a revocation carries its own signature.
     static func chainFields(messageId: String, direction: String, envelope: Data, payload: Data, redacted: String,
-                            proof: Data?, signedPayload: Data?, contentKeys: Data?) -> [Data] {
-        let fields = [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8)]
-        guard let proof else { return fields }
-        return fields + [proof, signedPayload ?? Data(), contentKeys ?? Data()]
+                            proof: Data, signedPayload: Data?, contentKeys: Data?) -> [Data] {
+        [Data(messageId.utf8), Data(direction.utf8), envelope, payload, Data(redacted.utf8), proof, signedPayload ?? Data(), contentKeys ?? Data()]
     }
 }

@@ -12,19 +12,17 @@ extension NodeJournal {
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
             ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: database.recovery, what: "entry",
-                                 migrator: Self.migrator, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+                                 schema: Self.schema, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
         }
     }
 
     static func chainRow(_ row: Row) throws -> ChainRow {
         let messageId = try row.decode(String.self, forColumn: "message_id")
-        let signed = row.hasColumn("proof")
         return ChainRow(position: try row.decode(forColumn: "position"), messageId: messageId, fields: chainFields(
             messageId: messageId, direction: try row.decode(forColumn: "direction"), envelope: try row.decode(forColumn: "envelope"),
             payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? "",
-            proof: signed ? try row.decode(Data?.self, forColumn: "proof") : nil,
-            signedPayload: signed ? try row.decode(Data?.self, forColumn: "signed_payload") : nil,
-            contentKeys: signed ? try row.decode(Data?.self, forColumn: "content_keys") : nil),
+            proof: try row.decode(forColumn: "proof"), signedPayload: try row.decode(forColumn: "signed_payload"),
+            contentKeys: try row.decode(forColumn: "content_keys")),
             hash: try row.decode(forColumn: "hash"))
     }
 
@@ -58,7 +56,7 @@ extension NodeJournal {
             },
             ChainVerifier.unreadable("revocation queue", sql: "SELECT * FROM revocation_outbox", in: db) { row in
                 _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "reason"),
-                         row.decode(Double?.self, forColumn: "last_sent_at"))
+                         row.decode(Double?.self, forColumn: "last_sent_at"), row.decode(Data.self, forColumn: "revocation"))
             },
             ChainVerifier.unreadable("drafts", sql: "SELECT * FROM draft", in: db) { row in
                 _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "type"),
@@ -72,9 +70,9 @@ extension NodeJournal {
     /// Throws `StoreError.damaged` naming the file, the damage and the commands that help.
     public func checkAtStart() throws(StoreError) -> String? {
         let (problem, skipped) = try database.read { db in
-            ChainVerifier.startCheck(db, table: "entry", what: "entry", migrator: Self.migrator, full: { db in
+            ChainVerifier.startCheck(db, table: "entry", what: "entry", schema: Self.schema, full: { db in
                 ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: nil, what: "entry",
-                                     migrator: Self.migrator, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+                                     schema: Self.schema, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
             }, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", decode: Self.chainRow)
         }
         guard let problem else { return skipped }

@@ -24,8 +24,8 @@ extension NodeJournal {
         }
     }
 
-    /// Revocations waiting for the broker, oldest first, with when each was last sent. A
-    /// revocation queued before they were signed comes unsigned (the broker refuses it).
+    /// Revocations waiting for the broker, oldest first, with when each was last sent. One whose
+    /// stored statement no longer decodes (a damaged file) comes unsigned, and the broker refuses it.
     public func pendingRevocations() throws(StoreError) -> [(revocation: Revocation, lastSentAt: Date?)] {
         try database.read { db in try Self.pendingRevocations(db, where: "") }
     }
@@ -44,7 +44,7 @@ extension NodeJournal {
                                            _ arguments: StatementArguments = []) throws -> [(revocation: Revocation, lastSentAt: Date?)] {
         try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at, revocation FROM revocation_outbox \(condition) ORDER BY queued_at",
                          arguments: arguments).map { row in
-            var revocation = try row.decode(Data?.self, forColumn: "revocation").flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
+            var revocation = (try? Revocation(serializedBytes: try row.decode(Data.self, forColumn: "revocation"))) ?? Revocation()
             revocation.messageID = try row.decode(forColumn: "message_id")
             revocation.reason = try row.decode(forColumn: "reason")
             return (revocation, try row.decode(Double?.self, forColumn: "last_sent_at").map(Date.init(timeIntervalSince1970:)))
@@ -92,8 +92,8 @@ extension NodeJournal {
             for messageId in messageIds {
                 guard let row = try Row.fetchOne(db, sql: "SELECT reason, revocation FROM revocation_outbox WHERE message_id = ?",
                                                  arguments: [messageId]) else { continue }
-                let signed: Data? = try row.decode(forColumn: "revocation")
-                let revokedAt = signed.flatMap { try? Revocation(serializedBytes: $0) }.map(\.revokedAt.date) ?? now
+                let signed: Data = try row.decode(forColumn: "revocation")
+                let revokedAt = (try? Revocation(serializedBytes: signed)).map(\.revokedAt.date) ?? now
                 try db.execute(sql: """
                     UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
                         revocation = coalesce(revocation, ?)

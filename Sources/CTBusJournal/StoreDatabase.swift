@@ -3,10 +3,11 @@ import GRDB
 
 /// How a store file is opened.
 public enum StoreAccess: Sendable {
-    /// The owner's access: creates the file private (0600, folder 0700) when missing, brings
-    /// the schema up to date, checkpoints in the background.
+    /// The owner's access: creates the file private (0600, folder 0700) with its schema
+    /// when missing, refuses a file of another kind or schema version, checkpoints in the
+    /// background.
     case readWrite
-    /// Inspection (`journal verify`, `list`, `export`, `audit`): never creates, migrates or
+    /// Inspection (`journal verify`, `list`, `export`, `audit`): never creates, checkpoints or
     /// writes anything; works on a write-protected copy and on read-only media, and beside a
     /// daemon that is writing the file.
     case readOnly
@@ -23,14 +24,15 @@ public protocol CheckedStoreFile {
 extension CheckedStoreFile {
     /// The start-up check of the file at `path`, read-only, before a daemon opens it for
     /// writing. A file that does not exist or holds no schema yet (another process is creating
-    /// it) has nothing to check. Returns what the check left out, if anything.
+    /// it) has nothing to check; a file of another kind or schema version is refused. Returns
+    /// what the check left out, if anything.
     @discardableResult
     public static func checkAtStart(path: String) throws(StoreError) -> String? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         let file: Self
         do {
             file = try Self(path: path, access: .readOnly)
-        } catch where error.kind == .schema {
+        } catch where error.kind == .notCreated {
             return nil
         }
         return try file.checkAtStart()
@@ -48,7 +50,7 @@ struct StoreDatabase: Sendable {
     let recovery: String?
     private let checkpointer: Checkpointer?
 
-    init(path: String, migrator: DatabaseMigrator, access: StoreAccess = .readWrite) throws(StoreError) {
+    init(path: String, schema: StoreSchema, access: StoreAccess = .readWrite) throws(StoreError) {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
@@ -63,7 +65,7 @@ struct StoreDatabase: Sendable {
             try PrivateFiles.makeFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
             try PrivateFiles.createFile(path)
             do {
-                let pool = try Self.open(path: path, configuration: configuration, migrator: migrator)
+                let pool = try Self.open(path: path, configuration: configuration, schema: schema)
                 self.pool = pool
                 reader = pool
                 checkpointer = try Checkpointer(path: path, configuration: configuration)
@@ -83,7 +85,7 @@ struct StoreDatabase: Sendable {
             configuration.readonly = true
             pool = nil
             checkpointer = nil
-            reader = try Self.openReadOnly(path: path, held: held, configuration: configuration, migrator: migrator)
+            reader = try Self.openReadOnly(path: path, held: held, configuration: configuration, schema: schema)
         }
     }
 
@@ -92,7 +94,7 @@ struct StoreDatabase: Sendable {
     /// even a lock or a -shm. With a log, or while a daemon holds the file (`held`), it reads the
     /// log too (`mode=ro`), which needs the -shm.
     private static func openReadOnly(path: String, held: Bool, configuration: Configuration,
-                                     migrator: DatabaseMigrator) throws(StoreError) -> DatabaseQueue {
+                                     schema: StoreSchema) throws(StoreError) -> DatabaseQueue {
         let logSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
         let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? path
         // A rollback journal beside it means a process is creating the file right now: read it
@@ -102,12 +104,9 @@ struct StoreDatabase: Sendable {
         do {
             let queue = try DatabaseQueue(path: uri, configuration: configuration)
             try queue.read { db in
-                // SQLite opens anything lazily; reading the schema catches a file that is not a database.
-                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
-                guard try migrator.hasCompletedMigrations(db) else {
-                    throw StoreError(.schema, "\(path) is not a CTBus store of this version (its schema is older or newer); "
-                                     + "open it once with the daemon that owns it")
-                }
+                // SQLite opens anything lazily; reading the header and the schema catches a file that
+                // is not a database.
+                try schema.check(StoreSchema.Found(db), path: path)
             }
             return queue
         } catch {
@@ -115,20 +114,16 @@ struct StoreDatabase: Sendable {
         }
     }
 
-    /// Opens the pool and brings the schema up to date. Two processes may create the same file at
-    /// once (the node daemon and `ctbus publish`); the loser of that race can fail in two ways
-    /// that a new attempt cures: SQLite answers "locked" without waiting while the other one
-    /// switches the new file to WAL, and GRDB reads which migrations ran before it takes the
-    /// write lock, so it may try to create tables the other one has just made (its own
-    /// transaction is rolled back). A damaged file fails every attempt and is reported.
-    private static func open(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws -> DatabasePool {
+    /// Opens the pool and creates or checks the schema. Two processes may create the same file at
+    /// once (the node daemon and `ctbus publish`); SQLite answers "locked" without waiting while
+    /// the other one switches the new file to WAL, which a new attempt cures. A damaged file
+    /// fails every attempt and is reported.
+    private static func open(path: String, configuration: Configuration, schema: StoreSchema) throws -> DatabasePool {
         var attempt = 1
         while true {
             do {
                 let pool = try DatabasePool(path: path, configuration: configuration)
-                // SQLite opens anything lazily; reading the schema catches a file that is not a database.
-                _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
-                try migrator.migrate(pool)
+                try schema.createOrCheck(pool, path: path)
                 return pool
             } catch let error as DatabaseError where attempt < 5 && isCreationRace(error) {
                 attempt += 1
@@ -138,12 +133,7 @@ struct StoreDatabase: Sendable {
     }
 
     private static func isCreationRace(_ error: DatabaseError) -> Bool {
-        switch error.resultCode {
-        case .SQLITE_BUSY, .SQLITE_LOCKED: true
-        // Another process ran the same migration first: CREATE finds the table, ALTER the column.
-        case .SQLITE_ERROR: ["already exists", "duplicate column name"].contains { error.message?.contains($0) ?? false }
-        default: false
-        }
+        error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
     }
 
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

@@ -17,9 +17,10 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         case inUse = "in-use"
         /// The file is damaged: SQLite's own check or the hash chain found it (see `ctbus journal verify`).
         case damaged
-        /// The file's schema is not this version's: not created yet (a file another process is
-        /// just making), or made by another version.
+        /// The file is another kind of CTBus file, or holds another schema version.
         case schema
+        /// The file holds no schema yet: a new file, or one another process is creating.
+        case notCreated = "not-created"
     }
 
     public let kind: Kind

@@ -61,8 +61,9 @@ final class DeliveryCheck {
     /// The delivery as the journal records it, or the refusal.
     func check(_ deliver: Deliver) throws(Refusal) -> IncomingDelivery {
         guard !deliver.signedEnvelope.isEmpty, deliver.hasProof else {
+            let id = (try? Envelope(serializedBytes: deliver.signedEnvelope))?.messageID ?? ""
             throw Refusal(reason: .unsigned, error: BusError(.signatureInvalid, "an unsigned delivery",
-                                                             messageId: MessageValidator.echoable(deliver.envelope.messageID)))
+                                                             messageId: MessageValidator.echoable(id)))
         }
         let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
         let verified: VerifiedPublication

@@ -8,8 +8,6 @@ import SwiftProtobuf
 /// `journal show`, the console): the same `SignedPublication.verify` a node runs before it
 /// journals, plus a check that the payload the journal shows is the one the signature proves.
 public enum SignatureState: Sendable, Equatable {
-    /// Written before signatures (protocol version 1): nothing to check.
-    case unsigned
     /// The originator's signature verifies with key `keyId`; `withheld` are the restricted paths
     /// this copy does not hold (it verifies for the fields it holds).
     case verified(originator: String, keyId: String, withheld: [String], sealed: Bool)
@@ -20,8 +18,6 @@ extension SignatureState {
     /// What it says to a person (`ctbus journal show`, the console's message page).
     public var summary: String {
         switch self {
-        case .unsigned:
-            "none (journaled before signatures)"
         case .verified(let originator, let keyId, let withheld, let sealed):
             "signed by \(originator) with key \(keyId); "
                 + (withheld.isEmpty ? "verifies" : "verifies for the fields this copy holds (\(withheld.joined(separator: ", ")) withheld from this node)")
@@ -33,9 +29,8 @@ extension SignatureState {
 }
 
 extension JournalEntry {
-    /// The entry as its author signed it, or nil for an entry from before signatures.
-    public func signed() throws(BusError) -> SignedPublication? {
-        guard let proof else { return nil }
+    /// The entry as its author signed it.
+    public func signed() throws(BusError) -> SignedPublication {
         guard let decoded = try? Proof(serializedBytes: proof) else {
             throw BusError(.malformedFrame, "journal entry \(messageId): its proof does not decode")
         }
@@ -46,7 +41,7 @@ extension JournalEntry {
     /// withheld paths the journal records are what the signed bytes and disclosures give.
     public func signatureState(registry: NodeRegistry) -> SignatureState {
         do {
-            guard let signed = try signed() else { return .unsigned }
+            let signed = try signed()
             let verified = try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: contentKeys.map { .contentKeys($0) })
             guard verified.envelope.messageID == messageId,
                   (try? BusMessage.OneOf_Payload.decode(type: verified.envelope.type, bytes: payload)) == verified.payload else {
@@ -66,12 +61,13 @@ extension JournalEntry {
 extension JournalEntry {
     /// The entry's revocation, checked with the keys of `registry` (nil: not revoked): the
     /// originator's signature, that it names this entry's originator, and that the journal's
-    /// `revoked_at` and `revoke_reason` are what it says. `.unsigned`: revoked before
-    /// revocations were signed.
+    /// `revoked_at` and `revoke_reason` are what it says.
     public func revocationState(registry: NodeRegistry) -> SignatureState? {
         guard revokedAt != nil || revocation != nil else { return nil }
-        guard let revocation else { return .unsigned }
         do throws(BusError) {
+            guard let revocation else {
+                throw BusError(.signatureInvalid, "the entry is marked revoked without its originator's signed revocation", messageId: messageId)
+            }
             guard let decoded = try? Revocation(serializedBytes: revocation) else {
                 throw BusError(.malformedFrame, "the revocation does not decode", messageId: messageId)
             }
@@ -96,7 +92,6 @@ extension JournalEntry {
         let said = "revoked by \(originator) at \(when): \(revokeReason ?? "no reason given")"
         guard let registry, let state = revocationState(registry: registry) else { return said }
         return switch state {
-        case .unsigned: said + " (revoked before revocations were signed)"
         case .verified(_, let keyId, _, _): said + " (signed with key \(keyId); verifies)"
         case .failed(let error): said + " (DOES NOT VERIFY: \(error))"
         }
@@ -108,7 +103,6 @@ public struct SignatureReport: Sendable {
     public var verified = 0
     /// Verified copies that lack restricted fields (they verify for the fields they hold).
     public var redacted = 0
-    public var unsigned = 0
     /// The entries whose signature did not verify: position, message id, why.
     public var failures: [(position: Int64, messageId: String, error: BusError)] = []
 
@@ -122,7 +116,6 @@ extension NodeJournal {
         var report = SignatureReport()
         try forEachEntry { entry in
             switch entry.signatureState(registry: registry) {
-            case .unsigned: report.unsigned += 1
             case .verified(_, _, let withheld, _):
                 report.verified += 1
                 if !withheld.isEmpty { report.redacted += 1 }

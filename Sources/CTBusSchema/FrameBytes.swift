@@ -5,34 +5,30 @@ import Foundation
 /// a publishing node (Publish). The bytes are exactly what SwiftProtobuf writes for the same
 /// values (a test checks it).
 public enum FrameBytes {
-    /// `Frame{publish: Publish{payload, signed_envelope, proof}}`: a signed publication,
-    /// `proof` being the serialized Proof (nil: none, an entry queued before signatures).
-    public static func publish(signedEnvelope: Data, payload: Data, proof: Data?) -> [UInt8] {
+    /// `Frame{publish: Publish{payload, signed_envelope, proof}}`, `proof` being the serialized
+    /// Proof.
+    public static func publish(signedEnvelope: Data, payload: Data, proof: Data) -> [UInt8] {
         var publish: [UInt8] = []
-        publish.reserveCapacity(signedEnvelope.count + payload.count + (proof?.count ?? 0) + 16)
+        publish.reserveCapacity(signedEnvelope.count + payload.count + proof.count + 16)
         if !payload.isEmpty { appendField(2, payload, to: &publish) }
         if !signedEnvelope.isEmpty { appendField(3, signedEnvelope, to: &publish) }
-        if let proof { appendField(4, proof, to: &publish) }
+        appendField(4, proof, to: &publish)
         return frame(field: 3, publish)
     }
 
-    /// `Frame{deliver: Deliver{sequence, payload, redacted_paths, signed_envelope, proof}}` for a
-    /// signed message (`proof` the serialized Proof this recipient gets), or, for a message stored
-    /// before signatures (`proof` nil), `Deliver{sequence, envelope, payload, redacted_paths}`.
-    public static func deliver(sequence: UInt64, envelope: Data, payload: Data, redactedPaths: [String], proof: Data?) -> [UInt8] {
+    /// `Frame{deliver: Deliver{sequence, payload, redacted_paths, signed_envelope, proof}}`,
+    /// `proof` being the serialized Proof this recipient gets.
+    public static func deliver(sequence: UInt64, envelope: Data, payload: Data, redactedPaths: [String], proof: Data) -> [UInt8] {
         var deliver: [UInt8] = []
-        deliver.reserveCapacity(envelope.count + payload.count + (proof?.count ?? 0) + 32)
+        deliver.reserveCapacity(envelope.count + payload.count + proof.count + 32)
         if sequence != 0 {
             deliver.append(0x08) // field 1, varint
             appendVarint(sequence, to: &deliver)
         }
-        if proof == nil, !envelope.isEmpty { appendField(2, envelope, to: &deliver) }
         if !payload.isEmpty { appendField(3, payload, to: &deliver) }
         for path in redactedPaths { appendField(4, Data(path.utf8), to: &deliver) }
-        if let proof {
-            if !envelope.isEmpty { appendField(6, envelope, to: &deliver) }
-            appendField(7, proof, to: &deliver)
-        }
+        if !envelope.isEmpty { appendField(6, envelope, to: &deliver) }
+        appendField(7, proof, to: &deliver)
         return frame(field: 5, deliver)
     }
 

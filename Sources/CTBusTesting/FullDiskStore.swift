@@ -46,7 +46,7 @@ public final class FullDiskStore: BrokerStorage {
         try write { () throws(StoreError) in try store.queueBacklog(for: nodeId, entitle: entitle) }
     }
 
-    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data?,
+    public func revoke(messageId: String, by originator: String, reason: String, revocation: Data,
                        now: Date) throws(StoreError) -> BrokerStore.RevokeOutcome {
         try write { () throws(StoreError) in
             try store.revoke(messageId: messageId, by: originator, reason: reason, revocation: revocation, now: now)

@@ -174,7 +174,6 @@ struct DemoCommand: AsyncParsableCommand {
                     switch entry.signatureState(registry: registry) {
                     case .verified: line += ", signature verifies"
                     case .failed(let error): line += ", SIGNATURE FAILS (\(error.codeName))"
-                    case .unsigned: line += ", unsigned"
                     }
                 }
                 if !entry.redactedPaths.isEmpty { line += "  WITHHELD: \(entry.redactedPaths.joined(separator: ", ")) (the rest verifies)" }

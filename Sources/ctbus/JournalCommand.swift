@@ -54,7 +54,7 @@ struct JournalCommand: ParsableCommand {
         }
 
         /// Opens the journal read-only: inspection never writes to the file it inspects (no
-        /// migration, no checkpoint), and works on a write-protected copy or read-only media.
+        /// schema created, no checkpoint), and works on a write-protected copy or read-only media.
         func open() throws -> NodeJournal {
             let path = try path()
             guard FileManager.default.fileExists(atPath: path) else {
@@ -190,7 +190,7 @@ struct JournalCommand: ParsableCommand {
             abstract: "Print matching messages, one JSON object a line (JSON Lines): the message and its author's proof.",
             discussion: """
                 Each line is {"message": <the message as protobuf JSON>, "proof": <the signed bytes, signature, \
-                key id and disclosures in base64url, or null for an entry from before signatures>}. \
+                key id and disclosures in base64url>}. \
                 Schemas/PROTOCOL.md 7.2 gives the bytes signed: anyone with the originator's public signing key \
                 can verify a line without CTBus (Tests/signatures/verify_export.py does, in Python).
                 """)
@@ -269,7 +269,6 @@ extension JournalCommand {
                 guard signatures.isIntact else { throw ExitCode(1) }
                 var line = "signatures: \(signatures.verified) verify with the originators' keys in the registry"
                 if signatures.redacted > 0 { line += " (\(signatures.redacted) redacted copies verify for the fields they hold)" }
-                if signatures.unsigned > 0 { line += "; \(signatures.unsigned) entries from before signatures carry none" }
                 print(line)
             }
         }
@@ -345,7 +344,7 @@ enum JournalFormat {
     /// exact signed bytes in base64url (RFC 4648 section 5, no padding), as PROTOCOL.md 7.2 names them.
     static func exportLine(_ entry: JournalEntry) throws -> String {
         let message = try json(try entry.message(), pretty: false)
-        guard let signed = try entry.signed() else { return #"{"message":\#(message),"proof":null}"# }
+        let signed = try entry.signed()
         var proof: [String: Any] = [
             "originator": entry.originator,
             "keyId": signed.proof.keyID,
@@ -369,8 +368,7 @@ enum JournalFormat {
     /// What `journal show` says of an entry's signature (on standard error, beside the message).
     static func signatureNote(_ entry: JournalEntry, registry: NodeRegistry?) -> String {
         guard let registry else {
-            return (entry.proof == nil ? "signature: \(SignatureState.unsigned.summary)"
-                : "signature: not checked: name the registry with --registry FILE (or give --node-config)")
+            return "signature: not checked: name the registry with --registry FILE (or give --node-config)"
                 + (entry.revocationSummary(registry: nil).map { "\n\($0)" } ?? "")
         }
         return "signature: \(entry.signatureState(registry: registry).summary)"

@@ -19,7 +19,7 @@ struct BrokerDeliveryTableTests {
 
     static func revocationNotice(_ sequence: UInt64) -> QueuedDelivery {
         QueuedDelivery(sequence: sequence, messageId: MessageID.generate(), envelope: Data(), payload: Data(), redactedPaths: [],
-                       revocationReason: "withdrawn", originator: "cted", expiresAt: nil, proof: nil, revocation: nil)
+                       revocationReason: "withdrawn", originator: "cted", expiresAt: nil, proof: Data(), revocation: nil)
     }
 
     @Test("Credit: at most deliveryWindow unacknowledged; a DeliveryAck frees credit and more is sent in ascending order",

@@ -328,3 +328,47 @@ extension DamagedFilesTests {
         #expect(result.output.hasPrefix("intact: "))
     }
 }
+
+extension DamagedFilesTests {
+    @Test("A file of another kind or schema version is refused, never altered: a store opened as a journal, a journal from a newer build, one from before schema versions; the daemon does not start and verify says which", arguments: [
+        "store", "newer", "unversioned",
+    ])
+    func otherSchemas(case name: String) throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let path = bus.journalPath("oct")
+        switch name {
+        case "store":
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            _ = try BrokerStore(path: path).messageCount()
+        case "newer":
+            _ = try Self.smallJournal(path)
+            try DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 2") }
+        default:
+            try DatabaseQueue(path: path).write { db in
+                try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY); CREATE TABLE entry (position INTEGER)")
+            }
+            chmod(path, 0o600)
+        }
+        let expected = switch name {
+        case "store": "\(path) is a broker store, not a node journal"
+        case "newer": "\(path) holds node journal schema 2, newer than this build's 1: use the CTBus build that wrote it, or a newer one"
+        default: "\(path) is not a node journal of this build: it was written before files carried a schema version"
+        }
+        do {
+            _ = try NodeJournal(path: path)
+            Issue.record("opened")
+        } catch {
+            #expect(error.kind == .schema && error.description.hasPrefix(expected), "\(error)")
+        }
+        let before = try Self.sha256(path)
+        try bus.writeConfigurationFiles()
+        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        #expect(start.status == 1)
+        #expect(start.errors.contains(expected), "\(start.errors)")
+        let verify = try CommandLineTests.run(["journal", "verify", "--journal", path])
+        #expect(verify.status != 0)
+        #expect(verify.errors.contains(expected), "\(verify.errors)")
+        #expect(try Self.sha256(path) == before)
+    }
+}

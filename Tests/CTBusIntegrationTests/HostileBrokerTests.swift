@@ -99,10 +99,10 @@ struct HostileBrokerTests {
         forged.proof.disclosures[0].value = try fragment.serializedData()
         try hostile.deliver(forged)
 
-        // (e) No signature at all: a protocol-1 style delivery of a message CTED never published.
+        // (e) No signature at all: an envelope and payload of a message CTED never published, no proof.
         var unsigned = Deliver()
         let invented = Self.message("TAMPERED-UNSIGNED")
-        unsigned.envelope = invented.envelope
+        unsigned.signedEnvelope = try invented.envelope.serializedData()
         unsigned.payload = try invented.payload!.serialized()
         try hostile.send(unsigned)
 

@@ -256,59 +256,6 @@ struct SignatureEndToEndTests {
 }
 
 extension SignatureEndToEndTests {
-    @Test("Entries from before signatures: an unsigned journal entry and stored message (written as version 1 wrote them) still verify in their chains, journal verify counts the entry as from before signatures, and a queued unsigned delivery is refused by the node as unsigned, never journaled")
-    func versionOneRows() throws {
-        let bus = try LocalBus()
-        defer { bus.shutdown() }
-        let old = SampleMessages.recommendation(text: "A recommendation from protocol version 1")
-        let envelope = try old.envelope.serializedData()
-        let payload = try old.payload!.serialized()
-        let id = old.envelope.messageID
-        // The journal row as version 1 wrote it: no proof, the hash over its five fields.
-        let journalPath = bus.journalPath("oct")
-        _ = try NodeJournal(path: journalPath).count()
-        let queue = try DatabaseQueue(path: journalPath)
-        try queue.write { db in
-            let hash = HashChain.link(previous: HashChain.genesis, fields: [Data(id.utf8), Data("received".utf8), envelope, payload, Data()])
-            try db.execute(sql: """
-                INSERT INTO entry (message_id, direction, type, originator, classification, subject, created_at, recorded_at,
-                                   envelope, payload, hash) VALUES (?, 'received', ?, 'cted', ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, old.envelope.type.name, old.envelope.handling.classification.name, old.envelope.subject,
-                                 old.envelope.createdAt.date.timeIntervalSince1970, Date().timeIntervalSince1970, envelope, payload, hash])
-        }
-        let verify = try CommandLineTests.run(["journal", "verify", "--journal", journalPath, "--registry", bus.brokerConfiguration.registryFile])
-        #expect(verify.status == 0, "\(verify.output)")
-        #expect(verify.output.contains("intact: 1 entries") && verify.output.contains("1 entries from before signatures carry none"), "\(verify.output)")
-
-        // The broker's store: a version 1 message queued for wg-border, its hash over four fields.
-        let storePath = bus.brokerConfiguration.storePath
-        _ = try BrokerStore(path: storePath).messageCount()
-        let unsent = SampleMessages.recommendation(text: "Queued by a version 1 broker")
-        try DatabaseQueue(path: storePath).write { db in
-            let bytes = try unsent.envelope.serializedData(), body = try unsent.payload!.serialized()
-            let hash = HashChain.link(previous: HashChain.genesis, fields: [Data(unsent.envelope.messageID.utf8), Data("cted".utf8), bytes, body])
-            try db.execute(sql: """
-                INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash)
-                VALUES (?, 'cted', ?, ?, ?, ?, ?, ?)
-                """, arguments: [unsent.envelope.messageID, unsent.envelope.type.name, unsent.envelope.handling.classification.name,
-                                 Date().timeIntervalSince1970, bytes, body, hash])
-            try db.execute(sql: "INSERT INTO recipient (node_id, last_sequence) VALUES ('wg-border', 1)")
-            try db.execute(sql: "INSERT INTO delivery (node_id, sequence, message_id) VALUES ('wg-border', 1, ?)",
-                           arguments: [unsent.envelope.messageID])
-        }
-        #expect(try BrokerStore(path: storePath, access: .readOnly).verify().isIntact)
-        let broker = try bus.startBroker()
-        let node = try bus.startNode("wg-border")
-        #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 0 }, "refused, and acknowledged so it is not sent forever")
-        #expect(try bus.journal("wg-border").count(messageId: unsent.envelope.messageID) == 0)
-        // Refused each time it comes (a new session before the acknowledgement reached the broker
-        // sends it again: delivery is at least once), and only for being unsigned.
-        #expect(!node.deliveryRefusals.isEmpty)
-        #expect(node.deliveryRefusals.allSatisfy { $0.code == .signatureInvalid && $0.detail == "an unsigned delivery" })
-    }
-}
-
-extension SignatureEndToEndTests {
     @Test("The minimal Python node of PROTOCOL.md 9, written against the spec with pyzmq, protobuf and cryptography, publishes a signed mission report that OCT journals and verifies, and receives and verifies CTED's recommendation")
     func pythonNodeFromTheSpec() throws {
         let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-py", role: .oct, clearance: .confidential)])

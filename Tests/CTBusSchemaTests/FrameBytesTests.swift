@@ -46,17 +46,6 @@ struct FrameBytesTests {
         #expect(try Frame(serializedBytes: built) == frame)
     }
 
-    @Test("A message stored before signatures goes out in the envelope field of protocol version 1")
-    func unsignedDeliver() throws {
-        let message = MessageValidatorTests.recommendation()
-        let envelope = try message.envelope.serializedData()
-        let payload = try message.payload!.serialized()
-        let built = FrameBytes.deliver(sequence: 5, envelope: envelope, payload: payload, redactedPaths: [], proof: nil)
-        let frame = try Frame(serializedBytes: built)
-        #expect(frame.deliver.envelope == message.envelope)
-        #expect(frame.deliver.signedEnvelope.isEmpty && !frame.deliver.hasProof)
-    }
-
     @Test("Publish frames are exactly what SwiftProtobuf writes")
     func publishSameBytes() throws {
         let message = MessageValidatorTests.recommendation()

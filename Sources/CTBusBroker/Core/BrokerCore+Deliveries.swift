@@ -103,11 +103,11 @@ extension BrokerCore {
         step.effects.append(.deliver(frame, to: session.connection, node: nodeId, sequence: sequence, inFlight: session.inFlight.count))
     }
 
-    /// A queued revocation: the signed statement as stored. One stored before statements were
-    /// signed goes unsigned, and nodes refuse it.
+    /// A queued revocation: the signed statement as stored. One that no longer decodes (a damaged
+    /// store) goes out naming the message unsigned, and nodes refuse it.
     static func revocationFrame(_ delivery: QueuedDelivery) -> [UInt8] {
         var revocation = delivery.revocation.flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
-        if delivery.revocation == nil {
+        if revocation.messageID.isEmpty {
             revocation.messageID = delivery.messageId
             revocation.reason = delivery.revocationReason ?? ""
             revocation.revokedBy = delivery.originator
@@ -122,8 +122,8 @@ extension BrokerCore {
 
     /// The proof a recipient gets: the stored one, without the disclosures of `paths` (the
     /// restricted fields this node may not see). Signature and digests stay as signed.
-    static func proof(_ stored: Data?, withholding paths: [String]) -> Data? {
-        guard let stored, !paths.isEmpty else { return stored }
+    static func proof(_ stored: Data, withholding paths: [String]) -> Data {
+        guard !paths.isEmpty else { return stored }
         guard let proof = try? Proof(serializedBytes: stored) else { return Data() } // a recipient refuses it: nothing leaks
         return (try? proof.withholding(paths).serializedData()) ?? Data()
     }

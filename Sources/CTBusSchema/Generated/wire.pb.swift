@@ -410,16 +410,6 @@ public nonisolated struct Deliver: Sendable {
 
   public var sequence: UInt64 = 0
 
-  /// protocol version 1 only; version 2 sends signed_envelope
-  public var envelope: Envelope {
-    get {_envelope ?? Envelope()}
-    set {_envelope = newValue}
-  }
-  /// Returns true if `envelope` has been explicitly set.
-  public var hasEnvelope: Bool {self._envelope != nil}
-  /// Clears the value of `envelope`. Subsequent reads from it will return its default value.
-  public mutating func clearEnvelope() {self._envelope = nil}
-
   /// as published (restricted fields cleared, see Publish)
   public var payload: Data = Data()
 
@@ -455,7 +445,6 @@ public nonisolated struct Deliver: Sendable {
 
   public init() {}
 
-  fileprivate var _envelope: Envelope? = nil
   fileprivate var _revocation: Revocation? = nil
   fileprivate var _proof: Proof? = nil
 }
@@ -1120,7 +1109,7 @@ nonisolated extension PublishAck: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{1}envelope\0\u{1}payload\0\u{3}redacted_paths\0\u{1}revocation\0\u{3}signed_envelope\0\u{1}proof\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{2}\u{2}payload\0\u{3}redacted_paths\0\u{1}revocation\0\u{3}signed_envelope\0\u{1}proof\0\u{b}envelope\0\u{c}\u{2}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1129,7 +1118,6 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._envelope) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.redactedPaths) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._revocation) }()
@@ -1148,9 +1136,6 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
     if self.sequence != 0 {
       try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 1)
     }
-    try { if let v = self._envelope {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 3)
     }
@@ -1171,7 +1156,6 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
   public static func ==(lhs: Deliver, rhs: Deliver) -> Bool {
     if lhs.sequence != rhs.sequence {return false}
-    if lhs._envelope != rhs._envelope {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.redactedPaths != rhs.redactedPaths {return false}
     if lhs._revocation != rhs._revocation {return false}

@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+
+/// The one schema of a kind of store file, and how a file says which kind and version it holds:
+/// SQLite's `application_id` names the kind and `user_version` the schema version, both in the
+/// file's header. A file is created with its whole schema in one transaction; a file of another
+/// kind or version is refused with words that say which, never altered.
+struct StoreSchema: Sendable {
+    /// What people call a file of this kind ("broker store", "node journal").
+    let kind: String
+    let applicationId: Int32
+    let version: Int32
+    /// Every table and index, as one script.
+    let sql: String
+
+    /// Every kind this build knows, to name the kind of a file opened as the wrong one.
+    static var all: [StoreSchema] { [BrokerStore.schema, NodeJournal.schema] }
+
+    /// What a file's header and tables say, read without writing anything.
+    struct Found {
+        let applicationId: Int32
+        let version: Int32
+        let tables: Int
+
+        init(_ db: Database) throws {
+            applicationId = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+            version = try Int32.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+        }
+
+        /// Nothing in it yet: a new file, or one another process is creating right now.
+        var isEmpty: Bool { applicationId == 0 && version == 0 && tables == 0 }
+    }
+
+    /// Throws `.notCreated` for an empty file and `.schema` for a file of another kind or
+    /// version, naming which and what to do.
+    func check(_ found: Found, path: String) throws(StoreError) {
+        if found.isEmpty { throw StoreError(.notCreated, "\(path) holds no \(kind) yet") }
+        guard found.applicationId == applicationId else {
+            if let other = Self.all.first(where: { $0.applicationId == found.applicationId }) {
+                throw StoreError(.schema, "\(path) is a \(other.kind), not a \(kind)")
+            }
+            throw StoreError(.schema, found.applicationId == 0
+                ? "\(path) is not a \(kind) of this build: it was written before files carried a schema version "
+                    + "(a development build); this build reads \(kind) schema \(version) only"
+                : "\(path) is not a CTBus file (SQLite application id \(found.applicationId))")
+        }
+        guard found.version == version else {
+            throw StoreError(.schema, found.version > version
+                ? "\(path) holds \(kind) schema \(found.version), newer than this build's \(version): "
+                    + "use the CTBus build that wrote it, or a newer one"
+                : "\(path) holds \(kind) schema \(found.version), older than this build's \(version), which cannot read it")
+        }
+    }
+
+    /// Creates the schema in an empty file, or checks the one there, under the write lock (so
+    /// two processes creating the same file at once make it once).
+    func createOrCheck(_ pool: DatabasePool, path: String) throws {
+        try pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                let found = try Found(db)
+                if found.isEmpty {
+                    try db.execute(sql: sql)
+                    try db.execute(sql: "PRAGMA application_id = \(applicationId); PRAGMA user_version = \(version)")
+                } else {
+                    try check(found, path: path)
+                }
+                return .commit
+            }
+        }
+    }
+
+    /// The schema as SQLite records it in a new database: what a file's own must equal.
+    func reference() throws -> DatabaseQueue {
+        let queue = try DatabaseQueue()
+        try queue.write { db in try db.execute(sql: sql) }
+        return queue
+    }
+}
