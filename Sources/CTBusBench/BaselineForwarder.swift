@@ -27,7 +27,7 @@ public enum BaselineForwarder {
         let forwarder = try Forwarder(context: context, serverKeys: serverKeys)
         defer { forwarder.thread.stop() }
         let receivers = try Receivers(context: context, serverKeys: serverKeys, address: forwarder.address, messages: messages, count: recipients)
-        guard Wait.until(seconds: 30, { forwarder.registered.withLock { $0.count } == recipients }) else {
+        guard Wait.blocking(seconds: 30, { forwarder.registered.withLock { $0.count } == recipients }) else {
             throw ConfigurationError("baseline receivers did not register")
         }
         let publisher = try ZMQSocket(context: context, type: .dealer)

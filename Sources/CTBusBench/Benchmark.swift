@@ -116,7 +116,7 @@ public struct Benchmark {
                         handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date]) {
         let cted = try bus.startNode("cted")
         let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
-        guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("bench nodes did not connect") }
+        guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
         let messages = (0..<count).map { _ in message(handling: handling) }
         var published: [String: Date] = [:]
         let start = Date()
@@ -124,7 +124,7 @@ public struct Benchmark {
             let now = Date()
             for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
         }
-        guard try Wait.until(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
+        guard try Wait.blocking(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
             throw ConfigurationError("not every message arrived within 600 s")
         }
         return (Date().timeIntervalSince(start), published)
@@ -212,7 +212,7 @@ public struct Benchmark {
             try bus.startBroker()
             for name in names { try bus.startNode(name) }
             let cted = try bus.startNode("cted")
-            guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("bench nodes did not connect") }
+            guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
             var published: [String: Date] = [:]
             let start = Date()
             for index in 0..<options.latencyMessages {
@@ -223,7 +223,7 @@ public struct Benchmark {
                 published[try cted.publish([message()])[0]] = now
             }
             let journal = try bus.journal(names[0])
-            guard try Wait.until(seconds: 120, { try journal.lastPosition() >= options.latencyMessages }) else {
+            guard try Wait.blocking(seconds: 120, { try journal.lastPosition() >= options.latencyMessages }) else {
                 throw ConfigurationError("not every message arrived")
             }
             let lat = try latencies(journal: journal, published: published)
@@ -257,13 +257,13 @@ public struct Benchmark {
             // The recipient is away while CTED publishes; it has never connected.
             _ = try publishAndWait(bus: bus, recipients: names, count: options.catchUpMessages, batch: 500, waitFor: [])
             guard let broker = bus.broker else { throw ConfigurationError("the bench broker is not running") }
-            guard try Wait.until(seconds: 600, { try broker.store.queueDepth(for: names[0]) == options.catchUpMessages }) else {
+            guard try Wait.blocking(seconds: 600, { try broker.store.queueDepth(for: names[0]) == options.catchUpMessages }) else {
                 throw ConfigurationError("the backlog was not stored")
             }
             let journal = try bus.journal(names[0])
             let start = Date()
             try bus.startNode(names[0])
-            guard try Wait.until(seconds: 600, { try journal.lastPosition() >= options.catchUpMessages }) else {
+            guard try Wait.blocking(seconds: 600, { try journal.lastPosition() >= options.catchUpMessages }) else {
                 throw ConfigurationError("catch-up did not complete")
             }
             seconds.append(Date().timeIntervalSince(start))
@@ -327,7 +327,7 @@ extension Benchmark {
             broker.waitUntilExit()
         }
         let cted = try bus.startNode("cted")
-        guard bus.waitUntilConnected(seconds: 30) else { throw ConfigurationError("CTED did not connect to the broker process") }
+        guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("CTED did not connect to the broker process") }
         let idle = Self.residentBytes(pid: broker.processIdentifier) ?? 0
         let journal = try bus.journal("cted")
         var sent = 0
@@ -336,9 +336,9 @@ extension Benchmark {
             try cted.publish((0..<batch).map { _ in message() })
             sent += batch
             // Keep the outbox short so this measures the broker's queue, not CTED's backlog.
-            _ = try Wait.until(seconds: 600) { try journal.outbox(limit: 5_000).count < 2_000 }
+            _ = try Wait.blocking(seconds: 600) { try journal.outbox(limit: 5_000).count < 2_000 }
         }
-        guard try Wait.until(seconds: 600, { try journal.outbox(limit: 1).isEmpty }) else {
+        guard try Wait.blocking(seconds: 600, { try journal.outbox(limit: 1).isEmpty }) else {
             throw ConfigurationError("the broker did not acknowledge every publication")
         }
         let store = try BrokerStore(path: bus.brokerConfiguration.storePath)

@@ -166,16 +166,9 @@ enum ChainVerifier {
     /// Differences between the file's tables and indexes and those of `schema` (a damaged byte
     /// in the schema can rename a column or a table while every page still reads well).
     static func schemaProblems(_ db: Database, schema: StoreSchema) -> [String] {
-        let sql = "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name"
-        func read(_ db: Database) throws -> [String] {
-            try Row.fetchAll(db, sql: sql).map { row in
-                try [String](arrayLiteral: row.decode(atIndex: 0), row.decode(atIndex: 1), row.decode(atIndex: 2), row.decode(atIndex: 3))
-                    .joined(separator: " | ")
-            }
-        }
         do {
-            let expected = try schema.reference().read(read)
-            let actual = try read(db)
+            let expected = try schema.definitions.get()
+            let actual = try StoreSchema.definitions(in: db)
             guard actual != expected else { return [] }
             let missing = Set(expected).subtracting(actual).count
             let unexpected = Set(actual).subtracting(expected).count

@@ -12,6 +12,29 @@ struct StoreSchema: Sendable {
     let version: Int32
     /// Every table and index, as one script.
     let sql: String
+    /// Every definition as SQLite records it in a new file (`sqlite_master`, one line each, in
+    /// order), made once: what a file's own must equal. A failure says why.
+    let definitions: Result<[String], DatabaseError>
+
+    init(kind: String, applicationId: Int32, version: Int32, sql: String) {
+        self.kind = kind
+        self.applicationId = applicationId
+        self.version = version
+        self.sql = sql
+        definitions = Result {
+            let queue = try DatabaseQueue()
+            try queue.write { db in try db.execute(sql: sql) }
+            return try queue.read(Self.definitions(in:))
+        }.mapError { $0 as? DatabaseError ?? DatabaseError(message: "\($0)") }
+    }
+
+    /// The definitions of the tables and indexes in `db`, one line each, in order.
+    static func definitions(in db: Database) throws -> [String] {
+        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name").map { row in
+            try [String](arrayLiteral: row.decode(atIndex: 0), row.decode(atIndex: 1), row.decode(atIndex: 2), row.decode(atIndex: 3))
+                .joined(separator: " | ")
+        }
+    }
 
     /// Every kind this build knows, to name the kind of a file opened as the wrong one.
     static var all: [StoreSchema] { [BrokerStore.schema, NodeJournal.schema] }
@@ -68,12 +91,5 @@ struct StoreSchema: Sendable {
                 return .commit
             }
         }
-    }
-
-    /// The schema as SQLite records it in a new database: what a file's own must equal.
-    func reference() throws -> DatabaseQueue {
-        let queue = try DatabaseQueue()
-        try queue.write { db in try db.execute(sql: sql) }
-        return queue
     }
 }

@@ -266,9 +266,13 @@ public final class LocalBus: Sendable {
 
     /// Waits (bounded) until every node that is running says it is connected.
     @discardableResult
-    public func waitUntilConnected(seconds: Double = 15) -> Bool {
-        let nodes = running.withLock { Array($0.nodes.values) }
-        return Wait.until(seconds: seconds) { nodes.allSatisfy(\.isConnected) }
+    public func waitUntilConnected(seconds: Double = 15) async -> Bool {
+        await Wait.until(seconds: seconds) { allConnected }
+    }
+
+    /// Whether every node that is running says it is connected.
+    public var allConnected: Bool {
+        running.withLock { Array($0.nodes.values) }.allSatisfy(\.isConnected)
     }
 
     // MARK: Files for separate processes

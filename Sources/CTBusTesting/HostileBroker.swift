@@ -9,7 +9,7 @@ import ZeroMQ
 /// 7.4). Built from the project's pieces: a ROUTER socket with the bus's broker CURVE keys on
 /// the bus's endpoint (so the node connects to it as to its broker) and the wire's frames. It
 /// welcomes the node, answers its heartbeats, and delivers whatever a test hands it, tampered or
-/// not. Lives on the thread that made it.
+/// not. Used by one task at a time.
 public final class HostileBroker {
     private let context: ZMQContext
     private let socket: ZMQSocket
@@ -32,8 +32,8 @@ public final class HostileBroker {
     }
 
     /// Waits (bounded) for the node's Hello and welcomes it; false when none came.
-    public func welcome(as nodeId: String, seconds: Double = 15) throws -> Bool {
-        try serve(seconds: seconds, as: nodeId) { self.node != nil }
+    public func welcome(as nodeId: String, seconds: Double = 15) async throws -> Bool {
+        try await serve(seconds: seconds, as: nodeId) { self.node != nil }
     }
 
     /// Sends `signed` to the node as the next delivery, with `redactedPaths` as the broker's word
@@ -62,17 +62,21 @@ public final class HostileBroker {
 
     /// Serves the node (Welcome to its Hello, heartbeats) until it acknowledged `sequence`, for
     /// at most `seconds`; false when it did not.
-    public func waitForAcknowledgement(through sequence: UInt64, as nodeId: String, seconds: Double = 15) throws -> Bool {
-        try serve(seconds: seconds, as: nodeId) { self.acknowledged >= sequence }
+    public func waitForAcknowledgement(through sequence: UInt64, as nodeId: String, seconds: Double = 15) async throws -> Bool {
+        try await serve(seconds: seconds, as: nodeId) { self.acknowledged >= sequence }
     }
 
-    private func serve(seconds: Double, as nodeId: String, until done: () -> Bool) throws -> Bool {
+    /// Between looks at the socket the task sleeps: a waiting test holds no thread of the
+    /// cooperative pool.
+    private func serve(seconds: Double, as nodeId: String, until done: () -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while !done() {
             guard ContinuousClock.now < deadline else { return false }
-            guard try ZMQSocket.poll([socket], timeoutMilliseconds: 20)[0],
-                  let message = try socket.receive(dontWait: true), message.frames.count == 2,
-                  let frame = try? Frame(serializedBytes: message.frames[1]) else { continue }
+            guard let message = try socket.receive(dontWait: true) else {
+                try await Task.sleep(for: .milliseconds(2))
+                continue
+            }
+            guard message.frames.count == 2, let frame = try? Frame(serializedBytes: message.frames[1]) else { continue }
             switch frame.kind {
             case .hello:
                 node = message.frames[0]

@@ -7,10 +7,18 @@ import SwiftProtobuf
 import ZeroMQ
 
 /// A bare DEALER client for adversarial tests: speaks frames directly, with whatever keys (or
-/// none) it is given, and reads what comes back. Lives on the thread that made it.
-public final class RawClient {
+/// none) it is given, and reads what comes back. Used by one task at a time; with a session kept
+/// alive (`hello(keepAlive:)`) a thread of its own reads the socket and sends the heartbeats, and
+/// every use of the socket is under `lock`.
+public final class RawClient: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
+    private let lock = NSLock()
+    /// Under `lock`: set when the client closes (the keep-alive thread ends), and what that
+    /// thread read and the test has not yet.
+    private var closed = false
+    private var inbox: [[UInt8]] = []
+    private var keeper: Thread?
 
     /// The node this client publishes as, and its signing key (`publish`); nil: it signs nothing.
     private let signer: Signer?
@@ -26,13 +34,16 @@ public final class RawClient {
     }
 
     deinit {
-        socket.close()
+        lock.withLock {
+            closed = true
+            socket.close()
+        }
         context.shutdown()
     }
 
     /// Sends raw ZeroMQ frames.
     public func send(raw frames: [[UInt8]]) throws {
-        try socket.send(frames, dontWait: true)
+        try lock.withLock { try socket.send(frames, dontWait: true) }
     }
 
     public func send(_ kind: Frame.OneOf_Kind) throws {
@@ -84,29 +95,68 @@ public final class RawClient {
         return Publish(signed)
     }
 
-    public func hello() throws {
+    /// Says Hello. With `keepAlive`, from the Welcome on the client keeps its session as a node
+    /// does, whatever the test does meanwhile: a thread of its own reads the socket and sends a
+    /// Heartbeat every 250 ms (the bus's session timeout is 1 s, and a loaded machine can hold a
+    /// test up longer than that).
+    public func hello(keepAlive: Bool = false) throws {
         var hello = Hello()
         hello.protocolVersion = 2
         try send(.hello(hello))
+        if keepAlive, keeper == nil {
+            keeper = Thread { [weak self] in
+                var welcomed = false
+                var lastHeartbeat = ContinuousClock.now
+                while let client = self, client.keepAlive(welcomed: &welcomed, lastHeartbeat: &lastHeartbeat) {
+                    Thread.sleep(forTimeInterval: 0.005) // the I/O thread's pace: it never waits on the socket
+                }
+            }
+            keeper?.start()
+        }
     }
 
-    /// The next frame from the broker, or nil when none came within `seconds`.
-    public func receive(seconds: Double = 5) throws -> Frame? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try ZMQSocket.poll([socket], timeoutMilliseconds: 20)[0], let message = try socket.receive(dontWait: true) {
+    /// One turn of the keep-alive thread: reads what came, then heartbeats when due. False once
+    /// the client is closed.
+    private func keepAlive(welcomed: inout Bool, lastHeartbeat: inout ContinuousClock.Instant) -> Bool {
+        lock.withLock {
+            guard !closed else { return false }
+            while let message = try? socket.receive(dontWait: true) {
                 guard message.frames.count == 1 else { continue }
-                return try Frame(serializedBytes: message.frames[0])
+                if case .welcome? = (try? Frame(serializedBytes: message.frames[0]))?.kind { welcomed = true }
+                inbox.append(message.frames[0])
             }
+            if welcomed, ContinuousClock.now - lastHeartbeat >= .milliseconds(250) {
+                _ = try? socket.send([[0x3A, 0x00]], dontWait: true) // Frame{heartbeat: Heartbeat{}}
+                lastHeartbeat = .now
+            }
+            return true
         }
-        return nil
+    }
+
+    /// The next frame from the broker, or nil when none came within `seconds`. Between looks
+    /// the task sleeps: a waiting test holds no thread of the cooperative pool. The socket is
+    /// looked at once more after the deadline, so a task held up past it still sees what came.
+    public func receive(seconds: Double = 5) async throws -> Frame? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while true {
+            let next: [UInt8]? = try lock.withLock {
+                if !inbox.isEmpty { return inbox.removeFirst() }
+                while let message = try socket.receive(dontWait: true) {
+                    if message.frames.count == 1 { return message.frames[0] }
+                }
+                return nil
+            }
+            if let next { return try Frame(serializedBytes: next) }
+            if ContinuousClock.now >= deadline { return nil }
+            try await Task.sleep(for: .milliseconds(2))
+        }
     }
 
     /// The next frame that is not a heartbeat, or nil.
-    public func receiveCommand(seconds: Double = 5) throws -> Frame.OneOf_Kind? {
+    public func receiveCommand(seconds: Double = 5) async throws -> Frame.OneOf_Kind? {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
-            guard let frame = try receive(seconds: 0.2) else { continue }
+            guard let frame = try await receive(seconds: 0.2) else { continue }
             if case .heartbeat = frame.kind { continue }
             return frame.kind
         }
@@ -115,10 +165,10 @@ public final class RawClient {
 
     /// The next answer to something this client sent (PublishAck, RevokeAck, Welcome or an
     /// error), skipping the deliveries and heartbeats that a session receives meanwhile.
-    public func receiveReply(seconds: Double = 5) throws -> Frame.OneOf_Kind? {
+    public func receiveReply(seconds: Double = 5) async throws -> Frame.OneOf_Kind? {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
-            guard let kind = try receiveCommand(seconds: 0.2) else { continue }
+            guard let kind = try await receiveCommand(seconds: 0.2) else { continue }
             if case .deliver = kind { continue }
             return kind
         }

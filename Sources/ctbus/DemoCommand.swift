@@ -53,7 +53,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         try bus.startBroker()
         try bus.startAllNodes()
-        guard bus.waitUntilConnected() else { throw ConfigurationError("the nodes did not connect to the broker within 15 s") }
+        guard await bus.waitUntilConnected() else { throw ConfigurationError("the nodes did not connect to the broker within 15 s") }
         let published = try Self.publishSamples(on: bus)
         print("")
         print("Published")
@@ -71,14 +71,14 @@ struct DemoCommand: AsyncParsableCommand {
             }
         }
         let journals = try Dictionary(uniqueKeysWithValues: profiles.map { ($0.id, try bus.journal($0.id)) })
-        let complete = try await Wait.suspendingUntil(seconds: 20) {
+        let complete = try await Wait.until(seconds: 20) {
             try expected.allSatisfy { node, ids in
                 let received = try journals[node]!.entries(matching: JournalFilter(direction: .received))
                 return Set(received.map(\.messageId)).isSuperset(of: ids)
             }
         }
         guard complete else { throw ConfigurationError("not every delivery arrived within 20 s") }
-        let acknowledged = try await Wait.suspendingUntil(seconds: 20) {
+        let acknowledged = try await Wait.until(seconds: 20) {
             try published.allSatisfy { item in
                 try journals[item.from]!.publicationStatus(messageId: item.message.envelope.messageID) == .acknowledged
             }
@@ -92,7 +92,7 @@ struct DemoCommand: AsyncParsableCommand {
         // What an operator sees: ctbus status, from the same report the broker's /status serves.
         if let broker = bus.broker {
             // Acknowledgements reach the store within 20 ms, the session snapshot within 250 ms.
-            _ = await Wait.suspendingUntil(seconds: 5) {
+            _ = await Wait.until(seconds: 5) {
                 ((try? broker.store.queueFigures().isEmpty) ?? true) && broker.status.snapshot.values.allSatisfy { $0.inFlight == 0 }
             }
             print("")

@@ -9,7 +9,7 @@ import SwiftProtobuf
 import Testing
 
 /// OCT's matrix from a spreadsheet: the CSV rules, and `ctbus publish --activity-matrix-csv` over a real bus.
-@Suite("Activity matrix from CSV", .serialized)
+@Suite("Activity matrix from CSV", .serialized, .busSlot)
 struct ActivityMatrixCSVTests {
     static let header = "project_id,title,member_states,region,pillars,thematic_area,implementing_entities,status,period_start,period_end,budget_usd,recommendation_ids"
 
@@ -20,7 +20,7 @@ struct ActivityMatrixCSVTests {
     }
 
     @Test("The sample file in deploy/ reads as three valid activities; quoting, a byte order mark and CRLF are fine")
-    func sample() throws {
+    func sample() async throws {
         let text = try String(contentsOf: CommandLineTests.root.appendingPathComponent("deploy/activity-matrix.csv"), encoding: .utf8)
         let activities = try ActivityMatrixCSV.activities(csv: text)
         #expect(activities.map(\.projectID) == ["UNCCT-BSM-2026-014", "UNCCT-CFT-2026-003", "UNCCT-PVE-2026-021"])
@@ -32,7 +32,7 @@ struct ActivityMatrixCSVTests {
     }
 
     @Test("A wrong row names its row and column, and nothing is read")
-    func errors() {
+    func errors() async {
         let good = "P-1,Title,KEN,,II,,,ONGOING,,,,"
         Self.expectFailure(Self.header + "\n" + good + "\nP-2,Title,Kenya,,II,,,ONGOING,,,,\n",
                            "row 3, column member_states: must be an ISO 3166-1 alpha-3 code")
@@ -52,32 +52,32 @@ struct ActivityMatrixCSVTests {
     }
 
     @Test("ctbus publish --activity-matrix-csv reaches the other nodes over a real bus and the trace shows the coverage")
-    func publishOverABus() throws {
+    func publishOverABus() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let recommendation = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: recommendation) == 1 })
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: recommendation) == 1 })
         try bus.writeConfigurationFiles()
         let file = bus.folder.appendingPathComponent("matrix.csv")
         try (Self.header + "\nUNCCT-BSM-2026-014,API/PNR capacity building,KEN,,III,border-security,UNOCT/UNCCT,ONGOING,,,450000,\(recommendation)\n")
             .write(to: file, atomically: true, encoding: .utf8)
 
-        let missing = try CommandLineTests.run(["publish", "--node-config", bus.nodeConfigurationPath("oct"), "--activity-matrix-csv", file.path])
+        let missing = try await CommandLineTests.run(["publish", "--node-config", bus.nodeConfigurationPath("oct"), "--activity-matrix-csv", file.path])
         #expect(missing.status != 0 && missing.errors.contains("--reporting-period"))
-        let published = try CommandLineTests.run(["publish", "--node-config", bus.nodeConfigurationPath("oct"), "--activity-matrix-csv", file.path,
+        let published = try await CommandLineTests.run(["publish", "--node-config", bus.nodeConfigurationPath("oct"), "--activity-matrix-csv", file.path,
                                                   "--reporting-period", "2026-01-01..2026-06-30", "--tlp", "green"])
         #expect(published.status == 0, "\(published.errors)")
         let id = published.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try Wait.until { try cted.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try cted.count(messageId: id) == 1 })
         let matrix = try #require(try cted.entry(messageId: id)?.message())
         #expect(matrix.envelope.handling.tlp == .tlpGreen && matrix.envelope.subject == "KEN")
         #expect(matrix.activityMatrix.activities.map(\.recommendationIds) == [[recommendation]])
 
-        let trace = try TraceCommandTests.report(bus.journalPath("cted"))
+        let trace = try await TraceCommandTests.report(bus.journalPath("cted"))
         #expect(trace.byMemberState.first { $0.name == "KEN" }?.coverage == 1)
     }
 }

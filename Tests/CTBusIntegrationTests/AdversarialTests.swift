@@ -13,7 +13,7 @@ import ZeroMQ
 /// A registered working group (wg-cft, through a raw client with its real CURVE keys) attacks a
 /// real broker. After every attack the other nodes' journals hold exactly what the policy
 /// allows for the legitimate traffic, and the broker keeps serving.
-@Suite("Adversarial", .serialized)
+@Suite("Adversarial", .serialized, .busSlot)
 struct AdversarialTests {
     final class Scene {
         let bus: LocalBus
@@ -21,15 +21,15 @@ struct AdversarialTests {
         var legitimate: [(message: BusMessage, from: String)] = []
         let honest = ["oct", "cted", "wg-border", "wg-rights"]
 
-        init() throws {
+        init() async throws {
             // "oct-raw" publishes like OCT through a raw client; it is never started as a node.
             bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-raw", role: .oct, clearance: .strictlyConfidential)])
             try bus.startBroker()
             for node in honest { try bus.startNode(node) }
-            #expect(bus.waitUntilConnected())
+            #expect(await bus.waitUntilConnected())
             attacker = try bus.rawClient(as: "wg-cft")
-            try attacker.hello()
-            guard case .welcome = try attacker.receiveCommand() else { throw ConfigurationError("the attacker got no session") }
+            try attacker.hello(keepAlive: true)
+            guard case .welcome = try await attacker.receiveCommand() else { throw ConfigurationError("the attacker got no session") }
         }
 
         /// Publishes legitimately from CTED and remembers it.
@@ -41,11 +41,11 @@ struct AdversarialTests {
 
         /// Waits for a fresh UNCLASSIFIED message from CTED everywhere (order per publisher makes
         /// it a barrier), then checks every honest journal against the policy, exactly.
-        func expectJournalsExact(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func expectJournalsExact(sourceLocation: SourceLocation = #_sourceLocation) async throws {
             let sentinel = try publish(SampleMessages.recommendation())
             for node in honest where node != "cted" {
                 let journal = try bus.journal(node)
-                #expect(try Wait.until { try journal.count(messageId: sentinel) == 1 }, "\(node) missed the sentinel",
+                #expect(try await Wait.until { try journal.count(messageId: sentinel) == 1 }, "\(node) missed the sentinel",
                         sourceLocation: sourceLocation)
             }
             let profiles = bus.registry.profiles
@@ -64,8 +64,8 @@ struct AdversarialTests {
             try attacker.publishFrame(message, keepOriginator: true)
         }
 
-        func expectError(_ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) throws {
-            guard case .error(let report) = try attacker.receiveReply() else {
+        func expectError(_ code: ErrorCode, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            guard case .error(let report) = try await attacker.receiveReply() else {
                 Issue.record("expected \(code.name)", sourceLocation: sourceLocation)
                 return
             }
@@ -74,41 +74,41 @@ struct AdversarialTests {
     }
 
     @Test("(a, b) Claiming another node's identity or setting the originator gets nothing through")
-    func forgedIdentity() throws {
-        let scene = try Scene()
+    func forgedIdentity() async throws {
+        let scene = try await Scene()
         defer { scene.bus.shutdown() }
         try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
         // wg-cft writes CTED as originator on a recommendation: the broker knows it is wg-cft.
         var forged = SampleMessages.recommendation()
         forged.envelope.originator = "cted"
         try scene.attacker.send(try scene.publishFrame(forged))
-        try scene.expectError(.notPermitted)
+        try await scene.expectError(.notPermitted)
         // An OCT-role node (allowed mission reports) signs a report naming CTED as originator: the
         // broker cannot rewrite a signed envelope, so it refuses it.
         var spoof = SampleMessages.missionReport()
         spoof.envelope.originator = "cted"
         let octClient = try scene.bus.rawClient(as: "oct-raw")
-        try octClient.hello()
-        guard case .welcome = try octClient.receiveCommand() else { Issue.record("no session for OCT"); return }
+        try octClient.hello(keepAlive: true)
+        guard case .welcome = try await octClient.receiveCommand() else { Issue.record("no session for OCT"); return }
         try octClient.publish(spoof, keepOriginator: true)
-        guard case .error(let report) = try octClient.receiveReply() else { Issue.record("no error"); return }
+        guard case .error(let report) = try await octClient.receiveReply() else { Issue.record("no error"); return }
         #expect(report.code == .notPermitted && report.detail.contains("publishes only as itself"))
         // Signed as itself, the same report is stored under its own name.
         var own = SampleMessages.missionReport()
         own.envelope.originator = "oct-raw"
         try octClient.publish(own, keepOriginator: true)
-        guard case .publishAck(let ack) = try octClient.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard case .publishAck(let ack) = try await octClient.receiveReply() else { Issue.record("no PublishAck"); return }
         #expect(ack.originator == "oct-raw")
         scene.legitimate.append((own, "oct-raw"))
         let cted = try scene.bus.journal("cted")
-        #expect(try Wait.until { try cted.entry(messageId: own.envelope.messageID)?.originator == "oct-raw" })
-        try scene.expectJournalsExact()
+        #expect(try await Wait.until { try cted.entry(messageId: own.envelope.messageID)?.originator == "oct-raw" })
+        try await scene.expectJournalsExact()
         #expect(try cted.count(messageId: spoof.envelope.messageID) == 0)
     }
 
     @Test("(c) A Hello with made-up subscription fields widens nothing")
-    func subscriptionAttempt() throws {
-        let scene = try Scene()
+    func subscriptionAttempt() async throws {
+        let scene = try await Scene()
         defer { scene.bus.shutdown() }
         // Field 15 does not exist in Hello: a client hoping for "subscribe to everything".
         var hello = Hello()
@@ -117,12 +117,12 @@ struct AdversarialTests {
         bytes += [0x7A, 0x03] + Array("all".utf8) // field 15, length-delimited
         let frame: [UInt8] = [0x0A, UInt8(bytes.count)] + bytes // Frame.hello = field 1
         try scene.attacker.send(raw: [frame])
-        guard case .welcome = try scene.attacker.receiveCommand() else { Issue.record("no Welcome"); return }
+        guard case .welcome = try await scene.attacker.receiveCommand() else { Issue.record("no Welcome"); return }
         let secret = try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
-        try scene.expectJournalsExact()
+        try await scene.expectJournalsExact()
         // The attacker's session saw the sentinel (it follows all themes) but never the secret.
         var seen: [String] = []
-        while case .deliver(let deliver)? = try scene.attacker.receiveCommand(seconds: 1) {
+        while case .deliver(let deliver)? = try await scene.attacker.receiveCommand(seconds: 1) {
             seen.append(try Envelope(serializedBytes: deliver.signedEnvelope).messageID)
         }
         #expect(!seen.isEmpty)
@@ -130,14 +130,14 @@ struct AdversarialTests {
     }
 
     @Test("(d, e) No need-to-know bypass; replayed frames change nothing")
-    func needToKnowAndReplay() throws {
-        let scene = try Scene()
+    func needToKnowAndReplay() async throws {
+        let scene = try await Scene()
         defer { scene.bus.shutdown() }
         // CTED itself cannot publish STRICTLY_CONFIDENTIAL without a list.
         let strict = try scene.bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential)),
                                            from: "cted")
         let ctedJournal = try scene.bus.journal("cted")
-        #expect(try Wait.until {
+        #expect(try await Wait.until {
             if case .refused(code: "NEED_TO_KNOW_REQUIRED", detail: _) = try ctedJournal.publicationStatus(messageId: strict) { return true }
             return false
         })
@@ -150,19 +150,19 @@ struct AdversarialTests {
         let captured = Frame.OneOf_Kind.publish(Publish(signed))
         for _ in 0..<5 {
             try scene.attacker.send(captured)
-            try scene.expectError(.notPermitted)
+            try await scene.expectError(.notPermitted)
         }
         // A replayed acknowledgement of sequences the attacker never got deletes nothing.
         var ack = DeliveryAck()
         ack.throughSequence = 1_000_000
         for _ in 0..<5 { try scene.attacker.send(.deliveryAck(ack)) }
-        try scene.expectJournalsExact()
+        try await scene.expectJournalsExact()
         #expect(try scene.bus.journal("oct").count(messageId: message.envelope.messageID) == 1)
     }
 
     @Test("(f) Thousands of truncated, oversize, random and well-formed-but-invalid frames: typed errors, broker up, journals exact")
-    func frameFlood() throws {
-        let scene = try Scene()
+    func frameFlood() async throws {
+        let scene = try await Scene()
         defer { scene.bus.shutdown() }
         var random = SeededGenerator(seed: UInt64(ProcessInfo.processInfo.environment["CTBUS_FLOOD_SEED"] ?? "") ?? 2395)
         let valid: [UInt8] = try {
@@ -200,7 +200,7 @@ struct AdversarialTests {
         // a harmless command); count the answers with a bounded wait.
         var errors = 0
         var codes = Set<ErrorCode>()
-        while let kind = try scene.attacker.receiveCommand(seconds: 2) {
+        while let kind = try await scene.attacker.receiveCommand(seconds: 2) {
             if case .error(let report) = kind {
                 errors += 1
                 codes.insert(report.code)
@@ -210,13 +210,13 @@ struct AdversarialTests {
         #expect(codes.isSubset(of: [.malformedFrame, .validationFailed, .notPermitted, .messageTooLarge, .unsupportedVersion, .noSession,
                                     .signatureInvalid, .unknownSigningKey, .disclosureMismatch, .nonCanonical]))
         #expect(codes.contains(.malformedFrame) && codes.contains(.notPermitted))
-        try scene.expectJournalsExact()
+        try await scene.expectJournalsExact()
         #expect(try scene.bus.broker!.store.messageCount() == scene.legitimate.count)
     }
 
     @Test("(g) An unregistered key, a registered key with the wrong server key, and no CURVE: nothing in, nothing out")
-    func badConnections() throws {
-        let scene = try Scene()
+    func badConnections() async throws {
+        let scene = try await Scene()
         defer { scene.bus.shutdown() }
         let bus = scene.bus
         let strangers = [
@@ -236,9 +236,9 @@ struct AdversarialTests {
         }
         // Legitimate traffic meanwhile, including a CONFIDENTIAL message they must never see.
         try scene.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])))
-        try scene.expectJournalsExact()
+        try await scene.expectJournalsExact()
         for (name, client) in strangers {
-            #expect(try client.receive(seconds: 0.5) == nil, "\(name) got an answer")
+            #expect(try await client.receive(seconds: 0.5) == nil, "\(name) got an answer")
         }
         for node in scene.honest {
             for id in attempted { #expect(try bus.journal(node).count(messageId: id) == 0, "\(node) holds a stranger's message") }

@@ -8,7 +8,7 @@ import Testing
 
 /// The `ctbus` program as people run it: real processes, the deploy/ example configuration,
 /// keys from `ctbus keygen`, signals to stop.
-@Suite("Command line", .serialized)
+@Suite("Command line", .serialized, .busSlot)
 struct CommandLineTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -23,7 +23,13 @@ struct CommandLineTests {
         let errors: String
     }
 
-    static func run(_ arguments: [String], executable: URL = executable, input: String? = nil) throws -> Result {
+    /// Runs `ctbus` to its end on a thread of its own (the task waits without holding a thread
+    /// of the cooperative pool).
+    static func run(_ arguments: [String], executable: URL = executable, input: String? = nil) async throws -> Result {
+        try await Wait.onOwnThread { try runBlocking(arguments, executable: executable, input: input) }
+    }
+
+    private static func runBlocking(_ arguments: [String], executable: URL, input: String?) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -37,7 +43,7 @@ struct CommandLineTests {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try process.runAlone()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -53,34 +59,46 @@ struct CommandLineTests {
         let handle = try FileHandle(forWritingTo: log)
         process.standardError = handle
         process.standardOutput = handle
-        try process.run()
+        try process.runAlone()
         return process
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
+    /// Sends SIGTERM and waits (bounded) for the end; nil when the process had to be killed.
+    static func stop(_ process: Process) async -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        guard await Wait.until(seconds: 10, { !process.isRunning }) else { return killStuck(process) }
+        return process.terminationStatus
+    }
+
+    /// `stop` for `defer`, which cannot await: blocking, and brief, since a CTBus process ends
+    /// within milliseconds of SIGTERM.
     static func terminate(_ process: Process) -> Int32? {
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
-        guard Wait.until(seconds: 10, { !process.isRunning }) else {
-            // CTBUS_DEBUG_HANG=FILE: write the stuck process's stacks there (gdb) before killing it.
-            if let file = ProcessInfo.processInfo.environment["CTBUS_DEBUG_HANG"] {
-                let gdb = Process()
-                gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
-                gdb.arguments = ["-p", "\(process.processIdentifier)", "-batch", "-ex", "thread apply all bt 12"]
-                _ = FileManager.default.createFile(atPath: file, contents: nil)
-                gdb.standardOutput = FileHandle(forWritingAtPath: file)
-                try? gdb.run()
-                gdb.waitUntilExit()
-            }
-            kill(process.processIdentifier, SIGKILL)
-            return nil
-        }
+        guard Wait.blocking(seconds: 10, { !process.isRunning }) else { return killStuck(process) }
         return process.terminationStatus
+    }
+
+    private static func killStuck(_ process: Process) -> Int32? {
+        // CTBUS_DEBUG_HANG=FILE: write the stuck process's stacks there (gdb) before killing it.
+        if let file = ProcessInfo.processInfo.environment["CTBUS_DEBUG_HANG"] {
+            let gdb = Process()
+            gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+            gdb.arguments = ["-p", "\(process.processIdentifier)", "-batch", "-ex", "thread apply all bt 12"]
+            _ = FileManager.default.createFile(atPath: file, contents: nil)
+            gdb.standardOutput = FileHandle(forWritingAtPath: file)
+            try? gdb.runAlone()
+            gdb.waitUntilExit()
+        }
+        kill(process.processIdentifier, SIGKILL)
+        return nil
     }
 
     /// A copy of deploy/ in a temporary folder, with keys made by `ctbus keygen` and the
     /// broker on a free port.
-    static func deployCopy() throws -> URL {
+    static func deployCopy() async throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-cli-\(UUID().uuidString.prefix(8))")
         try FileManager.default.copyItem(at: root.appendingPathComponent("deploy"), to: folder)
         let port = try LocalBus.freePortForTests()
@@ -96,22 +114,22 @@ struct CommandLineTests {
                 $0["heartbeatIntervalMilliseconds"] = 100
                 $0["outboxPollMilliseconds"] = 20
             }
-            let keygen = try run(["keygen", "--out", folder.appendingPathComponent("keys").path,
+            let keygen = try await run(["keygen", "--out", folder.appendingPathComponent("keys").path,
                                   "--register-in", folder.appendingPathComponent("registry.json").path, node])
             #expect(keygen.status == 0, "\(keygen.errors)")
         }
-        #expect(try run(["keygen", "--out", folder.appendingPathComponent("keys").path, "--transport-only", "broker"]).status == 0)
+        #expect(try await run(["keygen", "--out", folder.appendingPathComponent("keys").path, "--transport-only", "broker"]).status == 0)
         return folder
     }
 
     @Test("The deploy/ example runs for real: broker and node processes, ctbus publish, ctbus journal, SIGTERM exits 0")
-    func realProcesses() throws {
-        let folder = try Self.deployCopy()
+    func realProcesses() async throws {
+        let folder = try await Self.deployCopy()
         defer { try? FileManager.default.removeItem(at: folder) }
         let config = { (name: String) in folder.appendingPathComponent(name).path }
 
         // Publish before anything runs: the message waits in CTED's outbox.
-        let published = try Self.run(["publish", "--node-config", config("nodes/cted.json"),
+        let published = try await Self.run(["publish", "--node-config", config("nodes/cted.json"),
                                       Self.root.appendingPathComponent("Schemas/examples/country-visit-recommendation.json").path])
         #expect(published.status == 0, "\(published.errors)")
         let id = published.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -125,22 +143,22 @@ struct CommandLineTests {
 
         let oct = try NodeJournal(path: config("data/oct.journal.sqlite"))
         let border = try NodeJournal(path: config("data/wg-border.journal.sqlite"))
-        #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
         #expect(try border.entry(messageId: id)?.redactedPaths == ["technical_assistance_need"])
 
-        let list = try Self.run(["journal", "list", "--node-config", config("nodes/oct.json"), "--type", "COUNTRY_VISIT_RECOMMENDATION",
+        let list = try await Self.run(["journal", "list", "--node-config", config("nodes/oct.json"), "--type", "COUNTRY_VISIT_RECOMMENDATION",
                                  "--format", "csv"])
         #expect(list.status == 0)
         #expect(list.output.split(separator: "\r\n").contains { $0.hasPrefix("\(id),") && $0.contains(",COUNTRY_VISIT_RECOMMENDATION,") && $0.contains(",cted,") },
                 "\(list.output)")
-        let show = try Self.run(["journal", "show", "--node-config", config("nodes/oct.json"), id])
+        let show = try await Self.run(["journal", "show", "--node-config", config("nodes/oct.json"), id])
         #expect(show.status == 0)
         let shown = try BusMessage(jsonUTF8Data: Data(show.output.utf8))
         #expect(shown.envelope.originator == "cted")
         #expect(!shown.countryVisitRecommendation.technicalAssistanceNeed.isEmpty) // OCT is allowed to see it
 
         for process in nodes + [broker] {
-            #expect(Self.terminate(process) == 0, "a daemon did not exit cleanly on SIGTERM")
+            await #expect(Self.stop(process) == 0, "a daemon did not exit cleanly on SIGTERM")
         }
         // Nothing the UNCLASSIFIED working group may not see reached its journal.
         #expect(try NodeJournal(path: config("data/wg-rights.journal.sqlite")).count(messageId: id) == 0)
@@ -151,15 +169,15 @@ struct CommandLineTests {
         (["node", "--config", "/nonexistent/node.json"], "configuration error: node configuration /nonexistent/node.json does not exist"),
         (["validate", "/nonexistent/message.json"], "message file /nonexistent/message.json does not exist"),
     ])
-    func badInput(arguments: [String], expected: String) throws {
-        let result = try Self.run(arguments)
+    func badInput(arguments: [String], expected: String) async throws {
+        let result = try await Self.run(arguments)
         #expect(result.status != 0)
         #expect(result.errors.contains(expected), "\(result.errors)")
         #expect(result.errors.split(separator: "\n").count == 1)
     }
 
     @Test("journal list: a table that fits 100 columns with a separator between columns; csv and json give full values")
-    func journalListFormats() throws {
+    func journalListFormats() async throws {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("oct.journal.sqlite").path
@@ -171,7 +189,7 @@ struct CommandLineTests {
         try journal.recordDelivery(message, sequence: 1, redactedPaths: ["priority"])
         let id = message.envelope.messageID
 
-        let table = try Self.run(["journal", "list", "--journal", path])
+        let table = try await Self.run(["journal", "list", "--journal", path])
         #expect(table.status == 0)
         let lines = table.output.split(separator: "\n").map(String.init)
         #expect(lines.count == 2)
@@ -183,10 +201,10 @@ struct CommandLineTests {
         let row = Array(lines[1])
         #expect(row[subjectColumn - 1] == " " && row[subjectColumn - 2] == " ")
 
-        let csv = try Self.run(["journal", "list", "--journal", path, "--format", "csv"])
+        let csv = try await Self.run(["journal", "list", "--journal", path, "--format", "csv"])
         #expect(csv.output.hasSuffix(",COUNTRY_VISIT_RECOMMENDATION,STRICTLY_CONFIDENTIAL,CENTRAL_ASIA,cted-regional-office-for-central-asia,"
                                      + "TLP:AMBER+STRICT; redacted: priority\r\n"), "\(csv.output)")
-        let json = try Self.run(["journal", "list", "--journal", path, "--format", "json"])
+        let json = try await Self.run(["journal", "list", "--journal", path, "--format", "json"])
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(json.output.utf8))
         #expect(rows == [["id": id, "created": ISO8601DateFormatter().string(from: message.envelope.createdAt.date), "direction": "received",
                           "type": "COUNTRY_VISIT_RECOMMENDATION", "classification": "STRICTLY_CONFIDENTIAL", "subject": "CENTRAL_ASIA",
@@ -194,14 +212,14 @@ struct CommandLineTests {
     }
 
     @Test("ctbus publish refuses an invalid message, names the field, and queues nothing")
-    func publishInvalid() throws {
-        let folder = try Self.deployCopy()
+    func publishInvalid() async throws {
+        let folder = try await Self.deployCopy()
         defer { try? FileManager.default.removeItem(at: folder) }
         var json = try String(contentsOf: Self.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
         json = json.replacingOccurrences(of: "\"member_state\": \"KEN\"", with: "\"member_state\": \"Kenya\"")
         let file = folder.appendingPathComponent("bad.json")
         try json.write(to: file, atomically: true, encoding: .utf8)
-        let result = try Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
+        let result = try await Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
         #expect(result.status == 1)
         #expect(result.errors == "ctbus: error VALIDATION_FAILED: mission_report.member_state must be an ISO 3166-1 alpha-3 code\n")
         let journal = try NodeJournal(path: folder.appendingPathComponent("data/cted.journal.sqlite").path)
@@ -212,24 +230,24 @@ struct CommandLineTests {
             .replacingOccurrences(of: "\"envelope\": {", with: "\"envelope\": {\"originator\": \"oct\",")
         #expect(foreign.contains("\"originator\": \"oct\""))
         try foreign.write(to: file, atomically: true, encoding: .utf8)
-        let asOther = try Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
+        let asOther = try await Self.run(["publish", "--node-config", folder.appendingPathComponent("nodes/cted.json").path, file.path])
         #expect(asOther.status == 1)
         #expect(asOther.errors.contains("NOT_PERMITTED: envelope.originator is oct, but this node is cted"), "\(asOther.errors)")
         #expect(try journal.count() == 0)
-        #expect(try Self.run(["validate", file.path]).status == 0, "validation alone takes any originator")
+        await #expect(try Self.run(["validate", file.path]).status == 0, "validation alone takes any originator")
 
         try "{ not json".write(to: file, atomically: true, encoding: .utf8)
-        let garbage = try Self.run(["validate", file.path])
+        let garbage = try await Self.run(["validate", file.path])
         #expect(garbage.status == 1)
         #expect(garbage.errors.hasPrefix("ctbus: error VALIDATION_FAILED: \(file.path): not a CTBus message in protobuf JSON"))
     }
 
     @Test("A corrupted journal gets a clear error, not a crash")
-    func corruptedJournal() throws {
+    func corruptedJournal() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).sqlite")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data(repeating: 0x42, count: 8192).write(to: file)
-        let result = try Self.run(["journal", "list", "--journal", file.path])
+        let result = try await Self.run(["journal", "list", "--journal", file.path])
         #expect(result.status == 1)
         #expect(result.errors.contains("store error (corrupted)"))
         #expect(throws: StoreError.self) { try NodeJournal(path: file.path) }

@@ -13,7 +13,7 @@ import FoundationNetworking
 
 /// The console's JSON API on a real bus, and the committed OpenAPI document checked against
 /// what the running server answers (Tests/api/check_openapi.py, with Debian's python3-jsonschema).
-@Suite("Console API", .serialized)
+@Suite("Console API", .serialized, .busSlot)
 struct ConsoleAPITests {
     struct Observation: Encodable {
         let method: String
@@ -62,12 +62,12 @@ struct ConsoleAPITests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
         _ = try bus.publish(SampleMessages.recommendation(memberState: "NGA"), from: "cted")
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try oct.count() == 2 })
+        #expect(try await Wait.until { try oct.count() == 2 })
 
         let observations = try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
             let client = Client(base)
@@ -102,7 +102,7 @@ struct ConsoleAPITests {
             #expect(published.status == 201 && published.body["status"] as? String == "queued")
             let id = try #require(published.body["message_id"] as? String)
             #expect(published.headers["location"] == "/api/v1/messages/\(id)")
-            #expect(try Wait.until { try border.entry(messageId: id) != nil }, "the report reached wg-border")
+            #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the report reached wg-border")
             var draftSample = SampleMessages.missionReport(memberState: "NGA")
             draftSample.envelope.originator = ""
             let draft = try await client.call("post", "/api/v1/messages", "/api/v1/messages?draft=true", json: try Self.json(draftSample))
@@ -144,7 +144,7 @@ struct ConsoleAPITests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-api-\(UUID().uuidString.prefix(8)).json")
         defer { try? FileManager.default.removeItem(at: file) }
         try JSONEncoder().encode(observations).write(to: file)
-        let check = try CommandLineTests.run([
+        let check = try await CommandLineTests.run([
             CommandLineTests.root.appendingPathComponent("Tests/api/check_openapi.py").path,
             CommandLineTests.root.appendingPathComponent("docs/openapi.json").path, file.path,
         ], executable: URL(fileURLWithPath: "/usr/bin/python3"))

@@ -14,7 +14,7 @@ import FoundationNetworking
 
 /// A console bound to all addresses: only with a users file (bcrypt hashes written by
 /// `ctbus console-user`) or a token file, and then every request needs valid credentials.
-@Suite("Console authentication", .serialized)
+@Suite("Console authentication", .serialized, .busSlot)
 struct ConsoleAuthenticationTests {
     static func basic(_ user: String, _ password: String) -> [String: String] {
         ["Authorization": "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()]
@@ -26,7 +26,7 @@ struct ConsoleAuthenticationTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let users = folder.appendingPathComponent("console-users").path
         for (name, password) in [("alice", "correct horse battery"), ("bob", "staple tuna violin")] {
-            let added = try CommandLineTests.run(["console-user", name, "--users-file", users], input: password + "\n")
+            let added = try await CommandLineTests.run(["console-user", name, "--users-file", users], input: password + "\n")
             #expect(added.status == 0 && added.output.contains("added \(name)"), "\(added.errors)")
         }
         #expect(PrivateFiles.mode(of: users) == 0o600)
@@ -66,7 +66,7 @@ struct ConsoleAuthenticationTests {
         #expect(try journal.count() == 1)
 
         // Bob leaves; his password no longer opens anything once the console reads the file again.
-        let removed = try CommandLineTests.run(["console-user", "bob", "--remove", "--users-file", users])
+        let removed = try await CommandLineTests.run(["console-user", "bob", "--remove", "--users-file", users])
         #expect(removed.status == 0)
         let reloaded = try ConsoleAuthentication.load(usersFile: users, tokenFile: nil)
         try await ConsoleTests.serving(journal, node: "oct", clearance: .strictlyConfidential, host: "0.0.0.0", authentication: reloaded) { base in
@@ -82,7 +82,7 @@ struct ConsoleAuthenticationTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let users = folder.appendingPathComponent("console-users").path
         for (name, password) in [("alice", "correct horse battery"), ("bob", "staple tuna violin")] {
-            #expect(try CommandLineTests.run(["console-user", name, "--users-file", users], input: password + "\n").status == 0)
+            #expect(try await CommandLineTests.run(["console-user", name, "--users-file", users], input: password + "\n").status == 0)
         }
         let handler = InMemoryLogHandler()
         let logger = Logger(label: "ctbus.console", factory: { _ in handler })
@@ -130,7 +130,7 @@ struct ConsoleAuthenticationTests {
     }
 
     @Test("Bad credential files and addresses: the console does not start, and says which file, line and fix")
-    func badFiles() throws {
+    func badFiles() async throws {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let journal = try NodeJournal(path: folder.appendingPathComponent("oct.journal.sqlite").path)
@@ -162,7 +162,7 @@ struct ConsoleAuthenticationTests {
         #expect(failure(tokens: "short\n").contains("line 1: a token is one word of at least 32 characters"))
         #expect(failure(users: "# nobody yet\n").contains("hold no user and no token"))
         #expect(failure(users: "alice:\(hash)\n") == "loaded")
-        let short = try CommandLineTests.run(["console-user", "carol", "--users-file", folder.appendingPathComponent("u").path], input: "short\n")
+        let short = try await CommandLineTests.run(["console-user", "carol", "--users-file", folder.appendingPathComponent("u").path], input: "short\n")
         #expect(short.status != 0 && short.errors.contains("12 to 72 bytes"))
     }
 }

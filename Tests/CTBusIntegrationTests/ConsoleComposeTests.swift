@@ -13,7 +13,7 @@ import FoundationNetworking
 /// The console's writing side over real HTTP, on a real bus: compose forms checked by the
 /// same validator as `ctbus publish`, drafts, revocation, and the CSRF and origin checks that
 /// keep another site from doing any of it.
-@Suite("Console compose", .serialized)
+@Suite("Console compose", .serialized, .busSlot)
 struct ConsoleComposeTests {
     /// A browser's state as these tests keep it: the console's cookie, once it set one. Requests
     /// go over `RawHTTP`: no redirect followed, no cookie shared, a 401 seen as it is.
@@ -75,7 +75,7 @@ struct ConsoleComposeTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
 
@@ -121,7 +121,7 @@ struct ConsoleComposeTests {
             #expect(published.status == 303)
             let location = try #require(published.headers["location"])
             let id = String(location.dropFirst("/messages/".count))
-            #expect(try Wait.until { try border.entry(messageId: id) != nil }, "the mission report reached wg-border")
+            #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the mission report reached wg-border")
             #expect(try oct.publicationStatus(messageId: id) != nil)
             let shown = try await browser.request("GET", location)
             #expect(shown.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !shown.body.contains("<script>"))
@@ -168,7 +168,7 @@ struct ConsoleComposeTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
         try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
@@ -187,21 +187,21 @@ struct ConsoleComposeTests {
 
             let released = try await browser.request("POST", "/drafts/\(ids[0])/release", form: [("csrf", token)])
             #expect(released.status == 303 && released.headers["location"] == "/messages/\(ids[0])")
-            #expect(try Wait.until { try border.entry(messageId: ids[0]) != nil }, "the released draft reached wg-border")
+            #expect(try await Wait.until { try border.entry(messageId: ids[0]) != nil }, "the released draft reached wg-border")
             let discarded = try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)])
             #expect(discarded.status == 303)
             #expect(try oct.drafts().isEmpty && oct.entry(messageId: ids[1]) == nil)
             #expect(try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)]).status == 404)
 
-            #expect(try Wait.until { try oct.publicationStatus(messageId: ids[0]) == .acknowledged })
+            #expect(try await Wait.until { try oct.publicationStatus(messageId: ids[0]) == .acknowledged })
             let page = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(page.body.contains("/messages/\(ids[0])/revoke"))
             #expect(page.body.contains("<dt>Stored by the broker (UTC)</dt><dd>20"), "the publication's life shows its acknowledgement")
             let revoked = try await browser.request("POST", "/messages/\(ids[0])/revoke", form: [("csrf", token), ("reason", "sent too early")])
             #expect(revoked.status == 303)
-            #expect(try Wait.until { try border.entry(messageId: ids[0])?.revokedAt != nil }, "wg-border marks it revoked")
+            #expect(try await Wait.until { try border.entry(messageId: ids[0])?.revokedAt != nil }, "wg-border marks it revoked")
             // The broker's RevokeAck may reach oct after wg-border has the revocation.
-            #expect(try Wait.until { try oct.entry(messageId: ids[0])?.revokedAt != nil }, "oct has the broker's confirmation")
+            #expect(try await Wait.until { try oct.entry(messageId: ids[0])?.revokedAt != nil }, "oct has the broker's confirmation")
             let after = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(after.body.contains("sent too early") && !after.body.contains("/revoke\""),
                     "oct was told: \(bus.node("oct")?.errorsReceived.map(\.description) ?? []); pending: \((try? oct.pendingRevocations().count) ?? -1)")
@@ -210,7 +210,7 @@ struct ConsoleComposeTests {
         // A working group's console cannot revoke what CTED published (served without the
         // registry, so that its compose form, and a valid token, exist).
         let cted = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try border.entry(messageId: cted) != nil })
+        #expect(try await Wait.until { try border.entry(messageId: cted) != nil })
         try await ConsoleTests.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let browser = Browser(base)
             let token = try await browser.token("/compose/mission-report")

@@ -20,7 +20,7 @@ import FoundationNetworking
 
 /// The node console over real HTTP on 127.0.0.1, on journals a real bus filled: what a person
 /// opening the pages sees, and the headers and escaping that keep the pages safe.
-@Suite("Console", .serialized)
+@Suite("Console", .serialized, .busSlot)
 struct ConsoleTests {
     /// A console serving `journal` until `body` returns.
     /// `messageKeys`: the node's keys (a bus's, for a console whose publications must reach its
@@ -51,15 +51,14 @@ struct ConsoleTests {
         }
         defer { server.cancel() }
         // Polled with Task.sleep: a blocking wait would hold one of the few threads the server's tasks run on.
-        // The bound is generous because the other suites' blocking waits can hold those threads too.
-        let deadline = ContinuousClock.now + .seconds(120)
+        let deadline = ContinuousClock.now + .seconds(10)
         while !running.withLock({ $0 }), ended.withLock({ $0 }) == nil, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        try #require(running.withLock { $0 }, "the server did not start: \(ended.withLock { $0 } ?? "not listening after 120 s")")
+        try #require(running.withLock { $0 }, "the server did not start: \(ended.withLock { $0 } ?? "not listening after 10 s")")
         let result = try await body(URL(string: "http://127.0.0.1:\(port)")!)
         await group.triggerGracefulShutdown()
-        _ = try? await server.value
+        _ = await server.result
         return result
     }
 
@@ -85,7 +84,7 @@ struct ConsoleTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let script = "<script>alert(\"pwned\")</script>"
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: script), from: "cted")
         let nigeria = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)),
@@ -94,7 +93,7 @@ struct ConsoleTests {
                                                                fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
+        #expect(try await Wait.until { try oct.count() == 3 && border.count() == 3 })
 
         try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct")) { base in
             let journal = try await Self.get(base, "/journal")
@@ -149,7 +148,7 @@ struct ConsoleTests {
 
         // Coverage changes once OCT's matrix arrives.
         let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
-        #expect(try Wait.until { try border.count() == 4 })
+        #expect(try await Wait.until { try border.count() == 4 })
         try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
@@ -182,7 +181,7 @@ struct ConsoleTests {
 /// The console in a real headless browser (Debian's chromium and chromedriver, driven by
 /// Selenium from Debian's python3-selenium): Tests/browser/console_browser.py does what a person
 /// does and checks what the page shows. `CTBUS_SCREENSHOTS=DIR` keeps its screenshots (docs/console.md's).
-@Suite("Console in a browser", .serialized)
+@Suite("Console in a browser", .serialized, .busSlot)
 struct ConsoleBrowserTests {
     /// Runs one step of the browser script; returns its exit status and what it printed.
     static func browser(_ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -195,7 +194,7 @@ struct ConsoleBrowserTests {
         // Awaited, not waited for: the console answering the browser runs on this process's task threads.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             process.terminationHandler = { _ in continuation.resume() }
-            do { try process.run() } catch { continuation.resume() }
+            do { try process.runAlone() } catch { continuation.resume() }
         }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (process.terminationStatus, text)
@@ -207,14 +206,14 @@ struct ConsoleBrowserTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "<script>window.pwned = true</script> Train the border police."),
                                     from: "cted")
         _ = try bus.publish(SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)), from: "cted")
         let tunisia = try bus.publish(SampleMessages.restricted(SampleMessages.recommendation(memberState: "TUN"), state: "TUN",
                                                                fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try border.count() == 3 })
+        #expect(try await Wait.until { try border.count() == 3 })
 
         let oct = try bus.journal("oct")
         let csv = bus.folder.appendingPathComponent("matrix.csv")
@@ -244,7 +243,7 @@ extension ConsoleBrowserTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
         try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { octBase in
@@ -319,7 +318,7 @@ extension ConsoleTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "Train the Mombasa port police in passenger screening."),
                                     from: "cted")
         let nigeria = try bus.publish(SampleMessages.recommendation(memberState: "NGA", text: "Adopt a national terrorist-financing risk assessment."),
@@ -328,7 +327,7 @@ extension ConsoleTests {
                                                                state: "TUN", fields: ["recommendation_text"], allowed: ["oct"]), from: "cted")
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try oct.count() == 3 && border.count() == 3 })
+        #expect(try await Wait.until { try oct.count() == 3 && border.count() == 3 })
 
         try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct")) { base in
             // Nobody searched yet: the console's indexer catches up by itself.

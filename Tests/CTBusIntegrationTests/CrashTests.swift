@@ -13,7 +13,7 @@ import Testing
 ///
 /// CI runs a short version. CTBUS_CRASH_ROUNDS, CTBUS_CRASH_MESSAGES and CTBUS_CRASH_SEED make it
 /// longer or replay a failure (the seed is printed).
-@Suite("Crash", .serialized)
+@Suite("Crash", .serialized, .busSlot)
 struct CrashTests {
     enum Victim: String, CaseIterable, Sendable {
         /// kill -9 the broker while CTED publishes, restart it.
@@ -52,16 +52,17 @@ struct CrashTests {
             kills += 1
         }
 
-        func stop(_ name: String) -> Int32? {
+        func stop(_ name: String) async -> Int32? {
             guard let process = running.removeValue(forKey: name) else { return nil }
-            return CommandLineTests.terminate(process)
+            return await CommandLineTests.stop(process)
         }
 
-        func stopAll() { for name in Array(running.keys) { _ = stop(name) } }
+        /// For `defer`, which cannot await (`CommandLineTests.terminate`).
+        func terminateAll() { for name in Array(running.keys) { _ = running.removeValue(forKey: name).map(CommandLineTests.terminate) } }
     }
 
     @Test("Nothing acknowledged is lost, nothing is journaled twice, order per publisher holds", arguments: Victim.allCases)
-    func crash(victim: Victim) throws {
+    func crash(victim: Victim) async throws {
         let seed = UInt64(Self.environment["CTBUS_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(UInt32.max))
         print("crash test \(victim.rawValue): seed \(seed), \(Self.rounds) rounds, \(Self.messages) messages")
         var random = SeededGenerator(seed: seed)
@@ -69,7 +70,7 @@ struct CrashTests {
         defer { bus.shutdown() }
         try bus.writeConfigurationFiles()
         let processes = Processes(bus: bus)
-        defer { processes.stopAll() }
+        defer { processes.terminateAll() }
         let receivers = ["oct", "wg-border", "wg-rights"]
         for name in ["broker", "cted"] + receivers { try processes.start(name) }
 
@@ -78,14 +79,14 @@ struct CrashTests {
         var published: [BusMessage] = []
         let perRound = max(1, Self.messages / Self.rounds)
         for round in 0..<Self.rounds {
-            if victim == .stoppedNode { #expect(processes.stop("wg-border") == 0) }
+            if victim == .stoppedNode { await #expect(processes.stop("wg-border") == 0) }
             for index in 0..<perRound {
                 let message = Self.message(number: round * perRound + index)
                 try Publisher.enqueue(message, into: cted, clearance: .strictlyConfidential, signingKey: ctedKey)
                 published.append(message)
             }
             // A random moment while the traffic flows.
-            Thread.sleep(forTimeInterval: Double.random(in: 0.01...0.3, using: &random))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 10...300, using: &random)))
             switch victim {
             case .broker:
                 processes.kill("broker")
@@ -111,7 +112,7 @@ struct CrashTests {
             }
         }
         let journals = try Dictionary(uniqueKeysWithValues: receivers.map { ($0, try bus.journal($0)) })
-        let complete = try Wait.until(seconds: 90) {
+        let complete = try await Wait.until(seconds: 90) {
             try receivers.allSatisfy { try journals[$0]!.count() >= expected[$0, default: []].count }
         }
         #expect(complete, "seed \(seed): not every journal caught up")
@@ -126,7 +127,7 @@ struct CrashTests {
             #expect(missing > 0 || received == wanted, "seed \(seed): \(node) received CTED's messages out of order")
             #expect(try journals[node]!.verify().isIntact)
         }
-        #expect(try Wait.until(seconds: 30) { try cted.outbox().isEmpty }, "seed \(seed): CTED's outbox did not drain")
+        #expect(try await Wait.until(seconds: 30) { try cted.outbox().isEmpty }, "seed \(seed): CTED's outbox did not drain")
         print("crash test \(victim.rawValue): \(processes.kills) kills, \(published.count) messages, "
               + receivers.map { "\($0) \(expected[$0, default: []].count)" }.joined(separator: ", ") + " delivered, none lost")
     }

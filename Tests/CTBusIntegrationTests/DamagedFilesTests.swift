@@ -12,7 +12,7 @@ import Testing
 
 /// What a fault harness does to files: flipped bytes, write-protected copies,
 /// readable modes, two daemons on one file, a taken port. Real SQLite files, real processes.
-@Suite("Damaged and shared files", .serialized)
+@Suite("Damaged and shared files", .serialized, .busSlot)
 struct DamagedFilesTests {
     static func sha256(_ path: String) throws -> String {
         SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
@@ -33,36 +33,27 @@ struct DamagedFilesTests {
         return ids
     }
 
-    @Test("Single flipped bytes anywhere: verify never crashes and never says intact when a command cannot read the file")
-    func flippedBytesEverywhere() throws {
-        let folder = try JournalIntegrityTests.folder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        // A small journal and a small broker store, both closed (their logs checkpointed away).
-        let journalPath = folder.appendingPathComponent("node.journal.sqlite").path
-        _ = try Self.smallJournal(journalPath)
-        let bus = try LocalBus()
-        defer { bus.shutdown() }
-        try bus.startBroker()
-        try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
-        for index in 0..<6 { try bus.publish(SampleMessages.recommendation(text: "store entry \(index)"), from: "cted") }
-        #expect(try Wait.until { try bus.broker!.store.messageCount() == 6 })
-        bus.shutdown(removeFolder: false)
-        let storePath = bus.brokerConfiguration.storePath
-        #expect(!FileManager.default.fileExists(atPath: journalPath + "-wal"))
-
-        var generator = SeededGenerator(seed: 0x10_2026)
-        let copy = folder.appendingPathComponent("copy.sqlite").path
+    /// Checks 1,500 copies of a file, each with one byte flipped at a random place (seeded):
+    /// returns the copies verify called intact that a reading command could not read, and how
+    /// many copies verify found damaged.
+    static func flipBytes(in original: String, isJournal: Bool, copy: String, seed: UInt64) throws -> (unreadable: [String], detected: Int) {
+        var generator = SeededGenerator(seed: seed)
         var intactButUnreadable: [String] = []
         var detected = 0
-        for (original, isJournal) in [(journalPath, true), (storePath, false)] {
+        do {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: original))
+            try bytes.write(to: URL(fileURLWithPath: copy))
+            let file = try FileHandle(forWritingTo: URL(fileURLWithPath: copy))
+            defer { try? file.close() }
+            // One byte changed in the copy, and put back after the checks (they only read it).
+            func put(_ byte: UInt8, at offset: Int) throws {
+                try file.seek(toOffset: UInt64(offset))
+                try file.write(contentsOf: [byte])
+            }
             for _ in 0..<1_500 {
-                var damaged = bytes
-                let offset = Int.random(in: 0..<damaged.count, using: &generator)
-                damaged[offset] ^= UInt8.random(in: 1...255, using: &generator)
-                try? FileManager.default.removeItem(atPath: copy)
-                try damaged.write(to: URL(fileURLWithPath: copy))
+                let offset = Int.random(in: 0..<bytes.count, using: &generator)
+                try put(bytes[offset] ^ UInt8.random(in: 1...255, using: &generator), at: offset)
+                defer { try? put(bytes[offset], at: offset) }
                 let intact: Bool
                 do {
                     intact = isJournal ? try NodeJournal(path: copy, access: .readOnly).verify().isIntact
@@ -91,20 +82,49 @@ struct DamagedFilesTests {
                 }
             }
         }
+        return (intactButUnreadable, detected)
+    }
+
+    @Test("Single flipped bytes anywhere: verify never crashes and never says intact when a command cannot read the file")
+    func flippedBytesEverywhere() async throws {
+        let folder = try JournalIntegrityTests.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A small journal and a small broker store, both closed (their logs checkpointed away).
+        let journalPath = folder.appendingPathComponent("node.journal.sqlite").path
+        _ = try Self.smallJournal(journalPath)
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(await bus.waitUntilConnected())
+        for index in 0..<6 { try bus.publish(SampleMessages.recommendation(text: "store entry \(index)"), from: "cted") }
+        #expect(try await Wait.until { try bus.broker!.store.messageCount() == 6 })
+        bus.shutdown(removeFolder: false)
+        let storePath = bus.brokerConfiguration.storePath
+        #expect(!FileManager.default.fileExists(atPath: journalPath + "-wal"))
+
+        // 1,500 damaged copies of each file: CPU work, each file on a thread of its own.
+        let journalCopy = folder.appendingPathComponent("journal-copy.sqlite").path
+        let storeCopy = folder.appendingPathComponent("store-copy.sqlite").path
+        async let journalFlips = Wait.onOwnThread { try Self.flipBytes(in: journalPath, isJournal: true, copy: journalCopy, seed: 0x10_2026) }
+        async let storeFlips = Wait.onOwnThread { try Self.flipBytes(in: storePath, isJournal: false, copy: storeCopy, seed: 0x20_2026) }
+        let (journal, store) = try await (journalFlips, storeFlips)
+        let intactButUnreadable = journal.unreadable + store.unreadable
+        let detected = journal.detected + store.detected
         #expect(intactButUnreadable.isEmpty, "\(intactButUnreadable.prefix(5))")
         #expect(detected > 100) // the check found damage, it did not just pass everything
         try? FileManager.default.removeItem(at: bus.folder)
     }
 
     @Test("Inspection never writes: verify, list, export and show leave the file's SHA-256 as it was, and work for a user who cannot write")
-    func inspectionIsReadOnly() throws {
+    func inspectionIsReadOnly() async throws {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("evidence.sqlite").path
         let ids = try Self.smallJournal(path)
         let before = try Self.sha256(path)
         for arguments in [["verify"], ["list"], ["export"], ["show", ids[0]]] {
-            let result = try CommandLineTests.run(["journal"] + arguments + ["--journal", path])
+            let result = try await CommandLineTests.run(["journal"] + arguments + ["--journal", path])
             #expect(result.status == 0, "\(arguments): \(result.errors)")
         }
         #expect(try Self.sha256(path) == before)
@@ -128,7 +148,7 @@ struct DamagedFilesTests {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
-        try process.run()
+        try process.runAlone()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(text)")
@@ -136,15 +156,15 @@ struct DamagedFilesTests {
     }
 
     @Test("Journals, stores, logs and locks are created for their owner alone; a daemon refuses a journal others can read")
-    func privateFiles() throws {
+    func privateFiles() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startNode("oct")
         try bus.startNode("cted")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
         for path in [bus.journalPath("oct"), bus.journalPath("oct") + "-wal", bus.journalPath("oct") + "-shm",
                      bus.journalPath("oct") + ".lock", bus.brokerConfiguration.storePath, bus.brokerConfiguration.storePath + "-wal",
                      bus.brokerConfiguration.storePath + ".lock"] {
@@ -159,14 +179,14 @@ struct DamagedFilesTests {
         bus.stopNode("oct")
         try bus.writeConfigurationFiles()
         chmod(bus.journalPath("oct"), 0o644)
-        let result = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let result = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(result.status == 1)
         #expect(result.errors.contains("can be read by other users (mode 644)") && result.errors.contains("chmod 600"), "\(result.errors)")
         #expect(result.errors.split(separator: "\n").count == 1)
     }
 
     @Test("One daemon per journal and per store: a second is refused naming the first; a broker whose port is taken writes nothing")
-    func oneDaemonPerFile() throws {
+    func oneDaemonPerFile() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -181,7 +201,7 @@ struct DamagedFilesTests {
         }
         // A second process: the node daemon on the running node's journal.
         try bus.writeConfigurationFiles()
-        let second = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let second = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(second.status == 1)
         #expect(second.errors.contains("node oct is already running (pid \(getpid()))"), "\(second.errors)")
 
@@ -193,45 +213,45 @@ struct DamagedFilesTests {
         let encoder = JSONEncoder()
         let file = bus.folder.appendingPathComponent("second-broker.json")
         try encoder.encode(configuration).write(to: file)
-        let taken = try CommandLineTests.run(["broker", "--config", file.path])
+        let taken = try await CommandLineTests.run(["broker", "--config", file.path])
         #expect(taken.status == 1)
         #expect(!FileManager.default.fileExists(atPath: bus.folder.appendingPathComponent("fresh").path))
         // Another port, the running broker's store: refused by the lock.
         configuration = bus.brokerConfiguration
         configuration.endpoint = "tcp://127.0.0.1:\(try LocalBus.freePortForTests())"
         try encoder.encode(configuration).write(to: file)
-        let shared = try CommandLineTests.run(["broker", "--config", file.path])
+        let shared = try await CommandLineTests.run(["broker", "--config", file.path])
         #expect(shared.status == 1)
         #expect(shared.errors.contains("a broker is already running (pid \(getpid()))"), "\(shared.errors)")
     }
 
     @Test("A damaged journal stops the daemon before it writes; salvage keeps what verifies; the backlog brings back the rest")
-    func damagedJournalAndSalvage() throws {
+    func damagedJournalAndSalvage() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startNode("oct")
         try bus.startNode("cted")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let marker = "SALVAGE-\(UUID().uuidString.prefix(8))"
         var ids: [String] = []
         for index in 0..<5 { ids.append(try bus.publish(SampleMessages.recommendation(text: "\(marker)-\(index)"), from: "cted")) }
         let path = bus.journalPath("oct")
-        #expect(try Wait.until { try bus.journal("oct").count() == 5 })
+        #expect(try await Wait.until { try bus.journal("oct").count() == 5 })
         bus.stopNode("oct")
-        #expect(Wait.until(seconds: 5) { !FileManager.default.fileExists(atPath: path + "-wal") })
+        #expect(await Wait.until(seconds: 5) { !FileManager.default.fileExists(atPath: path + "-wal") })
 
         // The last entry's text damaged on disk.
         try JournalIntegrityTests.flipByte(in: path, at: "\(marker)-4")
         let damagedHash = try Self.sha256(path)
         try bus.writeConfigurationFiles()
-        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let start = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(start.status == 1)
         #expect(start.errors.contains("journal \(path) is damaged: the hash chain is broken at position 5"), "\(start.errors)")
         #expect(start.errors.contains("ctbus journal salvage --journal \(path)"))
         #expect(try Self.sha256(path) == damagedHash) // nothing was written to it
 
-        let salvage = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        let salvage = try await CommandLineTests.run(["journal", "salvage", "--journal", path])
         #expect(salvage.status == 0, "\(salvage.errors)")
         #expect(salvage.output.contains("salvaged 4 entries"))
         #expect(salvage.output.contains("lost entry 5 (\(ids[4]), received): its content does not match its hash"), "\(salvage.output)")
@@ -243,7 +263,7 @@ struct DamagedFilesTests {
         // Started again, the node asks for its backlog once and gets the lost message back.
         try bus.startNode("oct")
         let journal = try bus.journal("oct")
-        #expect(try Wait.until { try journal.count(messageId: ids[4]) == 1 })
+        #expect(try await Wait.until { try journal.count(messageId: ids[4]) == 1 })
         #expect(try journal.entries().map(\.messageId).sorted() == ids.sorted())
         #expect(try journal.verify().isIntact)
         #expect(try !journal.needsBacklog())
@@ -252,7 +272,7 @@ struct DamagedFilesTests {
 
 extension DamagedFilesTests {
     @Test("A daemon checks a small journal whole at start: a link broken in the middle or a column edited beside the hashed bytes stops it; salvage keeps every entry whose hashed bytes verify, writes their columns anew, and a second salvage changes nothing; a node that does not start leaves no journal")
-    func wholeStartCheckAndSalvage() throws {
+    func wholeStartCheckAndSalvage() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.writeConfigurationFiles()
@@ -268,29 +288,29 @@ extension DamagedFilesTests {
             }
         }
         // A column the lists filter on, edited on entry 2; the hashed bytes are intact.
-        try DatabaseQueue(path: path).write { db in
+        try await DatabaseQueue(path: path).write { db in
             try db.execute(sql: "UPDATE entry SET classification = 'STRICTLY_CONFIDENTIAL' WHERE position = 2")
         }
-        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let start = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(start.status == 1)
         #expect(start.errors.contains("entry 2: its classification disagree with its envelope"), "\(start.errors)")
 
-        let salvage = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        let salvage = try await CommandLineTests.run(["journal", "salvage", "--journal", path])
         #expect(salvage.status == 0 && salvage.output.contains("salvaged 4 entries") && !salvage.output.contains("lost"), "\(salvage.output)")
         #expect(try NodeJournal(path: path, access: .readOnly).verify().isIntact)
         #expect(try NodeJournal(path: path, access: .readOnly).entry(messageId: ids[1])?.classificationName == "UNCLASSIFIED")
         let salvaged = try Self.sha256(path)
-        let again = try CommandLineTests.run(["journal", "salvage", "--journal", path])
+        let again = try await CommandLineTests.run(["journal", "salvage", "--journal", path])
         #expect(again.status == 0 && again.output.contains("verifies (4 entries): nothing to salvage"), "\(again.output)")
         #expect(try Self.sha256(path) == salvaged)
 
         // A byte of entry 2's hashed payload: the link in the middle is broken, not the last one.
-        try DatabaseQueue(path: path).write { db in
+        try await DatabaseQueue(path: path).write { db in
             var payload = try #require(try Data.fetchOne(db, sql: "SELECT payload FROM entry WHERE position = 2"))
             payload[payload.count - 1] ^= 0x01
             try db.execute(sql: "UPDATE entry SET payload = ? WHERE position = 2", arguments: [payload])
         }
-        let broken = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let broken = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(broken.status == 1 && broken.errors.contains("the hash chain is broken at position 2"), "\(broken.errors)")
 
         // A configuration that cannot start (its registry file is gone) creates no journal.
@@ -299,13 +319,13 @@ extension DamagedFilesTests {
         let file = bus.folder.appendingPathComponent("wg-border-bad.json")
         let encoder = JSONEncoder()
         try encoder.encode(configuration).write(to: file)
-        let refused = try CommandLineTests.run(["node", "--config", file.path])
+        let refused = try await CommandLineTests.run(["node", "--config", file.path])
         #expect(refused.status == 1)
         #expect(!FileManager.default.fileExists(atPath: configuration.journalPath), "\(refused.errors)")
     }
 
     @Test("verify on a live store whose log ends in a transaction still being written says nothing of a crash")
-    func verifyBesideAWriter() throws {
+    func verifyBesideAWriter() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker() // holds the store's lock, as a running broker does
@@ -314,7 +334,7 @@ extension DamagedFilesTests {
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
         let writer = try DatabaseQueue(path: path, configuration: configuration)
-        try writer.writeWithoutTransaction { db in
+        try await writer.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA cache_size = 2")
             try db.execute(sql: "BEGIN IMMEDIATE")
             for index in 0..<2_000 {
@@ -322,7 +342,7 @@ extension DamagedFilesTests {
             }
         }
         defer { try? writer.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") } }
-        let result = try CommandLineTests.run(["journal", "verify", "--broker-store", path])
+        let result = try await CommandLineTests.run(["journal", "verify", "--broker-store", path])
         #expect(result.status == 0, "\(result.output) \(result.errors)")
         #expect(!result.output.contains("incomplete") && !result.output.contains("note:"), "\(result.output)")
         #expect(result.output.hasPrefix("intact: "))
@@ -333,7 +353,7 @@ extension DamagedFilesTests {
     @Test("A file of another kind or schema version is refused, never altered: a store opened as a journal, a journal from a newer build, one from before schema versions; the daemon does not start and verify says which", arguments: [
         "store", "newer", "unversioned",
     ])
-    func otherSchemas(case name: String) throws {
+    func otherSchemas(case name: String) async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let path = bus.journalPath("oct")
@@ -343,9 +363,9 @@ extension DamagedFilesTests {
             _ = try BrokerStore(path: path).messageCount()
         case "newer":
             _ = try Self.smallJournal(path)
-            try DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 2") }
+            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 2") }
         default:
-            try DatabaseQueue(path: path).write { db in
+            try await DatabaseQueue(path: path).write { db in
                 try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY); CREATE TABLE entry (position INTEGER)")
             }
             chmod(path, 0o600)
@@ -363,10 +383,10 @@ extension DamagedFilesTests {
         }
         let before = try Self.sha256(path)
         try bus.writeConfigurationFiles()
-        let start = try CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
+        let start = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
         #expect(start.status == 1)
         #expect(start.errors.contains(expected), "\(start.errors)")
-        let verify = try CommandLineTests.run(["journal", "verify", "--journal", path])
+        let verify = try await CommandLineTests.run(["journal", "verify", "--journal", path])
         #expect(verify.status != 0)
         #expect(verify.errors.contains(expected), "\(verify.errors)")
         #expect(try Self.sha256(path) == before)

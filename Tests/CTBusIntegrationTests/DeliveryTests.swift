@@ -12,22 +12,22 @@ import Testing
 import ZeroMQ
 
 /// End-to-end delivery over real CURVE sockets on 127.0.0.1 with real SQLite journals.
-@Suite("Delivery", .serialized)
+@Suite("Delivery", .serialized, .busSlot)
 struct DeliveryTests {
     @Test("CTED's recommendation reaches OCT's journal byte for byte, signed by CTED; a claim to be another originator is refused")
-    func recommendationReachesOCT() throws {
+    func recommendationReachesOCT() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
 
         let message = SampleMessages.recommendation()
         let id = try bus.publish(message, from: "cted")
         let sentPayload = try message.payload!.serialized()
 
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: id) == 1 })
         let entry = try #require(try oct.entry(messageId: id))
         #expect(entry.payload == sentPayload)
         #expect(entry.originator == "cted")
@@ -40,7 +40,7 @@ struct DeliveryTests {
                 == .verified(originator: "cted", keyId: PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey), withheld: [], sealed: false))
 
         let cted = try bus.journal("cted")
-        #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
         #expect(try cted.entry(messageId: id)?.originator == "cted")
 
         // A publisher cannot claim another originator: the broker can no longer rewrite a signed
@@ -48,7 +48,7 @@ struct DeliveryTests {
         var claimed = SampleMessages.recommendation()
         claimed.envelope.originator = "oct"
         let claimedId = try Publisher.enqueue(claimed, into: cted, clearance: .strictlyConfidential, signingKey: try bus.signingKey(of: "cted"))
-        #expect(try Wait.until { if case .refused = try cted.publicationStatus(messageId: claimedId) { true } else { false } })
+        #expect(try await Wait.until { if case .refused = try cted.publicationStatus(messageId: claimedId) { true } else { false } })
         guard case .refused(let code, let detail) = try cted.publicationStatus(messageId: claimedId) else { return }
         #expect(code == "NOT_PERMITTED")
         #expect(detail.contains("publishes only as itself"))
@@ -56,12 +56,12 @@ struct DeliveryTests {
     }
 
     @Test("A CONFIDENTIAL recommendation releasable to OCT only reaches OCT and no working group")
-    func releasabilityLimitsRecipients() throws {
+    func releasabilityLimitsRecipients() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
 
         let secret = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))
         let secretId = try bus.publish(secret, from: "cted")
@@ -71,34 +71,34 @@ struct DeliveryTests {
 
         for node in ["oct", "wg-border", "wg-cft", "wg-rights"] {
             let journal = try bus.journal(node)
-            #expect(try Wait.until { try journal.count(messageId: sentinelId) == 1 }, "\(node) did not get the sentinel")
+            #expect(try await Wait.until { try journal.count(messageId: sentinelId) == 1 }, "\(node) did not get the sentinel")
         }
         #expect(try bus.journal("oct").count(messageId: secretId) == 1)
         #expect(try bus.journal("wg-border").count(messageId: secretId) == 0) // CONFIDENTIAL clearance, not named
         #expect(try bus.journal("wg-cft").count(messageId: secretId) == 0)
         #expect(try bus.journal("wg-rights").count(messageId: secretId) == 0) // UNCLASSIFIED clearance
-        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-border") == 0 })
+        #expect(try await Wait.until { try bus.broker!.store.queueDepth(for: "wg-border") == 0 })
     }
 
     @Test("A node that was down gets its queue when it comes back, and a duplicate delivery is journaled once")
-    func awayNodeCatchesUpAndDeduplicates() throws {
+    func awayNodeCatchesUpAndDeduplicates() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         for node in ["cted", "wg-border"] { try bus.startNode(node) }
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
 
         let ids = try (0..<3).map { _ in try bus.publish(SampleMessages.recommendation(), from: "cted") }
         let broker = try #require(bus.broker)
-        #expect(try Wait.until { try broker.store.queueDepth(for: "oct") == 3 })
+        #expect(try await Wait.until { try broker.store.queueDepth(for: "oct") == 3 })
 
         // A client with OCT's keys takes the first delivery, journals it and "crashes" before
         // acknowledging: the broker must send it again, and the journal must hold it once.
         do {
             let raw = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["oct"]!)
             try raw.hello()
-            guard case .welcome = try raw.receiveCommand() else { Issue.record("no Welcome"); return }
-            guard case .deliver(let deliver) = try raw.receiveCommand() else { Issue.record("no Deliver"); return }
+            guard case .welcome = try await raw.receiveCommand() else { Issue.record("no Welcome"); return }
+            guard case .deliver(let deliver) = try await raw.receiveCommand() else { Issue.record("no Deliver"); return }
             let envelope = try Envelope(serializedBytes: deliver.signedEnvelope)
             #expect(envelope.messageID == ids[0])
             let record = JournalRecord(envelope: envelope, envelopeBytes: deliver.signedEnvelope, payload: deliver.payload,
@@ -108,13 +108,13 @@ struct DeliveryTests {
 
         try bus.startNode("oct")
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try broker.store.queueDepth(for: "oct") == 0 })
+        #expect(try await Wait.until { try broker.store.queueDepth(for: "oct") == 0 })
         for id in ids { #expect(try oct.count(messageId: id) == 1) }
         #expect(try oct.entries(matching: JournalFilter(direction: .received)).map(\.messageId) == ids)
     }
 
     @Test("ctbus publish while the broker is down: the message waits in the outbox and goes out once the broker starts")
-    func publishWhileBrokerDown() throws {
+    func publishWhileBrokerDown() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startNode("cted")
@@ -126,30 +126,30 @@ struct DeliveryTests {
 
         try bus.startBroker()
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
-        #expect(try Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try oct.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
         #expect(try cted.outbox().isEmpty)
     }
 
     @Test("A broker restart loses nothing it acknowledged: queued messages reach the node afterwards")
-    func brokerRestartKeepsQueues() throws {
+    func brokerRestartKeepsQueues() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startNode("cted")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try bus.journal("cted").publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try bus.journal("cted").publicationStatus(messageId: id) == .acknowledged })
         bus.stopBroker()
 
         try bus.startBroker()
         try bus.startNode("oct")
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: id) == 1 })
     }
 
     @Test("A node added to the registry later gets the backlog it is entitled to under today's policy, once")
-    func lateJoinerBacklog() throws {
+    func lateJoinerBacklog() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -159,33 +159,33 @@ struct DeliveryTests {
         let octOnly = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])),
                                       from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try Wait.until { try [open, confidential, octOnly].allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
+        #expect(try await Wait.until { try [open, confidential, octOnly].allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
 
         try bus.addNode(.init("wg-late", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]))
         bus.stopBroker()
         try bus.startBroker() // the broker reads the registry when it starts
         try bus.startNode("wg-late")
         let late = try bus.journal("wg-late")
-        #expect(try Wait.until { try late.count() == 2 })
+        #expect(try await Wait.until { try late.count() == 2 })
         #expect(try late.entries().map(\.messageId) == [open, confidential])
-        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "wg-late") == 0 })
+        #expect(try await Wait.until { try bus.broker!.store.queueDepth(for: "wg-late") == 0 })
 
         // A restart neither asks again nor duplicates anything.
         bus.stopNode("wg-late")
         try bus.startNode("wg-late")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let later = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try late.count(messageId: later) == 1 })
+        #expect(try await Wait.until { try late.count(messageId: later) == 1 })
         #expect(try late.count() == 3)
     }
 
     @Test("A stalled node holds back only its own queue: the others get everything, the broker keeps its backlog on disk")
-    func stalledNodeDoesNotHoldOthersBack() throws {
+    func stalledNodeDoesNotHoldOthersBack() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         for node in ["cted", "oct", "wg-border"] { try bus.startNode(node) }
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         // wg-cft says Hello and then never reads nor acknowledges anything.
         let stalled = try RawClient(endpoint: bus.endpoint, brokerPublicKey: bus.brokerKeys.publicKey, keyPair: bus.nodeKeys["wg-cft"]!)
         try stalled.hello()
@@ -197,7 +197,7 @@ struct DeliveryTests {
 
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until(seconds: 60) { try oct.count() == count && border.count() == count })
+        #expect(try await Wait.until(seconds: 60) { try oct.count() == count && border.count() == count })
         #expect(try broker.store.queueDepth(for: "wg-cft") == count) // all kept, none acknowledged, none dropped
         _ = stalled
     }

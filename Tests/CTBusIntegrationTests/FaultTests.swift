@@ -16,7 +16,7 @@ import ZeroMQ
 
 /// The faults that live on the wire: two processes with one key, frames the broker
 /// cannot read, a peer that stops reading, a broker whose disk is full. Real broker, real CURVE.
-@Suite("Faults", .serialized)
+@Suite("Faults", .serialized, .busSlot)
 struct FaultTests {
     /// A bus whose logs (broker and nodes) are kept in memory, to count lines.
     static func loggedBus() throws -> (LocalBus, InMemoryLogHandler) {
@@ -33,7 +33,7 @@ struct FaultTests {
     }
 
     @Test("Two processes with one key: a replaced node says why, pauses and comes back on a new connection instead of stopping; once the other is gone it is served alone")
-    func sessionReplaced() throws {
+    func sessionReplaced() async throws {
         let (bus, handler) = try Self.loggedBus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -42,7 +42,7 @@ struct FaultTests {
         let log = bus.folder.appendingPathComponent("oct-first.log")
         let first = try CommandLineTests.start(["node", "--config", bus.nodeConfigurationPath("oct")], log: log)
         defer { _ = CommandLineTests.terminate(first) }
-        #expect(try Wait.until { try bus.broker!.store.queueDepth(for: "oct") == 0 && Self.lines(handler, containing: "node connected") >= 2 })
+        #expect(try await Wait.until { try bus.broker!.store.queueDepth(for: "oct") == 0 && Self.lines(handler, containing: "node connected") >= 2 })
 
         // The same key from another process (here, this one) with another journal.
         var configuration = bus.nodeConfiguration("oct")
@@ -51,9 +51,9 @@ struct FaultTests {
                               journal: try NodeJournal(path: configuration.journalPath), logger: LocalBus.defaultLogger)
         try second.start()
         func firstLog() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-        #expect(Wait.until(seconds: 30) { firstLog().contains("gave this node's session to another connection") })
+        #expect(await Wait.until(seconds: 30) { firstLog().contains("gave this node's session to another connection") })
         // The two take turns: the first one comes back on a new connection and takes the session again.
-        #expect(Wait.until(seconds: 30) { second.sessionsReplaced >= 1 })
+        #expect(await Wait.until(seconds: 30) { second.sessionsReplaced >= 1 })
         #expect(first.isRunning, "\(firstLog())")
         let replacedLine = firstLog().split(separator: "\n").first { $0.contains("gave this node's session") }
         #expect(replacedLine?.contains(bus.endpoint) == true, "\(replacedLine ?? "")") // the connection it saw
@@ -61,20 +61,20 @@ struct FaultTests {
 
         // Alone again, the first one is served: what cted publishes reaches its journal.
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until(seconds: 60) {
+        #expect(try await Wait.until(seconds: 60) {
             try bus.broker!.store.audit(messageId: id) != nil && bus.broker!.store.queueDepth(for: "oct") == 0
         }, "stored, and acknowledged by oct")
         #expect(first.isRunning)
-        #expect(CommandLineTests.terminate(first) == 0)
+        await #expect(CommandLineTests.stop(first) == 0)
         #expect(try NodeJournal(path: bus.nodeConfiguration("oct").journalPath).count(messageId: id) == 1)
     }
 
     @Test("A frame the broker cannot decode is answered with its id when the bytes hold one, else with its SHA-256")
-    func undecodableFrames() throws {
+    func undecodableFrames() async throws {
         let (bus, _) = try Self.loggedBus()
         defer { bus.shutdown() }
         try bus.startBroker()
-        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let client = try await BadInputTests.session(bus, as: BadInputTests.raw)
         let message = SampleMessages.recommendation(memberState: "KEN")
         guard case .publish(let publish) = try client.publishFrame(message) else { return }
         /// The frame with `damage` done to its signed envelope's bytes.
@@ -88,7 +88,7 @@ struct FaultTests {
         // Invalid UTF-8 in envelope.subject: the envelope does not decode, the id is still readable.
         let broken = try damaged(Array("KEN".utf8), [0xFF, 0xFE, 0xFD])
         try client.send(raw: [broken])
-        let report = try BadInputTests.expectError(client, .malformedFrame)
+        let report = try await BadInputTests.expectError(client, .malformedFrame)
         #expect(report?.messageID == message.envelope.messageID)
         #expect(report?.frameSha256.isEmpty == true)
 
@@ -96,13 +96,13 @@ struct FaultTests {
         let id = Array(message.envelope.messageID.utf8)
         let noId = try damaged(id, [0xFF] + id.dropFirst())
         try client.send(raw: [noId])
-        let digest = try BadInputTests.expectError(client, .malformedFrame)
+        let digest = try await BadInputTests.expectError(client, .malformedFrame)
         #expect(digest?.messageID == "")
         #expect(digest?.frameSha256 == Data(SHA256.hash(data: noId)))
     }
 
     @Test("The reference node marks a publication the broker could not decode refused for good, by id or by digest, and shows it")
-    func nodeStopsResendingUndecodable() throws {
+    func nodeStopsResendingUndecodable() async throws {
         let (bus, _) = try Self.loggedBus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -114,7 +114,7 @@ struct FaultTests {
         _ = try bus.publish(byId, from: "cted")
         _ = try bus.publish(byDigest, from: "cted")
         let queue = try DatabaseQueue(path: bus.journalPath("cted"))
-        try queue.write { db in
+        try await queue.write { db in
             for (message, damage) in [(byId, (Array("KEN".utf8), [UInt8]([0xFF, 0xFE, 0xFD]))),
                                       (byDigest, (Array(byDigest.envelope.messageID.utf8.prefix(4)), [UInt8]([0xFF, 0x30, 0x31, 0x32])))] {
                 let envelope = try #require(try Data.fetchOne(db, sql: "SELECT envelope FROM entry WHERE message_id = ?",
@@ -125,27 +125,27 @@ struct FaultTests {
         }
         let node = try bus.startNode("cted")
         for message in [byId, byDigest] {
-            #expect(try Wait.until {
+            #expect(try await Wait.until {
                 if case .refused(code: "MALFORMED_FRAME", detail: _) = try journal.publicationStatus(messageId: message.envelope.messageID) { return true }
                 return false
             }, "\(message.envelope.subject)")
         }
         #expect(try journal.outbox().isEmpty) // never sent again
         #expect(node.errorsReceived.filter { $0.code == .malformedFrame }.count == 2)
-        let list = try CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("cted"), "--format", "json"])
+        let list = try await CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("cted"), "--format", "json"])
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(list.output.utf8))
         #expect(rows.filter { $0["notes"]?.hasPrefix("REFUSED MALFORMED_FRAME") == true }.count == 2, "\(list.output)")
         _ = queue
     }
 
     @Test("A client that stops reading its socket gets its replies dropped with a few log lines, not one per reply")
-    func peerThatStopsReading() throws {
+    func peerThatStopsReading() async throws {
         let (bus, handler) = try Self.loggedBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startNode("oct")
         try bus.startNode("cted")
-        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let client = try await BadInputTests.session(bus, as: BadInputTests.raw, keepAlive: false)
         // Heartbeats, none of whose replies is read, until the broker's queue to this client (100,000
         // frames, plus the sockets' buffers) overflows; then 100,000 more, each a dropped reply.
         let heartbeat: [UInt8] = [0x3A, 0x00]
@@ -159,13 +159,13 @@ struct FaultTests {
         }
         #expect(overflowAt != nil, "the broker's queue never overflowed after \(sent) frames")
         // The broker still serves everyone else.
-        try BadInputTests.sentinel(bus, receivers: ["oct"])
+        try await BadInputTests.sentinel(bus, receivers: ["oct"])
         #expect(Self.lines(handler, containing: "frames to a node dropped") <= 2)
         #expect(handler.entries.count < 100, "\(handler.entries.count) log lines")
     }
 
     @Test("A full disk: INTERNAL without a session change, the node backs off, a few log lines, and everything arrives in order once space returns")
-    func fullDisk() throws {
+    func fullDisk() async throws {
         let (bus, handler) = try Self.loggedBus()
         defer { bus.shutdown() }
         var disk: FullDiskStore?
@@ -176,9 +176,9 @@ struct FaultTests {
         let store = try #require(disk)
         try bus.startNode("oct")
         let cted = try bus.startNode("cted")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let warmup = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: warmup) == 1 })
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: warmup) == 1 })
         let connectedBefore = Self.lines(handler, containing: "node connected")
 
         store.full = true
@@ -186,7 +186,7 @@ struct FaultTests {
             try bus.publish(SampleMessages.recommendation(text: "Recommendation \(index): " + String(repeating: "text ", count: 400)), from: "cted")
         }
         // Several rounds of refusals.
-        #expect(Wait.until(seconds: 30) { cted.errorsReceived.filter { $0.code == .internal }.count >= 60 })
+        #expect(await Wait.until(seconds: 30) { cted.errorsReceived.filter { $0.code == .internal }.count >= 60 })
         let internals = cted.errorsReceived.filter { $0.code == .internal }.count
         #expect(Self.lines(handler, containing: "store failed") == 1)
         #expect(Self.lines(handler, containing: "could not store a publication; resending later") == 1)
@@ -196,7 +196,7 @@ struct FaultTests {
 
         store.full = false
         let oct = try bus.journal("oct")
-        #expect(try Wait.until(seconds: 15) { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
+        #expect(try await Wait.until(seconds: 15) { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
         let order = try oct.entries().map(\.messageId).filter { ids.contains($0) }
         #expect(order == ids) // CTED's order holds across the failures
         #expect(try bus.journal("cted").outbox().isEmpty)
@@ -215,7 +215,7 @@ struct FaultTests {
 }
 
 /// A node that cannot get a session says why, within its broker timeout.
-@Suite("Connection reports", .serialized)
+@Suite("Connection reports", .serialized, .busSlot)
 struct ConnectionReportTests {
     static func node(_ bus: LocalBus, _ id: String, keys: CurveKeyPair, brokerKey: String, handler: InMemoryLogHandler) throws -> Node {
         var logger = Logger(label: "ctbus", factory: { _ in handler })
@@ -229,7 +229,7 @@ struct ConnectionReportTests {
     }
 
     @Test("A wrong broker key, an unregistered node key, no broker: one clear line each within the broker timeout, not a flood")
-    func handshakeReports() throws {
+    func handshakeReports() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let refused = "refused the handshake: check brokerPublicKey (or brokerPublicKeyFile) and that this node's key is in the registry"
@@ -237,7 +237,7 @@ struct ConnectionReportTests {
         // No broker yet.
         let away = InMemoryLogHandler()
         let early = try Self.node(bus, "oct", keys: bus.nodeKeys["oct"]!, brokerKey: bus.brokerKeys.publicKey, handler: away)
-        #expect(Wait.until { away.entries.contains { "\($0.message)".contains("cannot reach the broker at \(bus.endpoint)") } })
+        #expect(await Wait.until { away.entries.contains { "\($0.message)".contains("cannot reach the broker at \(bus.endpoint)") } })
         early.stop()
         #expect(away.entries.contains { "\($0.message)" == "connecting to the broker" && $0.metadata["endpoint"] == "\(bus.endpoint)" })
 
@@ -248,13 +248,13 @@ struct ConnectionReportTests {
         let second = try Self.node(bus, "wg-border", keys: try CurveKeyPair.generate(), brokerKey: bus.brokerKeys.publicKey, handler: stranger)
         defer { first.stop(); second.stop() }
         for handler in [wrongKey, stranger] {
-            #expect(Wait.until { handler.entries.contains { "\($0.message)".hasSuffix(refused) } })
+            #expect(await Wait.until { handler.entries.contains { "\($0.message)".hasSuffix(refused) } })
         }
         // A few broker timeouts later: one line per doubling back-off (after 1, 2 and 4 timeouts), no flood.
         let node = try bus.startNode("oct")
-        #expect(Wait.until { node.isConnected })
+        #expect(await Wait.until { node.isConnected })
         let later = ContinuousClock.now + .seconds(3)
-        #expect(Wait.until(seconds: 10) { ContinuousClock.now >= later })
+        #expect(await Wait.until(seconds: 10) { ContinuousClock.now >= later })
         for handler in [wrongKey, stranger] {
             #expect(handler.entries.filter { "\($0.message)".hasSuffix(refused) }.count <= 3)
         }
@@ -262,7 +262,7 @@ struct ConnectionReportTests {
     }
 
     @Test("The broker key is given in one of two unmistakable forms; a path is never taken for a key")
-    func brokerKeyForms() throws {
+    func brokerKeyForms() async throws {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let keyFile = folder.appendingPathComponent("bbbbbbbbbbbbbbbbbb.pub") // the path is 40 characters or so: it must not matter
@@ -288,23 +288,23 @@ struct ConnectionReportTests {
 
 extension FaultTests {
     @Test("A broker that could not read for a while (its store stalled) keeps the sessions whose frames wait in its queue")
-    func stalledBrokerKeepsSessions() throws {
+    func stalledBrokerKeepsSessions() async throws {
         let (bus, handler) = try Self.loggedBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startNode("oct")
         try bus.startNode("cted")
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         // Another connection holds the store's write lock for three session timeouts while CTED
         // publishes: the broker waits on its disk, the nodes' heartbeats pile up unread.
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true // the transaction spans two accesses: that is the point
         let holder = try DatabaseQueue(path: bus.brokerConfiguration.storePath, configuration: configuration)
-        try holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        try await holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        Thread.sleep(forTimeInterval: 3 * Double(bus.brokerConfiguration.sessionTimeoutMilliseconds) / 1000) // the stall itself
-        try holder.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
+        try await Task.sleep(for: .milliseconds(3 * bus.brokerConfiguration.sessionTimeoutMilliseconds)) // the stall itself
+        try await holder.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: id) == 1 })
         #expect(Self.lines(handler, containing: "node away: no heartbeat") == 0)
     }
 }

@@ -16,7 +16,7 @@ import Testing
 /// Issue 13, item 5: an honest node (the real `Node`, its real journal) connected to a broker
 /// that lies. The node checks every delivery against its own registry copy, so whatever the
 /// broker does to a signed message shows, and nothing of it reaches the journal.
-@Suite("Hostile broker", .serialized)
+@Suite("Hostile broker", .serialized, .busSlot)
 struct HostileBrokerTests {
     /// A message from CTED whose recommendation text carries `marker`.
     static func message(_ marker: String, handling: Handling = SampleMessages.handling(.confidential)) -> BusMessage {
@@ -31,11 +31,11 @@ struct HostileBrokerTests {
         let metrics: MetricsEndpoint
         let cted: Curve25519.Signing.PrivateKey
 
-        init(_ bus: LocalBus) throws {
+        init(_ bus: LocalBus) async throws {
             hostile = try HostileBroker(bus: bus)
             metrics = MetricsEndpoint()
             node = try bus.startNode("wg-border", metrics: metrics.factory)
-            #expect(try hostile.welcome(as: "wg-border"))
+            #expect(try await hostile.welcome(as: "wg-border"))
             cted = try bus.signingKey(of: "cted")
         }
 
@@ -55,13 +55,13 @@ struct HostileBrokerTests {
     }
 
     @Test("A broker that rewrites the originator, flips a payload byte, replays a message under a new id, forges a disclosure or strips the signature: the honest node refuses each, journals nothing of it, says why and counts it; genuine messages, and a replay under their own id, are journaled once")
-    func honestNodeRefusesTampering() throws {
+    func honestNodeRefusesTampering() async throws {
         let (bus, handler) = try FaultTests.loggedBus()
         defer { bus.shutdown() }
         let hostile = try HostileBroker(bus: bus)
         let metrics = MetricsEndpoint()
         let node = try bus.startNode("wg-border", metrics: metrics.factory)
-        #expect(try hostile.welcome(as: "wg-border"))
+        #expect(try await hostile.welcome(as: "wg-border"))
         let cted = try bus.signingKey(of: "cted")
         func sign(_ message: BusMessage) throws -> SignedPublication {
             try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted)
@@ -110,7 +110,7 @@ struct HostileBrokerTests {
         try hostile.deliver(try sign(genuine))
         let second = Self.message("GENUINE-TWO")
         let last = try hostile.deliver(try sign(second))
-        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"),
+        #expect(try await hostile.waitForAcknowledgement(through: last, as: "wg-border"),
                 "the node acknowledges refused deliveries too, so a broker does not send them forever")
 
         let journal = try bus.journal("wg-border")
@@ -140,12 +140,12 @@ struct HostileBrokerTests {
     }
 
     @Test("(e) A broker that delivers a sealed message to a node the policy excludes: the node cannot open it, refuses it and says why; nothing of it is journaled")
-    func sealedToAnotherNode() throws {
+    func sealedToAnotherNode() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let hostile = try HostileBroker(bus: bus)
         let node = try bus.startNode("wg-border")
-        #expect(try hostile.welcome(as: "wg-border"))
+        #expect(try await hostile.welcome(as: "wg-border"))
         let message = SampleMessages.recommendation(handling: SampleMessages.handling(.strictlyConfidential, releasableTo: ["oct"]),
                                                     text: "TAMPERED-SEALED text for OCT")
         let recipients = try SealingRecipients.decide(message.envelope, originator: "cted", registry: bus.registry)
@@ -153,17 +153,17 @@ struct HostileBrokerTests {
         let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: try bus.signingKey(of: "cted"),
                                                 sealing: recipients)
         let sequence = try hostile.deliver(signed)
-        #expect(try hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
+        #expect(try await hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
         #expect(try bus.journal("wg-border").count() == 0)
         #expect(node.deliveryRefusals.map(\.code) == [.sealedToMismatch])
         #expect(node.deliveryRefusals.first?.detail == "the message is not sealed to this node")
     }
 
     @Test("A broker that misdirects authentic messages (one released to OCT alone, one under a whole restriction for OCT, restricted disclosures for OCT alone) or strips the disclosures a node is allowed: the node refuses each by the policy it applies to itself, journals nothing of it, and the whole copy sent later is journaled whole")
-    func misdirected() throws {
+    func misdirected() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
-        let scene = try Scene(bus)
+        let scene = try await Scene(bus)
         let (hostile, node, sign) = (scene.hostile, scene.node, scene.sign)
 
         try hostile.deliver(try sign(Self.message("MISDIRECTED-RELEASE", handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]))))
@@ -179,7 +179,7 @@ struct HostileBrokerTests {
         let signed = try sign(allowed)
         try hostile.deliver(signed.withholding(["recommendation_text"]), redactedPaths: ["recommendation_text"])
         let last = try hostile.deliver(signed)
-        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"))
+        #expect(try await hostile.waitForAcknowledgement(through: last, as: "wg-border"))
 
         let journal = try bus.journal("wg-border")
         #expect(try journal.entries().map(\.messageId) == [allowed.envelope.messageID])
@@ -195,10 +195,10 @@ struct HostileBrokerTests {
     }
 
     @Test("A broker that forges revocations (unsigned, signed by another node as itself, naming the originator with another node's key, the reason changed) gets each refused: the message stays listed; the originator's signed revocation is applied, and journal show says when, by whom and why")
-    func forgedRevocations() throws {
+    func forgedRevocations() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
-        let scene = try Scene(bus)
+        let scene = try await Scene(bus)
         let (hostile, node, cted) = (scene.hostile, scene.node, scene.cted)
         let message = Self.message("REVOKED-LATER")
         let id = message.envelope.messageID
@@ -224,7 +224,7 @@ struct HostileBrokerTests {
         var changed = genuine
         changed.reason = "the broker's own reason"
         let last = try hostile.send(carrying(changed))
-        #expect(try hostile.waitForAcknowledgement(through: last, as: "wg-border"))
+        #expect(try await hostile.waitForAcknowledgement(through: last, as: "wg-border"))
 
         let journal = try bus.journal("wg-border")
         #expect(try journal.entry(messageId: id)?.revokedAt == nil, "a forged revocation was applied")
@@ -234,10 +234,10 @@ struct HostileBrokerTests {
         #expect(scene.refusals("revocation_invalid") == 4)
 
         let sequence = try hostile.send(carrying(genuine))
-        #expect(try hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
+        #expect(try await hostile.waitForAcknowledgement(through: sequence, as: "wg-border"))
         let entry = try #require(try journal.entry(messageId: id))
         #expect(entry.revokedAt == when && entry.revokeReason == "superseded by the 2026 assessment")
-        let show = try CommandLineTests.run(["journal", "show", id, "--journal", bus.journalPath("wg-border"), "--registry", bus.folder.appendingPathComponent("registry.json").path])
+        let show = try await CommandLineTests.run(["journal", "show", id, "--journal", bus.journalPath("wg-border"), "--registry", bus.folder.appendingPathComponent("registry.json").path])
         #expect(show.errors.contains("revoked by cted at 2026-"), "\(show.errors)")
         #expect(show.errors.contains("superseded by the 2026 assessment") && show.errors.contains("verifies"), "\(show.errors)")
         #expect(try journal.verifySignatures(registry: bus.registry).isIntact)

@@ -9,7 +9,7 @@ import Synchronization
 import Testing
 
 /// The hash chain of journals and of the broker store, on real SQLite files.
-@Suite("Journal integrity")
+@Suite("Journal integrity", .busSlot)
 struct JournalIntegrityTests {
     static func folder() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-integrity-\(UUID().uuidString.prefix(8))")
@@ -37,7 +37,7 @@ struct JournalIntegrityTests {
     }
 
     @Test("journal verify finds a flipped byte and names the first broken entry")
-    func flippedByte() throws {
+    func flippedByte() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("oct.journal.sqlite").path
@@ -51,13 +51,13 @@ struct JournalIntegrityTests {
         let report = try NodeJournal(path: path).verify()
         #expect(report.firstBreak?.position == 3)
         #expect(report.firstBreak?.messageId == ids[2])
-        let cli = try CommandLineTests.run(["journal", "verify", "--journal", path])
+        let cli = try await CommandLineTests.run(["journal", "verify", "--journal", path])
         #expect(cli.status == 1)
         #expect(cli.output.contains("BROKEN at entry 3 (message \(ids[2]))"))
     }
 
     @Test("A journal whose last write was torn opens, keeps every complete entry and says so")
-    func tornWrite() throws {
+    func tornWrite() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let live = folder.appendingPathComponent("live.sqlite").path
@@ -88,7 +88,7 @@ struct JournalIntegrityTests {
     }
 
     @Test("The broker store has the same chain: a changed stored message is found")
-    func brokerStoreChain() throws {
+    func brokerStoreChain() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -99,7 +99,7 @@ struct JournalIntegrityTests {
             ids.append(try bus.publish(SampleMessages.recommendation(text: "\(marker)-\(index)"), from: "cted"))
         }
         let cted = try bus.journal("cted")
-        #expect(try Wait.until { try ids.allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
+        #expect(try await Wait.until { try ids.allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
         #expect(try bus.broker!.store.verify().isIntact)
         bus.stopBroker()
         bus.stopNode("cted")
@@ -109,7 +109,7 @@ struct JournalIntegrityTests {
         try Self.flipByte(in: path, at: "\(marker)-1")
         let report = try BrokerStore(path: path).verify()
         #expect(report.firstBreak?.messageId == ids[1])
-        let cli = try CommandLineTests.run(["journal", "verify", "--broker-store", path])
+        let cli = try await CommandLineTests.run(["journal", "verify", "--broker-store", path])
         #expect(cli.status == 1)
     }
 
@@ -119,7 +119,7 @@ struct JournalIntegrityTests {
     }
 
     @Test("Several processes creating the same new journal at once all open it (daemon and ctbus publish)")
-    func concurrentCreation() throws {
+    func concurrentCreation() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         // Separate connections race exactly as separate processes do: SQLite's locks are the same.
@@ -138,7 +138,7 @@ struct JournalIntegrityTests {
     }
 
     @Test("The write-ahead log is copied into the database file in the background while the journal is open")
-    func backgroundCheckpoint() throws {
+    func backgroundCheckpoint() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("node.journal.sqlite").path
@@ -150,14 +150,14 @@ struct JournalIntegrityTests {
         }
         // No commit copies the log any more (that made commits slow); the checkpointer must.
         let databaseBytes = { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-        #expect(Wait.until(seconds: 10) { databaseBytes() >= 300 * 1_000 }, "database file: \(databaseBytes()) bytes")
+        #expect(await Wait.until(seconds: 10) { databaseBytes() >= 300 * 1_000 }, "database file: \(databaseBytes()) bytes")
         #expect(try journal.count() == 300)
     }
 }
 
 extension JournalIntegrityTests {
     @Test("Pages of a journal, newest first: each page continues where the last one ended, filters apply")
-    func paging() throws {
+    func paging() async throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("oct.journal.sqlite").path

@@ -8,10 +8,10 @@ import InMemoryLogging
 import Logging
 import Testing
 
-@Suite("Logging")
+@Suite("Logging", .busSlot)
 struct LoggingTests {
     @Test("Broker and node logs, at trace level, never hold the body of a classified message")
-    func logsCarryNoBodies() throws {
+    func logsCarryNoBodies() async throws {
         let handler = InMemoryLogHandler()
         var logger = Logger(label: "ctbus", factory: { _ in handler })
         logger.logLevel = .trace
@@ -19,7 +19,7 @@ struct LoggingTests {
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
 
         let marker = "CONFIDENTIAL-BODY-\(UUID().uuidString)"
         let accepted = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"]), text: marker)
@@ -29,8 +29,8 @@ struct LoggingTests {
         try bus.publish(refused, from: "cted")
         let oct = try bus.journal("oct")
         let cted = try bus.journal("cted")
-        #expect(try Wait.until { try oct.count(messageId: accepted.envelope.messageID) == 1 })
-        #expect(try Wait.until {
+        #expect(try await Wait.until { try oct.count(messageId: accepted.envelope.messageID) == 1 })
+        #expect(try await Wait.until {
             if case .refused = try cted.publicationStatus(messageId: refused.envelope.messageID) { return true }
             return false
         })

@@ -12,7 +12,7 @@ import Testing
 
 /// The broker's and nodes' metrics over real HTTP, after real traffic on a real bus, read the way
 /// Prometheus reads them, and checked with Prometheus's own promtool.
-@Suite("Metrics", .serialized)
+@Suite("Metrics", .serialized, .busSlot)
 struct MetricsTests {
     /// One sample of the text format: name, labels, value.
     struct Sample: Equatable {
@@ -40,8 +40,8 @@ struct MetricsTests {
         samples.first { $0.name == name && $0.labels == labels }?.value
     }
 
-    static func promtool(_ arguments: [String], input: String? = nil) throws -> CommandLineTests.Result {
-        try CommandLineTests.run(arguments, executable: URL(fileURLWithPath: "/usr/bin/promtool"), input: input)
+    static func promtool(_ arguments: [String], input: String? = nil) async throws -> CommandLineTests.Result {
+        try await CommandLineTests.run(arguments, executable: URL(fileURLWithPath: "/usr/bin/promtool"), input: input)
     }
 
     @Test("The broker's /metrics after real traffic: publications accepted and refused by code, deliveries and policy refusals by node and rule, sessions, queue depth and age, store transactions; promtool accepts it")
@@ -52,17 +52,17 @@ struct MetricsTests {
         let broker = try bus.startBroker(metrics: endpoint.factory)
         // wg-border stays away: its deliveries wait in the queue. cted publishes through a raw client.
         for node in ["oct", "wg-cft", "wg-rights"] { try bus.startNode(node) }
-        #expect(bus.waitUntilConnected())
-        let cted = try BadInputTests.session(bus, as: "cted")
-        _ = try BadInputTests.publishAcknowledged(cted, SampleMessages.recommendation(memberState: "KEN"))
-        _ = try BadInputTests.publishAcknowledged(cted, SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)))
+        #expect(await bus.waitUntilConnected())
+        let cted = try await BadInputTests.session(bus, as: "cted")
+        _ = try await BadInputTests.publishAcknowledged(cted, SampleMessages.recommendation(memberState: "KEN"))
+        _ = try await BadInputTests.publishAcknowledged(cted, SampleMessages.recommendation(memberState: "NGA", handling: SampleMessages.handling(.confidential)))
         var invalid = SampleMessages.recommendation()
         invalid.envelope.subject = "NOWHERE"
         try cted.publish(invalid)
-        _ = try BadInputTests.expectError(cted, .validationFailed)
+        _ = try await BadInputTests.expectError(cted, .validationFailed)
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count() == 2 })
-        #expect(try Wait.until { try broker.store.queueFigures()["oct"] == nil }, "oct's acknowledgements reach the store")
+        #expect(try await Wait.until { try oct.count() == 2 })
+        #expect(try await Wait.until { try broker.store.queueFigures()["oct"] == nil }, "oct's acknowledgements reach the store")
 
         // A reload of the same file (unchanged) and one of a file that does not validate; a retention pass.
         try broker.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
@@ -84,10 +84,8 @@ struct MetricsTests {
             #expect(Self.value(samples, "ctbus_broker_policy_refusals_total", ["node": "wg-rights", "rule": "clearance"]) == 1)
             #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1)
             #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "wg-border"]) == 0)
-            for node in ["oct", "wg-cft", "wg-rights"] { #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": node]) == 1) }
-            // cted's raw client sends no heartbeat: under load its session may have expired by now.
-            let connected = samples.filter { $0.name == "ctbus_broker_node_connected" && $0.value == 1 }.count
-            #expect(Self.value(samples, "ctbus_broker_sessions_connected") == Double(connected) && connected >= 3)
+            for node in ["cted", "oct", "wg-cft", "wg-rights"] { #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": node]) == 1) }
+            #expect(Self.value(samples, "ctbus_broker_sessions_connected") == 4)
             #expect(Self.value(samples, "ctbus_broker_queue_depth", ["node": "wg-border"]) == 2)
             #expect((Self.value(samples, "ctbus_broker_queue_oldest_age_seconds", ["node": "wg-border"]) ?? 0) > 0)
             #expect(Self.value(samples, "ctbus_broker_queue_depth", ["node": "oct"]) == 0)
@@ -102,7 +100,7 @@ struct MetricsTests {
             #expect(!samples.contains { $0.labels["node"].map { !bus.registry.entries.map(\.profile.id).contains($0) } ?? false },
                     "node labels come from the registry only")
 
-            let lint = try Self.promtool(["check", "metrics"], input: page.body)
+            let lint = try await Self.promtool(["check", "metrics"], input: page.body)
             #expect(lint.status == 0, "promtool check metrics: \(lint.output) \(lint.errors)")
 
             // The status report ctbus status prints: wg-border away with its queue, oct connected and acknowledging.
@@ -123,8 +121,8 @@ struct MetricsTests {
         // wg-border comes back: its queue empties, and the gauge says so.
         try bus.startNode("wg-border")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try border.count() == 2 })
-        #expect(try Wait.until { try broker.store.queueFigures()["wg-border"] == nil })
+        #expect(try await Wait.until { try border.count() == 2 })
+        #expect(try await Wait.until { try broker.store.queueFigures()["wg-border"] == nil })
         let samples = Self.parse(endpoint.registry.emitToString())
         #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "wg-border"]) == 1)
         // Deliver frames, not messages: a Hello said again under load (the Welcome was slow) makes the broker send
@@ -142,10 +140,10 @@ struct MetricsTests {
         let ctedMetrics = MetricsEndpoint()
         try bus.startNode("oct", metrics: octMetrics.factory)
         try bus.startNode("cted", metrics: ctedMetrics.factory)
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let sent = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count() == 1 && bus.journal("cted").publicationStatus(messageId: sent) == .acknowledged })
+        #expect(try await Wait.until { try oct.count() == 1 && bus.journal("cted").publicationStatus(messageId: sent) == .acknowledged })
         let cted = Self.parse(ctedMetrics.registry.emitToString())
         #expect(Self.value(cted, "ctbus_node_publish_ack_seconds_count") == 1, "cted timed its publication's acknowledgement")
         #expect((Self.value(cted, "ctbus_node_publish_ack_seconds_sum") ?? 0) > 0)
@@ -165,14 +163,14 @@ struct MetricsTests {
             #expect(Self.value(samples, "ctbus_node_journal_verify_failures_total") == 0)
             #expect(Self.value(samples, "ctbus_node_deliveries_journaled_total") == 1, "the loop's figures on the console's /metrics")
             let text = try await ConsoleTests.get(base, "/metrics").body
-            let lint = try Self.promtool(["check", "metrics"], input: text)
+            let lint = try await Self.promtool(["check", "metrics"], input: text)
             #expect(lint.status == 0, "promtool check metrics: \(lint.output) \(lint.errors)")
             #expect(try await ConsoleTests.get(base, "/ready").status == 200)
         }
         let folder = CommandLineTests.root.appendingPathComponent("deploy/prometheus")
-        let config = try Self.promtool(["check", "config", folder.appendingPathComponent("prometheus.yml").path])
+        let config = try await Self.promtool(["check", "config", folder.appendingPathComponent("prometheus.yml").path])
         #expect(config.status == 0, "\(config.output) \(config.errors)")
-        let rules = try Self.promtool(["check", "rules", folder.appendingPathComponent("ctbus-alerts.yml").path])
+        let rules = try await Self.promtool(["check", "rules", folder.appendingPathComponent("ctbus-alerts.yml").path])
         #expect(rules.status == 0 && rules.output.contains("7 rules found"), "\(rules.output) \(rules.errors)")
     }
 }
@@ -206,16 +204,16 @@ extension MetricsTests {
         #expect(Self.value(samples, "ctbus_broker_node_connected", ["node": "oct"]) == 1)
         #expect(Self.value(samples, "ctbus_broker_session_changes_total", ["change": "opened"]) ?? 0 >= 1)
         #expect(try await ConsoleTests.get(base, "/ready").status == 200)
-        let status = try CommandLineTests.run(["status", "--broker-config", path])
+        let status = try await CommandLineTests.run(["status", "--broker-config", path])
         #expect(status.status == 0, "\(status.errors)")
         let octLine = status.output.split(separator: "\n").first { $0.hasPrefix("oct ") }
         #expect(octLine?.contains("connected") == true && octLine?.contains("STRICTLY_CONFIDENTIAL") == true, "\(status.output)")
         #expect(status.output.contains("wg-border") && status.output.contains("never seen"))
         #expect(status.output.contains("; registry applied 20"), "\(status.output)")
-        let json = try CommandLineTests.run(["status", "--broker-config", path, "--json"])
+        let json = try await CommandLineTests.run(["status", "--broker-config", path, "--json"])
         #expect(try BrokerStatusReport.decoder.decode(BrokerStatusReport.self, from: Data(json.output.utf8)).nodes.count == 5)
         bus.stopNode("oct")
-        #expect(CommandLineTests.terminate(broker) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        await #expect(CommandLineTests.stop(broker) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         // --log-format json: every line one JSON object, with the node as a field of its own.
         let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
         let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -223,18 +221,18 @@ extension MetricsTests {
         #expect(objects.contains { $0["message"] as? String == "node connected" && $0["node"] as? String == "oct" && $0["level"] as? String == "info" })
         #expect(objects.allSatisfy { $0["ts"] is String && $0["label"] as? String == "ctbus.broker" })
         // Bad input: a broker that is not running, a configuration without an http section.
-        let down = try CommandLineTests.run(["status", "--broker-config", path])
+        let down = try await CommandLineTests.run(["status", "--broker-config", path])
         #expect(down.status != 0 && down.errors.contains("did not answer") && down.errors.split(separator: "\n").count == 1, "\(down.errors)")
         configuration.http = nil
         try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
-        let noHTTP = try CommandLineTests.run(["status", "--broker-config", path])
+        let noHTTP = try await CommandLineTests.run(["status", "--broker-config", path])
         #expect(noHTTP.status != 0 && noHTTP.errors.contains("has no http section"), "\(noHTTP.errors)")
     }
 }
 
 extension MetricsTests {
     @Test("The systemd units run hardened, and systemd-analyze verify finds nothing to say about them")
-    func systemdUnits() throws {
+    func systemdUnits() async throws {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var copies: [String] = []
@@ -249,7 +247,7 @@ extension MetricsTests {
                 .write(toFile: path, atomically: true, encoding: .utf8)
             copies.append(path)
         }
-        let verify = try CommandLineTests.run(["verify", "--man=no"] + copies, executable: URL(fileURLWithPath: "/usr/bin/systemd-analyze"))
+        let verify = try await CommandLineTests.run(["verify", "--man=no"] + copies, executable: URL(fileURLWithPath: "/usr/bin/systemd-analyze"))
         #expect(verify.status == 0 && verify.errors.isEmpty && verify.output.isEmpty, "\(verify.output) \(verify.errors)")
     }
 }

@@ -11,28 +11,28 @@ import Testing
 
 /// Issue 12, item 4: retention and compaction against a real broker and nodes; the broker's own
 /// retention pass, given a clock advanced by days.
-@Suite("Retention", .serialized)
+@Suite("Retention", .serialized, .busSlot)
 struct RetentionTests {
     static let day: TimeInterval = 86_400
 
-    static func publishAndWait(_ bus: LocalBus, _ messages: [BusMessage]) throws -> [String] {
+    static func publishAndWait(_ bus: LocalBus, _ messages: [BusMessage]) async throws -> [String] {
         let broker = try #require(bus.broker)
         let before = try broker.store.messageCount()
         let ids = try #require(bus.node("cted")).publish(messages)
-        #expect(try Wait.until(seconds: 60) { try broker.store.messageCount() == before + messages.count && broker.store.queueFigures().isEmpty },
+        #expect(try await Wait.until(seconds: 60) { try broker.store.messageCount() == before + messages.count && broker.store.queueFigures().isEmpty },
                 "stored, and every recipient acknowledged")
         return ids
     }
 
     @Test("Past its type's retention an acknowledged message leaves the store with its audit; the chain of what remains verifies; the store keeps its size cycle after cycle")
-    func messagesLeave() throws {
+    func messagesLeave() async throws {
         let bus = try LocalBus(retention: .init(messages: ["MISSION_REPORT": "30d", "COUNTRY_VISIT_RECOMMENDATION": "forever"]))
         defer { bus.shutdown() }
         var broker = try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
-        let reports = try Self.publishAndWait(bus, (0..<200).map { _ in SampleMessages.missionReport(summaryBytes: 2_000) })
-        let recommendations = try Self.publishAndWait(bus, (0..<20).map { _ in SampleMessages.recommendation() })
+        #expect(await bus.waitUntilConnected())
+        let reports = try await Self.publishAndWait(bus, (0..<200).map { _ in SampleMessages.missionReport(summaryBytes: 2_000) })
+        let recommendations = try await Self.publishAndWait(bus, (0..<20).map { _ in SampleMessages.recommendation() })
         #expect(try broker.store.messageCount() == 220)
 
         #expect(try broker.applyRetention(now: Date() + 29 * Self.day).isEmpty, "nothing is due before 30 days")
@@ -49,10 +49,10 @@ struct RetentionTests {
         // A message still queued for a node that is away stays, whatever its age, until delivered.
         bus.stopNode("wg-border")
         let held = try #require(bus.node("cted")).publish([SampleMessages.missionReport()])[0]
-        #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 1 })
+        #expect(try await Wait.until { try broker.store.queueDepth(for: "wg-border") == 1 })
         #expect(try broker.applyRetention(now: Date() + 31 * Self.day).messagesRemoved == 0)
         try bus.startNode("wg-border")
-        #expect(try Wait.until { try bus.journal("wg-border").count(messageId: held) == 1 && broker.store.queueFigures().isEmpty })
+        #expect(try await Wait.until { try bus.journal("wg-border").count(messageId: held) == 1 && broker.store.queueFigures().isEmpty })
         // Now it may go, but it is the newest row (the next publication links to its hash): it waits for a newer one.
         #expect(try broker.applyRetention(now: Date() + 31 * Self.day).messagesRemoved == 0)
         #expect(try broker.store.messageCount() == 21)
@@ -60,7 +60,7 @@ struct RetentionTests {
         // Steady load: each cycle publishes 200 and lets them age out; the file does not grow after the first.
         var pages: [Int] = []
         for cycle in 1...4 {
-            _ = try Self.publishAndWait(bus, (0..<200).map { _ in SampleMessages.missionReport(summaryBytes: 2_000) })
+            _ = try await Self.publishAndWait(bus, (0..<200).map { _ in SampleMessages.missionReport(summaryBytes: 2_000) })
             _ = try broker.applyRetention(now: Date() + Double(31 * cycle) * Self.day)
             pages.append(try broker.store.pageFigures().pages)
         }
@@ -71,8 +71,8 @@ struct RetentionTests {
         bus.stopBroker()
         broker = try bus.startBroker()
         #expect(try broker.store.verify().isIntact)
-        let after = try Self.publishAndWait(bus, [SampleMessages.recommendation()])
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: after[0]) == 1 })
+        let after = try await Self.publishAndWait(bus, [SampleMessages.recommendation()])
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: after[0]) == 1 })
         #expect(try broker.store.verify().isIntact)
 
         // What retention records is not a licence: a link where no row is missing, or a row deleted
@@ -80,7 +80,7 @@ struct RetentionTests {
         bus.stopBroker()
         let path = bus.brokerConfiguration.storePath
         let store = try DatabaseQueue(path: path)
-        try store.write { db in
+        try await store.write { db in
             try db.execute(sql: """
                 INSERT INTO chain_link (position, previous_hash) SELECT rowid, zeroblob(32) FROM message WHERE message_id = ?
                 """, arguments: [recommendations[10]])
@@ -88,7 +88,7 @@ struct RetentionTests {
         let forged = try BrokerStore(path: path, access: .readOnly).verify()
         #expect(forged.firstBreak?.messageId == recommendations[10] && forged.firstBreak?.reason.contains("no row before it is missing") == true,
                 "\(forged)")
-        try store.write { db in
+        try await store.write { db in
             try db.execute(sql: "DELETE FROM chain_link WHERE previous_hash = zeroblob(32)")
             try db.execute(sql: "DELETE FROM audit WHERE message_id = ?", arguments: [recommendations[5]])
             try db.execute(sql: "DELETE FROM message WHERE message_id = ?", arguments: [recommendations[5]])
@@ -98,14 +98,14 @@ struct RetentionTests {
     }
 
     @Test("The queue of a node removed from the registry waits out its grace period, then goes, audited")
-    func removedNodeQueue() throws {
+    func removedNodeQueue() async throws {
         let bus = try LocalBus(retention: .init(removedNodeQueues: "7d"))
         defer { bus.shutdown() }
         let broker = try bus.startBroker()
         for node in ["cted", "oct"] { try bus.startNode(node) }
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let ids = try #require(bus.node("cted")).publish((0..<3).map { _ in SampleMessages.missionReport() })
-        #expect(try Wait.until { try broker.store.queueDepth(for: "wg-border") == 3 })
+        #expect(try await Wait.until { try broker.store.queueDepth(for: "wg-border") == 3 })
         try bus.changeRegistry { entries in entries.removeAll { $0.profile.id == "wg-border" } }
         try broker.reloadRegistry(file: bus.brokerConfiguration.registryFile, source: "test")
 
@@ -120,7 +120,7 @@ struct RetentionTests {
     }
 
     @Test("Retention settings: a duration that does not read, an unknown type or a forever grace is refused, naming the field")
-    func badSettings() throws {
+    func badSettings() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-retention-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

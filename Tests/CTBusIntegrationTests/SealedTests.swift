@@ -12,7 +12,7 @@ import Testing
 
 /// Issue 13, item 4, over a real broker and real nodes: sealed messages cross the broker as
 /// ciphertext, and combine with a partial restriction.
-@Suite("Sealed messages", .serialized)
+@Suite("Sealed messages", .serialized, .busSlot)
 struct SealedTests {
     /// The standard nodes, and a second node cleared STRICTLY_CONFIDENTIAL in OCT's group ("oct-field").
     static func bus() throws -> LocalBus {
@@ -34,23 +34,23 @@ struct SealedTests {
 
     /// Signs `content` as CTED's payload of `signed` and publishes it from a raw session as cted;
     /// true once the broker acknowledged it.
-    static func publishAsCted(_ signed: SignedPublication, content: SealedContent, bus: LocalBus) throws -> Bool {
+    static func publishAsCted(_ signed: SignedPublication, content: SealedContent, bus: LocalBus) async throws -> Bool {
         var signed = signed
         signed.payload = try Canonical.encode(content)
         signed.proof.signature = try PublicationSignature.sign(envelope: signed.signedEnvelope, payload: signed.payload,
                                                                digests: signed.proof.digests, with: try bus.signingKey(of: "cted"))
-        let client = try BadInputTests.session(bus, as: "cted")
+        let client = try await BadInputTests.session(bus, as: "cted")
         var publish = Publish()
         publish.signedEnvelope = signed.signedEnvelope
         publish.payload = signed.payload
         publish.proof = signed.proof
         try client.send(.publish(publish))
-        if case .publishAck = try client.receiveReply() { return true }
+        if case .publishAck = try await client.receiveReply() { return true }
         return false
     }
 
     @Test("A publisher that wraps another content key for one recipient, to tell it something else under the same signature: the broker cannot tell and stores it; that recipient refuses it before decrypting (the key is not the committed one) and journals nothing; the other journals the committed content")
-    func equivocatingPublisher() throws {
+    func equivocatingPublisher() async throws {
         let bus = try Self.bus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -68,10 +68,10 @@ struct SealedTests {
         var content = try SealedContent(serializedBytes: signed.payload)
         try Self.wrap(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }, for: "oct-field", in: &content.payload,
                       context: SealedBox.context(messageId: message.envelope.messageID, group: "payload"), bus: bus)
-        #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
+        await #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
 
         let id = message.envelope.messageID
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: id) == 1 && field.refusedDeliveries == 1 })
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: id) == 1 && field.refusedDeliveries == 1 })
         #expect(try bus.journal("oct-field").count(messageId: id) == 0)
         #expect(field.deliveryRefusals.map(\.code) == [.sealInvalid])
         #expect(field.deliveryRefusals.first?.detail.contains("other than the one its signed commitment names") == true)
@@ -81,7 +81,7 @@ struct SealedTests {
     }
 
     @Test("A real two-key ciphertext (Tests/signatures/salamander.py: it opens, tag and all, under two keys to two texts), one key wrapped for each recipient under one signature: the broker stores it; the recipient whose key is not the committed one refuses before decrypting; nothing is journaled as a message two nodes could read differently")
-    func invisibleSalamander() throws {
+    func invisibleSalamander() async throws {
         let bus = try Self.bus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -93,7 +93,7 @@ struct SealedTests {
         let signed = try SignedPublication.sign(message.envelope, payload: message.payload!, with: cted, sealing: recipients)
         let context = SealedBox.context(messageId: message.envelope.messageID, group: "payload")
         let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/salamander.py").path
-        let made = try CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"),
+        let made = try await CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"),
                                             input: context.map { String(format: "%02x", $0) }.joined())
         #expect(made.status == 0, "\(made.errors)")
         let values = try #require(try JSONSerialization.jsonObject(with: Data(made.output.utf8)) as? [String: String])
@@ -113,10 +113,10 @@ struct SealedTests {
         content.payload.keyCommitment = SealedBox.keyCommitment(key1, context: context)
         try Self.wrap(key1, for: "oct", in: &content.payload, context: context, bus: bus)
         try Self.wrap(key2, for: "oct-field", in: &content.payload, context: context, bus: bus)
-        #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
+        await #expect(try Self.publishAsCted(signed, content: content, bus: bus), "the broker stores it")
 
         let id = message.envelope.messageID
-        #expect(Wait.until { field.refusedDeliveries == 1 && oct.refusedDeliveries == 1 })
+        #expect(await Wait.until { field.refusedDeliveries == 1 && oct.refusedDeliveries == 1 })
         #expect(field.deliveryRefusals.map(\.code) == [.sealInvalid])
         #expect(field.deliveryRefusals.first?.detail.contains("other than the one its signed commitment names") == true)
         // The committed key opens random bytes here, which are no recommendation: refused too.
@@ -125,7 +125,7 @@ struct SealedTests {
     }
 
     @Test("A registry file that no longer reads: publishing a sealed message through the node fails naming the file, nothing is queued (no fallback to the copy read at start); an unsealed one still goes")
-    func unreadableRegistryWhenSealing() throws {
+    func unreadableRegistryWhenSealing() async throws {
         let bus = try Self.bus()
         defer { bus.shutdown() }
         try bus.startBroker()
@@ -145,12 +145,12 @@ struct SealedTests {
     }
 
     @Test("A sealed STRICTLY_CONFIDENTIAL message: the broker's store holds no plaintext of it (while it holds an unsealed one's), OCT reads it whole, the other recipient without the part restricted to OCT, both copies verify and say they crossed sealed")
-    func sealedAcrossTheBroker() throws {
+    func sealedAcrossTheBroker() async throws {
         let bus = try Self.bus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let sealedMarker = "SEALED-MARKER-2395"
         let plainMarker = "PLAIN-MARKER-2395"
         let sealed = SampleMessages.restricted(
@@ -164,7 +164,7 @@ struct SealedTests {
         let plainId = try bus.publish(plain, from: "cted")
         let oct = try bus.journal("oct")
         let field = try bus.journal("oct-field")
-        #expect(try Wait.until { try oct.count(messageId: sealedId) == 1 && oct.count(messageId: plainId) == 1 && field.count(messageId: sealedId) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: sealedId) == 1 && oct.count(messageId: plainId) == 1 && field.count(messageId: sealedId) == 1 })
 
         let store = bus.brokerConfiguration.storePath
         let stored = Self.bytes([store, store + "-wal"])
@@ -191,36 +191,36 @@ struct SealedTests {
         // A node added later, entitled today, asks for its backlog: the sealed message was sealed
         // to others, so it is left out (it could never open it); the unsealed one comes.
         let open = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try Wait.until { try oct.count(messageId: open) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: open) == 1 })
         try bus.addNode(.init("oct-late", role: .oct, clearance: .strictlyConfidential, groups: ["un-secretariat"]))
         #expect(ConfidentialityPolicy.decide(sealed.envelope, originator: "cted", for: bus.registry.entry(id: "oct-late")!.profile).isDelivered)
         bus.stopBroker()
         try bus.startBroker()
         try bus.startNode("oct-late")
         let late = try bus.journal("oct-late")
-        #expect(try Wait.until { try late.count(messageId: open) == 1 && bus.broker!.store.queueDepth(for: "oct-late") == 0 })
+        #expect(try await Wait.until { try late.count(messageId: open) == 1 && bus.broker!.store.queueDepth(for: "oct-late") == 0 })
         #expect(try late.count(messageId: sealedId) == 0)
         #expect(bus.node("oct-late")?.deliveryRefusals.isEmpty == true)
 
         try bus.writeConfigurationFiles()
-        let verify = try CommandLineTests.run(["journal", "verify", "--node-config", bus.nodeConfigurationPath("oct-field")])
+        let verify = try await CommandLineTests.run(["journal", "verify", "--node-config", bus.nodeConfigurationPath("oct-field")])
         #expect(verify.status == 0 && verify.output.contains("signatures: 2 verify"), "\(verify.output)\(verify.errors)")
         // The exports check out with the registry's public keys alone, the sealed content opened
         // with the content keys they carry.
         for node in ["oct", "oct-field", "cted"] {
-            let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
-            let checked = try SignatureEndToEndTests.verifyExport(export.output, registry: bus.brokerConfiguration.registryFile)
+            let export = try await CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
+            let checked = try await SignatureEndToEndTests.verifyExport(export.output, registry: bus.brokerConfiguration.registryFile)
             #expect(checked.status == 0 && checked.output.contains(" \(sealedId)"), "\(node): \(checked.output)\(checked.errors)")
         }
-        let show = try CommandLineTests.run(["journal", "show", sealedId, "--node-config", bus.nodeConfigurationPath("oct")])
+        let show = try await CommandLineTests.run(["journal", "show", sealedId, "--node-config", bus.nodeConfigurationPath("oct")])
         #expect(show.errors.contains("signature: signed by cted with key \(ctedKey); verifies; crossed the broker sealed"), "\(show.errors)")
     }
 
     @Test("The broker refuses a sealed publication sealed to a node the policy excludes, or missing a recipient, and a STRICTLY_CONFIDENTIAL one that is not sealed; nothing is stored")
-    func brokerChecksTheSealedToSet() throws {
-        let bus = try BadInputTests.runningBus()
+    func brokerChecksTheSealedToSet() async throws {
+        let bus = try await BadInputTests.runningBus()
         defer { bus.shutdown() }
-        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let client = try await BadInputTests.session(bus, as: BadInputTests.raw)
         let key = try bus.signingKey(of: BadInputTests.raw)
         let before = try bus.broker!.store.messageCount()
         func message() -> BusMessage {
@@ -238,7 +238,7 @@ struct SealedTests {
             let outgoing = message()
             ids.append(outgoing.envelope.messageID)
             try client.send(.publish(try sealed(outgoing, to: nodes)))
-            let report = try BadInputTests.expectError(client, .sealedToMismatch)
+            let report = try await BadInputTests.expectError(client, .sealedToMismatch)
             #expect(report?.messageID == outgoing.envelope.messageID)
             #expect(report?.detail.contains(missing) == true, "\(report?.detail ?? "")")
         }
@@ -246,12 +246,12 @@ struct SealedTests {
         unsealed.envelope.handling.sealed = false
         ids.append(unsealed.envelope.messageID)
         try client.publish(unsealed)
-        #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.contains("envelope.handling.sealed") == true)
+        await #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.contains("envelope.handling.sealed") == true)
         let fine = message()
         try client.send(.publish(try sealed(fine, to: ["oct"])))
-        guard case .publishAck(let ack) = try client.receiveReply() else { Issue.record("no PublishAck"); return }
+        guard case .publishAck(let ack) = try await client.receiveReply() else { Issue.record("no PublishAck"); return }
         #expect(ack.messageID == fine.envelope.messageID && ack.recipientCount == 1)
-        #expect(try Wait.until { try bus.journal("oct").count(messageId: fine.envelope.messageID) == 1 })
+        #expect(try await Wait.until { try bus.journal("oct").count(messageId: fine.envelope.messageID) == 1 })
         #expect(try bus.broker!.store.messageCount() == before + 1)
         for id in ids { #expect(try bus.journal("oct").count(messageId: id) == 0) }
     }

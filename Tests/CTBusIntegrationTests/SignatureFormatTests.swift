@@ -11,7 +11,7 @@ import Testing
 /// Tests/signatures/verify_vectors.py implements the signed bytes and disclosure digests from the
 /// design alone, with Python's `cryptography`, and must agree with this implementation on good
 /// and tampered vectors.
-@Suite("Signature format, checked independently")
+@Suite("Signature format, checked independently", .busSlot)
 struct SignatureFormatTests {
     static func base64url(_ data: Data) -> String { MessageKeys.text(data) }
 
@@ -38,7 +38,7 @@ struct SignatureFormatTests {
     }
 
     @Test("A Python script written from the design alone verifies our signatures (publications and revocations) and refuses the tampered ones")
-    func independentScript() throws {
+    func independentScript() async throws {
         let key = Curve25519.Signing.PrivateKey()
         // A partially restricted recommendation: two fields travel as disclosures.
         let restricted = SampleMessages.restricted(SampleMessages.recommendation(), state: "KEN",
@@ -97,7 +97,7 @@ struct SignatureFormatTests {
         ]
         let input = String(decoding: try JSONSerialization.data(withJSONObject: vectors), as: UTF8.self)
         let script = CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_vectors.py").path
-        let result = try CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"), input: input)
+        let result = try await CommandLineTests.run([script], executable: URL(fileURLWithPath: "/usr/bin/python3"), input: input)
         #expect(result.status == 0 && result.output == "ok \(vectors.count)\n", "\(result.output)\(result.errors)")
     }
 }

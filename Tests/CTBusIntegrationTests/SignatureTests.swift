@@ -13,15 +13,15 @@ import Testing
 
 /// Issue 13, items 2 and 3, over a real broker and real nodes: what the broker refuses, what a
 /// redacted copy holds and proves, and what `ctbus journal verify`, `show` and `export` say.
-@Suite("Signatures end to end", .serialized)
+@Suite("Signatures end to end", .serialized, .busSlot)
 struct SignatureEndToEndTests {
     static func bytes(of paths: [String]) -> Data {
         paths.reduce(into: Data()) { bytes, path in bytes.append((try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()) }
     }
 
     /// Tests/signatures/verify_export.py (none of our code) on `export`, with `registry`'s keys.
-    static func verifyExport(_ export: String, registry: String) throws -> CommandLineTests.Result {
-        try CommandLineTests.run([CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path, registry],
+    static func verifyExport(_ export: String, registry: String) async throws -> CommandLineTests.Result {
+        try await CommandLineTests.run([CommandLineTests.root.appendingPathComponent("Tests/signatures/verify_export.py").path, registry],
                                  executable: URL(fileURLWithPath: "/usr/bin/python3"), input: export)
     }
 
@@ -30,12 +30,12 @@ struct SignatureEndToEndTests {
     }
 
     @Test("A partial restriction over a real broker: the withheld text never reaches the working group's journal file, its copy verifies for the fields it holds, and journal verify, show and an independent script on the export say so")
-    func redactedCopyProvesItsAuthor() throws {
+    func redactedCopyProvesItsAuthor() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let marker = "WITHHELD-MARKER-2395"
         let message = SampleMessages.restricted(
             SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct", "wg-border"]),
@@ -44,7 +44,7 @@ struct SignatureEndToEndTests {
         let id = try bus.publish(message, from: "cted")
         let oct = try bus.journal("oct")
         let border = try bus.journal("wg-border")
-        #expect(try Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: id) == 1 && border.count(messageId: id) == 1 })
 
         #expect(Self.bytes(of: Self.journalFiles(bus, "oct")).range(of: Data(marker.utf8)) != nil, "the grep below can find the marker")
         #expect(Self.bytes(of: Self.journalFiles(bus, "wg-border")).range(of: Data(marker.utf8)) == nil,
@@ -58,11 +58,11 @@ struct SignatureEndToEndTests {
 
         try bus.writeConfigurationFiles()
         let config = bus.nodeConfigurationPath("wg-border")
-        let verify = try CommandLineTests.run(["journal", "verify", "--node-config", config])
+        let verify = try await CommandLineTests.run(["journal", "verify", "--node-config", config])
         #expect(verify.status == 0, "\(verify.output)\(verify.errors)")
         #expect(verify.output.contains("signatures: 1 verify with the originators' keys in the registry (1 redacted copies verify for the fields they hold)"),
                 "\(verify.output)")
-        let show = try CommandLineTests.run(["journal", "show", id, "--node-config", config])
+        let show = try await CommandLineTests.run(["journal", "show", id, "--node-config", config])
         #expect(show.errors.contains("signature: signed by cted with key \(ctedKey); verifies for the fields this copy holds (recommendation_text withheld from this node)"),
                 "\(show.errors)")
 
@@ -70,10 +70,10 @@ struct SignatureEndToEndTests {
         let registry = bus.brokerConfiguration.registryFile
         var exports: [String: String] = [:]
         for node in ["oct", "wg-border"] {
-            let export = try CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
+            let export = try await CommandLineTests.run(["journal", "export", "--node-config", bus.nodeConfigurationPath(node)])
             #expect(export.status == 0, "\(export.errors)")
             exports[node] = export.output
-            let checked = try Self.verifyExport(export.output, registry: registry)
+            let checked = try await Self.verifyExport(export.output, registry: registry)
             #expect(checked.status == 0 && checked.output.contains("ok 1 \(id)"), "\(node): \(checked.output)\(checked.errors)")
         }
         #expect(exports["wg-border"]?.contains(marker) == false)
@@ -102,7 +102,7 @@ struct SignatureEndToEndTests {
         shown["country_visit_recommendation"] = recommendation
         edited["message"] = shown
         let tampered = try [object, disclosed, edited].map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-        let refused = try Self.verifyExport(tampered.joined(separator: "\n") + "\n", registry: registry)
+        let refused = try await Self.verifyExport(tampered.joined(separator: "\n") + "\n", registry: registry)
         #expect(refused.status == 1)
         #expect(refused.output.contains("FAIL 1 \(id): the signature does not verify"), "\(refused.output)")
         #expect(refused.output.contains("FAIL 2 \(id): disclosure recommendation_text matches no signed digest"), "\(refused.output)")
@@ -110,10 +110,10 @@ struct SignatureEndToEndTests {
     }
 
     @Test("The broker refuses a publication whose key, signature or disclosures do not check out, with a stable code and the message id; nothing of it is stored or delivered")
-    func brokerRefusesBadSignatures() throws {
-        let bus = try BadInputTests.runningBus()
+    func brokerRefusesBadSignatures() async throws {
+        let bus = try await BadInputTests.runningBus()
         defer { bus.shutdown() }
-        let client = try BadInputTests.session(bus, as: BadInputTests.raw)
+        let client = try await BadInputTests.session(bus, as: BadInputTests.raw)
         let key = try bus.signingKey(of: BadInputTests.raw)
         let before = try bus.broker!.store.messageCount()
         func restricted(_ text: String) -> BusMessage {
@@ -161,19 +161,19 @@ struct SignatureEndToEndTests {
         var ids: [String] = []
         for (name, publish, code, detail) in cases {
             try client.send(.publish(publish))
-            let report = try BadInputTests.expectError(client, code)
+            let report = try await BadInputTests.expectError(client, code)
             let id = publish.hasEnvelope ? publish.envelope.messageID : try Envelope(serializedBytes: publish.signedEnvelope).messageID
             ids.append(id)
             #expect(report?.messageID == id, "\(name)")
             if let detail { #expect(report?.detail.contains(detail) == true, "\(name): \(report?.detail ?? "")") }
         }
-        try BadInputTests.sentinel(bus)
+        try await BadInputTests.sentinel(bus)
         #expect(try bus.broker!.store.messageCount() == before + 1, "only the sentinel was stored")
         for id in ids { #expect(try bus.journal("oct").count(messageId: id) == 0) }
     }
 
     @Test("journal verify re-checks every signature: an entry whose chain is intact but whose signature is not the originator's fails, naming entry and code")
-    func verifyFindsForeignSignatures() throws {
+    func verifyFindsForeignSignatures() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let path = bus.journalPath("oct")
@@ -186,11 +186,11 @@ struct SignatureEndToEndTests {
         try journal.recordDelivery(planted, sequence: 2, signedWith: NodeJournal.testSigningKey)
         let registry = bus.brokerConfiguration.registryFile
 
-        let unchecked = try CommandLineTests.run(["journal", "verify", "--journal", path])
+        let unchecked = try await CommandLineTests.run(["journal", "verify", "--journal", path])
         #expect(unchecked.status == 0)
         #expect(unchecked.output.contains("signatures: not checked: name the registry with --registry FILE"), "\(unchecked.output)")
 
-        let checked = try CommandLineTests.run(["journal", "verify", "--journal", path, "--registry", registry])
+        let checked = try await CommandLineTests.run(["journal", "verify", "--journal", path, "--registry", registry])
         #expect(checked.status == 1)
         #expect(checked.output.contains("intact: 2 entries"), "the chain itself is intact: \(checked.output)")
         #expect(checked.output.contains("SIGNATURE FAILS at entry 2 (message \(planted.envelope.messageID)): UNKNOWN_SIGNING_KEY"),
@@ -199,7 +199,7 @@ struct SignatureEndToEndTests {
     }
 
     @Test("Replacing a node's keys keeps its old signing key as a previous one: journal verify and the independent export check still verify what it signed before; with --compromised the old key is dropped")
-    func keyHistory() throws {
+    func keyHistory() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let journal = try NodeJournal(path: bus.journalPath("oct"))
@@ -207,28 +207,28 @@ struct SignatureEndToEndTests {
         try journal.recordDelivery(old, sequence: 1, signedWith: try bus.signingKey(of: "cted"))
         let registry = bus.brokerConfiguration.registryFile
         let keys = bus.folder.appendingPathComponent("new-keys")
-        let replaced = try CommandLineTests.run(["keygen", "cted", "--out", keys.path, "--register-in", registry])
+        let replaced = try await CommandLineTests.run(["keygen", "cted", "--out", keys.path, "--register-in", registry])
         #expect(replaced.status == 0, "\(replaced.errors)")
         #expect(replaced.output.contains("the old signing key stays as a previous key of cted"), "\(replaced.output)")
         let updated = try NodeRegistry(json: Data(contentsOf: URL(fileURLWithPath: registry)))
         #expect(updated.entry(id: "cted")?.previousSigningKeys.count == 1)
         #expect(updated.signingKey(of: "cted")?.rawRepresentation != bus.registry.signingKey(of: "cted")?.rawRepresentation)
 
-        let verify = try CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
+        let verify = try await CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
         #expect(verify.status == 0, "\(verify.output)")
-        let export = try CommandLineTests.run(["journal", "export", "--journal", bus.journalPath("oct")])
-        let independent = try Self.verifyExport(export.output, registry: registry)
+        let export = try await CommandLineTests.run(["journal", "export", "--journal", bus.journalPath("oct")])
+        let independent = try await Self.verifyExport(export.output, registry: registry)
         #expect(independent.status == 0, "\(independent.output)")
 
         // A message from the old key dated after its retirement does not verify.
         var late = SampleMessages.recommendation()
         late.envelope.createdAt = .init(date: Date().addingTimeInterval(3_600))
         try journal.recordDelivery(late, sequence: 2, signedWith: try bus.signingKey(of: "cted"))
-        let lateVerify = try CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
+        let lateVerify = try await CommandLineTests.run(["journal", "verify", "--journal", bus.journalPath("oct"), "--registry", registry])
         #expect(lateVerify.status == 1 && lateVerify.output.contains("retired at"), "\(lateVerify.output)")
 
         // Compromised: the old key goes, and what it signed no longer verifies.
-        let again = try CommandLineTests.run(["keygen", "cted", "--out", bus.folder.appendingPathComponent("newer-keys").path,
+        let again = try await CommandLineTests.run(["keygen", "cted", "--out", bus.folder.appendingPathComponent("newer-keys").path,
                                               "--register-in", registry, "--compromised"])
         #expect(again.status == 0 && !again.output.contains("stays as a previous key"))
         #expect(try NodeRegistry(json: Data(contentsOf: URL(fileURLWithPath: registry))).entry(id: "cted")?.previousSigningKeys.count == 1,
@@ -236,7 +236,7 @@ struct SignatureEndToEndTests {
     }
 
     @Test("journal verify names a column edited beside the hashed bytes (originator, type, classification, subject, created_at), which lists, filters and exports read")
-    func verifyFindsEditedColumns() throws {
+    func verifyFindsEditedColumns() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         let edits = [("originator", "'oct'"), ("type", "'MISSION_REPORT'"), ("classification", "'STRICTLY_CONFIDENTIAL'"),
@@ -246,9 +246,9 @@ struct SignatureEndToEndTests {
             let journal = try NodeJournal(path: path)
             try journal.recordDelivery(SampleMessages.recommendation(), sequence: 1, signedWith: try bus.signingKey(of: "cted"))
             try journal.recordDelivery(SampleMessages.recommendation(), sequence: 2, signedWith: try bus.signingKey(of: "cted"))
-            #expect(try CommandLineTests.run(["journal", "verify", "--journal", path]).status == 0)
-            try DatabaseQueue(path: path).write { db in try db.execute(sql: "UPDATE entry SET \(column) = \(value) WHERE position = 2") }
-            let checked = try CommandLineTests.run(["journal", "verify", "--journal", path])
+            #expect(try await CommandLineTests.run(["journal", "verify", "--journal", path]).status == 0)
+            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "UPDATE entry SET \(column) = \(value) WHERE position = 2") }
+            let checked = try await CommandLineTests.run(["journal", "verify", "--journal", path])
             #expect(checked.status == 1)
             #expect(checked.output.contains("BROKEN at entry 2: entry 2: its \(column) disagree with its envelope"), "\(column): \(checked.output)")
         }
@@ -257,12 +257,12 @@ struct SignatureEndToEndTests {
 
 extension SignatureEndToEndTests {
     @Test("The minimal Python node of PROTOCOL.md 9, written against the spec with pyzmq, protobuf and cryptography, publishes a signed mission report that OCT journals and verifies, and receives and verifies CTED's recommendation")
-    func pythonNodeFromTheSpec() throws {
+    func pythonNodeFromTheSpec() async throws {
         let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-py", role: .oct, clearance: .confidential)])
         defer { bus.shutdown() }
         try bus.startBroker()
         for node in ["oct", "cted"] { try bus.startNode(node) }
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let script = CommandLineTests.root.appendingPathComponent("Tests/python/minimal_node.py").path
         let example = try String(contentsOf: CommandLineTests.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
         // The Python node runs until its publication is acknowledged and one message arrived (at
@@ -274,10 +274,10 @@ extension SignatureEndToEndTests {
         python.standardInput = input
         python.standardOutput = output
         python.standardError = errors
-        try python.run()
+        try python.runAlone()
         input.fileHandleForWriting.write(Data(example.utf8))
         try input.fileHandleForWriting.close()
-        #expect(Wait.until(seconds: 30) { bus.broker?.status.snapshot["oct-py"]?.connected == true }, "the Python node never opened a session")
+        #expect(await Wait.until(seconds: 30) { bus.broker?.status.snapshot["oct-py"]?.connected == true }, "the Python node never opened a session")
         let recommendation = try bus.publish(SampleMessages.recommendation(), from: "cted")
         python.waitUntilExit()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -289,7 +289,7 @@ extension SignatureEndToEndTests {
         #expect((result["refused"] as? [Int])?.isEmpty == true, "\(text)")
         let published = try #require(result["published"] as? String)
         let oct = try bus.journal("oct")
-        #expect(try Wait.until { try oct.count(messageId: published) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: published) == 1 })
         let entry = try #require(try oct.entry(messageId: published))
         guard case .verified(let originator, _, _, _) = entry.signatureState(registry: bus.registry) else {
             Issue.record("the Python node's signature does not verify"); return

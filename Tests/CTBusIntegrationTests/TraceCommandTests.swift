@@ -9,10 +9,10 @@ import Testing
 
 /// `ctbus trace` on journals a real bus filled: coverage changes when OCT publishes its matrix,
 /// and a node that is not cleared for a recommendation counts OCT's reference to it as not visible.
-@Suite("Trace command", .serialized)
+@Suite("Trace command", .serialized, .busSlot)
 struct TraceCommandTests {
-    static func report(_ journal: String, _ extra: [String] = []) throws -> TraceReport {
-        let result = try CommandLineTests.run(["trace", "--journal", journal, "--format", "json"] + extra)
+    static func report(_ journal: String, _ extra: [String] = []) async throws -> TraceReport {
+        let result = try await CommandLineTests.run(["trace", "--journal", journal, "--format", "json"] + extra)
         #expect(result.status == 0, "\(result.errors)")
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -20,38 +20,38 @@ struct TraceCommandTests {
     }
 
     @Test("Coverage per Member State from a node's journal, before and after OCT's matrix; unseen references are counted")
-    func coverageOverARealBus() throws {
+    func coverageOverARealBus() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
         try bus.startBroker()
         try bus.startAllNodes()
-        #expect(bus.waitUntilConnected())
+        #expect(await bus.waitUntilConnected())
         let kenya = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
         let indonesia = try bus.publish(SampleMessages.recommendation(memberState: "IDN",
                                                                       handling: SampleMessages.handling(.confidential)), from: "cted")
         let oct = try bus.journal("oct")
         let rights = try bus.journal("wg-rights")
-        #expect(try Wait.until { try oct.count(messageId: kenya) == 1 && oct.count(messageId: indonesia) == 1 && rights.count(messageId: kenya) == 1 })
+        #expect(try await Wait.until { try oct.count(messageId: kenya) == 1 && oct.count(messageId: indonesia) == 1 && rights.count(messageId: kenya) == 1 })
 
-        var before = try Self.report(bus.journalPath("oct"))
+        var before = try await Self.report(bus.journalPath("oct"))
         #expect(before.byMemberState.map(\.name) == ["IDN", "KEN"])
         #expect(before.byMemberState.allSatisfy { $0.coverage == 0 })
 
         let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya, indonesia]), from: "oct")
-        #expect(try Wait.until { try bus.journal("wg-rights").count(messageId: matrix) == 1 })
-        before = try Self.report(bus.journalPath("oct"))
+        #expect(try await Wait.until { try bus.journal("wg-rights").count(messageId: matrix) == 1 })
+        before = try await Self.report(bus.journalPath("oct"))
         #expect(before.byMemberState.allSatisfy { $0.coverage == 1 })
 
         // wg-rights (UNCLASSIFIED) holds Kenya's recommendation and the matrix, not Indonesia's.
-        let unseen = try Self.report(bus.journalPath("wg-rights"))
+        let unseen = try await Self.report(bus.journalPath("wg-rights"))
         #expect(unseen.byMemberState.map(\.name) == ["KEN"])
         #expect(unseen.byMemberState[0].coverage == 1)
         #expect(unseen.notVisible.map(\.recommendationId) == [indonesia])
 
-        let table = try CommandLineTests.run(["trace", "--journal", bus.journalPath("wg-rights"), "--member-state", "KEN"])
+        let table = try await CommandLineTests.run(["trace", "--journal", bus.journalPath("wg-rights"), "--member-state", "KEN"])
         #expect(table.output.contains("KEN           1                1        100%"), "\(table.output)")
         #expect(table.output.split(separator: "\n").allSatisfy { $0.count <= 100 })
-        let bad = try CommandLineTests.run(["trace", "--journal", bus.journalPath("oct"), "--member-state", "Kenya"])
+        let bad = try await CommandLineTests.run(["trace", "--journal", bus.journalPath("oct"), "--member-state", "Kenya"])
         #expect(bad.status != 0 && bad.errors.contains("ISO 3166-1 alpha-3"))
     }
 }

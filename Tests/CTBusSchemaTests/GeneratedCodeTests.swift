@@ -1,3 +1,4 @@
+import CTBusTesting
 import Foundation
 import Testing
 
@@ -15,7 +16,7 @@ struct GeneratedCodeTests {
         process.currentDirectoryURL = root
         let pipe = Pipe()
         process.standardOutput = pipe
-        try process.run()
+        try process.runAlone()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: output, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
