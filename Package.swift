@@ -201,7 +201,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CTBusSchemaTests",
-            dependencies: ["CTBusSchema", "CTBusTesting", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["CTBusSchema", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -4,7 +4,8 @@ import Testing
 /// At most a few integration tests at once. Each starts a broker, nodes, their sockets, threads
 /// and store files; Swift Testing would start every suite's tests together, and on a machine of
 /// two cores some dozen buses then starve one another past the bus's 1 s session timeout (and
-/// past the open files Foundation's `Process.run` copes with: it crashed at 1,300 of them).
+/// past the open files Foundation's `Process.run` copes with: it crashed in a memcpy of
+/// descriptor numbers with 1,300 open).
 /// One more than the cores keeps them all busy while one test waits.
 struct BusSlot: SuiteTrait, TestTrait, TestScoping {
     var isRecursive: Bool { true }

@@ -43,7 +43,7 @@ struct CommandLineTests {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        try process.runAlone()
+        try process.run()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -59,7 +59,7 @@ struct CommandLineTests {
         let handle = try FileHandle(forWritingTo: log)
         process.standardError = handle
         process.standardOutput = handle
-        try process.runAlone()
+        try process.run()
         return process
     }
 
@@ -89,7 +89,7 @@ struct CommandLineTests {
             gdb.arguments = ["-p", "\(process.processIdentifier)", "-batch", "-ex", "thread apply all bt 12"]
             _ = FileManager.default.createFile(atPath: file, contents: nil)
             gdb.standardOutput = FileHandle(forWritingAtPath: file)
-            try? gdb.runAlone()
+            try? gdb.run()
             gdb.waitUntilExit()
         }
         kill(process.processIdentifier, SIGKILL)

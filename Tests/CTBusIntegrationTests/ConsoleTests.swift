@@ -194,7 +194,7 @@ struct ConsoleBrowserTests {
         // Awaited, not waited for: the console answering the browser runs on this process's task threads.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             process.terminationHandler = { _ in continuation.resume() }
-            do { try process.runAlone() } catch { continuation.resume() }
+            do { try process.run() } catch { continuation.resume() }
         }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (process.terminationStatus, text)

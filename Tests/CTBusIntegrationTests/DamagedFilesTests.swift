@@ -148,7 +148,7 @@ struct DamagedFilesTests {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
-        try process.runAlone()
+        try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(text)")

@@ -274,7 +274,7 @@ extension SignatureEndToEndTests {
         python.standardInput = input
         python.standardOutput = output
         python.standardError = errors
-        try python.runAlone()
+        try python.run()
         input.fileHandleForWriting.write(Data(example.utf8))
         try input.fileHandleForWriting.close()
         #expect(await Wait.until(seconds: 30) { bus.broker?.status.snapshot["oct-py"]?.connected == true }, "the Python node never opened a session")

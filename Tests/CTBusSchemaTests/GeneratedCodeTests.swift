@@ -1,4 +1,3 @@
-import CTBusTesting
 import Foundation
 import Testing
 
@@ -16,7 +15,7 @@ struct GeneratedCodeTests {
         process.currentDirectoryURL = root
         let pipe = Pipe()
         process.standardOutput = pipe
-        try process.runAlone()
+        try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: output, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
