@@ -140,6 +140,7 @@ public final class Broker: Service, Sendable {
         let started = opened.withLock { $0 }!
         let compactor = Compactor(store: started.store, policy: retention, interval: compactionInterval,
                                   registryNodes: { Set(shared.current.entries.map(\.profile.id)) }, logger: logger, metrics: metrics)
+        compactor.start()
         running.withLock {
             $0 = Running(context: context, zap: zap, loop: loop, compactor: compactor, lock: started.lock, store: started.store,
                          endpoint: started.endpoint)

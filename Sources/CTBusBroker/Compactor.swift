@@ -7,11 +7,14 @@ import Logging
 import Synchronization
 
 /// Applies the retention to the broker's store on its own queue, beside the broker loop (never
-/// in it): a minute after start and then every `interval`. Each pass is a series of bounded
-/// transactions, so the loop's own writes wait a few milliseconds at most between them.
+/// in it): a minute after start and then every `interval`. The schedule is a task that sleeps;
+/// the passes run on the queue, so no thread of the cooperative pool waits for SQLite. Each pass
+/// is a series of bounded transactions, so the loop's own writes wait a few milliseconds at most
+/// between them.
 final class Compactor: Sendable {
     private let store: any BrokerStorage
     private let policy: RetentionPolicy
+    private let interval: Duration
     private let registryNodes: @Sendable () -> Set<String>
     private let logger: Logger
     private let removedMessages: Counter
@@ -19,8 +22,8 @@ final class Compactor: Sendable {
     private let queue = DispatchQueue(label: "ctbus.broker.retention")
     /// Set by `stop`: a pass in progress ends after its current batch.
     private let stopping = Atomic<Bool>(false)
-    /// Dispatch sources are thread-safe; the type just is not marked Sendable.
-    nonisolated(unsafe) private let timer: any DispatchSourceTimer
+    /// The schedule, from `start` to `stop`.
+    private let schedule = Mutex<Task<Void, Never>?>(nil)
 
     init(store: any BrokerStorage, policy: RetentionPolicy, interval: TimeInterval, registryNodes: @escaping @Sendable () -> Set<String>,
          logger: Logger, metrics: any MetricsFactory) {
@@ -29,12 +32,28 @@ final class Compactor: Sendable {
                                       factory: metrics)
         self.store = store
         self.policy = policy
+        self.interval = .milliseconds(Int64(interval * 1000))
         self.registryNodes = registryNodes
         self.logger = logger
-        timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + min(60, interval), repeating: interval, leeway: .seconds(1))
-        timer.setEventHandler { [weak self] in self?.pass(now: Date()) }
-        timer.resume()
+    }
+
+    /// Starts the schedule: the first pass a minute from now (sooner when `interval` is
+    /// shorter), then one every `interval`.
+    func start() {
+        let first = min(.seconds(60), interval)
+        let task = Task { [self] in
+            var wait = first
+            while (try? await Task.sleep(for: wait)) != nil {
+                await withCheckedContinuation { done in
+                    queue.async {
+                        self.pass(now: Date())
+                        done.resume()
+                    }
+                }
+                wait = interval
+            }
+        }
+        schedule.withLock { $0 = task }
     }
 
     /// One full pass now (tests give the date: a clock advanced by years), after any pass running.
@@ -42,10 +61,10 @@ final class Compactor: Sendable {
         try queue.sync { try compact(now: now) }
     }
 
-    /// Stops the timer and waits for a pass in progress to end.
+    /// Ends the schedule and waits for a pass in progress to end.
     func stop() {
         stopping.store(true, ordering: .relaxed)
-        timer.cancel()
+        schedule.withLock { $0?.cancel() }
         queue.sync {}
     }
 

@@ -145,3 +145,21 @@ struct RetentionTests {
         }
     }
 }
+
+extension RetentionTests {
+    @Test("The broker applies the retention on its own schedule (retention.every): a report past its retention leaves the store without anyone asking, and the broker stops cleanly between passes")
+    func scheduledPasses() async throws {
+        let bus = try LocalBus(retention: .init(messages: ["MISSION_REPORT": "1s"], every: "1s"))
+        defer { bus.shutdown() }
+        let broker = try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(await bus.waitUntilConnected())
+        let report = try await Self.publishAndWait(bus, [SampleMessages.missionReport()])[0]
+        // The newest row stays (the next one links to its hash): a recommendation comes after it.
+        _ = try await Self.publishAndWait(bus, [SampleMessages.recommendation()])
+        #expect(try await Wait.until { try broker.store.audit(messageId: report) == nil && broker.store.removedByRetention() == 1 })
+        #expect(try broker.store.messageCount() == 1)
+        bus.stopBroker()
+        #expect(!broker.isRunning)
+    }
+}
