@@ -161,9 +161,7 @@ struct StoreDatabase: Sendable {
 /// with this, 4.6 ms with no checkpoint at all; every 100 ms and every second were both worse
 /// than 250 ms). A passive checkpoint never blocks a writer or a reader; once it has copied
 /// everything, the next write starts the log from the beginning again, so the log stays small.
-/// The schedule is a task that sleeps; the checkpoint itself runs on the queue, so no thread of
-/// the cooperative pool waits for the copy or the fsync.
-final class Checkpointer: Sendable {
+final class Checkpointer: @unchecked Sendable {
     /// The checkpoint connection; used and closed on `queue` only.
     private final class Connection: @unchecked Sendable {
         var database: DatabaseQueue?
@@ -172,27 +170,22 @@ final class Checkpointer: Sendable {
 
     private let queue = DispatchQueue(label: "ctbus.checkpoint")
     private let connection: Connection
-    private let schedule: Task<Void, Never>
+    private let timer: any DispatchSourceTimer
 
-    init(path: String, configuration: Configuration, interval: Duration = .milliseconds(250)) throws {
+    init(path: String, configuration: Configuration, interval: DispatchTimeInterval = .milliseconds(250)) throws {
         let connection = Connection(try DatabaseQueue(path: path, configuration: configuration))
         self.connection = connection
-        let queue = queue
-        schedule = Task {
-            while (try? await Task.sleep(for: interval, tolerance: .milliseconds(50))) != nil {
-                await withCheckedContinuation { done in
-                    queue.async {
-                        // Busy (another checkpoint runs, from another process) is fine: the next turn retries.
-                        try? connection.database?.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
-                        done.resume()
-                    }
-                }
-            }
+        timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
+        timer.setEventHandler {
+            // Busy (another checkpoint runs, from another process) is fine: the next turn retries.
+            try? connection.database?.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         }
+        timer.resume()
     }
 
     deinit {
-        schedule.cancel()
+        timer.cancel()
         // Closes the connection now, with its owner, after a checkpoint under way: the last
         // connection to a database to close copies the whole log into the database file.
         let connection = connection
