@@ -40,16 +40,20 @@ final class Compactor: Sendable {
     /// Starts the schedule: the first pass a minute from now (sooner when `interval` is
     /// shorter), then one every `interval`.
     func start() {
-        let first = min(.seconds(60), interval)
-        let task = Task { [self] in
+        let (first, interval) = (min(.seconds(60), interval), interval)
+        // The task holds the compactor (and through it the store) only while a pass runs: once
+        // `stop` returns, nothing of it keeps the store open.
+        let task = Task { [weak self] in
             var wait = first
             while (try? await Task.sleep(for: wait)) != nil {
-                await withCheckedContinuation { done in
-                    queue.async {
-                        self.pass(now: Date())
-                        done.resume()
+                let ran: Bool = await withCheckedContinuation { done in
+                    guard let compactor = self else { return done.resume(returning: false) }
+                    compactor.queue.async {
+                        compactor.pass(now: Date())
+                        done.resume(returning: true)
                     }
                 }
+                guard ran else { return }
                 wait = interval
             }
         }
