@@ -61,6 +61,16 @@ public enum Disclosures {
             case .otherFields(let path): "disclosure \(path) sets fields other than \(path)"
             }
         }
+
+        init(_ failure: RedactableField.Failure, path: String, index: UInt32) {
+            self = switch failure {
+            case .otherType: .unknownPath(path)
+            case .indexOutOfRange: .indexOutOfRange(path: path, index: index)
+            case .undecodable: .undecodableValue(path: path)
+            case .notCanonical: .notCanonical(path: path)
+            case .otherFields: .otherFields(path: path)
+            }
+        }
     }
 
     /// Splits `payload` for `paths`: the payload with those fields cleared (as `Redactor` clears
@@ -70,8 +80,8 @@ public enum Disclosures {
                              salt: () -> Data = { randomSalt() }) throws -> (payload: BusMessage.OneOf_Payload, disclosures: [Disclosure]) {
         var disclosures: [Disclosure] = []
         for path in paths.sorted() {
-            guard let field = Field.table[path] else { throw Failure.unknownPath(path) }
-            for (index, value) in try field.extract(payload) {
+            guard let field = RedactablePaths.fields[path] else { throw Failure.unknownPath(path) }
+            for (index, value) in try field.fragments(payload) {
                 disclosures.append(Disclosure(salt: salt(), path: path, index: index, value: value))
             }
         }
@@ -87,7 +97,7 @@ public enum Disclosures {
         var checked = Set<String>()
         var result = payload
         for disclosure in disclosures {
-            guard let field = Field.table[disclosure.path], field.type == payload.messageType else {
+            guard let field = RedactablePaths.fields[disclosure.path], field.type == payload.messageType else {
                 throw .unknownPath(disclosure.path)
             }
             guard restricted.contains(disclosure.path) else { throw .notRestricted(disclosure.path) }
@@ -97,7 +107,11 @@ public enum Disclosures {
             if checked.insert(disclosure.path).inserted, Redactor.redact(payload, paths: [disclosure.path]) != payload {
                 throw .notWithheld(disclosure.path)
             }
-            try field.apply(&result, disclosure)
+            do throws(RedactableField.Failure) {
+                try field.put(&result, disclosure.index, disclosure.value)
+            } catch {
+                throw Failure(error, path: disclosure.path, index: disclosure.index)
+            }
         }
         return result
     }
@@ -107,107 +121,6 @@ public enum Disclosures {
         return Data((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
-    /// How one redactable path is read out of and written back into a payload.
-    struct Field {
-        let type: MessageType
-        let extract: (BusMessage.OneOf_Payload) throws -> [(UInt32, Data)]
-        let apply: (inout BusMessage.OneOf_Payload, Disclosure) throws(Failure) -> Void
-
-        /// A top-level field of one message type: the fragment is a message of that type holding
-        /// only the field (a message-typed field only when it is set).
-        static func top<M: SwiftProtobuf.Message, T>(_ type: MessageType, _ keyPath: WritableKeyPath<M, T>,
-                                                    isSet: @escaping (M) -> Bool = { _ in true },
-                                                    get: @escaping (BusMessage.OneOf_Payload) -> M?,
-                                                    wrap: @escaping (M) -> BusMessage.OneOf_Payload) -> Field {
-            Field(type: type, extract: { payload in
-                guard let message = get(payload) else { return [] }
-                var fragment = M()
-                if isSet(message) { fragment[keyPath: keyPath] = message[keyPath: keyPath] }
-                return [(0, try fragment.serializedData())]
-            }, apply: { (payload: inout BusMessage.OneOf_Payload, disclosure: Disclosure) throws(Failure) in
-                guard var message = get(payload) else { throw .unknownPath(disclosure.path) }
-                guard disclosure.index == 0 else { throw .undecodableValue(path: disclosure.path) }
-                let fragment = try only(M.self, keyPath, isSet: isSet, of: disclosure)
-                if isSet(fragment) { message[keyPath: keyPath] = fragment[keyPath: keyPath] }
-                payload = wrap(message)
-            })
-        }
-
-        /// A field of each activity of an activity matrix: one fragment (an `Activity`) per activity.
-        static func activity<T>(_ keyPath: WritableKeyPath<ActivityMatrix.Activity, T>) -> Field {
-            Field(type: .activityMatrix, extract: { payload in
-                guard case .activityMatrix(let matrix) = payload else { return [] }
-                return try matrix.activities.enumerated().map { index, activity in
-                    var fragment = ActivityMatrix.Activity()
-                    fragment[keyPath: keyPath] = activity[keyPath: keyPath]
-                    return (UInt32(index), try fragment.serializedData())
-                }
-            }, apply: { (payload: inout BusMessage.OneOf_Payload, disclosure: Disclosure) throws(Failure) in
-                guard case .activityMatrix(var matrix) = payload else { throw .unknownPath(disclosure.path) }
-                guard Int(disclosure.index) < matrix.activities.count else {
-                    throw .indexOutOfRange(path: disclosure.path, index: disclosure.index)
-                }
-                let fragment = try only(ActivityMatrix.Activity.self, keyPath, of: disclosure)
-                matrix.activities[Int(disclosure.index)][keyPath: keyPath] = fragment[keyPath: keyPath]
-                payload = .activityMatrix(matrix)
-            })
-        }
-
-        /// The fragment of `disclosure`: the canonical encoding of a message holding the field at
-        /// `keyPath` and nothing else, so that no other value travels beside the disclosed one.
-        static func only<M: SwiftProtobuf.Message, T>(_: M.Type, _ keyPath: WritableKeyPath<M, T>, isSet: (M) -> Bool = { _ in true },
-                                                     of disclosure: Disclosure) throws(Failure) -> M {
-            let fragment: M
-            do throws(Canonical.Failure) {
-                fragment = try Canonical.decode(M.self, from: disclosure.value)
-            } catch .undecodable {
-                throw .undecodableValue(path: disclosure.path)
-            } catch {
-                throw .notCanonical(path: disclosure.path)
-            }
-            var expected = M()
-            if isSet(fragment) { expected[keyPath: keyPath] = fragment[keyPath: keyPath] }
-            guard expected.isEqualTo(message: fragment) else { throw .otherFields(path: disclosure.path) }
-            return fragment
-        }
-
-        static func recommendation<T>(_ keyPath: WritableKeyPath<CountryVisitRecommendation, T>,
-                                      isSet: @escaping (CountryVisitRecommendation) -> Bool = { _ in true }) -> Field {
-            top(.countryVisitRecommendation, keyPath, isSet: isSet, get: {
-                if case .countryVisitRecommendation(let value) = $0 { value } else { nil }
-            }, wrap: { .countryVisitRecommendation($0) })
-        }
-
-        static func report<T>(_ keyPath: WritableKeyPath<MissionReport, T>, isSet: @escaping (MissionReport) -> Bool = { _ in true }) -> Field {
-            top(.missionReport, keyPath, isSet: isSet, get: {
-                if case .missionReport(let value) = $0 { value } else { nil }
-            }, wrap: { .missionReport($0) })
-        }
-
-        /// Every path of `RedactablePaths` (a test checks the two agree). Built once and never
-        /// changed; its closures capture only key paths and hold no state.
-        nonisolated(unsafe) static let table: [String: Field] = [
-            "recommendation_text": recommendation(\.recommendationText),
-            "thematic_area": recommendation(\.thematicArea),
-            "technical_assistance_need": recommendation(\.technicalAssistanceNeed),
-            "resolutions_assessed": recommendation(\.resolutionsAssessed),
-            "priority": recommendation(\.priority),
-            "visit_dates": recommendation(\.visitDates, isSet: \.hasVisitDates),
-            "summary": report(\.summary),
-            "findings": report(\.findings),
-            "follow_up_actions": report(\.followUpActions),
-            "participating_entities": report(\.participatingEntities),
-            "dates": report(\.dates, isSet: \.hasDates),
-            "activities.budget_usd": activity(\.budgetUsd),
-            "activities.implementing_entities": activity(\.implementingEntities),
-            "activities.title": activity(\.title),
-        ]
-    }
-
-    /// The paths this module can disclose, per type (equal to `RedactablePaths`).
-    public static func paths(for type: MessageType) -> Set<String> {
-        Set(Field.table.filter { $0.value.type == type }.keys)
-    }
 }
 
 extension Data {

@@ -188,7 +188,7 @@ extension SignedPublication {
         }
         var expected: [String: Int] = [:]
         for path in restricted {
-            guard Disclosures.paths(for: envelope.type).contains(path) else {
+            guard RedactablePaths.paths(for: envelope.type).contains(path) else {
                 throw fail(.validationFailed, "a restriction path is not a redactable path of \(envelope.type.name)")
             }
             if path.hasPrefix("activities."), case .activityMatrix(let matrix) = base {

@@ -29,10 +29,21 @@ struct SignatureTests {
         return [.countryVisitRecommendation(recommendation), .missionReport(report), .activityMatrix(matrix)]
     }
 
-    @Test("Every redactable path can be disclosed, and no other")
-    func pathsAgree() {
-        for type in [MessageType.countryVisitRecommendation, .missionReport, .activityMatrix] {
-            #expect(Disclosures.paths(for: type) == RedactablePaths.paths(for: type), "\(type)")
+    @Test("Every redactable path can be withheld and disclosed again, alone; a path that is not redactable cannot")
+    func everyPath() throws {
+        for payload in try Self.samples() {
+            let paths = RedactablePaths.paths(for: payload.messageType)
+            #expect(!paths.isEmpty)
+            for path in paths {
+                let (cleared, disclosures) = try Disclosures.split(payload, paths: [path])
+                #expect(cleared != payload && cleared == Redactor.redact(payload, paths: [path]), "\(path) was not cleared")
+                #expect(!disclosures.isEmpty && disclosures.allSatisfy { $0.path == path }, "\(path)")
+                #expect(try Disclosures.apply(disclosures, to: cleared, restricted: [path]) == payload, "\(path)")
+            }
+        }
+        let recommendation = try Self.samples()[0]
+        #expect(throws: Disclosures.Failure.unknownPath("recommendation_id")) {
+            try Disclosures.split(recommendation, paths: ["recommendation_id"])
         }
     }
 
