@@ -6,21 +6,21 @@ import Synchronization
 /// json`): `ts` (UTC, milliseconds), `level`, `label`, `message`, and every metadata entry as a
 /// field of its own, with `-` in its name written `_` (`message_id`, `node`, `rule`). What the
 /// text format would write, no more: the code never puts a message body in a log line.
-public struct JSONLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
+struct JSONLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
     let label: String
 
     private static let output = Mutex(())
 
-    public init(label: String) { self.label = label }
+    init(label: String) { self.label = label }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
                     file: String, function: String, line: UInt) {
         var fields: [String: Any] = [:]
         for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { $1 }) {
