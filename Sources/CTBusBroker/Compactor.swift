@@ -47,10 +47,10 @@ final class Compactor: Sendable {
             var wait = first
             while (try? await Task.sleep(for: wait)) != nil {
                 let ran: Bool = await withCheckedContinuation { done in
-                    guard let compactor = self else { return done.resume(returning: false) }
-                    compactor.queue.async {
-                        compactor.pass(now: Date())
-                        done.resume(returning: true)
+                    guard let compactor = self, !compactor.stopping.load(ordering: .relaxed) else { return done.resume(returning: false) }
+                    compactor.queue.async { [weak compactor] in
+                        compactor?.pass(now: Date())
+                        done.resume(returning: compactor != nil)
                     }
                 }
                 guard ran else { return }

@@ -62,6 +62,7 @@ struct StoreDatabase: Sendable {
                 // The checkpointer does it in the background; see `Checkpointer`.
                 try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             }
+            try Self.refuseOtherSchema(path: path, schema: schema)
             try PrivateFiles.makeFolder(URL(fileURLWithPath: path).deletingLastPathComponent().path)
             try PrivateFiles.createFile(path)
             do {
@@ -86,6 +87,23 @@ struct StoreDatabase: Sendable {
             pool = nil
             checkpointer = nil
             reader = try Self.openReadOnly(path: path, held: held, configuration: configuration, schema: schema)
+        }
+    }
+
+    /// Refuses a file of another kind or schema version before anything opens it for writing:
+    /// opening a pool switches the file to WAL, which would alter what is refused. Other
+    /// failures are left to the open that follows, which reports them as it always has.
+    private static func refuseOtherSchema(path: String, schema: StoreSchema) throws(StoreError) {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.readonly = true
+        do {
+            _ = try openReadOnly(path: path, held: FileLock.isHeld(path), configuration: configuration, schema: schema)
+        } catch where error.kind == .schema {
+            throw error
+        } catch {
+            return
         }
     }
 

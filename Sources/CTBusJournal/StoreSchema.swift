@@ -64,8 +64,8 @@ struct StoreSchema: Sendable {
                 throw StoreError(.schema, "\(path) is a \(other.kind), not a \(kind)")
             }
             throw StoreError(.schema, found.applicationId == 0
-                ? "\(path) is not a \(kind) of this build: it was written before files carried a schema version "
-                    + "(a development build); this build reads \(kind) schema \(version) only"
+                ? "\(path) is not a \(kind) of this build: it is another SQLite file, or a CTBus file written before "
+                    + "files carried a schema version (a development build); this build reads \(kind) schema \(version) only"
                 : "\(path) is not a CTBus file (SQLite application id \(found.applicationId))")
         }
         guard found.version == version else {

@@ -11,7 +11,7 @@ public enum Wait {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while true {
             if try await condition() { return true }
-            if ContinuousClock.now >= deadline { return false }
+            if ContinuousClock.now >= deadline || Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(10))
         }
     }

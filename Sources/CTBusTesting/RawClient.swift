@@ -102,17 +102,18 @@ public final class RawClient: @unchecked Sendable {
     public func hello(keepAlive: Bool = false) throws {
         var hello = Hello()
         hello.protocolVersion = 2
-        try send(.hello(hello))
         if keepAlive, keeper == nil {
-            keeper = Thread { [weak self] in
+            let thread = Thread { [weak self] in
                 var welcomed = false
                 var lastHeartbeat = ContinuousClock.now
                 while let client = self, client.keepAlive(welcomed: &welcomed, lastHeartbeat: &lastHeartbeat) {
                     Thread.sleep(forTimeInterval: 0.005) // the I/O thread's pace: it never waits on the socket
                 }
             }
-            keeper?.start()
+            lock.withLock { keeper = thread }
+            thread.start()
         }
+        try send(.hello(hello))
     }
 
     /// One turn of the keep-alive thread: reads what came, then heartbeats when due. False once
@@ -141,6 +142,8 @@ public final class RawClient: @unchecked Sendable {
         while true {
             let next: [UInt8]? = try lock.withLock {
                 if !inbox.isEmpty { return inbox.removeFirst() }
+                // With a keep-alive thread, that thread alone reads the socket: it must see the Welcome.
+                guard keeper == nil else { return nil }
                 while let message = try socket.receive(dontWait: true) {
                     if message.frames.count == 1 { return message.frames[0] }
                 }

@@ -299,6 +299,12 @@ extension JournalCommand {
                 guard !FileLock.isHeld(path) else {
                     throw StoreError(.inUse, "a node is running on \(path); stop it first")
                 }
+                // A file of another kind or schema version is refused before anything is moved aside.
+                do throws(StoreError) {
+                    _ = try NodeJournal(path: path, access: .readOnly)
+                } catch where error.kind == .schema {
+                    throw error
+                } catch {}
                 // An intact journal is left as it is: salvaging it again changes nothing.
                 if let report = try? NodeJournal(path: path, access: .readOnly).verify(), report.isIntact {
                     print("journal \(path) verifies (\(report.entries) entries): nothing to salvage")

@@ -1,12 +1,11 @@
 import Foundation
 import Testing
 
-/// At most a few integration tests at once. Each starts a broker, nodes, their sockets, threads
-/// and store files; Swift Testing would start every suite's tests together, and on a machine of
-/// two cores some dozen buses then starve one another past the bus's 1 s session timeout (and
-/// past the open files Foundation's `Process.run` copes with: it crashed in a memcpy of
-/// descriptor numbers with 1,300 open).
-/// One more than the cores keeps them all busy while one test waits.
+/// At most cores + 1 integration tests at once: each starts a broker, nodes, their sockets,
+/// threads and store files, and Swift Testing would start every suite's tests together. Beyond a
+/// few buses per core they starve one another past the bus's 1 s session timeout, and past the
+/// open files Foundation's `Process.run` copes with (about 1,300). One more than the cores keeps
+/// the cores busy while one test waits.
 struct BusSlot: SuiteTrait, TestTrait, TestScoping {
     var isRecursive: Bool { true }
 

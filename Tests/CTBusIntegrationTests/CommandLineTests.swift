@@ -63,7 +63,6 @@ struct CommandLineTests {
         return process
     }
 
-    /// Sends SIGTERM and waits (bounded) for the process to exit; returns its status.
     /// Sends SIGTERM and waits (bounded) for the end; nil when the process had to be killed.
     static func stop(_ process: Process) async -> Int32? {
         guard process.isRunning else { return process.terminationStatus }

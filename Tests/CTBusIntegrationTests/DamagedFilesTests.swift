@@ -350,7 +350,7 @@ extension DamagedFilesTests {
 }
 
 extension DamagedFilesTests {
-    @Test("A file of another kind or schema version is refused, never altered: a store opened as a journal, a journal from a newer build, one from before schema versions; the daemon does not start and verify says which", arguments: [
+    @Test("A file of another kind or schema version is refused, never altered: a store opened as a journal, a journal from a newer build, one from before schema versions; the daemon, publish, verify and salvage each refuse it and say which", arguments: [
         "store", "newer", "unversioned",
     ])
     func otherSchemas(case name: String) async throws {
@@ -373,22 +373,25 @@ extension DamagedFilesTests {
         let expected = switch name {
         case "store": "\(path) is a broker store, not a node journal"
         case "newer": "\(path) holds node journal schema 2, newer than this build's 1: use the CTBus build that wrote it, or a newer one"
-        default: "\(path) is not a node journal of this build: it was written before files carried a schema version"
+        default: "\(path) is not a node journal of this build: it is another SQLite file, or a CTBus file written before files carried a schema version"
         }
+        let before = try Self.sha256(path)
         do {
             _ = try NodeJournal(path: path)
             Issue.record("opened")
         } catch {
             #expect(error.kind == .schema && error.description.hasPrefix(expected), "\(error)")
         }
-        let before = try Self.sha256(path)
         try bus.writeConfigurationFiles()
-        let start = try await CommandLineTests.run(["node", "--config", bus.nodeConfigurationPath("oct")])
-        #expect(start.status == 1)
-        #expect(start.errors.contains(expected), "\(start.errors)")
-        let verify = try await CommandLineTests.run(["journal", "verify", "--journal", path])
-        #expect(verify.status != 0)
-        #expect(verify.errors.contains(expected), "\(verify.errors)")
-        #expect(try Self.sha256(path) == before)
+        let config = bus.nodeConfigurationPath("oct")
+        let example = CommandLineTests.root.appendingPathComponent("Schemas/examples/mission-report.json").path
+        for command in [["node", "--config", config], ["publish", "--node-config", config, example],
+                        ["journal", "verify", "--journal", path], ["journal", "salvage", "--journal", path]] {
+            let result = try await CommandLineTests.run(command)
+            #expect(result.status != 0, "\(command)")
+            #expect(result.errors.contains(expected), "\(command): \(result.errors)")
+        }
+        #expect(try Self.sha256(path) == before, "the file was altered")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bus.folder.path).allSatisfy { !$0.contains(".damaged-") })
     }
 }
