@@ -35,11 +35,7 @@ extension NodeJournal {
             throw StoreError(.duplicate, "\(newPath) exists already; salvage writes a new journal")
         }
         // A file of another kind or schema version is not a damaged journal: it is refused.
-        do {
-            _ = try NodeJournal(path: damaged, access: .readOnly)
-        } catch where error.kind == .schema {
-            throw error
-        } catch {}
+        try refuseOtherSchema(path: damaged)
         let source = readDamaged(damaged)
         let (kept, lost) = verifiedEntries(source.rows, now: now)
         let (outboxCount, draftCount) = try write(kept, with: source, into: newPath, now: now)

@@ -16,6 +16,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         database = try StoreDatabase(path: path, schema: Self.schema, access: access)
     }
 
+    /// Throws `.schema` when the file at `path` is another kind of file or holds another schema
+    /// version; writes nothing, and leaves any other failure to whatever opens the file next.
+    public static func refuseOtherSchema(path: String) throws(StoreError) {
+        try StoreDatabase.refuseOtherSchema(path: path, schema: schema)
+    }
+
     /// The journal's schema. `entry` holds every message sent or received, in a hash chain:
     /// `envelope` the signed envelope bytes, `payload` the payload as this node holds it,
     /// `proof` the serialized Proof with the disclosures this node holds (PROTOCOL.md 7.2),

@@ -93,7 +93,7 @@ struct StoreDatabase: Sendable {
     /// Refuses a file of another kind or schema version before anything opens it for writing:
     /// opening a pool switches the file to WAL, which would alter what is refused. Other
     /// failures are left to the open that follows, which reports them as it always has.
-    private static func refuseOtherSchema(path: String, schema: StoreSchema) throws(StoreError) {
+    static func refuseOtherSchema(path: String, schema: StoreSchema) throws(StoreError) {
         guard FileManager.default.fileExists(atPath: path) else { return }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)

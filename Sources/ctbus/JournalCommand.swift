@@ -300,11 +300,7 @@ extension JournalCommand {
                     throw StoreError(.inUse, "a node is running on \(path); stop it first")
                 }
                 // A file of another kind or schema version is refused before anything is moved aside.
-                do throws(StoreError) {
-                    _ = try NodeJournal(path: path, access: .readOnly)
-                } catch where error.kind == .schema {
-                    throw error
-                } catch {}
+                try NodeJournal.refuseOtherSchema(path: path)
                 // An intact journal is left as it is: salvaging it again changes nothing.
                 if let report = try? NodeJournal(path: path, access: .readOnly).verify(), report.isIntact {
                     print("journal \(path) verifies (\(report.entries) entries): nothing to salvage")
