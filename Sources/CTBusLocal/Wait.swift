@@ -32,9 +32,7 @@ public enum Wait {
     /// suspends the task until it is done, so that it holds no thread of the cooperative pool.
     public static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result(catching: body)) }
-            thread.stackSize = 8 << 20 // as a main thread's: Foundation's default is too small for Process.run
-            thread.start()
+            Thread { continuation.resume(with: Result(catching: body)) }.start()
         }
     }
 }

@@ -14,9 +14,8 @@ public final class RawClient: @unchecked Sendable {
     private let context: ZMQContext
     private let socket: ZMQSocket
     private let lock = NSLock()
-    /// Under `lock`: set when the client closes (the keep-alive thread ends), and what that
-    /// thread read and the test has not yet.
-    private var closed = false
+    /// Under `lock`: what the keep-alive thread read and the test has not yet. That thread holds
+    /// the client only during one turn, and ends once the client is gone.
     private var inbox: [[UInt8]] = []
     private var keeper: Thread?
 
@@ -34,10 +33,7 @@ public final class RawClient: @unchecked Sendable {
     }
 
     deinit {
-        lock.withLock {
-            closed = true
-            socket.close()
-        }
+        lock.withLock { socket.close() }
         context.shutdown()
     }
 
@@ -106,7 +102,8 @@ public final class RawClient: @unchecked Sendable {
             let thread = Thread { [weak self] in
                 var welcomed = false
                 var lastHeartbeat = ContinuousClock.now
-                while let client = self, client.keepAlive(welcomed: &welcomed, lastHeartbeat: &lastHeartbeat) {
+                while let client = self {
+                    client.keepAlive(welcomed: &welcomed, lastHeartbeat: &lastHeartbeat)
                     Thread.sleep(forTimeInterval: 0.005) // the I/O thread's pace: it never waits on the socket
                 }
             }
@@ -116,11 +113,9 @@ public final class RawClient: @unchecked Sendable {
         try send(.hello(hello))
     }
 
-    /// One turn of the keep-alive thread: reads what came, then heartbeats when due. False once
-    /// the client is closed.
-    private func keepAlive(welcomed: inout Bool, lastHeartbeat: inout ContinuousClock.Instant) -> Bool {
+    /// One turn of the keep-alive thread: reads what came, then heartbeats when due.
+    private func keepAlive(welcomed: inout Bool, lastHeartbeat: inout ContinuousClock.Instant) {
         lock.withLock {
-            guard !closed else { return false }
             while let message = try? socket.receive(dontWait: true) {
                 guard message.frames.count == 1 else { continue }
                 if case .welcome? = (try? Frame(serializedBytes: message.frames[0]))?.kind { welcomed = true }
@@ -130,7 +125,6 @@ public final class RawClient: @unchecked Sendable {
                 _ = try? socket.send([[0x3A, 0x00]], dontWait: true) // Frame{heartbeat: Heartbeat{}}
                 lastHeartbeat = .now
             }
-            return true
         }
     }
 
