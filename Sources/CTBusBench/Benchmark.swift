@@ -336,9 +336,9 @@ extension Benchmark {
             try cted.publish((0..<batch).map { _ in message() })
             sent += batch
             // Keep the outbox short so this measures the broker's queue, not CTED's backlog.
-            _ = try Wait.blocking(seconds: 600) { try journal.outbox(limit: 5_000).count < 2_000 }
+            _ = try Wait.blocking(seconds: 600) { try journal.outbox.items(limit: 5_000).count < 2_000 }
         }
-        guard try Wait.blocking(seconds: 600, { try journal.outbox(limit: 1).isEmpty }) else {
+        guard try Wait.blocking(seconds: 600, { try journal.outbox.items(limit: 1).isEmpty }) else {
             throw ConfigurationError("the broker did not acknowledge every publication")
         }
         let store = try BrokerStore(path: bus.brokerConfiguration.storePath)

@@ -147,7 +147,7 @@ public struct ConsoleServer: Sendable {
                                        classification: value("classification"), direction: value("direction"), words: value("q"))
         var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
         if let words = query.words {
-            guard words.utf8.count <= 512, let search = NodeJournal.searchQuery(words) else {
+            guard words.utf8.count <= 512, let search = JournalSearch.query(words) else {
                 throw ConsoleInputError("Search for words (letters and digits), at most 512 bytes.")
             }
             filter.words = search
@@ -191,7 +191,7 @@ public struct ConsoleServer: Sendable {
 
     func messagePage(_ id: String, csrf: String) throws -> Response {
         let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id), let (entry, pending) = try journal.entryWithPendingRevocation(messageId: id), visible(entry) else {
+        guard MessageID.isUUID(id), let (entry, pending) = try journal.revocations.entryWithPending(messageId: id), visible(entry) else {
             return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
         }
         guard let message = try? entry.message() else {
@@ -215,11 +215,11 @@ public struct ConsoleServer: Sendable {
     /// and returns how many entries are still not searchable.
     func searchLag() throws -> Int64 {
         do {
-            try journal.indexForSearch(limit: 2 * SearchIndexer.batch)
+            try journal.search.index(limit: 2 * SearchIndexer.batch)
         } catch {
             refusals.log("index", .warning, "search index not updated before a search: \(error)")
         }
-        let status = try journal.searchStatus()
+        let status = try journal.search.status()
         return max(0, status.last - status.indexedThrough)
     }
 
@@ -228,7 +228,7 @@ public struct ConsoleServer: Sendable {
     func traceMessages() throws -> (messages: [Traceability.Message], classifications: [String]) {
         var messages: [Traceability.Message] = []
         var names: [String] = []
-        for entry in try journal.traceEntries() where visible(entry) {
+        for entry in try journal.search.traceEntries() where visible(entry) {
             guard let message = try? entry.message(), let payload = message.payload else { continue }
             messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
                                                  redactedPaths: entry.redactedPaths))
@@ -243,12 +243,12 @@ public struct ConsoleServer: Sendable {
     }
 
     func statusPage(csrf: String) throws -> Response {
-        let outbox = try journal.outboxCounts()
+        let outbox = try journal.outbox.counts()
         let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
-        let search = try journal.searchStatus()
+        let search = try journal.search.status()
         let facts = Pages.StatusFacts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
                                       entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
-                                      drafts: try journal.drafts().count, lastReceived: received?.recordedAt,
+                                      drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
                                       lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
                                       verify: check.last, verifying: check.isRunning)
         return page("Status", marking: nil, Pages.status(facts, csrf: csrf))
@@ -257,7 +257,7 @@ public struct ConsoleServer: Sendable {
     /// The messages in this journal that point at `id` (activity matrices answering it, mission
     /// reports and follow-ups referring to it), from the journal's reference index.
     func answering(_ id: String) throws -> [(entry: JournalEntry, relation: String)] {
-        try journal.referrers(of: id).filter { visible($0.entry) && $0.entry.messageId != id }
+        try journal.search.referrers(of: id).filter { visible($0.entry) && $0.entry.messageId != id }
             .map { ($0.entry, Pages.relationName($0.relation, reverse: true)) }
     }
 
@@ -285,13 +285,13 @@ public struct ConsoleServer: Sendable {
     /// The node's figures from its journal, into the endpoint's gauges.
     private static func refreshFigures(journal: NodeJournal, endpoint: MetricsEndpoint, problems: SharedThrottledLogger) {
         do {
-            let search = try journal.searchStatus()
-            let outbox = try journal.outboxCounts()
+            let search = try journal.search.status()
+            let outbox = try journal.outbox.counts()
             let session = try journal.session()
             endpoint.set(.nodeJournalEntries, to: Double(search.last))
             endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
             endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
-            endpoint.set(.nodeDrafts, to: Double(try journal.drafts().count))
+            endpoint.set(.nodeDrafts, to: Double(try journal.drafts.list().count))
             endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
             let open = FileLock.isHeld(journal.path) && session?.open == true
             endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))
@@ -409,7 +409,7 @@ public struct ConsoleServer: Sendable {
     }
 
     func draftsPage(csrf: String) throws -> Response {
-        let drafts = try journal.draftEnvelopes()
+        let drafts = try journal.drafts.envelopes()
         return page("Drafts", marking: Pages.marking(drafts.map(\.envelope.handling.classification.name)), Pages.drafts(drafts, csrf: csrf))
     }
 
@@ -429,7 +429,7 @@ public struct ConsoleServer: Sendable {
             logger.info("console released a draft", metadata: ["message_id": "\(id)"])
             return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
         case "discard":
-            guard try journal.discardDraft(messageId: id) else { return error(.notFound, "There is no draft \(id).") }
+            guard try journal.drafts.discard(messageId: id) else { return error(.notFound, "There is no draft \(id).") }
             logger.info("console discarded a draft", metadata: ["message_id": "\(id)"])
             return Response(status: .seeOther, headers: [.location: "/drafts"])
         default:
@@ -456,7 +456,7 @@ public struct ConsoleServer: Sendable {
         } catch let error as BusError {
             return self.error(.forbidden, "This console cannot revoke: \(error.detail).")
         }
-        try journal.queueRevocation(revocation)
+        try journal.revocations.queue(revocation)
         logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
         return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
     }

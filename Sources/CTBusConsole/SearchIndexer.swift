@@ -20,11 +20,11 @@ struct SearchIndexer: Service {
                 do {
                     var total = 0
                     while !Task.isCancelled {
-                        let indexed = try await offPool { [journal] in try journal.indexForSearch(limit: Self.batch) }
+                        let indexed = try await offPool { [journal] in try journal.search.index(limit: Self.batch) }
                         total += indexed
                         if indexed < Self.batch { break }
                         if total - reported >= 10_000 {
-                            let status = try await offPool { [journal] in try journal.searchStatus() }
+                            let status = try await offPool { [journal] in try journal.search.status() }
                             logger.info("search index: \(status.indexedThrough) of \(status.last) journal entries")
                             reported = total
                         }

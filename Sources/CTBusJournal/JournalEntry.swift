@@ -58,6 +58,17 @@ public struct OutboxItem: Sendable {
     public let proof: Data
 }
 
+extension OutboxItem: FetchableRecord {
+    /// Reads a row of `JournalOutbox.items`, whose payload column is the signed payload.
+    public init(row: Row) throws {
+        seq = try row.decode(forColumn: "seq")
+        messageId = try row.decode(forColumn: "message_id")
+        envelope = try row.decode(forColumn: "envelope")
+        payload = try row.decode(forColumn: "payload")
+        proof = try row.decode(forColumn: "proof")
+    }
+}
+
 /// Where a publication stands in the publishing node's journal.
 public enum PublicationStatus: Sendable, Equatable {
     /// In the outbox, not acknowledged yet.
@@ -92,8 +103,8 @@ public struct JournalFilter: Sendable {
     public var limit: Int?
     /// Only entries after this position.
     public var after: Int64?
-    /// Full-text search: an FTS5 query (`NodeJournal.searchQuery` makes one from a person's
-    /// words); only entries indexed so far can match (`searchStatus`).
+    /// Full-text search: an FTS5 query (`JournalSearch.query` makes one from a person's
+    /// words); only entries indexed so far can match (`JournalSearch.status`).
     public var words: String?
 
     public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,

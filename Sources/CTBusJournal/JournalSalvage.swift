@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import SwiftProtobuf
 
-/// What `NodeJournal.salvage` kept and what it could not.
+/// What `JournalSalvage.salvage` kept and what it could not.
 public struct SalvageReport: Sendable {
     public struct Lost: Sendable {
         public let position: Int64
@@ -23,7 +23,8 @@ public struct SalvageReport: Sendable {
     public let unreadableTail: String?
 }
 
-extension NodeJournal {
+/// Salvage of a damaged node journal into a new one.
+public enum JournalSalvage {
     /// Copies every entry of the journal at `damaged` that still verifies (readable, and its
     /// content matches its hash given the stored hash before it) into a new journal at
     /// `newPath`, re-linked into a fresh chain, with the outbox, pending revocations and drafts
@@ -35,7 +36,7 @@ extension NodeJournal {
             throw StoreError(.duplicate, "\(newPath) exists already; salvage writes a new journal")
         }
         // A file of another kind or schema version is not a damaged journal: it is refused.
-        try refuseOtherSchema(path: damaged)
+        try NodeJournal.refuseOtherSchema(path: damaged)
         let source = readDamaged(damaged)
         let (kept, lost) = verifiedEntries(source.rows, now: now)
         let (outboxCount, draftCount) = try write(kept, with: source, into: newPath, now: now)
@@ -90,7 +91,7 @@ extension NodeJournal {
         var lost: [SalvageReport.Lost] = []
         var previousHash: Data? = HashChain.genesis
         for (position, row) in rows {
-            guard let row, let item = try? chainRow(row) else {
+            guard let row, let item = try? JournalChain.chainRow(row) else {
                 lost.append(.init(position: position, messageId: ((try? row?.decode(String?.self, forColumn: "message_id")) ?? nil) ?? "",
                                   direction: (try? row?.decode(String?.self, forColumn: "direction")) ?? nil,
                                   reason: row == nil ? "unreadable" : "a field is missing or of the wrong type"))
@@ -131,7 +132,7 @@ extension NodeJournal {
         try journal.database.write { db in
             var previous = HashChain.genesis
             for entry in kept {
-                let hash = HashChain.link(previous: previous, fields: chainFields(
+                let hash = HashChain.link(previous: previous, fields: JournalChain.chainFields(
                     messageId: entry.messageId, direction: entry.direction, envelope: entry.envelopeBytes,
                     payload: entry.payload, redacted: entry.redacted, proof: entry.proof,
                     signedPayload: entry.signedPayload, contentKeys: entry.contentKeys))

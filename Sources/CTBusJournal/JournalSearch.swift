@@ -7,15 +7,18 @@ import SwiftProtobuf
 /// messages read both ways ("answered by"), without decoding every entry.
 ///
 /// The indexes are filled beside the journal, never in the transaction that journals a delivery:
-/// indexing there cost the broker's fan-out 14-16 % (measured). `indexForSearch` adds the
+/// indexing there cost the broker's fan-out 14-16 % (measured). `index` adds the
 /// entries written since the last call (the console runs it every second and before each
-/// search), and `searchStatus` says how far it has come, so that a page can say so. Only what
+/// search), and `status` says how far it has come, so that a page can say so. Only what
 /// the journal holds is indexed: fields withheld at a Member State's request never arrived.
-extension NodeJournal {
+public struct JournalSearch: Sendable {
+    let journal: NodeJournal
+    var database: StoreDatabase { journal.database }
+
     /// The search table: contentless (the text is in the entries already), row id = position;
     /// and every reference an entry makes (envelope references, and the recommendations an
     /// activity matrix's activities name, as ANSWERS), by target.
-    static let searchSchema = """
+    static let schema = """
         CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
         CREATE TABLE entry_reference (
             position INTEGER NOT NULL,
@@ -27,7 +30,7 @@ extension NodeJournal {
         """
 
     /// How far the index has come: entries up to `indexedThrough` are searchable, of `last`.
-    public func searchStatus() throws(StoreError) -> (indexedThrough: Int64, last: Int64) {
+    public func status() throws(StoreError) -> (indexedThrough: Int64, last: Int64) {
         try database.read { db in
             (try Self.indexedThrough(db), try Int64.fetchOne(db, sql: "SELECT max(position) FROM entry") ?? 0)
         }
@@ -41,7 +44,7 @@ extension NodeJournal {
     /// Indexes up to `limit` entries not indexed yet, in one transaction; returns how many.
     /// An entry whose message cannot be decoded is indexed by its envelope alone (verify reports it).
     @discardableResult
-    public func indexForSearch(limit: Int = 1_000) throws(StoreError) -> Int {
+    public func index(limit: Int = 1_000) throws(StoreError) -> Int {
         try database.write { db in
             let through = try Self.indexedThrough(db)
             let rows = try Row.fetchAll(db, sql: "SELECT position, type, envelope, payload FROM entry WHERE position > ? ORDER BY position LIMIT ?",
@@ -81,7 +84,7 @@ extension NodeJournal {
     /// The entries that point at `id` (see `references`), with the relation; entries the index
     /// does not hold yet are read directly, so the answer is whole even while it is filled.
     public func referrers(of id: String) throws(StoreError) -> [(entry: JournalEntry, relation: Reference.Relation)] {
-        let through = try searchStatus().indexedThrough
+        let through = try status().indexedThrough
         var found = try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail, entry_reference.relation AS relation_name FROM entry_reference
@@ -92,7 +95,7 @@ extension NodeJournal {
                 (try JournalEntry(row: row), Reference.Relation(name: try row.decode(String.self, forColumn: "relation_name")) ?? .unspecified)
             }
         }
-        for entry in try entries(matching: JournalFilter(after: through)) {
+        for entry in try journal.entries(matching: JournalFilter(after: through)) {
             let message = try? entry.message()
             if let match = Self.references(envelope: message?.envelope, payload: message?.payload).first(where: { $0.0 == id }) {
                 found.append((entry, match.1))
@@ -104,7 +107,7 @@ extension NodeJournal {
     /// The entries of `type` that reference some message (a mission report reporting on a
     /// visit, say): from the index, and read directly beyond it.
     public func entriesWithReferences(type: MessageType) throws(StoreError) -> [JournalEntry] {
-        let through = try searchStatus().indexedThrough
+        let through = try status().indexedThrough
         var found = try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
@@ -113,7 +116,7 @@ extension NodeJournal {
                 ORDER BY entry.position
                 """, arguments: [type.name, through]).map { try JournalEntry(row: $0) }
         }
-        found += try entries(matching: JournalFilter(type: type, after: through)).filter { entry in
+        found += try journal.entries(matching: JournalFilter(type: type, after: through)).filter { entry in
             !((try? entry.envelope())?.references.isEmpty ?? true)
         }
         return found
@@ -124,7 +127,7 @@ extension NodeJournal {
     /// recommendations it names, and most name none), found by type and through the reference
     /// index, never by decoding the whole journal.
     public func traceEntries() throws(StoreError) -> [JournalEntry] {
-        try entries(matching: JournalFilter(type: .countryVisitRecommendation)) + entries(matching: JournalFilter(type: .activityMatrix))
+        try journal.entries(matching: JournalFilter(type: .countryVisitRecommendation)) + journal.entries(matching: JournalFilter(type: .activityMatrix))
             + entriesWithReferences(type: .missionReport)
     }
 
@@ -153,7 +156,7 @@ extension NodeJournal {
 
     /// A person's words as an FTS5 query: each word must occur (a prefix of it, for the last
     /// one, as they type); quotes and operators are taken as text, never as query syntax.
-    public static func searchQuery(_ text: String) -> String? {
+    public static func query(_ text: String) -> String? {
         let words = text.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).prefix(16)
         guard !words.isEmpty else { return nil }
         return words.enumerated().map { index, word in

@@ -12,39 +12,8 @@ extension NodeJournal {
     public func verify() throws(StoreError) -> ChainReport {
         try database.read { db in
             ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: database.recovery, what: "entry",
-                                 schema: Self.schema, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
+                                 schema: Self.schema, decode: JournalChain.checkedChainRow, otherTables: Self.checkOtherTables)
         }
-    }
-
-    static func chainRow(_ row: Row) throws -> ChainRow {
-        let messageId = try row.decode(String.self, forColumn: "message_id")
-        return ChainRow(position: try row.decode(forColumn: "position"), messageId: messageId, fields: chainFields(
-            messageId: messageId, direction: try row.decode(forColumn: "direction"), envelope: try row.decode(forColumn: "envelope"),
-            payload: try row.decode(forColumn: "payload"), redacted: try row.decode(String?.self, forColumn: "redacted_paths") ?? "",
-            proof: try row.decode(forColumn: "proof"), signedPayload: try row.decode(forColumn: "signed_payload"),
-            contentKeys: try row.decode(forColumn: "content_keys")),
-            hash: try row.decode(forColumn: "hash"))
-    }
-
-    /// The chain's view of a whole entry row, after checking that the row reads as every command
-    /// reads it and that the columns copied from the envelope (which the chain does not cover)
-    /// still say what the envelope says.
-    static func checkedChainRow(_ row: Row) throws -> ChainRow {
-        let item = try chainRow(row)
-        let entry = try JournalEntry(row: row)
-        let envelope = try entry.envelope()
-        guard Direction(rawValue: try row.decode(forColumn: "direction")) != nil else {
-            throw StoreError(.damaged, "entry \(entry.position): its direction is neither sent nor received")
-        }
-        let disagreeing = [("message_id", envelope.messageID == entry.messageId), ("type", envelope.type.name == entry.typeName),
-                           ("subject", envelope.subject == entry.subject), ("originator", envelope.originator == entry.originator),
-                           ("classification", envelope.handling.classification.name == entry.classificationName),
-                           ("created_at", entry.createdAt.isStoredTime(of: envelope.createdAt.date))]
-            .filter { !$0.1 }.map(\.0)
-        guard disagreeing.isEmpty else {
-            throw StoreError(.damaged, "entry \(entry.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")
-        }
-        return item
     }
 
     /// Reads the outbox, revocations and drafts as the daemon and `ctbus publish` read them.
@@ -72,8 +41,8 @@ extension NodeJournal {
         let (problem, skipped) = try database.read { db in
             ChainVerifier.startCheck(db, table: "entry", what: "entry", schema: Self.schema, full: { db in
                 ChainVerifier.verify(db, sql: "SELECT * FROM entry ORDER BY position", recovery: nil, what: "entry",
-                                     schema: Self.schema, decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
-            }, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", decode: Self.chainRow)
+                                     schema: Self.schema, decode: JournalChain.checkedChainRow, otherTables: Self.checkOtherTables)
+            }, lastTwo: "SELECT * FROM entry ORDER BY position DESC LIMIT 2", decode: JournalChain.chainRow)
         }
         guard let problem else { return skipped }
         throw StoreError(.damaged, "journal \(path) is damaged: \(problem). Nothing was written to it. "

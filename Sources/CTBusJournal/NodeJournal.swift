@@ -10,10 +10,39 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public var path: String { database.path }
     let database: StoreDatabase
 
+    /// This node's publications waiting for the broker, and the broker's final refusals.
+    public var outbox: JournalOutbox { JournalOutbox(database: database) }
+    /// Messages kept here and not sent until released.
+    public var drafts: JournalDrafts { JournalDrafts(database: database) }
+    /// Revocations queued for the broker, and revoked entries.
+    public var revocations: JournalRevocations { JournalRevocations(database: database) }
+    /// The full-text index and the references between entries.
+    public var search: JournalSearch { JournalSearch(journal: self) }
+
     /// Opens (and when writable, creates) the journal at `path`. Inspection opens it
     /// `.readOnly`: nothing is written, not even a checkpoint.
     public required init(path: String, access: StoreAccess = .readWrite) throws(StoreError) {
         database = try StoreDatabase(path: path, schema: Self.schema, access: access)
+    }
+
+    /// Journals deliveries in one transaction (one fsync for the batch); returns how many were
+    /// new. Duplicates (a message id already journaled) are skipped.
+    @discardableResult
+    public func recordDeliveries(_ deliveries: [IncomingDelivery], now: Date = Date()) throws(StoreError) -> Int {
+        try database.write { db in
+            var fresh = 0
+            var previous = try JournalChain.lastHash(in: db)
+            for delivery in deliveries {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"),
+                                     arguments: [delivery.record.envelope.messageID]) == true {
+                    continue
+                }
+                try JournalChain.insert(db, direction: .received, delivery.record, sequence: delivery.sequence,
+                                redactedPaths: delivery.redactedPaths, after: &previous, now: now)
+                fresh += 1
+            }
+            return fresh
+        }
     }
 
     /// Throws `.schema` when the file at `path` is another kind of file or holds another schema
@@ -83,5 +112,5 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
-        """ + searchSchema)
+        """ + JournalSearch.schema)
 }

@@ -251,7 +251,7 @@ public final class LocalBus: Sendable {
 
     /// Queues node `id`'s signed revocation of `messageId`, as `ctbus revoke` does.
     public func revoke(_ messageId: String, from id: String, reason: String) throws {
-        try journal(id).queueRevocation(try Revocation.signed(messageId: messageId, reason: reason, by: id, with: try signingKey(of: id)))
+        try journal(id).revocations.queue(try Revocation.signed(messageId: messageId, reason: reason, by: id, with: try signingKey(of: id)))
     }
 
     /// The secret signing key of node `id`, read from its key file (as `ctbus publish` reads it).

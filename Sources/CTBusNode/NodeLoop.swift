@@ -166,7 +166,7 @@ final class NodeLoop {
             }
         case .revocationsSent(let ids, let date):
             do {
-                for id in ids { try journal.markRevocationSent(id, at: date) }
+                for id in ids { try journal.revocations.markSent(id, at: date) }
             } catch {
                 throttled.log("revocation-record", .warning, "could not record when a revocation was sent", metadata: ["error": "\(error)"])
             }
@@ -191,11 +191,11 @@ final class NodeLoop {
         switch request {
         case .readOutbox(let resend, let after, let limit):
             return .outboxRead(Result { () throws(StoreError) in
-                (resend ? try journal.outbox(limit: core.settings.outboxBatch) : [],
-                 limit > 0 ? try journal.outbox(after: after, limit: limit) : [])
+                (resend ? try journal.outbox.items(limit: core.settings.outboxBatch) : [],
+                 limit > 0 ? try journal.outbox.items(after: after, limit: limit) : [])
             })
         case .readPendingRevocations:
-            return .pendingRevocationsRead(Result { () throws(StoreError) in try journal.pendingRevocations() })
+            return .pendingRevocationsRead(Result { () throws(StoreError) in try journal.revocations.pending() })
         case .journal(let batch):
             return .journaled(journal(batch))
         case .recordRefusal(let error):
@@ -208,15 +208,15 @@ final class NodeLoop {
     private func journal(_ batch: NodeCore.Batch) -> NodeCore.JournalResult {
         var result = NodeCore.JournalResult()
         result.acknowledgements = Result { () throws(StoreError) in
-            if !batch.publishAcks.isEmpty { _ = try journal.acknowledge(batch.publishAcks) }
-            if !batch.revokeAcks.isEmpty { try journal.confirmRevocations(batch.revokeAcks) }
+            if !batch.publishAcks.isEmpty { _ = try journal.outbox.acknowledge(batch.publishAcks) }
+            if !batch.revokeAcks.isEmpty { try journal.revocations.confirm(batch.revokeAcks) }
         }
         guard batch.through != nil else { return result }
         let deliveries = batch.deliveries.compactMap(admitted)
         let revocations = batch.revocations.compactMap(checkedRevocation)
         result.deliveries = Result { () throws(StoreError) in
             let fresh = try journal.recordDeliveries(deliveries)
-            let notOriginators = revocations.isEmpty ? [] : try journal.markRevoked(revocations)
+            let notOriginators = revocations.isEmpty ? [] : try journal.revocations.markRevoked(revocations)
             for revocation in notOriginators {
                 refuse(BusError(.notPermitted, "a revocation signed by \(revocation.revokedBy), who is not the message's originator",
                                 messageId: revocation.messageID), reason: .revocationInvalid, sequence: nil)
@@ -275,7 +275,7 @@ final class NodeLoop {
     private func recordRefusal(_ error: BusError) -> String? {
         guard let id = error.messageId ?? refusedFrame(error.frameSHA256) else { return nil }
         do {
-            try journal.refuse(messageId: id, code: error.codeName, detail: error.detail)
+            try journal.outbox.refuse(messageId: id, code: error.codeName, detail: error.detail)
         } catch {
             throttled.log("refusal-not-recorded", .error, "could not record the refusal", metadata: ["error": "\(error)"])
         }
@@ -286,11 +286,11 @@ final class NodeLoop {
     private func refusedFrame(_ digest: Data?) -> String? {
         guard let digest else { return nil }
         do {
-            for item in try journal.outbox(limit: Int.max)
+            for item in try journal.outbox.items(limit: Int.max)
             where Data(SHA256.hash(data: NodeCore.publishFrame(item))) == digest {
                 return item.messageId
             }
-            for (revocation, _) in try journal.pendingRevocations() {
+            for (revocation, _) in try journal.revocations.pending() {
                 var frame = Frame()
                 frame.kind = .revoke(revocation.frame)
                 let bytes: [UInt8] = try frame.serializedBytes()

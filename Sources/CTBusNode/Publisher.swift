@@ -65,7 +65,7 @@ public enum Publisher {
                 return read!
             }())
         }
-        try journal.enqueue(records)
+        try journal.outbox.enqueue(records)
         return messages.map(\.envelope.messageID)
     }
 
@@ -101,7 +101,7 @@ public enum Publisher {
     public static func saveDraft(_ message: BusMessage, into journal: NodeJournal, clearance: Classification) throws -> String {
         try check(message, clearance: clearance)
         guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-        try journal.saveDraft(envelope: message.envelope, payload: try payload.serialized())
+        try journal.drafts.save(envelope: message.envelope, payload: try payload.serialized())
         return message.envelope.messageID
     }
 
@@ -109,7 +109,7 @@ public enum Publisher {
     /// moves it to the outbox, from where the node daemon sends it.
     public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification,
                                     signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws {
-        _ = try journal.releaseDraft(messageId: messageId) { envelope, bytes in
+        _ = try journal.drafts.release(messageId: messageId) { envelope, bytes in
             let payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: bytes)
             try MessageValidator.validate(envelope: envelope, payload: payload)
             try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)

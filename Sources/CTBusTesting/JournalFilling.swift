@@ -26,7 +26,7 @@ extension NodeJournal {
 
     /// Queues `message` in the outbox as `ctbus publish` would (signed with `key`), without the checks.
     public func enqueue(_ message: BusMessage, signedWith key: Curve25519.Signing.PrivateKey = NodeJournal.testSigningKey) throws {
-        try enqueue([try Self.record(message, signedWith: key)])
+        try outbox.enqueue([try Self.record(message, signedWith: key)])
     }
 
     /// A signed record of `message`; a sealed one is sealed to a throwaway key (the record keeps

@@ -80,7 +80,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard complete else { throw ConfigurationError("not every delivery arrived within 20 s") }
         let acknowledged = try await Wait.until(seconds: 20) {
             try published.allSatisfy { item in
-                try journals[item.from]!.publicationStatus(messageId: item.message.envelope.messageID) == .acknowledged
+                try journals[item.from]!.outbox.status(messageId: item.message.envelope.messageID) == .acknowledged
             }
         }
 

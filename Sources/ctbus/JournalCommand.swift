@@ -320,7 +320,7 @@ extension JournalCommand {
                     }
                     target = path
                 }
-                let report = try NodeJournal.salvage(from: source, into: target)
+                let report = try JournalSalvage.salvage(from: source, into: target)
                 print("salvaged \(report.kept) entries into \(target); the damaged journal is kept at \(source)")
                 print("outbox: \(report.outbox) publications to send; drafts: \(report.drafts)")
                 if let tail = report.unreadableTail { print("could not read: \(tail)") }

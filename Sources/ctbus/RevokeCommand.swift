@@ -27,7 +27,7 @@ struct RevokeCommand: ParsableCommand {
             let revocation = try Revocation.signed(messageId: MessageID.canonical(messageId), reason: reason,
                                                    by: configuration.nodeId, with: key)
             try MessageValidator.validate(revocation.frame) // the broker's bounds, checked before anything is queued
-            try NodeJournal(path: configuration.journalPath).queueRevocation(revocation)
+            try NodeJournal(path: configuration.journalPath).revocations.queue(revocation)
             print(revocation.messageID)
         }
     }

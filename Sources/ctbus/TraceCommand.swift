@@ -30,7 +30,7 @@ struct TraceCommand: ParsableCommand {
             }
             var messages: [Traceability.Message] = []
             var unreadable = 0
-            for entry in try location.open().traceEntries() {
+            for entry in try location.open().search.traceEntries() {
                 guard let message = try? entry.message(), let payload = message.payload else { unreadable += 1; continue }
                 messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
                                                      redactedPaths: entry.redactedPaths))

@@ -138,7 +138,7 @@ struct AdversarialTests {
                                            from: "cted")
         let ctedJournal = try scene.bus.journal("cted")
         #expect(try await Wait.until {
-            if case .refused(code: "NEED_TO_KNOW_REQUIRED", detail: _) = try ctedJournal.publicationStatus(messageId: strict) { return true }
+            if case .refused(code: "NEED_TO_KNOW_REQUIRED", detail: _) = try ctedJournal.outbox.status(messageId: strict) { return true }
             return false
         })
 

@@ -29,7 +29,7 @@ struct AuditTests {
         handling.memberStateRestriction = restriction
         let id = try bus.publish(SampleMessages.recommendation(handling: handling, text: marker), from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try cted.outbox.status(messageId: id) == .acknowledged })
 
         let trail = try #require(try bus.broker!.store.audit(messageId: id))
         let byNode = Dictionary(uniqueKeysWithValues: trail.entries.map { ($0.nodeId, $0) })
@@ -60,7 +60,7 @@ struct AuditTests {
         message.envelope.expiresAt = .init(date: expiry)
         let id = try bus.publish(message, from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try cted.outbox.status(messageId: id) == .acknowledged })
         #expect(await Wait.until { Date() > expiry }) // OCT comes back after the expiry
         try bus.startNode("oct")
         let sentinel = try bus.publish(SampleMessages.recommendation(), from: "cted")
@@ -82,7 +82,7 @@ struct AuditTests {
         let cted = try bus.journal("cted")
         let draft = SampleMessages.recommendation()
         let id = try Publisher.saveDraft(draft, into: cted, clearance: .strictlyConfidential)
-        #expect(try cted.drafts().map(\.messageId) == [id])
+        #expect(try cted.drafts.list().map(\.messageId) == [id])
         let sentinel = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let oct = try bus.journal("oct")
         #expect(try await Wait.until { try oct.count(messageId: sentinel) == 1 })
@@ -91,9 +91,9 @@ struct AuditTests {
 
         let key = try bus.signingKey(of: "cted")
         try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential, signingKey: key)
-        #expect(try cted.drafts().isEmpty)
+        #expect(try cted.drafts.list().isEmpty)
         #expect(try await Wait.until { try oct.count(messageId: id) == 1 })
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try cted.outbox.status(messageId: id) == .acknowledged })
         #expect(throws: StoreError.self) { try Publisher.releaseDraft(id, from: cted, clearance: .strictlyConfidential, signingKey: key) } // released once
     }
 
@@ -129,7 +129,7 @@ struct AuditTests {
         try bus.revoke(id, from: "cted", reason: "superseded by a corrected assessment")
         #expect(try await Wait.until { try oct.entry(messageId: id)?.revokedAt != nil && border.entry(messageId: id)?.revokedAt != nil })
         #expect(try oct.entry(messageId: id)?.revokeReason == "superseded by a corrected assessment")
-        #expect(try await Wait.until { try cted.entry(messageId: id)?.revokedAt != nil && cted.pendingRevocations().isEmpty })
+        #expect(try await Wait.until { try cted.entry(messageId: id)?.revokedAt != nil && cted.revocations.pending().isEmpty })
         #expect(try bus.journal("wg-rights").count(messageId: id) == 0) // never had it, gets no revocation either
         #expect(try oct.verify().isIntact) // revocation is bookkeeping outside the hash chain
         let trail = try #require(try bus.broker!.store.audit(messageId: id))

@@ -31,9 +31,9 @@ struct BackupTests {
         }
         publisher.start()
         defer { stop.withLock { $0 = true } }
-        #expect(try await Wait.until { try published.withLock { $0 }.prefix(100).allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged }
+        #expect(try await Wait.until { try published.withLock { $0 }.prefix(100).allSatisfy { try cted.outbox.status(messageId: $0) == .acknowledged }
             && published.withLock { $0.count } >= 100 })
-        let acknowledged = try published.withLock { $0 }.filter { try cted.publicationStatus(messageId: $0) == .acknowledged }
+        let acknowledged = try published.withLock { $0 }.filter { try cted.outbox.status(messageId: $0) == .acknowledged }
 
         let copy = bus.folder.appendingPathComponent("broker-backup.sqlite").path
         let store = bus.brokerConfiguration.storePath

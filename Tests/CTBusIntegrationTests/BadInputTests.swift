@@ -104,7 +104,7 @@ struct BadInputTests {
         let id = try bus.publish(matrix, from: "wg-border")
         let journal = try bus.journal("wg-border")
         #expect(try await Wait.until {
-            if case .refused(code: "NOT_PERMITTED", detail: _) = try journal.publicationStatus(messageId: id) { return true }
+            if case .refused(code: "NOT_PERMITTED", detail: _) = try journal.outbox.status(messageId: id) { return true }
             return false
         })
         #expect(bus.node("wg-border")!.errorsReceived.contains { $0.code == .notPermitted && $0.messageId == id })
@@ -112,7 +112,7 @@ struct BadInputTests {
         for node in ["oct", "cted", "wg-rights"] {
             #expect(try bus.journal(node).count(messageId: id) == 0)
         }
-        #expect(try journal.outbox().isEmpty) // refused for good: not sent again
+        #expect(try journal.outbox.items().isEmpty) // refused for good: not sent again
     }
 
     @Test("Schema-invalid publications get VALIDATION_FAILED naming the field, without the content")

@@ -107,7 +107,7 @@ struct ConsoleAPITests {
             draftSample.envelope.originator = ""
             let draft = try await client.call("post", "/api/v1/messages", "/api/v1/messages?draft=true", json: try Self.json(draftSample))
             #expect(draft.status == 201 && draft.body["status"] as? String == "draft")
-            #expect(try oct.drafts().count == 1)
+            #expect(try oct.drafts.list().count == 1)
             let duplicate = try await client.call("post", "/api/v1/messages", "/api/v1/messages", json: report)
             #expect(duplicate.status == 409 || duplicate.status == 422, "a second publication of one id")
 

@@ -113,7 +113,7 @@ struct ConsoleComposeTests {
                 #expect(error.contains(rule), "\(field): \(error)")
                 #expect(page.body.contains("value=\"MISSION-2026-KEN-07\""), "the values typed come back")
             }
-            #expect(try oct.count() == 0 && oct.drafts().isEmpty)
+            #expect(try oct.count() == 0 && oct.drafts.list().isEmpty)
 
             // A valid one: to the outbox, shown as sent, and out to the working group over the bus.
             let script = "<script>alert(1)</script> Workshop held."
@@ -122,7 +122,7 @@ struct ConsoleComposeTests {
             let location = try #require(published.headers["location"])
             let id = String(location.dropFirst("/messages/".count))
             #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the mission report reached wg-border")
-            #expect(try oct.publicationStatus(messageId: id) != nil)
+            #expect(try oct.outbox.status(messageId: id) != nil)
             let shown = try await browser.request("GET", location)
             #expect(shown.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !shown.body.contains("<script>"))
         }
@@ -153,7 +153,7 @@ struct ConsoleComposeTests {
             let bare = Browser(base) // no cookie at all
             let page = try await bare.request("POST", "/compose/mission-report", form: Self.missionReport(token))
             #expect(page.status == 403)
-            #expect(try journal.count() == 0 && journal.drafts().isEmpty)
+            #expect(try journal.count() == 0 && journal.drafts.list().isEmpty)
             // The same form, from this console with its token, goes through: the checks above refused for their reason.
             let same = try await browser.request("POST", "/compose/mission-report", form: Self.missionReport(token),
                                                  headers: ["Origin": base.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/"))])
@@ -180,7 +180,7 @@ struct ConsoleComposeTests {
                                                       form: Self.missionReport(token).filter { $0.0 != "action" } + [("action", "draft")])
                 #expect(saved.status == 303 && saved.headers["location"] == "/drafts")
             }
-            ids = try oct.drafts().map(\.messageId)
+            ids = try oct.drafts.list().map(\.messageId)
             #expect(try ids.count == 2 && oct.count() == 0)
             let list = try await browser.request("GET", "/drafts")
             for id in ids { #expect(list.body.contains("/drafts/\(id)/release") && list.body.contains("/drafts/\(id)/discard")) }
@@ -190,10 +190,10 @@ struct ConsoleComposeTests {
             #expect(try await Wait.until { try border.entry(messageId: ids[0]) != nil }, "the released draft reached wg-border")
             let discarded = try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)])
             #expect(discarded.status == 303)
-            #expect(try oct.drafts().isEmpty && oct.entry(messageId: ids[1]) == nil)
+            #expect(try oct.drafts.list().isEmpty && oct.entry(messageId: ids[1]) == nil)
             #expect(try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)]).status == 404)
 
-            #expect(try await Wait.until { try oct.publicationStatus(messageId: ids[0]) == .acknowledged })
+            #expect(try await Wait.until { try oct.outbox.status(messageId: ids[0]) == .acknowledged })
             let page = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(page.body.contains("/messages/\(ids[0])/revoke"))
             #expect(page.body.contains("<dt>Stored by the broker (UTC)</dt><dd>20"), "the publication's life shows its acknowledgement")
@@ -204,7 +204,7 @@ struct ConsoleComposeTests {
             #expect(try await Wait.until { try oct.entry(messageId: ids[0])?.revokedAt != nil }, "oct has the broker's confirmation")
             let after = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(after.body.contains("sent too early") && !after.body.contains("/revoke\""),
-                    "oct was told: \(bus.node("oct")?.errorsReceived.map(\.description) ?? []); pending: \((try? oct.pendingRevocations().count) ?? -1)")
+                    "oct was told: \(bus.node("oct")?.errorsReceived.map(\.description) ?? []); pending: \((try? oct.revocations.pending().count) ?? -1)")
             #expect(after.body.contains("confirmed by the broker"))
         }
         // A working group's console cannot revoke what CTED published (served without the

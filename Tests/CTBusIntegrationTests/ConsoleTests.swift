@@ -332,8 +332,8 @@ extension ConsoleTests {
         try await Self.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct")) { base in
             // Nobody searched yet: the console's indexer catches up by itself.
             let deadline = ContinuousClock.now + .seconds(30)
-            while try oct.searchStatus().indexedThrough < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(try oct.searchStatus().indexedThrough == 3)
+            while try oct.search.status().indexedThrough < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try oct.search.status().indexedThrough == 3)
             let port = try await Self.get(base, "/journal?q=mombasa+police")
             #expect(port.status == 200 && port.body.contains(kenya) && !port.body.contains(nigeria))
             let prefix = try await Self.get(base, "/journal?q=financ")

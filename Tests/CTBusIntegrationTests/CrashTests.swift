@@ -127,7 +127,7 @@ struct CrashTests {
             #expect(missing > 0 || received == wanted, "seed \(seed): \(node) received CTED's messages out of order")
             #expect(try journals[node]!.verify().isIntact)
         }
-        #expect(try await Wait.until(seconds: 30) { try cted.outbox().isEmpty }, "seed \(seed): CTED's outbox did not drain")
+        #expect(try await Wait.until(seconds: 30) { try cted.outbox.items().isEmpty }, "seed \(seed): CTED's outbox did not drain")
         print("crash test \(victim.rawValue): \(processes.kills) kills, \(published.count) messages, "
               + receivers.map { "\($0) \(expected[$0, default: []].count)" }.joined(separator: ", ") + " delivered, none lost")
     }

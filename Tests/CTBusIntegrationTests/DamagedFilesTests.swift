@@ -29,7 +29,7 @@ struct DamagedFilesTests {
         try journal.enqueue(sent)
         var draft = SampleMessages.recommendation()
         draft.envelope.originator = "cted"
-        try journal.saveDraft(envelope: draft.envelope, payload: try draft.payload!.serialized())
+        try journal.drafts.save(envelope: draft.envelope, payload: try draft.payload!.serialized())
         return ids
     }
 
@@ -67,9 +67,9 @@ struct DamagedFilesTests {
                     if isJournal {
                         let journal = try NodeJournal(path: copy, access: .readOnly)
                         for entry in try journal.entries() { _ = try entry.message() }
-                        _ = try journal.outbox()
-                        _ = try journal.drafts()
-                        _ = try journal.pendingRevocations()
+                        _ = try journal.outbox.items()
+                        _ = try journal.drafts.list()
+                        _ = try journal.revocations.pending()
                     } else {
                         let store = try BrokerStore(path: copy, access: .readOnly)
                         _ = try store.messageCount()

@@ -40,7 +40,7 @@ struct DeliveryTests {
                 == .verified(originator: "cted", keyId: PublicationSignature.keyId(try bus.signingKey(of: "cted").publicKey), withheld: [], sealed: false))
 
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try cted.outbox.status(messageId: id) == .acknowledged })
         #expect(try cted.entry(messageId: id)?.originator == "cted")
 
         // A publisher cannot claim another originator: the broker can no longer rewrite a signed
@@ -48,8 +48,8 @@ struct DeliveryTests {
         var claimed = SampleMessages.recommendation()
         claimed.envelope.originator = "oct"
         let claimedId = try Publisher.enqueue(claimed, into: cted, clearance: .strictlyConfidential, signingKey: try bus.signingKey(of: "cted"))
-        #expect(try await Wait.until { if case .refused = try cted.publicationStatus(messageId: claimedId) { true } else { false } })
-        guard case .refused(let code, let detail) = try cted.publicationStatus(messageId: claimedId) else { return }
+        #expect(try await Wait.until { if case .refused = try cted.outbox.status(messageId: claimedId) { true } else { false } })
+        guard case .refused(let code, let detail) = try cted.outbox.status(messageId: claimedId) else { return }
         #expect(code == "NOT_PERMITTED")
         #expect(detail.contains("publishes only as itself"))
         #expect(try oct.count(messageId: claimedId) == 0)
@@ -121,14 +121,14 @@ struct DeliveryTests {
         try bus.startNode("oct")
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try cted.publicationStatus(messageId: id) == .queued)
-        #expect(try cted.outbox().map(\.messageId) == [id])
+        #expect(try cted.outbox.status(messageId: id) == .queued)
+        #expect(try cted.outbox.items().map(\.messageId) == [id])
 
         try bus.startBroker()
         let oct = try bus.journal("oct")
         #expect(try await Wait.until { try oct.count(messageId: id) == 1 })
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: id) == .acknowledged })
-        #expect(try cted.outbox().isEmpty)
+        #expect(try await Wait.until { try cted.outbox.status(messageId: id) == .acknowledged })
+        #expect(try cted.outbox.items().isEmpty)
     }
 
     @Test("A broker restart loses nothing it acknowledged: queued messages reach the node afterwards")
@@ -139,7 +139,7 @@ struct DeliveryTests {
         try bus.startNode("cted")
         #expect(await bus.waitUntilConnected())
         let id = try bus.publish(SampleMessages.recommendation(), from: "cted")
-        #expect(try await Wait.until { try bus.journal("cted").publicationStatus(messageId: id) == .acknowledged })
+        #expect(try await Wait.until { try bus.journal("cted").outbox.status(messageId: id) == .acknowledged })
         bus.stopBroker()
 
         try bus.startBroker()
@@ -159,7 +159,7 @@ struct DeliveryTests {
         let octOnly = try bus.publish(SampleMessages.recommendation(handling: SampleMessages.handling(.confidential, releasableTo: ["oct"])),
                                       from: "cted")
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try [open, confidential, octOnly].allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
+        #expect(try await Wait.until { try [open, confidential, octOnly].allSatisfy { try cted.outbox.status(messageId: $0) == .acknowledged } })
 
         try bus.addNode(.init("wg-late", role: .workingGroup, clearance: .confidential, groups: ["compact-wg"]))
         bus.stopBroker()

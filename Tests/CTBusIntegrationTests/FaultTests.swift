@@ -126,11 +126,11 @@ struct FaultTests {
         let node = try bus.startNode("cted")
         for message in [byId, byDigest] {
             #expect(try await Wait.until {
-                if case .refused(code: "MALFORMED_FRAME", detail: _) = try journal.publicationStatus(messageId: message.envelope.messageID) { return true }
+                if case .refused(code: "MALFORMED_FRAME", detail: _) = try journal.outbox.status(messageId: message.envelope.messageID) { return true }
                 return false
             }, "\(message.envelope.subject)")
         }
-        #expect(try journal.outbox().isEmpty) // never sent again
+        #expect(try journal.outbox.items().isEmpty) // never sent again
         #expect(node.errorsReceived.filter { $0.code == .malformedFrame }.count == 2)
         let list = try await CommandLineTests.run(["journal", "list", "--journal", bus.journalPath("cted"), "--format", "json"])
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(list.output.utf8))
@@ -199,7 +199,7 @@ struct FaultTests {
         #expect(try await Wait.until(seconds: 15) { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
         let order = try oct.entries().map(\.messageId).filter { ids.contains($0) }
         #expect(order == ids) // CTED's order holds across the failures
-        #expect(try bus.journal("cted").outbox().isEmpty)
+        #expect(try bus.journal("cted").outbox.items().isEmpty)
     }
 
     /// `bytes` with the first occurrence of `needle` replaced (same length).

@@ -99,7 +99,7 @@ struct JournalIntegrityTests {
             ids.append(try bus.publish(SampleMessages.recommendation(text: "\(marker)-\(index)"), from: "cted"))
         }
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try ids.allSatisfy { try cted.publicationStatus(messageId: $0) == .acknowledged } })
+        #expect(try await Wait.until { try ids.allSatisfy { try cted.outbox.status(messageId: $0) == .acknowledged } })
         #expect(try bus.broker!.store.verify().isIntact)
         bus.stopBroker()
         bus.stopNode("cted")

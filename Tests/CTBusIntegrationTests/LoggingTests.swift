@@ -31,7 +31,7 @@ struct LoggingTests {
         let cted = try bus.journal("cted")
         #expect(try await Wait.until { try oct.count(messageId: accepted.envelope.messageID) == 1 })
         #expect(try await Wait.until {
-            if case .refused = try cted.publicationStatus(messageId: refused.envelope.messageID) { return true }
+            if case .refused = try cted.outbox.status(messageId: refused.envelope.messageID) { return true }
             return false
         })
 

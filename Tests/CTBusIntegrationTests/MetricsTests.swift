@@ -143,7 +143,7 @@ struct MetricsTests {
         #expect(await bus.waitUntilConnected())
         let sent = try bus.publish(SampleMessages.recommendation(), from: "cted")
         let oct = try bus.journal("oct")
-        #expect(try await Wait.until { try oct.count() == 1 && bus.journal("cted").publicationStatus(messageId: sent) == .acknowledged })
+        #expect(try await Wait.until { try oct.count() == 1 && bus.journal("cted").outbox.status(messageId: sent) == .acknowledged })
         let cted = Self.parse(ctedMetrics.registry.emitToString())
         #expect(Self.value(cted, "ctbus_node_publish_ack_seconds_count") == 1, "cted timed its publication's acknowledgement")
         #expect((Self.value(cted, "ctbus_node_publish_ack_seconds_sum") ?? 0) > 0)

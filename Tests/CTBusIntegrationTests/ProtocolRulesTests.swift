@@ -122,7 +122,7 @@ struct ProtocolRulesTests {
         #expect(throws: BusError(.notPermitted, report?.detail ?? "", messageId: message.envelope.messageID)) {
             try Publisher.enqueue(mine, into: try bus.journal(Self.lowCleared), clearance: .confidential, signingKey: try bus.signingKey(of: Self.lowCleared))
         }
-        #expect(try bus.journal(Self.lowCleared).outbox().isEmpty)
+        #expect(try bus.journal(Self.lowCleared).outbox.items().isEmpty)
     }
 }
 

@@ -135,7 +135,7 @@ struct RegistryReloadTests {
 
         // Revoked later: the notice goes to the nodes that hold it, not to wg-border, whose copy was withdrawn.
         let cted = try bus.journal("cted")
-        #expect(try await Wait.until { try cted.publicationStatus(messageId: confidential) == .acknowledged })
+        #expect(try await Wait.until { try cted.outbox.status(messageId: confidential) == .acknowledged })
         try bus.revoke(confidential, from: "cted", reason: "superseded")
         #expect(try await Wait.until { try broker.store.audit(messageId: confidential)?.entries.contains { $0.outcome == .revoked } == true })
         let noticed = try #require(try broker.store.audit(messageId: confidential)).entries.filter { $0.outcome == .revoked }.map(\.nodeId)

@@ -3,35 +3,36 @@ import Foundation
 import GRDB
 import SwiftProtobuf
 
-extension NodeJournal {
+/// The publications of this node waiting for the broker's acknowledgement, and the refusals it
+/// answered for good. The outbox sends the exact bytes journaled when they were signed.
+public struct JournalOutbox: Sendable {
+    let database: StoreDatabase
+
     /// Puts signed messages into the outbox (and the journal, as sent) in one transaction: all
     /// or none. Works while the node daemon and the broker are down; the daemon sends them when
     /// it can, as the exact bytes signed here.
     public func enqueue(_ records: [JournalRecord], now: Date = Date()) throws(StoreError) {
         try database.write { db in
-            var previous = try Self.lastHash(in: db)
+            var previous = try JournalChain.lastHash(in: db)
             for record in records {
                 if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"), arguments: [record.envelope.messageID]) == true {
                     throw StoreError(.duplicate, "message \(record.envelope.messageID) is already in the journal")
                 }
-                try Self.insertSent(db, record, after: &previous, now: now)
+                try JournalChain.insertSent(db, record, after: &previous, now: now)
             }
         }
     }
 
     /// Outbox entries queued after `seq` (an `OutboxItem.seq`), in the order they were queued.
     /// The outbox drives the query (CROSS JOIN keeps SQLite from scanning the whole journal).
-    public func outbox(after seq: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxItem] {
+    public func items(after seq: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxItem] {
         try database.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT o.seq, e.message_id, e.envelope, coalesce(e.signed_payload, e.payload), e.proof FROM outbox o
+            try OutboxItem.fetchAll(db.cachedStatement(sql: """
+                SELECT o.seq, e.message_id, e.envelope, coalesce(e.signed_payload, e.payload) AS payload, e.proof FROM outbox o
                 CROSS JOIN entry e ON e.message_id = o.message_id
                 WHERE o.seq > ? AND o.refused_code IS NULL
                 ORDER BY o.seq LIMIT ?
-                """), arguments: [seq, limit]).map { row in
-                try OutboxItem(seq: row.decode(atIndex: 0), messageId: row.decode(atIndex: 1), envelope: row.decode(atIndex: 2),
-                               payload: row.decode(atIndex: 3), proof: row.decode(atIndex: 4))
-            }
+                """), arguments: [seq, limit])
         }
     }
 
@@ -72,17 +73,18 @@ extension NodeJournal {
     }
 
     /// Publications in the outbox: waiting for the broker, and refused by it for good.
-    public func outboxCounts() throws(StoreError) -> (waiting: Int, refused: Int) {
+    public func counts() throws(StoreError) -> (waiting: Int, refused: Int) {
         try database.read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT count(*) FILTER (WHERE refused_code IS NULL), count(*) FILTER (WHERE refused_code IS NOT NULL) FROM outbox
+                SELECT count(*) FILTER (WHERE refused_code IS NULL) AS waiting, count(*) FILTER (WHERE refused_code IS NOT NULL) AS refused
+                FROM outbox
                 """)
-            return try (row?.decode(Int.self, atIndex: 0) ?? 0, row?.decode(Int.self, atIndex: 1) ?? 0)
+            return try (row?.decode(Int.self, forColumn: "waiting") ?? 0, row?.decode(Int.self, forColumn: "refused") ?? 0)
         }
     }
 
     /// Where a publication of this node stands: queued, acknowledged, or refused with a code.
-    public func publicationStatus(messageId: String) throws(StoreError) -> PublicationStatus? {
+    public func status(messageId: String) throws(StoreError) -> PublicationStatus? {
         try database.read { db in
             guard let entry = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = ?",
                                                arguments: [messageId, Direction.sent.rawValue]) else { return nil }

@@ -3,10 +3,13 @@ import Foundation
 import GRDB
 import SwiftProtobuf
 
-extension NodeJournal {
+/// Validated messages kept in the journal and never sent until released into the outbox.
+public struct JournalDrafts: Sendable {
+    let database: StoreDatabase
+
     /// Keeps a validated message as a draft: it stays in this journal and is never sent until
-    /// `releaseDraft` moves it to the outbox.
-    public func saveDraft(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
+    /// `release` moves it to the outbox.
+    public func save(envelope: Envelope, payload: Data, now: Date = Date()) throws(StoreError) {
         try database.write { db in
             let known = try Bool.fetchOne(db, sql: """
                 SELECT 1 FROM entry WHERE message_id = ? UNION SELECT 1 FROM draft WHERE message_id = ?
@@ -19,7 +22,7 @@ extension NodeJournal {
     }
 
     /// The drafts, oldest first: (message id, type, saved at).
-    public func drafts() throws(StoreError) -> [(messageId: String, typeName: String, savedAt: Date)] {
+    public func list() throws(StoreError) -> [(messageId: String, typeName: String, savedAt: Date)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT message_id, type, saved_at FROM draft ORDER BY saved_at").map { row in
                 try (row.decode(forColumn: "message_id"), row.decode(forColumn: "type"), Date(timeIntervalSince1970: row.decode(forColumn: "saved_at")))
@@ -28,7 +31,7 @@ extension NodeJournal {
     }
 
     /// The drafts with their envelopes, oldest first (the console lists them).
-    public func draftEnvelopes() throws(StoreError) -> [(envelope: Envelope, savedAt: Date)] {
+    public func envelopes() throws(StoreError) -> [(envelope: Envelope, savedAt: Date)] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT envelope, saved_at FROM draft ORDER BY saved_at").map { row in
                 try (Envelope(serializedBytes: row.decode(Data.self, forColumn: "envelope")),
@@ -39,16 +42,16 @@ extension NodeJournal {
 
     /// Discards a draft: it is deleted and was never sent. Returns false when there was none.
     @discardableResult
-    public func discardDraft(messageId: String) throws(StoreError) -> Bool {
+    public func discard(messageId: String) throws(StoreError) -> Bool {
         try database.write { db in
             try db.execute(sql: "DELETE FROM draft WHERE message_id = ?", arguments: [messageId])
             return db.changesCount > 0
         }
     }
 
-    /// Moves a draft into the journal and the outbox (as `enqueue` does), in one transaction.
+    /// Moves a draft into the journal and the outbox (as `JournalOutbox.enqueue` does), in one transaction.
     /// `sign` gets the draft's envelope and payload, validates them again and signs them.
-    public func releaseDraft(messageId: String, sign: (Envelope, Data) throws -> JournalRecord, now: Date = Date()) throws -> Envelope {
+    public func release(messageId: String, sign: (Envelope, Data) throws -> JournalRecord, now: Date = Date()) throws -> Envelope {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT envelope, payload FROM draft WHERE message_id = ?", arguments: [messageId]) else {
                 throw StoreError(.notFound, "no draft \(messageId) in this journal")
@@ -57,8 +60,8 @@ extension NodeJournal {
             let payload: Data = try row.decode(forColumn: "payload")
             let record = try sign(envelope, payload)
             try db.cachedStatement(sql: "DELETE FROM draft WHERE message_id = ?").execute(arguments: [messageId])
-            var previous = try Self.lastHash(in: db)
-            try Self.insertSent(db, record, after: &previous, now: now)
+            var previous = try JournalChain.lastHash(in: db)
+            try JournalChain.insertSent(db, record, after: &previous, now: now)
             return record.envelope
         }
     }

@@ -3,11 +3,15 @@ import Foundation
 import GRDB
 import SwiftProtobuf
 
-extension NodeJournal {
+/// Revocations: those this node queued for the broker, and the marks on revoked entries, each
+/// with the originator's signed statement.
+public struct JournalRevocations: Sendable {
+    let database: StoreDatabase
+
     /// Queues the revocation of a message this node published, signed by this node
     /// (`Revocation.signed`); the daemon sends it until the broker acknowledges. Throws `notFound`
     /// for a message this node did not send.
-    public func queueRevocation(_ revocation: Revocation, now: Date = Date()) throws(StoreError) {
+    public func queue(_ revocation: Revocation, now: Date = Date()) throws(StoreError) {
         let messageId = revocation.messageID
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT acknowledged_at FROM entry WHERE message_id = ? AND direction = ?",
@@ -26,22 +30,22 @@ extension NodeJournal {
 
     /// Revocations waiting for the broker, oldest first, with when each was last sent. One whose
     /// stored statement no longer decodes (a damaged file) comes unsigned, and the broker refuses it.
-    public func pendingRevocations() throws(StoreError) -> [(revocation: Revocation, lastSentAt: Date?)] {
-        try database.read { db in try Self.pendingRevocations(db, where: "") }
+    public func pending() throws(StoreError) -> [(revocation: Revocation, lastSentAt: Date?)] {
+        try database.read { db in try Self.pending(db, where: "") }
     }
 
     /// An entry and its revocation still waiting for the broker, read together: a revocation
     /// confirmed between two reads would otherwise show as neither pending nor done.
-    public func entryWithPendingRevocation(messageId: String) throws(StoreError)
+    public func entryWithPending(messageId: String) throws(StoreError)
         -> (entry: JournalEntry, pending: (revocation: Revocation, lastSentAt: Date?)?)? {
         try database.read { db in
-            guard let entry = try Self.entry(db, messageId: messageId) else { return nil }
-            return (entry, try Self.pendingRevocations(db, where: "WHERE message_id = ?", [messageId]).first)
+            guard let entry = try NodeJournal.entry(db, messageId: messageId) else { return nil }
+            return (entry, try Self.pending(db, where: "WHERE message_id = ?", [messageId]).first)
         }
     }
 
-    static func pendingRevocations(_ db: Database, where condition: String,
-                                           _ arguments: StatementArguments = []) throws -> [(revocation: Revocation, lastSentAt: Date?)] {
+    static func pending(_ db: Database, where condition: String,
+                        _ arguments: StatementArguments = []) throws -> [(revocation: Revocation, lastSentAt: Date?)] {
         try Row.fetchAll(db, sql: "SELECT message_id, reason, last_sent_at, revocation FROM revocation_outbox \(condition) ORDER BY queued_at",
                          arguments: arguments).map { row in
             var revocation = (try? Revocation(serializedBytes: try row.decode(Data.self, forColumn: "revocation"))) ?? Revocation()
@@ -51,7 +55,7 @@ extension NodeJournal {
         }
     }
 
-    public func markRevocationSent(_ messageId: String, at now: Date = Date()) throws(StoreError) {
+    public func markSent(_ messageId: String, at now: Date = Date()) throws(StoreError) {
         try database.write { db in
             try db.execute(sql: "UPDATE revocation_outbox SET last_sent_at = ? WHERE message_id = ?",
                            arguments: [now.timeIntervalSince1970, messageId])
@@ -87,7 +91,7 @@ extension NodeJournal {
 
     /// The broker acknowledged these revocations of this node's messages: mark the entries revoked
     /// as signed when they were queued.
-    public func confirmRevocations(_ messageIds: [String], now: Date = Date()) throws(StoreError) {
+    public func confirm(_ messageIds: [String], now: Date = Date()) throws(StoreError) {
         try database.write { db in
             for messageId in messageIds {
                 guard let row = try Row.fetchOne(db, sql: "SELECT reason, revocation FROM revocation_outbox WHERE message_id = ?",
