@@ -22,7 +22,7 @@ public protocol BrokerStorage: AnyObject, Sendable {
     // MARK: Publications, queues, acknowledgements
 
     func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64],
-               now: Date) throws(StoreError) -> [BrokerStore.StoreOutcome]
+               now: Date) throws(StoreError) -> [StoreOutcome]
     /// Deletes every queue entry up to each node's cumulative acknowledgement.
     func acknowledge(_ acknowledgements: [String: UInt64]) throws(StoreError)
     func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery]
@@ -33,7 +33,7 @@ public protocol BrokerStorage: AnyObject, Sendable {
                       entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int
     /// Marks a message revoked by its originator and queues the signed statement for its holders.
     func revoke(messageId: String, by originator: String, reason: String, revocation: Data,
-                now: Date) throws(StoreError) -> BrokerStore.RevokeOutcome
+                now: Date) throws(StoreError) -> RevokeOutcome
 
     // MARK: Registry audit and re-judge marks
 
@@ -71,12 +71,12 @@ extension BrokerStore: BrokerStorage {}
 /// The defaults callers use: now, no acknowledgements, no re-judge marks, the usual batch.
 extension BrokerStorage {
     public func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64] = [:]) throws(StoreError)
-        -> [BrokerStore.StoreOutcome] {
+        -> [StoreOutcome] {
         try store(publications, acknowledging: acknowledgements, now: Date())
     }
 
     public func revoke(messageId: String, by originator: String, reason: String, revocation: Data) throws(StoreError)
-        -> BrokerStore.RevokeOutcome {
+        -> RevokeOutcome {
         try revoke(messageId: messageId, by: originator, reason: reason, revocation: revocation, now: Date())
     }
 
@@ -92,4 +92,27 @@ extension BrokerStorage {
     }
 
     public func registryAudit() throws(StoreError) -> [RegistryAuditEntry] { try registryAudit(after: 0, limit: 10_000) }
+}
+
+/// What storing one publication came to.
+public enum StoreOutcome: Sendable, Equatable {
+    /// Stored now: the queue sequence each recipient got, in the order of `recipients`.
+    case stored(sequences: [UInt64])
+    /// The same message from the same originator was stored before: acknowledge again with
+    /// the recipient count of its first storing, queue nothing new (the publisher resent after
+    /// a lost acknowledgement).
+    case alreadyStored(recipientCount: Int)
+    /// The id is taken by a different message or another originator.
+    case conflict
+}
+
+/// What revoking a message came to.
+public enum RevokeOutcome: Sendable, Equatable {
+    /// Revoked now; the revocation is queued for this many nodes that received the message.
+    case revoked(recipients: Int)
+    /// It was revoked before; nothing new is queued.
+    case alreadyRevoked
+    case notFound
+    /// Only the originator may revoke.
+    case notOriginator
 }

@@ -25,6 +25,22 @@ public struct RegistryAuditEntry: Sendable, Equatable {
     public let detail: String
 }
 
+extension RegistryAuditEntry: FetchableRecord {
+    public init(row: Row) throws {
+        seq = try row.decode(forColumn: "seq")
+        let outcomeName: String = try row.decode(forColumn: "outcome")
+        guard let outcome = Outcome(rawValue: outcomeName) else {
+            throw StoreError(.damaged, "registry_audit row \(seq): unknown outcome \(outcomeName)")
+        }
+        self.outcome = outcome
+        reload = try row.decode(forColumn: "reload")
+        recordedAt = Date(timeIntervalSince1970: try row.decode(forColumn: "recorded_at"))
+        source = try row.decode(forColumn: "source")
+        nodeId = try row.decode(forColumn: "node_id")
+        detail = try row.decode(forColumn: "detail")
+    }
+}
+
 extension BrokerStore {
     /// Records a registry applied, unchanged or refused, with the node changes it made, in one
     /// transaction; `registry` (the JSON applied, public keys only) is kept with an applied one
@@ -75,25 +91,16 @@ extension BrokerStore {
     public func lastAppliedRegistry() throws(StoreError) -> Data? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT registry FROM registry_audit WHERE outcome = 'applied' AND node_id IS NULL ORDER BY seq DESC LIMIT 1")
-                .flatMap { try $0.decode(Data?.self, atIndex: 0) }
+                .flatMap { try $0.decode(Data?.self, forColumn: "registry") }
         }
     }
 
     /// The registry audit after `seq`, oldest first (at most `limit` lines).
     public func registryAudit(after seq: Int64 = 0, limit: Int = 10_000) throws(StoreError) -> [RegistryAuditEntry] {
         try database.read { db in
-            try Row.fetchAll(db, sql: """
+            try RegistryAuditEntry.fetchAll(db, sql: """
                 SELECT seq, reload, recorded_at, source, outcome, node_id, detail FROM registry_audit WHERE seq > ? ORDER BY seq LIMIT ?
-                """, arguments: [seq, limit]).map { row in
-                let outcome: String = try row.decode(atIndex: 4)
-                guard let known = RegistryAuditEntry.Outcome(rawValue: outcome) else {
-                    throw StoreError(.damaged, "registry_audit row \(try row.decode(Int64.self, atIndex: 0)): unknown outcome \(outcome)")
-                }
-                return try RegistryAuditEntry(seq: row.decode(atIndex: 0), reload: row.decode(atIndex: 1),
-                                              recordedAt: Date(timeIntervalSince1970: row.decode(atIndex: 2)),
-                                              source: row.decode(atIndex: 3), outcome: known, nodeId: row.decode(atIndex: 5),
-                                              detail: row.decode(atIndex: 6))
-            }
+                """, arguments: [seq, limit])
         }
     }
 
@@ -102,7 +109,7 @@ extension BrokerStore {
         try database.read { db in
             var marks: [String: UInt64] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT node_id, through FROM rejudge") {
-                marks[try row.decode(String.self, atIndex: 0)] = UInt64(bitPattern: try row.decode(Int64.self, atIndex: 1))
+                marks[try row.decode(String.self, forColumn: "node_id")] = UInt64(bitPattern: try row.decode(Int64.self, forColumn: "through"))
             }
             return marks
         }

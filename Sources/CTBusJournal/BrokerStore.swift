@@ -91,122 +91,17 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         );
         """)
 
-    /// What storing one publication came to.
-    public enum StoreOutcome: Sendable, Equatable {
-        /// Stored now: the queue sequence each recipient got, in the order of `recipients`.
-        case stored(sequences: [UInt64])
-        /// The same message from the same originator was stored before: acknowledge again with
-        /// the recipient count of its first storing, queue nothing new (the publisher resent after
-        /// a lost acknowledgement).
-        case alreadyStored(recipientCount: Int)
-        /// The id is taken by a different message or another originator.
-        case conflict
-    }
-
     /// Stores publications and their queue entries in one transaction: the signed bytes and proof
     /// once, and per recipient the restricted paths whose disclosures it must not get. Cumulative
     /// acknowledgements (node id: sequence) ride along in the same transaction.
     public func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64] = [:],
                       now: Date = Date()) throws(StoreError) -> [StoreOutcome] {
         try database.write { db in
-            try Self.acknowledge(acknowledgements, in: db)
-            var sequences = SequenceAllocator()
-            var previous = try Self.lastHash(in: db)
-            let outcomes = try publications.map { publication in
-                try Self.store(publication, after: &previous, sequences: &sequences, in: db, now: now)
-            }
-            try sequences.save(in: db)
+            var write = BrokerWrite(db, now: now)
+            try write.acknowledge(acknowledgements)
+            let outcomes = try publications.map { publication in try write.store(publication) }
+            try write.finish()
             return outcomes
-        }
-    }
-
-    private static func lastHash(in db: Database) throws -> Data {
-        try Data.fetchOne(db.cachedStatement(sql: "SELECT hash FROM message ORDER BY rowid DESC LIMIT 1")) ?? HashChain.genesis
-    }
-
-    private static func store(_ publication: Publication, after previous: inout Data, sequences: inout SequenceAllocator,
-                              in db: Database, now: Date) throws -> StoreOutcome {
-        if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT originator, envelope, payload, recipient_count, proof FROM message WHERE message_id = ?
-            """), arguments: [publication.messageId]) {
-            let same = try row.decode(String.self, atIndex: 0) == publication.originator && row.decode(Data.self, atIndex: 1) == publication.envelope
-                && row.decode(Data.self, atIndex: 2) == publication.payload && row.decode(Data.self, atIndex: 4) == publication.proof
-            guard same else {
-                // Counted in the message's audit trail: a client bug or an attack (never the body).
-                try record([AuditEntry(nodeId: publication.originator, outcome: .conflict, rule: .conflictingDuplicate,
-                                       reason: "published a different message under this id; refused")],
-                           of: publication.messageId, in: db, now: now)
-                return .conflict
-            }
-            return .alreadyStored(recipientCount: try row.decode(atIndex: 3))
-        }
-        let hash = HashChain.link(previous: previous, fields: chainFields(
-            messageId: publication.messageId, originator: publication.originator,
-            envelope: publication.envelope, payload: publication.payload, proof: publication.proof))
-        try db.cachedStatement(sql: """
-            INSERT INTO message (message_id, originator, type, classification, received_at, envelope, payload, hash, expires_at,
-                                 recipient_count, proof)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [publication.messageId, publication.originator, publication.typeName,
-                             publication.classificationName, now.timeIntervalSince1970,
-                             publication.envelope, publication.payload, hash, publication.expiresAt?.timeIntervalSince1970,
-                             publication.recipients.count, publication.proof])
-        previous = hash
-        let queued = try publication.recipients.map { recipient in
-            try queue(publication.messageId, for: recipient, sequences: &sequences, in: db)
-        }
-        try record(publication.audit, of: publication.messageId, in: db, now: now)
-        return .stored(sequences: queued)
-    }
-
-    /// Queue sequences handed out in one transaction: each node's last one is read once and
-    /// written once, not per message.
-    private struct SequenceAllocator {
-        private var last: [String: Int64] = [:]
-
-        mutating func next(for nodeId: String, in db: Database) throws -> Int64 {
-            let current = try last[nodeId]
-                ?? Int64.fetchOne(db.cachedStatement(sql: "SELECT last_sequence FROM recipient WHERE node_id = ?"), arguments: [nodeId])
-                ?? 0
-            last[nodeId] = current + 1
-            return current + 1
-        }
-
-        func save(in db: Database) throws {
-            for (nodeId, sequence) in last {
-                try db.cachedStatement(sql: """
-                    INSERT INTO recipient (node_id, last_sequence) VALUES (?, ?)
-                    ON CONFLICT (node_id) DO UPDATE SET last_sequence = excluded.last_sequence
-                    """).execute(arguments: [nodeId, sequence])
-            }
-        }
-    }
-
-    /// Appends a queue entry with the recipient's next sequence number, and returns the number.
-    private static func queue(_ messageId: String, for recipient: Publication.Recipient, revocationReason: String? = nil,
-                              sequences: inout SequenceAllocator, in db: Database) throws -> UInt64 {
-        let sequence = try sequences.next(for: recipient.nodeId, in: db)
-        try db.cachedStatement(sql: """
-            INSERT INTO delivery (node_id, sequence, message_id, redacted_payload, redacted_paths, revocation_reason)
-            VALUES (?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [recipient.nodeId, sequence, messageId, nil,
-                             recipient.redactedPaths.isEmpty ? nil : recipient.redactedPaths.joined(separator: ","),
-                             revocationReason])
-        return UInt64(sequence)
-    }
-
-    /// Appends audit lines, up to 256 rows in one statement (far below SQLite's limit on
-    /// parameters).
-    private static func record(_ entries: [AuditEntry], of messageId: String, in db: Database, now: Date) throws {
-        for start in stride(from: 0, to: entries.count, by: 256) {
-            let chunk = entries[start..<min(entries.count, start + 256)]
-            let rows = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
-            var arguments = StatementArguments()
-            for entry in chunk {
-                arguments += [messageId, entry.nodeId, entry.outcome.rawValue, entry.rule?.rawValue, entry.reason, now.timeIntervalSince1970]
-            }
-            try db.cachedStatement(sql: "INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES \(rows)")
-                .execute(arguments: arguments)
         }
     }
 
@@ -216,21 +111,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
         try database.read { db in
             guard let message = try Row.fetchOne(db, sql: "SELECT originator, type, classification, received_at FROM message WHERE message_id = ?",
                                                  arguments: [messageId]) else { return nil }
-            let entries = try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId]).map { row in
-                let outcomeName: String = try row.decode(forColumn: "outcome")
-                let ruleName: String? = try row.decode(forColumn: "rule")
-                guard let outcome = AuditEntry.Outcome(rawValue: outcomeName) else {
-                    throw StoreError(.damaged, "an audit line of \(messageId) has an outcome this version does not know")
-                }
-                let rule = try ruleName.map { name throws(StoreError) in
-                    guard let rule = AuditRule(rawValue: name) else {
-                        throw StoreError(.damaged, "an audit line of \(messageId) names a rule this version does not know")
-                    }
-                    return rule
-                }
-                return try AuditEntry(nodeId: row.decode(forColumn: "node_id"), outcome: outcome, rule: rule, reason: row.decode(forColumn: "reason"),
-                                      recordedAt: Date(timeIntervalSince1970: row.decode(forColumn: "recorded_at")))
-            }
+            let entries = try AuditEntry.fetchAll(db, sql: "SELECT * FROM audit WHERE message_id = ? ORDER BY rowid", arguments: [messageId])
             return try AuditTrail(messageId: messageId, originator: message.decode(forColumn: "originator"),
                                   typeName: message.decode(forColumn: "type"), classificationName: message.decode(forColumn: "classification"),
                                   storedAt: Date(timeIntervalSince1970: message.decode(forColumn: "received_at")), entries: entries)
@@ -244,7 +125,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                              entitle: (_ envelope: Data, _ payload: Data) -> Publication.Recipient?) throws(StoreError) -> Int {
         try database.write { db in
             var queued = 0
-            var sequences = SequenceAllocator()
+            var write = BrokerWrite(db, now: Date())
             // What is queued for the node already, read once by its key: a NOT EXISTS per message
             // searched the node's whole queue for each one (quadratic: a node away for 20,000
             // messages took minutes to say Hello).
@@ -255,25 +136,19 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                 SELECT message_id, envelope, payload FROM message WHERE revoked_at IS NULL ORDER BY rowid
                 """))
             while let row = try rows.next() {
-                let messageId: String = try row.decode(atIndex: 0)
+                let messageId: String = try row.decode(forColumn: "message_id")
                 guard !alreadyQueued.contains(messageId),
-                      let recipient = entitle(try row.decode(atIndex: 1), try row.decode(atIndex: 2)), recipient.nodeId == nodeId else { continue }
-                _ = try Self.queue(messageId, for: recipient, sequences: &sequences, in: db)
+                      let recipient = entitle(try row.decode(forColumn: "envelope"), try row.decode(forColumn: "payload")), recipient.nodeId == nodeId else { continue }
+                _ = try write.queue(messageId, for: recipient)
                 let outcome: AuditEntry.Outcome = recipient.redactedPaths.isEmpty ? .delivered : .redacted
-                try Self.record([AuditEntry(nodeId: nodeId, outcome: outcome,
-                                            rule: recipient.redactedPaths.isEmpty ? nil : .policy(.memberStateRestriction),
-                                            reason: "backlog of a late joiner")],
-                                of: messageId, in: db, now: Date())
+                try write.record([AuditEntry(nodeId: nodeId, outcome: outcome,
+                                             rule: recipient.redactedPaths.isEmpty ? nil : .policy(.memberStateRestriction),
+                                             reason: "backlog of a late joiner")], of: messageId)
                 queued += 1
             }
-            try sequences.save(in: db)
+            try write.finish()
             return queued
         }
-    }
-
-    /// What a message's link covers: the signed bytes as published, and who published them.
-    private static func chainFields(messageId: String, originator: String, envelope: Data, payload: Data, proof: Data) -> [Data] {
-        [Data(messageId.utf8), Data(originator.utf8), envelope, payload, proof]
     }
 
     /// Said when opening found that the last write had been torn by a crash (and dropped).
@@ -282,80 +157,7 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Checks the whole store: SQLite's integrity check, then the hash chain of stored
     /// messages, reporting the first broken link. Never crashes on a damaged file.
     public func verify() throws(StoreError) -> ChainReport {
-        try database.read { db in Self.verify(db, recovery: database.recovery) }
-    }
-
-    static func verify(_ db: Database, recovery: String?) -> ChainReport {
-        var report = ChainVerifier.verify(
-            db, sql: "SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, m.type, m.classification, "
-                + "m.received_at, m.expires_at, m.revoked_at, m.revoke_reason, l.previous_hash, m.proof "
-                + "FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid",
-            recovery: recovery, what: "message", schema: Self.schema,
-            decode: Self.checkedChainRow, otherTables: Self.checkOtherTables)
-        report.removedByRetention = (try? Self.removedTotal(in: db)) ?? 0
-        return report
-    }
-
-    static func chainRow(_ row: Row) throws -> ChainRow {
-        let messageId = try row.decode(String.self, atIndex: 1)
-        let linksTo = try row.decode(Data?.self, forColumn: "previous_hash")
-        return ChainRow(position: try row.decode(atIndex: 0), messageId: messageId, fields: chainFields(
-            messageId: messageId, originator: try row.decode(atIndex: 2), envelope: try row.decode(atIndex: 3),
-            payload: try row.decode(atIndex: 4), proof: try row.decode(forColumn: "proof")),
-            hash: try row.decode(atIndex: 5), linksTo: linksTo)
-    }
-
-    /// The chain's view of a message row, after reading the rest of the row as the broker does
-    /// and checking that the columns copied from the envelope (type, classification, expiry:
-    /// `audit` shows and retention reads them) still say what the hashed envelope says.
-    static func checkedChainRow(_ row: Row) throws -> ChainRow {
-        let (type, classification, _, expiresAt, _, _) = try (row.decode(String.self, atIndex: 6), row.decode(String.self, atIndex: 7),
-                                                             row.decode(Double.self, atIndex: 8), row.decode(Double?.self, atIndex: 9),
-                                                             row.decode(Double?.self, atIndex: 10), row.decode(String?.self, atIndex: 11))
-        let item = try chainRow(row)
-        if let envelope = try? Envelope(serializedBytes: try row.decode(Data.self, atIndex: 3)) {
-            let expiry = envelope.hasExpiresAt ? envelope.expiresAt.date : nil
-            let disagreeing = [("type", type == envelope.type.name),
-                               ("classification", classification == envelope.handling.classification.name),
-                               ("expires_at", expiry.map { expected in expiresAt.map { Date(timeIntervalSince1970: $0).isStoredTime(of: expected) } ?? false } ?? (expiresAt == nil))]
-                .filter { !$0.1 }.map(\.0)
-            guard disagreeing.isEmpty else {
-                throw StoreError(.damaged, "message \(item.position): its \(disagreeing.joined(separator: ", ")) disagree with its envelope")
-            }
-        }
-        return item
-    }
-
-    /// Reads the delivery queues, the audit trail and the sequence counters as the broker and
-    /// `ctbus audit` read them.
-    static func checkOtherTables(_ db: Database) -> [String] {
-        [
-            ChainVerifier.unreadable("delivery queue", sql: "SELECT * FROM delivery", in: db) { row in
-                _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "sequence"),
-                         row.decode(String.self, forColumn: "message_id"), row.decode(Data?.self, forColumn: "redacted_payload"),
-                         row.decode(String?.self, forColumn: "redacted_paths"), row.decode(String?.self, forColumn: "revocation_reason"))
-            },
-            ChainVerifier.unreadable("audit trail", sql: "SELECT * FROM audit", in: db) { row in
-                _ = try (row.decode(String.self, forColumn: "message_id"), row.decode(String.self, forColumn: "node_id"),
-                         row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "rule"),
-                         row.decode(String.self, forColumn: "reason"), row.decode(Double.self, forColumn: "recorded_at"))
-            },
-            ChainVerifier.unreadable("sequence counters", sql: "SELECT * FROM recipient", in: db) { row in
-                _ = try (row.decode(String.self, forColumn: "node_id"), row.decode(Int64.self, forColumn: "last_sequence"))
-            },
-            ChainVerifier.unreadable("registry audit", sql: "SELECT * FROM registry_audit", in: db) { row in
-                _ = try (row.decode(Int64.self, forColumn: "seq"), row.decode(Int64.self, forColumn: "reload"),
-                         row.decode(Double.self, forColumn: "recorded_at"), row.decode(String.self, forColumn: "source"),
-                         row.decode(String.self, forColumn: "outcome"), row.decode(String?.self, forColumn: "node_id"),
-                         row.decode(String.self, forColumn: "detail"), row.decode(Data?.self, forColumn: "registry"))
-            },
-            ChainVerifier.unreadable("chain links", sql: "SELECT * FROM chain_link", in: db) { row in
-                _ = try (row.decode(Int64.self, forColumn: "position"), row.decode(Data.self, forColumn: "previous_hash"))
-            },
-            ChainVerifier.unreadable("retention total", sql: "SELECT * FROM retention_total", in: db) { row in
-                _ = try row.decode(Int.self, forColumn: "removed")
-            },
-        ].compactMap { $0 }
+        try database.read { db in BrokerChain.verify(db, recovery: database.recovery) }
     }
 
     /// What the broker checks before it writes to its store (`ChainVerifier.startProblem`).
@@ -363,10 +165,8 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     public func checkAtStart() throws(StoreError) -> String? {
         let (problem, skipped) = try database.read { db in
             ChainVerifier.startCheck(db, table: "message", what: "message", schema: Self.schema,
-                                     full: { db in Self.verify(db, recovery: nil) }, lastTwo: """
-                SELECT m.rowid, m.message_id, m.originator, m.envelope, m.payload, m.hash, l.previous_hash, m.proof
-                FROM message m LEFT JOIN chain_link l ON l.position = m.rowid ORDER BY m.rowid DESC LIMIT 2
-                """, decode: Self.chainRow)
+                                     full: { db in BrokerChain.verify(db, recovery: nil) }, lastTwo: BrokerChain.lastTwo,
+                                     decode: BrokerChain.chainRow)
         }
         guard let problem else { return skipped }
         throw StoreError(.damaged, "broker store \(path) is damaged: \(problem). Nothing was written to it. "
@@ -377,19 +177,12 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// Queue entries of `nodeId` after `sequence`, in order, at most `limit`.
     public func pendingDeliveries(for nodeId: String, after sequence: UInt64, limit: Int) throws(StoreError) -> [QueuedDelivery] {
         try database.read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload), d.redacted_paths,
+            try QueuedDelivery.fetchAll(db.cachedStatement(sql: """
+                SELECT d.sequence, d.message_id, m.envelope, coalesce(d.redacted_payload, m.payload) AS payload, d.redacted_paths,
                        d.revocation_reason, m.originator, m.expires_at, m.proof, m.revocation
                 FROM delivery d JOIN message m ON m.message_id = d.message_id
                 WHERE d.node_id = ? AND d.sequence > ? ORDER BY d.sequence LIMIT ?
-                """), arguments: [nodeId, Int64(bitPattern: sequence), limit]).map { row in
-                try QueuedDelivery(sequence: UInt64(bitPattern: row.decode(atIndex: 0)), messageId: row.decode(atIndex: 1),
-                                   envelope: row.decode(atIndex: 2), payload: row.decode(atIndex: 3),
-                                   redactedPaths: row.decode(String?.self, atIndex: 4)?.split(separator: ",").map(String.init) ?? [],
-                                   revocationReason: row.decode(atIndex: 5), originator: row.decode(atIndex: 6),
-                                   expiresAt: row.decode(Double?.self, atIndex: 7).map(Date.init(timeIntervalSince1970:)),
-                                   proof: row.decode(atIndex: 8), revocation: row.decode(atIndex: 9))
-            }
+                """), arguments: [nodeId, Int64(bitPattern: sequence), limit])
         }
     }
 
@@ -402,17 +195,6 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                            arguments: [nodeId, Int64(bitPattern: sequence)])
             return db.changesCount
         }
-    }
-
-    /// What revoking a message came to.
-    public enum RevokeOutcome: Sendable, Equatable {
-        /// Revoked now; the revocation is queued for this many nodes that received the message.
-        case revoked(recipients: Int)
-        /// It was revoked before; nothing new is queued.
-        case alreadyRevoked
-        case notFound
-        /// Only the originator may revoke.
-        case notOriginator
     }
 
     /// Revokes a message on behalf of `originator`: marks it, keeps `revocation` (its signed
@@ -435,14 +217,13 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
                                   AND b.outcome = 'refused' AND b.rowid > a.rowid)
                 GROUP BY node_id ORDER BY node_id
                 """, arguments: [messageId])
-            var sequences = SequenceAllocator()
+            var write = BrokerWrite(db, now: now)
             for node in recipients {
-                _ = try Self.queue(messageId, for: Publication.Recipient(nodeId: node), revocationReason: reason,
-                                   sequences: &sequences, in: db)
+                _ = try write.queue(messageId, for: Publication.Recipient(nodeId: node), revocationReason: reason)
             }
-            try sequences.save(in: db)
-            try Self.record(recipients.map { AuditEntry(nodeId: $0, outcome: .revoked, rule: nil, reason: "revoked by \(originator): \(reason)") },
-                            of: messageId, in: db, now: now)
+            try write.record(recipients.map { AuditEntry(nodeId: $0, outcome: .revoked, rule: nil, reason: "revoked by \(originator): \(reason)") },
+                             of: messageId)
+            try write.finish()
             return .revoked(recipients: recipients.count)
         }
     }
@@ -451,20 +232,13 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     public func discard(nodeId: String, sequence: UInt64, messageId: String, audit: AuditEntry) throws(StoreError) {
         try database.write { db in
             try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?").execute(arguments: [nodeId, Int64(bitPattern: sequence)])
-            try Self.record([audit], of: messageId, in: db, now: Date())
+            try BrokerWrite(db, now: Date()).record([audit], of: messageId)
         }
     }
 
     /// Records cumulative acknowledgements of several nodes in one transaction.
     public func acknowledge(_ acknowledgements: [String: UInt64]) throws(StoreError) {
-        try database.write { db in try Self.acknowledge(acknowledgements, in: db) }
-    }
-
-    private static func acknowledge(_ acknowledgements: [String: UInt64], in db: Database) throws {
-        for (nodeId, sequence) in acknowledgements {
-            try db.cachedStatement(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence <= ?")
-                .execute(arguments: [nodeId, Int64(bitPattern: sequence)])
-        }
+        try database.write { db in try BrokerWrite(db, now: Date()).acknowledge(acknowledgements) }
     }
 
     /// How many deliveries wait for `nodeId`.
@@ -494,6 +268,25 @@ public final class BrokerStore: CheckedStoreFile, Sendable {
     /// How many publications the store holds.
     public func messageCount() throws(StoreError) -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM message") ?? 0 }
+    }
+
+    /// One bounded retention pass (`BrokerRetention`); call again while the report is not empty.
+    public func compact(policy: RetentionPolicy, registryNodes: Set<String>, now: Date = Date(),
+                        batch: Int = 500) throws(StoreError) -> CompactionReport {
+        try BrokerRetention(database: database).compact(policy: policy, registryNodes: registryNodes, now: now, batch: batch)
+    }
+
+    /// The file's pages: all of them, and those free for reuse (SQLite reuses freed pages before
+    /// it grows the file).
+    public func pageFigures() throws(StoreError) -> (pages: Int, free: Int) {
+        try database.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+    }
+
+    /// How many messages retention removed, in all (`messageCount` says how many are held).
+    public func removedByRetention() throws(StoreError) -> Int {
+        try database.read { db in try BrokerRetention.removedTotal(in: db) }
     }
 }
 
@@ -559,6 +352,22 @@ public struct QueuedDelivery: Sendable {
     public let revocation: Data?
 }
 
+extension QueuedDelivery: FetchableRecord {
+    /// Reads a row of `BrokerStore.pendingDeliveries`, whose payload column is this node's copy.
+    public init(row: Row) throws {
+        sequence = UInt64(bitPattern: try row.decode(Int64.self, forColumn: "sequence"))
+        messageId = try row.decode(forColumn: "message_id")
+        envelope = try row.decode(forColumn: "envelope")
+        payload = try row.decode(forColumn: "payload")
+        redactedPaths = try row.decode(String?.self, forColumn: "redacted_paths")?.split(separator: ",").map(String.init) ?? []
+        revocationReason = try row.decode(forColumn: "revocation_reason")
+        originator = try row.decode(forColumn: "originator")
+        expiresAt = try row.decode(Double?.self, forColumn: "expires_at").map(Date.init(timeIntervalSince1970:))
+        proof = try row.decode(forColumn: "proof")
+        revocation = try row.decode(forColumn: "revocation")
+    }
+}
+
 /// One line of a message's audit trail.
 public struct AuditEntry: Sendable, Equatable {
     public enum Outcome: String, Sendable {
@@ -586,6 +395,25 @@ public struct AuditEntry: Sendable, Equatable {
         self.rule = rule
         self.reason = reason
         self.recordedAt = recordedAt
+    }
+}
+
+extension AuditEntry: FetchableRecord {
+    /// Reads a row of the `audit` table; an outcome or rule this build does not know is damage.
+    public init(row: Row) throws {
+        let messageId: String = try row.decode(forColumn: "message_id")
+        let outcomeName: String = try row.decode(forColumn: "outcome")
+        guard let outcome = Outcome(rawValue: outcomeName) else {
+            throw StoreError(.damaged, "an audit line of \(messageId) has an outcome this version does not know")
+        }
+        let rule = try row.decode(String?.self, forColumn: "rule").map { name throws(StoreError) in
+            guard let rule = AuditRule(rawValue: name) else {
+                throw StoreError(.damaged, "an audit line of \(messageId) names a rule this version does not know")
+            }
+            return rule
+        }
+        self.init(nodeId: try row.decode(forColumn: "node_id"), outcome: outcome, rule: rule, reason: try row.decode(forColumn: "reason"),
+                  recordedAt: Date(timeIntervalSince1970: try row.decode(forColumn: "recorded_at")))
     }
 }
 

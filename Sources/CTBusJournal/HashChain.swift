@@ -96,7 +96,7 @@ enum ChainVerifier {
                 do {
                     item = try decode(row)
                 } catch {
-                    let position = (try? row.decode(Int64?.self, atIndex: 0)) ?? nil
+                    let position = (try? row.decode(Int64?.self, forColumn: "position")) ?? nil
                     // A row that reads but whose columns disagree with its hashed bytes says which.
                     let named = (error as? StoreError).flatMap { $0.kind == .damaged ? $0.description : nil }
                     return broken(position ?? lastPosition + 1, "",

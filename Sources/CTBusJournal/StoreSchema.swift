@@ -30,8 +30,8 @@ struct StoreSchema: Sendable {
 
     /// The definitions of the tables and indexes in `db`, one line each, in order.
     static func definitions(in db: Database) throws -> [String] {
-        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name").map { row in
-            try [String](arrayLiteral: row.decode(atIndex: 0), row.decode(atIndex: 1), row.decode(atIndex: 2), row.decode(atIndex: 3))
+        try Row.fetchAll(db, sql: "SELECT type, name, tbl_name, coalesce(sql, '') AS sql FROM sqlite_master ORDER BY type, name").map { row in
+            try ["type", "name", "tbl_name", "sql"].map { column in try row.decode(String.self, forColumn: column) }
                 .joined(separator: " | ")
         }
     }

@@ -25,7 +25,7 @@ public final class FullDiskStore: BrokerStorage {
     public var recovery: String? { store.recovery }
 
     public func store(_ publications: [Publication], acknowledging acknowledgements: [String: UInt64],
-                      now: Date) throws(StoreError) -> [BrokerStore.StoreOutcome] {
+                      now: Date) throws(StoreError) -> [StoreOutcome] {
         try write { () throws(StoreError) in try store.store(publications, acknowledging: acknowledgements, now: now) }
     }
 
@@ -47,7 +47,7 @@ public final class FullDiskStore: BrokerStorage {
     }
 
     public func revoke(messageId: String, by originator: String, reason: String, revocation: Data,
-                       now: Date) throws(StoreError) -> BrokerStore.RevokeOutcome {
+                       now: Date) throws(StoreError) -> RevokeOutcome {
         try write { () throws(StoreError) in
             try store.revoke(messageId: messageId, by: originator, reason: reason, revocation: revocation, now: now)
         }

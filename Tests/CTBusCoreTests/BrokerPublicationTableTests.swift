@@ -104,8 +104,8 @@ struct BrokerPublicationTableTests {
     }
 
     @Test("5.3: an identical resend is acknowledged with the count of its first storing; a different message under a stored id is CONFLICTING_DUPLICATE",
-          arguments: [(BrokerStore.StoreOutcome.alreadyStored(recipientCount: 4), "PublishAck"), (.conflict, "ErrorReport")])
-    func idempotency(outcome storeOutcome: BrokerStore.StoreOutcome, answer: String) throws {
+          arguments: [(StoreOutcome.alreadyStored(recipientCount: 4), "PublishAck"), (.conflict, "ErrorReport")])
+    func idempotency(outcome storeOutcome: StoreOutcome, answer: String) throws {
         var scene = try BrokerScene()
         scene.open("cted", on: Self.cted)
         _ = scene.receive(try Self.publish(), from: "cted", on: Self.cted)
@@ -136,9 +136,9 @@ struct BrokerPublicationTableTests {
     }
 
     @Test("5.5: each outcome of a revocation has its answer",
-          arguments: [(BrokerStore.RevokeOutcome.revoked(recipients: 3), "RevokeAck 3"), (.alreadyRevoked, "RevokeAck 0"),
+          arguments: [(RevokeOutcome.revoked(recipients: 3), "RevokeAck 3"), (.alreadyRevoked, "RevokeAck 0"),
                       (.notFound, "VALIDATION_FAILED"), (.notOriginator, "NOT_PERMITTED")])
-    func revocationOutcomes(outcome: BrokerStore.RevokeOutcome, answer: String) throws {
+    func revocationOutcomes(outcome: RevokeOutcome, answer: String) throws {
         var scene = try BrokerScene()
         scene.open("cted", on: Self.cted)
         scene.store.revokeOutcome = outcome

@@ -93,7 +93,7 @@ struct BrokerScene {
         var failStore = false
         var failDiscard = false
         var backlog = 0
-        var revokeOutcome: BrokerStore.RevokeOutcome = .revoked(recipients: 1)
+        var revokeOutcome: RevokeOutcome = .revoked(recipients: 1)
         var marks: [String: UInt64] = [:]
     }
 

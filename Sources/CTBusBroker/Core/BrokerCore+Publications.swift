@@ -55,8 +55,8 @@ extension BrokerCore {
     /// The store's answer to a batch of publications: PublishAck each stored one (only now that
     /// the transaction committed), send fresh deliveries straight from memory, then the rest.
     mutating func stored(_ accepted: [(PendingPublish, Publication)], acknowledged: [String: UInt64],
-                         _ result: Result<[BrokerStore.StoreOutcome], StoreError>, at now: Moment, _ step: inout Step) {
-        let outcomes: [BrokerStore.StoreOutcome]
+                         _ result: Result<[StoreOutcome], StoreError>, at now: Moment, _ step: inout Step) {
+        let outcomes: [StoreOutcome]
         switch result {
         case .success(let stored):
             outcomes = stored
@@ -167,7 +167,7 @@ extension BrokerCore {
         step.request = .revoke(messageId: id, by: pending.nodeId, reason: pending.revoke.reason, statement: encoded)
     }
 
-    mutating func revoked(_ pending: PendingRevoke, _ result: Result<BrokerStore.RevokeOutcome, StoreError>, _ step: inout Step) {
+    mutating func revoked(_ pending: PendingRevoke, _ result: Result<RevokeOutcome, StoreError>, _ step: inout Step) {
         let id = pending.revoke.messageID
         let nodeId = pending.nodeId
         switch result {

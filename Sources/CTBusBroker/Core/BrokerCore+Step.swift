@@ -74,12 +74,12 @@ extension BrokerCore {
     }
 
     enum Completion {
-        case stored(Result<[BrokerStore.StoreOutcome], StoreError>)
+        case stored(Result<[StoreOutcome], StoreError>)
         case acknowledgementsRecorded(Result<Void, StoreError>)
         case backlogQueued(Result<Int, StoreError>)
         case queueRead(Result<[QueuedDelivery], StoreError>)
         case discarded([Result<Void, StoreError>])
-        case revoked(Result<BrokerStore.RevokeOutcome, StoreError>)
+        case revoked(Result<RevokeOutcome, StoreError>)
         case rejudgeCleared(Result<Void, StoreError>)
         case registryRecorded(Result<Void, StoreError>)
         case rejudgeMarksRead(Result<[String: UInt64], StoreError>)

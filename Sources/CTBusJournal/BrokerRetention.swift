@@ -42,14 +42,18 @@ public struct CompactionReport: Sendable, Equatable {
 /// chain of what remains still verifies: the next row's entry in `chain_link` records the hash it
 /// links to. The newest row stays (the next publication links to its hash) until a newer one
 /// arrives.
-extension BrokerStore {
+/// Retention in a broker store: messages past their type's retention once nothing of them is
+/// queued (the chain stays verifiable through `chain_link`), and the queues of nodes removed from
+/// the registry long enough ago.
+struct BrokerRetention {
+    let database: StoreDatabase
+
     /// One bounded pass (at most `batch` rows of each kind, one transaction each, so the broker's
     /// own writes wait milliseconds at most); call again while the report is not empty.
     /// `registryNodes`: the node ids of the registry in force; a node with queue entries that is
     /// not among them was removed, and its entries go once the registry audit shows it removed
     /// longer ago than `policy.removedNodeQueues`.
-    public func compact(policy: RetentionPolicy, registryNodes: Set<String>, now: Date = Date(),
-                        batch: Int = 500) throws(StoreError) -> CompactionReport {
+    func compact(policy: RetentionPolicy, registryNodes: Set<String>, now: Date, batch: Int) throws(StoreError) -> CompactionReport {
         var report = CompactionReport()
         report.queueEntriesDropped = try dropRemovedNodeQueues(policy: policy, registryNodes: registryNodes, now: now, batch: batch)
         report.messagesRemoved = try removeExpired(policy: policy, now: now, batch: batch)
@@ -65,16 +69,16 @@ extension BrokerStore {
                 guard let last = try Row.fetchOne(db, sql: """
                     SELECT outcome, recorded_at FROM registry_audit WHERE node_id = ? AND outcome IN ('added', 'removed')
                     ORDER BY seq DESC LIMIT 1
-                    """, arguments: [node]), try last.decode(String.self, atIndex: 0) == "removed" else { continue }
-                let removedAt = try last.decode(Double.self, atIndex: 1)
+                    """, arguments: [node]), try last.decode(String.self, forColumn: "outcome") == "removed" else { continue }
+                let removedAt = try last.decode(Double.self, forColumn: "recorded_at")
                 guard removedAt + policy.removedNodeQueues <= now.timeIntervalSince1970 else { continue }
                 let entries = try Row.fetchAll(db, sql: "SELECT sequence, message_id FROM delivery WHERE node_id = ? ORDER BY sequence LIMIT ?",
                                                arguments: [node, batch - dropped])
                 let removed = Date(timeIntervalSince1970: removedAt).formatted(.iso8601)
                 for entry in entries {
-                    let messageId: String = try entry.decode(atIndex: 1)
+                    let messageId: String = try entry.decode(forColumn: "message_id")
                     try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?",
-                                   arguments: [node, try entry.decode(Int64.self, atIndex: 0)])
+                                   arguments: [node, try entry.decode(Int64.self, forColumn: "sequence")])
                     try db.execute(sql: """
                         INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
                         """, arguments: [messageId, node, AuditEntry.Outcome.refused.rawValue, AuditRule.nodeRemoved.rawValue,
@@ -97,12 +101,12 @@ extension BrokerStore {
             for (type, keep) in policy.messages.sorted(by: { $0.key < $1.key }) {
                 guard let keep, due.count < batch else { continue }
                 for row in try Row.fetchAll(db, sql: """
-                    SELECT rowid, message_id, hash FROM message m
+                    SELECT rowid AS position, message_id, hash FROM message m
                     WHERE type = ? AND received_at <= ? AND rowid < ?
                       AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message_id = m.message_id)
                     ORDER BY rowid LIMIT ?
                     """, arguments: [type, now.timeIntervalSince1970 - keep, newest, batch - due.count]) {
-                    due.append((try row.decode(atIndex: 0), try row.decode(atIndex: 1), try row.decode(atIndex: 2)))
+                    due.append((try row.decode(forColumn: "position"), try row.decode(forColumn: "message_id"), try row.decode(forColumn: "hash")))
                 }
             }
             // In row order, so that each row's successor is found after the rows before it went.
@@ -127,18 +131,5 @@ extension BrokerStore {
     /// How many messages retention removed, in all.
     static func removedTotal(in db: Database) throws -> Int {
         try Int.fetchOne(db, sql: "SELECT removed FROM retention_total WHERE id = 1") ?? 0
-    }
-
-    /// The file's pages: all of them, and those free for reuse (SQLite reuses freed pages before
-    /// it grows the file).
-    public func pageFigures() throws(StoreError) -> (pages: Int, free: Int) {
-        try database.read { db in
-            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
-        }
-    }
-
-    /// How many messages retention removed, in all (`messageCount` says how many are held).
-    public func removedByRetention() throws(StoreError) -> Int {
-        try database.read { db in try Self.removedTotal(in: db) }
     }
 }
