@@ -68,9 +68,9 @@ extension BrokerLoop {
                 changes.append(RegistryChange(nodeId: node, kind: .removed, details: ["has a queue but is not in the registry"]))
             }
             if previous == nil || !changes.isEmpty {
-                try store.recordRegistry(source: "start", outcome: .applied, detail: BrokerCore.summary(registry, changes),
-                                         registry: try registry.json(), changes: changes.map(BrokerCore.auditLine),
-                                         rejudge: BrokerCore.rejudged(changes))
+                try store.recordRegistry(source: "start", outcome: .applied, detail: BrokerDecisions.summary(registry, changes),
+                                         registry: try registry.json(), changes: changes.map(BrokerDecisions.auditLine),
+                                         rejudge: BrokerDecisions.rejudged(changes))
             }
             return try store.rejudgeMarks()
         } catch {

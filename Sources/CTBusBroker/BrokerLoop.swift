@@ -190,7 +190,7 @@ final class BrokerLoop {
         case .queueBacklog(let node, let date):
             return .backlogQueued(Result { () throws(StoreError) in
                 try store.queueBacklog(for: node.id) { envelope, payload in
-                    BrokerCore.backlogRecipient(envelope: envelope, payload: payload, for: node, at: date)
+                    BrokerDecisions.backlogRecipient(envelope: envelope, payload: payload, for: node, at: date)
                 }
             })
         case .readQueue(let node, let after, let limit):

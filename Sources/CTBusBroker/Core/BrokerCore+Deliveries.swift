@@ -10,16 +10,13 @@ import SwiftProtobuf
 extension BrokerCore {
     /// Asks for the node's next queued deliveries, as many as its credit allows.
     mutating func pump(_ nodeId: String, _ step: inout Step) {
-        guard let session = sessions[nodeId] else { return }
-        let room = limits.deliveryWindow - session.inFlight.count
-        guard room > 0 else { return }
-        awaiting = .queue(node: nodeId, after: session.sentThrough)
-        step.request = .readQueue(node: nodeId, after: session.sentThrough, limit: room)
+        guard let (after, limit) = sessions.room(for: nodeId, window: limits.deliveryWindow) else { return }
+        awaiting = .queue(node: nodeId, after: after)
+        step.request = .readQueue(node: nodeId, after: after, limit: limit)
     }
 
-    /// Sends what a queue read brought, in sequence order. An expired message leaves the queue
-    /// unsent; one the node is no longer entitled to (judged again after a registry change) is
-    /// withdrawn, and nothing after it goes until the store has recorded the withdrawal.
+    /// Sends what a queue read brought as its `DeliveryPlan` says, then asks the store to remove
+    /// what leaves the queue unsent.
     mutating func queueRead(_ nodeId: String, after: UInt64, _ result: Result<[QueuedDelivery], StoreError>, at now: Moment,
                             _ step: inout Step) {
         let batch: [QueuedDelivery]
@@ -31,38 +28,17 @@ extension BrokerCore {
         }
         // The session may have ended (its connection gone) since the read was asked for.
         guard sessions[nodeId]?.sentThrough == after else { return }
-        var removals: [Removal] = []
-        for delivery in batch {
-            if delivery.revocationReason != nil {
-                deliver(Self.revocationFrame(delivery), sequence: delivery.sequence, to: nodeId, &step)
-                continue
+        let plan = DeliveryPlan(batch, for: nodeId, rejudgeThrough: rejudgeThrough[nodeId],
+                                profile: registry.entry(id: nodeId)?.profile, at: now.date)
+        for item in plan.items {
+            switch item {
+            case .send(let sequence, let frame): deliver(frame, sequence: sequence, to: nodeId, &step)
+            case .skip(let sequence): sessions.skipped(through: sequence, for: nodeId)
             }
-            if let expiry = delivery.expiresAt, expiry <= now.date {
-                // Expired while queued: not delivered any more, and it leaves the queue.
-                removals.append(Removal(sequence: delivery.sequence, messageId: delivery.messageId, why: .expired,
-                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: .policy(.expired),
-                                                          reason: "expired before the node came to take it", recordedAt: now.date)))
-                sessions[nodeId]?.sentThrough = delivery.sequence
-                continue
-            }
-            if let mark = rejudgeThrough[nodeId], delivery.sequence <= mark,
-               let (rule, reason) = Self.withdrawal(delivery, for: registry.entry(id: nodeId)?.profile, at: now.date) {
-                removals.append(Removal(sequence: delivery.sequence, messageId: delivery.messageId, why: .withdrawn(rule),
-                                        audit: AuditEntry(nodeId: nodeId, outcome: .refused, rule: .policy(rule),
-                                                          reason: "withdrawn before delivery after a registry change: \(reason)",
-                                                          recordedAt: now.date)))
-                break
-            }
-            // The stored envelope bytes go out as they are: no decoding on the hot path (the proof
-            // is decoded only for a copy under a partial restriction, to leave disclosures out).
-            let frame = FrameBytes.deliver(sequence: delivery.sequence, envelope: delivery.envelope, payload: delivery.payload,
-                                           redactedPaths: delivery.redactedPaths,
-                                           proof: Self.proof(delivery.proof, withholding: delivery.redactedPaths))
-            deliver(frame, sequence: delivery.sequence, to: nodeId, &step)
         }
-        guard !removals.isEmpty else { return }
-        awaiting = .discard(node: nodeId, removals)
-        step.request = .discard(node: nodeId, removals)
+        guard !plan.removals.isEmpty else { return }
+        awaiting = .discard(node: nodeId, plan.removals)
+        step.request = .discard(node: nodeId, plan.removals)
     }
 
     /// What the store made of the removals. An expired delivery stays skipped even when its
@@ -83,7 +59,7 @@ extension BrokerCore {
                          ["node": "\(nodeId)", "error": "\(error)"], throttle: "withdraw-failed:\(nodeId)")
                 goOn = false // always the last removal: nothing after it was read
             case (.withdrawn(let rule), .success):
-                sessions[nodeId]?.sentThrough = removal.sequence
+                sessions.skipped(through: removal.sequence, for: nodeId)
                 step.count(.policyRefusal(node: nodeId, rule: rule))
                 step.log(.notice, "queued delivery withdrawn after a registry change",
                          ["node": "\(nodeId)", "message-id": "\(removal.messageId)", "rule": "\(rule.rawValue)"])
@@ -95,36 +71,7 @@ extension BrokerCore {
 
     /// Sends one Deliver frame and counts it against the node's credit.
     mutating func deliver(_ frame: [UInt8], sequence: UInt64, to nodeId: String, _ step: inout Step) {
-        // Changed in place: a copy of the session would copy its in-flight list at every delivery.
-        guard let index = sessions.index(forKey: nodeId) else { return }
-        sessions.values[index].sentThrough = sequence
-        sessions.values[index].inFlight.append(sequence)
-        let session = sessions.values[index]
-        step.effects.append(.deliver(frame, to: session.connection, node: nodeId, sequence: sequence, inFlight: session.inFlight.count))
-    }
-
-    /// A queued revocation: the signed statement as stored. One that no longer decodes (a damaged
-    /// store) goes out naming the message unsigned, and nodes refuse it.
-    static func revocationFrame(_ delivery: QueuedDelivery) -> [UInt8] {
-        var revocation = delivery.revocation.flatMap { try? Revocation(serializedBytes: $0) } ?? Revocation()
-        if revocation.messageID.isEmpty {
-            revocation.messageID = delivery.messageId
-            revocation.reason = delivery.revocationReason ?? ""
-            revocation.revokedBy = delivery.originator
-        }
-        var deliver = Deliver()
-        deliver.sequence = delivery.sequence
-        deliver.revocation = revocation
-        var frame = Frame()
-        frame.kind = .deliver(deliver)
-        return (try? frame.serializedBytes()) ?? []
-    }
-
-    /// The proof a recipient gets: the stored one, without the disclosures of `paths` (the
-    /// restricted fields this node may not see). Signature and digests stay as signed.
-    static func proof(_ stored: Data, withholding paths: [String]) -> Data {
-        guard !paths.isEmpty else { return stored }
-        guard let proof = try? Proof(serializedBytes: stored) else { return Data() } // a recipient refuses it: nothing leaks
-        return (try? proof.withholding(paths).serializedData()) ?? Data()
+        guard let (connection, inFlight) = sessions.sent(sequence, to: nodeId) else { return }
+        step.effects.append(.deliver(frame, to: connection, node: nodeId, sequence: sequence, inFlight: inFlight))
     }
 }

@@ -17,7 +17,9 @@ extension BrokerCore {
             return nil
         }
         do throws(BusError) {
-            return (pending, try admit(pending, at: now))
+            let publication = try BrokerDecisions.publication(pending.publish, size: pending.frame.count, from: pending.nodeId,
+                                                              registry: registry, maxMessageBytes: limits.maxMessageBytes, at: now.date)
+            return (pending, publication)
         } catch {
             var error = error
             if error.messageId == nil, error.frameSHA256 == nil {
@@ -32,26 +34,6 @@ extension BrokerCore {
         }
     }
 
-    /// Checks one publication (5.2) and decides its recipients and audit lines.
-    private func admit(_ pending: PendingPublish, at now: Moment) throws(BusError) -> Publication {
-        guard let publisher = registry.entry(id: pending.nodeId)?.profile else {
-            throw BusError(.notAuthenticated, "node \(pending.nodeId) is not in the registry", messageId: Admission.messageId(of: pending.publish))
-        }
-        let admitted = try Admission.admit(pending.publish, size: pending.frame.count, from: publisher,
-                                           signingKey: registry.signingKey(of: publisher.id),
-                                           previousKey: registry.previousSigningKey(of:keyId:), among: registry.profiles,
-                                           maxMessageBytes: limits.maxMessageBytes, at: now.date)
-        let (recipients, audit) = Self.recipients(of: admitted.decisions, at: now.date)
-        let proof: Data
-        do {
-            proof = try admitted.signed.proof.serializedData()
-        } catch {
-            throw BusError(.internal, "could not store the proof", messageId: admitted.envelope.messageID)
-        }
-        return Publication(envelope: admitted.envelope, signedEnvelope: admitted.signed.signedEnvelope, payload: admitted.signed.payload,
-                           proof: proof, recipients: recipients, audit: audit)
-    }
-
     /// The store's answer to a batch of publications: PublishAck each stored one (only now that
     /// the transaction committed), send fresh deliveries straight from memory, then the rest.
     mutating func stored(_ accepted: [(PendingPublish, Publication)], acknowledged: [String: UInt64],
@@ -60,7 +42,7 @@ extension BrokerCore {
         switch result {
         case .success(let stored):
             outcomes = stored
-            acknowledgementsWritten(acknowledged)
+            acknowledgements.written(acknowledged)
         case .failure(let error):
             storeFailed(accepted, error, &step)
             scheduleAfterBatch(behind: [])
@@ -70,7 +52,7 @@ extension BrokerCore {
         for ((pending, publication), outcome) in zip(accepted, outcomes) {
             switch outcome {
             case .stored(let sequences):
-                step.send(.publishAck(Self.publishAck(publication, recipients: publication.recipients.count)), to: pending.connection)
+                step.send(.publishAck(BrokerFrames.publishAck(publication, recipients: publication.recipients.count)), to: pending.connection)
                 step.count(.accepted)
                 for entry in publication.audit where entry.outcome == .refused {
                     if case .policy(let rule)? = entry.rule { step.count(.policyRefusal(node: entry.nodeId, rule: rule)) }
@@ -86,7 +68,7 @@ extension BrokerCore {
                 }
             case .alreadyStored(let count):
                 // As first stored, whatever the policy says today.
-                step.send(.publishAck(Self.publishAck(publication, recipients: count)), to: pending.connection)
+                step.send(.publishAck(BrokerFrames.publishAck(publication, recipients: count)), to: pending.connection)
             case .conflict:
                 step.count(.refused(.conflictingDuplicate))
                 // A client bug or an attack: the operator must see it (never the body).
@@ -100,14 +82,6 @@ extension BrokerCore {
         scheduleAfterBatch(behind: behind)
     }
 
-    private static func publishAck(_ publication: Publication, recipients: Int) -> PublishAck {
-        var ack = PublishAck()
-        ack.messageID = publication.messageId
-        ack.originator = publication.originator
-        ack.recipientCount = UInt32(recipients)
-        return ack
-    }
-
     /// Nothing of the batch is stored: every publication is answered INTERNAL and its session is
     /// held, not ended. The publisher backs off, says Hello and resends its outbox from the oldest
     /// entry, so a later publication can never be stored before this one; deliveries go on.
@@ -117,7 +91,7 @@ extension BrokerCore {
         for (pending, publication) in accepted {
             step.send(error: BusError(.internal, "the broker could not store the publication; retry later", messageId: publication.messageId),
                       to: pending.connection)
-            sessions[pending.nodeId]?.held = true
+            sessions.hold(pending.nodeId)
         }
     }
 
@@ -135,12 +109,11 @@ extension BrokerCore {
     /// connected node with credit left. Otherwise (returns false) a queue read sends it.
     private mutating func deliverFresh(_ publication: Publication, to recipient: Publication.Recipient, sequence: UInt64,
                                        at now: Moment, _ step: inout Step) -> Bool {
-        guard let session = sessions[recipient.nodeId], session.sentThrough == sequence - 1,
-              session.inFlight.count < limits.deliveryWindow,
+        guard sessions.isNext(sequence, for: recipient.nodeId, window: limits.deliveryWindow),
               publication.expiresAt.map({ $0 > now.date }) ?? true else { return false }
         let frame = FrameBytes.deliver(sequence: sequence, envelope: publication.envelope, payload: publication.payload,
                                        redactedPaths: recipient.redactedPaths,
-                                       proof: Self.proof(publication.proof, withholding: recipient.redactedPaths))
+                                       proof: BrokerFrames.proof(publication.proof, withholding: recipient.redactedPaths))
         deliver(frame, sequence: sequence, to: recipient.nodeId, &step)
         return true
     }
@@ -184,7 +157,7 @@ extension BrokerCore {
             }
             step.send(.revokeAck(ack), to: pending.connection)
             // The revocation notices just queued go out within each node's credit.
-            agenda.insert(contentsOf: sessions.keys.sorted().map(Work.pump), at: 0)
+            agenda.insert(contentsOf: sessions.nodes.map(Work.pump), at: 0)
         case .success(.notFound):
             step.send(error: BusError(.validationFailed, "revoke.message_id names no message in the broker's store", messageId: id),
                       to: pending.connection)

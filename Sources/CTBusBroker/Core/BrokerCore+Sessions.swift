@@ -21,15 +21,15 @@ extension BrokerCore {
             return
         }
         let nodeId = entry.profile.id
-        if superseded[nodeId]?.contains(connection) == true {
+        if sessions.isSuperseded(connection, for: nodeId) {
             step.log(.warning, "a frame from a connection whose session a newer one took over; answered SESSION_REPLACED",
                      ["node": "\(nodeId)"], throttle: "superseded:\(nodeId)")
-            step.send(error: Self.sessionReplaced(nodeId), to: connection)
+            step.send(error: BrokerFrames.sessionReplaced(nodeId), to: connection)
             return
         }
         guard frames.count == 2, let kind = try? Admission.decodeFrame(frames[1]) else {
             step.log(.warning, "malformed frame", ["node": "\(nodeId)", "frames": "\(frames.count - 1)"], throttle: "malformed:\(nodeId)")
-            step.send(error: Self.malformed(Array(frames.dropFirst())), to: connection)
+            step.send(error: BrokerFrames.malformed(Array(frames.dropFirst())), to: connection)
             return
         }
         if case .hello(let hello) = kind {
@@ -38,11 +38,10 @@ extension BrokerCore {
         }
         // A session belongs to one connection: a second connection with the same key must say
         // Hello (and then takes the session over) before it may do anything.
-        guard sessions[nodeId]?.connection == connection else {
+        guard sessions.seen(nodeId, on: connection, at: now.instant) else {
             step.send(error: BusError(.noSession, "send Hello first"), to: connection)
             return
         }
-        sessions[nodeId]!.lastSeen = now.instant
         switch kind {
         case .publish(let publish):
             publishes.append(PendingPublish(connection: connection, nodeId: nodeId, publish: publish, frame: frames[1]))
@@ -62,21 +61,6 @@ extension BrokerCore {
         }
     }
 
-    /// The answer to bytes that are not one Frame: with the id when one can be read from them,
-    /// else with their SHA-256, so the client can tell which of its frames it was.
-    static func malformed(_ frames: [[UInt8]]) -> BusError {
-        let detail = "expected one protobuf Frame after the routing id"
-        guard frames.count == 1 else { return BusError(.malformedFrame, detail) }
-        if let id = FrameSalvage.messageId(in: frames[0]) {
-            return BusError(.malformedFrame, "the Frame does not decode (a field is not valid protobuf or not UTF-8)", messageId: id)
-        }
-        return BusError(.malformedFrame, detail, frameSHA256: Data(SHA256.hash(data: frames[0])))
-    }
-
-    static func sessionReplaced(_ nodeId: String) -> BusError {
-        BusError(.sessionReplaced, "a newer connection said Hello as node \(nodeId); this session has ended")
-    }
-
     // MARK: Sessions
 
     mutating func openSession(_ nodeId: String, on connection: Connection, publicKey: String, hello: Hello,
@@ -92,22 +76,16 @@ extension BrokerCore {
             step.send(error: error, to: connection)
             return
         }
-        let previous = lastConnection[nodeId]
-        let replaced = previous.map { $0 != connection } ?? false
-        if let previous, replaced {
+        let previous = sessions.open(nodeId, on: connection, publicKey: publicKey, at: now.instant)
+        if let previous {
             // The newer connection wins, whether the older session is open or expired; the older
             // connection is told why its session ended, and from now on gets nothing else.
             step.log(.warning, "a newer connection took over the node's session; the older one was told SESSION_REPLACED", ["node": "\(nodeId)"])
-            step.send(error: Self.sessionReplaced(nodeId), to: previous)
-            superseded[nodeId, default: []].append(previous)
-            if superseded[nodeId]!.count > limits.supersededKept { superseded[nodeId]!.removeFirst() }
+            step.send(error: BrokerFrames.sessionReplaced(nodeId), to: previous)
         }
-        lastConnection[nodeId] = connection
         // What the node acknowledged leaves the store first, so the new session does not send it again.
         if acknowledgements[nodeId] != nil { agenda.append(.recordAcknowledgements) }
-        // A new Hello starts over: whatever was in flight is sent again (nodes deduplicate).
-        sessions[nodeId] = Session(connection: connection, publicKey: publicKey, lastSeen: now.instant)
-        step.count(.session(replaced ? .replaced : .opened, node: nodeId, connected: sessions.count))
+        step.count(.session(previous != nil ? .replaced : .opened, node: nodeId, connected: sessions.count))
         step.count(.inFlight(node: nodeId, 0))
         step.effects.append(.status(node: nodeId, .session(connected: true, since: now.date)))
         agenda.append(.welcome(node: nodeId, connection: connection, backlog: hello.requestBacklog))
@@ -136,7 +114,7 @@ extension BrokerCore {
 
     /// Ends the sessions of nodes silent for longer than the session timeout.
     mutating func expireSessions(at now: Moment, _ step: inout Step) {
-        for (nodeId, session) in sessions where now.instant - session.lastSeen > limits.sessionTimeout {
+        for nodeId in sessions.overdue(at: now.instant, timeout: limits.sessionTimeout) {
             forgetSession(nodeId, .expired, at: now, &step)
             step.log(.info, "node away: no heartbeat", ["node": "\(nodeId)"])
         }
@@ -144,8 +122,9 @@ extension BrokerCore {
 
     /// Drops a node's session and says so in the metrics and the status (the queue stays).
     @discardableResult
-    mutating func forgetSession(_ nodeId: String, _ change: BrokerMetrics.SessionChange, at now: Moment, _ step: inout Step) -> Session? {
-        guard let session = sessions.removeValue(forKey: nodeId) else { return nil }
+    mutating func forgetSession(_ nodeId: String, _ change: BrokerMetrics.SessionChange, at now: Moment,
+                                _ step: inout Step) -> SessionTable.Session? {
+        guard let session = sessions.remove(nodeId) else { return nil }
         step.count(.session(change, node: nodeId, connected: sessions.count))
         step.count(.inFlight(node: nodeId, 0))
         step.effects.append(.status(node: nodeId, .session(connected: false, since: now.date)))
@@ -155,9 +134,9 @@ extension BrokerCore {
     /// In-flight counts and acknowledgement times for the status (session changes go when they happen).
     mutating func snapshot(at now: Moment, _ step: inout Step) {
         lastSnapshot = now.instant
-        for (node, session) in sessions.sorted(by: { $0.key < $1.key }) {
+        for node in sessions.nodes {
             let acknowledged = acknowledgedSinceSnapshot.contains(node)
-            step.effects.append(.status(node: node, .inFlight(session.inFlight.count, acknowledgedAt: acknowledged ? now.date : nil)))
+            step.effects.append(.status(node: node, .inFlight(sessions[node]?.inFlight.count ?? 0, acknowledgedAt: acknowledged ? now.date : nil)))
         }
         acknowledgedSinceSnapshot = []
     }
@@ -165,15 +144,13 @@ extension BrokerCore {
     // MARK: Acknowledgements
 
     mutating func acknowledge(_ nodeId: String, through sequence: UInt64, at now: Moment, _ step: inout Step) {
-        guard let index = sessions.index(forKey: nodeId) else { return }
         // Capped at what this session sent: a node cannot delete deliveries it never got.
-        let through = min(sequence, sessions.values[index].sentThrough)
-        guard through > (acknowledgements[nodeId] ?? 0) else { return }
-        acknowledgements[nodeId] = through
-        acknowledgementsSince = acknowledgementsSince ?? now.instant
-        sessions.values[index].inFlight.removeAll { $0 <= through } // in place, as in `deliver`
+        guard let sent = sessions[nodeId]?.sentThrough else { return }
+        let through = min(sequence, sent)
+        guard acknowledgements.record(nodeId, through: through, at: now.instant) else { return }
+        let inFlight = sessions.acknowledged(nodeId, through: through)
         if let mark = rejudgeThrough[nodeId], through >= mark { agenda.append(.clearRejudge(node: nodeId, through: through)) }
-        step.count(.inFlight(node: nodeId, sessions.values[index].inFlight.count))
+        step.count(.inFlight(node: nodeId, inFlight))
         acknowledgedSinceSnapshot.insert(nodeId)
         freed.insert(nodeId)
     }
@@ -181,7 +158,7 @@ extension BrokerCore {
     mutating func acknowledgementsRecorded(_ written: [String: UInt64], _ result: Result<Void, StoreError>, _ step: inout Step) {
         switch result {
         case .success:
-            acknowledgementsWritten(written)
+            acknowledgements.written(written)
         case .failure(let error):
             // Kept for the next attempt; meanwhile the store only holds more than it needs to.
             step.log(.error, "could not record acknowledgements", ["nodes": "\(acknowledgements.count)", "error": "\(error)"],
@@ -189,10 +166,4 @@ extension BrokerCore {
         }
     }
 
-    /// Clears the acknowledgements a store transaction wrote (those that came after it was asked
-    /// for stay for the next one).
-    mutating func acknowledgementsWritten(_ written: [String: UInt64]) {
-        for (node, through) in written where acknowledgements[node] == through { acknowledgements[node] = nil }
-        if acknowledgements.isEmpty { acknowledgementsSince = nil }
-    }
 }

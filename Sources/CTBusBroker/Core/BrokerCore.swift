@@ -46,40 +46,16 @@ struct BrokerCore {
         }
     }
 
-    struct Session: Equatable {
-        var connection: Connection
-        /// The CURVE key the connection authenticated with (one of the entry's keys).
-        var publicKey: String
-        var lastSeen: ContinuousClock.Instant
-        /// Highest sequence sent (or skipped as expired or withdrawn) in this session.
-        var sentThrough: UInt64 = 0
-        /// Sequences sent and not acknowledged yet, ascending: the credit in use.
-        var inFlight: [UInt64] = []
-        /// A publication of this session could not be stored (INTERNAL): every later one is
-        /// refused the same way until the node says Hello again and resends from its oldest, so
-        /// nothing can overtake the failed one. Deliveries and heartbeats go on.
-        var held = false
-    }
-
     // The state below is internal, not private, only because the core's extensions live in files
     // of their own; nothing outside the core writes it (the shell reads `sessions` for status).
     let limits: Limits
     /// The registry in force.
     var registry: NodeRegistry
-    var sessions: [String: Session] = [:]
-    /// The connection whose Hello opened each node's latest session, kept after the session
-    /// ends: a Hello on any other connection supersedes it.
-    var lastConnection: [String: Connection] = [:]
-    /// Connections a newer one with the same key took over, the newest few per node: every Frame
-    /// from them, Hello included, is answered SESSION_REPLACED.
-    var superseded: [String: [Connection]] = [:]
+    var sessions: SessionTable
     /// Per node whose entitlement a registry change touched: the last sequence queued at that
     /// moment. Deliveries up to it are judged again before they go out (4.5).
     var rejudgeThrough: [String: UInt64]
-    /// Cumulative acknowledgements not written yet: their credit is free at once; the store
-    /// deletes the entries with the next transaction. Lost in a crash, they only cause redeliveries.
-    var acknowledgements: [String: UInt64] = [:]
-    var acknowledgementsSince: ContinuousClock.Instant?
+    var acknowledgements = AcknowledgementLedger()
     var acknowledgedSinceSnapshot = Set<String>()
     var lastSnapshot: ContinuousClock.Instant?
 
@@ -96,6 +72,7 @@ struct BrokerCore {
 
     init(limits: Limits, registry: NodeRegistry, rejudgeThrough: [String: UInt64] = [:]) {
         self.limits = limits
+        self.sessions = SessionTable(supersededKept: limits.supersededKept)
         self.registry = registry
         self.rejudgeThrough = rejudgeThrough
     }
@@ -123,8 +100,8 @@ struct BrokerCore {
         if accepted.isEmpty {
             scheduleAfterBatch(behind: [])
         } else {
-            awaiting = .store(accepted, acknowledging: acknowledgements)
-            step.request = .store(accepted.map(\.1), acknowledging: acknowledgements)
+            awaiting = .store(accepted, acknowledging: acknowledgements.pending)
+            step.request = .store(accepted.map(\.1), acknowledging: acknowledgements.pending)
         }
         runAgenda(&step, at: now)
         return step
@@ -136,7 +113,7 @@ struct BrokerCore {
     mutating func tick(at now: Moment, framesWaiting: Bool) -> Step {
         precondition(awaiting == nil && agenda.isEmpty, "a tick while a store operation is in hand")
         var step = Step()
-        if let since = acknowledgementsSince, now.instant - since >= limits.acknowledgementDelay {
+        if acknowledgements.isDue(at: now.instant, after: limits.acknowledgementDelay) {
             agenda.append(.recordAcknowledgements)
         }
         if !framesWaiting { expireSessions(at: now, &step) }
@@ -156,30 +133,27 @@ struct BrokerCore {
     /// Whether a session has been silent for longer than the timeout (the shell then looks for
     /// unread frames before the tick).
     func hasOverdueSession(at now: Moment) -> Bool {
-        sessions.values.contains { now.instant - $0.lastSeen > limits.sessionTimeout }
+        !sessions.overdue(at: now.instant, timeout: limits.sessionTimeout).isEmpty
     }
 
     /// Whether acknowledgements wait to be written (the shell polls in shorter steps meanwhile).
-    var acknowledgementsPending: Bool { acknowledgementsSince != nil }
+    var acknowledgementsPending: Bool { acknowledgements.isPending }
 
     /// A send the shell could not perform, or a delivery it held back after one (`error` nil).
     /// `unreachable`: the connection is gone (the session ends). Otherwise the peer's queue is
     /// full: a delivery not sent is sent again later, after the ones before it.
     mutating func sendFailed(to connection: Connection, sequence: UInt64?, unreachable: Bool, error: String?) -> Step {
         var step = Step()
-        let nodeId = sessions.first { $0.value.connection == connection }?.key
+        let nodeId = sessions.node(on: connection)
         if unreachable {
             if let nodeId {
-                sessions[nodeId] = nil
+                _ = sessions.remove(nodeId)
                 step.log(.info, "node away: connection gone", ["node": "\(nodeId)"])
             }
             return step
         }
-        if let nodeId, let sequence, var session = sessions[nodeId] {
-            session.sentThrough = min(session.sentThrough, sequence - 1)
-            session.inFlight.removeAll { $0 >= sequence }
-            sessions[nodeId] = session
-            step.count(.inFlight(node: nodeId, session.inFlight.count))
+        if let nodeId, let sequence, let inFlight = sessions.unsent(from: sequence, for: nodeId) {
+            step.count(.inFlight(node: nodeId, inFlight))
         }
         // Typically a peer that stopped reading (its queue is full): one line per period. A
         // delivery held back after an earlier failure to the same connection says nothing more.
@@ -227,8 +201,8 @@ struct BrokerCore {
             switch agenda.removeFirst() {
             case .recordAcknowledgements:
                 guard !acknowledgements.isEmpty else { continue }
-                awaiting = .acknowledgements(acknowledgements)
-                step.request = .recordAcknowledgements(acknowledgements)
+                awaiting = .acknowledgements(acknowledgements.pending)
+                step.request = .recordAcknowledgements(acknowledgements.pending)
             case .welcome(let node, let connection, let backlog):
                 if backlog, let profile = registry.entry(id: node)?.profile {
                     awaiting = .backlog(node: node, connection: connection)
