@@ -25,17 +25,14 @@ extension NodeCore {
             step.log(.error, "could not read the outbox", ["error": "\(error)"], throttle: "outbox-read-failed")
             return
         }
-        for item in items.resend where item.seq <= sentThrough {
-            guard let last = lastSent[item.messageId], now.instant - last >= settings.resendAfter else { continue }
+        for item in items.resend where item.seq <= window.sentThrough {
+            guard let last = window.lastSent(item.messageId), now.instant - last >= settings.resendAfter else { continue }
             step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: last, first: false)))
-            lastSent[item.messageId] = now.instant
+            window.resent(item.messageId, at: now.instant)
         }
         for item in items.fresh {
-            let first = firstSent[item.messageId] == nil
+            let first = window.sent(item.messageId, seq: item.seq, at: now.instant)
             step.effects.append(.send(Self.publishFrame(item), .publish(messageId: item.messageId, seq: item.seq, previous: nil, first: first)))
-            lastSent[item.messageId] = now.instant
-            if first { firstSent[item.messageId] = now.instant }
-            sentThrough = item.seq
         }
         // A full read means more waits: the next tick goes on at once (unless a send fails).
         outboxDue = items.fresh.count == settings.outboxBatch
@@ -72,11 +69,10 @@ extension NodeCore {
         switch result.acknowledgements {
         case .success:
             for (messageId, _) in batch.publishAcks {
-                lastSent[messageId] = nil
-                if let first = firstSent.removeValue(forKey: messageId) { step.effects.append(.publishAcknowledged(after: now.instant - first)) }
+                if let first = window.acknowledged(messageId) { step.effects.append(.publishAcknowledged(after: now.instant - first)) }
             }
             if !batch.publishAcks.isEmpty {
-                storeBackoff = nil // the broker stores again
+                storeFailure.succeeded() // the broker stores again
                 step.log(.debug, "publications acknowledged", ["count": "\(batch.publishAcks.count)"])
             }
         case .failure(let error):

@@ -14,9 +14,8 @@ extension NodeCore {
     mutating func tick(at now: Moment, framesWaiting: Bool) -> Step {
         precondition(awaiting == nil && agenda.isEmpty, "a tick while a journal operation is in hand")
         var step = Step()
-        if let rejoin = rejoinAt {
-            guard now.instant >= rejoin else { return step } // replaced: silent until then
-            rejoinAt = nil
+        if replaced.isPaused {
+            guard replaced.ends(at: now.instant) else { return step } // replaced: silent until then
             step.effects.append(.reconnect)
             lastHello = nil
         }
@@ -25,8 +24,7 @@ extension NodeCore {
             setWelcomed(false, at: now, &step)
             lastHello = nil // Hello at once (4.1)
         }
-        if let resume = resumeAt, now.instant >= resume {
-            resumeAt = nil
+        if storeFailure.ends(at: now.instant) {
             setWelcomed(false, at: now, &step) // Hello now: a new session, the outbox from its oldest entry
             lastHello = nil
         }
@@ -45,14 +43,13 @@ extension NodeCore {
             step.send(.heartbeat(Heartbeat()), .heartbeat)
             lastHeartbeat = now.instant
         }
-        guard resumeAt == nil else { return step } // backing off after INTERNAL: heartbeats only
+        guard !storeFailure.isPaused else { return step } // backing off after INTERNAL: heartbeats only
         if resendAll || outboxDue || lastOutboxCheck.map({ now.instant - $0 >= settings.outboxPoll }) ?? true {
             lastOutboxCheck = now.instant
             outboxDue = false
             let newSession = resendAll
             if newSession {
-                sentThrough = 0
-                lastSent = [:]
+                window.newSession()
                 resendAll = false
                 lastResendCheck = now.instant
             }
@@ -143,9 +140,7 @@ extension NodeCore {
         case .heartbeat:
             lastHeartbeat = now.instant - settings.heartbeat // tried again at the next turn, not an interval later
         case .publish(let messageId, let seq, let previous, let first):
-            lastSent[messageId] = previous
-            if previous == nil { sentThrough = min(sentThrough, seq - 1) }
-            if first { firstSent[messageId] = nil } // not sent after all: its time starts at the send that goes
+            window.notSent(messageId, seq: seq, previous: previous, first: first)
             outboxDue = false // the pipe is full: the next outbox poll goes on from here
         case .revoke(let messageId):
             unsentRevocations.insert(messageId)
@@ -165,10 +160,7 @@ extension NodeCore {
         case (.journal(let batch), .journaled(let result)):
             journaled(batch, result, at: now, &step)
         case (.refusal, .refusalRecorded(let messageId)):
-            if let messageId {
-                lastSent[messageId] = nil
-                firstSent[messageId] = nil
-            }
+            if let messageId { window.refused(messageId) }
         default:
             preconditionFailure("a journal result of another kind than the operation in hand")
         }
@@ -181,9 +173,8 @@ extension NodeCore {
             switch agenda.removeFirst() {
             case .readOutbox(let resend):
                 // At most `publishWindow` publications wait unacknowledged.
-                let room = settings.publishWindow - lastSent.count
                 awaiting = .outbox
-                step.request = .readOutbox(resend: resend, after: sentThrough, limit: max(0, min(settings.outboxBatch, room)))
+                step.request = .readOutbox(resend: resend, after: window.sentThrough, limit: min(settings.outboxBatch, window.room))
             case .readPendingRevocations(let all):
                 awaiting = .revocations(all: all)
                 step.request = .readPendingRevocations
@@ -209,11 +200,7 @@ extension NodeCore {
         case .sessionReplaced:
             // Another connection said Hello with this node's key: another process, or an answer
             // that is stale or forged. Stop sending, say so each time, and come back later.
-            guard rejoinAt == nil else { return } // one pause for a burst of answers
-            let delay = min(replacedBackoff.map { $0 * 2 } ?? settings.replacedBackoffFirst, settings.replacedBackoffLimit)
-            replacedBackoff = delay
-            let pause = delay * jitter()
-            rejoinAt = now.instant + pause
+            guard let (_, pause) = replaced.failed(at: now.instant, jitter: jitter) else { return } // one pause for a burst of answers
             setWelcomed(false, at: now, &step)
             step.effects.append(.sessionReplaced)
             step.log(.warning, "the broker gave this node's session to another connection with this node's key (another process running as this node, or a stale or forged answer); sending nothing, then saying Hello on a new connection",
@@ -244,10 +231,8 @@ extension NodeCore {
     /// The broker could not store: no publication for a while, then Hello and the outbox from the
     /// oldest entry (the broker holds the session's publications until then).
     mutating func backOffAfterStoreFailure(at now: Moment, _ step: inout Step) {
-        guard resumeAt == nil else { return } // one back-off for all the refusals of a round
-        let delay = min(storeBackoff.map { $0 * 2 } ?? settings.storeBackoffFirst, settings.storeBackoffLimit)
-        storeBackoff = delay
-        resumeAt = now.instant + delay * jitter()
+        // One back-off for all the refusals of a round.
+        guard let (delay, _) = storeFailure.failed(at: now.instant, jitter: jitter) else { return }
         step.log(.warning, "the broker could not store a publication; resending later", ["after-ms": "\(Int(delay / .milliseconds(1)))"],
                  throttle: "store-backoff")
     }

@@ -75,22 +75,16 @@ struct NodeCore {
     var resendAll = false
     /// Something new is in the outbox (or more than one batch waits): send it at the next tick.
     var outboxDue = false
-    /// The highest outbox `seq` sent in this session: the next check reads only what follows.
-    var sentThrough: Int64 = 0
-    /// When each unacknowledged publication was last sent in this session.
-    var lastSent: [String: ContinuousClock.Instant] = [:]
-    /// When each publication in flight was first sent (for the publish-to-acknowledge time).
-    var firstSent: [String: ContinuousClock.Instant] = [:]
+    /// The publications sent in this session and not acknowledged yet.
+    var window: OutboxWindow
     /// Revocations whose Revoke the socket did not take: due again at the next check.
     var unsentRevocations = Set<String>()
-    /// After SESSION_REPLACED the node sends nothing until then, then says Hello on a new
-    /// connection; the pause doubles at each replacement.
-    var rejoinAt: ContinuousClock.Instant?
-    var replacedBackoff: Duration?
-    /// After INTERNAL the node sends no publication until then, then says Hello and resends its
-    /// outbox from the oldest entry; the pause doubles, and a PublishAck resets it.
-    var resumeAt: ContinuousClock.Instant?
-    var storeBackoff: Duration?
+    /// After SESSION_REPLACED the node sends nothing until the pause is over, then says Hello on
+    /// a new connection; the pause doubles at each replacement.
+    var replaced: Backoff
+    /// After INTERNAL the node sends no publication until the pause is over, then says Hello and
+    /// resends its outbox from the oldest entry; the pause doubles, and a PublishAck resets it.
+    var storeFailure: Backoff
 
     /// What the current read batch brought, journaled together at its end.
     var batch = Batch()
@@ -102,6 +96,9 @@ struct NodeCore {
         self.settings = settings
         self.backlogWanted = backlogWanted
         self.jitter = jitter
+        window = OutboxWindow(limit: settings.publishWindow)
+        replaced = Backoff(first: settings.replacedBackoffFirst, limit: settings.replacedBackoffLimit)
+        storeFailure = Backoff(first: settings.storeBackoffFirst, limit: settings.storeBackoffLimit)
         lastHeard = now
         lastHeartbeat = now
         lastResendCheck = now
