@@ -148,7 +148,7 @@ extension ConsoleServer {
         guard let limit, (1...500).contains(limit) else { throw APIError(.badRequest, "BAD_REQUEST", "limit must be 1 to 500") }
         var filter: JournalFilter
         do {
-            filter = try Self.journalFilter(request.uri.queryParameters).filter
+            filter = try JournalQuery.parse(request.uri.queryParameters).filter
         } catch {
             throw APIError(.badRequest, "BAD_REQUEST", error.description)
         }

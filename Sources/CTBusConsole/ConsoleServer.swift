@@ -91,7 +91,7 @@ public struct ConsoleServer: Sendable {
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/journal"]) }
         router.get("/static/console.css") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: Pages.stylesheet)))
+                     body: .init(byteBuffer: ByteBuffer(string: PageLayout.stylesheet)))
         }
         // Every handler that reads or writes the journal does it on NIO's thread pool (`offPool`).
         router.get("/journal") { request, _ in try await offPool { try console.journalPage(request) } }
@@ -110,7 +110,7 @@ public struct ConsoleServer: Sendable {
         }
         console.addAPI(to: router)
         console.addMetrics(to: router)
-        router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
+        router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page(ComposeIndexPage(context: console.context)) } }
         router.get("/compose/:type") { request, context in
             console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
         }
@@ -138,45 +138,11 @@ public struct ConsoleServer: Sendable {
 
     static let pageSize = 50
 
-    /// The journal filter a query asks for (the page's and the API's parameters are the same).
-    static func journalFilter(_ parameters: Parameters) throws(ConsoleInputError) -> (filter: JournalFilter, query: Pages.JournalQuery) {
-        func value(_ name: String) -> String? {
-            parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
-        }
-        var query = Pages.JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state"),
-                                       classification: value("classification"), direction: value("direction"), words: value("q"))
-        var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
-        if let words = query.words {
-            guard words.utf8.count <= 512, let search = JournalSearch.query(words) else {
-                throw ConsoleInputError("Search for words (letters and digits), at most 512 bytes.")
-            }
-            filter.words = search
-        }
-        if let type = query.type {
-            guard let value = MessageType(name: type), value != .unspecified else { throw ConsoleInputError("There is no message type \(type.prefix(40)).") }
-            filter.type = value
-        }
-        if let name = query.classification {
-            guard let value = Classification(name: name) else { throw ConsoleInputError("There is no classification \(name.prefix(40)).") }
-            filter.classification = value
-        }
-        if let name = query.direction {
-            guard let value = Direction(rawValue: name) else { throw ConsoleInputError("Direction is received or sent.") }
-            filter.direction = value
-        }
-        if let before = value("before") {
-            guard let position = Int64(before) else { throw ConsoleInputError("before must be a journal position.") }
-            query.before = position
-            filter.before = position
-        }
-        return (filter, query)
-    }
-
     func journalPage(_ request: Request) throws -> Response {
         var filter: JournalFilter
-        let query: Pages.JournalQuery
+        let query: JournalQuery
         do {
-            (filter, query) = try Self.journalFilter(request.uri.queryParameters)
+            (filter, query) = try JournalQuery.parse(request.uri.queryParameters)
         } catch {
             return self.error(.badRequest, error.description)
         }
@@ -185,8 +151,7 @@ public struct ConsoleServer: Sendable {
         var entries = try journal.entries(matching: filter).filter(visible)
         let more = entries.count > Self.pageSize
         if more { entries.removeLast() }
-        let body = Pages.journal(entries, query: query, next: more ? entries.last?.position : nil, unindexed: unindexed, now: Date())
-        return page("Journal", marking: Pages.marking(entries.map(\.classificationName)), body)
+        return page(JournalPage(entries: entries, query: query, next: more ? entries.last?.position : nil, unindexed: unindexed, now: Date()))
     }
 
     func messagePage(_ id: String, csrf: String) throws -> Response {
@@ -197,18 +162,11 @@ public struct ConsoleServer: Sendable {
         guard let message = try? entry.message() else {
             return error(.internalServerError, "The journal entry of \(id) cannot be decoded: run ctbus journal verify.")
         }
-        let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
-        let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
-        let signature = registry.map { entry.signatureState(registry: $0) }
-        var body = Pages.message(entry, message, hashHex: hash, signature: signature, registry: registry, answeredBy: try answering(id))
-        if entry.direction == .sent, entry.originator == nodeId {
-            body.raw(Pages.publication(entry, revocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }).text)
-            if entry.revokedAt == nil, entry.refusedCode == nil, pending == nil {
-                body.element("h2", "Revoke")
-                body.raw(Pages.revokeForm(id, csrf: csrf).text)
-            }
-        }
-        return page(title, marking: Pages.marking([entry.classificationName]), body)
+        let published = entry.direction == .sent && entry.originator == nodeId
+        return page(MessagePage(
+            entry: entry, message: message, signature: registry.map { entry.signatureState(registry: $0) }, registry: registry,
+            referrers: try answering(id),
+            publication: published ? .init(pendingRevocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }, csrf: csrf) : nil))
     }
 
     /// Before a search: indexes what is waiting (a bounded batch, so that the page stays quick),
@@ -239,26 +197,25 @@ public struct ConsoleServer: Sendable {
 
     func tracePage() throws -> Response {
         let (messages, names) = try traceMessages()
-        return page("Traceability", marking: Pages.marking(names), Pages.trace(Traceability.report(messages)))
+        return page(TracePage(report: Traceability.report(messages), classifications: names))
     }
 
     func statusPage(csrf: String) throws -> Response {
         let outbox = try journal.outbox.counts()
         let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
         let search = try journal.search.status()
-        let facts = Pages.StatusFacts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
-                                      entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
-                                      drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
-                                      lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
-                                      verify: check.last, verifying: check.isRunning)
-        return page("Status", marking: nil, Pages.status(facts, csrf: csrf))
+        let facts = StatusPage.Facts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
+                                     entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
+                                     drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
+                                     lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
+                                     verify: check.last, verifying: check.isRunning)
+        return page(StatusPage(facts: facts, csrf: csrf))
     }
 
     /// The messages in this journal that point at `id` (activity matrices answering it, mission
     /// reports and follow-ups referring to it), from the journal's reference index.
-    func answering(_ id: String) throws -> [(entry: JournalEntry, relation: String)] {
+    func answering(_ id: String) throws -> [(entry: JournalEntry, relation: Reference.Relation)] {
         try journal.search.referrers(of: id).filter { visible($0.entry) && $0.entry.messageId != id }
-            .map { ($0.entry, Pages.relationName($0.relation, reverse: true)) }
     }
 
     // MARK: Changes (compose, drafts, revocation)
@@ -349,8 +306,7 @@ public struct ConsoleServer: Sendable {
         guard context.mayPublish.contains(type) else {
             return error(.forbidden, "This node's role may not publish \(ComposeForm.title(type).lowercased())s.")
         }
-        return page(ComposeForm.title(type), marking: nil, Pages.compose(type, context: context, form: form, errors: errors, csrf: csrf),
-                    status: status)
+        return page(ComposePage(type: type, context: context, form: form, errors: errors, csrf: csrf), status: status)
     }
 
     /// A submitted compose form: published (to the outbox, as `ctbus publish` does) or kept as a
@@ -382,7 +338,7 @@ public struct ConsoleServer: Sendable {
             }
             let id = message.envelope.messageID
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
-            return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : Pages.messageHref(id)])
+            return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : PageLayout.messageHref(id)])
         }
     }
 
@@ -409,8 +365,7 @@ public struct ConsoleServer: Sendable {
     }
 
     func draftsPage(csrf: String) throws -> Response {
-        let drafts = try journal.drafts.envelopes()
-        return page("Drafts", marking: Pages.marking(drafts.map(\.envelope.handling.classification.name)), Pages.drafts(drafts, csrf: csrf))
+        page(DraftsPage(drafts: try journal.drafts.envelopes(), csrf: csrf))
     }
 
     /// Release (validated again, then to the outbox) or discard a draft.
@@ -427,7 +382,7 @@ public struct ConsoleServer: Sendable {
                 return error(.unprocessableContent, "The draft cannot be released: \(failure.detail). Discard it and compose it again.")
             }
             logger.info("console released a draft", metadata: ["message_id": "\(id)"])
-            return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
+            return Response(status: .seeOther, headers: [.location: PageLayout.messageHref(id)])
         case "discard":
             guard try journal.drafts.discard(messageId: id) else { return error(.notFound, "There is no draft \(id).") }
             logger.info("console discarded a draft", metadata: ["message_id": "\(id)"])
@@ -458,7 +413,7 @@ public struct ConsoleServer: Sendable {
         }
         try journal.revocations.queue(revocation)
         logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
-        return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
+        return Response(status: .seeOther, headers: [.location: PageLayout.messageHref(id)])
     }
 
     /// Defence in depth: nothing above this node's clearance is shown, whatever the journal holds.
@@ -466,9 +421,13 @@ public struct ConsoleServer: Sendable {
         (Classification(name: entry.classificationName)?.rawValue ?? Int.max) <= clearance.rawValue
     }
 
+    func page(_ page: some ConsolePage, status: HTTPResponse.Status = .ok) -> Response {
+        self.page(page.title, marking: page.marking, page.body, status: status)
+    }
+
     func page(_ title: String, marking: String?, _ body: HTML, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: title, node: nodeId, marking: marking, body))))
+                 body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: title, node: nodeId, marking: marking, body))))
     }
 
     func error(_ status: HTTPResponse.Status, _ text: String) -> Response {
@@ -499,7 +458,7 @@ struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
             var body = HTML()
             body.element("p", "There is no such page.")
             response = Response(status: .notFound, headers: [.contentType: "text/html; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: "Not found", node: "", marking: nil, body))))
+                                body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: "Not found", node: "", marking: nil, body))))
         }
         for (name, value) in Self.fields { response.headers[name] = value }
         return response
