@@ -178,7 +178,7 @@ struct RequireAuthentication<Context: RemoteAddressRequestContext>: RouterMiddle
             ? Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                        body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"code":"\#(code)","detail":"\#(detail)"}}"#)))
             : Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                       body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: "Sign in", node: "", marking: nil, body))))
+                       body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: "Sign in", node: "", marking: nil, body))))
         if let retryAfter {
             response.headers[.retryAfter] = "\(retryAfter)"
         } else {

@@ -5,18 +5,15 @@ import CoreMetrics
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
-import CTBusTrace
-import Crypto
 import Foundation
-import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import NIOPosix
-import SwiftProtobuf
 
-/// The node console: a web server beside a node, reading its journal. This first part serves
-/// the journal, each message, the traceability report and the node's status, read-only.
+/// The node console: a web server beside a node, reading its journal. It serves the journal, each
+/// message, the traceability report and the node's status (`ReadOnlyPages`); the compose, drafts
+/// and revocation pages (`PublishingPages`); a JSON API (`ConsoleAPI`); and the node's metrics
+/// (`JournalFigures`).
 ///
 /// Security: bound to loopback it serves this machine's users; bound to any other address it
 /// needs `ConsoleAuthentication` (users with bcrypt hashes, or bearer tokens); every response carries a strict Content-Security-Policy (no script at all),
@@ -29,8 +26,6 @@ public struct ConsoleServer: Sendable {
     public let host: String
     public let port: Int
     public let logger: Logger
-    let context: ComposeContext
-    let csrf = CSRF()
     let check: JournalCheck
     /// `/metrics`, `/health`, `/ready` beside the pages: the journal's figures at each scrape,
     /// and what the node loop counts when the node serves its own console (`ctbus node` with `http`).
@@ -40,17 +35,16 @@ public struct ConsoleServer: Sendable {
     let allowedHosts: AllowedHosts
     let signIns = SignInThrottle()
     let refusals: SharedThrottledLogger
-    /// The node's keys: what the console publishes is signed with its signing key. Without them
-    /// the console reads and keeps drafts but publishes nothing.
-    let messageKeys: NodeMessageKeys?
-    /// The node's registry copy: the message page checks each message's signature against it.
-    let registry: NodeRegistry?
-    /// The file it was read from, when known: a sealed message is sealed to the registry as the
-    /// file says now (the broker may have reloaded its own since the console started).
-    let registryFile: String?
+    let forms: FormRequests
+    let readOnly: ReadOnlyPages
+    let publishing: PublishingPages
+    let api: ConsoleAPI
+    let figures: JournalFigures
 
     /// Refuses an address other than loopback without `authentication`. `allowedHosts`: the
     /// names people reach the console by, beside `localhost`, the loopback addresses and `host`.
+    /// `registry` is the node's copy, read from `registryFile` when it is known; `messageKeys`
+    /// sign what the console publishes.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
                 messageKeys: NodeMessageKeys? = nil, registryFile: String? = nil,
                 host: String = "127.0.0.1", port: Int, allowedHosts: [String] = [], authentication: ConsoleAuthentication? = nil,
@@ -68,14 +62,29 @@ public struct ConsoleServer: Sendable {
         self.logger = logger
         self.authentication = authentication
         self.allowedHosts = AllowedHosts(bind: host, configured: allowedHosts)
-        self.messageKeys = messageKeys
-        self.registry = registry
-        self.registryFile = registryFile
-        context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
-        refusals = SharedThrottledLogger(logger)
+        let refusals = SharedThrottledLogger(logger)
+        self.refusals = refusals
         self.metrics = metrics
-        check = JournalCheck(journal: journal, logger: logger,
-                             failures: Counter(label: MetricName.nodeJournalVerifyFailuresTotal.rawValue, factory: metrics.factory))
+        let check = JournalCheck(journal: journal, logger: logger,
+                                 failures: Counter(label: MetricName.nodeJournalVerifyFailuresTotal.rawValue, factory: metrics.factory))
+        self.check = check
+        let csrf = CSRF()
+        let context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
+        let responses = HTMLResponder(nodeId: nodeId)
+        let visible = VisibleJournal(journal: journal, clearance: clearance, problems: refusals)
+        let publisher = ConsolePublisher(journal: journal, clearance: clearance, messageKeys: messageKeys, registry: registry,
+                                         registryFile: registryFile, problems: refusals)
+        forms = FormRequests(csrf: csrf, refusals: refusals, responses: responses)
+        readOnly = ReadOnlyPages(nodeId: nodeId, journal: journal, visible: visible, registry: registry, check: check, responses: responses)
+        publishing = PublishingPages(nodeId: nodeId, journal: journal, visible: visible, context: context, publisher: publisher,
+                                     responses: responses, logger: logger)
+        api = ConsoleAPI(nodeId: nodeId, visible: visible, context: context, publisher: publisher, csrf: csrf, refusals: refusals, logger: logger)
+        figures = JournalFigures(journal: journal, endpoint: metrics, problems: refusals)
+    }
+
+    /// Loopback addresses: a console bound there serves this machine's users only.
+    static func isLoopback(_ host: String) -> Bool {
+        ["localhost", "::1"].contains(host.lowercased()) || host.hasPrefix("127.")
     }
 
     /// The application, ready to run (`runService`). `onRunning` is told once it listens.
@@ -87,428 +96,57 @@ public struct ConsoleServer: Sendable {
             router.add(middleware: RequireAuthentication(authentication: authentication, realm: "CTBus console \(nodeId)",
                                                          refusals: refusals, throttle: signIns))
         }
-        let console = self
         router.get("/") { _, _ in Response(status: .seeOther, headers: [.location: "/journal"]) }
         router.get("/static/console.css") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: Pages.stylesheet)))
+                     body: .init(byteBuffer: ByteBuffer(string: PageLayout.stylesheet)))
         }
-        // Every handler that reads or writes the journal does it on NIO's thread pool (`offPool`).
-        router.get("/journal") { request, _ in try await offPool { try console.journalPage(request) } }
-        router.get("/messages/:id") { request, context in
-            let id = context.parameters.get("id") ?? ""
-            return try await offPool { try console.withCookie(request) { token in try console.messagePage(id, csrf: token) } }
-        }
-        router.get("/trace") { _, _ in try await offPool { try console.tracePage() } }
-        router.get("/status") { request, _ in
-            try await offPool { try console.withCookie(request) { token in try console.statusPage(csrf: token) } }
-        }
-        router.post("/status/verify") { request, context in
-            let response = try await console.changing(request, context) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
-            if response.status == .seeOther { await console.check.run() }
-            return response
-        }
-        console.addAPI(to: router)
-        console.addMetrics(to: router)
-        router.get("/compose") { request, _ in console.withCookie(request) { _ in console.page("Compose", marking: nil, Pages.composeIndex(console.context)) } }
-        router.get("/compose/:type") { request, context in
-            console.withCookie(request) { token in console.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token) }
-        }
-        router.post("/compose/:type") { request, context in
-            let type = context.parameters.get("type") ?? ""
-            return try await console.changing(request, context) { form, token in try console.compose(type, form: form, csrf: token) }
-        }
-        router.get("/drafts") { request, _ in
-            try await offPool { try console.withCookie(request) { token in try console.draftsPage(csrf: token) } }
-        }
-        router.post("/drafts/:id/:action") { request, context in
-            let (id, action) = (context.parameters.get("id") ?? "", context.parameters.get("action") ?? "")
-            return try await console.changing(request, context) { _, _ in try console.draftAction(id, action: action) }
-        }
-        router.post("/messages/:id/revoke") { request, context in
-            let id = context.parameters.get("id") ?? ""
-            return try await console.changing(request, context) { form, _ in try console.revoke(id, form: form) }
-        }
+        addPages(to: router)
+        api.addRoutes(to: router)
+        figures.addRoutes(to: router)
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "ctbus-console"),
                            services: [SearchIndexer(journal: journal, logger: logger), JournalCheck.Schedule(check: check)],
                            onServerRunning: { _ in await onRunning() }, logger: logger)
     }
 
-    // MARK: Pages
-
-    static let pageSize = 50
-
-    /// The journal filter a query asks for (the page's and the API's parameters are the same).
-    static func journalFilter(_ parameters: Parameters) throws(ConsoleInputError) -> (filter: JournalFilter, query: Pages.JournalQuery) {
-        func value(_ name: String) -> String? {
-            parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+    /// The HTML pages. Every handler that reads or writes the journal does it on NIO's thread
+    /// pool (`offPool`); every form that changes something goes through `forms.changing`.
+    private func addPages(to router: Router<ConsoleRequestContext>) {
+        let (forms, pages, publishing, check) = (forms, readOnly, publishing, check)
+        router.get("/journal") { request, _ in try await offPool { try pages.journalPage(request) } }
+        router.get("/messages/:id") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await offPool { try forms.withCookie(request) { token in try pages.messagePage(id, csrf: token) } }
         }
-        var query = Pages.JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state"),
-                                       classification: value("classification"), direction: value("direction"), words: value("q"))
-        var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
-        if let words = query.words {
-            guard words.utf8.count <= 512, let search = JournalSearch.query(words) else {
-                throw ConsoleInputError("Search for words (letters and digits), at most 512 bytes.")
-            }
-            filter.words = search
+        router.get("/trace") { _, _ in try await offPool { try pages.tracePage() } }
+        router.get("/status") { request, _ in
+            try await offPool { try forms.withCookie(request) { token in try pages.statusPage(csrf: token) } }
         }
-        if let type = query.type {
-            guard let value = MessageType(name: type), value != .unspecified else { throw ConsoleInputError("There is no message type \(type.prefix(40)).") }
-            filter.type = value
+        router.post("/status/verify") { request, _ in
+            let response = try await forms.changing(request) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
+            if response.status == .seeOther { await check.run() }
+            return response
         }
-        if let name = query.classification {
-            guard let value = Classification(name: name) else { throw ConsoleInputError("There is no classification \(name.prefix(40)).") }
-            filter.classification = value
-        }
-        if let name = query.direction {
-            guard let value = Direction(rawValue: name) else { throw ConsoleInputError("Direction is received or sent.") }
-            filter.direction = value
-        }
-        if let before = value("before") {
-            guard let position = Int64(before) else { throw ConsoleInputError("before must be a journal position.") }
-            query.before = position
-            filter.before = position
-        }
-        return (filter, query)
-    }
-
-    func journalPage(_ request: Request) throws -> Response {
-        var filter: JournalFilter
-        let query: Pages.JournalQuery
-        do {
-            (filter, query) = try Self.journalFilter(request.uri.queryParameters)
-        } catch {
-            return self.error(.badRequest, error.description)
-        }
-        filter.limit = Self.pageSize + 1
-        let unindexed = filter.words == nil ? 0 : try searchLag()
-        var entries = try journal.entries(matching: filter).filter(visible)
-        let more = entries.count > Self.pageSize
-        if more { entries.removeLast() }
-        let body = Pages.journal(entries, query: query, next: more ? entries.last?.position : nil, unindexed: unindexed, now: Date())
-        return page("Journal", marking: Pages.marking(entries.map(\.classificationName)), body)
-    }
-
-    func messagePage(_ id: String, csrf: String) throws -> Response {
-        let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id), let (entry, pending) = try journal.revocations.entryWithPending(messageId: id), visible(entry) else {
-            return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
-        }
-        guard let message = try? entry.message() else {
-            return error(.internalServerError, "The journal entry of \(id) cannot be decoded: run ctbus journal verify.")
-        }
-        let hash = entry.hash.map { String(format: "%02x", $0) }.joined()
-        let title = "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
-        let signature = registry.map { entry.signatureState(registry: $0) }
-        var body = Pages.message(entry, message, hashHex: hash, signature: signature, registry: registry, answeredBy: try answering(id))
-        if entry.direction == .sent, entry.originator == nodeId {
-            body.raw(Pages.publication(entry, revocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }).text)
-            if entry.revokedAt == nil, entry.refusedCode == nil, pending == nil {
-                body.element("h2", "Revoke")
-                body.raw(Pages.revokeForm(id, csrf: csrf).text)
+        router.get("/compose") { request, _ in forms.withCookie(request) { _ in publishing.composeIndex() } }
+        router.get("/compose/:type") { request, context in
+            forms.withCookie(request) { token in
+                publishing.composePage(context.parameters.get("type") ?? "", form: FormValues(), errors: .init(), csrf: token)
             }
         }
-        return page(title, marking: Pages.marking([entry.classificationName]), body)
-    }
-
-    /// Before a search: indexes what is waiting (a bounded batch, so that the page stays quick),
-    /// and returns how many entries are still not searchable.
-    func searchLag() throws -> Int64 {
-        do {
-            try journal.search.index(limit: 2 * SearchIndexer.batch)
-        } catch {
-            refusals.log("index", .warning, "search index not updated before a search: \(error)")
+        router.post("/compose/:type") { request, context in
+            let type = context.parameters.get("type") ?? ""
+            return try await forms.changing(request) { form, token in try publishing.compose(type, form: form, csrf: token) }
         }
-        let status = try journal.search.status()
-        return max(0, status.last - status.indexedThrough)
-    }
-
-    /// What the traceability report reads: every message this console may show, with the
-    /// classification of each (for the page's banner).
-    func traceMessages() throws -> (messages: [Traceability.Message], classifications: [String]) {
-        var messages: [Traceability.Message] = []
-        var names: [String] = []
-        for entry in try journal.search.traceEntries() where visible(entry) {
-            guard let message = try? entry.message(), let payload = message.payload else { continue }
-            messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
-                                                 redactedPaths: entry.redactedPaths))
-            names.append(entry.classificationName)
+        router.get("/drafts") { request, _ in
+            try await offPool { try forms.withCookie(request) { token in try publishing.draftsPage(csrf: token) } }
         }
-        return (messages, names)
-    }
-
-    func tracePage() throws -> Response {
-        let (messages, names) = try traceMessages()
-        return page("Traceability", marking: Pages.marking(names), Pages.trace(Traceability.report(messages)))
-    }
-
-    func statusPage(csrf: String) throws -> Response {
-        let outbox = try journal.outbox.counts()
-        let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
-        let search = try journal.search.status()
-        let facts = Pages.StatusFacts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
-                                      entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
-                                      drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
-                                      lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
-                                      verify: check.last, verifying: check.isRunning)
-        return page("Status", marking: nil, Pages.status(facts, csrf: csrf))
-    }
-
-    /// The messages in this journal that point at `id` (activity matrices answering it, mission
-    /// reports and follow-ups referring to it), from the journal's reference index.
-    func answering(_ id: String) throws -> [(entry: JournalEntry, relation: String)] {
-        try journal.search.referrers(of: id).filter { visible($0.entry) && $0.entry.messageId != id }
-            .map { ($0.entry, Pages.relationName($0.relation, reverse: true)) }
-    }
-
-    // MARK: Changes (compose, drafts, revocation)
-
-    /// The largest form body read (a pasted activity matrix of 500 rows fits).
-    static let maxFormBytes = 4 << 20
-
-    /// The node's figures at each scrape, read from its journal (read transactions).
-    func addMetrics(to router: Router<ConsoleRequestContext>) {
-        let endpoint = metrics
-        let journal = journal
-        let problems = refusals
-        metrics.addRoutes(to: router, refresh: {
-            try? await offPool { Self.refreshFigures(journal: journal, endpoint: endpoint, problems: problems) }
-        }, ready: {
-            do {
-                return try await offPool { (try? journal.lastPosition()) == nil ? "the journal cannot be read" : nil }
-            } catch {
-                return "the console is stopping"
-            }
-        })
-    }
-
-    /// The node's figures from its journal, into the endpoint's gauges.
-    private static func refreshFigures(journal: NodeJournal, endpoint: MetricsEndpoint, problems: SharedThrottledLogger) {
-        do {
-            let search = try journal.search.status()
-            let outbox = try journal.outbox.counts()
-            let session = try journal.session()
-            endpoint.set(.nodeJournalEntries, to: Double(search.last))
-            endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
-            endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
-            endpoint.set(.nodeDrafts, to: Double(try journal.drafts.list().count))
-            endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
-            let open = FileLock.isHeld(journal.path) && session?.open == true
-            endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))
-        } catch {
-            problems.log("metrics", .warning, "metrics: could not read the journal's figures: \(error)")
+        router.post("/drafts/:id/:action") { request, context in
+            let (id, action) = (context.parameters.get("id") ?? "", context.parameters.get("action") ?? "")
+            return try await forms.changing(request) { _, _ in try publishing.draftAction(id, action: action) }
+        }
+        router.post("/messages/:id/revoke") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await forms.changing(request) { form, _ in try publishing.revoke(id, form: form) }
         }
     }
-
-    /// Loopback addresses: a console bound there serves this machine's users only.
-    static func isLoopback(_ host: String) -> Bool {
-        ["localhost", "::1"].contains(host.lowercased()) || host.hasPrefix("127.")
-    }
-
-    /// Runs `body` with the browser's CSRF token, and sets its cookie when the browser had none.
-    func withCookie(_ request: Request, _ body: (String) throws -> Response) rethrows -> Response {
-        let cookie = csrf.cookie(of: request)
-        var response = try body(csrf.token(cookie: cookie.value, user: request.headers.consoleUser))
-        if cookie.isNew { csrf.setCookie(cookie.value, on: &response) }
-        return response
-    }
-
-    /// A state-changing request: a form body within bounds, sent from this console with a valid
-    /// CSRF token; anything else is refused before `body` runs, and nothing is written.
-    func changing(_ request: Request, _ context: some RequestContext,
-                  _ body: @escaping @Sendable (FormValues, String) throws -> Response) async throws -> Response {
-        let contentType = request.headers[.contentType]?.lowercased() ?? ""
-        let boundary = request.headers[.contentType].flatMap(FormValues.boundary(ofContentType:))
-        guard contentType.hasPrefix("application/x-www-form-urlencoded") || (contentType.hasPrefix("multipart/form-data") && boundary != nil) else {
-            return error(.unsupportedMediaType, "The console takes forms as a browser sends them (application/x-www-form-urlencoded or multipart/form-data).")
-        }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: Self.maxFormBytes)
-        } catch {
-            return self.error(.contentTooLarge, "The form is larger than \(Self.maxFormBytes >> 20) MiB.")
-        }
-        let form: FormValues
-        do {
-            form = try boundary.map { boundary throws(ConsoleInputError) in try FormValues(multipart: buffer, boundary: boundary) }
-                ?? FormValues(urlEncoded: String(buffer: buffer))
-        } catch {
-            return self.error(.badRequest, "The form could not be read: \(error).")
-        }
-        if let reason = csrf.refusal(request, token: form.values["csrf"]?.first, user: request.headers.consoleUser) {
-            refusals.log("csrf", .notice, "console refused a form: \(reason)", metadata: ["path": "\(CSRF.loggable(request.uri.path))"])
-            return error(.forbidden, "Refused: \(reason).")
-        }
-        return try await offPool { try self.withCookie(request) { token in try body(form, token) } }
-    }
-
-
-    func composePage(_ slug: String, form: FormValues, errors: ComposeForm.Errors, csrf: String,
-                     status: HTTPResponse.Status = .ok) -> Response {
-        guard let type = ComposeForm.type(slug: slug) else { return error(.notFound, "There is no message type \(slug.prefix(40)) to compose.") }
-        guard context.mayPublish.contains(type) else {
-            return error(.forbidden, "This node's role may not publish \(ComposeForm.title(type).lowercased())s.")
-        }
-        return page(ComposeForm.title(type), marking: nil, Pages.compose(type, context: context, form: form, errors: errors, csrf: csrf),
-                    status: status)
-    }
-
-    /// A submitted compose form: published (to the outbox, as `ctbus publish` does) or kept as a
-    /// draft; or shown again with its errors (422), nothing written.
-    func compose(_ slug: String, form: FormValues, csrf: String) throws -> Response {
-        guard let type = ComposeForm.type(slug: slug), context.mayPublish.contains(type) else {
-            return composePage(slug, form: form, errors: .init(), csrf: csrf)
-        }
-        let draft = form.text("action") == "draft"
-        switch ComposeForm.message(type, form: form, context: context) {
-        case .failure(let box):
-            // A file input cannot be filled again: what the file held comes back in the text area.
-            var shown = form
-            if let file = form.values["activity_matrix.activities_file"]?.first, !file.isEmpty, form.text("activity_matrix.activities").isEmpty {
-                shown.set("activity_matrix.activities", file)
-            }
-            return composePage(slug, form: shown, errors: box.errors, csrf: csrf, status: .unprocessableContent)
-        case .success(let message):
-            do {
-                if draft {
-                    try Publisher.saveDraft(message, into: journal, clearance: clearance)
-                } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
-                }
-            } catch let failure as BusError {
-                var errors = ComposeForm.Errors()
-                errors.add(failure, fields: ComposeForm.allFields(type, context: context), subjectField: nil)
-                return composePage(slug, form: form, errors: errors, csrf: csrf, status: .unprocessableContent)
-            }
-            let id = message.envelope.messageID
-            logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
-            return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : Pages.messageHref(id)])
-        }
-    }
-
-    /// The registry to seal to: the file as it is now when the console knows it. A file that no
-    /// longer reads is an error (logged; nothing is queued), never the copy read at start, whose
-    /// recipients the broker may no longer agree with.
-    func currentRegistry() throws(BusError) -> NodeRegistry? {
-        guard let registryFile else { return registry }
-        do {
-            return try NodeRegistry(json: try ConfigurationFile.read(registryFile, what: "registry"))
-        } catch {
-            refusals.log("registry-unreadable", .error, "the registry file cannot be read; sealed messages are not queued",
-                         metadata: ["file": "\(registryFile)", "reason": "\(error)"])
-            throw BusError(.sealInvalid, "the registry file \(registryFile) cannot be read (\(error)); a sealed message needs it")
-        }
-    }
-
-    /// The key to sign with, or the error that says why this console cannot publish.
-    func signer() throws(BusError) -> Curve25519.Signing.PrivateKey {
-        guard let messageKeys else {
-            throw BusError(.notPermitted, "this console was started without the node's signing key; it keeps drafts but cannot publish")
-        }
-        return messageKeys.signing
-    }
-
-    func draftsPage(csrf: String) throws -> Response {
-        let drafts = try journal.drafts.envelopes()
-        return page("Drafts", marking: Pages.marking(drafts.map(\.envelope.handling.classification.name)), Pages.drafts(drafts, csrf: csrf))
-    }
-
-    /// Release (validated again, then to the outbox) or discard a draft.
-    func draftAction(_ id: String, action: String) throws -> Response {
-        let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id) else { return error(.notFound, "There is no draft \(id.prefix(64)).") }
-        switch action {
-        case "release":
-            do {
-                try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
-            } catch let failure as StoreError where failure.kind == .notFound {
-                return error(.notFound, "There is no draft \(id).")
-            } catch let failure as BusError {
-                return error(.unprocessableContent, "The draft cannot be released: \(failure.detail). Discard it and compose it again.")
-            }
-            logger.info("console released a draft", metadata: ["message_id": "\(id)"])
-            return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
-        case "discard":
-            guard try journal.drafts.discard(messageId: id) else { return error(.notFound, "There is no draft \(id).") }
-            logger.info("console discarded a draft", metadata: ["message_id": "\(id)"])
-            return Response(status: .seeOther, headers: [.location: "/drafts"])
-        default:
-            return error(.notFound, "There is no such page.")
-        }
-    }
-
-    /// Queues the revocation of a message this node published (as `ctbus revoke` does).
-    func revoke(_ id: String, form: FormValues) throws -> Response {
-        let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id), let entry = try journal.entry(messageId: id), visible(entry) else {
-            return error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
-        }
-        guard entry.direction == .sent, entry.originator == nodeId else {
-            return error(.forbidden, "Only the node that published a message can revoke it.")
-        }
-        let reason = form.text("reason").isEmpty ? "revoked by the originator" : form.text("reason")
-        let revocation: Revocation
-        do {
-            revocation = try Revocation.signed(messageId: id, reason: reason, by: nodeId, with: try signer())
-            try MessageValidator.validate(revocation.frame)
-        } catch let error as BusError where error.code == .validationFailed {
-            return self.error(.unprocessableContent, "The reason is too long: at most \(WireLimits.revokeReasonBytes) bytes.")
-        } catch let error as BusError {
-            return self.error(.forbidden, "This console cannot revoke: \(error.detail).")
-        }
-        try journal.revocations.queue(revocation)
-        logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
-        return Response(status: .seeOther, headers: [.location: Pages.messageHref(id)])
-    }
-
-    /// Defence in depth: nothing above this node's clearance is shown, whatever the journal holds.
-    func visible(_ entry: JournalEntry) -> Bool {
-        (Classification(name: entry.classificationName)?.rawValue ?? Int.max) <= clearance.rawValue
-    }
-
-    func page(_ title: String, marking: String?, _ body: HTML, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: title, node: nodeId, marking: marking, body))))
-    }
-
-    func error(_ status: HTTPResponse.Status, _ text: String) -> Response {
-        var body = HTML()
-        body.element("p", text)
-        return page(status.reasonPhrase, marking: nil, body, status: status)
-    }
-}
-
-/// The headers every console response carries.
-struct SecurityHeaders<Context: RequestContext>: RouterMiddleware {
-    static var fields: [(HTTPField.Name, String)] {
-        [
-            (.contentSecurityPolicy, "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                + "frame-ancestors 'none'; base-uri 'none'"),
-            (HTTPField.Name("X-Frame-Options")!, "DENY"),
-            (HTTPField.Name("X-Content-Type-Options")!, "nosniff"),
-            (HTTPField.Name("Referrer-Policy")!, "same-origin"),
-            (.cacheControl, "no-store"),
-        ]
-    }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var response: Response
-        do {
-            response = try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound {
-            var body = HTML()
-            body.element("p", "There is no such page.")
-            response = Response(status: .notFound, headers: [.contentType: "text/html; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: "Not found", node: "", marking: nil, body))))
-        }
-        for (name, value) in Self.fields { response.headers[name] = value }
-        return response
-    }
-}
-
-/// Runs journal work (SQLite reads and writes through GRDB, verifying, signing) on NIO's thread
-/// pool, as hummingbird-auth runs bcrypt: the console never holds a thread of the cooperative pool
-/// while SQLite waits for the disk.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await NIOThreadPool.singleton.runIfActive(body)
 }

@@ -71,7 +71,7 @@ struct RequireAllowedHost<Context: RequestContext>: RouterMiddleware {
         var body = HTML()
         body.element("p", "This console does not answer to the name \(named). Its operator can add the name to the console's allowed hosts.")
         return Response(status: .misdirectedRequest, headers: [.contentType: "text/html; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: Pages.page(title: "Unknown name", node: "", marking: nil, body))))
+                        body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: "Unknown name", node: "", marking: nil, body))))
     }
 }
 

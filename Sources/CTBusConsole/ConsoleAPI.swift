@@ -12,22 +12,31 @@ import SwiftProtobuf
 
 /// The console's JSON API, for other systems of the same office: list, show, trace, publish.
 /// docs/openapi.json describes it; a test checks every operation there against this server.
-/// Field names are snake_case throughout, as in the messages' protobuf JSON.
-extension ConsoleServer {
+/// Field names are snake_case throughout, as in the messages' protobuf JSON. What it shows goes
+/// through `VisibleJournal`, as the pages do; what it publishes through `ConsolePublisher`.
+struct ConsoleAPI: Sendable {
+    let nodeId: String
+    let visible: VisibleJournal
+    let context: ComposeContext
+    let publisher: ConsolePublisher
+    let csrf: CSRF
+    let refusals: SharedThrottledLogger
+    let logger: Logger
+
     /// The operations, as the OpenAPI document names them (method, path template).
-    static let apiOperations: [(method: String, path: String)] = [
+    static let operations: [(method: String, path: String)] = [
         ("get", "/api/v1/messages"), ("post", "/api/v1/messages"), ("get", "/api/v1/messages/{id}"), ("get", "/api/v1/trace"),
     ]
 
-    func addAPI(to router: Router<ConsoleRequestContext>) {
-        let console = self
-        router.get("/api/v1/messages") { request, _ in try await offPool { console.json { try console.apiList(request) } } }
-        router.post("/api/v1/messages") { request, _ in try await console.apiPublish(request) }
+    func addRoutes(to router: Router<ConsoleRequestContext>) {
+        let api = self
+        router.get("/api/v1/messages") { request, _ in try await offPool { api.json { try api.list(request) } } }
+        router.post("/api/v1/messages") { request, _ in try await api.publish(request) }
         router.get("/api/v1/messages/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return try await offPool { console.json { try console.apiShow(id) } }
+            return try await offPool { api.json { try api.show(id) } }
         }
-        router.get("/api/v1/trace") { request, _ in try await offPool { console.json { try console.apiTrace(request) } } }
+        router.get("/api/v1/trace") { request, _ in try await offPool { api.json { try api.trace(request) } } }
     }
 
     /// A JSON error body: `{"error": {"code": ..., "detail": ...}}`.
@@ -142,28 +151,24 @@ extension ConsoleServer {
         }
     }
 
-    func apiList(_ request: Request) throws -> Response {
+    func list(_ request: Request) throws -> Response {
         let limitText = request.uri.queryParameters.get("limit")
-        let limit = limitText.map { Int($0) } ?? Self.pageSize
+        let limit = limitText.map { Int($0) } ?? VisibleJournal.pageSize
         guard let limit, (1...500).contains(limit) else { throw APIError(.badRequest, "BAD_REQUEST", "limit must be 1 to 500") }
-        var filter: JournalFilter
+        let filter: JournalFilter
         do {
-            filter = try Self.journalFilter(request.uri.queryParameters).filter
+            filter = try JournalQuery.parse(request.uri.queryParameters).filter
         } catch {
             throw APIError(.badRequest, "BAD_REQUEST", error.description)
         }
-        filter.limit = limit + 1
-        let unindexed = filter.words == nil ? nil : try searchLag()
-        var entries = try journal.entries(matching: filter).filter(visible)
-        let more = entries.count > limit
-        if more { entries.removeLast() }
-        return try jsonResponse(encoding: MessageList(messages: entries.map(MessageSummary.init), nextBefore: more ? entries.last?.position : nil,
-                                                      unindexedEntries: unindexed))
+        let page = try visible.page(filter, size: limit)
+        return try jsonResponse(encoding: MessageList(messages: page.entries.map(MessageSummary.init), nextBefore: page.next,
+                                                      unindexedEntries: page.unindexed))
     }
 
-    func apiShow(_ id: String) throws -> Response {
+    func show(_ id: String) throws -> Response {
         let id = MessageID.canonical(id)
-        guard MessageID.isUUID(id), let entry = try journal.entry(messageId: id), visible(entry) else {
+        guard let entry = try visible.entry(messageId: id) else {
             throw APIError(.notFound, "NOT_FOUND", "this journal holds no message \(id.prefix(64)) that this console may show")
         }
         guard let message = try? entry.message() else {
@@ -178,17 +183,17 @@ extension ConsoleServer {
         return jsonResponse(.ok, body)
     }
 
-    func apiTrace(_ request: Request) throws -> Response {
+    func trace(_ request: Request) throws -> Response {
         let state = request.uri.queryParameters.get("member_state").map { String($0).uppercased() }
         if let state, !Geography.isCountryCode(state) {
             throw APIError(.badRequest, "BAD_REQUEST", "member_state must be an ISO 3166-1 alpha-3 code")
         }
-        return try jsonResponse(encoding: Traceability.report(try traceMessages().messages, memberState: state))
+        return try jsonResponse(encoding: Traceability.report(try visible.traceMessages().messages, memberState: state))
     }
 
     /// POST /api/v1/messages: a message in protobuf JSON, as `ctbus publish` reads it, validated
     /// the same way and queued in the outbox (or kept as a draft with `?draft=true`).
-    func apiPublish(_ request: Request) async throws -> Response {
+    func publish(_ request: Request) async throws -> Response {
         // A page of another site cannot send JSON here without a CORS preflight, which this
         // server never grants; the origin check refuses what a browser marks as cross-site.
         if let reason = csrf.crossOrigin(request) {
@@ -200,9 +205,9 @@ extension ConsoleServer {
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: Self.maxFormBytes)
+            buffer = try await request.body.collect(upTo: FormRequests.maxFormBytes)
         } catch {
-            return jsonError(APIError(.contentTooLarge, "MESSAGE_TOO_LARGE", "the body is larger than \(Self.maxFormBytes >> 20) MiB"))
+            return jsonError(APIError(.contentTooLarge, "MESSAGE_TOO_LARGE", "the body is larger than \(FormRequests.maxFormBytes >> 20) MiB"))
         }
         let draft = request.uri.queryParameters.get("draft") == "true"
         return try await offPool { self.json {
@@ -212,11 +217,7 @@ extension ConsoleServer {
                 guard context.mayPublish.contains(message.envelope.type) else {
                     throw BusError(.notPermitted, "this node's role may not publish \(message.envelope.type.name)")
                 }
-                if draft {
-                    try Publisher.saveDraft(message, into: journal, clearance: clearance)
-                } else {
-                    try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
-                }
+                try publisher.publish(message, asDraft: draft)
             } catch let error as BusError {
                 let status: HTTPResponse.Status = error.code == .notPermitted ? .forbidden : .unprocessableContent
                 throw APIError(status, error.codeName, error.detail)

@@ -1,0 +1,206 @@
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import Foundation
+import SwiftProtobuf
+
+/// One message: its envelope's facts, what became of it (revoked, refused, parts withheld), the
+/// messages it refers to and those referring to it, its content; and, for this node's own
+/// publication, its life so far and the form that revokes it.
+struct MessagePage: ConsolePage {
+    let entry: JournalEntry
+    let message: BusMessage
+    /// The signature checked against the node's registry; nil when the console has no registry.
+    let signature: SignatureState?
+    let registry: NodeRegistry?
+    /// The messages in this journal that point at this one.
+    let referrers: [(entry: JournalEntry, relation: Reference.Relation)]
+    /// Set when this node published the message.
+    let publication: OwnPublication?
+
+    /// What the page shows of a message this node published.
+    struct OwnPublication {
+        /// A revocation queued and not confirmed by the broker yet.
+        let pendingRevocation: (reason: String, lastSentAt: Date?)?
+        let csrf: String
+    }
+
+    var title: String {
+        "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
+    }
+
+    var marking: String? { PageLayout.marking([entry.classificationName]) }
+
+    var body: HTML {
+        var html = facts()
+        html.raw(fate().text)
+        html.raw(links().text)
+        html.element("h2", "Content")
+        var options = JSONEncodingOptions()
+        options.preserveProtoFieldNames = true
+        if let payload = try? message.jsonUTF8Data(options: options),
+           let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any] {
+            let content = object.filter { $0.key != "envelope" }.values.first
+            html.raw(Self.render(content ?? [:]))
+        }
+        if let publication {
+            html.raw(Self.publication(entry, revocation: publication.pendingRevocation).text)
+            if entry.revokedAt == nil, entry.refusedCode == nil, publication.pendingRevocation == nil {
+                html.element("h2", "Revoke")
+                html.raw(Self.revokeForm(entry.messageId, csrf: publication.csrf).text)
+            }
+        }
+        return html
+    }
+
+    /// A reference's relation in words, read from the referring message ("answers") or from the
+    /// message referred to ("answered by").
+    static func relationName(_ relation: Reference.Relation, reverse: Bool) -> String {
+        switch relation {
+        case .answers: reverse ? "answered by" : "answers"
+        case .reportsOn: reverse ? "reported on by" : "reports on"
+        case .followsUp: reverse ? "followed up by" : "follows up"
+        case .supersedes: reverse ? "superseded by" : "supersedes"
+        default: reverse ? "referred to by" : "refers to"
+        }
+    }
+
+    /// The envelope's facts, the signature and the entry's place in the journal.
+    private func facts() -> HTML {
+        let envelope = message.envelope
+        let handling = envelope.handling
+        var facts: [(String, String)] = [
+            ("Message id", envelope.messageID), ("Type", envelope.type.name), ("From", entry.originator),
+            ("Direction", entry.direction.rawValue), ("Member State or region", envelope.subject),
+            ("Created (UTC)", ISO8601DateFormatter().string(from: entry.createdAt)),
+            ("Classification", handling.classification.name),
+            ("Releasable to", handling.releasability.isEmpty ? "every entitled node" : handling.releasability.joined(separator: ", ")),
+        ]
+        if handling.tlp != .tlpUnspecified { facts.append(("TLP", "\(handling.tlp)".uppercased())) }
+        if !handling.declassifyOn.isEmpty { facts.append(("Declassified on", handling.declassifyOn)) }
+        if envelope.hasExpiresAt { facts.append(("Expires (UTC)", ISO8601DateFormatter().string(from: envelope.expiresAt.date))) }
+        if handling.hasMemberStateRestriction {
+            let restriction = handling.memberStateRestriction
+            facts.append(("Member State restriction", "\(restriction.state), \(restriction.scope == .whole ? "whole message" : "parts"), "
+                          + "requested on \(restriction.requestedOn)"))
+        }
+        if !envelope.thematicTags.isEmpty { facts.append(("Themes", envelope.thematicTags.joined(separator: ", "))) }
+        facts.append(("Signature", signature?.summary ?? "not checked: this console has no registry"))
+        facts.append(("Journal position", "\(entry.position)"))
+        facts.append(("Hash", entry.hash.map { String(format: "%02x", $0) }.joined()))
+        var html = HTML(raw: "<dl class=\"facts\">")
+        for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
+        html.raw("</dl>")
+        return html
+    }
+
+    /// Revoked, refused by the broker, parts withheld at a Member State's request.
+    private func fate() -> HTML {
+        var html = HTML()
+        if let revoked = entry.revocationSummary(registry: registry) {
+            html.element("p", "This message was \(revoked).", attributes: [("class", "revoked")])
+        }
+        if let code = entry.refusedCode {
+            html.element("p", "The broker refused this publication (\(code): \(entry.refusedDetail ?? "")); it is not sent again.",
+                         attributes: [("class", "refused")])
+        }
+        if !entry.redactedPaths.isEmpty {
+            let handling = message.envelope.handling
+            let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
+            html.raw("<ul class=\"withheld\">")
+            for path in entry.redactedPaths {
+                html.element("li", "\(path): withheld at the request of \(state)")
+            }
+            html.raw("</ul>")
+        }
+        return html
+    }
+
+    /// The messages this one refers to, and those referring to it.
+    private func links() -> HTML {
+        var html = HTML()
+        let references = message.envelope.references
+        if !references.isEmpty {
+            html.element("h2", "References")
+            html.raw("<ul>")
+            for reference in references {
+                html.raw("<li>")
+                html.text(Self.relationName(reference.relation, reverse: false) + " ")
+                html.raw(HTML.link(PageLayout.messageHref(reference.messageID), reference.messageID))
+                html.raw("</li>")
+            }
+            html.raw("</ul>")
+        }
+        if !referrers.isEmpty {
+            html.element("h2", "Referred to by")
+            html.raw("<ul class=\"referrers\">")
+            for item in referrers {
+                html.raw("<li>")
+                html.text("\(Self.relationName(item.relation, reverse: true)) ")
+                html.raw(HTML.link(PageLayout.messageHref(item.entry.messageId),
+                                   "\(item.entry.typeName.replacingOccurrences(of: "_", with: " ").lowercased()) from \(item.entry.originator)"))
+                html.text(" (\(ISO8601DateFormatter().string(from: item.entry.createdAt)))")
+                html.raw("</li>")
+            }
+            html.raw("</ul>")
+        }
+        return html
+    }
+
+    /// A decoded JSON value as nested definition lists, every key and value escaped.
+    static func render(_ value: Any) -> String {
+        switch value {
+        case let object as [String: Any]:
+            var html = HTML(raw: "<dl class=\"fields\">")
+            for key in object.keys.sorted() {
+                html.element("dt", key.replacingOccurrences(of: "_", with: " "))
+                html.raw("<dd>" + render(object[key]!) + "</dd>")
+            }
+            html.raw("</dl>")
+            return html.text
+        case let list as [Any]:
+            return "<ul>" + list.map { "<li>" + render($0) + "</li>" }.joined() + "</ul>"
+        case let number as NSNumber:
+            return HTML.escape(number.stringValue)
+        default:
+            return HTML.escape("\(value)")
+        }
+    }
+
+    /// The life of this node's own publication, as its journal records it: queued, acknowledged
+    /// by the broker (or refused), revocation sent and confirmed. Who received it, who got a
+    /// redacted copy and who was refused by which rule is the broker's audit (`ctbus audit`).
+    static func publication(_ entry: JournalEntry, revocation: (reason: String, lastSentAt: Date?)?) -> HTML {
+        let time = ISO8601DateFormatter()
+        var facts: [(String, String)] = [("Queued in the outbox (UTC)", time.string(from: entry.recordedAt))]
+        if let code = entry.refusedCode {
+            facts.append(("Broker", "refused it: \(code)"))
+        } else {
+            facts.append(("Stored by the broker (UTC)", entry.acknowledgedAt.map { time.string(from: $0) } ?? "not yet: the node daemon sends it"))
+        }
+        if let revoked = entry.revokedAt {
+            facts.append(("Revoked (UTC)", "\(time.string(from: revoked)), confirmed by the broker"))
+        } else if let revocation {
+            facts.append(("Revocation", revocation.lastSentAt.map { "sent at \(time.string(from: $0)), waiting for the broker to confirm it" }
+                          ?? "queued; the node daemon sends it"))
+        }
+        var html = HTML()
+        html.element("h2", "Publication")
+        html.raw("<dl class=\"facts publication\">")
+        for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
+        html.raw("</dl>")
+        html.element("p", "Who received it, who got a copy with parts withheld and who was refused by which rule: "
+                     + "the broker's audit (ctbus audit on the broker's host).", attributes: [("class", "hint")])
+        return html
+    }
+
+    /// The revocation form shown on a message this node published and has not revoked.
+    static func revokeForm(_ messageId: String, csrf: String) -> HTML {
+        var html = HTML(raw: "<form method=\"post\" class=\"revoke\"\(HTML.attributes([("action", PageLayout.messageHref(messageId) + "/revoke")]))>")
+        html.raw(PageLayout.csrfField(csrf))
+        html.raw("<label for=\"reason\">Reason</label><input type=\"text\" id=\"reason\" name=\"reason\" maxlength=\"1024\">")
+        html.raw("<button type=\"submit\">Revoke this message</button></form>")
+        return html
+    }
+}

@@ -1,0 +1,66 @@
+import CTBusJournal
+import CTBusNode
+import CTBusPolicy
+import CTBusSchema
+import CTBusTrace
+import Foundation
+import Hummingbird
+
+/// The pages that only read the journal: the journal itself, each message, the traceability
+/// report and the node's status. Each runs on the thread pool (`offPool`).
+struct ReadOnlyPages: Sendable {
+    let nodeId: String
+    let journal: NodeJournal
+    /// The entries this console may show: every page that shows entries reads them here.
+    let visible: VisibleJournal
+    /// The node's registry copy: the message page checks each message's signature against it.
+    let registry: NodeRegistry?
+    let check: JournalCheck
+    let responses: HTMLResponder
+
+    func journalPage(_ request: Request) throws -> Response {
+        let filter: JournalFilter
+        let query: JournalQuery
+        do {
+            (filter, query) = try JournalQuery.parse(request.uri.queryParameters)
+        } catch {
+            return responses.error(.badRequest, error.description)
+        }
+        let page = try visible.page(filter, size: VisibleJournal.pageSize)
+        return responses.page(JournalPage(entries: page.entries, query: query, next: page.next, unindexed: page.unindexed ?? 0, now: Date()))
+    }
+
+    /// A message this console may show; one this node published comes with its publication's
+    /// life and, while it may still be revoked, the revoke form.
+    func messagePage(_ id: String, csrf: String) throws -> Response {
+        let id = MessageID.canonical(id)
+        guard let (entry, pending) = try visible.entryWithPending(messageId: id) else {
+            return responses.error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
+        }
+        guard let message = try? entry.message() else {
+            return responses.error(.internalServerError, "The journal entry of \(id) cannot be decoded: run ctbus journal verify.")
+        }
+        let published = entry.direction == .sent && entry.originator == nodeId
+        return responses.page(MessagePage(
+            entry: entry, message: message, signature: registry.map { entry.signatureState(registry: $0) }, registry: registry,
+            referrers: try visible.referrers(of: id),
+            publication: published ? .init(pendingRevocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }, csrf: csrf) : nil))
+    }
+
+    func tracePage() throws -> Response {
+        let (messages, names) = try visible.traceMessages()
+        return responses.page(TracePage(report: Traceability.report(messages), classifications: names))
+    }
+
+    func statusPage(csrf: String) throws -> Response {
+        let outbox = try journal.outbox.counts()
+        let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
+        let search = try journal.search.status()
+        let facts = StatusPage.Facts(daemonRunning: FileLock.isHeld(journal.path), session: try journal.session(),
+                                     entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
+                                     drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
+                                     lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
+                                     verify: check.last, verifying: check.isRunning)
+        return responses.page(StatusPage(facts: facts, csrf: csrf))
+    }
+}

@@ -1,0 +1,63 @@
+import CTBusJournal
+import Foundation
+
+/// The node's state as its journal shows it: the daemon and its broker session, the outbox, the
+/// search index and the last journal verify, with a button that runs verify now.
+struct StatusPage: ConsolePage {
+    struct Facts {
+        var daemonRunning: Bool
+        var session: (open: Bool, since: Date)?
+        var entries: Int64
+        var outbox: Int
+        var refused: Int
+        var drafts: Int
+        var lastReceived: Date?
+        var lastAcknowledged: Date?
+        var searchIndexed: Int64
+        var verify: JournalCheck.Outcome?
+        var verifying: Bool
+    }
+
+    let facts: Facts
+    let csrf: String
+
+    var title: String { "Status" }
+    var marking: String? { nil }
+
+    var body: HTML {
+        let time = ISO8601DateFormatter()
+        let connection: String
+        switch (facts.daemonRunning, facts.session) {
+        case (true, let session?) where session.open: connection = "connected to the broker since \(time.string(from: session.since))"
+        case (true, let session?): connection = "running, not connected to the broker since \(time.string(from: session.since)) (it keeps trying)"
+        case (true, nil): connection = "running, not connected to the broker yet"
+        case (false, _): connection = "not running: nothing is sent or received until ctbus node runs"
+        }
+        let verify: String
+        switch facts.verify?.result {
+        case .success(let report)? where report.isIntact:
+            verify = "intact: \(report.entries) entries and their hash chain (checked \(time.string(from: facts.verify!.at)))"
+        case .success(let report)?:
+            verify = "DAMAGED: " + (report.firstBreak.map { "entry \($0.position): \($0.reason)" } ?? report.damage.joined(separator: "; "))
+                + " (checked \(time.string(from: facts.verify!.at))); see ctbus journal salvage"
+        case .failure(let error)?:
+            verify = "could not run: \(error)"
+        case nil:
+            verify = facts.verifying ? "running…" : "not run yet"
+        }
+        var html = HTML(raw: "<dl class=\"facts status\">")
+        for (name, value) in [("Node daemon", connection), ("Journal entries", "\(facts.entries)"),
+                              ("Publications waiting in the outbox", "\(facts.outbox)"),
+                              ("Publications refused by the broker", "\(facts.refused)"), ("Drafts", "\(facts.drafts)"),
+                              ("Last message received (UTC)", facts.lastReceived.map { time.string(from: $0) } ?? "none yet"),
+                              ("Last publication acknowledged (UTC)", facts.lastAcknowledged.map { time.string(from: $0) } ?? "none yet"),
+                              ("Search index", "\(facts.searchIndexed) of \(facts.entries) entries"),
+                              ("Journal verify", verify)] {
+            html.element("dt", name)
+            html.element("dd", value)
+        }
+        html.raw("</dl><form method=\"post\" action=\"/status/verify\">" + PageLayout.csrfField(csrf)
+                 + "<button type=\"submit\">Verify the journal now</button></form>")
+        return html
+    }
+}
