@@ -23,11 +23,6 @@ struct ConsoleAPI: Sendable {
     let refusals: SharedThrottledLogger
     let logger: Logger
 
-    /// The operations, as the OpenAPI document names them (method, path template).
-    static let operations: [(method: String, path: String)] = [
-        ("get", "/api/v1/messages"), ("post", "/api/v1/messages"), ("get", "/api/v1/messages/{id}"), ("get", "/api/v1/trace"),
-    ]
-
     func addRoutes(to router: Router<ConsoleRequestContext>) {
         let api = self
         router.get("/api/v1/messages") { request, _ in try await offPool { api.json { try api.list(request) } } }
