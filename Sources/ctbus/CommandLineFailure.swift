@@ -45,13 +45,28 @@ func describe(_ error: any Error) -> String {
 }
 
 /// The process's logger: swift-log to stderr at `level`.
-func makeLogger(label: String, level: String, format: LogFormat = .text) -> Logger {
+/// The log options every daemon takes.
+struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
+    var logFormat: LogFormat = .text
+
+    func logger(label: String) -> Logger {
+        makeLogger(label: label, level: logLevel, format: logFormat)
+    }
+}
+
+func makeLogger(label: String, level: Logger.Level, format: LogFormat = .text) -> Logger {
     var logger = Logger(label: label) { label -> any LogHandler in
         format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
     }
-    logger.logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
+    logger.logLevel = level
     return logger
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// How a daemon writes its log: text for people, JSON (one object a line) for log shippers.
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {

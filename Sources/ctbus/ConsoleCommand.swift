@@ -36,14 +36,10 @@ struct ConsoleCommand: AsyncParsableCommand {
             help: "A name people reach the console by, beside localhost, the loopback addresses and --bind (repeatable; default: the configuration's http.allowedHosts). Requests for other names are refused (421).")
     var allowedHosts: [String] = []
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel = "info"
-
-    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
-    var logFormat: LogFormat = .text
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let logger = makeLogger(label: "ctbus.console", level: logLevel, format: logFormat)
+        let logger = log.logger(label: "ctbus.console")
         try await runDaemon(named: "console", log: logger) {
             let configuration = try NodeConfiguration.load(path: nodeConfig)
             let journal = try NodeJournal(path: configuration.journalPath)

@@ -18,14 +18,10 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The broker configuration file (see deploy/broker.json).")
     var config: String
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel = "info"
-
-    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
-    var logFormat: LogFormat = .text
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let logger = makeLogger(label: "ctbus.broker", level: logLevel, format: logFormat)
+        let logger = log.logger(label: "ctbus.broker")
         try await runDaemon(named: "broker", log: logger) {
             let configuration = try BrokerConfiguration.load(path: config)
             let endpoint = configuration.http.map { _ in MetricsEndpoint() }
@@ -64,14 +60,10 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The node configuration file (see deploy/nodes/).")
     var config: String
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
-    var logLevel = "info"
-
-    @Option(name: .long, help: "Log format: text, or json (one object a line, for journald and log shippers).")
-    var logFormat: LogFormat = .text
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let logger = makeLogger(label: "ctbus.node", level: logLevel, format: logFormat)
+        let logger = log.logger(label: "ctbus.node")
         try await runDaemon(named: "node", log: logger) {
             // With a console, the node's own figures (publish-to-acknowledge time, deliveries) join its /metrics.
             let endpoint = try NodeConfiguration.load(path: config).http.map { _ in MetricsEndpoint() }
@@ -87,7 +79,7 @@ struct NodeCommand: AsyncParsableCommand {
                                                    messageKeys: node.messageKeys, registryFile: node.configuration.registryFile,
                                                    host: http.bind ?? "127.0.0.1", port: http.port, allowedHosts: http.allowedHosts ?? [],
                                                    authentication: authentication, metrics: endpoint ?? MetricsEndpoint(),
-                                                   logger: makeLogger(label: "ctbus.console", level: logLevel, format: logFormat))
+                                                   logger: log.logger(label: "ctbus.console"))
                     services.append(server.announcedApplication())
                 } catch {
                     node.stop() // releases the journal's lock

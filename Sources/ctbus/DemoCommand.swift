@@ -26,7 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
     var keepRunning = false
 
     @Option(help: "Log level of broker and nodes (to stderr): trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "critical"
+    var logLevel: Logger.Level = .critical
 
     func run() async throws {
         try await runReportingErrors { try await runDemo() }

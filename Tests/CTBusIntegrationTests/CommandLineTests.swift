@@ -175,6 +175,14 @@ struct CommandLineTests {
         #expect(result.errors.split(separator: "\n").count == 1)
     }
 
+    @Test("A log level that is not one is refused before anything starts, with the levels there are")
+    func badLogLevel() async throws {
+        let result = try await Self.run(["broker", "--config", "/nonexistent/broker.json", "--log-level", "verbose"])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("The value 'verbose' is invalid for '--log-level <log-level>'"), "\(result.errors)")
+        #expect(result.errors.contains("notice") && !result.errors.contains("configuration error"), "\(result.errors)")
+    }
+
     @Test("journal list: a table that fits 100 columns with a separator between columns; csv and json give full values")
     func journalListFormats() async throws {
         let folder = try JournalIntegrityTests.folder()
