@@ -21,6 +21,9 @@ public struct SalvageReport: Sendable {
     public let drafts: Int
     /// Set when reading stopped early (the rest of the file could not be read at all).
     public let unreadableTail: String?
+    /// Kept entries that were revoked, but whose signed revocation no longer reads: they are
+    /// copied as not revoked (the statement is what proves a revocation), by message id.
+    public let revocationsLost: [String]
 }
 
 /// Salvage of a damaged node journal into a new one.
@@ -40,7 +43,8 @@ public enum JournalSalvage {
         let source = readDamaged(damaged)
         let (kept, lost) = verifiedEntries(source.rows, now: now)
         let (outboxCount, draftCount) = try write(kept, with: source, into: newPath, now: now)
-        return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: source.unreadableTail)
+        return SalvageReport(kept: kept.count, lost: lost, outbox: outboxCount, drafts: draftCount, unreadableTail: source.unreadableTail,
+                             revocationsLost: kept.filter(\.revocationLost).map(\.messageId))
     }
 
     /// What could be read of a damaged journal, row by row.
@@ -214,6 +218,8 @@ struct SalvagedEntry {
     let revokedAt: Date?
     let revokeReason: String?
     let revocation: Data?
+    /// The row says the entry was revoked, but its signed statement does not read.
+    let revocationLost: Bool
 
     init?(_ row: Row, messageId: String, now: Date) {
         func value<T: DatabaseValueConvertible>(_ column: String, _: T.Type) -> T? {
@@ -242,5 +248,6 @@ struct SalvagedEntry {
         revocation = statement?.0
         revokedAt = statement.map { value("revoked_at", Double.self).map(Date.init(timeIntervalSince1970:)) ?? $0.1.revokedAt.date }
         revokeReason = statement.map { value("revoke_reason", String.self) ?? $0.1.reason }
+        revocationLost = statement == nil && (value("revocation", Data.self) != nil || value("revoked_at", Double.self) != nil)
     }
 }

@@ -328,6 +328,10 @@ extension JournalCommand {
                     let id = lost.messageId.isEmpty ? "id unreadable" : lost.messageId
                     print("lost entry \(lost.position) (\(id), \(lost.direction ?? "direction unreadable")): \(lost.reason)")
                 }
+                for id in report.revocationsLost {
+                    print("revocation lost for \(id): its signed statement does not read, so the entry is kept as not revoked; "
+                          + "`ctbus audit \(id)` at the broker shows whether it was revoked")
+                }
                 if !report.lost.isEmpty || report.unreadableTail != nil {
                     print("received messages come back from the broker's backlog when the node starts; "
                           + "lost sent messages are in the broker's store (`ctbus audit ID`)")

@@ -1,6 +1,7 @@
 import CTBusBroker
 import CTBusJournal
 import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import CTBusLocal
 import CTBusTesting
@@ -303,6 +304,18 @@ extension DamagedFilesTests {
         let again = try await CommandLineTests.run(["journal", "salvage", "--journal", path])
         #expect(again.status == 0 && again.output.contains("verifies (4 entries): nothing to salvage"), "\(again.output)")
         #expect(try Self.sha256(path) == salvaged)
+
+        // Entry 3 revoked, then its signed revocation damaged (bookkeeping beside the chain): salvage
+        // keeps the entry, as not revoked, and says so.
+        let revocation = try Revocation.signed(messageId: ids[2], reason: "superseded", by: "cted", with: cted)
+        try NodeJournal(path: path).revocations.markRevoked([revocation])
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "UPDATE entry SET revocation = x'00FF', classification = 'CONFIDENTIAL' WHERE position = 3")
+        }
+        let revoked = try await CommandLineTests.run(["journal", "salvage", "--journal", path])
+        #expect(revoked.status == 0 && revoked.output.contains("salvaged 4 entries"), "\(revoked.output)")
+        #expect(revoked.output.contains("revocation lost for \(ids[2]): its signed statement does not read"), "\(revoked.output)")
+        #expect(try NodeJournal(path: path, access: .readOnly).entry(messageId: ids[2])?.revokedAt == nil)
 
         // A byte of entry 2's hashed payload: the link in the middle is broken, not the last one.
         try await DatabaseQueue(path: path).write { db in
