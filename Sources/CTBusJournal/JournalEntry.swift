@@ -129,7 +129,7 @@ public struct JournalFilter: Sendable {
 }
 
 /// One message in a journal.
-public struct JournalEntry: Sendable {
+public struct JournalEntry: Sendable, FetchableRecord {
     public let position: Int64
     public let messageId: String
     public let direction: Direction
@@ -166,8 +166,10 @@ public struct JournalEntry: Sendable {
     /// A sealed message's content keys as opened by this node (`JournalRecord.contentKeys`).
     public let contentKeys: Data?
 
-    /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws.
-    init(row: Row) throws {
+    /// Decodes a row; a NULL or a value of the wrong type (a damaged file) throws. Fetched as a
+    /// record (`JournalEntry.fetchAll`), each column is found through the statement's index of
+    /// names; a row copied out of its statement would search its columns by name one by one.
+    public init(row: Row) throws {
         position = try row.decode(forColumn: "position")
         messageId = try row.decode(forColumn: "message_id")
         let directionName: String = try row.decode(forColumn: "direction")

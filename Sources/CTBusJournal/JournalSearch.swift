@@ -86,14 +86,15 @@ public struct JournalSearch: Sendable {
     public func referrers(of id: String) throws(StoreError) -> [(entry: JournalEntry, relation: Reference.Relation)] {
         let through = try status().indexedThrough
         var found = try database.read { db in
-            try Row.fetchAll(db, sql: """
+            // A cursor's rows are read in their statement (found by name through its index).
+            try Array(Row.fetchCursor(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail, entry_reference.relation AS relation_name FROM entry_reference
                 JOIN entry ON entry.position = entry_reference.position
                 LEFT JOIN outbox ON outbox.message_id = entry.message_id
                 WHERE entry_reference.target = ? ORDER BY entry.position
                 """, arguments: [id]).map { row in
                 (try JournalEntry(row: row), Reference.Relation(name: try row.decode(String.self, forColumn: "relation_name")) ?? .unspecified)
-            }
+            })
         }
         for entry in try journal.entries(matching: JournalFilter(after: through)) {
             let message = try? entry.message()
@@ -109,12 +110,12 @@ public struct JournalSearch: Sendable {
     public func entriesWithReferences(type: MessageType) throws(StoreError) -> [JournalEntry] {
         let through = try status().indexedThrough
         var found = try database.read { db in
-            try Row.fetchAll(db, sql: """
+            try JournalEntry.fetchAll(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
                 LEFT JOIN outbox ON outbox.message_id = entry.message_id
                 WHERE entry.type = ? AND entry.position <= ? AND entry.position IN (SELECT position FROM entry_reference)
                 ORDER BY entry.position
-                """, arguments: [type.name, through]).map { try JournalEntry(row: $0) }
+                """, arguments: [type.name, through])
         }
         found += try journal.entries(matching: JournalFilter(type: type, after: through)).filter { entry in
             !((try? entry.envelope())?.references.isEmpty ?? true)

@@ -23,12 +23,11 @@ extension NodeJournal {
         }
         let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try database.read { db in
-            try Row.fetchAll(db, sql: """
+            try JournalEntry.fetchAll(db, sql: """
                 SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
                 LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition)
                 ORDER BY position \(filter.newestFirst ? "DESC" : "") \(filter.limit.map { "LIMIT \(max(0, $0))" } ?? "")
-                """,
-                             arguments: StatementArguments(arguments)).map { try JournalEntry(row: $0) }
+                """, arguments: StatementArguments(arguments))
         }
     }
 
@@ -36,8 +35,8 @@ extension NodeJournal {
     /// A row that does not read stops the walk with its error.
     public func forEachEntry(_ body: (JournalEntry) throws -> Void) throws {
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM entry ORDER BY position")
-            while let row = try rows.next() { try body(try JournalEntry(row: row)) }
+            let entries = try JournalEntry.fetchCursor(db, sql: "SELECT * FROM entry ORDER BY position")
+            while let entry = try entries.next() { try body(entry) }
         }
     }
 
@@ -47,11 +46,10 @@ extension NodeJournal {
     }
 
     static func entry(_ db: Database, messageId: String) throws -> JournalEntry? {
-        try Row.fetchOne(db, sql: """
+        try JournalEntry.fetchOne(db, sql: """
             SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
             LEFT JOIN outbox ON outbox.message_id = entry.message_id WHERE entry.message_id = ?
             """, arguments: [messageId])
-            .map { try JournalEntry(row: $0) }
     }
 
     /// The position of the newest entry (0 for an empty journal): how many entries were ever
