@@ -111,23 +111,26 @@ public struct Benchmark {
     }
 
     /// Publishes `count` messages from CTED in batches and waits until every recipient
-    /// journaled them all. Returns the seconds taken and, per message id, when it was published.
+    /// journaled them all. Returns the seconds taken, per message id when it was published, and
+    /// the CPU seconds the calling thread spent publishing (validating, signing, journaling).
     func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100, waitFor: [String]? = nil,
-                        handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date]) {
+                        handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date], publishingCPU: Double) {
         let cted = try bus.startNode("cted")
         let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
         guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
         let messages = (0..<count).map { _ in message(handling: handling) }
         var published: [String: Date] = [:]
         let start = Date()
+        let cpuBefore = ThreadCPU.thisThread()
         for chunk in stride(from: 0, to: count, by: batch) {
             let now = Date()
             for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
         }
+        let publishingCPU = ThreadCPU.thisThread() - cpuBefore
         guard try Wait.blocking(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
             throw ConfigurationError("not every message arrived within 600 s")
         }
-        return (Date().timeIntervalSince(start), published)
+        return (Date().timeIntervalSince(start), published, publishingCPU)
     }
 
     /// Publish-to-journal latencies at one recipient.
@@ -146,13 +149,17 @@ public struct Benchmark {
         var p99: [Double] = []
         var p999: [Double] = []
         var baseP99: [Double] = []
+        var parties: [PartyCPU.Figures] = []
+        var baseCPU: [Double] = []
         for round in 1...options.rounds {
             progress("fan-out round \(round)/\(options.rounds)")
             let (bus, names) = try makeBus(recipients: 3)
             defer { bus.shutdown() }
             try bus.startBroker()
             for name in names { try bus.startNode(name) }
+            let cpu = PartyCPU(publisher: "cted", recipient: names[0])
             let run = try publishAndWait(bus: bus, recipients: names, count: options.messages)
+            parties.append(cpu.perMessage(options.messages, publishing: run.publishingCPU))
             throughput.append(Double(options.messages) / run.seconds)
             let lat = try latencies(journal: try bus.journal(names[0]), published: run.published)
             p50.append(Self.percentile(lat, 0.5))
@@ -161,12 +168,22 @@ public struct Benchmark {
             let base = try BaselineForwarder.run(messages: options.messages, bodyBytes: options.bodyBytes, recipients: 3)
             baseline.append(Double(options.messages) / base.seconds)
             baseP99.append(Self.percentile(base.latencies, 0.99))
+            baseCPU.append(base.forwarderCPUSeconds / Double(options.messages) * 1e6)
         }
         let ms = { (values: [Double]) in values.map { $0 * 1000 } }
+        let party = { (metric: String, value: (PartyCPU.Figures) -> Double, baseline: [Double]?) in
+            let rounds = parties.map(value)
+            return Result(scenario: "fan-out to 3, CPU per message", metric: metric, unit: "µs", median: Self.median(rounds),
+                          baseline: baseline.map(Self.median), ratio: baseline.map { Self.median(rounds) / Self.median($0) }, rounds: rounds)
+        }
         return [
             Result(scenario: "fan-out to 3, durable", metric: "messages/s journaled at all recipients", unit: "msg/s",
                    median: Self.median(throughput), baseline: Self.median(baseline),
                    ratio: Self.median(throughput) / Self.median(baseline), rounds: throughput),
+            party("publisher: validate, sign, journal, send", \.publisher, nil),
+            party("broker: admit, store, deliver to 3", \.broker, baseCPU),
+            party("one recipient: check, journal, acknowledge", \.recipient, nil),
+            party("libzmq I/O threads, all parties", \.libzmqIO, nil),
             Result(scenario: "latency near saturation", metric: "p50 publish to journal", unit: "ms",
                    median: Self.median(ms(p50)), baseline: nil, ratio: nil, rounds: ms(p50)),
             Result(scenario: "latency near saturation", metric: "p99 publish to journal", unit: "ms",
@@ -356,25 +373,5 @@ extension Benchmark {
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
               let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
         return kilobytes * 1024
-    }
-}
-
-/// CPU time of this process's threads by name, from /proc (Linux).
-enum ThreadCPU {
-    static func seconds(named name: String) -> Double? {
-        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        var total: Double?
-        for task in tasks {
-            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
-                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == name,
-                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            // After the command: state is field 3; utime and stime are fields 14 and 15.
-            guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
-            total = (total ?? 0) + (user + system) / ticks
-        }
-        return total
     }
 }
