@@ -13,7 +13,7 @@ extension Benchmark {
     func signatureCosts() throws -> [Result] {
         let key = Curve25519.Signing.PrivateKey()
         let publicKey = key.publicKey
-        let plain = message()
+        let plain = driver.message()
         let restricted = SampleMessages.restricted(plain, state: "KEN", fields: ["summary", "findings", "follow_up_actions"],
                                                    allowed: ["oct"])
         let count = options.messages
@@ -79,13 +79,13 @@ extension Benchmark {
         for round in 1...options.rounds {
             progress("sealed fan-out round \(round)/\(options.rounds)")
             for sealed in round % 2 == 1 ? [false, true] : [true, false] {
-                let (bus, names) = try makeBus(recipients: 3, clearance: .strictlyConfidential)
+                let (bus, names) = try driver.makeBus(recipients: 3, clearance: .strictlyConfidential)
                 defer { bus.shutdown() }
                 try bus.startBroker()
                 for name in names { try bus.startNode(name) }
                 let handling = SampleMessages.handling(sealed ? .strictlyConfidential : .confidential, releasableTo: names)
                 let before = ThreadCPU.seconds(named: "broker")
-                let run = try publishAndWait(bus: bus, recipients: names, count: options.messages, handling: handling)
+                let run = try driver.publishAndWait(bus: bus, recipients: names, count: options.messages, handling: handling)
                 let after = ThreadCPU.seconds(named: "broker")
                 rates[sealed, default: []].append(Double(options.messages) / run.seconds)
                 if let before, let after { cpu[sealed, default: []].append((after - before) / Double(options.messages * names.count) * 1e6) }

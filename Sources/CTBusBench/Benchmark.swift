@@ -96,50 +96,6 @@ public struct Benchmark {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
     }
 
-    /// A bus of CTED and `recipients` working groups that all receive everything.
-    func makeBus(recipients: Int, clearance: Classification = .confidential) throws -> (LocalBus, [String]) {
-        let names = (1...recipients).map { "r-\($0)" }
-        let nodes = [LocalBus.NodeSpec("cted", role: .cted, clearance: .strictlyConfidential)]
-            + names.map { LocalBus.NodeSpec($0, role: .workingGroup, clearance: clearance) }
-        let bus = try LocalBus(nodes: nodes, logger: Logger(label: "ctbus.bench", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return (bus, names)
-    }
-
-    func message(handling: Handling? = nil) -> BusMessage {
-        guard let handling else { return SampleMessages.missionReport(summaryBytes: options.bodyBytes) }
-        return SampleMessages.missionReport(handling: handling, summaryBytes: options.bodyBytes)
-    }
-
-    /// Publishes `count` messages from CTED in batches and waits until every recipient
-    /// journaled them all. Returns the seconds taken, per message id when it was published, and
-    /// the CPU seconds the calling thread spent publishing (validating, signing, journaling).
-    func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100, waitFor: [String]? = nil,
-                        handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date], publishingCPU: Double) {
-        let cted = try bus.startNode("cted")
-        let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
-        guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
-        let messages = (0..<count).map { _ in message(handling: handling) }
-        var published: [String: Date] = [:]
-        let start = Date()
-        let cpuBefore = ThreadCPU.thisThread()
-        for chunk in stride(from: 0, to: count, by: batch) {
-            let now = Date()
-            for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
-        }
-        let publishingCPU = ThreadCPU.thisThread() - cpuBefore
-        guard try Wait.blocking(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
-            throw ConfigurationError("not every message arrived within 600 s")
-        }
-        return (Date().timeIntervalSince(start), published, publishingCPU)
-    }
-
-    /// Publish-to-journal latencies at one recipient.
-    func latencies(journal: NodeJournal, published: [String: Date]) throws -> [Double] {
-        try journal.entries(matching: JournalFilter(direction: .received)).compactMap { entry in
-            published[entry.messageId].map { entry.recordedAt.timeIntervalSince($0) }
-        }
-    }
-
     // MARK: Scenarios
 
     func fanOut() throws -> [Result] {
@@ -153,15 +109,15 @@ public struct Benchmark {
         var baseCPU: [Double] = []
         for round in 1...options.rounds {
             progress("fan-out round \(round)/\(options.rounds)")
-            let (bus, names) = try makeBus(recipients: 3)
+            let (bus, names) = try driver.makeBus(recipients: 3)
             defer { bus.shutdown() }
             try bus.startBroker()
             for name in names { try bus.startNode(name) }
             let cpu = PartyCPU(publisher: "cted", recipient: names[0])
-            let run = try publishAndWait(bus: bus, recipients: names, count: options.messages)
+            let run = try driver.publishAndWait(bus: bus, recipients: names, count: options.messages)
             parties.append(cpu.perMessage(options.messages, publishing: run.publishingCPU))
             throughput.append(Double(options.messages) / run.seconds)
-            let lat = try latencies(journal: try bus.journal(names[0]), published: run.published)
+            let lat = try driver.latencies(journal: try bus.journal(names[0]), published: run.published)
             p50.append(Self.percentile(lat, 0.5))
             p99.append(Self.percentile(lat, 0.99))
             p999.append(Self.percentile(lat, 0.999))
@@ -202,11 +158,11 @@ public struct Benchmark {
         for round in 1...options.rounds {
             progress("metrics round \(round)/\(options.rounds)")
             for enabled in round % 2 == 1 ? [false, true] : [true, false] {
-                let (bus, names) = try makeBus(recipients: 3)
+                let (bus, names) = try driver.makeBus(recipients: 3)
                 defer { bus.shutdown() }
                 try bus.startBroker(metrics: enabled ? makeFactory() : NOOPMetricsHandler.instance)
                 for name in names { try bus.startNode(name) }
-                let run = try publishAndWait(bus: bus, recipients: names, count: options.messages)
+                let run = try driver.publishAndWait(bus: bus, recipients: names, count: options.messages)
                 let rate = Double(options.messages) / run.seconds
                 if enabled { on.append(rate) } else { off.append(rate) }
             }
@@ -224,7 +180,7 @@ public struct Benchmark {
         var baseP99: [Double] = []
         for round in 1...options.rounds {
             progress("latency at \(Int(options.rate))/s round \(round)/\(options.rounds)")
-            let (bus, names) = try makeBus(recipients: 3)
+            let (bus, names) = try driver.makeBus(recipients: 3)
             defer { bus.shutdown() }
             try bus.startBroker()
             for name in names { try bus.startNode(name) }
@@ -237,13 +193,13 @@ public struct Benchmark {
                 let wait = due.timeIntervalSinceNow
                 if wait > 0 { Thread.sleep(forTimeInterval: wait) } // pacing the offered load, not measuring
                 let now = Date()
-                published[try cted.publish([message()])[0]] = now
+                published[try cted.publish([driver.message()])[0]] = now
             }
             let journal = try bus.journal(names[0])
             guard try Wait.blocking(seconds: 120, { try journal.lastPosition() >= options.latencyMessages }) else {
                 throw ConfigurationError("not every message arrived")
             }
-            let lat = try latencies(journal: journal, published: published)
+            let lat = try driver.latencies(journal: journal, published: published)
             p50.append(Self.percentile(lat, 0.5) * 1000)
             p99.append(Self.percentile(lat, 0.99) * 1000)
             p999.append(Self.percentile(lat, 0.999) * 1000)
@@ -268,11 +224,11 @@ public struct Benchmark {
         var baseline: [Double] = []
         for round in 1...options.rounds {
             progress("catch-up of \(options.catchUpMessages) round \(round)/\(options.rounds)")
-            let (bus, names) = try makeBus(recipients: 1)
+            let (bus, names) = try driver.makeBus(recipients: 1)
             defer { bus.shutdown() }
             try bus.startBroker()
             // The recipient is away while CTED publishes; it has never connected.
-            _ = try publishAndWait(bus: bus, recipients: names, count: options.catchUpMessages, batch: 500, waitFor: [])
+            _ = try driver.publishAndWait(bus: bus, recipients: names, count: options.catchUpMessages, batch: 500, waitFor: [])
             guard let broker = bus.broker else { throw ConfigurationError("the bench broker is not running") }
             guard try Wait.blocking(seconds: 600, { try broker.store.queueDepth(for: names[0]) == options.catchUpMessages }) else {
                 throw ConfigurationError("the backlog was not stored")
@@ -301,12 +257,12 @@ public struct Benchmark {
             let count = max(200, options.messages / max(1, recipients / 3))
             for round in 1...options.rounds {
                 progress("scale to \(recipients) recipients round \(round)/\(options.rounds)")
-                let (bus, names) = try makeBus(recipients: recipients)
+                let (bus, names) = try driver.makeBus(recipients: recipients)
                 defer { bus.shutdown() }
                 try bus.startBroker()
                 for name in names { try bus.startNode(name) }
                 let before = ThreadCPU.seconds(named: "broker")
-                let run = try publishAndWait(bus: bus, recipients: names, count: count)
+                let run = try driver.publishAndWait(bus: bus, recipients: names, count: count)
                 let after = ThreadCPU.seconds(named: "broker")
                 throughput.append(Double(count) / run.seconds)
                 if let before, let after { cpu.append((after - before) / Double(count * recipients) * 1e6) }
@@ -331,7 +287,7 @@ extension Benchmark {
     func memory() throws -> [Result] {
         guard let executable = options.executable else { return [] }
         progress("memory with \(options.queuedMessages) queued (one round)")
-        let (bus, names) = try makeBus(recipients: 1)
+        let (bus, names) = try driver.makeBus(recipients: 1)
         defer { bus.shutdown() }
         let brokerConfig = try bus.writeConfigurationFiles()
         let broker = Process()
@@ -350,7 +306,7 @@ extension Benchmark {
         var sent = 0
         while sent < options.queuedMessages {
             let batch = min(500, options.queuedMessages - sent)
-            try cted.publish((0..<batch).map { _ in message() })
+            try cted.publish((0..<batch).map { _ in driver.message() })
             sent += batch
             // Keep the outbox short so this measures the broker's queue, not CTED's backlog.
             _ = try Wait.blocking(seconds: 600) { try journal.outbox.items(limit: 5_000).count < 2_000 }
