@@ -188,6 +188,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // One step of a message's way through the bus, run in one thread for callgrind
+        // (Tests/perf/callgrind-steps.sh). Not a `ctbus` subcommand: valgrind stops on an async
+        // main (libdispatch's signal thread), and `ctbus` has one.
+        .executableTarget(name: "ctbus-steps", dependencies: ["CTBusBench"], swiftSettings: strictSettings),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"], swiftSettings: strictSettings),
         // The protocol cores, state table by state table: no socket, no store, no wait.
         .testTarget(

@@ -1,0 +1,76 @@
+import CTBusJournal
+import CTBusPolicy
+import CTBusSchema
+import Crypto
+import CTBusLocal
+import Foundation
+import SwiftProtobuf
+
+/// One step of a message's way through the bus, run `count` times in the calling thread with
+/// nothing else, for an instruction count under `valgrind --tool=callgrind` (see
+/// Tests/perf/callgrind-steps.sh): a count taken twice is the same, where a time on a busy
+/// machine of this kind varies two-fold. Every step prepares the same `count` signed messages
+/// first, and `none` does only that, so a step's instructions are its count less `none`'s.
+/// CURVE and TCP are left out: they are libzmq's, and the baseline forwarder pays them too.
+public enum BenchStep: String, CaseIterable, Sendable {
+    /// The preparation alone: what every other step's count includes.
+    case none
+    /// Envelope and payload decoded from their bytes, as the broker and a node do.
+    case decode
+    /// `MessageValidator` on a decoded message.
+    case validate
+    /// The confidentiality decision for each of 4 nodes (the originator and 3 recipients).
+    case policy
+    /// A publication signed (Ed25519 over the domain-separated digests).
+    case sign
+    /// A signed publication checked whole, as the broker checks it.
+    case verify
+    /// One publication with 3 recipients stored by the broker (its own transaction).
+    case store
+    /// One delivery journaled by a node (its own transaction).
+    case journal
+
+    /// Runs the step `count` times on messages with `bodyBytes` of text, in `folder` (the store
+    /// and journal files).
+    public static func run(_ step: BenchStep, count: Int, bodyBytes: Int, folder: URL) throws {
+        let key = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(repeating: 0x42, count: 32))
+        let messages = (0..<count).map { _ in SampleMessages.missionReport(summaryBytes: bodyBytes) }
+        let signed = try messages.map { try SignedPublication.sign($0.envelope, payload: $0.payload!, with: key) }
+        let encoded = try messages.map { (envelope: try $0.envelope.serializedData(), payload: try $0.payload!.serialized()) }
+        let nodes = [NodeProfile(id: "cted", role: .cted, clearance: .strictlyConfidential)]
+            + (1...3).map { NodeProfile(id: "r-\($0)", role: .workingGroup, clearance: .confidential) }
+        let publicKey = key.publicKey
+        switch step {
+        case .none:
+            break
+        case .decode:
+            for (message, bytes) in zip(messages, encoded) {
+                _ = try Envelope(serializedBytes: bytes.envelope)
+                _ = try BusMessage.OneOf_Payload.decode(type: message.envelope.type, bytes: bytes.payload)
+            }
+        case .validate:
+            for message in messages { try MessageValidator.validate(envelope: message.envelope, payload: message.payload!) }
+        case .policy:
+            for message in messages { _ = ConfidentialityPolicy.decide(message.envelope, originator: "cted", among: nodes) }
+        case .sign:
+            for message in messages { _ = try SignedPublication.sign(message.envelope, payload: message.payload!, with: key) }
+        case .verify:
+            for publication in signed { _ = try publication.verify(signingKey: { _ in publicKey }, whole: true) }
+        case .store:
+            let store = try BrokerStore(path: folder.appendingPathComponent("steps.store.sqlite").path)
+            let recipients = (1...3).map { Publication.Recipient(nodeId: "r-\($0)") }
+            for (message, publication) in zip(messages, signed) {
+                _ = try store.store([Publication(envelope: message.envelope, signedEnvelope: publication.signedEnvelope,
+                                                 payload: publication.payload, proof: try publication.proof.serializedData(),
+                                                 recipients: recipients)])
+            }
+        case .journal:
+            let journal = try NodeJournal(path: folder.appendingPathComponent("steps.journal.sqlite").path)
+            for (index, (message, publication)) in zip(messages, signed).enumerated() {
+                let record = JournalRecord(envelope: message.envelope, envelopeBytes: publication.signedEnvelope, payload: publication.payload,
+                                           signedPayload: nil, proof: try publication.proof.serializedData())
+                _ = try journal.recordDeliveries([IncomingDelivery(record, sequence: UInt64(index + 1))])
+            }
+        }
+    }
+}
