@@ -79,9 +79,8 @@ public enum BaselineForwarder {
                     }
                 }
                 router.close()
-                var usage = timespec()
-                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
-                self.cpuSeconds.withLock { $0 = Double(usage.tv_sec) + Double(usage.tv_nsec) / 1e9 }
+                let seconds = ThreadCPU.thisThread()
+                self.cpuSeconds.withLock { $0 = seconds }
             }
         }
     }

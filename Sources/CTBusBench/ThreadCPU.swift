@@ -34,12 +34,7 @@ enum ThreadCPU {
 
     /// The CPU seconds of the threads named `name`, summed (nil when there is none).
     static func seconds(named name: String) -> Double? {
-        seconds(in: snapshot()) { $0 == name }
-    }
-
-    /// The CPU seconds of the threads of `snapshot` whose name `matches`, summed.
-    static func seconds(in snapshot: [Int: (name: String, seconds: Double)], where matches: (String) -> Bool) -> Double? {
-        let matching = snapshot.values.filter { matches($0.name) }
+        let matching = snapshot().values.filter { $0.name == name }
         return matching.isEmpty ? nil : matching.reduce(0) { $0 + $1.seconds }
     }
 

@@ -37,14 +37,12 @@ public struct CompactionReport: Sendable, Equatable {
     }
 }
 
-/// Retention: a message past its type's retention and delivered to every recipient (nothing of
-/// it queued, not even a revocation notice) leaves the store with its audit trail. The hash
-/// chain of what remains still verifies: the next row's entry in `chain_link` records the hash it
-/// links to. The newest row stays (the next publication links to its hash) until a newer one
-/// arrives.
-/// Retention in a broker store: messages past their type's retention once nothing of them is
-/// queued (the chain stays verifiable through `chain_link`), and the queues of nodes removed from
-/// the registry long enough ago.
+/// Retention in a broker store. A message past its type's retention and delivered to every
+/// recipient (nothing of it queued, not even a revocation notice) leaves the store with its audit
+/// trail. The hash chain of what remains still verifies: the next row's entry in `chain_link`
+/// records the hash it links to. The newest row stays (the next publication links to its hash)
+/// until a newer one arrives. The queues of nodes removed from the registry long enough ago go
+/// too.
 struct BrokerRetention {
     let database: StoreDatabase
 
@@ -75,15 +73,14 @@ struct BrokerRetention {
                 let entries = try Row.fetchAll(db, sql: "SELECT sequence, message_id FROM delivery WHERE node_id = ? ORDER BY sequence LIMIT ?",
                                                arguments: [node, batch - dropped])
                 let removed = Date(timeIntervalSince1970: removedAt).formatted(.iso8601)
+                let write = BrokerWrite(db, now: now)
                 for entry in entries {
                     let messageId: String = try entry.decode(forColumn: "message_id")
                     try db.execute(sql: "DELETE FROM delivery WHERE node_id = ? AND sequence = ?",
                                    arguments: [node, try entry.decode(Int64.self, forColumn: "sequence")])
-                    try db.execute(sql: """
-                        INSERT INTO audit (message_id, node_id, outcome, rule, reason, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
-                        """, arguments: [messageId, node, AuditEntry.Outcome.refused.rawValue, AuditRule.nodeRemoved.rawValue,
-                                         "dropped from the queue: the node was removed from the registry at \(removed)",
-                                         now.timeIntervalSince1970])
+                    try write.record([AuditEntry(nodeId: node, outcome: .refused, rule: .nodeRemoved,
+                                                 reason: "dropped from the queue: the node was removed from the registry at \(removed)")],
+                                     of: messageId)
                 }
                 dropped += entries.count
                 if dropped >= batch { break }

@@ -77,13 +77,8 @@ public struct JournalRevocations: Sendable {
                     refused.append(revocation)
                     continue
                 }
-                try db.execute(sql: """
-                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
-                        revocation = coalesce(revocation, ?)
-                    WHERE message_id = ?
-                    """, arguments: [revocation.revokedAt.date.timeIntervalSince1970, revocation.reason,
-                                     try revocation.serializedData(), revocation.messageID])
-                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [revocation.messageID])
+                try Self.mark(revocation.messageID, revokedAt: revocation.revokedAt.date, reason: revocation.reason,
+                              statement: try revocation.serializedData(), in: db)
             }
             return refused
         }
@@ -98,13 +93,19 @@ public struct JournalRevocations: Sendable {
                                                  arguments: [messageId]) else { continue }
                 let signed: Data = try row.decode(forColumn: "revocation")
                 let revokedAt = (try? Revocation(serializedBytes: signed)).map(\.revokedAt.date) ?? now
-                try db.execute(sql: """
-                    UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
-                        revocation = coalesce(revocation, ?)
-                    WHERE message_id = ?
-                    """, arguments: [revokedAt.timeIntervalSince1970, try row.decode(String.self, forColumn: "reason"), signed, messageId])
-                try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
+                try Self.mark(messageId, revokedAt: revokedAt, reason: try row.decode(String.self, forColumn: "reason"), statement: signed, in: db)
             }
         }
+    }
+
+    /// Marks an entry revoked with the originator's signed statement (a mark already there
+    /// stays), and drops its revocation waiting for the broker.
+    private static func mark(_ messageId: String, revokedAt: Date, reason: String, statement: Data, in db: Database) throws {
+        try db.cachedStatement(sql: """
+            UPDATE entry SET revoked_at = coalesce(revoked_at, ?), revoke_reason = coalesce(revoke_reason, ?),
+                revocation = coalesce(revocation, ?)
+            WHERE message_id = ?
+            """).execute(arguments: [revokedAt.timeIntervalSince1970, reason, statement, messageId])
+        try db.cachedStatement(sql: "DELETE FROM revocation_outbox WHERE message_id = ?").execute(arguments: [messageId])
     }
 }
