@@ -22,6 +22,8 @@ final class BrokerMetrics {
     /// refused before it reaches the loop: counted by `Broker`).
     private let reloads: [String: Counter]
     let transaction: CoreMetrics.Timer
+    private let rootsVerified: Counter
+    private let rootsReused: Counter
     let publicationsPerTransaction: Recorder
 
     /// Session changes counted: opened (Hello), replaced (a newer connection), expired (silent),
@@ -43,6 +45,8 @@ final class BrokerMetrics {
             ($0, Counter(label: MetricName.brokerRegistryReloadsTotal.rawValue, dimensions: [("outcome", $0)], factory: factory))
         })
         transaction = CoreMetrics.Timer(label: MetricName.brokerStoreTransactionSeconds.rawValue, factory: factory)
+        rootsVerified = Counter(label: MetricName.brokerBatchRootsTotal.rawValue, dimensions: [("outcome", "verified")], factory: factory)
+        rootsReused = Counter(label: MetricName.brokerBatchRootsTotal.rawValue, dimensions: [("outcome", "reused")], factory: factory)
         publicationsPerTransaction = Recorder(label: MetricName.brokerPublicationsPerTransaction.rawValue, aggregate: true, factory: factory)
         self.factory = factory
         connected.record(0)
@@ -83,6 +87,9 @@ final class BrokerMetrics {
         case .inFlight(let node, let value): inFlight(node, value)
         case .session(let change, let node, let connected): session(change, node: node, connected: connected)
         case .reload(let outcome): reload(outcome)
+        case .batchRoots(let verified, let reused):
+            rootsVerified.increment(by: Int64(verified))
+            rootsReused.increment(by: Int64(reused))
         }
     }
 }

@@ -18,6 +18,7 @@ public enum MetricName: String, CaseIterable, Sendable {
     case brokerQueueDepth = "ctbus_broker_queue_depth"
     case brokerQueueOldestAgeSeconds = "ctbus_broker_queue_oldest_age_seconds"
     case brokerStoreMessages = "ctbus_broker_store_messages"
+    case brokerBatchRootsTotal = "ctbus_broker_batch_roots_total"
     case nodeJournalEntries = "ctbus_node_journal_entries"
     case nodeOutboxDepth = "ctbus_node_outbox_depth"
     case nodeOutboxRefused = "ctbus_node_outbox_refused"
@@ -28,6 +29,7 @@ public enum MetricName: String, CaseIterable, Sendable {
     case nodeDeliveriesJournaledTotal = "ctbus_node_deliveries_journaled_total"
     case nodeDeliveriesRefusedTotal = "ctbus_node_deliveries_refused_total"
     case nodeJournalVerifyFailuresTotal = "ctbus_node_journal_verify_failures_total"
+    case nodeBatchRootsTotal = "ctbus_node_batch_roots_total"
 
     /// What the metric means.
     public var help: String {
@@ -47,6 +49,7 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .brokerQueueDepth: "Deliveries queued for a node and not acknowledged yet (read from the store at each scrape)."
         case .brokerQueueOldestAgeSeconds: "Age of the oldest message queued for a node; 0 when its queue is empty."
         case .brokerStoreMessages: "Publications the broker's store holds."
+        case .brokerBatchRootsTotal: "Batch signature roots of publications the broker admitted or refused: verified (one Ed25519 verification) or reused (verified before, so only hashed)."
         case .nodeJournalEntries: "Entries in the node's journal."
         case .nodeOutboxDepth: "Publications in the node's outbox, not acknowledged by the broker yet."
         case .nodeOutboxRefused: "Publications of the node the broker refused for good."
@@ -57,6 +60,7 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .nodeDeliveriesJournaledTotal: "Deliveries the node journaled (duplicates not counted)."
         case .nodeDeliveriesRefusedTotal: "Deliveries and revocations the node refused, by reason: unsigned, unknown_signing_key, signature_invalid, disclosure_mismatch, sealed_to_mismatch, seal_invalid, non_canonical, invalid, malformed, clearance, policy (releasability or a Member State restriction), revocation_invalid."
         case .nodeJournalVerifyFailuresTotal: "Journal verify runs (by the console: at start, hourly, on demand) that found damage or could not run."
+        case .nodeBatchRootsTotal: "Batch signature roots of deliveries the node checked: verified (one Ed25519 verification) or reused (verified before, so only hashed)."
         }
     }
 }

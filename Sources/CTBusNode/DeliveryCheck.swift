@@ -44,6 +44,9 @@ final class DeliveryCheck {
     /// This node's id and sealing key: a sealed message is opened with them.
     private let opening: SealOpening
     private let logger: Logger
+    /// The batch roots this node verified (PROTOCOL.md 7.2): each is verified once, however many
+    /// of its publications arrive and in whatever order.
+    let batchRoots = BatchRoots()
     /// Why the registry file last failed to read, so that the same failure is logged once.
     private var reloadFailure: String?
 
@@ -109,7 +112,7 @@ final class DeliveryCheck {
     /// registry copy (read again when the key is unknown, as for a delivery).
     func check(_ revocation: Revocation) throws(Refusal) -> Revocation {
         do {
-            try withCurrentKeys { registry throws(BusError) in
+            _ = try withCurrentKeys { registry throws(BusError) in
                 try revocation.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:))
             }
             return revocation
@@ -129,7 +132,8 @@ final class DeliveryCheck {
 
     private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
         try withCurrentKeys { registry throws(BusError) in
-            try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening)
+            try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening,
+                              roots: batchRoots)
         }
     }
 

@@ -236,6 +236,11 @@ final class NodeLoop {
     /// logged (once per reason and period: a broker can repeat it), counted and acknowledged, so
     /// it is not sent again; nothing of it is journaled, and the next deliveries go on.
     private func admitted(_ deliver: Deliver) -> IncomingDelivery? {
+        let roots = deliveryCheck.batchRoots.counts
+        defer {
+            let now = deliveryCheck.batchRoots.counts
+            metrics.batchRoots(verified: now.verified - roots.verified, reused: now.reused - roots.reused)
+        }
         do {
             return try deliveryCheck.check(deliver)
         } catch {

@@ -10,10 +10,14 @@ final class NodeMetrics {
     /// Deliveries the node refused to journal, by reason (`DeliveryCheck.Reason`: a signature
     /// or disclosure that does not verify, above its clearance).
     private let refused: [DeliveryCheck.Reason: Counter]
+    private let rootsVerified: Counter
+    private let rootsReused: Counter
 
     init(factory: any MetricsFactory) {
         publishAck = CoreMetrics.Timer(label: MetricName.nodePublishAckSeconds.rawValue, factory: factory)
         journaled = Counter(label: MetricName.nodeDeliveriesJournaledTotal.rawValue, factory: factory)
+        rootsVerified = Counter(label: MetricName.nodeBatchRootsTotal.rawValue, dimensions: [("outcome", "verified")], factory: factory)
+        rootsReused = Counter(label: MetricName.nodeBatchRootsTotal.rawValue, dimensions: [("outcome", "reused")], factory: factory)
         refused = Dictionary(uniqueKeysWithValues: DeliveryCheck.Reason.allCases.map { reason in
             (reason, Counter(label: MetricName.nodeDeliveriesRefusedTotal.rawValue, dimensions: [("reason", reason.rawValue)], factory: factory))
         })
@@ -21,5 +25,11 @@ final class NodeMetrics {
 
     func refused(_ reason: DeliveryCheck.Reason) {
         refused[reason]?.increment()
+    }
+
+    /// Batch roots verified with Ed25519, and claims taken from roots verified before.
+    func batchRoots(verified: Int, reused: Int) {
+        if verified > 0 { rootsVerified.increment(by: Int64(verified)) }
+        if reused > 0 { rootsReused.increment(by: Int64(reused)) }
     }
 }

@@ -49,21 +49,28 @@ public enum Publisher {
     }
 
     /// Validates and signs messages and queues them in one transaction (all or none); returns
-    /// their ids. What is signed here is what the broker and every recipient get: the outbox
-    /// keeps the signed bytes and a resend sends them again unchanged. A sealed message is sealed
-    /// to the recipients the policy decides over `registry` (this node's copy), read only when a
-    /// message is sealed, and once for all of them.
+    /// their ids. Several messages are signed with one signature per batch of at most
+    /// `batchLeaves` (PROTOCOL.md 7.2, batch signatures). What is signed here is what the broker
+    /// and every recipient get: the outbox keeps the signed bytes and a resend sends them again
+    /// unchanged. A sealed message is sealed to the recipients the policy decides over `registry`
+    /// (this node's copy), read only when a message is sealed, and once for all of them.
     @discardableResult
     public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> [String] {
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil,
+                               batchLeaves: Int = 256) throws -> [String] {
         var read: NodeRegistry??
-        let records = try messages.map { message throws -> JournalRecord in
+        let toSign = try messages.map { message throws -> SignedPublication.ToSign in
             try check(message, clearance: clearance)
             guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
-            return try signed(message.envelope, payload: payload, with: signingKey, registry: try {
+            let sealing = try sealingRecipients(of: message.envelope, registry: try {
                 if read == nil { read = .some(try registry()) }
                 return read!
             }())
+            return (message.envelope, payload, sealing)
+        }
+        let signed = try SignedPublication.signBatch(toSign, with: signingKey, maxLeaves: batchLeaves)
+        let records = try zip(toSign, signed).map { message, signed in
+            try record(message.envelope, payload: message.payload, signed: signed.signed, contentKeys: signed.contentKeys)
         }
         try journal.outbox.enqueue(records)
         return messages.map(\.envelope.messageID)
@@ -74,15 +81,18 @@ public enum Publisher {
     /// with every disclosure.
     public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload,
                               with key: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> JournalRecord {
-        var sealing: SealingRecipients?
-        if envelope.handling.sealed {
-            guard let registry = try registry() else {
-                throw BusError(.sealInvalid, "a sealed message is sealed to its recipients' keys from the registry: give the node a registryFile",
-                               messageId: MessageValidator.echoable(envelope.messageID))
-            }
-            sealing = try SealingRecipients.decide(envelope, originator: envelope.originator, registry: registry)
+        try signed(envelope, payload: payload, with: key, sealing: try sealingRecipients(of: envelope, registry: try registry()))
+    }
+
+    /// The nodes a sealed message is sealed to (nil when it is not sealed): those the policy
+    /// decides over `registry`, which a sealed message needs.
+    static func sealingRecipients(of envelope: Envelope, registry: @autoclosure () throws -> NodeRegistry?) throws -> SealingRecipients? {
+        guard envelope.handling.sealed else { return nil }
+        guard let registry = try registry() else {
+            throw BusError(.sealInvalid, "a sealed message is sealed to its recipients' keys from the registry: give the node a registryFile",
+                           messageId: MessageValidator.echoable(envelope.messageID))
         }
-        return try signed(envelope, payload: payload, with: key, sealing: sealing)
+        return try SealingRecipients.decide(envelope, originator: envelope.originator, registry: registry)
     }
 
     /// The journal record of a message signed with `key` and, when it is sealed, sealed to
@@ -91,8 +101,12 @@ public enum Publisher {
     public static func signed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, with key: Curve25519.Signing.PrivateKey,
                               sealing: SealingRecipients?) throws -> JournalRecord {
         let (signed, contentKeys) = try SignedPublication.signSealed(envelope, payload: payload, with: key, sealing: sealing)
-        return JournalRecord(envelope: envelope, envelopeBytes: signed.signedEnvelope, payload: try payload.serialized(),
-                             signedPayload: signed.payload, proof: try signed.proof.serializedData(), contentKeys: contentKeys)
+        return try record(envelope, payload: payload, signed: signed, contentKeys: contentKeys)
+    }
+
+    static func record(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, signed: SignedPublication, contentKeys: Data?) throws -> JournalRecord {
+        JournalRecord(envelope: envelope, envelopeBytes: signed.signedEnvelope, payload: try payload.serialized(),
+                      signedPayload: signed.payload, proof: try signed.proof.serializedData(), contentKeys: contentKeys)
     }
 
     /// Validates a message and keeps it as a draft in `journal`; it leaves the node only when

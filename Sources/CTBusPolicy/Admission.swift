@@ -37,10 +37,11 @@ public enum Admission {
 
     /// Admits a Publish of `size` bytes from the authenticated `publisher`, or throws the error
     /// to send back: the signature and disclosures checked with the publisher's signing key (one
-    /// verification per publication, whatever the number of recipients), the whole payload
+    /// verification per publication, whatever the number of recipients, and one per batch root
+    /// with `roots`, which keeps the roots verified), the whole payload
     /// validated, the role and need-to-know rules applied, every node's copy decided.
     public static func admit(_ publish: Publish, size: Int, from publisher: NodeProfile, signingKey: Curve25519.Signing.PublicKey?,
-                             previousKey: PreviousKeyLookup = { _, _ in nil },
+                             previousKey: PreviousKeyLookup = { _, _ in nil }, roots: BatchRoots? = nil,
                              among nodes: [NodeProfile], maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
         guard size <= maxMessageBytes else {
             throw BusError(.messageTooLarge, "\(size) bytes; this broker accepts at most \(maxMessageBytes)", messageId: messageId(of: publish))
@@ -50,12 +51,12 @@ public enum Admission {
                            messageId: MessageValidator.echoable(publish.envelope.messageID))
         }
         guard !publish.signedEnvelope.isEmpty, publish.hasProof else {
-            throw BusError(.signatureInvalid, "an unsigned publication: protocol version 2 requires signed_envelope and proof",
+            throw BusError(.signatureInvalid, "an unsigned publication: protocol versions 2 and later require signed_envelope and proof",
                            messageId: messageId(of: publish))
         }
         let signed = SignedPublication(signedEnvelope: publish.signedEnvelope, payload: publish.payload, proof: publish.proof)
         let (envelope, keyId) = try signed.verifySignature(signingKey: { $0 == publisher.id ? signingKey : nil }, previousKey: previousKey,
-                                                           originator: publisher.id)
+                                                           originator: publisher.id, roots: roots)
         // The broker cannot read a sealed payload: it validates the envelope alone, then (below)
         // checks that the message is sealed to exactly the nodes the policy decides.
         let sealed = envelope.handling.sealed

@@ -1,3 +1,4 @@
+import CTBusSchema
 import Crypto
 import Foundation
 
@@ -32,6 +33,57 @@ public enum PublicationSignature {
                               key: Curve25519.Signing.PublicKey) -> Bool {
         digests.allSatisfy { $0.count == 32 }
             && key.isValidSignature(signature, for: signedBytes(envelope: envelope, payload: payload, digests: digests))
+    }
+
+    /// What a leaf of a batch commits to: the SHA-256 of the signed bytes.
+    public static func content(envelope: Data, payload: Data, digests: [Data]) -> Data {
+        Data(SHA256.hash(data: signedBytes(envelope: envelope, payload: payload, digests: digests)))
+    }
+
+    /// Signs publications, given by their `content`, in batches of at most `maxLeaves`: one
+    /// Ed25519 signature per batch over the root of its tree, with a fresh batch id and a fresh
+    /// blinder per publication. Returns each publication's signature (its batch's) and path.
+    public static func signBatches(_ contents: [Data], maxLeaves: Int, with key: Curve25519.Signing.PrivateKey) throws -> [(signature: Data, path: BatchPath)] {
+        precondition((1...BatchTree.maxLeaves).contains(maxLeaves))
+        var signed: [(signature: Data, path: BatchPath)] = []
+        signed.reserveCapacity(contents.count)
+        for start in stride(from: 0, to: contents.count, by: maxLeaves) {
+            let batch = Array(contents[start..<min(contents.count, start + maxLeaves)])
+            let batchId = randomHash()
+            let blinders = batch.map { _ in randomHash() }
+            let (root, paths) = BatchTree.build(batchId: batchId, blinders: blinders, contents: batch)
+            let signature = try key.signature(for: BatchTree.rootMessage(key: key.publicKey, batchId: batchId,
+                                                                         leafCount: UInt32(batch.count), root: root))
+            for index in batch.indices {
+                var path = BatchPath()
+                path.batchID = batchId
+                path.leafCount = UInt32(batch.count)
+                path.index = UInt32(index)
+                path.blinder = blinders[index]
+                path.path = paths[index]
+                signed.append((signature, path))
+            }
+        }
+        return signed
+    }
+
+    /// Whether `signature` signs the root that `path` leads to from `content` under `key`
+    /// (PROTOCOL.md 7.2): the path's shape is checked before anything is hashed, and a root that
+    /// `roots` verified before with the same leaf count and signature is not verified again.
+    public static func verify(_ signature: Data, batch path: BatchPath, content: Data, key: Curve25519.Signing.PublicKey,
+                              roots: BatchRoots?) throws(BatchTree.Failure) -> Bool {
+        let root = try BatchTree.root(of: path, content: content)
+        let claim = BatchRoots.Claim(leafCount: path.leafCount, root: root, signature: signature)
+        guard let roots else {
+            return key.isValidSignature(signature, for: BatchTree.rootMessage(key: key, batchId: path.batchID,
+                                                                              leafCount: path.leafCount, root: root))
+        }
+        return roots.verify(claim, batchId: path.batchID, key: key)
+    }
+
+    static func randomHash() -> Data {
+        var generator = SystemRandomNumberGenerator()
+        return Data((0..<BatchTree.hashBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
     /// A key's id: the first 8 bytes of the SHA-256 of its 32 raw bytes, in lower-case hex (16

@@ -34,6 +34,38 @@ public struct SignedPublication: Sendable, Equatable {
     public static func signSealed(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, with key: Curve25519.Signing.PrivateKey,
                                   sealing: SealingRecipients?,
                                   salt: () -> Data = { Disclosures.randomSalt() }) throws -> (signed: SignedPublication, contentKeys: Data?) {
+        var (publication, contentKeys) = try unsigned(envelope, payload: payload, signer: key.publicKey, sealing: sealing, salt: salt)
+        publication.proof.signature = try PublicationSignature.sign(envelope: publication.signedEnvelope, payload: publication.payload,
+                                                                    digests: publication.proof.digests, with: key)
+        return (publication, contentKeys)
+    }
+
+    /// A message to sign, with its sealing recipients (nil when it is not sealed).
+    public typealias ToSign = (envelope: Envelope, payload: BusMessage.OneOf_Payload, sealing: SealingRecipients?)
+
+    /// Signs messages as `signSealed` does, with one signature per batch of at most `maxLeaves`
+    /// (PROTOCOL.md 7.2, batch signatures); a single message gets its own signature, as `sign`
+    /// gives it. Each publication verifies alone: its proof carries its path and its batch's
+    /// signature.
+    public static func signBatch(_ messages: [ToSign], with key: Curve25519.Signing.PrivateKey, maxLeaves: Int = 256,
+                                 salt: () -> Data = { Disclosures.randomSalt() }) throws -> [(signed: SignedPublication, contentKeys: Data?)] {
+        guard messages.count > 1 else {
+            return try messages.map { try signSealed($0.envelope, payload: $0.payload, with: key, sealing: $0.sealing, salt: salt) }
+        }
+        var publications = try messages.map { try unsigned($0.envelope, payload: $0.payload, signer: key.publicKey, sealing: $0.sealing, salt: salt) }
+        let contents = publications.map { PublicationSignature.content(envelope: $0.signed.signedEnvelope, payload: $0.signed.payload,
+                                                                       digests: $0.signed.proof.digests) }
+        for (index, signed) in try PublicationSignature.signBatches(contents, maxLeaves: maxLeaves, with: key).enumerated() {
+            publications[index].signed.proof.signature = signed.signature
+            publications[index].signed.proof.batch = signed.path
+        }
+        return publications
+    }
+
+    /// Everything `signSealed` gives but the signature: the disclosures split off, the envelope
+    /// serialized once, the payload sealed when the message is.
+    static func unsigned(_ envelope: Envelope, payload: BusMessage.OneOf_Payload, signer: Curve25519.Signing.PublicKey,
+                         sealing: SealingRecipients?, salt: () -> Data) throws -> (signed: SignedPublication, contentKeys: Data?) {
         let (base, disclosures) = try Disclosures.split(payload, paths: restrictedPaths(of: envelope).sorted(), salt: salt)
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
@@ -62,8 +94,8 @@ public struct SignedPublication: Sendable, Equatable {
             proof.disclosures = [] // they travel sealed
             contentKeys = keys
         }
-        proof.keyID = PublicationSignature.keyId(key.publicKey)
-        proof.signature = try PublicationSignature.sign(envelope: envelopeBytes, payload: payloadBytes, digests: proof.digests, with: key)
+        guard proof.digests.allSatisfy({ $0.count == 32 }) else { throw PublicationSignature.MalformedDigest() }
+        proof.keyID = PublicationSignature.keyId(signer)
         return (SignedPublication(signedEnvelope: envelopeBytes, payload: payloadBytes, proof: proof), contentKeys)
     }
 
@@ -162,8 +194,9 @@ extension SignedPublication {
     /// checked the same way (SEALED_TO_MISMATCH: not sealed to this node; SEAL_INVALID: does not
     /// decode or open).
     public func verify(signingKey: (String) -> Curve25519.Signing.PublicKey?, previousKey: PreviousKeyLookup = { _, _ in nil },
-                       originator: String? = nil, whole: Bool = false, opening: SealOpening? = nil) throws(BusError) -> VerifiedPublication {
-        let (envelope, keyId) = try verifySignature(signingKey: signingKey, previousKey: previousKey, originator: originator)
+                       originator: String? = nil, whole: Bool = false, opening: SealOpening? = nil,
+                       roots: BatchRoots? = nil) throws(BusError) -> VerifiedPublication {
+        let (envelope, keyId) = try verifySignature(signingKey: signingKey, previousKey: previousKey, originator: originator, roots: roots)
         return try verifyContents(envelope: envelope, keyId: keyId, whole: whole, opening: opening)
     }
 
@@ -229,7 +262,7 @@ extension SignedPublication {
     /// message created before that key was retired) and the signature verifies. What the broker
     /// checks of a sealed publication, whose content it cannot read.
     public func verifySignature(signingKey: (String) -> Curve25519.Signing.PublicKey?, previousKey: PreviousKeyLookup = { _, _ in nil },
-                                originator: String? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
+                                originator: String? = nil, roots: BatchRoots? = nil) throws(BusError) -> (envelope: Envelope, keyId: String) {
         let salvaged = FrameSalvage.messageId(inEnvelope: ArraySlice(signedEnvelope))
         let envelope = try Self.decodeSigned(Envelope.self, signedEnvelope, undecodable: BusError(
             .malformedFrame, "signed_envelope is not an Envelope (a field is not valid protobuf or not UTF-8)", messageId: salvaged),
@@ -247,8 +280,22 @@ extension SignedPublication {
                                signedAt: envelope.createdAt.date, messageId: messageId)
         let keyId = proof.keyID
         guard !proof.signature.isEmpty else { throw fail(.signatureInvalid, "the publication carries no signature") }
-        guard PublicationSignature.verify(proof.signature, envelope: signedEnvelope, payload: payload, digests: proof.digests, key: key) else {
-            throw fail(.signatureInvalid, "the signature of \(envelope.originator) does not verify over the signed bytes")
+        guard proof.hasBatch else {
+            guard PublicationSignature.verify(proof.signature, envelope: signedEnvelope, payload: payload, digests: proof.digests, key: key) else {
+                throw fail(.signatureInvalid, "the signature of \(envelope.originator) does not verify over the signed bytes")
+            }
+            return (envelope, keyId)
+        }
+        guard proof.digests.allSatisfy({ $0.count == 32 }) else { throw fail(.signatureInvalid, "a disclosure digest is not 32 bytes") }
+        let content = PublicationSignature.content(envelope: signedEnvelope, payload: payload, digests: proof.digests)
+        let verifies: Bool
+        do {
+            verifies = try PublicationSignature.verify(proof.signature, batch: proof.batch, content: content, key: key, roots: roots)
+        } catch {
+            throw fail(.signatureInvalid, "the batch path: \(error)")
+        }
+        guard verifies else {
+            throw fail(.signatureInvalid, "the batch signature of \(envelope.originator) does not verify over the root its path leads to")
         }
         return (envelope, keyId)
     }

@@ -81,7 +81,7 @@ public final class HostileBroker {
             case .hello:
                 node = message.frames[0]
                 var welcome = Welcome()
-                welcome.protocolVersion = 2
+                welcome.protocolVersion = 3
                 welcome.nodeID = nodeId
                 welcome.maxMessageBytes = 1 << 20
                 var reply = Frame()

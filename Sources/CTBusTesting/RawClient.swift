@@ -97,7 +97,7 @@ public final class RawClient: @unchecked Sendable {
     /// test up longer than that).
     public func hello(keepAlive: Bool = false) throws {
         var hello = Hello()
-        hello.protocolVersion = 2
+        hello.protocolVersion = 3
         if keepAlive, keeper == nil {
             let thread = Thread { [weak self] in
                 var welcomed = false

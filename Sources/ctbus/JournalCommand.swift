@@ -367,6 +367,13 @@ enum JournalFormat {
         // A sealed message's content keys as this node opened them: with them anyone holding the
         // export can check that its plaintext is what the signed ciphertext holds (PROTOCOL.md 7.5).
         if let keys = entry.contentKeys { proof["contentKeys"] = MessageKeys.text(keys) }
+        // Signed in a batch: the signature is the batch root's, and the path leads there from
+        // this entry's signed bytes (PROTOCOL.md 7.2, batch signatures).
+        if signed.proof.hasBatch {
+            let batch = signed.proof.batch
+            proof["batch"] = ["batchId": MessageKeys.text(batch.batchID), "leafCount": Int(batch.leafCount), "index": Int(batch.index),
+                              "blinder": MessageKeys.text(batch.blinder), "path": batch.path.map(MessageKeys.text)] as [String: Any]
+        }
         let proofJSON = try JSONSerialization.data(withJSONObject: proof, options: [.sortedKeys, .withoutEscapingSlashes])
         return #"{"message":\#(message),"proof":\#(String(decoding: proofJSON, as: UTF8.self))}"#
     }

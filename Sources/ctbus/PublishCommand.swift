@@ -7,12 +7,13 @@ import Foundation
 struct PublishCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "publish",
-        abstract: "Validate a message (protobuf JSON) and put it in a node's outbox.",
+        abstract: "Validate messages (protobuf JSON) and put them in a node's outbox.",
         discussion: """
             Works while the node daemon or the broker is down: the daemon sends the message when it \
             can. The message id, schema version, creation time and type are filled in when missing; \
             the originator is the node's id (a file naming another originator is refused). Prints the message id. With --draft the message \
-            stays in the journal only (it never leaves the node); --release ID sends it later.
+            stays in the journal only (it never leaves the node); --release ID sends it later. Several files are checked first and \
+            queued together, all or none, and signed with one signature per batch of up to 256 (Schemas/PROTOCOL.md 7.2).
             """)
 
     @Option(name: .long, help: "The publishing node's configuration file.")
@@ -24,17 +25,17 @@ struct PublishCommand: ParsableCommand {
     @Option(help: "Release the draft with this message id: it goes to the outbox and out.")
     var release: String?
 
-    @Argument(help: "The message file, protobuf JSON as in Schemas/examples/.")
-    var file: String?
+    @Argument(help: "Message files, protobuf JSON as in Schemas/examples/.")
+    var files: [String] = []
 
     @OptionGroup var matrix: MatrixOptions
 
     func validate() throws {
-        if release != nil && (file != nil || draft || matrix.activityMatrixCsv != nil) {
+        if release != nil && (!files.isEmpty || draft || matrix.activityMatrixCsv != nil) {
             throw ValidationError("--release takes a message id and no file")
         }
-        if file != nil && matrix.activityMatrixCsv != nil { throw ValidationError("give a message file or --activity-matrix-csv, not both") }
-        if release == nil && file == nil && matrix.activityMatrixCsv == nil {
+        if !files.isEmpty && matrix.activityMatrixCsv != nil { throw ValidationError("give message files or --activity-matrix-csv, not both") }
+        if release == nil && files.isEmpty && matrix.activityMatrixCsv == nil {
             throw ValidationError("give a message file, --activity-matrix-csv FILE, or --release ID")
         }
     }
@@ -53,17 +54,24 @@ struct PublishCommand: ParsableCommand {
                 print(release)
                 return
             }
-            var message: BusMessage
+            var messages: [BusMessage]
             if let csv = matrix.activityMatrixCsv {
-                message = try matrix.message(csvFile: csv)
+                var message = try matrix.message(csvFile: csv)
                 message.envelope.originator = configuration.nodeId
+                messages = [message]
             } else {
-                message = try Publisher.prepare(json: try ConfigurationFile.read(file!, what: "message file"), nodeId: configuration.nodeId)
+                messages = try files.map { file in
+                    do {
+                        return try Publisher.prepare(json: try ConfigurationFile.read(file, what: "message file"), nodeId: configuration.nodeId)
+                    } catch let error as BusError where files.count > 1 {
+                        throw BusError(error.code, "\(file): \(error.detail)", messageId: error.messageId, violation: error.violation)
+                    }
+                }
             }
-            let id = draft ? try Publisher.saveDraft(message, into: journal, clearance: configuration.clearanceLevel)
-                : try Publisher.enqueue(message, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey(),
+            let ids = draft ? try messages.map { try Publisher.saveDraft($0, into: journal, clearance: configuration.clearanceLevel) }
+                : try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey(),
                                         registry: registry)
-            print(id)
+            for id in ids { print(id) }
         }
     }
 }

@@ -52,7 +52,7 @@ struct BrokerSessionTableTests {
         #expect(scene.core.acknowledgements.isEmpty && scene.core.sessions.isEmpty)
     }
 
-    @Test("NO SESSION | Hello, version 2 | session bound to the connection, Welcome, then the queue read within the credit")
+    @Test("NO SESSION | Hello, version 3 | session bound to the connection, Welcome, then the queue read within the credit")
     func hello() throws {
         var scene = try BrokerScene(deliveryWindow: 3)
         scene.store.queues["oct"] = try (1...5).map { try BrokerScene.queued($0, SampleMessages.recommendation()) }
@@ -61,10 +61,10 @@ struct BrokerSessionTableTests {
         #expect(outcome.delivered(to: Self.first) == [1, 2, 3])
         #expect(scene.core.sessions["oct"]?.connection == Self.first)
         guard case .welcome(let welcome)? = outcome.frames(to: Self.first).first else { return }
-        #expect(welcome.nodeID == "oct" && welcome.protocolVersion == 2 && welcome.maxMessageBytes == 1_048_576)
+        #expect(welcome.nodeID == "oct" && welcome.protocolVersion == 3 && welcome.maxMessageBytes == 1_048_576)
     }
 
-    @Test("any state | Hello with protocol_version != 2 | UNSUPPORTED_VERSION; an existing session is kept as it was", arguments: [0, 1, 3] as [UInt32])
+    @Test("any state | Hello with protocol_version != 3 | UNSUPPORTED_VERSION; an existing session is kept as it was", arguments: [0, 1, 2, 4] as [UInt32])
     func unsupportedVersion(version: UInt32) throws {
         var scene = try BrokerScene()
         scene.open("oct", on: Self.first)

@@ -107,7 +107,7 @@ struct NodeScene {
 
     static func welcome() -> Frame.OneOf_Kind {
         var welcome = Welcome()
-        welcome.protocolVersion = 2
+        welcome.protocolVersion = 3
         welcome.nodeID = "cted"
         welcome.maxMessageBytes = 1_048_576
         return .welcome(welcome)

@@ -14,7 +14,7 @@ struct NodeSessionTableTests {
         let outcome = scene.tick()
         guard case .hello(let hello)? = outcome.sent.first else { Issue.record("no Hello"); return }
         #expect(outcome.names == ["Hello"])
-        #expect(hello.protocolVersion == 2 && hello.requestBacklog == backlog)
+        #expect(hello.protocolVersion == 3 && hello.requestBacklog == backlog)
     }
 
     @Test("DISCONNECTED | timer, send fails | retried at the next interval, not before")

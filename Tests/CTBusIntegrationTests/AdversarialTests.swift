@@ -112,7 +112,7 @@ struct AdversarialTests {
         defer { scene.bus.shutdown() }
         // Field 15 does not exist in Hello: a client hoping for "subscribe to everything".
         var hello = Hello()
-        hello.protocolVersion = 2
+        hello.protocolVersion = 3
         var bytes: [UInt8] = try hello.serializedBytes()
         bytes += [0x7A, 0x03] + Array("all".utf8) // field 15, length-delimited
         let frame: [UInt8] = [0x0A, UInt8(bytes.count)] + bytes // Frame.hello = field 1

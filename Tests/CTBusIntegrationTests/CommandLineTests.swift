@@ -1,4 +1,6 @@
 import CTBusJournal
+import CTBusNode
+import CTBusPolicy
 import CTBusSchema
 import CTBusLocal
 import CTBusTesting
@@ -247,6 +249,59 @@ struct CommandLineTests {
         let garbage = try await Self.run(["validate", file.path])
         #expect(garbage.status == 1)
         #expect(garbage.errors.hasPrefix("ctbus: error VALIDATION_FAILED: \(file.path): not a CTBus message in protobuf JSON"))
+    }
+
+    @Test("ctbus publish with several files: all checked first (a bad one queues none, and is named), then queued with one signature over a batch; each exported entry verifies alone in an independent script, and a bent path does not")
+    func publishSeveral() async throws {
+        let folder = try await Self.deployCopy()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let config = folder.appendingPathComponent("nodes/cted.json").path
+        // Without its message id, each file gets a new one.
+        let example = try String(contentsOf: Self.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"message_id\": \"019a5a2f-1e40-7c11-9a02-6b7c8d9e0f11\",", with: "")
+        let files = (0..<3).map { folder.appendingPathComponent("report-\($0).json").path }
+        for file in files { try example.write(toFile: file, atomically: true, encoding: .utf8) }
+        let bad = folder.appendingPathComponent("bad.json").path
+        try example.replacingOccurrences(of: "\"member_state\": \"KEN\"", with: "\"member_state\": \"Kenya\"").write(toFile: bad, atomically: true, encoding: .utf8)
+        let journal = try NodeJournal(path: folder.appendingPathComponent("data/cted.journal.sqlite").path)
+
+        let refused = try await Self.run(["publish", "--node-config", config, files[0], bad, files[1]])
+        #expect(refused.status == 1)
+        #expect(refused.errors == "ctbus: error VALIDATION_FAILED: \(bad): mission_report.member_state must be an ISO 3166-1 alpha-3 code\n")
+        #expect(try journal.count() == 0, "all or none")
+
+        let published = try await Self.run(["publish", "--node-config", config] + files)
+        #expect(published.status == 0, "\(published.errors)")
+        let ids = published.output.split(separator: "\n").map(String.init)
+        #expect(ids.count == 3 && Set(ids).count == 3)
+        let proofs = try ids.map { try #require(try journal.entry(messageId: $0)).signed().proof }
+        #expect(proofs.allSatisfy { $0.hasBatch && $0.batch.leafCount == 3 } && Set(proofs.map(\.signature)).count == 1)
+        #expect(proofs.map(\.batch.index) == [0, 1, 2])
+
+        let export = try await Self.run(["journal", "export", "--node-config", config])
+        #expect(export.status == 0, "\(export.errors)")
+        let registry = folder.appendingPathComponent("registry.json").path
+        let checked = try await SignatureEndToEndTests.verifyExport(export.output, registry: registry)
+        #expect(checked.status == 0, "\(checked.output)\(checked.errors)")
+        #expect(ids.allSatisfy { id in checked.output.contains(" \(id)\n") && !checked.output.contains("FAIL") }, "\(checked.output)")
+        let lines = export.output.split(separator: "\n").map(String.init)
+        func bent(_ line: String, _ change: (inout [String: Any]) -> Void) throws -> String {
+            var object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            var proof = try #require(object["proof"] as? [String: Any])
+            var batch = try #require(proof["batch"] as? [String: Any])
+            change(&batch)
+            proof["batch"] = batch
+            object["proof"] = proof
+            return String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        }
+        let tampered = [
+            try bent(lines[0]) { $0["index"] = 1 },
+            try bent(lines[1]) { $0["path"] = Array(($0["path"] as? [String] ?? []).dropLast()) },
+        ]
+        let failed = try await SignatureEndToEndTests.verifyExport(tampered.joined(separator: "\n") + "\n", registry: registry)
+        #expect(failed.status == 1)
+        #expect(failed.output.contains("FAIL 1 \(ids[0]): the signature does not verify"), "\(failed.output)")
+        #expect(failed.output.contains("FAIL 2 \(ids[1]): the batch path has the wrong shape"), "\(failed.output)")
     }
 
     @Test("A corrupted journal gets a clear error, not a crash")

@@ -243,3 +243,54 @@ struct HostileBrokerTests {
         #expect(try journal.verifySignatures(registry: bus.registry).isIntact)
     }
 }
+
+extension HostileBrokerTests {
+    @Test("A broker that bends batch proofs (a path from another batch, a swapped index, a root signed by another key, a leaf moved between batches, a path of the wrong shape): the node refuses each as SIGNATURE_INVALID and journals nothing of it; the genuine batches are journaled, one root verified per batch")
+    func bentBatchProofs() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let scene = try await Scene(bus)
+        let hostile = scene.hostile
+        func batch(_ markers: [String], key: Curve25519.Signing.PrivateKey) throws -> [SignedPublication] {
+            try SignedPublication.signBatch(markers.map { marker in
+                let message = Self.message(marker)
+                return (message.envelope, message.payload!, nil)
+            }, with: key).map(\.signed)
+        }
+        let a = try batch(["BATCH-A0", "BATCH-A1", "BATCH-A2"], key: scene.cted)
+        let b = try batch(["BATCH-B0", "BATCH-B1", "BATCH-B2"], key: scene.cted)
+        // OCT signs a batch whose envelopes name CTED, under CTED's key id.
+        var byOct = try batch(["TAMPERED-OCT-ROOT", "TAMPERED-OCT-ROOT-2"], key: try bus.signingKey(of: "oct"))
+        byOct[0].proof.keyID = a[0].proof.keyID
+
+        try hostile.deliver(a[0])
+        var otherPath = a[1]
+        otherPath.proof.batch.path = b[1].proof.batch.path
+        try hostile.deliver(otherPath)
+        var swapped = a[1]
+        swapped.proof.batch.index = 2
+        try hostile.deliver(swapped)
+        try hostile.deliver(byOct[0])
+        var moved = b[2]
+        (moved.signedEnvelope, moved.payload, moved.proof.batch.blinder) = (a[2].signedEnvelope, a[2].payload, a[2].proof.batch.blinder)
+        try hostile.deliver(moved)
+        var short = a[2]
+        short.proof.batch.path.removeLast()
+        try hostile.deliver(short)
+        var last: UInt64 = 0
+        for genuine in [a[1], a[2], b[0], b[1], b[2]] { last = try hostile.deliver(genuine) }
+        #expect(try await hostile.waitForAcknowledgement(through: last, as: "wg-border"))
+
+        let journal = try bus.journal("wg-border")
+        #expect(try journal.entries().map(\.messageId) == (a + b).map { try! Envelope(serializedBytes: $0.signedEnvelope).messageID })
+        #expect(try journal.entries().allSatisfy { if case .verified = $0.signatureState(registry: bus.registry) { true } else { false } })
+        #expect(Self.journalBytes(bus, "wg-border").range(of: Data("TAMPERED".utf8)) == nil)
+        #expect(scene.node.deliveryRefusals.map(\.code) == Array(repeating: .signatureInvalid, count: 5))
+        #expect(scene.node.deliveryRefusals.last?.detail.contains("the path has 1 siblings; a batch of its size has 2") == true,
+                "\(scene.node.deliveryRefusals.map(\.detail))")
+        #expect(scene.refusals("signature_invalid") == 5)
+        let samples = MetricsTests.parse(scene.metrics.registry.emitToString())
+        #expect(MetricsTests.value(samples, "ctbus_node_batch_roots_total", ["outcome": "verified"]) == 2, "one verification per genuine root")
+        #expect(MetricsTests.value(samples, "ctbus_node_batch_roots_total", ["outcome": "reused"]) == 4)
+    }
+}

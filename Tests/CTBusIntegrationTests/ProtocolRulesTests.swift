@@ -93,7 +93,7 @@ struct ProtocolRulesTests {
         #expect(ack.recipientCount == 6)
 
         var hello = Hello()
-        hello.protocolVersion = 2
+        hello.protocolVersion = 3
         hello.agent = String(repeating: "a", count: WireLimits.agentBytes + 1)
         try client.send(.hello(hello))
         await #expect(try BadInputTests.expectError(client, .validationFailed)?.detail.hasPrefix("hello.agent ") == true)

@@ -256,7 +256,7 @@ struct SignatureEndToEndTests {
 }
 
 extension SignatureEndToEndTests {
-    @Test("The minimal Python node of PROTOCOL.md 9, written against the spec with pyzmq, protobuf and cryptography, publishes a signed mission report that OCT journals and verifies, and receives and verifies CTED's recommendation")
+    @Test("The minimal Python node of PROTOCOL.md 9, written against the spec with pyzmq, protobuf and cryptography, publishes a signed mission report that OCT journals and verifies, and receives and verifies CTED's recommendation and a batch CTED signed with one signature")
     func pythonNodeFromTheSpec() async throws {
         let bus = try LocalBus(nodes: LocalBus.standardNodes + [.init("oct-py", role: .oct, clearance: .confidential)])
         defer { bus.shutdown() }
@@ -269,7 +269,7 @@ extension SignatureEndToEndTests {
         // most 60 s); CTED publishes once the broker shows the Python node's session.
         let python = Process()
         python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = [script, bus.folder.path, "oct-py", bus.endpoint, "60", "1"]
+        python.arguments = [script, bus.folder.path, "oct-py", bus.endpoint, "60", "4"]
         let input = Pipe(), output = Pipe(), errors = Pipe()
         python.standardInput = input
         python.standardOutput = output
@@ -279,13 +279,17 @@ extension SignatureEndToEndTests {
         try input.fileHandleForWriting.close()
         #expect(await Wait.until(seconds: 30) { bus.broker?.status.snapshot["oct-py"]?.connected == true }, "the Python node never opened a session")
         let recommendation = try bus.publish(SampleMessages.recommendation(), from: "cted")
+        let batch = try bus.publish([SampleMessages.recommendation(), SampleMessages.missionReport(), SampleMessages.recommendation()], from: "cted")
+        let ctedJournal = try bus.journal("cted")
+        let proofs = try batch.map { try #require(try ctedJournal.entry(messageId: $0)).signed().proof }
+        #expect(proofs.allSatisfy { $0.hasBatch && $0.batch.leafCount == 3 } && Set(proofs.map(\.signature)).count == 1)
         python.waitUntilExit()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let result = try #require((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any], "\(text)\(stderr)")
         #expect(python.terminationStatus == 0)
         #expect(result["acknowledged"] as? Bool == true, "\(text)")
-        #expect((result["received"] as? [String])?.contains(recommendation) == true, "\(text)")
+        #expect(Set(result["received"] as? [String] ?? []) == Set([recommendation] + batch), "\(text)")
         #expect((result["refused"] as? [Int])?.isEmpty == true, "\(text)")
         let published = try #require(result["published"] as? String)
         let oct = try bus.journal("oct")

@@ -34,6 +34,27 @@ def revocation_bytes(message_id, revoked_by, reason, seconds, nanos):
             + prefixed(reason.encode("utf-8")) + struct.pack(">qI", seconds, nanos))
 
 
+def batch_root(content, batch_id, leaf_count, index, blinder, path):
+    """The root a batch path leads to from a publication's content, the SHA-256 of its signed
+    bytes (PROTOCOL.md 7.2, batch signatures); None when the path has the wrong shape."""
+    height = 0 if leaf_count == 1 else (leaf_count - 1).bit_length()
+    if not (1 <= leaf_count <= 65536 and index < leaf_count and len(path) == height):
+        return None
+    if len(batch_id) != 32 or len(blinder) != 32 or any(len(p) != 32 for p in path):
+        return None
+    x = hashlib.sha256(b"\x00" + batch_id + struct.pack(">I", index) + blinder + content).digest()
+    for level, sibling in enumerate(path):
+        left, right = (sibling, x) if (index >> level) & 1 else (x, sibling)
+        x = hashlib.sha256(b"\x01" + batch_id + bytes([level + 1]) + struct.pack(">I", index >> (level + 1)) + left + right).digest()
+    return x
+
+
+def batch_root_message(raw_key, batch_id, leaf_count, root):
+    """What a publisher signs for a batch: context, key, batch id, leaf count, root."""
+    return (b"CTBus-BatchRoot-v1\x00" + hashlib.sha256(raw_key).digest() + batch_id
+            + struct.pack(">I", leaf_count) + root)
+
+
 def key_id(raw_key):
     """The first 8 bytes of the SHA-256 of a 32-byte public key, lower-case hex."""
     return hashlib.sha256(raw_key).digest()[:8].hex()

@@ -16,9 +16,15 @@ extension BrokerCore {
                                       messageId: Admission.messageId(of: pending.publish)), to: pending.connection)
             return nil
         }
+        let roots = batchRoots.counts
+        defer {
+            let now = batchRoots.counts
+            if now != roots { step.count(.batchRoots(verified: now.verified - roots.verified, reused: now.reused - roots.reused)) }
+        }
         do throws(BusError) {
             let publication = try BrokerDecisions.publication(pending.publish, size: pending.frame.count, from: pending.nodeId,
-                                                              registry: registry, maxMessageBytes: limits.maxMessageBytes, at: now.date)
+                                                              registry: registry, roots: batchRoots, maxMessageBytes: limits.maxMessageBytes,
+                                                              at: now.date)
             return (pending, publication)
         } catch {
             var error = error

@@ -18,7 +18,7 @@ import SwiftProtobuf
 /// `inFlight` holds the sequences sent and not acknowledged, never more than the delivery window.
 struct BrokerCore {
     /// The protocol version this broker speaks (PROTOCOL.md 10).
-    static let protocolVersion: UInt32 = 2
+    static let protocolVersion: UInt32 = 3
 
     /// A connection on the ROUTER socket: the routing id libzmq gave it (never reused on a socket).
     typealias Connection = [UInt8]
@@ -51,6 +51,9 @@ struct BrokerCore {
     let limits: Limits
     /// The registry in force.
     var registry: NodeRegistry
+    /// The batch roots verified so far: each is verified once, whichever publication of its batch
+    /// comes first (PROTOCOL.md 7.2).
+    let batchRoots = BatchRoots()
     var sessions: SessionTable
     /// Per node whose entitlement a registry change touched: the last sequence queued at that
     /// moment. Deliveries up to it are judged again before they go out (4.5).

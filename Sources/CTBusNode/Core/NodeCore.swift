@@ -17,7 +17,7 @@ import SwiftProtobuf
 /// a DeliveryAck never names a sequence whose batch was not journaled.
 struct NodeCore {
     /// The protocol version this node speaks (PROTOCOL.md 10).
-    static let protocolVersion: UInt32 = 2
+    static let protocolVersion: UInt32 = 3
     static let agent = "ctbus-node/0.1"
 
     struct Settings: Sendable {

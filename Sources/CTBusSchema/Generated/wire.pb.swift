@@ -266,6 +266,45 @@ public nonisolated struct Proof: Sendable {
   /// the disclosures this copy carries
   public var disclosures: [Disclosure] = []
 
+  /// Set when `signature` signs the root of a batch of publications (PROTOCOL.md 7.2, batch
+  /// signatures) rather than this publication's signed bytes alone.
+  public var batch: BatchPath {
+    get {_batch ?? BatchPath()}
+    set {_batch = newValue}
+  }
+  /// Returns true if `batch` has been explicitly set.
+  public var hasBatch: Bool {self._batch != nil}
+  /// Clears the value of `batch`. Subsequent reads from it will return its default value.
+  public mutating func clearBatch() {self._batch = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _batch: BatchPath? = nil
+}
+
+/// Where one publication sits in the Merkle tree of a batch whose root its publisher signed.
+public nonisolated struct BatchPath: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 32 random bytes, one per batch
+  public var batchID: Data = Data()
+
+  /// the number of publications in the batch, 1 to 65536
+  public var leafCount: UInt32 = 0
+
+  /// this publication's position, below leaf_count
+  public var index: UInt32 = 0
+
+  /// 32 random bytes, one per publication
+  public var blinder: Data = Data()
+
+  /// the sibling of each level, leaf level first, 32 bytes each
+  public var path: [Data] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -403,50 +442,61 @@ public nonisolated struct PublishAck: Sendable {
 }
 
 /// broker -> node: a message for this node. sequence is the node's own, increasing.
-public nonisolated struct Deliver: Sendable {
+public nonisolated struct Deliver: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var sequence: UInt64 = 0
+  public var sequence: UInt64 {
+    get {_storage._sequence}
+    set {_uniqueStorage()._sequence = newValue}
+  }
 
   /// as published (restricted fields cleared, see Publish)
-  public var payload: Data = Data()
+  public var payload: Data {
+    get {_storage._payload}
+    set {_uniqueStorage()._payload = newValue}
+  }
 
   /// Payload field paths removed for this node under a partial Member State restriction
   /// (the values are gone; the paths say what is missing). Empty: the payload is whole.
-  public var redactedPaths: [String] = []
+  public var redactedPaths: [String] {
+    get {_storage._redactedPaths}
+    set {_uniqueStorage()._redactedPaths = newValue}
+  }
 
   /// Set instead of envelope and payload: the originator revoked an earlier message. The node
   /// keeps the message in its journal, marked revoked.
   public var revocation: Revocation {
-    get {_revocation ?? Revocation()}
-    set {_revocation = newValue}
+    get {_storage._revocation ?? Revocation()}
+    set {_uniqueStorage()._revocation = newValue}
   }
   /// Returns true if `revocation` has been explicitly set.
-  public var hasRevocation: Bool {self._revocation != nil}
+  public var hasRevocation: Bool {_storage._revocation != nil}
   /// Clears the value of `revocation`. Subsequent reads from it will return its default value.
-  public mutating func clearRevocation() {self._revocation = nil}
+  public mutating func clearRevocation() {_uniqueStorage()._revocation = nil}
 
   /// the publisher's signed Envelope bytes, unchanged
-  public var signedEnvelope: Data = Data()
+  public var signedEnvelope: Data {
+    get {_storage._signedEnvelope}
+    set {_uniqueStorage()._signedEnvelope = newValue}
+  }
 
   /// without the disclosures of redacted_paths
   public var proof: Proof {
-    get {_proof ?? Proof()}
-    set {_proof = newValue}
+    get {_storage._proof ?? Proof()}
+    set {_uniqueStorage()._proof = newValue}
   }
   /// Returns true if `proof` has been explicitly set.
-  public var hasProof: Bool {self._proof != nil}
+  public var hasProof: Bool {_storage._proof != nil}
   /// Clears the value of `proof`. Subsequent reads from it will return its default value.
-  public mutating func clearProof() {self._proof = nil}
+  public mutating func clearProof() {_uniqueStorage()._proof = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _revocation: Revocation? = nil
-  fileprivate var _proof: Proof? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// The originator's signed word that a message is revoked (PROTOCOL.md 5.5): what the broker
@@ -830,7 +880,7 @@ nonisolated extension Publish: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
 
 nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Proof"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0\u{3}key_id\0\u{1}digests\0\u{1}disclosures\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0\u{3}key_id\0\u{1}digests\0\u{1}disclosures\0\u{1}batch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -842,12 +892,17 @@ nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
       case 2: try { try decoder.decodeSingularStringField(value: &self.keyID) }()
       case 3: try { try decoder.decodeRepeatedBytesField(value: &self.digests) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.disclosures) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._batch) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.signature.isEmpty {
       try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 1)
     }
@@ -860,6 +915,9 @@ nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if !self.disclosures.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.disclosures, fieldNumber: 4)
     }
+    try { if let v = self._batch {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -868,6 +926,57 @@ nonisolated extension Proof: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if lhs.keyID != rhs.keyID {return false}
     if lhs.digests != rhs.digests {return false}
     if lhs.disclosures != rhs.disclosures {return false}
+    if lhs._batch != rhs._batch {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension BatchPath: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BatchPath"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}batch_id\0\u{3}leaf_count\0\u{1}index\0\u{1}blinder\0\u{1}path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.batchID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.leafCount) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.blinder) }()
+      case 5: try { try decoder.decodeRepeatedBytesField(value: &self.path) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.batchID.isEmpty {
+      try visitor.visitSingularBytesField(value: self.batchID, fieldNumber: 1)
+    }
+    if self.leafCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leafCount, fieldNumber: 2)
+    }
+    if self.index != 0 {
+      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 3)
+    }
+    if !self.blinder.isEmpty {
+      try visitor.visitSingularBytesField(value: self.blinder, fieldNumber: 4)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.path, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: BatchPath, rhs: BatchPath) -> Bool {
+    if lhs.batchID != rhs.batchID {return false}
+    if lhs.leafCount != rhs.leafCount {return false}
+    if lhs.index != rhs.index {return false}
+    if lhs.blinder != rhs.blinder {return false}
+    if lhs.path != rhs.path {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1111,56 +1220,102 @@ nonisolated extension Deliver: SwiftProtobuf.Message, SwiftProtobuf._MessageImpl
   public static let protoMessageName: String = _protobuf_package + ".Deliver"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{2}\u{2}payload\0\u{3}redacted_paths\0\u{1}revocation\0\u{3}signed_envelope\0\u{1}proof\0\u{b}envelope\0\u{c}\u{2}\u{1}")
 
+  fileprivate class _StorageClass {
+    var _sequence: UInt64 = 0
+    var _payload: Data = Data()
+    var _redactedPaths: [String] = []
+    var _revocation: Revocation? = nil
+    var _signedEnvelope: Data = Data()
+    var _proof: Proof? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _sequence = source._sequence
+      _payload = source._payload
+      _redactedPaths = source._redactedPaths
+      _revocation = source._revocation
+      _signedEnvelope = source._signedEnvelope
+      _proof = source._proof
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
-      case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.redactedPaths) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._revocation) }()
-      case 6: try { try decoder.decodeSingularBytesField(value: &self.signedEnvelope) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._proof) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._sequence) }()
+        case 3: try { try decoder.decodeSingularBytesField(value: &_storage._payload) }()
+        case 4: try { try decoder.decodeRepeatedStringField(value: &_storage._redactedPaths) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._revocation) }()
+        case 6: try { try decoder.decodeSingularBytesField(value: &_storage._signedEnvelope) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._proof) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.sequence != 0 {
-      try visitor.visitSingularUInt64Field(value: self.sequence, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._sequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._sequence, fieldNumber: 1)
+      }
+      if !_storage._payload.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._payload, fieldNumber: 3)
+      }
+      if !_storage._redactedPaths.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._redactedPaths, fieldNumber: 4)
+      }
+      try { if let v = _storage._revocation {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if !_storage._signedEnvelope.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._signedEnvelope, fieldNumber: 6)
+      }
+      try { if let v = _storage._proof {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
     }
-    if !self.payload.isEmpty {
-      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 3)
-    }
-    if !self.redactedPaths.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.redactedPaths, fieldNumber: 4)
-    }
-    try { if let v = self._revocation {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if !self.signedEnvelope.isEmpty {
-      try visitor.visitSingularBytesField(value: self.signedEnvelope, fieldNumber: 6)
-    }
-    try { if let v = self._proof {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deliver, rhs: Deliver) -> Bool {
-    if lhs.sequence != rhs.sequence {return false}
-    if lhs.payload != rhs.payload {return false}
-    if lhs.redactedPaths != rhs.redactedPaths {return false}
-    if lhs._revocation != rhs._revocation {return false}
-    if lhs.signedEnvelope != rhs.signedEnvelope {return false}
-    if lhs._proof != rhs._proof {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._sequence != rhs_storage._sequence {return false}
+        if _storage._payload != rhs_storage._payload {return false}
+        if _storage._redactedPaths != rhs_storage._redactedPaths {return false}
+        if _storage._revocation != rhs_storage._revocation {return false}
+        if _storage._signedEnvelope != rhs_storage._signedEnvelope {return false}
+        if _storage._proof != rhs_storage._proof {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
