@@ -10,7 +10,8 @@ import SwiftProtobuf
 /// nothing else, for an instruction count under `valgrind --tool=callgrind` (see
 /// Tests/perf/callgrind-steps.sh): a count taken twice is the same, where a time on a busy
 /// machine of this kind varies two-fold. Every step prepares the same `count` signed messages
-/// first, and `none` does only that, so a step's instructions are its count less `none`'s.
+/// first (plain, sealed and signed in batches), and `none` does only that, so a step's
+/// instructions are its count less `none`'s.
 /// CURVE and TCP are left out: they are libzmq's, and the baseline forwarder pays them too.
 public enum BenchStep: String, CaseIterable, Sendable {
     /// The preparation alone: what every other step's count includes.
@@ -25,6 +26,17 @@ public enum BenchStep: String, CaseIterable, Sendable {
     case sign
     /// A signed publication checked whole, as the broker checks it.
     case verify
+    /// Publications signed in batches of 100: one signature per batch, the tree, a path each.
+    case signBatch = "sign-batch"
+    /// A batch-signed publication's leaf and path hashed up to its root (no signature checked).
+    case hashPath = "hash-path"
+    /// Batch-signed publications checked whole as the broker checks them, keeping the roots:
+    /// one Ed25519 verification per 100.
+    case verifyBatch = "verify-batch"
+    /// A publication sealed to 3 recipients (HPKE) and signed.
+    case seal
+    /// A sealed publication checked and opened by one of its recipients.
+    case open
     /// One publication with 3 recipients stored by the broker (its own transaction).
     case store
     /// One delivery journaled by a node (its own transaction).
@@ -33,9 +45,23 @@ public enum BenchStep: String, CaseIterable, Sendable {
     /// Runs the step `count` times on messages with `bodyBytes` of text, in `folder` (the store
     /// and journal files).
     public static func run(_ step: BenchStep, count: Int, bodyBytes: Int, folder: URL) throws {
+        let batchLeaves = 100
         let key = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(repeating: 0x42, count: 32))
         let messages = (0..<count).map { _ in SampleMessages.missionReport(summaryBytes: bodyBytes) }
         let signed = try messages.map { try SignedPublication.sign($0.envelope, payload: $0.payload!, with: key) }
+        let toSign = messages.map { (envelope: $0.envelope, payload: $0.payload!, sealing: SealingRecipients?.none) }
+        let batchSigned = try stride(from: 0, to: count, by: batchLeaves).flatMap {
+            try SignedPublication.signBatch(Array(toSign[$0..<min(count, $0 + batchLeaves)]), with: key, maxLeaves: batchLeaves).map(\.signed)
+        }
+        let recipientKeys = try (1...3).map { try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(repeating: UInt8($0), count: 32)) }
+        let sealing = SealingRecipients(all: recipientKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) },
+                                        whole: recipientKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) })
+        let sealedMessages = messages.map { message in
+            var message = message
+            message.envelope.handling.sealed = true
+            return message
+        }
+        let sealed = try sealedMessages.map { try SignedPublication.sign($0.envelope, payload: $0.payload!, with: key, sealing: sealing) }
         let encoded = try messages.map { (envelope: try $0.envelope.serializedData(), payload: try $0.payload!.serialized()) }
         let nodes = [NodeProfile(id: "cted", role: .cted, clearance: .strictlyConfidential)]
             + (1...3).map { NodeProfile(id: "r-\($0)", role: .workingGroup, clearance: .confidential) }
@@ -56,6 +82,25 @@ public enum BenchStep: String, CaseIterable, Sendable {
             for message in messages { _ = try SignedPublication.sign(message.envelope, payload: message.payload!, with: key) }
         case .verify:
             for publication in signed { _ = try publication.verify(signingKey: { _ in publicKey }, whole: true) }
+        case .signBatch:
+            for start in stride(from: 0, to: count, by: batchLeaves) {
+                _ = try SignedPublication.signBatch(Array(toSign[start..<min(count, start + batchLeaves)]), with: key, maxLeaves: batchLeaves)
+            }
+        case .hashPath:
+            for publication in batchSigned {
+                let content = PublicationSignature.content(envelope: publication.signedEnvelope, payload: publication.payload,
+                                                           digests: publication.proof.digests)
+                _ = try BatchTree.root(of: publication.proof.batch, content: content)
+            }
+        case .verifyBatch:
+            let roots = BatchRoots()
+            for publication in batchSigned { _ = try publication.verify(signingKey: { _ in publicKey }, whole: true, roots: roots) }
+        case .seal:
+            for message in sealedMessages { _ = try SignedPublication.sign(message.envelope, payload: message.payload!, with: key, sealing: sealing) }
+        case .open:
+            for publication in sealed {
+                _ = try publication.verify(signingKey: { _ in publicKey }, opening: .recipient(nodeId: "r-1", key: recipientKeys[0]))
+            }
         case .store:
             let store = try BrokerStore(path: folder.appendingPathComponent("steps.store.sqlite").path)
             let recipients = (1...3).map { Publication.Recipient(nodeId: "r-\($0)") }
