@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -164,7 +165,7 @@ let package = Package(
         // `ctbus bench`: the scenarios, the raw libzmq baseline and the report.
         .target(
             name: "CTBusBench",
-            dependencies: ["CTBusLocal"] + busModules,
+            dependencies: ["CTBusLocal", .product(name: "Histogram", package: "hdrhistogram-swift")] + busModules,
             swiftSettings: strictSettings
         ),
         // Test support only test targets link: a hostile broker, raw clients, journal filling.

@@ -128,7 +128,8 @@ public enum BaselineForwarder {
         }
     }
 
-    /// Publishes the frames, each carrying its send time in its first 8 bytes; returns when it began.
+    /// Publishes the frames, each carrying in its first 8 bytes its send time (at a `rate`, when
+    /// it fell due); returns when it began.
     private static func publish(messages: Int, bodyBytes: Int, rate: Double?, through publisher: ZMQSocket, serverKeys: CurveKeyPair,
                                 address: String) throws -> UInt64 {
         try publisher.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: try CurveKeyPair.generate())
@@ -137,12 +138,13 @@ public enum BaselineForwarder {
         var body = [UInt8](repeating: 0x61, count: max(bodyBytes, 8))
         let start = DispatchTime.now().uptimeNanoseconds
         for index in 0..<messages {
+            var stamp = DispatchTime.now().uptimeNanoseconds
             if let rate {
-                let due = start + UInt64(Double(index) / rate * 1e9)
-                while DispatchTime.now().uptimeNanoseconds < due { usleep(50) }
+                // Open loop: the latency runs from when the frame fell due, as the bus's does.
+                stamp = start + UInt64(Double(index) / rate * 1e9)
+                while DispatchTime.now().uptimeNanoseconds < stamp { usleep(50) }
             }
-            let now = DispatchTime.now().uptimeNanoseconds
-            for byte in 0..<8 { body[byte] = UInt8(truncatingIfNeeded: now >> (56 - 8 * UInt64(byte))) }
+            for byte in 0..<8 { body[byte] = UInt8(truncatingIfNeeded: stamp >> (56 - 8 * UInt64(byte))) }
             try publisher.send([body])
         }
         return start

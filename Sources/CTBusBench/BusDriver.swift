@@ -4,6 +4,7 @@ import CTBusPolicy
 import CTBusLocal
 import CTBusSchema
 import Foundation
+import Histogram
 import Logging
 
 /// How the scenarios drive a bus: a bus of CTED and working groups, the messages it publishes,
@@ -27,26 +28,55 @@ struct BusDriver {
     }
 
     /// Publishes `count` messages from CTED in batches and waits until every recipient
-    /// journaled them all. Returns the seconds taken, per message id when it was published, and
-    /// the CPU seconds the calling thread spent publishing (validating, signing, journaling).
+    /// journaled them all. Returns the seconds taken and the CPU seconds the calling thread spent
+    /// publishing (validating, signing, journaling).
     func publishAndWait(bus: LocalBus, recipients: [String], count: Int, batch: Int = 100, waitFor: [String]? = nil,
-                        handling: Handling? = nil) throws -> (seconds: Double, published: [String: Date], publishingCPU: Double) {
+                        handling: Handling? = nil) throws -> (seconds: Double, publishingCPU: Double) {
         let cted = try bus.startNode("cted")
         let journals = try (waitFor ?? recipients).map { try bus.journal($0) }
         guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
         let messages = (0..<count).map { _ in message(handling: handling) }
-        var published: [String: Date] = [:]
         let start = Date()
         let cpuBefore = ThreadCPU.thisThread()
         for chunk in stride(from: 0, to: count, by: batch) {
-            let now = Date()
-            for id in try cted.publish(Array(messages[chunk..<min(count, chunk + batch)])) { published[id] = now }
+            try cted.publish(Array(messages[chunk..<min(count, chunk + batch)]))
         }
         let publishingCPU = ThreadCPU.thisThread() - cpuBefore
         guard try Wait.blocking(seconds: 600, { try journals.allSatisfy { try $0.lastPosition() >= count } }) else {
             throw ConfigurationError("not every message arrived within 600 s")
         }
-        return (Date().timeIntervalSince(start), published, publishingCPU)
+        return (Date().timeIntervalSince(start), publishingCPU)
+    }
+
+    /// Publishes `count` messages from CTED in open loop: message `i` falls due at `i / rate`
+    /// seconds, and at each wake-up the publisher publishes every message whose time has come in
+    /// one call (signed together, as a node signs what it is given at once). Returns each
+    /// message's latency at the first recipient in microseconds, from when it fell due to when it
+    /// was journaled: a publisher that falls behind adds its delay to every message waiting.
+    func openLoop(bus: LocalBus, recipients: [String], rate: Double, count: Int) throws -> [Double] {
+        let cted = try bus.startNode("cted")
+        let journal = try bus.journal(recipients[0])
+        guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
+        let messages = (0..<count).map { _ in message() }
+        var due: [String: Date] = [:]
+        let start = Date()
+        var next = 0
+        while next < count {
+            let reached = min(count, Int(Date().timeIntervalSince(start) * rate) + 1)
+            guard reached > next else {
+                // Pacing the offered load until the next message falls due, not measuring.
+                Thread.sleep(until: start.addingTimeInterval(Double(next) / rate))
+                continue
+            }
+            for (offset, id) in try cted.publish(Array(messages[next..<reached])).enumerated() {
+                due[id] = start.addingTimeInterval(Double(next + offset) / rate)
+            }
+            next = reached
+        }
+        guard try Wait.blocking(seconds: 120, { try journal.lastPosition() >= count }) else {
+            throw ConfigurationError("not every message arrived within 120 s")
+        }
+        return try latencies(journal: journal, published: due).map { $0 * 1e6 }
     }
 
     /// Publish-to-journal latencies at one recipient.
@@ -59,4 +89,21 @@ struct BusDriver {
 
 extension Benchmark {
     var driver: BusDriver { BusDriver(bodyBytes: options.bodyBytes) }
+}
+
+/// Percentiles of latencies in microseconds, read from an HDR histogram (three significant
+/// digits, up to ten minutes).
+struct LatencyPercentiles {
+    let p50: Double
+    let p99: Double
+    let p999: Double
+
+    init(_ microseconds: [Double]) {
+        let highest: UInt64 = 600_000_000
+        var histogram = Histogram<UInt64>(highestTrackableValue: highest, numberOfSignificantValueDigits: .three)
+        for value in microseconds { histogram.record(min(highest, UInt64(max(0, value.rounded())))) }
+        p50 = Double(histogram.valueAtPercentile(50))
+        p99 = Double(histogram.valueAtPercentile(99))
+        p999 = Double(histogram.valueAtPercentile(99.9))
+    }
 }

@@ -159,7 +159,7 @@ struct RegistryReloadTests {
         broker = try bus.startBroker()
         // wg-cft: lowered by a reload, then the broker restarts before wg-cft comes back.
         try Self.lower(bus, "wg-cft")
-        try Self.reload(bus)
+        _ = try Self.reload(bus)
         bus.stopBroker()
         broker = try bus.startBroker()
 
@@ -279,7 +279,7 @@ struct RegistryReloadTests {
         try Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: rightsKey, with: octKey).utf8)
             .write(to: URL(fileURLWithPath: path))
         do {
-            try Self.reload(bus)
+            _ = try Self.reload(bus)
             Issue.record("a registry with a duplicate key was applied")
         } catch {
             let text = "\(error)"
