@@ -214,7 +214,7 @@ public final class Broker: Service, Sendable {
         do {
             // The file's digest goes into the audit, to match it with the version an operator deployed.
             let data = try ConfigurationFile.read(path, what: "registry")
-            origin = "\(path), sha256 " + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined().prefix(16) + "…"
+            origin = "\(path), sha256 " + SHA256.hash(data: data).hex.prefix(16) + "…"
             registry = try Self.parseRegistry(data, path: path) // the very bytes hashed
         } catch {
             // The refusal is part of the registry's history too (`ctbus registry reload` reads it there).

@@ -171,7 +171,7 @@ struct ConsoleAPI: Sendable {
         }
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
-        let detail = EntryDetail(summary: MessageSummary(entry), hash: entry.hash.map { String(format: "%02x", $0) }.joined(),
+        let detail = EntryDetail(summary: MessageSummary(entry), hash: entry.hash.hex,
                                  revokeReason: entry.revokeReason, refusedDetail: entry.refusedDetail, acknowledgedAt: entry.acknowledgedAt)
         let body = "{\"entry\":" + String(decoding: try Self.encoder.encode(detail), as: UTF8.self)
             + ",\"message\":" + (try message.jsonString(options: options)) + "}"

@@ -88,7 +88,7 @@ struct MessagePage: ConsolePage {
         if !envelope.thematicTags.isEmpty { facts.append(("Themes", envelope.thematicTags.joined(separator: ", "))) }
         facts.append(("Signature", signature?.summary ?? "not checked: this console has no registry"))
         facts.append(("Journal position", "\(entry.position)"))
-        facts.append(("Hash", entry.hash.map { String(format: "%02x", $0) }.joined()))
+        facts.append(("Hash", entry.hash.hex))
         var html = HTML(raw: "<dl class=\"facts\">")
         for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
         html.raw("</dl>")

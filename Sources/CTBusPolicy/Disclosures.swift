@@ -117,8 +117,14 @@ public enum Disclosures {
     }
 
     public static func randomSalt() -> Data {
-        var generator = SystemRandomNumberGenerator()
-        return Data((0..<16).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        randomBytes(16)
+    }
+
+    /// Fresh bytes from BoringSSL's random generator in one call; the standard library's
+    /// generator makes a system call for every value it draws, so one per byte through
+    /// `UInt8.random`.
+    static func randomBytes(_ count: Int) -> Data {
+        SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Data($0) }
     }
 
 }

@@ -82,13 +82,12 @@ public enum PublicationSignature {
     }
 
     static func randomHash() -> Data {
-        var generator = SystemRandomNumberGenerator()
-        return Data((0..<BatchTree.hashBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+        Disclosures.randomBytes(BatchTree.hashBytes)
     }
 
     /// A key's id: the first 8 bytes of the SHA-256 of its 32 raw bytes, in lower-case hex (16
     /// characters). Names the key a signature was made with, so that rotations can overlap.
     public static func keyId(_ key: Curve25519.Signing.PublicKey) -> String {
-        SHA256.hash(data: key.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: key.rawRepresentation).prefix(8).hex
     }
 }

@@ -5,8 +5,11 @@ public enum MessageID {
     /// A new UUIDv7 in lowercase text form.
     public static func generate(now: Date = Date()) -> String {
         var bytes = [UInt8](repeating: 0, count: 16)
+        // Two 8-byte draws: the generator makes a system call for each value it draws.
         var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
+        for (half, value) in [generator.next() as UInt64, generator.next() as UInt64].enumerated() {
+            for index in 0..<8 { bytes[half * 8 + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        }
         let milliseconds = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (40 - 8 * UInt64(index))) }
         bytes[6] = (bytes[6] & 0x0F) | 0x70
