@@ -61,8 +61,30 @@ final class DeliveryCheck {
         registryModified = registryFile.flatMap(Self.modified)
     }
 
-    /// The delivery as the journal records it, or the refusal.
-    func check(_ deliver: Deliver) throws(Refusal) -> IncomingDelivery {
+    /// The signature checks of a batch of deliveries, run side by side on the machine's cores
+    /// with each root verified once (`RootOrderedChecks`), in the batch's order; nil for an
+    /// unsigned delivery, which `check` refuses. No registry is read again here: `check` does
+    /// that when a key is unknown.
+    func verifyConcurrently(_ delivers: [Deliver]) -> [Result<VerifiedPublication, BusError>?] {
+        guard delivers.count > 1 else { return delivers.map { _ in nil } }
+        let (registry, opening, roots) = (registry, opening, batchRoots)
+        return RootOrderedChecks.run(count: delivers.count, include: { !delivers[$0].signedEnvelope.isEmpty && delivers[$0].hasProof },
+                                     batchId: { delivers[$0].proof.hasBatch ? delivers[$0].proof.batch.batchID : nil },
+                                     signatureFailed: { if case .failure(let error) = $0 { error.code == .signatureInvalid } else { false } },
+                                     check: { index in
+            let deliver = delivers[index]
+            let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
+            return Result { () throws(BusError) in
+                try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:),
+                                  opening: opening, roots: roots)
+            }
+        })
+    }
+
+    /// The delivery as the journal records it, or the refusal. `verified`: the signature checks
+    /// `verifyConcurrently` already ran for it; one that failed for want of a key is run again
+    /// here, after the registry file is read again if it changed.
+    func check(_ deliver: Deliver, verified checked: Result<VerifiedPublication, BusError>? = nil) throws(Refusal) -> IncomingDelivery {
         guard !deliver.signedEnvelope.isEmpty, deliver.hasProof else {
             let id = (try? Envelope(serializedBytes: deliver.signedEnvelope))?.messageID ?? ""
             throw Refusal(reason: .unsigned, error: BusError(.signatureInvalid, "an unsigned delivery",
@@ -70,8 +92,12 @@ final class DeliveryCheck {
         }
         let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
         let verified: VerifiedPublication
-        do {
-            verified = try verify(signed)
+        do throws(BusError) {
+            switch checked {
+            case .success(let publication): verified = publication
+            case .failure(let error) where error.code != .unknownSigningKey: throw error
+            default: verified = try verify(signed)
+            }
         } catch {
             throw Refusal(reason: Self.reason(error.code), error: error)
         }

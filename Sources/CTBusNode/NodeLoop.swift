@@ -212,7 +212,11 @@ final class NodeLoop {
             if !batch.revokeAcks.isEmpty { try journal.revocations.confirm(batch.revokeAcks) }
         }
         guard batch.through != nil else { return result }
-        let deliveries = batch.deliveries.compactMap(admitted)
+        let roots = deliveryCheck.batchRoots.counts
+        let checked = deliveryCheck.verifyConcurrently(batch.deliveries)
+        let deliveries = zip(batch.deliveries, checked).compactMap { admitted($0, verified: $1) }
+        let rootsNow = deliveryCheck.batchRoots.counts
+        metrics.batchRoots(verified: rootsNow.verified - roots.verified, reused: rootsNow.reused - roots.reused)
         let revocations = batch.revocations.compactMap(checkedRevocation)
         result.deliveries = Result { () throws(StoreError) in
             let fresh = try journal.recordDeliveries(deliveries)
@@ -235,14 +239,9 @@ final class NodeLoop {
     /// disclosures good and the message within this node's clearance. A refused delivery is
     /// logged (once per reason and period: a broker can repeat it), counted and acknowledged, so
     /// it is not sent again; nothing of it is journaled, and the next deliveries go on.
-    private func admitted(_ deliver: Deliver) -> IncomingDelivery? {
-        let roots = deliveryCheck.batchRoots.counts
-        defer {
-            let now = deliveryCheck.batchRoots.counts
-            metrics.batchRoots(verified: now.verified - roots.verified, reused: now.reused - roots.reused)
-        }
+    private func admitted(_ deliver: Deliver, verified: Result<VerifiedPublication, BusError>?) -> IncomingDelivery? {
         do {
-            return try deliveryCheck.check(deliver)
+            return try deliveryCheck.check(deliver, verified: verified)
         } catch {
             refuse(error.error, reason: error.reason, sequence: deliver.sequence)
             return nil

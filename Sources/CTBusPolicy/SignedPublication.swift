@@ -143,8 +143,10 @@ public struct VerifiedPublication: Sendable {
     public let contentKeys: Data?
 }
 
-/// How to reach the plaintext of a sealed publication.
-public enum SealOpening {
+/// How to reach the plaintext of a sealed publication. Unchecked Sendable: swift-crypto does not
+/// declare its private keys Sendable, but a key is never changed once made, so checks running side
+/// by side may share one.
+public enum SealOpening: @unchecked Sendable {
     /// As a recipient, with its sealing secret key.
     case recipient(nodeId: String, key: Curve25519.KeyAgreement.PrivateKey)
     /// With the content keys a journal kept (`VerifiedPublication.contentKeys`).

@@ -8,24 +8,36 @@ import SwiftProtobuf
 
 /// Publications (PROTOCOL.md 5.2, 5.3) and revocations (5.5).
 extension BrokerCore {
-    /// Admits one publication of the batch, or answers it with the error and returns nil.
-    mutating func admitOrRefuse(_ pending: PendingPublish, at now: Moment, _ step: inout Step) -> (PendingPublish, Publication)? {
+    /// Checks a batch's publications (5.2) side by side on the machine's cores, each batch root
+    /// verified once (`RootOrderedChecks`), in the batch's order. What each comes to depends only
+    /// on the publication, the registry and the time, not on the order the cores took them.
+    func admit(_ batch: [PendingPublish], at now: Moment) -> [Result<Publication, BusError>] {
+        let (registry, roots, maxMessageBytes) = (registry, batchRoots, limits.maxMessageBytes)
+        let admit = { @Sendable (pending: PendingPublish) in
+            Result { () throws(BusError) in
+                try BrokerDecisions.publication(pending.publish, size: pending.frame.count, from: pending.nodeId, registry: registry,
+                                                roots: roots, maxMessageBytes: maxMessageBytes, at: now.date)
+            }
+        }
+        guard batch.count > 1 else { return batch.map(admit) }
+        return RootOrderedChecks.run(count: batch.count, include: { _ in true },
+                                     batchId: { batch[$0].publish.proof.hasBatch ? batch[$0].publish.proof.batch.batchID : nil },
+                                     signatureFailed: { if case .failure(let error) = $0 { error.code == .signatureInvalid } else { false } },
+                                     check: { admit(batch[$0]) }).map { $0! } // every publication is included
+    }
+
+    /// Takes one publication of the batch with what `admit` found, or answers it with the error
+    /// and returns nil.
+    mutating func admitOrRefuse(_ pending: PendingPublish, _ admission: Result<Publication, BusError>, at now: Moment,
+                                _ step: inout Step) -> (PendingPublish, Publication)? {
         if sessions[pending.nodeId]?.held == true {
             step.count(.refused(.internal))
             step.send(error: BusError(.internal, "an earlier publication of this session could not be stored; say Hello, then resend from the oldest",
                                       messageId: Admission.messageId(of: pending.publish)), to: pending.connection)
             return nil
         }
-        let roots = batchRoots.counts
-        defer {
-            let now = batchRoots.counts
-            if now != roots { step.count(.batchRoots(verified: now.verified - roots.verified, reused: now.reused - roots.reused)) }
-        }
         do throws(BusError) {
-            let publication = try BrokerDecisions.publication(pending.publish, size: pending.frame.count, from: pending.nodeId,
-                                                              registry: registry, roots: batchRoots, maxMessageBytes: limits.maxMessageBytes,
-                                                              at: now.date)
-            return (pending, publication)
+            return (pending, try admission.get())
         } catch {
             var error = error
             if error.messageId == nil, error.frameSHA256 == nil {

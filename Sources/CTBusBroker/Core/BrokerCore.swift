@@ -99,7 +99,11 @@ struct BrokerCore {
         var step = Step()
         let batch = publishes
         publishes = []
-        let accepted = batch.compactMap { admitOrRefuse($0, at: now, &step) }
+        let roots = batchRoots.counts
+        let admissions = admit(batch, at: now)
+        let rootsNow = batchRoots.counts
+        if rootsNow != roots { step.count(.batchRoots(verified: rootsNow.verified - roots.verified, reused: rootsNow.reused - roots.reused)) }
+        let accepted = zip(batch, admissions).compactMap { admitOrRefuse($0, $1, at: now, &step) }
         if accepted.isEmpty {
             scheduleAfterBatch(behind: [])
         } else {
