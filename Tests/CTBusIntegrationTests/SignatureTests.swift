@@ -109,7 +109,7 @@ struct SignatureEndToEndTests {
         #expect(refused.output.contains("FAIL 3 \(id): the exported content is not the signed one"), "\(refused.output)")
     }
 
-    @Test("The broker refuses a publication whose key, signature or disclosures do not check out, with a stable code and the message id; nothing of it is stored or delivered")
+    @Test("The broker refuses a publication whose key, signature or disclosures do not check out (batch paths bent included), with a stable code and the message id; nothing of it is stored or delivered")
     func brokerRefusesBadSignatures() async throws {
         let bus = try await BadInputTests.runningBus()
         defer { bus.shutdown() }
@@ -151,6 +151,28 @@ struct SignatureEndToEndTests {
         var unsigned = try signed(restricted("unsigned"), with: key)
         unsigned.clearProof()
         cases.append(("no proof", unsigned, .signatureInvalid, "unsigned"))
+
+        // Publications signed in a batch, each bent on the way.
+        let batch = try SignedPublication.signBatch((0..<3).map { index in
+            let message = restricted("batch \(index)")
+            return (message.envelope, message.payload!, nil)
+        }, with: key).map { signed in
+            var publish = Publish()
+            (publish.signedEnvelope, publish.payload, publish.proof) = (signed.signed.signedEnvelope, signed.signed.payload, signed.signed.proof)
+            return publish
+        }
+        var swapped = batch[0]
+        swapped.proof.batch.index = 1
+        cases.append(("a batch path at another index", swapped, .signatureInvalid, "does not verify over the root its path leads to"))
+        var longPath = batch[1]
+        longPath.proof.batch.path.append(Data(count: 32))
+        cases.append(("a batch path one sibling long", longPath, .signatureInvalid, "the path has 3 siblings; a batch of its size has 2"))
+        var shortBlinder = batch[2]
+        shortBlinder.proof.batch.blinder = Data(count: 16)
+        cases.append(("a blinder of 16 bytes", shortBlinder, .signatureInvalid, "blinder is 16 bytes, not 32"))
+        var farIndex = batch[2]
+        farIndex.proof.batch.index = 9
+        cases.append(("an index beyond the batch", farIndex, .signatureInvalid, "index 9 is outside a batch of 3"))
 
         var versionOne = Publish()
         let old = restricted("version one")
