@@ -58,6 +58,11 @@ public enum Publisher {
     public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
                                signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil,
                                batchLeaves: Int = 256) throws -> [String] {
+        var ids = Set<String>()
+        for message in messages where !ids.insert(message.envelope.messageID).inserted {
+            throw BusError(.validationFailed, "message id \(message.envelope.messageID) is given twice; each message needs its own",
+                           messageId: MessageValidator.echoable(message.envelope.messageID))
+        }
         var read: NodeRegistry??
         let toSign = try messages.map { message throws -> SignedPublication.ToSign in
             try check(message, clearance: clearance)

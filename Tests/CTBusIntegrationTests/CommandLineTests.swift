@@ -270,6 +270,15 @@ struct CommandLineTests {
         #expect(refused.errors == "ctbus: error VALIDATION_FAILED: \(bad): mission_report.member_state must be an ISO 3166-1 alpha-3 code\n")
         #expect(try journal.count() == 0, "all or none")
 
+        // The example as it is, twice: one message id for two messages.
+        let same = folder.appendingPathComponent("same.json").path
+        try String(contentsOf: Self.root.appendingPathComponent("Schemas/examples/mission-report.json"), encoding: .utf8)
+            .write(toFile: same, atomically: true, encoding: .utf8)
+        let twice = try await Self.run(["publish", "--node-config", config, same, same])
+        #expect(twice.status == 1)
+        #expect(twice.errors.contains("VALIDATION_FAILED: message id 019a5a2f-1e40-7c11-9a02-6b7c8d9e0f11 is given twice"), "\(twice.errors)")
+        #expect(try journal.count() == 0)
+
         let published = try await Self.run(["publish", "--node-config", config] + files)
         #expect(published.status == 0, "\(published.errors)")
         let ids = published.output.split(separator: "\n").map(String.init)
