@@ -41,6 +41,10 @@ public enum BenchStep: String, CaseIterable, Sendable {
     case store
     /// One delivery journaled by a node (its own transaction).
     case journal
+    /// Publications stored 100 to a transaction, as the broker stores what arrives together.
+    case storeBatch = "store-batch"
+    /// Deliveries journaled 100 to a transaction, as a node journals a drained batch.
+    case journalBatch = "journal-batch"
 
     /// Runs the step `count` times on messages with `bodyBytes` of text, in `folder` (the store
     /// and journal files).
@@ -115,6 +119,25 @@ public enum BenchStep: String, CaseIterable, Sendable {
                 let record = JournalRecord(envelope: message.envelope, envelopeBytes: publication.signedEnvelope, payload: publication.payload,
                                            signedPayload: nil, proof: try publication.proof.serializedData())
                 _ = try journal.recordDeliveries([IncomingDelivery(record, sequence: UInt64(index + 1))])
+            }
+        case .storeBatch:
+            let store = try BrokerStore(path: folder.appendingPathComponent("steps.store.sqlite").path)
+            let recipients = (1...3).map { Publication.Recipient(nodeId: "r-\($0)") }
+            let publications = try zip(messages, batchSigned).map { message, publication in
+                Publication(envelope: message.envelope, signedEnvelope: publication.signedEnvelope, payload: publication.payload,
+                            proof: try publication.proof.serializedData(), recipients: recipients)
+            }
+            for start in stride(from: 0, to: count, by: batchLeaves) {
+                _ = try store.store(Array(publications[start..<min(count, start + batchLeaves)]))
+            }
+        case .journalBatch:
+            let journal = try NodeJournal(path: folder.appendingPathComponent("steps.journal.sqlite").path)
+            let deliveries = try zip(messages, batchSigned).enumerated().map { index, pair in
+                IncomingDelivery(JournalRecord(envelope: pair.0.envelope, envelopeBytes: pair.1.signedEnvelope, payload: pair.1.payload,
+                                               signedPayload: nil, proof: try pair.1.proof.serializedData()), sequence: UInt64(index + 1))
+            }
+            for start in stride(from: 0, to: count, by: batchLeaves) {
+                _ = try journal.recordDeliveries(Array(deliveries[start..<min(count, start + batchLeaves)]))
             }
         }
     }

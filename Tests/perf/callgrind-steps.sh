@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 count=${1:-200}
 shift || true
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(decode validate policy sign verify sign-batch hash-path verify-batch seal open store journal)
+[ ${#steps[@]} -gt 0 ] || steps=(decode validate policy sign verify sign-batch hash-path verify-batch seal open store journal store-batch journal-batch)
 binary=${CTBUS_STEPS:-.build/release/ctbus-steps}
 [ -x "$binary" ] || { echo "no $binary: swift build -c release --product ctbus-steps first" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
