@@ -49,6 +49,8 @@ final class DeliveryCheck {
     let batchRoots = BatchRoots()
     /// Why the registry file last failed to read, so that the same failure is logged once.
     private var reloadFailure: String?
+    /// How many times the registry copy was replaced: checks made with an older copy are not used.
+    private var registryGeneration = 0
 
     init(registry: NodeRegistry, registryFile: String?, clearance: Classification, nodeId: String,
          sealingKey: Curve25519.KeyAgreement.PrivateKey, logger: Logger) {
@@ -61,16 +63,23 @@ final class DeliveryCheck {
         registryModified = registryFile.flatMap(Self.modified)
     }
 
+    /// A signature check run ahead of `check`, with the registry copy of `generation`.
+    struct Prechecked {
+        let generation: Int
+        let result: Result<VerifiedPublication, BusError>
+    }
+
     /// The signature checks of a batch of deliveries, run side by side on the machine's cores
     /// with each root verified once (`RootOrderedChecks`), in the batch's order; nil for an
     /// unsigned delivery, which `check` refuses. No registry is read again here: `check` does
-    /// that when a key is unknown.
-    func verifyConcurrently(_ delivers: [Deliver]) -> [Result<VerifiedPublication, BusError>?] {
+    /// that when a key is unknown, and then checks the rest of the batch again with the copy it
+    /// read, since a key it removed may be one the checks here accepted.
+    func verifyConcurrently(_ delivers: [Deliver]) -> [Prechecked?] {
         guard delivers.count > 1 else { return delivers.map { _ in nil } }
-        let (registry, opening, roots) = (registry, opening, batchRoots)
+        let (registry, opening, roots, generation) = (registry, opening, batchRoots, registryGeneration)
         return RootOrderedChecks.run(count: delivers.count, include: { !delivers[$0].signedEnvelope.isEmpty && delivers[$0].hasProof },
-                                     batchId: { delivers[$0].proof.hasBatch ? delivers[$0].proof.batch.batchID : nil },
-                                     signatureFailed: { if case .failure(let error) = $0 { error.code == .signatureInvalid } else { false } },
+                                     root: { delivers[$0].proof.rootName },
+                                     failed: { if case .failure = $0 { true } else { false } },
                                      check: { index in
             let deliver = delivers[index]
             let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
@@ -78,13 +87,14 @@ final class DeliveryCheck {
                 try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:),
                                   opening: opening, roots: roots)
             }
-        })
+        }).map { $0.map { Prechecked(generation: generation, result: $0) } }
     }
 
-    /// The delivery as the journal records it, or the refusal. `verified`: the signature checks
-    /// `verifyConcurrently` already ran for it; one that failed for want of a key is run again
-    /// here, after the registry file is read again if it changed.
-    func check(_ deliver: Deliver, verified checked: Result<VerifiedPublication, BusError>? = nil) throws(Refusal) -> IncomingDelivery {
+    /// The delivery as the journal records it, or the refusal. `prechecked`: the signature
+    /// checks `verifyConcurrently` ran for it, taken only when they used the registry copy in
+    /// force now; one that failed for want of a key is run again here, after the registry file is
+    /// read again if it changed.
+    func check(_ deliver: Deliver, prechecked: Prechecked? = nil) throws(Refusal) -> IncomingDelivery {
         guard !deliver.signedEnvelope.isEmpty, deliver.hasProof else {
             let id = (try? Envelope(serializedBytes: deliver.signedEnvelope))?.messageID ?? ""
             throw Refusal(reason: .unsigned, error: BusError(.signatureInvalid, "an unsigned delivery",
@@ -93,7 +103,7 @@ final class DeliveryCheck {
         let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
         let verified: VerifiedPublication
         do throws(BusError) {
-            switch checked {
+            switch prechecked?.generation == registryGeneration ? prechecked?.result : nil {
             case .success(let publication): verified = publication
             case .failure(let error) where error.code != .unknownSigningKey: throw error
             default: verified = try verify(signed)
@@ -193,6 +203,7 @@ final class DeliveryCheck {
         }
         reloadFailure = nil
         registryModified = modified
+        registryGeneration += 1
         return true
     }
 

@@ -214,7 +214,7 @@ final class NodeLoop {
         guard batch.through != nil else { return result }
         let roots = deliveryCheck.batchRoots.counts
         let checked = deliveryCheck.verifyConcurrently(batch.deliveries)
-        let deliveries = zip(batch.deliveries, checked).compactMap { admitted($0, verified: $1) }
+        let deliveries = zip(batch.deliveries, checked).compactMap { admitted($0, prechecked: $1) }
         let rootsNow = deliveryCheck.batchRoots.counts
         metrics.batchRoots(verified: rootsNow.verified - roots.verified, reused: rootsNow.reused - roots.reused)
         let revocations = batch.revocations.compactMap(checkedRevocation)
@@ -239,9 +239,9 @@ final class NodeLoop {
     /// disclosures good and the message within this node's clearance. A refused delivery is
     /// logged (once per reason and period: a broker can repeat it), counted and acknowledged, so
     /// it is not sent again; nothing of it is journaled, and the next deliveries go on.
-    private func admitted(_ deliver: Deliver, verified: Result<VerifiedPublication, BusError>?) -> IncomingDelivery? {
+    private func admitted(_ deliver: Deliver, prechecked: DeliveryCheck.Prechecked?) -> IncomingDelivery? {
         do {
-            return try deliveryCheck.check(deliver, verified: verified)
+            return try deliveryCheck.check(deliver, prechecked: prechecked)
         } catch {
             refuse(error.error, reason: error.reason, sequence: deliver.sequence)
             return nil

@@ -21,8 +21,8 @@ extension BrokerCore {
         }
         guard batch.count > 1 else { return batch.map(admit) }
         return RootOrderedChecks.run(count: batch.count, include: { _ in true },
-                                     batchId: { batch[$0].publish.proof.hasBatch ? batch[$0].publish.proof.batch.batchID : nil },
-                                     signatureFailed: { if case .failure(let error) = $0 { error.code == .signatureInvalid } else { false } },
+                                     root: { batch[$0].publish.proof.rootName },
+                                     failed: { if case .failure = $0 { true } else { false } },
                                      check: { admit(batch[$0]) }).map { $0! } // every publication is included
     }
 
