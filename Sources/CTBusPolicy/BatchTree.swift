@@ -88,6 +88,19 @@ public enum BatchTree {
         return (level[0], paths)
     }
 
+    /// Refuses a path of the wrong shape: a leaf count of 0 or above `maxLeaves`, an index not
+    /// below it, other than one sibling per level, a field that is not 32 bytes. Checked before
+    /// anything is hashed.
+    public static func checkShape(_ path: BatchPath) throws(Failure) {
+        guard path.leafCount >= 1, path.leafCount <= maxLeaves else { throw .leafCount(path.leafCount) }
+        guard path.index < path.leafCount else { throw .index(path.index, leafCount: path.leafCount) }
+        let height = height(leaves: Int(path.leafCount))
+        guard path.path.count == height else { throw .pathLength(path.path.count, expected: height) }
+        guard path.batchID.count == hashBytes else { throw .fieldLength("batch_id", path.batchID.count) }
+        guard path.blinder.count == hashBytes else { throw .fieldLength("blinder", path.blinder.count) }
+        if let sibling = path.path.first(where: { $0.count != hashBytes }) { throw .fieldLength("a path sibling", sibling.count) }
+    }
+
     /// Why a batch path is refused before any signature is checked.
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case leafCount(UInt32)
@@ -109,13 +122,7 @@ public enum BatchTree {
     /// The shape is checked first (the leaf count, the index below it, exactly as many siblings
     /// as the tree has levels, every field 32 bytes), so nothing malformed is hashed.
     public static func root(of path: BatchPath, content: Data) throws(Failure) -> Data {
-        guard path.leafCount >= 1, path.leafCount <= maxLeaves else { throw .leafCount(path.leafCount) }
-        guard path.index < path.leafCount else { throw .index(path.index, leafCount: path.leafCount) }
-        let height = height(leaves: Int(path.leafCount))
-        guard path.path.count == height else { throw .pathLength(path.path.count, expected: height) }
-        guard path.batchID.count == hashBytes else { throw .fieldLength("batch_id", path.batchID.count) }
-        guard path.blinder.count == hashBytes else { throw .fieldLength("blinder", path.blinder.count) }
-        if let sibling = path.path.first(where: { $0.count != hashBytes }) { throw .fieldLength("a path sibling", sibling.count) }
+        try checkShape(path)
         var hash = leaf(batchId: path.batchID, index: path.index, blinder: path.blinder, content: content)
         var position = path.index
         for (below, sibling) in path.path.enumerated() {

@@ -289,6 +289,11 @@ extension SignedPublication {
             return (envelope, keyId)
         }
         guard proof.digests.allSatisfy({ $0.count == 32 }) else { throw fail(.signatureInvalid, "a disclosure digest is not 32 bytes") }
+        do {
+            try BatchTree.checkShape(proof.batch)
+        } catch {
+            throw fail(.signatureInvalid, "the batch path: \(error)")
+        }
         let content = PublicationSignature.content(envelope: signedEnvelope, payload: payload, digests: proof.digests)
         let verifies: Bool
         do {

@@ -29,7 +29,7 @@ struct BatchSignatureTests {
         (try? PublicationSignature.verify(item.signature, batch: item.path, content: item.content, key: key.publicKey, roots: roots)) == true
     }
 
-    @Test("Known answers: a leaf, an empty node and the root of three leaves, computed apart from this code (Python's hashlib)")
+    @Test("Known answers: a leaf, an empty node and the roots of 3, 5 and 9 leaves, computed apart from this code (Python's hashlib, from PROTOCOL.md)")
     func knownAnswers() {
         let batchId = Data(repeating: 7, count: 32)
         let blinders = (0..<3).map { Data(repeating: UInt8(0x10 + $0), count: 32) }
@@ -41,6 +41,12 @@ struct BatchSignatureTests {
         let (root, paths) = BatchTree.build(batchId: batchId, blinders: blinders, contents: contents)
         #expect(Self.hex(root) == "2e56a5bae5b21d4931ee5af426065b71f7051e95ca5a35c6cf1c02f427a9f7fc")
         #expect(paths.map(\.count) == [2, 2, 2])
+        // Padding above the leaves: 5 leaves pad levels 0 and 1, 9 leaves levels 0 to 2.
+        for (count, expected) in [(5, "5ac34727d8e964fff17c83c432319389490bceadca227bf267d3b7f33b66d1ac"),
+                                  (9, "a9195bfa78ee2daa963ea56a56ab30d36b1e8a301a428b0894c13e3c73c9911c")] {
+            let blinders = (0..<count).map { Data(repeating: UInt8(0x10 + $0), count: 32) }
+            #expect(Self.hex(BatchTree.build(batchId: batchId, blinders: blinders, contents: Self.contents(count)).root) == expected, "\(count) leaves")
+        }
     }
 
     @Test("Height: none for one leaf, then ceil(log2 N)", arguments: [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (64, 6), (65, 7), (65_536, 16)])
@@ -111,7 +117,7 @@ struct BatchSignatureTests {
              failure: .leafCount(65_537)),
         Bend(name: "a path one sibling short", bend: { a, _, _ in with(a[2]) { $0.path.removeLast() } }, failure: .pathLength(2, expected: 3)),
         Bend(name: "a path one sibling long", bend: { a, _, _ in with(a[2]) { $0.path.append(Data(count: 32)) } }, failure: .pathLength(4, expected: 3)),
-        Bend(name: "an inner node as a leaf (a shorter tree)", bend: { a, _, _ in with(a[2]) { $0.leafCount = 4; $0.index = 1; $0.path.removeFirst() } },
+        Bend(name: "a leaf claimed one level up (a shorter tree, its first sibling dropped)", bend: { a, _, _ in with(a[2]) { $0.leafCount = 4; $0.index = 1; $0.path.removeFirst() } },
              failure: nil),
         Bend(name: "a sibling of 31 bytes", bend: { a, _, _ in with(a[2]) { $0.path[2] = Data(count: 31) } }, failure: .fieldLength("a path sibling", 31)),
         Bend(name: "a blinder of 16 bytes", bend: { a, _, _ in with(a[2]) { $0.blinder = Data(count: 16) } }, failure: .fieldLength("blinder", 16)),

@@ -64,6 +64,7 @@ def verified(d):                                     # section 7.3; None: refuse
     e = env.Envelope.FromString(d.signed_envelope)
     raw = registry.get(e.originator)
     if raw is None or key_id(raw) != d.proof.key_id: return None
+    if any(len(x) != 32 for x in d.proof.digests): return None
     signed = signed_bytes(d.signed_envelope, d.payload, list(d.proof.digests))
     if d.proof.HasField("batch"):
         signed = root_message(raw, signed, d.proof.batch)

@@ -34,14 +34,16 @@ def revocation_bytes(message_id, revoked_by, reason, seconds, nanos):
             + prefixed(reason.encode("utf-8")) + struct.pack(">qI", seconds, nanos))
 
 
-def batch_root(content, batch_id, leaf_count, index, blinder, path):
-    """The root a batch path leads to from a publication's content, the SHA-256 of its signed
-    bytes (PROTOCOL.md 7.2, batch signatures); None when the path has the wrong shape."""
+def batch_shape_ok(batch_id, leaf_count, index, blinder, path):
+    """PROTOCOL.md 7.2, batch signatures: checked before anything is hashed."""
     height = 0 if leaf_count == 1 else (leaf_count - 1).bit_length()
-    if not (1 <= leaf_count <= 65536 and index < leaf_count and len(path) == height):
-        return None
-    if len(batch_id) != 32 or len(blinder) != 32 or any(len(p) != 32 for p in path):
-        return None
+    return (1 <= leaf_count <= 65536 and index < leaf_count and len(path) == height
+            and len(batch_id) == 32 and len(blinder) == 32 and all(len(p) == 32 for p in path))
+
+
+def batch_root(content, batch_id, leaf_count, index, blinder, path):
+    """The root a batch path of the right shape leads to from a publication's content, the
+    SHA-256 of its signed bytes (PROTOCOL.md 7.2, batch signatures)."""
     x = hashlib.sha256(b"\x00" + batch_id + struct.pack(">I", index) + blinder + content).digest()
     for level, sibling in enumerate(path):
         left, right = (sibling, x) if (index >> level) & 1 else (x, sibling)

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from signed_bytes import b64url, batch_root, batch_root_message, disclosure_digest, key_id, signed_bytes
+from signed_bytes import b64url, batch_root, batch_root_message, batch_shape_ok, disclosure_digest, key_id, signed_bytes
 
 
 def schema_modules():
@@ -89,14 +89,15 @@ def check(line, keys):
         return "signed with key %s, retired before the message was created" % proof["keyId"]
     envelope, payload = b64url(proof["envelope"]), b64url(proof["payload"])
     digests = [b64url(d) for d in proof["digests"]]
+    if any(len(d) != 32 for d in digests):
+        return "a disclosure digest is not 32 bytes"
     signed = signed_bytes(envelope, payload, digests)
     batch = proof.get("batch")
     if batch is not None:  # signed in a batch: the signature is the root's (PROTOCOL.md 7.2)
-        batch_id = b64url(batch["batchId"])
-        root = batch_root(hashlib.sha256(signed).digest(), batch_id, batch["leafCount"], batch["index"],
-                          b64url(batch["blinder"]), [b64url(p) for p in batch["path"]])
-        if root is None:
+        batch_id, blinder, path = b64url(batch["batchId"]), b64url(batch["blinder"]), [b64url(p) for p in batch["path"]]
+        if not batch_shape_ok(batch_id, batch["leafCount"], batch["index"], blinder, path):
             return "the batch path has the wrong shape"
+        root = batch_root(hashlib.sha256(signed).digest(), batch_id, batch["leafCount"], batch["index"], blinder, path)
         signed = batch_root_message(raw_key, batch_id, batch["leafCount"], root)
     try:
         Ed25519PublicKey.from_public_bytes(raw_key).verify(b64url(proof["signature"]), signed)
