@@ -40,15 +40,20 @@ public enum PublicationSignature {
         Data(SHA256.hash(data: signedBytes(envelope: envelope, payload: payload, digests: digests)))
     }
 
-    /// Signs publications, given by their `content`, in batches of at most `maxLeaves`: one
-    /// Ed25519 signature per batch over the root of its tree, with a fresh batch id and a fresh
-    /// blinder per publication. Returns each publication's signature (its batch's) and path.
+    /// Signs publications, given by their `content`, in batches of at most `maxLeaves`, as even
+    /// in size as they can be (257 go as 129 and 128): one Ed25519 signature per batch over the
+    /// root of its tree, with a fresh batch id and a fresh blinder per publication. Returns each
+    /// publication's signature (its batch's) and path.
     public static func signBatches(_ contents: [Data], maxLeaves: Int, with key: Curve25519.Signing.PrivateKey) throws -> [(signature: Data, path: BatchPath)] {
         precondition((1...BatchTree.maxLeaves).contains(maxLeaves))
         var signed: [(signature: Data, path: BatchPath)] = []
         signed.reserveCapacity(contents.count)
-        for start in stride(from: 0, to: contents.count, by: maxLeaves) {
-            let batch = Array(contents[start..<min(contents.count, start + maxLeaves)])
+        let batches = (contents.count + maxLeaves - 1) / maxLeaves
+        var start = 0
+        for number in 0..<batches {
+            let size = contents.count / batches + (number < contents.count % batches ? 1 : 0)
+            let batch = Array(contents[start..<start + size])
+            start += size
             let batchId = randomHash()
             let blinders = batch.map { _ in randomHash() }
             let (root, paths) = BatchTree.build(batchId: batchId, blinders: blinders, contents: batch)

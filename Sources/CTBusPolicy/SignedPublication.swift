@@ -44,20 +44,39 @@ public struct SignedPublication: Sendable, Equatable {
     public typealias ToSign = (envelope: Envelope, payload: BusMessage.OneOf_Payload, sealing: SealingRecipients?)
 
     /// Signs messages as `signSealed` does, with one signature per batch of at most `maxLeaves`
-    /// (PROTOCOL.md 7.2, batch signatures); a single message gets its own signature, as `sign`
-    /// gives it. Each publication verifies alone: its proof carries its path and its batch's
-    /// signature.
+    /// (PROTOCOL.md 7.2, batch signatures). Only messages of the same handling (classification,
+    /// releasability, Member State restriction, sealing) share a batch, so a batch's size and its
+    /// positions tell a recipient only of messages it is entitled to as much as to its own; a
+    /// message with no other of its handling gets its own signature, as `sign` gives it. Each
+    /// publication verifies alone: its proof carries its path and its batch's signature.
     public static func signBatch(_ messages: [ToSign], with key: Curve25519.Signing.PrivateKey, maxLeaves: Int = 256,
                                  salt: () -> Data = { Disclosures.randomSalt() }) throws -> [(signed: SignedPublication, contentKeys: Data?)] {
-        guard messages.count > 1 else {
-            return try messages.map { try signSealed($0.envelope, payload: $0.payload, with: key, sealing: $0.sealing, salt: salt) }
-        }
         var publications = try messages.map { try unsigned($0.envelope, payload: $0.payload, signer: key.publicKey, sealing: $0.sealing, salt: salt) }
-        let contents = publications.map { PublicationSignature.content(envelope: $0.signed.signedEnvelope, payload: $0.signed.payload,
-                                                                       digests: $0.signed.proof.digests) }
-        for (index, signed) in try PublicationSignature.signBatches(contents, maxLeaves: maxLeaves, with: key).enumerated() {
-            publications[index].signed.proof.signature = signed.signature
-            publications[index].signed.proof.batch = signed.path
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        var groups: [Data: [Int]] = [:]
+        var order: [Data] = []
+        for (index, message) in messages.enumerated() {
+            let handling = try message.envelope.handling.serializedData(options: options)
+            if groups[handling] == nil { order.append(handling) }
+            groups[handling, default: []].append(index)
+        }
+        for indices in order.compactMap({ groups[$0] }) {
+            guard indices.count > 1 else {
+                let publication = publications[indices[0]].signed
+                publications[indices[0]].signed.proof.signature = try PublicationSignature.sign(
+                    envelope: publication.signedEnvelope, payload: publication.payload, digests: publication.proof.digests, with: key)
+                continue
+            }
+            let contents = indices.map { index in
+                let publication = publications[index].signed
+                return PublicationSignature.content(envelope: publication.signedEnvelope, payload: publication.payload,
+                                                    digests: publication.proof.digests)
+            }
+            for (index, signed) in zip(indices, try PublicationSignature.signBatches(contents, maxLeaves: maxLeaves, with: key)) {
+                publications[index].signed.proof.signature = signed.signature
+                publications[index].signed.proof.batch = signed.path
+            }
         }
         return publications
     }

@@ -69,11 +69,11 @@ struct BatchSignatureTests {
         #expect(roots.counts.reused == (Array(1...33) + [64, 65]).reduce(0, +) - 35)
     }
 
-    @Test("Batches larger than the bound are split; each part has its own id and signature")
+    @Test("Batches larger than the bound are split evenly; each part has its own id and signature")
     func split() throws {
         let signed = try PublicationSignature.signBatches(Self.contents(10), maxLeaves: 4, with: Self.cted)
-        #expect(signed.map(\.path.leafCount) == [4, 4, 4, 4, 4, 4, 4, 4, 2, 2])
-        #expect(signed.map(\.path.index) == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+        #expect(signed.map(\.path.leafCount) == [4, 4, 4, 4, 3, 3, 3, 3, 3, 3], "as even as they can be")
+        #expect(signed.map(\.path.index) == [0, 1, 2, 3, 0, 1, 2, 0, 1, 2])
         #expect(Set(signed.map(\.path.batchID)).count == 3 && Set(signed.map(\.signature)).count == 3)
         #expect(Set(signed.map(\.path.blinder)).count == 10, "a fresh blinder per publication")
     }
@@ -193,19 +193,35 @@ struct BatchSignatureTests {
         #expect(first[0].path.path[0] != guess)
     }
 
-    @Test("Publications signed in a batch each verify alone through SignedPublication.verify: whole, redacted, sealed; a batch of one is signed as before")
+    @Test("Publications signed in a batch each verify alone through SignedPublication.verify: whole, redacted, sealed; only messages of one handling share a batch; a message alone of its handling is signed as before")
     func publications() throws {
         let restricted = SignedPublicationTests.restricted()
         let plain = SampleMessages.missionReport(summaryBytes: 64)
         let sealedMessage = SealedPublicationTests.message()
         let recipients = SealingRecipients(all: [("oct", SealedPublicationTests.oct.publicKey), ("other", SealedPublicationTests.other.publicKey)],
                                            whole: [("oct", SealedPublicationTests.oct.publicKey)])
+        var otherRestricted = SignedPublicationTests.restricted()
+        otherRestricted.envelope.messageID = MessageID.generate()
+        var otherSealed = SealedPublicationTests.message()
+        otherSealed.envelope.messageID = MessageID.generate()
+        let plainToo = SampleMessages.missionReport(summaryBytes: 32)
+        var unclassifiedAlone = SampleMessages.missionReport(handling: SampleMessages.handling(.unclassified, releasableTo: ["oct"]))
+        unclassifiedAlone.envelope.originator = "cted"
         let signed = try SignedPublication.signBatch([
             (restricted.envelope, restricted.payload!, nil),
             (plain.envelope, plain.payload!, nil),
             (sealedMessage.envelope, sealedMessage.payload!, recipients),
+            (otherRestricted.envelope, otherRestricted.payload!, nil),
+            (plainToo.envelope, plainToo.payload!, nil),
+            (otherSealed.envelope, otherSealed.payload!, recipients),
+            (unclassifiedAlone.envelope, unclassifiedAlone.payload!, nil),
         ], with: Self.cted)
-        #expect(signed.allSatisfy { $0.signed.proof.hasBatch && $0.signed.proof.batch.leafCount == 3 })
+        let batches = signed.map { $0.signed.proof.hasBatch ? $0.signed.proof.batch.batchID : nil }
+        #expect(batches[0] != nil && batches[0] == batches[3] && batches[1] == batches[4] && batches[2] == batches[5])
+        #expect(Set([batches[0], batches[1], batches[2]]).count == 3, "one batch per handling")
+        #expect(signed[0..<6].allSatisfy { $0.signed.proof.batch.leafCount == 2 })
+        #expect(batches[6] == nil, "alone of its handling: a signature of its own")
+        #expect(try signed[6].signed.verify(signingKey: SignedPublicationTests.keys).envelope.messageID == unclassifiedAlone.envelope.messageID)
         let roots = BatchRoots()
         let keys = SignedPublicationTests.keys
         #expect(try signed[0].signed.verify(signingKey: keys, originator: "cted", whole: true, roots: roots).payload == restricted.payload)
@@ -214,9 +230,9 @@ struct BatchSignatureTests {
         #expect(try signed[1].signed.verify(signingKey: keys, roots: roots).payload == plain.payload)
         let opened = try signed[2].signed.verify(signingKey: keys, opening: .recipient(nodeId: "oct", key: SealedPublicationTests.oct), roots: roots)
         #expect(opened.payload == sealedMessage.payload && opened.contentKeys == signed[2].contentKeys)
-        #expect(roots.counts == (verified: 1, reused: 3))
+        #expect(roots.counts == (verified: 3, reused: 1))
         var moved = signed[1].signed
-        moved.proof.batch.index = 0
+        moved.proof.batch.index ^= 1 // its neighbour's position
         #expect(SignedPublicationTests.code { () throws(BusError) in try moved.verify(signingKey: keys) } == .signatureInvalid)
         var unlabelled = signed[1].signed
         unlabelled.proof.clearBatch()
