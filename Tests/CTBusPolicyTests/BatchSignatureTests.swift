@@ -181,6 +181,30 @@ struct BatchSignatureTests {
         #expect(Self.verifies(batches[4][1], roots: roots) && roots.counts.verified == 6, "a recent root is kept")
         #expect(Self.verifies(batches[0][1], roots: roots) && roots.counts.verified == 7, "an evicted root is verified again")
         #expect(Self.verifies(octs[1], key: Self.oct, roots: roots) && roots.counts.verified == 7, "another key's root stays")
+        // A long flood: only the last three roots stay, whatever number came before.
+        let flood = try (0..<12).map { _ in try Self.batch(2) }
+        for batch in flood { #expect(Self.verifies(batch[0], roots: roots)) }
+        let before = roots.counts.verified
+        for batch in flood.suffix(3) { #expect(Self.verifies(batch[1], roots: roots)) }
+        #expect(roots.counts.verified == before, "the last three are kept")
+        for batch in flood.prefix(9) { #expect(Self.verifies(batch[1], roots: roots)) }
+        #expect(roots.counts.verified == before + 9, "the ones before were dropped and are verified again")
+    }
+
+    @Test("A root kept for a key the registry no longer lists for the originator is never reached: the publication is refused")
+    func removedKey() throws {
+        let message = SampleMessages.missionReport(summaryBytes: 64)
+        let signed = try SignedPublication.signBatch([(message.envelope, message.payload!, nil),
+                                                      (message.envelope, SampleMessages.missionReport().payload!, nil)], with: Self.cted)
+        let roots = BatchRoots()
+        _ = try signed[0].signed.verify(signingKey: SignedPublicationTests.keys, roots: roots)
+        #expect(roots.counts.verified == 1)
+        let replaced = Curve25519.Signing.PrivateKey().publicKey
+        let code = SignedPublicationTests.code { () throws(BusError) in
+            try signed[1].signed.verify(signingKey: { $0 == "cted" ? replaced : nil }, roots: roots)
+        }
+        #expect(code == .unknownSigningKey)
+        #expect(roots.counts == (verified: 1, reused: 0))
     }
 
     @Test("Privacy: the same content in two batches has other siblings; recomputing a neighbour's leaf without its blinder does not give the sibling")
