@@ -1,5 +1,6 @@
 import CTBusBroker
 import CTBusJournal
+import CTBusMetrics
 import CTBusNode
 import CTBusPolicy
 import CTBusSchema
@@ -8,6 +9,7 @@ import CTBusTesting
 import Crypto
 import Foundation
 import GRDB
+import Prometheus
 import SwiftProtobuf
 import Testing
 
@@ -321,5 +323,31 @@ extension SignatureEndToEndTests {
             Issue.record("the Python node's signature does not verify"); return
         }
         #expect(originator == "oct-py")
+    }
+}
+
+extension SignatureEndToEndTests {
+    @Test("A batch over a real broker: the broker and the recipient each verify its root once and hash the rest, as their metrics say; every copy is journaled and verifies alone")
+    func batchVerifiedOncePerParty() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        let brokerMetrics = MetricsEndpoint(), octMetrics = MetricsEndpoint()
+        try bus.startBroker(metrics: brokerMetrics.factory)
+        try bus.startNode("oct", metrics: octMetrics.factory)
+        try bus.startNode("cted")
+        #expect(await bus.waitUntilConnected())
+        let ids = try bus.publish((0..<4).map { _ in SampleMessages.recommendation() }, from: "cted")
+        let oct = try bus.journal("oct")
+        #expect(try await Wait.until { try ids.allSatisfy { try oct.count(messageId: $0) == 1 } })
+        for id in ids {
+            guard case .verified? = try oct.entry(messageId: id)?.signatureState(registry: bus.registry) else {
+                Issue.record("\(id) does not verify in OCT's journal"); continue
+            }
+        }
+        for (party, endpoint, name) in [("broker", brokerMetrics, "ctbus_broker_batch_roots_total"), ("oct", octMetrics, "ctbus_node_batch_roots_total")] {
+            let samples = MetricsTests.parse(endpoint.registry.emitToString())
+            #expect(MetricsTests.value(samples, name, ["outcome": "verified"]) == 1, "\(party)")
+            #expect(MetricsTests.value(samples, name, ["outcome": "reused"]) == 3, "\(party)")
+        }
     }
 }
