@@ -14,9 +14,9 @@ import Foundation
 /// the publication it covers to a recipient who does not hold that publication.
 public enum BatchTree {
     /// The most leaves a batch may have (a path of at most 16 siblings).
-    public static let maxLeaves = 1 << 16
+    public static let maxLeaves = WireLimits.batchLeaves
     /// Bytes of a batch id, a blinder and every hash.
-    public static let hashBytes = 32
+    public static let hashBytes = WireLimits.batchHashBytes
     static let rootContext = Data("CTBus-BatchRoot-v1\u{0}".utf8)
 
     /// The number of levels above the leaves: 0 for one leaf, otherwise ceil(log2 N).

@@ -34,6 +34,10 @@ public enum WireLimits {
     public static let activities = 10_000
     public static let activityMemberStates = 256
     public static let recommendationIds = 256
+    /// Publications under one batch signature (PROTOCOL.md 7.2): a path of at most 16 siblings.
+    public static let batchLeaves = 65_536
+    /// A batch id, a blinder and each sibling of a batch path: SHA-256 sized.
+    public static let batchHashBytes = 32
 
     /// One row of PROTOCOL.md's limits table.
     public struct Row: Equatable, Sendable, CustomStringConvertible {
@@ -91,6 +95,11 @@ public enum WireLimits {
             Row(field: "activity_matrix.activities[].member_states", limit: entries(activityMemberStates), code: failed),
             Row(field: "activity_matrix.activities[].implementing_entities", limit: entries(entities, each: short), code: failed),
             Row(field: "activity_matrix.activities[].recommendation_ids", limit: entries(recommendationIds, each: id), code: failed),
+            Row(field: "proof.batch.leaf_count", limit: "1 to \(batchLeaves)", code: .signatureInvalid),
+            Row(field: "proof.batch.index", limit: "below `leaf_count`", code: .signatureInvalid),
+            Row(field: "proof.batch.path", limit: "one entry per level of a tree of `leaf_count` leaves (16 at most), each \(bytes(batchHashBytes))",
+                code: .signatureInvalid),
+            Row(field: "proof.batch.batch_id, proof.batch.blinder", limit: bytes(batchHashBytes), code: .signatureInvalid),
             Row(field: "welcome.node_id", limit: node, code: nil),
             Row(field: "error.detail", limit: bytes(errorDetailBytes), code: nil),
             Row(field: "error.message_id", limit: "empty, or the id as the node sent it (\(echoedIdBytes) bytes at most)", code: nil),
