@@ -127,6 +127,7 @@ public struct Benchmark {
             party("broker: admit, store, deliver to 3", \.broker, baseCPU),
             party("one recipient: check, journal, acknowledge", \.recipient, nil),
             party("libzmq I/O threads, all parties", \.libzmqIO, nil),
+            party("libdispatch workers (checkpoints, checks side by side), all parties", \.workers, nil),
         ]
     }
 

@@ -48,12 +48,17 @@ enum ThreadCPU {
 
 /// CPU per message of each party of a bus running in this process, over one stretch of work:
 /// the publisher (signing and journaling in the calling thread, then its node's loop), the
-/// broker's loop and ZAP handler, one recipient's loop, and libzmq's I/O threads (CURVE and
-/// TCP, of every party together: their threads share one name).
+/// broker's loop and ZAP handler, one recipient's loop, libzmq's I/O threads (CURVE and TCP, of
+/// every party together: their threads share one name), and the unnamed threads besides the
+/// calling one: libdispatch's workers, where every store and journal runs its checkpoints and the
+/// broker and the nodes run checks side by side.
 struct PartyCPU {
     private let start: [Int: (name: String, seconds: Double)]
     private let publisherNode: String
     private let recipientNode: String
+    /// The calling thread's id, from /proc/thread-self ("PID/task/TID").
+    private let caller = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self"))
+        .flatMap { $0.split(separator: "/").last.flatMap { Int($0) } }
 
     init(publisher: String, recipient: String) {
         start = ThreadCPU.snapshot()
@@ -66,6 +71,7 @@ struct PartyCPU {
         var broker: Double
         var recipient: Double
         var libzmqIO: Double
+        var workers: Double
     }
 
     /// Microseconds per message since `init`; `publishing`: the calling thread's CPU seconds spent
@@ -79,9 +85,16 @@ struct PartyCPU {
             }
         }
         let micros = { (seconds: Double) in seconds / Double(messages) * 1e6 }
+        let named = { (name: String) in
+            name.hasPrefix("node-") || name.hasPrefix("ZMQbg/") || ["broker", "zap-handler", "baseline-fwd"].contains(name)
+        }
+        let workers = end.filter { $0.key != caller && !named($0.value.name) }.reduce(0) { total, thread in
+            total + thread.value.seconds - (start[thread.key]?.seconds ?? 0)
+        }
         return Figures(publisher: micros(publishing + spent { $0 == publisherNode }),
                        broker: micros(spent { $0 == "broker" || $0 == "zap-handler" }),
                        recipient: micros(spent { $0 == recipientNode }),
-                       libzmqIO: micros(spent { $0.hasPrefix("ZMQbg/IO") }))
+                       libzmqIO: micros(spent { $0.hasPrefix("ZMQbg/IO") }),
+                       workers: micros(workers))
     }
 }
