@@ -212,11 +212,11 @@ final class NodeLoop {
             if !batch.revokeAcks.isEmpty { try journal.revocations.confirm(batch.revokeAcks) }
         }
         guard batch.through != nil else { return result }
-        let roots = deliveryCheck.batchRoots.counts
-        let checked = deliveryCheck.verifyConcurrently(batch.deliveries)
-        let deliveries = zip(batch.deliveries, checked).compactMap { admitted($0, prechecked: $1) }
-        let rootsNow = deliveryCheck.batchRoots.counts
-        metrics.batchRoots(verified: rootsNow.verified - roots.verified, reused: rootsNow.reused - roots.reused)
+        let (deliveries, verified, reused) = deliveryCheck.batchRoots.counting {
+            let checked = deliveryCheck.verifyConcurrently(batch.deliveries)
+            return zip(batch.deliveries, checked).compactMap { admitted($0, prechecked: $1) }
+        }
+        metrics.batchRoots(verified: verified, reused: reused)
         let revocations = batch.revocations.compactMap(checkedRevocation)
         result.deliveries = Result { () throws(StoreError) in
             let fresh = try journal.recordDeliveries(deliveries)

@@ -60,6 +60,15 @@ public final class BatchRoots: Sendable {
         state.withLock { ($0.verified, $0.reused) }
     }
 
+    /// `body`'s result, with the roots verified and the claims reused while it ran (a party counts
+    /// them for its metrics around a batch of checks).
+    public func counting<T>(_ body: () throws -> T) rethrows -> (result: T, verified: Int, reused: Int) {
+        let before = counts
+        let result = try body()
+        let after = counts
+        return (result, after.verified - before.verified, after.reused - before.reused)
+    }
+
     /// Whether `signature` signs the root `claim` of batch `batchId` under `key`: from what was
     /// verified before when the claim is the same, otherwise by an Ed25519 verification whose
     /// success is kept.

@@ -99,10 +99,8 @@ struct BrokerCore {
         var step = Step()
         let batch = publishes
         publishes = []
-        let roots = batchRoots.counts
-        let admissions = admit(batch, at: now)
-        let rootsNow = batchRoots.counts
-        if rootsNow != roots { step.count(.batchRoots(verified: rootsNow.verified - roots.verified, reused: rootsNow.reused - roots.reused)) }
+        let (admissions, verified, reused) = batchRoots.counting { admit(batch, at: now) }
+        if verified + reused > 0 { step.count(.batchRoots(verified: verified, reused: reused)) }
         let accepted = zip(batch, admissions).compactMap { admitOrRefuse($0, $1, at: now, &step) }
         if accepted.isEmpty {
             scheduleAfterBatch(behind: [])
