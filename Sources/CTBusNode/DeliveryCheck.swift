@@ -81,12 +81,7 @@ final class DeliveryCheck {
                                      root: { delivers[$0].proof.rootName },
                                      failed: { if case .failure = $0 { true } else { false } },
                                      check: { index in
-            let deliver = delivers[index]
-            let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
-            return Result { () throws(BusError) in
-                try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:),
-                                  opening: opening, roots: roots)
-            }
+            Result { () throws(BusError) in try Self.verify(Self.signed(delivers[index]), registry: registry, opening: opening, roots: roots) }
         }).map { $0.map { Prechecked(generation: generation, result: $0) } }
     }
 
@@ -100,7 +95,7 @@ final class DeliveryCheck {
             throw Refusal(reason: .unsigned, error: BusError(.signatureInvalid, "an unsigned delivery",
                                                              messageId: MessageValidator.echoable(id)))
         }
-        let signed = SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
+        let signed = Self.signed(deliver)
         let verified: VerifiedPublication
         do throws(BusError) {
             switch prechecked?.generation == registryGeneration ? prechecked?.result : nil {
@@ -167,10 +162,19 @@ final class DeliveryCheck {
     }
 
     private func verify(_ signed: SignedPublication) throws(BusError) -> VerifiedPublication {
-        try withCurrentKeys { registry throws(BusError) in
-            try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening,
-                              roots: batchRoots)
-        }
+        try withCurrentKeys { registry throws(BusError) in try Self.verify(signed, registry: registry, opening: opening, roots: batchRoots) }
+    }
+
+    /// The signature and disclosure checks of a delivery (PROTOCOL.md 7.3 steps 1 to 4) with the
+    /// keys of `registry`, opened with `opening`.
+    private static func verify(_ signed: SignedPublication, registry: NodeRegistry, opening: SealOpening,
+                               roots: BatchRoots) throws(BusError) -> VerifiedPublication {
+        try signed.verify(signingKey: registry.signingKey(of:), previousKey: registry.previousSigningKey(of:keyId:), opening: opening,
+                          roots: roots)
+    }
+
+    private static func signed(_ deliver: Deliver) -> SignedPublication {
+        SignedPublication(signedEnvelope: deliver.signedEnvelope, payload: deliver.payload, proof: deliver.proof)
     }
 
     /// Runs a signature check with the registry as it is; when the signer or its key is unknown,
