@@ -79,8 +79,8 @@ struct PartyCPU {
     func perMessage(_ messages: Int, publishing: Double) -> Figures {
         let end = ThreadCPU.snapshot()
         // A thread's time since `init` (threads that started later count from zero).
-        func spent(_ matches: (String) -> Bool) -> Double {
-            end.filter { matches($0.value.name) }.reduce(0) { total, thread in
+        func spent(_ matches: (_ id: Int, _ name: String) -> Bool) -> Double {
+            end.filter { matches($0.key, $0.value.name) }.reduce(0) { total, thread in
                 total + thread.value.seconds - (start[thread.key]?.seconds ?? 0)
             }
         }
@@ -88,13 +88,10 @@ struct PartyCPU {
         let named = { (name: String) in
             name.hasPrefix("node-") || name.hasPrefix("ZMQbg/") || ["broker", "zap-handler", "baseline-fwd"].contains(name)
         }
-        let workers = end.filter { $0.key != caller && !named($0.value.name) }.reduce(0) { total, thread in
-            total + thread.value.seconds - (start[thread.key]?.seconds ?? 0)
-        }
-        return Figures(publisher: micros(publishing + spent { $0 == publisherNode }),
-                       broker: micros(spent { $0 == "broker" || $0 == "zap-handler" }),
-                       recipient: micros(spent { $0 == recipientNode }),
-                       libzmqIO: micros(spent { $0.hasPrefix("ZMQbg/IO") }),
-                       workers: micros(workers))
+        return Figures(publisher: micros(publishing + spent { $1 == publisherNode }),
+                       broker: micros(spent { $1 == "broker" || $1 == "zap-handler" }),
+                       recipient: micros(spent { $1 == recipientNode }),
+                       libzmqIO: micros(spent { $1.hasPrefix("ZMQbg/IO") }),
+                       workers: micros(spent { $0 != caller && !named($1) }))
     }
 }
