@@ -54,9 +54,12 @@ public enum BenchStep: String, CaseIterable, Sendable {
         let messages = (0..<count).map { _ in SampleMessages.missionReport(summaryBytes: bodyBytes) }
         let signed = try messages.map { try SignedPublication.sign($0.envelope, payload: $0.payload!, with: key) }
         let toSign = messages.map { (envelope: $0.envelope, payload: $0.payload!, sealing: SealingRecipients?.none) }
-        let batchSigned = try stride(from: 0, to: count, by: batchLeaves).flatMap {
-            try SignedPublication.signBatch(Array(toSign[$0..<min(count, $0 + batchLeaves)]), with: key, maxLeaves: batchLeaves).map(\.signed)
+        /// `items` in runs of `batchLeaves`, as a publisher queues them, the broker stores them and a node journals them.
+        func batches<T>(_ items: [T]) -> [[T]] {
+            stride(from: 0, to: items.count, by: batchLeaves).map { Array(items[$0..<min(items.count, $0 + batchLeaves)]) }
         }
+        let signInBatches = { try batches(toSign).map { try SignedPublication.signBatch($0, with: key, maxLeaves: batchLeaves) } }
+        let batchSigned = try signInBatches().flatMap { $0.map(\.signed) }
         let recipientKeys = try (1...3).map { try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(repeating: UInt8($0), count: 32)) }
         let sealing = SealingRecipients(all: recipientKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) },
                                         whole: recipientKeys.enumerated().map { ("r-\($0.offset + 1)", $0.element.publicKey) })
@@ -87,9 +90,7 @@ public enum BenchStep: String, CaseIterable, Sendable {
         case .verify:
             for publication in signed { _ = try publication.verify(signingKey: { _ in publicKey }, whole: true) }
         case .signBatch:
-            for start in stride(from: 0, to: count, by: batchLeaves) {
-                _ = try SignedPublication.signBatch(Array(toSign[start..<min(count, start + batchLeaves)]), with: key, maxLeaves: batchLeaves)
-            }
+            _ = try signInBatches()
         case .hashPath:
             for publication in batchSigned {
                 let content = PublicationSignature.content(envelope: publication.signedEnvelope, payload: publication.payload,
@@ -127,18 +128,14 @@ public enum BenchStep: String, CaseIterable, Sendable {
                 Publication(envelope: message.envelope, signedEnvelope: publication.signedEnvelope, payload: publication.payload,
                             proof: try publication.proof.serializedData(), recipients: recipients)
             }
-            for start in stride(from: 0, to: count, by: batchLeaves) {
-                _ = try store.store(Array(publications[start..<min(count, start + batchLeaves)]))
-            }
+            for batch in batches(publications) { _ = try store.store(batch) }
         case .journalBatch:
             let journal = try NodeJournal(path: folder.appendingPathComponent("steps.journal.sqlite").path)
             let deliveries = try zip(messages, batchSigned).enumerated().map { index, pair in
                 IncomingDelivery(JournalRecord(envelope: pair.0.envelope, envelopeBytes: pair.1.signedEnvelope, payload: pair.1.payload,
                                                signedPayload: nil, proof: try pair.1.proof.serializedData()), sequence: UInt64(index + 1))
             }
-            for start in stride(from: 0, to: count, by: batchLeaves) {
-                _ = try journal.recordDeliveries(Array(deliveries[start..<min(count, start + batchLeaves)]))
-            }
+            for batch in batches(deliveries) { _ = try journal.recordDeliveries(batch) }
         }
     }
 }
