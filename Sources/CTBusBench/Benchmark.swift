@@ -177,13 +177,20 @@ public struct Benchmark {
             let count = max(100, Int(rate * Double(options.latencyMessages) / 1_000))
             var rounds: [LatencyPercentiles] = []
             var baseline: [LatencyPercentiles] = []
+            var hops: [String: [LatencyPercentiles]] = [:]
+            var hopOrder: [String] = []
             for round in 1...options.rounds {
                 progress("open-loop latency at \(Int(rate))/s round \(round)/\(options.rounds)")
                 let (bus, names) = try driver.makeBus(recipients: 3)
                 defer { bus.shutdown() }
                 try bus.startBroker()
                 for node in names { try bus.startNode(node) }
-                rounds.append(LatencyPercentiles(try driver.openLoop(bus: bus, recipients: names, rate: rate, count: count)))
+                let run = try driver.openLoop(bus: bus, recipients: names, rate: rate, count: count, hops: rate == 1_000)
+                rounds.append(LatencyPercentiles(run.latencies))
+                for (hop, microseconds) in run.hops {
+                    if hops[hop] == nil { hopOrder.append(hop) }
+                    hops[hop, default: []].append(LatencyPercentiles(microseconds))
+                }
                 let base = try BaselineForwarder.run(messages: count, bodyBytes: options.bodyBytes, recipients: 3, rate: rate)
                 baseline.append(LatencyPercentiles(base.latencies.map { $0 * 1e6 }))
             }
@@ -193,6 +200,14 @@ public struct Benchmark {
                 let base = baseline.map { $0[keyPath: value] / 1_000 }
                 results.append(Result(scenario: scenario, metric: "\(metric) due to journaled", unit: "ms", median: Self.median(ms),
                                       baseline: Self.median(base), ratio: Self.median(ms) / Self.median(base), rounds: ms))
+            }
+            // Where the time goes, hop by hop; the raw forwarder has no hops to set beside them.
+            for hop in hopOrder {
+                for (metric, value) in [("p50", \LatencyPercentiles.p50), ("p99", \.p99)] as [(String, KeyPath<LatencyPercentiles, Double>)] {
+                    let ms = (hops[hop] ?? []).map { $0[keyPath: value] / 1_000 }
+                    results.append(Result(scenario: scenario + ", hop by hop", metric: "\(metric) \(hop)", unit: "ms", median: Self.median(ms),
+                                          baseline: nil, ratio: nil, rounds: ms))
+                }
             }
         }
         return results

@@ -1,3 +1,4 @@
+import CTBusBroker
 import CTBusJournal
 import CTBusNode
 import CTBusPolicy
@@ -53,7 +54,8 @@ struct BusDriver {
     /// one call (signed together, as a node signs what it is given at once). Returns each
     /// message's latency at the first recipient in microseconds, from when it fell due to when it
     /// was journaled: a publisher that falls behind adds its delay to every message waiting.
-    func openLoop(bus: LocalBus, recipients: [String], rate: Double, count: Int) throws -> [Double] {
+    /// With `hops`, also where that time went, message by message (see `OpenLoopRun.hops`).
+    func openLoop(bus: LocalBus, recipients: [String], rate: Double, count: Int, hops: Bool = false) throws -> OpenLoopRun {
         let cted = try bus.startNode("cted")
         let journal = try bus.journal(recipients[0])
         guard Wait.blocking(seconds: 30, { bus.allConnected }) else { throw ConfigurationError("bench nodes did not connect") }
@@ -76,7 +78,28 @@ struct BusDriver {
         guard try Wait.blocking(seconds: 120, { try journal.lastPosition() >= count }) else {
             throw ConfigurationError("not every message arrived within 120 s")
         }
-        return try latencies(journal: journal, published: due).map { $0 * 1e6 }
+        let latencies = try latencies(journal: journal, published: due).map { $0 * 1e6 }
+        guard hops else { return OpenLoopRun(latencies: latencies, hops: []) }
+        return OpenLoopRun(latencies: latencies, hops: try hopTimes(bus: bus, publisher: "cted", recipient: journal, due: due))
+    }
+
+    /// Each message's time from falling due to the publisher's outbox, from there to the
+    /// broker's store, and from there to the recipient's journal, in microseconds. All three
+    /// clocks are this process's, so the differences are exact up to the stamps' placement: the
+    /// outbox stamp is taken in the publishing transaction, the broker's in its store transaction.
+    func hopTimes(bus: LocalBus, publisher: String, recipient: NodeJournal, due: [String: Date]) throws -> [(String, [Double])] {
+        guard let broker = bus.broker else { throw ConfigurationError("the bench broker is not running") }
+        let queued = Dictionary(try bus.journal(publisher).entries(matching: JournalFilter(direction: .sent)).map { ($0.messageId, $0.recordedAt) },
+                                uniquingKeysWith: { first, _ in first })
+        var hops: [[Double]] = [[], [], []]
+        for entry in try recipient.entries(matching: JournalFilter(direction: .received)) {
+            guard let fellDue = due[entry.messageId], let inOutbox = queued[entry.messageId],
+                  let stored = try broker.store.audit(messageId: entry.messageId)?.storedAt else { continue }
+            for (hop, (from, to)) in [(fellDue, inOutbox), (inOutbox, stored), (stored, entry.recordedAt)].enumerated() {
+                hops[hop].append(to.timeIntervalSince(from) * 1e6)
+            }
+        }
+        return zip(["due to in the outbox", "outbox to stored by the broker", "stored to journaled"], hops).map { ($0, $1) }
     }
 
     /// Publish-to-journal latencies at one recipient.
@@ -89,6 +112,13 @@ struct BusDriver {
 
 extension Benchmark {
     var driver: BusDriver { BusDriver(bodyBytes: options.bodyBytes) }
+}
+
+/// One open-loop round: each message's latency from falling due to a recipient's journal, and,
+/// when asked for, the same messages' time hop by hop (name, microseconds per message).
+struct OpenLoopRun {
+    let latencies: [Double]
+    let hops: [(String, [Double])]
 }
 
 /// Percentiles of latencies in microseconds, read from an HDR histogram (three significant
