@@ -70,7 +70,7 @@ public struct ConsoleServer: Sendable {
         self.check = check
         let csrf = CSRF()
         let context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
-        let responses = HTMLResponder(nodeId: nodeId)
+        let responses = HTMLResponder(nodeId: nodeId, publishes: !context.mayPublish.isEmpty)
         let visible = VisibleJournal(journal: journal, clearance: clearance, problems: refusals)
         let publisher = ConsolePublisher(journal: journal, clearance: clearance, messageKeys: messageKeys, registry: registry,
                                          registryFile: registryFile, problems: refusals)
@@ -116,14 +116,16 @@ public struct ConsoleServer: Sendable {
         router.get("/journal") { request, _ in try await offPool { try pages.journalPage(request) } }
         router.get("/messages/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await offPool { try forms.withCookie(request) { token in try pages.messagePage(id, csrf: token) } }
+            return try await offPool { try forms.withCookie(request) { token in try pages.messagePage(id, csrf: token, done: ActionDone(request)) } }
         }
-        router.get("/trace") { _, _ in try await offPool { try pages.tracePage() } }
+        router.get("/trace") { request, _ in try await offPool { try pages.tracePage(request) } }
         router.get("/status") { request, _ in
-            try await offPool { try forms.withCookie(request) { token in try pages.statusPage(csrf: token) } }
+            try await offPool { try forms.withCookie(request) { token in try pages.statusPage(csrf: token, done: ActionDone(request)) } }
         }
         router.post("/status/verify") { request, _ in
-            let response = try await forms.changing(request) { _, _ in Response(status: .seeOther, headers: [.location: "/status"]) }
+            let response = try await forms.changing(request) { _, _ in
+                Response(status: .seeOther, headers: [.location: ActionDone.verified.location("/status")])
+            }
             if response.status == .seeOther { await check.run() }
             return response
         }
@@ -138,7 +140,7 @@ public struct ConsoleServer: Sendable {
             return try await forms.changing(request) { form, token in try publishing.compose(type, form: form, csrf: token) }
         }
         router.get("/drafts") { request, _ in
-            try await offPool { try forms.withCookie(request) { token in try publishing.draftsPage(csrf: token) } }
+            try await offPool { try forms.withCookie(request) { token in try publishing.draftsPage(csrf: token, done: ActionDone(request)) } }
         }
         router.post("/drafts/:id/:action") { request, context in
             let (id, action) = (context.parameters.get("id") ?? "", context.parameters.get("action") ?? "")

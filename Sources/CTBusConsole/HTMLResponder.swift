@@ -5,6 +5,8 @@ import NIOCore
 /// Console pages as HTTP responses, laid out with the node's name in the title and navigation.
 struct HTMLResponder: Sendable {
     let nodeId: String
+    /// Whether this node's role publishes anything (the navigation offers Compose and Drafts only then).
+    let publishes: Bool
 
     func page(_ page: some ConsolePage, status: HTTPResponse.Status = .ok) -> Response {
         self.page(page.title, marking: page.marking, page.body, status: status)
@@ -12,7 +14,7 @@ struct HTMLResponder: Sendable {
 
     func page(_ title: String, marking: String?, _ body: HTML, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: title, node: nodeId, marking: marking, body))))
+                 body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: title, node: nodeId, publishes: publishes, marking: marking, body))))
     }
 
     /// A page that says what went wrong, titled with the status's reason phrase.

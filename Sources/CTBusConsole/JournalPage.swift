@@ -3,7 +3,8 @@ import CTBusPolicy
 import CTBusSchema
 import Foundation
 
-/// The journal, newest first, a page at a time: the filter form, then a row per entry.
+/// The journal, newest first, a page at a time: the filter form, then a row per entry, each
+/// headed by what the message says.
 struct JournalPage: ConsolePage {
     let entries: [JournalEntry]
     let query: JournalQuery
@@ -26,26 +27,26 @@ struct JournalPage: ConsolePage {
             html.element("p", "No message matches.", attributes: [("class", "empty")])
             return html
         }
-        html.raw("<table class=\"journal\"><thead><tr>")
-        for header in ["Created (UTC)", "Type", "Classification", "Member State", "From", "Direction", "Notes"] { html.element("th", header) }
+        html.raw("<div class=\"scroll\"><table class=\"journal\"><thead><tr>")
+        for header in ["Message", "Created", "Type", "Classification", "Member State", "From", "Direction", "Notes"] {
+            html.element("th", header, attributes: [("scope", "col")])
+        }
         html.raw("</tr></thead><tbody>")
-        let time = ISO8601DateFormatter()
         for entry in entries {
             var notes: [String] = []
             if entry.revokedAt != nil { notes.append("revoked") }
             if let envelope = try? entry.envelope(), ConfidentialityPolicy.isExpired(envelope, at: now) { notes.append("expired") }
             if !entry.redactedPaths.isEmpty { notes.append("parts withheld") }
             if let code = entry.refusedCode { notes.append("refused \(code)") }
-            html.raw("<tr><td>")
-            html.raw(HTML.link(PageLayout.messageHref(entry.messageId), time.string(from: entry.createdAt)))
-            html.raw("</td>")
-            for value in [entry.typeName, entry.classificationName, entry.subject, entry.originator, entry.direction.rawValue,
-                          notes.joined(separator: ", ")] {
+            let summary = Reading.summary((try? entry.message())?.payload, withheld: entry.redactedPaths)
+            html.raw("<tr><th scope=\"row\" class=\"summary\">" + HTML.link(PageLayout.messageHref(entry.messageId), summary) + "</th>")
+            for value in [Reading.time(entry.createdAt), Reading.typeName(entry.typeName), Reading.classification(entry.classificationName),
+                          entry.subject, entry.originator, entry.direction.rawValue, notes.joined(separator: ", ")] {
                 html.element("td", value)
             }
             html.raw("</tr>")
         }
-        html.raw("</tbody></table>")
+        html.raw("</tbody></table></div>")
         if let next {
             html.raw("<p class=\"pages\">" + HTML.link(query.href(before: next), "Older messages") + "</p>")
         }

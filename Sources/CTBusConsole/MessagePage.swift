@@ -5,9 +5,10 @@ import CTBusSchema
 import Foundation
 import SwiftProtobuf
 
-/// One message: its envelope's facts, what became of it (revoked, refused, parts withheld), the
-/// messages it refers to and those referring to it, its content; and, for this node's own
-/// publication, its life so far and the form that revokes it.
+/// One message, for people: a line saying what it is, what became of it (revoked, refused, parts
+/// withheld), its content laid out for reading (`MessageContent`), the messages it refers to and
+/// those referring to it by what they say; for this node's own publication, its life so far and
+/// the form that revokes it; and last the details (id, marks, signature, journal position, hash).
 struct MessagePage: ConsolePage {
     let entry: JournalEntry
     let message: BusMessage
@@ -18,6 +19,10 @@ struct MessagePage: ConsolePage {
     let referrers: [(entry: JournalEntry, relation: Reference.Relation)]
     /// Set when this node published the message.
     let publication: OwnPublication?
+    /// What this console may show of each message this one names (references, answered recommendations).
+    let referenced: [String: MessageContent.Referenced]
+    /// The action just done that led here, confirmed at the top of the page.
+    var done: ActionDone? = nil
 
     /// What the page shows of a message this node published.
     struct OwnPublication {
@@ -26,24 +31,19 @@ struct MessagePage: ConsolePage {
         let csrf: String
     }
 
-    var title: String {
-        "\(message.envelope.type.name.replacingOccurrences(of: "_", with: " ").capitalized) · \(message.envelope.subject)"
-    }
+    var title: String { "\(Reading.typeName(message.envelope.type)) · \(message.envelope.subject)" }
 
     var marking: String? { PageLayout.marking([entry.classificationName]) }
 
     var body: HTML {
-        var html = facts()
+        var html = HTML()
+        if let done { html.raw(done.notice.text) }
+        html.element("p", lead, attributes: [("class", "lead")])
         html.raw(fate().text)
+        let handling = message.envelope.handling
+        let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
+        html.raw(MessageContent(payload: message.payload, withheld: Set(entry.redactedPaths), withheldFor: state, referenced: referenced).html.text)
         html.raw(links().text)
-        html.element("h2", "Content")
-        var options = JSONEncodingOptions()
-        options.preserveProtoFieldNames = true
-        if let payload = try? message.jsonUTF8Data(options: options),
-           let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any] {
-            let content = object.filter { $0.key != "envelope" }.values.first
-            html.raw(Self.render(content ?? [:]))
-        }
         if let publication {
             html.raw(Self.publication(entry, revocation: publication.pendingRevocation).text)
             if entry.revokedAt == nil, entry.refusedCode == nil, publication.pendingRevocation == nil {
@@ -51,7 +51,19 @@ struct MessagePage: ConsolePage {
                 html.raw(Self.revokeForm(entry.messageId, csrf: publication.csrf).text)
             }
         }
+        html.element("h2", "Details")
+        html.raw(facts().text)
         return html
+    }
+
+    /// What the message is, from whom, about where and when, and its marks, in a sentence.
+    private var lead: String {
+        let envelope = message.envelope
+        var marks = [Reading.classification(entry.classificationName)]
+        if envelope.handling.tlp != .tlpUnspecified { marks.append(Reading.tlp(envelope.handling.tlp)) }
+        let verb = entry.direction == .sent ? "published by" : "from"
+        return "\(Reading.typeName(envelope.type)) \(verb) \(entry.originator) about \(envelope.subject), "
+            + "created \(Reading.time(entry.createdAt)). \(marks.joined(separator: " · "))."
     }
 
     /// A reference's relation in words, read from the referring message ("answers") or from the
@@ -71,19 +83,19 @@ struct MessagePage: ConsolePage {
         let envelope = message.envelope
         let handling = envelope.handling
         var facts: [(String, String)] = [
-            ("Message id", envelope.messageID), ("Type", envelope.type.name), ("From", entry.originator),
+            ("Message id", envelope.messageID), ("Type", Reading.typeName(envelope.type)), ("From", entry.originator),
             ("Direction", entry.direction.rawValue), ("Member State or region", envelope.subject),
-            ("Created (UTC)", ISO8601DateFormatter().string(from: entry.createdAt)),
-            ("Classification", handling.classification.name),
+            ("Created", Reading.time(entry.createdAt)),
+            ("Classification", Reading.classification(handling.classification.name)),
             ("Releasable to", handling.releasability.isEmpty ? "every entitled node" : handling.releasability.joined(separator: ", ")),
         ]
-        if handling.tlp != .tlpUnspecified { facts.append(("TLP", "\(handling.tlp)".uppercased())) }
-        if !handling.declassifyOn.isEmpty { facts.append(("Declassified on", handling.declassifyOn)) }
-        if envelope.hasExpiresAt { facts.append(("Expires (UTC)", ISO8601DateFormatter().string(from: envelope.expiresAt.date))) }
+        if handling.tlp != .tlpUnspecified { facts.append(("TLP", Reading.tlp(handling.tlp))) }
+        if !handling.declassifyOn.isEmpty { facts.append(("Declassified on", Reading.date(handling.declassifyOn))) }
+        if envelope.hasExpiresAt { facts.append(("Expires", Reading.time(envelope.expiresAt.date))) }
         if handling.hasMemberStateRestriction {
             let restriction = handling.memberStateRestriction
             facts.append(("Member State restriction", "\(restriction.state), \(restriction.scope == .whole ? "whole message" : "parts"), "
-                          + "requested on \(restriction.requestedOn)"))
+                          + "requested on \(Reading.date(restriction.requestedOn))"))
         }
         if !envelope.thematicTags.isEmpty { facts.append(("Themes", envelope.thematicTags.joined(separator: ", "))) }
         facts.append(("Signature", signature?.summary ?? "not checked: this console has no registry"))
@@ -127,7 +139,13 @@ struct MessagePage: ConsolePage {
             for reference in references {
                 html.raw("<li>")
                 html.text(Self.relationName(reference.relation, reverse: false) + " ")
-                html.raw(HTML.link(PageLayout.messageHref(reference.messageID), reference.messageID))
+                switch referenced[reference.messageID] {
+                case .shown(let summary, let typeName)?:
+                    html.text(typeName.lowercased() + ": ")
+                    html.raw(HTML.link(PageLayout.messageHref(reference.messageID), summary))
+                case .notVisible?, nil:
+                    html.element("span", "a message not visible to this node", attributes: [("class", "not-visible")])
+                }
                 html.raw("</li>")
             }
             html.raw("</ul>")
@@ -138,9 +156,10 @@ struct MessagePage: ConsolePage {
             for item in referrers {
                 html.raw("<li>")
                 html.text("\(Self.relationName(item.relation, reverse: true)) ")
+                html.text("\(Reading.typeName(item.entry.typeName).lowercased()) from \(item.entry.originator): ")
                 html.raw(HTML.link(PageLayout.messageHref(item.entry.messageId),
-                                   "\(item.entry.typeName.replacingOccurrences(of: "_", with: " ").lowercased()) from \(item.entry.originator)"))
-                html.text(" (\(ISO8601DateFormatter().string(from: item.entry.createdAt)))")
+                                   Reading.summary((try? item.entry.message())?.payload, withheld: item.entry.redactedPaths)))
+                html.text(" (\(Reading.time(item.entry.createdAt)))")
                 html.raw("</li>")
             }
             html.raw("</ul>")
@@ -148,42 +167,22 @@ struct MessagePage: ConsolePage {
         return html
     }
 
-    /// A decoded JSON value as nested definition lists, every key and value escaped.
-    static func render(_ value: Any) -> String {
-        switch value {
-        case let object as [String: Any]:
-            var html = HTML(raw: "<dl class=\"fields\">")
-            for key in object.keys.sorted() {
-                html.element("dt", key.replacingOccurrences(of: "_", with: " "))
-                html.raw("<dd>" + render(object[key]!) + "</dd>")
-            }
-            html.raw("</dl>")
-            return html.text
-        case let list as [Any]:
-            return "<ul>" + list.map { "<li>" + render($0) + "</li>" }.joined() + "</ul>"
-        case let number as NSNumber:
-            return HTML.escape(number.stringValue)
-        default:
-            return HTML.escape("\(value)")
-        }
-    }
-
     /// The life of this node's own publication, as its journal records it: queued, acknowledged
     /// by the broker (or refused), revocation sent and confirmed. Who received it, who got a
     /// redacted copy and who was refused by which rule is the broker's audit (`ctbus audit`).
     static func publication(_ entry: JournalEntry, revocation: (reason: String, lastSentAt: Date?)?) -> HTML {
-        let time = ISO8601DateFormatter()
-        var facts: [(String, String)] = [("Queued in the outbox (UTC)", time.string(from: entry.recordedAt))]
+        var facts: [(String, String)] = [("Queued in the outbox", Reading.time(entry.recordedAt))]
         if let code = entry.refusedCode {
             facts.append(("Broker", "refused it: \(code)"))
         } else {
-            facts.append(("Stored by the broker (UTC)", entry.acknowledgedAt.map { time.string(from: $0) } ?? "not yet: the node daemon sends it"))
+            facts.append(("Stored by the broker", entry.acknowledgedAt.map(Reading.time) ?? "not yet: the node daemon sends it"))
         }
         if let revoked = entry.revokedAt {
-            facts.append(("Revoked (UTC)", "\(time.string(from: revoked)), confirmed by the broker"))
+            facts.append(("Revoked", "\(Reading.time(revoked)), confirmed by the broker"))
         } else if let revocation {
-            facts.append(("Revocation", revocation.lastSentAt.map { "sent at \(time.string(from: $0)), waiting for the broker to confirm it" }
+            facts.append(("Revocation", revocation.lastSentAt.map { "sent at \(Reading.time($0)), waiting for the broker to confirm it" }
                           ?? "queued; the node daemon sends it"))
+            facts.append(("Reason given", revocation.reason))
         }
         var html = HTML()
         html.element("h2", "Publication")
@@ -195,11 +194,15 @@ struct MessagePage: ConsolePage {
         return html
     }
 
-    /// The revocation form shown on a message this node published and has not revoked.
+    /// The revocation form shown on a message this node published and has not revoked. Revoking
+    /// cannot be undone, so the form asks for a confirmation box to be ticked (checked again by
+    /// the server: a form sent without it revokes nothing).
     static func revokeForm(_ messageId: String, csrf: String) -> HTML {
         var html = HTML(raw: "<form method=\"post\" class=\"revoke\"\(HTML.attributes([("action", PageLayout.messageHref(messageId) + "/revoke")]))>")
         html.raw(PageLayout.csrfField(csrf))
         html.raw("<label for=\"reason\">Reason</label><input type=\"text\" id=\"reason\" name=\"reason\" maxlength=\"1024\">")
+        html.raw("<label class=\"confirm\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> "
+                 + "Every node that received it is told it is revoked; this cannot be undone.</label>")
         html.raw("<button type=\"submit\">Revoke this message</button></form>")
         return html
     }

@@ -5,7 +5,7 @@ import Foundation
 /// classified content it shows, and its body.
 protocol ConsolePage {
     var title: String { get }
-    /// The marking banner (`PageLayout.marking`), or nil when the page shows nothing classified.
+    /// The marking banner (`PageLayout.marking`); nil shows UNCLASSIFIED.
     var marking: String? { get }
     var body: HTML { get }
 }
@@ -14,31 +14,36 @@ protocol ConsolePage {
 /// stylesheet and the links between pages. Pages are rendered on the server from the journal:
 /// no JavaScript, no asset from outside the binary; every value escaped (`HTML`).
 enum PageLayout {
-    /// A whole page: navigation, and the UN classification marking in a banner at the top and the
-    /// bottom when the page shows classified content.
-    static func page(title: String, node: String, marking: String?, _ body: HTML) -> String {
+    /// A whole page: the UN classification marking in a banner at the top (inside the page's
+    /// header landmark, with the navigation) and at the bottom (inside its footer), on every
+    /// page, UNCLASSIFIED included, and on every printed sheet. Compose and Drafts are offered
+    /// only to a node whose role `publishes`.
+    static func page(title: String, node: String, publishes: Bool = true, marking: String?, _ body: HTML) -> String {
+        let marking = marking ?? unclassified
+        let banner = "<div\(HTML.attributes([("class", marking == unclassified ? "marking unclassified" : "marking")]))>\(HTML.escape(marking))</div>"
         var html = HTML(raw: "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">")
+        html.raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
         html.element("title", "\(title) · CTBus \(node)")
         html.raw("<link rel=\"stylesheet\" href=\"/static/console.css\"></head><body>")
-        if let marking { html.raw("<div class=\"marking\">"); html.text(marking); html.raw("</div>") }
-        html.raw("<nav><span class=\"node\">CTBus · ")
+        html.raw("<header>" + banner + "<nav aria-label=\"Console\"><span class=\"node\">CTBus · ")
         html.text(node)
         html.raw("</span>")
-        for (href, label) in [("/journal", "Journal"), ("/trace", "Traceability"), ("/compose", "Compose"), ("/drafts", "Drafts"),
-                              ("/status", "Status")] {
+        var links = [("/journal", "Journal"), ("/trace", "Traceability")]
+        if publishes { links += [("/compose", "Compose"), ("/drafts", "Drafts")] }
+        for (href, label) in links + [("/status", "Status")] {
             html.raw(HTML.link(href, label))
         }
-        html.raw("</nav><main>")
+        html.raw("</nav></header><main>")
         html.element("h1", title)
         html.raw(body.text)
-        html.raw("</main>")
-        if let marking { html.raw("<div class=\"marking\">"); html.text(marking); html.raw("</div>") }
-        html.raw("</body></html>")
+        html.raw("</main><footer>" + banner + "</footer></body></html>")
         return html.text
     }
 
-    /// The highest classification among `names`, as the banner shows it ("UNCLASSIFIED" alone
-    /// shows no banner).
+    static let unclassified = "UNCLASSIFIED"
+
+    /// The highest classification among `names`, as the banner shows it; nil (shown as
+    /// UNCLASSIFIED) when nothing is marked higher.
     static func marking(_ names: [String]) -> String? {
         let levels = names.compactMap(Classification.init(name:))
         guard let top = levels.max(by: { $0.rawValue < $1.rawValue }), top != .unclassified else { return nil }
@@ -54,24 +59,47 @@ enum PageLayout {
         "<input type=\"hidden\" name=\"csrf\"\(HTML.attributes([("value", token)]))>"
     }
 
+    /// The console's one stylesheet. Long words wrap anywhere rather than widen the page; wide
+    /// tables scroll inside their own box (`.scroll`); under 40em the navigation wraps, forms
+    /// stack their labels over their fields and definition lists run in one column; printed, the
+    /// navigation and forms drop out and the banners repeat at the top and bottom of every sheet.
     static let stylesheet = """
-        body{font-family:system-ui,sans-serif;margin:0;color:#1b1f23;background:#fff}
-        nav{display:flex;gap:1.5em;padding:.7em 1.5em;background:#0b3d66;color:#fff}
+        body{font-family:system-ui,sans-serif;margin:0;color:#1b1f23;background:#fff;overflow-wrap:anywhere}
+        nav{display:flex;flex-wrap:wrap;gap:.4em 1.5em;padding:.7em 1.5em;background:#0b3d66;color:#fff}
         nav a{color:#fff} nav .node{font-weight:600}
         main{padding:1em 1.5em;max-width:80em}
         .marking{background:#a8000c;color:#fff;text-align:center;font-weight:700;letter-spacing:.1em;padding:.3em}
+        .marking.unclassified{background:#1f6f43}
+        .lead{font-size:1.05em;color:#3d4650} p.text{font-size:1.1em;line-height:1.5;max-width:50em;white-space:pre-wrap}
+        .done{border-left:.4em solid #1f6f43;background:#eef7f1;padding:.5em 1em}
+        .not-visible{color:#5b636b;font-style:italic} .scroll{overflow-x:auto;max-width:100%}
+        table.activities ul.answers{margin:0;padding-left:1em} th[scope=row]{font-weight:normal}
+        table.journal th.summary,table.drafts th.summary{font-weight:normal}
+        mark{background:#fff0a8;color:inherit}
         table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #d0d7de;vertical-align:top}
         .filters{display:flex;flex-wrap:wrap;gap:1em;margin-bottom:1em;align-items:end}
         .filters label{display:flex;flex-direction:column;font-size:.85em}
         dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.facts dt{font-weight:600}
-        dl.fields dt{font-weight:600;margin-top:.4em} dl.fields dd{margin-left:1.2em;white-space:pre-wrap}
-        .withheld li,.revoked,.refused{color:#8a4b00}
+        .withheld,.revoked,.refused{color:#8a4b00}
         form.compose fieldset{border:1px solid #d0d7de;margin:0 0 1em;padding:.6em 1em}
         form.compose .field{display:grid;grid-template-columns:14em 1fr;gap:.2em 1em;margin:.5em 0;align-items:start}
         form.compose .hint,form.compose .error{grid-column:2} form.compose textarea{width:100%}
         form.compose input[type=text]{width:24em} form.compose select,form.compose input[type=date]{justify-self:start} .choices{display:flex;flex-wrap:wrap;gap:.3em 1em}
         .invalid input,.invalid textarea,.invalid select{border:2px solid #a8000c}
         .error,.errors{color:#a8000c} form.compose p.error{grid-column:2;margin:.1em 0 .3em} .errors{border:2px solid #a8000c;padding:.3em 1em;margin-bottom:1em}
-        td.actions form{display:inline;margin-right:.4em} form.revoke{display:flex;gap:.6em;align-items:center}
+        td.actions form{display:inline;margin-right:.4em} form.revoke{display:flex;flex-wrap:wrap;gap:.6em;align-items:center}
+        @media (max-width:40em){
+        main{padding:.8em} nav{padding:.6em .8em}
+        dl.facts{grid-template-columns:1fr} dl.facts dd{margin:0 0 .5em}
+        form.compose .field{grid-template-columns:1fr} form.compose .hint,form.compose .error,form.compose p.error{grid-column:1}
+        form.compose input[type=text]{width:100%;box-sizing:border-box} .filters label{flex:1 1 100%}
+        .filters input,.filters select{width:100%;box-sizing:border-box}
+        }
+        @media print{
+        nav,form,.filters,.pages{display:none}
+        header .marking,footer .marking{position:fixed;left:0;right:0;print-color-adjust:exact;-webkit-print-color-adjust:exact}
+        header .marking{top:0} footer .marking{bottom:0} main{margin:2.2em 0}
+        a{color:inherit;text-decoration:none}
+        }
         """
 }

@@ -57,12 +57,13 @@ struct PublishingPages: Sendable {
             }
             let id = message.envelope.messageID
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
-            return Response(status: .seeOther, headers: [.location: draft ? "/drafts" : PageLayout.messageHref(id)])
+            return Response(status: .seeOther, headers: [.location: draft ? ActionDone.draftSaved.location("/drafts")
+                                                                           : ActionDone.queued.location(PageLayout.messageHref(id))])
         }
     }
 
-    func draftsPage(csrf: String) throws -> Response {
-        responses.page(DraftsPage(drafts: try journal.drafts.envelopes(), csrf: csrf))
+    func draftsPage(csrf: String, done: ActionDone?) throws -> Response {
+        responses.page(DraftsPage(drafts: try journal.drafts.all(), csrf: csrf, done: done))
     }
 
     /// Release (validated again, then to the outbox) or discard a draft.
@@ -79,11 +80,11 @@ struct PublishingPages: Sendable {
                 return responses.error(.unprocessableContent, "The draft cannot be released: \(failure.detail). Discard it and compose it again.")
             }
             logger.info("console released a draft", metadata: ["message_id": "\(id)"])
-            return Response(status: .seeOther, headers: [.location: PageLayout.messageHref(id)])
+            return Response(status: .seeOther, headers: [.location: ActionDone.released.location(PageLayout.messageHref(id))])
         case "discard":
             guard try journal.drafts.discard(messageId: id) else { return responses.error(.notFound, "There is no draft \(id).") }
             logger.info("console discarded a draft", metadata: ["message_id": "\(id)"])
-            return Response(status: .seeOther, headers: [.location: "/drafts"])
+            return Response(status: .seeOther, headers: [.location: ActionDone.discarded.location("/drafts")])
         default:
             return responses.error(.notFound, "There is no such page.")
         }
@@ -98,6 +99,9 @@ struct PublishingPages: Sendable {
         guard entry.direction == .sent, entry.originator == nodeId else {
             return responses.error(.forbidden, "Only the node that published a message can revoke it.")
         }
+        guard form.text("confirm") == "yes" else {
+            return responses.error(.badRequest, "Nothing was revoked: tick the box that confirms the revocation, then revoke again.")
+        }
         let reason = form.text("reason").isEmpty ? "revoked by the originator" : form.text("reason")
         let revocation: Revocation
         do {
@@ -110,6 +114,6 @@ struct PublishingPages: Sendable {
         }
         try journal.revocations.queue(revocation)
         logger.info("console queued a revocation", metadata: ["message_id": "\(id)"])
-        return Response(status: .seeOther, headers: [.location: PageLayout.messageHref(id)])
+        return Response(status: .seeOther, headers: [.location: ActionDone.revocationQueued.location(PageLayout.messageHref(id))])
     }
 }

@@ -32,7 +32,7 @@ struct ReadOnlyPages: Sendable {
 
     /// A message this console may show; one this node published comes with its publication's
     /// life and, while it may still be revoked, the revoke form.
-    func messagePage(_ id: String, csrf: String) throws -> Response {
+    func messagePage(_ id: String, csrf: String, done: ActionDone?) throws -> Response {
         let id = MessageID.canonical(id)
         guard let (entry, pending) = try visible.entryWithPending(messageId: id) else {
             return responses.error(.notFound, "This journal holds no message \(id.prefix(64)) that this console may show.")
@@ -41,18 +41,32 @@ struct ReadOnlyPages: Sendable {
             return responses.error(.internalServerError, "The journal entry of \(id) cannot be decoded: run ctbus journal verify.")
         }
         let published = entry.direction == .sent && entry.originator == nodeId
+        var named = message.envelope.references.map(\.messageID)
+        if case .activityMatrix(let matrix)? = message.payload { named += matrix.activities.flatMap(\.recommendationIds) }
         return responses.page(MessagePage(
             entry: entry, message: message, signature: registry.map { entry.signatureState(registry: $0) }, registry: registry,
             referrers: try visible.referrers(of: id),
-            publication: published ? .init(pendingRevocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }, csrf: csrf) : nil))
+            publication: published ? .init(pendingRevocation: pending.map { ($0.revocation.reason, $0.lastSentAt) }, csrf: csrf) : nil,
+            referenced: try visible.referenced(named), done: done))
     }
 
-    func tracePage() throws -> Response {
+    func tracePage(_ request: Request) throws -> Response {
+        let query: TracePage.Query
+        do {
+            let parameters = request.uri.queryParameters
+            query = try TracePage.Query.parse(memberState: parameters.get("member_state"), sort: parameters.get("sort"))
+        } catch {
+            return responses.error(.badRequest, error.description)
+        }
         let (messages, names) = try visible.traceMessages()
-        return responses.page(TracePage(report: Traceability.report(messages), classifications: names))
+        let now = Date()
+        let all = Traceability.report(messages, at: now)
+        let report = query.memberState == nil ? all : Traceability.report(messages, at: now, memberState: query.memberState)
+        return responses.page(TracePage(report: report, classifications: names,
+                                        memberStates: Array(Set(all.recommendations.map(\.memberState))).sorted(), query: query))
     }
 
-    func statusPage(csrf: String) throws -> Response {
+    func statusPage(csrf: String, done: ActionDone?) throws -> Response {
         let outbox = try journal.outbox.counts()
         let received = try journal.entries(matching: JournalFilter(direction: .received, newestFirst: true, limit: 1)).first
         let search = try journal.search.status()
@@ -61,6 +75,6 @@ struct ReadOnlyPages: Sendable {
                                      drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
                                      lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
                                      verify: check.last, verifying: check.isRunning)
-        return responses.page(StatusPage(facts: facts, csrf: csrf))
+        return responses.page(StatusPage(facts: facts, csrf: csrf, done: done))
     }
 }

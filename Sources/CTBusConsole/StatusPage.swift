@@ -20,37 +20,40 @@ struct StatusPage: ConsolePage {
 
     let facts: Facts
     let csrf: String
+    var done: ActionDone? = nil
 
     var title: String { "Status" }
     var marking: String? { nil }
 
     var body: HTML {
-        let time = ISO8601DateFormatter()
         let connection: String
         switch (facts.daemonRunning, facts.session) {
-        case (true, let session?) where session.open: connection = "connected to the broker since \(time.string(from: session.since))"
-        case (true, let session?): connection = "running, not connected to the broker since \(time.string(from: session.since)) (it keeps trying)"
+        case (true, let session?) where session.open: connection = "connected to the broker since \(Reading.time(session.since))"
+        case (true, let session?): connection = "running, not connected to the broker since \(Reading.time(session.since)) (it keeps trying)"
         case (true, nil): connection = "running, not connected to the broker yet"
         case (false, _): connection = "not running: nothing is sent or received until ctbus node runs"
         }
         let verify: String
         switch facts.verify?.result {
         case .success(let report)? where report.isIntact:
-            verify = "intact: \(report.entries) entries and their hash chain (checked \(time.string(from: facts.verify!.at)))"
+            let since = facts.entries - Int64(report.entries)
+            verify = "intact: \(report.entries) entries and their hash chain (checked \(Reading.time(facts.verify!.at)))"
+                + (since > 0 ? "; the \(since) entries journaled since are checked at the next verify" : "")
         case .success(let report)?:
             verify = "DAMAGED: " + (report.firstBreak.map { "entry \($0.position): \($0.reason)" } ?? report.damage.joined(separator: "; "))
-                + " (checked \(time.string(from: facts.verify!.at))); see ctbus journal salvage"
+                + " (checked \(Reading.time(facts.verify!.at))); see ctbus journal salvage"
         case .failure(let error)?:
             verify = "could not run: \(error)"
         case nil:
             verify = facts.verifying ? "running…" : "not run yet"
         }
-        var html = HTML(raw: "<dl class=\"facts status\">")
+        var html = done?.notice ?? HTML()
+        html.raw("<dl class=\"facts status\">")
         for (name, value) in [("Node daemon", connection), ("Journal entries", "\(facts.entries)"),
                               ("Publications waiting in the outbox", "\(facts.outbox)"),
                               ("Publications refused by the broker", "\(facts.refused)"), ("Drafts", "\(facts.drafts)"),
-                              ("Last message received (UTC)", facts.lastReceived.map { time.string(from: $0) } ?? "none yet"),
-                              ("Last publication acknowledged (UTC)", facts.lastAcknowledged.map { time.string(from: $0) } ?? "none yet"),
+                              ("Last message received", facts.lastReceived.map(Reading.time) ?? "none yet"),
+                              ("Last publication acknowledged", facts.lastAcknowledged.map(Reading.time) ?? "none yet"),
                               ("Search index", "\(facts.searchIndexed) of \(facts.entries) entries"),
                               ("Journal verify", verify)] {
             html.element("dt", name)

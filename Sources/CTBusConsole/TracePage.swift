@@ -1,52 +1,177 @@
 import CTBusTrace
 import Foundation
 
-/// The traceability report: coverage by Member State and by thematic area, then each
-/// recommendation with the activities answering it and the mission reports on it.
+/// The traceability report: coverage by Member State and by thematic area (each chart with the
+/// same figures as a table), then each recommendation, said by its text, with the activities
+/// answering it and the mission reports on it; for one Member State or all, in the order asked.
 struct TracePage: ConsolePage {
     let report: TraceReport
     /// The classification of every message the report reads, for the banner.
     let classifications: [String]
+    /// The Member States the journal's recommendations name (the filter's choices).
+    let memberStates: [String]
+    let query: Query
 
-    var title: String { "Traceability" }
+    /// What the page was asked for: `?member_state=KEN&sort=oldest`.
+    struct Query: Equatable {
+        var memberState: String?
+        var sort: Sort = .memberState
+
+        enum Sort: String, CaseIterable {
+            case memberState = "member_state"
+            case oldest
+            case open
+            case priority
+
+            var label: String {
+                switch self {
+                case .memberState: "Member State, then date"
+                case .oldest: "oldest first"
+                case .open: "unanswered first"
+                case .priority: "priority, high first"
+                }
+            }
+        }
+
+        /// A query that names a sort order that does not exist, or a Member State that is not a
+        /// code, is bad input.
+        static func parse(memberState: String?, sort: String?) throws(ConsoleInputError) -> Query {
+            var query = Query()
+            if let state = memberState?.trimmingCharacters(in: .whitespaces).uppercased(), !state.isEmpty {
+                guard state.utf8.count <= 16, state.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else {
+                    throw ConsoleInputError("A Member State is a code such as KEN.")
+                }
+                query.memberState = state
+            }
+            if let sort, !sort.isEmpty {
+                guard let order = Sort(rawValue: sort) else {
+                    throw ConsoleInputError("Sort by " + Sort.allCases.map(\.rawValue).joined(separator: ", ") + ".")
+                }
+                query.sort = order
+            }
+            return query
+        }
+    }
+
+    var title: String { query.memberState.map { "Traceability · \($0)" } ?? "Traceability" }
     var marking: String? { PageLayout.marking(classifications) }
 
     var body: HTML {
-        var html = HTML()
+        var html = filters()
         html.element("p", "Coverage: the share of recommendations with at least one ongoing or completed activity answering them. "
                      + "Revoked and expired messages do not count.")
-        for (title, groups) in [("By Member State", report.byMemberState), ("By thematic area", report.byThematicArea)] {
-            html.element("h2", title)
-            html.raw(Self.chart(groups))
+        for (index, (title, groups, column)) in [("By Member State", report.byMemberState, "Member State"),
+                                                 ("By thematic area", report.byThematicArea, "Thematic area")].enumerated() {
+            let id = "chart-\(index)"
+            html.element("h2", title, attributes: [("id", id)])
+            html.raw(Self.chart(groups, labelledBy: id))
+            html.raw(Self.figures(groups, column: column, caption: "\(title): the figures of the chart").text)
         }
         html.element("h2", "Recommendations")
-        html.raw("<table class=\"trace\"><thead><tr>")
-        for header in ["Member State", "Theme", "Priority", "Follow-up", "Trace", "Answered by", "Mission reports"] { html.element("th", header) }
-        html.raw("</tr></thead><tbody>")
-        for line in report.recommendations {
-            html.raw("<tr><td>" + HTML.link(PageLayout.messageHref(line.id), line.memberState) + "</td>")
-            html.element("td", line.thematicArea)
-            html.element("td", line.priority)
-            html.element("td", line.followUp)
-            html.element("td", line.state == "active" ? (line.covered ? "covered" : "open") : line.state)
-            html.raw("<td>" + line.answeredBy.map { HTML.link(PageLayout.messageHref($0.matrixId), "\($0.projectId) (\($0.status.lowercased()))") }
-                .joined(separator: "<br>") + "</td>")
-            html.raw("<td>" + line.missionReports.map { HTML.link(PageLayout.messageHref($0), "report") }.joined(separator: ", ") + "</td></tr>")
+        let lines = sorted(report.recommendations)
+        html.element("p", lines.count == 1 ? "1 recommendation." : "\(lines.count) recommendations.")
+        html.raw("<div class=\"scroll\"><table class=\"trace\"><thead><tr>")
+        for header in ["Recommendation", "Member State", "Theme", "Priority", "Follow-up", "Trace", "Answered by", "Mission reports"] {
+            html.element("th", header, attributes: [("scope", "col")])
         }
-        html.raw("</tbody></table>")
+        html.raw("</tr></thead><tbody>")
+        for line in lines {
+            let text = line.text == Traceability.withheld ? "Recommendation of visit \(line.visitId) (text withheld)" : Reading.shortened(line.text)
+            html.raw("<tr><th scope=\"row\" class=\"summary\">" + HTML.link(PageLayout.messageHref(line.id), text) + "</th>")
+            html.raw("<td>" + HTML.link(Self.href(Query(memberState: line.memberState, sort: query.sort)), line.memberState) + "</td>")
+            html.element("td", line.thematicArea)
+            html.element("td", line.priority == Traceability.withheld ? "withheld" : line.priority.lowercased())
+            html.element("td", line.followUp.replacingOccurrences(of: "_", with: " ").lowercased())
+            html.element("td", line.state == "active" ? (line.covered ? "answered" : "unanswered") : line.state)
+            html.raw("<td>" + line.answeredBy.map {
+                HTML.link(PageLayout.messageHref($0.matrixId), "\($0.title.isEmpty ? $0.projectId : $0.title) (\($0.status.lowercased()))")
+            }.joined(separator: "<br>") + "</td>")
+            html.raw("<td>" + line.missionReports.enumerated().map { HTML.link(PageLayout.messageHref($1), "report \($0 + 1)") }
+                .joined(separator: ", ") + "</td></tr>")
+        }
+        html.raw("</tbody></table></div>")
         if !report.notVisible.isEmpty {
             html.element("p", "\(report.notVisible.count) activity references point to recommendations not visible to this node.")
         }
         return html
     }
 
-    /// Coverage as horizontal bars (server-rendered SVG; presentation attributes only, no style).
-    static func chart(_ groups: [TraceReport.Group]) -> String {
+    /// The recommendations in the order asked for.
+    private func sorted(_ lines: [TraceReport.Recommendation]) -> [TraceReport.Recommendation] {
+        let rank = ["HIGH": 0, "MEDIUM": 1, "LOW": 2]
+        switch query.sort {
+        case .memberState: return lines
+        case .oldest: return lines.sorted { ($0.publishedAt, $0.id) < ($1.publishedAt, $1.id) }
+        case .open:
+            return lines.sorted { a, b in
+                let (x, y) = (a.state == "active" && !a.covered ? 0 : 1, b.state == "active" && !b.covered ? 0 : 1)
+                return x != y ? x < y : (a.publishedAt, a.id) < (b.publishedAt, b.id)
+            }
+        case .priority:
+            return lines.sorted { a, b in
+                let (x, y) = (rank[a.priority] ?? 3, rank[b.priority] ?? 3)
+                return x != y ? x < y : (a.publishedAt, a.id) < (b.publishedAt, b.id)
+            }
+        }
+    }
+
+    /// The Member State filter and the sort order (a GET form: the address says what is shown).
+    private func filters() -> HTML {
+        var html = HTML(raw: "<form method=\"get\" action=\"/trace\" class=\"filters\">")
+        html.raw("<label>Member State<select name=\"member_state\"><option value=\"\">all</option>")
+        for state in memberStates {
+            html.raw("<option\(HTML.attributes([("value", state)]))\(state == query.memberState ? " selected" : "")>")
+            html.text(state)
+            html.raw("</option>")
+        }
+        html.raw("</select></label><label>Order<select name=\"sort\">")
+        for order in Query.Sort.allCases {
+            html.raw("<option\(HTML.attributes([("value", order.rawValue)]))\(order == query.sort ? " selected" : "")>")
+            html.text(order.label)
+            html.raw("</option>")
+        }
+        html.raw("</select></label><button type=\"submit\">Show</button></form>")
+        return html
+    }
+
+    static func href(_ query: Query) -> String {
+        var parts: [String] = []
+        if let state = query.memberState { parts.append("member_state=" + (state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
+        if query.sort != .memberState { parts.append("sort=" + query.sort.rawValue) }
+        return "/trace" + (parts.isEmpty ? "" : "?" + parts.joined(separator: "&"))
+    }
+
+    /// A chart's figures as a table, for screen readers and for reading exact numbers.
+    static func figures(_ groups: [TraceReport.Group], column: String, caption: String) -> HTML {
+        var html = HTML()
+        guard !groups.isEmpty else { return html }
+        html.raw("<details class=\"figures\"><summary>The figures as a table</summary><div class=\"scroll\"><table>")
+        html.element("caption", caption)
+        html.raw("<thead><tr>")
+        for header in [column, "Recommendations", "Answered", "Coverage", "Oldest unanswered"] { html.element("th", header, attributes: [("scope", "col")]) }
+        html.raw("</tr></thead><tbody>")
+        for group in groups {
+            html.raw("<tr>")
+            html.element("th", group.name, attributes: [("scope", "row")])
+            html.element("td", "\(group.recommendations)")
+            html.element("td", "\(group.covered)")
+            html.element("td", "\(Int((group.coverage * 100).rounded()))%")
+            html.element("td", group.oldestUncoveredDays.map { $0 == 1 ? "1 day" : "\($0) days" } ?? "none")
+            html.raw("</tr>")
+        }
+        html.raw("</tbody></table></div></details>")
+        return html
+    }
+
+    /// Coverage as horizontal bars (server-rendered SVG; presentation attributes only, no
+    /// style), named by the heading `labelledBy`; the table beside it (`figures`) holds its numbers.
+    static func chart(_ groups: [TraceReport.Group], labelledBy: String) -> String {
         guard !groups.isEmpty else { return HTML.escape("No recommendation in this journal.") }
         let row = 26
         let labelWidth = 190
         let barWidth = 360
-        var svg = "<svg class=\"chart\" role=\"img\" width=\"\(labelWidth + barWidth + 120)\" height=\"\(groups.count * row + 8)\""
+        var svg = "<svg class=\"chart\" role=\"img\"\(HTML.attributes([("aria-labelledby", labelledBy)]))"
+            + " width=\"\(labelWidth + barWidth + 120)\" height=\"\(groups.count * row + 8)\""
             + " viewBox=\"0 0 \(labelWidth + barWidth + 120) \(groups.count * row + 8)\" xmlns=\"http://www.w3.org/2000/svg\">"
         for (index, group) in groups.enumerated() {
             let y = index * row + 4

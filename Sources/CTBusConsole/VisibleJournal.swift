@@ -73,6 +73,22 @@ struct VisibleJournal: Sendable {
         return (messages, names)
     }
 
+    /// What this console may show of each message `ids` name: what it says and its type, or that
+    /// it is not visible here (not in this journal, or above this console's clearance; which of
+    /// the two is not told).
+    func referenced(_ ids: [String]) throws -> [String: MessageContent.Referenced] {
+        var found: [String: MessageContent.Referenced] = [:]
+        for id in ids where found[id] == nil {
+            guard let entry = try entry(messageId: MessageID.canonical(id)) else {
+                found[id] = .notVisible
+                continue
+            }
+            found[id] = .shown(summary: Reading.summary((try? entry.message())?.payload, withheld: entry.redactedPaths),
+                               typeName: Reading.typeName(entry.typeName))
+        }
+        return found
+    }
+
     /// The messages in this journal that point at `id` (activity matrices answering it, mission
     /// reports and follow-ups referring to it), from the journal's reference index.
     func referrers(of id: String) throws -> [(entry: JournalEntry, relation: Reference.Relation)] {

@@ -30,12 +30,14 @@ public struct JournalDrafts: Sendable {
         }
     }
 
-    /// The drafts with their envelopes, oldest first (the console lists them).
-    public func envelopes() throws(StoreError) -> [(envelope: Envelope, savedAt: Date)] {
+    /// The drafts with their envelopes and payloads, oldest first (the console lists them).
+    public func all() throws(StoreError) -> [(envelope: Envelope, payload: BusMessage.OneOf_Payload?, savedAt: Date)] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT envelope, saved_at FROM draft ORDER BY saved_at").map { row in
-                try (Envelope(serializedBytes: row.decode(Data.self, forColumn: "envelope")),
-                     Date(timeIntervalSince1970: row.decode(forColumn: "saved_at")))
+            try Row.fetchAll(db, sql: "SELECT type, envelope, payload, saved_at FROM draft ORDER BY saved_at").map { row in
+                let type = MessageType(name: try row.decode(String.self, forColumn: "type")) ?? .unspecified
+                return try (Envelope(serializedBytes: row.decode(Data.self, forColumn: "envelope")),
+                            try? BusMessage.OneOf_Payload.decode(type: type, bytes: row.decode(Data.self, forColumn: "payload")),
+                            Date(timeIntervalSince1970: row.decode(forColumn: "saved_at")))
             }
         }
     }

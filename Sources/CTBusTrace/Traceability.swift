@@ -101,6 +101,7 @@ public enum Traceability {
             let redacted = Set(message.redactedPaths)
             lines.append(TraceReport.Recommendation(
                 id: id, visitId: value.visitID, memberState: value.memberState,
+                text: redacted.contains("recommendation_text") ? withheld : value.recommendationText,
                 thematicArea: redacted.contains("thematic_area") ? withheld : value.thematicArea,
                 visitDate: redacted.contains("visit_dates") ? withheld : value.visitDates.start,
                 publishedAt: message.envelope.createdAt.date,
@@ -155,6 +156,8 @@ public struct TraceReport: Codable, Sendable, Equatable {
         public let id: String
         public let visitId: String
         public let memberState: String
+        /// The recommendation's text, or "(withheld)".
+        public let text: String
         public let thematicArea: String
         /// The first day of the visit (YYYY-MM-DD), or "(withheld)".
         public let visitDate: String

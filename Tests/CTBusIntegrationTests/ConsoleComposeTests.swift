@@ -120,11 +120,16 @@ struct ConsoleComposeTests {
             let published = try await browser.request("POST", "/compose/mission-report", form: Self.missionReport(token, summary: script))
             #expect(published.status == 303)
             let location = try #require(published.headers["location"])
-            let id = String(location.dropFirst("/messages/".count))
+            #expect(location.hasSuffix("?done=queued"), "the message page confirms the publication: \(location)")
+            let id = String(location.dropFirst("/messages/".count).prefix { $0 != "?" })
             #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the mission report reached wg-border")
             #expect(try oct.outbox.status(messageId: id) != nil)
             let shown = try await browser.request("GET", location)
             #expect(shown.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !shown.body.contains("<script>"))
+            #expect(shown.body.contains("<p class=\"done\" role=\"status\">Published: signed and queued"))
+            // The confirmation comes from a fixed list: anything else in the address shows none.
+            let other = try await browser.request("GET", "/messages/\(id)?done=%3Cb%3Epwned")
+            #expect(other.status == 200 && !other.body.contains("class=\"done\"") && !other.body.contains("pwned"))
         }
     }
 
@@ -178,15 +183,17 @@ struct ConsoleComposeTests {
             for _ in 0..<2 {
                 let saved = try await browser.request("POST", "/compose/mission-report",
                                                       form: Self.missionReport(token).filter { $0.0 != "action" } + [("action", "draft")])
-                #expect(saved.status == 303 && saved.headers["location"] == "/drafts")
+                #expect(saved.status == 303 && saved.headers["location"] == "/drafts?done=draft-saved")
             }
             ids = try oct.drafts.list().map(\.messageId)
             #expect(try ids.count == 2 && oct.count() == 0)
-            let list = try await browser.request("GET", "/drafts")
+            let list = try await browser.request("GET", "/drafts?done=draft-saved")
+            #expect(list.body.contains("Saved as a draft. Nothing was sent"))
+            #expect(list.body.contains("Workshop"), "each draft is listed by what it says")
             for id in ids { #expect(list.body.contains("/drafts/\(id)/release") && list.body.contains("/drafts/\(id)/discard")) }
 
             let released = try await browser.request("POST", "/drafts/\(ids[0])/release", form: [("csrf", token)])
-            #expect(released.status == 303 && released.headers["location"] == "/messages/\(ids[0])")
+            #expect(released.status == 303 && released.headers["location"] == "/messages/\(ids[0])?done=released")
             #expect(try await Wait.until { try border.entry(messageId: ids[0]) != nil }, "the released draft reached wg-border")
             let discarded = try await browser.request("POST", "/drafts/\(ids[1])/discard", form: [("csrf", token)])
             #expect(discarded.status == 303)
@@ -196,9 +203,15 @@ struct ConsoleComposeTests {
             #expect(try await Wait.until { try oct.outbox.status(messageId: ids[0]) == .acknowledged })
             let page = try await browser.request("GET", "/messages/\(ids[0])")
             #expect(page.body.contains("/messages/\(ids[0])/revoke"))
-            #expect(page.body.contains("<dt>Stored by the broker (UTC)</dt><dd>20"), "the publication's life shows its acknowledgement")
-            let revoked = try await browser.request("POST", "/messages/\(ids[0])/revoke", form: [("csrf", token), ("reason", "sent too early")])
-            #expect(revoked.status == 303)
+            #expect(page.body.contains("<dt>Stored by the broker</dt><dd>") && !page.body.contains("<dt>Stored by the broker</dt><dd>not yet"),
+                    "the publication's life shows its acknowledgement")
+            // Revoking cannot be undone: without the confirmation box nothing is revoked.
+            let unconfirmed = try await browser.request("POST", "/messages/\(ids[0])/revoke", form: [("csrf", token), ("reason", "sent too early")])
+            #expect(unconfirmed.status == 400 && unconfirmed.body.contains("Nothing was revoked"))
+            #expect(try oct.revocations.pending().isEmpty)
+            let revoked = try await browser.request("POST", "/messages/\(ids[0])/revoke",
+                                                    form: [("csrf", token), ("reason", "sent too early"), ("confirm", "yes")])
+            #expect(revoked.status == 303 && revoked.headers["location"] == "/messages/\(ids[0])?done=revocation-queued")
             #expect(try await Wait.until { try border.entry(messageId: ids[0])?.revokedAt != nil }, "wg-border marks it revoked")
             // The broker's RevokeAck may reach oct after wg-border has the revocation.
             #expect(try await Wait.until { try oct.entry(messageId: ids[0])?.revokedAt != nil }, "oct has the broker's confirmation")

@@ -103,6 +103,12 @@ struct ConsoleTests {
             #expect(journal.headers["x-content-type-options"] == "nosniff")
             for id in [kenya, nigeria, tunisia] { #expect(journal.body.contains("/messages/\(id)")) }
             #expect(Self.occurrences("<div class=\"marking\">CONFIDENTIAL</div>", in: journal.body) == 2) // top and bottom
+            #expect(journal.body.contains("<header><div class=\"marking\">CONFIDENTIAL</div>")
+                    && journal.body.contains("<footer><div class=\"marking\">CONFIDENTIAL</div></footer>"), "the banners sit in landmarks")
+            #expect(journal.body.contains("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"))
+            // Each row says what the message says: the recommendation's text, escaped.
+            #expect(journal.body.contains("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;"))
+            #expect(journal.body.contains(">Strengthen the use of advance passenger information at all international airports.</a>"))
 
             let filtered = try await Self.get(base, "/journal?member_state=KEN")
             #expect(filtered.body.contains(kenya) && !filtered.body.contains(nigeria))
@@ -122,6 +128,14 @@ struct ConsoleTests {
 
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("<svg") && trace.body.contains("0% of 1"))
+            #expect(trace.body.contains("<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-0\"")
+                    && trace.body.contains("<h2 id=\"chart-0\">By Member State</h2>"), "each chart is named by its heading")
+            #expect(Self.occurrences("<caption>", in: trace.body) == 2, "each chart has its figures as a table")
+            let kenyan = try await Self.get(base, "/trace?member_state=ken&sort=oldest")
+            #expect(kenyan.status == 200 && kenyan.body.contains("/messages/\(kenya)") && !kenyan.body.contains("/messages/\(nigeria)"),
+                    "the trace page keeps the Member State asked for")
+            #expect(kenyan.body.contains("<option value=\"KEN\" selected>KEN</option>") && kenyan.body.contains("<option value=\"NGA\">"))
+            #expect(try await Self.get(base, "/trace?sort=nonsense").status == 400)
             // Status: the node daemon's session and the journal's verify result, run by the console at start.
             var status = try await Self.get(base, "/status")
             let deadline = ContinuousClock.now + .seconds(30)
@@ -131,6 +145,8 @@ struct ConsoleTests {
             }
             #expect(status.body.contains("intact: 3 entries and their hash chain"), "\(status.body)")
             #expect(status.body.contains("connected to the broker since"))
+            #expect(Self.occurrences("<div class=\"marking unclassified\">UNCLASSIFIED</div>", in: status.body) == 2,
+                    "a page that shows nothing classified is marked UNCLASSIFIED")
         }
 
         // The redacted copy at wg-border: the part is shown as withheld, at the State's request,
@@ -140,6 +156,11 @@ struct ConsoleTests {
                                registry: bus.registry) { base in
             let page = try await Self.get(base, "/messages/\(tunisia)")
             #expect(page.body.contains("recommendation_text: withheld at the request of TUN"))
+            #expect(page.body.contains("<h2 id=\"c-text\">Recommendation</h2><p class=\"withheld\">withheld at the request of TUN</p>"),
+                    "the withheld text is named where it would stand")
+            let listing = try await Self.get(base, "/journal")
+            #expect(listing.body.contains("Recommendation of visit CTED-VISIT-2026-TUN on border-security (text withheld at a Member State&#39;s request)"))
+            #expect(!listing.body.contains("href=\"/compose\""), "a working group publishes nothing: no Compose in its navigation")
             #expect(page.body.contains("<dt>Signature</dt><dd>signed by cted with key \(ctedKey); verifies for the fields this copy holds "
                                        + "(recommendation_text withheld from this node)</dd>"), "\(page.body)")
             let whole = try await Self.get(base, "/messages/\(kenya)")
@@ -147,14 +168,19 @@ struct ConsoleTests {
         }
 
         // Coverage changes once OCT's matrix arrives.
-        let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya]), from: "oct")
+        let unseen = MessageID.generate()
+        let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya, unseen]), from: "oct")
         #expect(try await Wait.until { try border.count() == 4 })
         try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
             // Both ways: the recommendation names the matrix that answers it.
             let recommendation = try await Self.get(base, "/messages/\(kenya)")
-            #expect(recommendation.body.contains("answered by <a href=\"/messages/\(matrix)\">activity matrix from oct</a>"), "\(recommendation.body)")
+            #expect(recommendation.body.contains("answered by activity matrix from oct: <a href=\"/messages/\(matrix)\">1 activity"), "\(recommendation.body)")
+            // The matrix names its recommendations by their text; one this node does not hold is said so, and links nowhere.
+            let matrixPage = try await Self.get(base, "/messages/\(matrix)")
+            #expect(matrixPage.body.contains("<a href=\"/messages/\(kenya)\">&lt;script&gt;"), "\(matrixPage.body)")
+            #expect(matrixPage.body.contains("a recommendation not visible to this node") && !matrixPage.body.contains(unseen))
         }
     }
 

@@ -124,8 +124,10 @@ def compose(driver, base, other):
     type_into("envelope.thematic_tags", "border-security")
     driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
     wait_for_url(driver, "/messages/")
-    message_id = driver.current_url.rsplit("/", 1)[-1]
-    check("sent" in driver.find_element(By.TAG_NAME, "main").text, "the published report shows as sent")
+    message_id = driver.current_url.rsplit("/", 1)[-1].split("?")[0]
+    main = driver.find_element(By.TAG_NAME, "main").text
+    check("published by oct" in main, "the published report shows as published by oct")
+    check("Published: signed and queued" in main, "the page confirms the publication")
 
     deadline = time.monotonic() + 30
     while True:
@@ -149,7 +151,8 @@ def matrix(driver, base, csv_file):
     driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
     wait_for_url(driver, "/messages/")
     text = driver.find_element(By.TAG_NAME, "main").text
-    check("ACTIVITY_MATRIX" in text and "sent" in text, "the uploaded matrix shows as a sent activity matrix")
+    check("Activity matrix published by oct" in text, "the uploaded matrix shows as an activity matrix published by oct")
+    check("Advance passenger information for Kenya" in text, "the matrix's activity is listed by its title")
 
 
 def main():
