@@ -79,8 +79,12 @@ struct ConsoleAPI: Sendable {
 
     struct MessageList: Encodable {
         let messages: [MessageSummary]
-        /// Pass as `before` for the next (older) page; absent on the last page.
+        /// How many entries match, on every page.
+        let total: Int
+        /// Newest first: pass as `before` for the next (older) page; absent on the last page.
         let nextBefore: Int64?
+        /// Oldest first: pass as `after` for the next (newer) page; absent on the last page.
+        let nextAfter: Int64?
         /// With `q`: the newest entries the search index does not hold yet (it is being filled).
         let unindexedEntries: Int64?
     }
@@ -157,7 +161,9 @@ struct ConsoleAPI: Sendable {
             throw APIError(.badRequest, "BAD_REQUEST", error.description)
         }
         let page = try visible.page(filter, size: limit)
-        return try jsonResponse(encoding: MessageList(messages: page.entries.map(MessageSummary.init), nextBefore: page.next,
+        let newestFirst = filter.newestFirst
+        return try jsonResponse(encoding: MessageList(messages: page.entries.map(MessageSummary.init), total: page.total,
+                                                      nextBefore: newestFirst ? page.next : nil, nextAfter: newestFirst ? nil : page.next,
                                                       unindexedEntries: page.unindexed))
     }
 

@@ -119,6 +119,11 @@ public struct ConsoleServer: Sendable {
             return try await offPool { try forms.withCookie(request) { token in try pages.messagePage(id, csrf: token, done: ActionDone(request)) } }
         }
         router.get("/trace") { request, _ in try await offPool { try pages.tracePage(request) } }
+        router.get("/states") { _, _ in try await offPool { try pages.countryIndexPage() } }
+        router.get("/states/:code") { _, context in
+            let code = context.parameters.get("code") ?? ""
+            return try await offPool { try pages.countryFilePage(code) }
+        }
         router.get("/status") { request, _ in
             try await offPool { try forms.withCookie(request) { token in try pages.statusPage(csrf: token, done: ActionDone(request)) } }
         }

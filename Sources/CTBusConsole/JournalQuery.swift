@@ -12,21 +12,40 @@ struct JournalQuery {
     var classification: String?
     var direction: String?
     var words: String?
+    var theme: String?
+    /// Created on or after this day, and on or before that one (YYYY-MM-DD, UTC).
+    var from: String?
+    var to: String?
+    var order: Order = .newest
     var before: Int64?
+    var after: Int64?
+
+    enum Order: String, CaseIterable {
+        case newest
+        case oldest
+
+        var label: String { self == .newest ? "newest first" : "oldest first" }
+    }
 
     /// The query and the journal filter it asks for; a value that names nothing is bad input.
     static func parse(_ parameters: Parameters) throws(ConsoleInputError) -> (filter: JournalFilter, query: JournalQuery) {
+        // A form sent by GET writes spaces as "+".
         func value(_ name: String) -> String? {
-            parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+            parameters.get(name).map { $0.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
-        var query = JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state"),
-                                 classification: value("classification"), direction: value("direction"), words: value("q"))
-        var filter = JournalFilter(originator: query.originator, subject: query.memberState?.uppercased(), newestFirst: true)
+        var query = JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state")?.uppercased(),
+                                 classification: value("classification"), direction: value("direction"), words: value("q"),
+                                 theme: value("theme"), from: value("from"), to: value("to"))
+        var filter = JournalFilter(originator: query.originator, subject: query.memberState, newestFirst: true)
         if let words = query.words {
             guard words.utf8.count <= 512, let search = JournalSearch.query(words) else {
                 throw ConsoleInputError("Search for words (letters and digits), at most 512 bytes.")
             }
             filter.words = search
+        }
+        if let theme = query.theme {
+            guard theme.utf8.count <= 128 else { throw ConsoleInputError("A theme is at most 128 bytes.") }
+            filter.theme = theme
         }
         if let type = query.type {
             guard let value = MessageType(name: type), value != .unspecified else { throw ConsoleInputError("There is no message type \(type.prefix(40)).") }
@@ -40,18 +59,53 @@ struct JournalQuery {
             guard let value = Direction(rawValue: name) else { throw ConsoleInputError("Direction is received or sent.") }
             filter.direction = value
         }
+        if let from = query.from {
+            guard let day = Self.day(from) else { throw ConsoleInputError("From is a day, such as 2026-11-02.") }
+            filter.since = day
+        }
+        if let to = query.to {
+            guard let day = Self.day(to) else { throw ConsoleInputError("To is a day, such as 2026-11-30.") }
+            filter.until = day.addingTimeInterval(86_400)
+        }
+        if let since = filter.since, let until = filter.until, since >= until {
+            throw ConsoleInputError("From must not be after To.")
+        }
+        if let name = value("sort") {
+            guard let order = Order(rawValue: name) else { throw ConsoleInputError("Sort newest or oldest first.") }
+            query.order = order
+            filter.newestFirst = order == .newest
+        }
         if let before = value("before") {
             guard let position = Int64(before) else { throw ConsoleInputError("before must be a journal position.") }
             query.before = position
             filter.before = position
         }
+        if let after = value("after") {
+            guard let position = Int64(after) else { throw ConsoleInputError("after must be a journal position.") }
+            query.after = position
+            filter.after = position
+        }
         return (filter, query)
     }
 
-    /// The journal page with this query's filters, from `position` back.
-    func href(before position: Int64) -> String {
+    /// Midnight UTC of a YYYY-MM-DD day, if it is one.
+    static func day(_ text: String) -> Date? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let components = DateComponents(year: year, month: month, day: day)
+        guard components.isValidDate(in: calendar) else { return nil }
+        return calendar.date(from: components)
+    }
+
+    /// The journal page with this query's filters, continuing past `position` in its order.
+    func href(continuingAfter position: Int64) -> String {
+        let page = order == .newest ? ("before", "\(position)") : ("after", "\(position)")
         let pairs = [("q", words), ("type", type), ("originator", originator), ("member_state", memberState),
-                     ("classification", classification), ("direction", direction), ("before", "\(position)")]
+                     ("classification", classification), ("direction", direction), ("theme", theme), ("from", from), ("to", to),
+                     ("sort", order == .newest ? nil : order.rawValue), (page.0, page.1)]
         var allowed = CharacterSet.urlQueryAllowed
         allowed.remove(charactersIn: "&=+#?")
         let parts = pairs.compactMap { key, value in

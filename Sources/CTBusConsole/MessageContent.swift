@@ -183,6 +183,9 @@ struct MessageContent {
 
     /// The compose form's label of `field` of `type`'s payload.
     static func label(_ type: MessageType, _ field: String) -> String {
+        let activityColumns = ["activities.title": "activity titles", "activities.implementing_entities": "implementing entities",
+                               "activities.budget_usd": "budgets"]
+        if let label = activityColumns[field] { return label }
         let name = "\(Self.prefix(type)).\(field)"
         if let label = ComposeForm.payloadFields(type).first(where: { $0.name == name })?.label { return label }
         return field.replacingOccurrences(of: "_", with: " ").capitalized

@@ -38,7 +38,7 @@ struct MessagePage: ConsolePage {
     var body: HTML {
         var html = HTML()
         if let done { html.raw(done.notice.text) }
-        html.element("p", lead, attributes: [("class", "lead")])
+        html.raw("<p class=\"lead\">" + lead + "</p>")
         html.raw(fate().text)
         let handling = message.envelope.handling
         let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
@@ -56,14 +56,16 @@ struct MessagePage: ConsolePage {
         return html
     }
 
-    /// What the message is, from whom, about where and when, and its marks, in a sentence.
+    /// What the message is, from whom, about where (a link to that State's file) and when, and
+    /// its marks, in a sentence (markup).
     private var lead: String {
         let envelope = message.envelope
         var marks = [Reading.classification(entry.classificationName)]
         if envelope.handling.tlp != .tlpUnspecified { marks.append(Reading.tlp(envelope.handling.tlp)) }
         let verb = entry.direction == .sent ? "published by" : "from"
-        return "\(Reading.typeName(envelope.type)) \(verb) \(entry.originator) about \(envelope.subject), "
-            + "created \(Reading.time(entry.createdAt)). \(marks.joined(separator: " · "))."
+        return HTML.escape("\(Reading.typeName(envelope.type)) \(verb) \(entry.originator) about ")
+            + HTML.link(CountryFilePage.href(envelope.subject), Geography.displayName(envelope.subject))
+            + HTML.escape(", created \(Reading.time(entry.createdAt)). \(marks.joined(separator: " · ")).")
     }
 
     /// A reference's relation in words, read from the referring message ("answers") or from the
@@ -120,11 +122,9 @@ struct MessagePage: ConsolePage {
         if !entry.redactedPaths.isEmpty {
             let handling = message.envelope.handling
             let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
-            html.raw("<ul class=\"withheld\">")
-            for path in entry.redactedPaths {
-                html.element("li", "\(path): withheld at the request of \(state)")
-            }
-            html.raw("</ul>")
+            let names = entry.redactedPaths.map { MessageContent.label(message.envelope.type, $0) }
+            html.element("p", "Withheld from this node's copy at the request of \(state): \(names.joined(separator: ", ")).",
+                         attributes: [("class", "withheld")])
         }
         return html
     }

@@ -28,7 +28,7 @@ enum PageLayout {
         html.raw("<header>" + banner + "<nav aria-label=\"Console\"><span class=\"node\">CTBus · ")
         html.text(node)
         html.raw("</span>")
-        var links = [("/journal", "Journal"), ("/trace", "Traceability")]
+        var links = [("/journal", "Journal"), ("/states", "Member States"), ("/trace", "Traceability")]
         if publishes { links += [("/compose", "Compose"), ("/drafts", "Drafts")] }
         for (href, label) in links + [("/status", "Status")] {
             html.raw(HTML.link(href, label))
@@ -59,12 +59,12 @@ enum PageLayout {
         "<input type=\"hidden\" name=\"csrf\"\(HTML.attributes([("value", token)]))>"
     }
 
-    /// The console's one stylesheet. Long words wrap anywhere rather than widen the page; wide
-    /// tables scroll inside their own box (`.scroll`); under 40em the navigation wraps, forms
+    /// The console's one stylesheet. Long words break rather than widen the page (in a table's
+    /// summary column too); wide tables scroll inside their own box (`.scroll`); under 40em the navigation wraps, forms
     /// stack their labels over their fields and definition lists run in one column; printed, the
     /// navigation and forms drop out and the banners repeat at the top and bottom of every sheet.
     static let stylesheet = """
-        body{font-family:system-ui,sans-serif;margin:0;color:#1b1f23;background:#fff;overflow-wrap:anywhere}
+        body{font-family:system-ui,sans-serif;margin:0;color:#1b1f23;background:#fff;overflow-wrap:break-word}
         nav{display:flex;flex-wrap:wrap;gap:.4em 1.5em;padding:.7em 1.5em;background:#0b3d66;color:#fff}
         nav a{color:#fff} nav .node{font-weight:600}
         main{padding:1em 1.5em;max-width:80em}
@@ -74,12 +74,14 @@ enum PageLayout {
         .done{border-left:.4em solid #1f6f43;background:#eef7f1;padding:.5em 1em}
         .not-visible{color:#5b636b;font-style:italic} .scroll{overflow-x:auto;max-width:100%}
         table.activities ul.answers{margin:0;padding-left:1em} th[scope=row]{font-weight:normal}
-        table.journal th.summary,table.drafts th.summary{font-weight:normal}
-        mark{background:#fff0a8;color:inherit}
+        th.summary{font-weight:normal;min-width:16em;overflow-wrap:anywhere}
+        mark{background:#fff0a8;color:inherit} p.snippet{margin:.3em 0 0;font-size:.92em;color:#3d4650}
+        p.count{font-weight:600}
         table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #d0d7de;vertical-align:top}
         .filters{display:flex;flex-wrap:wrap;gap:1em;margin-bottom:1em;align-items:end}
         .filters label{display:flex;flex-direction:column;font-size:.85em}
-        dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dl.facts dt{font-weight:600}
+        dl.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2em 1em} dl.facts dt{font-weight:600}
+        dl.facts dd{margin:0;min-width:0;overflow-wrap:anywhere} svg.chart{max-width:100%;height:auto}
         .withheld,.revoked,.refused{color:#8a4b00}
         form.compose fieldset{border:1px solid #d0d7de;margin:0 0 1em;padding:.6em 1em}
         form.compose .field{display:grid;grid-template-columns:14em 1fr;gap:.2em 1em;margin:.5em 0;align-items:start}
@@ -90,7 +92,7 @@ enum PageLayout {
         td.actions form{display:inline;margin-right:.4em} form.revoke{display:flex;flex-wrap:wrap;gap:.6em;align-items:center}
         @media (max-width:40em){
         main{padding:.8em} nav{padding:.6em .8em}
-        dl.facts{grid-template-columns:1fr} dl.facts dd{margin:0 0 .5em}
+        dl.facts{grid-template-columns:minmax(0,1fr)} dl.facts dd{margin:0 0 .5em}
         form.compose .field{grid-template-columns:1fr} form.compose .hint,form.compose .error,form.compose p.error{grid-column:1}
         form.compose input[type=text]{width:100%;box-sizing:border-box} .filters label{flex:1 1 100%}
         .filters input,.filters select{width:100%;box-sizing:border-box}

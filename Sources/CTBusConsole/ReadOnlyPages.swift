@@ -27,7 +27,8 @@ struct ReadOnlyPages: Sendable {
             return responses.error(.badRequest, error.description)
         }
         let page = try visible.page(filter, size: VisibleJournal.pageSize)
-        return responses.page(JournalPage(entries: page.entries, query: query, next: page.next, unindexed: page.unindexed ?? 0, now: Date()))
+        let choices = try visible.filterChoices()
+        return responses.page(JournalPage(page: page, query: query, memberStates: choices.memberStates, themes: choices.themes, now: Date()))
     }
 
     /// A message this console may show; one this node published comes with its publication's
@@ -64,6 +65,27 @@ struct ReadOnlyPages: Sendable {
         let report = query.memberState == nil ? all : Traceability.report(messages, at: now, memberState: query.memberState)
         return responses.page(TracePage(report: report, classifications: names,
                                         memberStates: Array(Set(all.recommendations.map(\.memberState))).sorted(), query: query))
+    }
+
+    /// A Member State's or region's file; a code that names neither is not found.
+    func countryFilePage(_ code: String) throws -> Response {
+        let code = code.uppercased()
+        guard Geography.isCountryCode(code) || Geography.isRegionCode(code) else {
+            return responses.error(.notFound, "There is no Member State or region \(code.prefix(24)).")
+        }
+        let found = try visible.countryMessages(code)
+        let file = Traceability.countryFile(found.map(\.message), memberState: code)
+        let shown = Set(file.report.recommendations.map(\.id) + file.activities.map(\.matrixId) + file.missionReports.map(\.id))
+        let names = found.filter { shown.contains($0.message.envelope.messageID) }.map(\.classification)
+        return responses.page(CountryFilePage(file: file, classifications: names, now: Date()))
+    }
+
+    /// Every Member State and region the journal's messages are about.
+    func countryIndexPage() throws -> Response {
+        let (messages, names) = try visible.traceMessages()
+        let subjects = try journal.subjects(atMost: visible.clearance)
+        return responses.page(CountryIndexPage(groups: Traceability.report(messages).byMemberState, subjects: subjects.subjects,
+                                               classifications: names + subjects.classifications))
     }
 
     func statusPage(csrf: String, done: ActionDone?) throws -> Response {

@@ -65,7 +65,7 @@ struct TracePage: ConsolePage {
             let id = "chart-\(index)"
             html.element("h2", title, attributes: [("id", id)])
             html.raw(Self.chart(groups, labelledBy: id))
-            html.raw(Self.figures(groups, column: column, caption: "\(title): the figures of the chart").text)
+            html.raw(Self.figures(groups, column: column, caption: "\(title): the figures of the chart", linkStates: index == 0).text)
         }
         html.element("h2", "Recommendations")
         let lines = sorted(report.recommendations)
@@ -78,7 +78,7 @@ struct TracePage: ConsolePage {
         for line in lines {
             let text = line.text == Traceability.withheld ? "Recommendation of visit \(line.visitId) (text withheld)" : Reading.shortened(line.text)
             html.raw("<tr><th scope=\"row\" class=\"summary\">" + HTML.link(PageLayout.messageHref(line.id), text) + "</th>")
-            html.raw("<td>" + HTML.link(Self.href(Query(memberState: line.memberState, sort: query.sort)), line.memberState) + "</td>")
+            html.raw("<td>" + HTML.link(CountryFilePage.href(line.memberState), line.memberState) + "</td>")
             html.element("td", line.thematicArea)
             html.element("td", line.priority == Traceability.withheld ? "withheld" : line.priority.lowercased())
             html.element("td", line.followUp.replacingOccurrences(of: "_", with: " ").lowercased())
@@ -142,7 +142,7 @@ struct TracePage: ConsolePage {
     }
 
     /// A chart's figures as a table, for screen readers and for reading exact numbers.
-    static func figures(_ groups: [TraceReport.Group], column: String, caption: String) -> HTML {
+    static func figures(_ groups: [TraceReport.Group], column: String, caption: String, linkStates: Bool) -> HTML {
         var html = HTML()
         guard !groups.isEmpty else { return html }
         html.raw("<details class=\"figures\"><summary>The figures as a table</summary><div class=\"scroll\"><table>")
@@ -152,7 +152,7 @@ struct TracePage: ConsolePage {
         html.raw("</tr></thead><tbody>")
         for group in groups {
             html.raw("<tr>")
-            html.element("th", group.name, attributes: [("scope", "row")])
+            html.raw("<th scope=\"row\">" + (linkStates ? HTML.link(CountryFilePage.href(group.name), group.name) : HTML.escape(group.name)) + "</th>")
             html.element("td", "\(group.recommendations)")
             html.element("td", "\(group.covered)")
             html.element("td", "\(Int((group.coverage * 100).rounded()))%")

@@ -34,17 +34,45 @@ struct VisibleJournal: Sendable {
         return found
     }
 
-    /// At most `size` visible entries matching `filter`; `next` is where the next (older) page
-    /// starts, nil on the last one. A search first brings the index up to date as far as it
-    /// quickly can: `unindexed` says how many entries it could not search (nil without words).
-    func page(_ filter: JournalFilter, size: Int) throws -> (entries: [JournalEntry], next: Int64?, unindexed: Int64?) {
+    /// One page of a listing.
+    struct Page {
+        let entries: [JournalEntry]
+        /// Where the next page starts (before it newest first, after it oldest first); nil on the last one.
+        let next: Int64?
+        /// With words or a theme: how many of the newest entries the indexes do not hold yet.
+        let unindexed: Int64?
+        /// How many entries this console may show match the filter, on every page.
+        let total: Int
+        /// With words: where each entry on the page matched, as FTS5's snippet marks it between
+        /// `Self.matchOpen` and `Self.matchClose` (the page escapes the text, then marks it).
+        let snippets: [Int64: String]
+    }
+
+    static let matchOpen = "\u{2}"
+    static let matchClose = "\u{3}"
+
+    /// At most `size` visible entries matching `filter`, with the total and, for a search, the
+    /// snippets. A search or theme filter first brings the indexes up to date as far as they
+    /// quickly can, and says how many entries they could not reach.
+    func page(_ filter: JournalFilter, size: Int) throws -> Page {
         var filter = filter
         filter.limit = size + 1
-        let unindexed = filter.words == nil ? nil : try searchLag()
+        filter.atMost = clearance
+        let unindexed = filter.words == nil && filter.theme == nil ? nil : try searchLag()
         var entries = try journal.entries(matching: filter).filter(visible)
         let more = entries.count > size
         if more { entries.removeLast() }
-        return (entries, more ? entries.last?.position : nil, unindexed)
+        let snippets = try filter.words.map { words in
+            try journal.search.snippets(words: words, positions: entries.map(\.position), open: Self.matchOpen, close: Self.matchClose)
+        } ?? [:]
+        return Page(entries: entries, next: more ? entries.last?.position : nil, unindexed: unindexed,
+                    total: try journal.count(matching: filter), snippets: snippets)
+    }
+
+    /// The choices of the journal's filters: the Member States its entries are about and the
+    /// themes they are tagged with.
+    func filterChoices() throws -> (memberStates: [String], themes: [String]) {
+        (try journal.subjects(atMost: clearance).subjects, try journal.search.themeNames(atMost: clearance))
     }
 
     /// Before a search: indexes what is waiting (a bounded batch, so that the page stays quick),
@@ -85,6 +113,21 @@ struct VisibleJournal: Sendable {
             }
             found[id] = .shown(summary: Reading.summary((try? entry.message())?.payload, withheld: entry.redactedPaths),
                                typeName: Reading.typeName(entry.typeName))
+        }
+        return found
+    }
+
+    /// What a country file reads: the messages of the traceability report and every mission
+    /// report about `memberState`, each with its classification (for the page's banner).
+    func countryMessages(_ memberState: String) throws -> [(message: Traceability.Message, classification: String)] {
+        let (messages, names) = try traceMessages()
+        var found = Array(zip(messages, names))
+        let known = Set(messages.map(\.envelope.messageID))
+        for entry in try journal.entries(matching: JournalFilter(type: .missionReport, subject: memberState))
+        where visible(entry) && !known.contains(entry.messageId) {
+            guard let message = try? entry.message(), let payload = message.payload else { continue }
+            found.append((Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
+                                               redactedPaths: entry.redactedPaths), entry.classificationName))
         }
         return found
     }

@@ -167,7 +167,8 @@ enum ChainVerifier {
     /// in the schema can rename a column or a table while every page still reads well).
     static func schemaProblems(_ db: Database, schema: StoreSchema) -> [String] {
         do {
-            let expected = try schema.definitions.get()
+            // A file of an older version this build upgrades is checked against that version's schema.
+            let expected = try schema.definitions(ofVersion: StoreSchema.Found(db).version).get()
             let actual = try StoreSchema.definitions(in: db)
             guard actual != expected else { return [] }
             let missing = Set(expected).subtracting(actual).count

@@ -106,6 +106,11 @@ public struct JournalFilter: Sendable {
     /// Full-text search: an FTS5 query (`JournalSearch.query` makes one from a person's
     /// words); only entries indexed so far can match (`JournalSearch.status`).
     public var words: String?
+    /// Tagged with this theme (an envelope thematic tag or a payload thematic area); only
+    /// entries indexed so far can match.
+    public var theme: String?
+    /// Only entries marked at most this (a console's clearance).
+    public var atMost: Classification?
 
     public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,
                 classification: Classification? = nil, direction: Direction? = nil,

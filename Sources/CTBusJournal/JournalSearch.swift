@@ -3,8 +3,14 @@ import Foundation
 import GRDB
 import SwiftProtobuf
 
-/// Full-text search over a journal's text fields (SQLite FTS5), and the references between
-/// messages read both ways ("answered by"), without decoding every entry.
+/// Full-text search over a journal's text fields (SQLite FTS5), the references between
+/// messages read both ways ("answered by"), and the themes messages are tagged with, without
+/// decoding every entry.
+///
+/// The text index holds tokens only: the text itself is read through the view `entry_search`,
+/// which computes it from the entry's hashed envelope and payload (`ctbus_search_text`) when
+/// FTS5 needs it for a snippet. What a search result shows is therefore always derived from
+/// the hashed bytes, never from a second copy that could be edited beside them.
 ///
 /// The indexes are filled beside the journal, never in the transaction that journals a delivery:
 /// indexing there cost the broker's fan-out 14-16 % (measured). `index` adds the
@@ -15,10 +21,36 @@ public struct JournalSearch: Sendable {
     let journal: NodeJournal
     var database: StoreDatabase { journal.database }
 
-    /// The search table: contentless (the text is in the entries already), row id = position;
-    /// and every reference an entry makes (envelope references, and the recommendations an
-    /// activity matrix's activities name, as ANSWERS), by target.
-    static let schema = """
+    /// The search table (row id = position) over the view that computes each entry's text;
+    /// every reference an entry makes (envelope references, and the recommendations an activity
+    /// matrix's activities name, as ANSWERS), by target; and every theme it is tagged with.
+    static let schema = textIndex + """
+
+        CREATE TABLE entry_reference (
+            position INTEGER NOT NULL,
+            target TEXT NOT NULL,
+            relation TEXT NOT NULL
+        );
+        CREATE INDEX entry_reference_target ON entry_reference(target);
+        CREATE INDEX entry_reference_position ON entry_reference(position);
+        """ + themeIndex
+
+    private static let textIndex = """
+        CREATE VIEW entry_search AS SELECT position, ctbus_search_text(type, envelope, payload) AS text FROM entry;
+        CREATE VIRTUAL TABLE entry_text USING fts5(text, content='entry_search', content_rowid='position', tokenize='unicode61 remove_diacritics 2');
+        """
+
+    private static let themeIndex = """
+
+        CREATE TABLE entry_theme (
+            position INTEGER NOT NULL,
+            theme TEXT NOT NULL
+        );
+        CREATE INDEX entry_theme_theme ON entry_theme(theme, position);
+        """
+
+    /// Schema 1's search indexes: the text index was contentless, and there was no theme index.
+    static let schemaVersion1 = """
         CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
         CREATE TABLE entry_reference (
             position INTEGER NOT NULL,
@@ -28,6 +60,23 @@ public struct JournalSearch: Sendable {
         CREATE INDEX entry_reference_target ON entry_reference(target);
         CREATE INDEX entry_reference_position ON entry_reference(position);
         """
+
+    /// From schema 1 to 2: the indexes are dropped and emptied, and `index` fills them again
+    /// from the entries (the console does it in the background, saying how far it has come).
+    static let upgradeFromVersion1 = """
+        DROP TABLE entry_text;
+        DELETE FROM entry_reference;
+        DELETE FROM meta WHERE key = 'search-indexed-through';
+        """ + textIndex + themeIndex
+
+    /// `ctbus_search_text(type, envelope, payload)`: the words of an entry (`searchText`), for
+    /// the view FTS5 reads snippets from. NULL for bytes that do not decode.
+    static let searchTextFunction = DatabaseFunction("ctbus_search_text", argumentCount: 3, pure: true) { values in
+        guard let typeName = String.fromDatabaseValue(values[0]), let envelope = Data.fromDatabaseValue(values[1]),
+              let payload = Data.fromDatabaseValue(values[2]) else { return nil }
+        return searchText(envelope: try? Envelope(serializedBytes: envelope),
+                          payload: try? BusMessage.OneOf_Payload.decode(type: MessageType(name: typeName) ?? .unspecified, bytes: payload))
+    }
 
     /// How far the index has come: entries up to `indexedThrough` are searchable, of `last`.
     public func status() throws(StoreError) -> (indexedThrough: Int64, last: Int64) {
@@ -52,6 +101,7 @@ public struct JournalSearch: Sendable {
             guard !rows.isEmpty else { return 0 }
             let insert = try db.cachedStatement(sql: "INSERT INTO entry_text (rowid, text) VALUES (?, ?)")
             let reference = try db.cachedStatement(sql: "INSERT INTO entry_reference (position, target, relation) VALUES (?, ?, ?)")
+            let theme = try db.cachedStatement(sql: "INSERT INTO entry_theme (position, theme) VALUES (?, ?)")
             var last = through
             for row in rows {
                 let position: Int64 = try row.decode(forColumn: "position")
@@ -61,6 +111,9 @@ public struct JournalSearch: Sendable {
                 try insert.execute(arguments: [position, Self.searchText(envelope: envelope, payload: payload)])
                 for (target, relation) in Self.references(envelope: envelope, payload: payload) {
                     try reference.execute(arguments: [position, target, relation.name])
+                }
+                for name in Self.themes(envelope: envelope, payload: payload) {
+                    try theme.execute(arguments: [position, name])
                 }
                 last = position
             }
@@ -79,6 +132,52 @@ public struct JournalSearch: Sendable {
             for id in matrix.activities.flatMap(\.recommendationIds) where seen.insert(id).inserted { result.append((id, .answers)) }
         }
         return result
+    }
+
+    /// The themes an entry is tagged with: its envelope's thematic tags and the thematic areas of
+    /// its payload, each once.
+    static func themes(envelope: Envelope?, payload: BusMessage.OneOf_Payload?) -> [String] {
+        var names = envelope?.thematicTags ?? []
+        switch payload {
+        case .countryVisitRecommendation(let value): names.append(value.thematicArea)
+        case .activityMatrix(let value): names += value.activities.map(\.thematicArea)
+        default: break
+        }
+        var seen = Set<String>()
+        return names.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && seen.insert($0).inserted }
+    }
+
+    /// Every theme the indexed entries marked at most `ceiling` are tagged with, in order (a
+    /// filter's choices).
+    public func themeNames(atMost ceiling: Classification) throws(StoreError) -> [String] {
+        let names = Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+        return try database.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT theme FROM entry_theme JOIN entry ON entry.position = entry_theme.position
+                WHERE entry.classification IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY theme
+                """, arguments: StatementArguments(names))
+        }
+    }
+
+    /// Where each entry at `positions` matched `words` (an FTS5 query, `query`): a snippet of
+    /// its text of about 20 words around the matches, each match between `open` and `close`.
+    /// Positions that did not match, or are not indexed yet, are left out.
+    public func snippets(words: String, positions: [Int64], open: String, close: String) throws(StoreError) -> [Int64: String] {
+        guard !positions.isEmpty else { return [:] }
+        return try database.read { db in
+            let marks = positions.map { _ in "?" }.joined(separator: ",")
+            var arguments: [any DatabaseValueConvertible] = [open, close, words]
+            arguments += positions.map { $0 as any DatabaseValueConvertible }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT rowid, snippet(entry_text, 0, ?, ?, '…', 20) AS snippet FROM entry_text
+                WHERE entry_text MATCH ? AND rowid IN (\(marks))
+                """, arguments: StatementArguments(arguments))
+            var found: [Int64: String] = [:]
+            for row in rows {
+                if let text: String = row["snippet"] { found[row["rowid"]] = text }
+            }
+            return found
+        }
     }
 
     /// The entries that point at `id` (see `references`), with the relation; entries the index
@@ -134,25 +233,27 @@ public struct JournalSearch: Sendable {
 
     /// The words of a message a person may look for: every text of the payload, the envelope's
     /// subject and themes.
+    /// The prose comes first and the identifiers last, so that a snippet of a match in the prose
+    /// reads as prose; parts are joined with " · ", which the tokenizer takes as a separator.
     static func searchText(envelope: Envelope?, payload: BusMessage.OneOf_Payload?) -> String {
         var parts: [String] = []
-        if let envelope { parts += [envelope.subject] + envelope.thematicTags }
         switch payload {
         case .countryVisitRecommendation(let value):
-            parts += [value.visitID, value.memberState, value.thematicArea, value.recommendationText, value.technicalAssistanceNeed]
+            parts += [value.recommendationText, value.technicalAssistanceNeed, value.visitID, value.memberState, value.thematicArea]
             parts += value.resolutionsAssessed.map { "\($0)" }
         case .missionReport(let value):
-            parts += [value.missionID, value.memberState, value.region, value.summary] + value.participatingEntities
-                + value.findings + value.followUpActions
+            parts += [value.summary] + value.findings + value.followUpActions + [value.missionID, value.memberState, value.region]
+                + value.participatingEntities
         case .activityMatrix(let value):
             for activity in value.activities {
-                parts += [activity.projectID, activity.title, activity.region, activity.thematicArea] + activity.memberStates
+                parts += [activity.title, activity.projectID, activity.region, activity.thematicArea] + activity.memberStates
                     + activity.implementingEntities
             }
         case nil:
             break
         }
-        return parts.filter { !$0.isEmpty }.joined(separator: "\n")
+        if let envelope { parts += [envelope.subject] + envelope.thematicTags }
+        return parts.filter { !$0.isEmpty }.joined(separator: " · ")
     }
 
     /// A person's words as an FTS5 query: each word must occur (a prefix of it, for the last

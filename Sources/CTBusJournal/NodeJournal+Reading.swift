@@ -6,6 +6,28 @@ import SwiftProtobuf
 extension NodeJournal {
     /// Journal entries matching `filter`, oldest first.
     public func entries(matching filter: JournalFilter = JournalFilter()) throws(StoreError) -> [JournalEntry] {
+        let (condition, arguments) = Self.condition(filter)
+        return try database.read { db in
+            try JournalEntry.fetchAll(db, sql: """
+                SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
+                LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition)
+                ORDER BY position \(filter.newestFirst ? "DESC" : "") \(filter.limit.map { "LIMIT \(max(0, $0))" } ?? "")
+                """, arguments: StatementArguments(arguments))
+        }
+    }
+
+    /// How many entries match `filter` (its order, limit and page bounds `before`/`after` aside).
+    public func count(matching filter: JournalFilter) throws(StoreError) -> Int {
+        var whole = filter
+        (whole.before, whole.after, whole.limit) = (nil, nil, nil)
+        let (condition, arguments) = Self.condition(whole)
+        return try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM entry \(condition)", arguments: StatementArguments(arguments)) ?? 0
+        }
+    }
+
+    /// The WHERE clause of `filter`, with its arguments.
+    private static func condition(_ filter: JournalFilter) -> (String, [any DatabaseValueConvertible]) {
         var clauses: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         if let type = filter.type { clauses.append("type = ?"); arguments.append(type.name) }
@@ -21,13 +43,27 @@ extension NodeJournal {
             clauses.append("entry.position IN (SELECT rowid FROM entry_text WHERE entry_text MATCH ?)")
             arguments.append(words)
         }
-        let condition = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        if let theme = filter.theme {
+            clauses.append("entry.position IN (SELECT position FROM entry_theme WHERE theme = ?)")
+            arguments.append(theme)
+        }
+        if let ceiling = filter.atMost {
+            let names = Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+            clauses.append("classification IN (\(names.map { _ in "?" }.joined(separator: ",")))")
+            arguments += names.map { $0 as any DatabaseValueConvertible }
+        }
+        return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
+    }
+
+    /// The Member States and regions the entries marked at most `ceiling` are about, in order
+    /// (a filter's choices), with the classifications of those entries.
+    public func subjects(atMost ceiling: Classification) throws(StoreError) -> (subjects: [String], classifications: [String]) {
+        var filter = JournalFilter()
+        filter.atMost = ceiling
+        let (condition, arguments) = Self.condition(filter)
         return try database.read { db in
-            try JournalEntry.fetchAll(db, sql: """
-                SELECT entry.*, outbox.refused_code, outbox.refused_detail FROM entry
-                LEFT JOIN outbox ON outbox.message_id = entry.message_id \(condition)
-                ORDER BY position \(filter.newestFirst ? "DESC" : "") \(filter.limit.map { "LIMIT \(max(0, $0))" } ?? "")
-                """, arguments: StatementArguments(arguments))
+            (try String.fetchAll(db, sql: "SELECT DISTINCT subject FROM entry \(condition) ORDER BY subject", arguments: StatementArguments(arguments)),
+             try String.fetchAll(db, sql: "SELECT DISTINCT classification FROM entry \(condition)", arguments: StatementArguments(arguments)))
         }
     }
 

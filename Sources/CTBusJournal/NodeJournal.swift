@@ -58,9 +58,17 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// cleared, or sealed), `content_keys` a sealed message's content keys as opened here, and
     /// once revoked, `revocation` the originator's signed Revocation, serialized (5.5), which
     /// `journal verify` checks `revoked_at` and `revoke_reason` against. `outbox` and
-    /// `revocation_outbox` wait for the broker's acknowledgement; `entry_text` and
-    /// `entry_reference` are the search indexes (`JournalSearch.swift`).
-    static let schema = StoreSchema(kind: "node journal", applicationId: 0x4354_4A4E, version: 1, sql: """
+    /// `revocation_outbox` wait for the broker's acknowledgement; `entry_text`, `entry_reference`
+    /// and `entry_theme` are the search indexes (`JournalSearch.swift`). Schema 2 replaced
+    /// schema 1's contentless text index by one whose text is read from the entries (for
+    /// snippets) and added the theme index; a schema 1 file is upgraded by dropping its search
+    /// indexes, which fill again from the entries.
+    static let schema = StoreSchema(kind: "node journal", applicationId: 0x4354_4A4E, version: 2, sql: tables + JournalSearch.schema,
+                                    upgrades: [.init(from: 1, sql: tables + JournalSearch.schemaVersion1, script: JournalSearch.upgradeFromVersion1)],
+                                    functions: [JournalSearch.searchTextFunction])
+
+    /// The entries and the queues beside them, the same in every schema version so far.
+    static let tables = """
         CREATE TABLE entry (
             position INTEGER PRIMARY KEY AUTOINCREMENT,
             message_id TEXT NOT NULL UNIQUE,
@@ -112,5 +120,5 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
-        """ + JournalSearch.schema)
+        """
 }

@@ -54,6 +54,9 @@ struct StoreDatabase: Sendable {
         self.path = path
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            for function in schema.functions { db.add(function: function) }
+        }
         switch access {
         case .readWrite:
             recovery = WriteAheadLog.tornTail(ofDatabaseAt: path)

@@ -53,15 +53,7 @@ public enum Traceability {
         }
         let counts = { (message: Message) in !message.revoked && !ConfidentialityPolicy.isExpired(message.envelope, at: now) }
 
-        // The matrices in force: per originator and reporting period, the latest one that counts.
-        var latest: [String: Message] = [:]
-        for matrix in matrices where counts(matrix) {
-            guard case .activityMatrix(let value) = matrix.payload else { continue }
-            let key = "\(matrix.envelope.originator)|\(value.reportingPeriod.start)|\(value.reportingPeriod.end)"
-            if let current = latest[key], !isLater(matrix.envelope, than: current.envelope) { continue }
-            latest[key] = matrix
-        }
-        let inForce = latest.values.sorted { isLater($1.envelope, than: $0.envelope) }
+        let inForce = matricesInForce(matrices, at: now)
 
         let recommendationIds = Set(recommendations.map(\.envelope.messageID))
         var answers: [String: [TraceReport.ActivityRef]] = [:]
@@ -122,6 +114,63 @@ public enum Traceability {
             recommendations: lines, notVisible: notVisible)
     }
 
+    /// The matrices in force: per originator and reporting period, the latest one that counts
+    /// (neither revoked nor expired), oldest first.
+    static func matricesInForce(_ matrices: [Message], at now: Date) -> [Message] {
+        var latest: [String: Message] = [:]
+        for matrix in matrices where !matrix.revoked && !ConfidentialityPolicy.isExpired(matrix.envelope, at: now) {
+            guard case .activityMatrix(let value) = matrix.payload else { continue }
+            let key = "\(matrix.envelope.originator)|\(value.reportingPeriod.start)|\(value.reportingPeriod.end)"
+            if let current = latest[key], !isLater(matrix.envelope, than: current.envelope) { continue }
+            latest[key] = matrix
+        }
+        return latest.values.sorted { isLater($1.envelope, than: $0.envelope) }
+    }
+
+    /// Everything one node's journal says about one Member State, for its country file: the
+    /// traceability report of its recommendations, those grouped by visit in time, the
+    /// activities of the matrices in force that name it, and the mission reports about it,
+    /// oldest first. `messages` must hold the recommendations and matrices (as for `report`)
+    /// and every mission report about the State.
+    public static func countryFile(_ messages: [Message], memberState: String, at now: Date = Date()) -> CountryFile {
+        let report = report(messages, at: now, memberState: memberState)
+        var visits: [String: [TraceReport.Recommendation]] = [:]
+        for line in report.recommendations { visits[line.visitId, default: []].append(line) }
+        let orderedVisits = visits.map { id, lines in
+            CountryFile.Visit(id: id, firstDay: lines.map(\.visitDate).filter { $0 != withheld }.min() ?? "",
+                              recommendations: lines.sorted { ($0.publishedAt, $0.id) < ($1.publishedAt, $1.id) })
+        }.sorted { ($0.firstDay, $0.id) < ($1.firstDay, $1.id) }
+
+        let answered = Dictionary(grouping: report.recommendations.flatMap { line in line.answeredBy.map { ($0.matrixId + "|" + $0.projectId, line.id) } },
+                                  by: \.0).mapValues { Set($0.map(\.1)).count }
+        var activities: [CountryFile.Activity] = []
+        for matrix in matricesInForce(messages.filter { if case .activityMatrix = $0.payload { true } else { false } }, at: now) {
+            guard case .activityMatrix(let value) = matrix.payload else { continue }
+            for activity in value.activities where activity.memberStates.contains(memberState) {
+                activities.append(CountryFile.Activity(
+                    matrixId: matrix.envelope.messageID, projectId: activity.projectID,
+                    title: matrix.redactedPaths.contains("activities.title") ? withheld : activity.title,
+                    status: activity.status.label, start: activity.period.start, end: activity.period.end,
+                    thematicArea: activity.thematicArea,
+                    answers: answered[matrix.envelope.messageID + "|" + activity.projectID] ?? 0))
+            }
+        }
+        activities.sort { ($0.start, $0.projectId) < ($1.start, $1.projectId) }
+
+        var reports: [CountryFile.MissionReportLine] = []
+        for message in messages where !message.revoked {
+            guard case .missionReport(let value) = message.payload,
+                  value.memberState == memberState || message.envelope.subject == memberState else { continue }
+            let redacted = Set(message.redactedPaths)
+            reports.append(CountryFile.MissionReportLine(
+                id: message.envelope.messageID, missionId: value.missionID, kind: value.kind, start: redacted.contains("dates") ? "" : value.dates.start,
+                end: redacted.contains("dates") ? "" : value.dates.end, summary: redacted.contains("summary") ? withheld : value.summary,
+                publishedAt: message.envelope.createdAt.date))
+        }
+        reports.sort { ($0.start, $0.publishedAt) < ($1.start, $1.publishedAt) }
+        return CountryFile(memberState: memberState, report: report, visits: orderedVisits, activities: activities, missionReports: reports)
+    }
+
     private static func groups(_ lines: [TraceReport.Recommendation], by key: KeyPath<TraceReport.Recommendation, String>,
                                at now: Date) -> [TraceReport.Group] {
         Dictionary(grouping: lines, by: { $0[keyPath: key] }).map { name, members in
@@ -139,6 +188,51 @@ public enum Traceability {
         let (left, right) = (a.createdAt.date, b.createdAt.date)
         return left != right ? left > right : a.messageID > b.messageID
     }
+}
+
+/// What one node's journal says about one Member State (`Traceability.countryFile`).
+public struct CountryFile: Sendable {
+    /// One CTED visit and the recommendations it gave, in the order they were published.
+    public struct Visit: Sendable {
+        public let id: String
+        /// The first day of the visit (YYYY-MM-DD), "" when withheld.
+        public let firstDay: String
+        public let recommendations: [TraceReport.Recommendation]
+    }
+
+    /// An activity of a matrix in force that names the State.
+    public struct Activity: Sendable {
+        public let matrixId: String
+        public let projectId: String
+        public let title: String
+        /// PLANNED, ONGOING, COMPLETED or SUSPENDED.
+        public let status: String
+        public let start: String
+        public let end: String
+        public let thematicArea: String
+        /// How many of the State's recommendations (visible here) it answers.
+        public let answers: Int
+    }
+
+    public struct MissionReportLine: Sendable {
+        public let id: String
+        public let missionId: String
+        public let kind: MissionReport.Kind
+        public let start: String
+        public let end: String
+        /// The summary, or "(withheld)".
+        public let summary: String
+        public let publishedAt: Date
+    }
+
+    public let memberState: String
+    public let report: TraceReport
+    /// Oldest first.
+    public let visits: [Visit]
+    /// By the start of their period.
+    public let activities: [Activity]
+    /// By the start of their dates; revoked reports left out.
+    public let missionReports: [MissionReportLine]
 }
 
 /// The traceability report: coverage per Member State and per thematic area, every

@@ -126,6 +126,19 @@ struct ConsoleTests {
             let nowhere = try await Self.get(base, "/nowhere")
             #expect(nowhere.status == 404)
 
+            // Every State name leads to its file: what is unanswered and for how long, its visits, reports and activities.
+            #expect(journal.body.contains("<td><a href=\"/states/KEN\">KEN</a></td>"))
+            let file = try await Self.get(base, "/states/ken")
+            #expect(file.status == 200 && file.body.contains("<h1>Kenya (KEN)</h1>"))
+            #expect(file.body.contains("1 recommendation from 1 visit: 0 answered by an ongoing or completed activity, 1 unanswered, the oldest for 0 days."),
+                    "\(file.body)")
+            #expect(file.body.contains("<h3 id=\"visit-0\">Visit CTED-VISIT-2026-KEN, from 9 March 2026</h3>"))
+            #expect(file.body.contains("<a href=\"/messages/\(kenya)\">&lt;script&gt;") && !file.body.contains("<script>"))
+            #expect(try await Self.get(base, "/states/XYZ").status == 404)
+            let index = try await Self.get(base, "/states")
+            #expect(index.body.contains("<a href=\"/states/NGA\">Nigeria (NGA)</a>") && index.body.contains("<a href=\"/states/TUN\">Tunisia (TUN)</a>"))
+            #expect(index.body.contains("<div class=\"marking\">CONFIDENTIAL</div>"), "the Nigerian recommendation is CONFIDENTIAL")
+
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("<svg") && trace.body.contains("0% of 1"))
             #expect(trace.body.contains("<svg class=\"chart\" role=\"img\" aria-labelledby=\"chart-0\"")
@@ -155,7 +168,7 @@ struct ConsoleTests {
         try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border"),
                                registry: bus.registry) { base in
             let page = try await Self.get(base, "/messages/\(tunisia)")
-            #expect(page.body.contains("recommendation_text: withheld at the request of TUN"))
+            #expect(page.body.contains("Withheld from this node&#39;s copy at the request of TUN: Recommendation."))
             #expect(page.body.contains("<h2 id=\"c-text\">Recommendation</h2><p class=\"withheld\">withheld at the request of TUN</p>"),
                     "the withheld text is named where it would stand")
             let listing = try await Self.get(base, "/journal")
@@ -170,7 +183,8 @@ struct ConsoleTests {
         // Coverage changes once OCT's matrix arrives.
         let unseen = MessageID.generate()
         let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya, unseen]), from: "oct")
-        #expect(try await Wait.until { try border.count() == 4 })
+        let report = try bus.publish(SampleMessages.missionReport(), from: "cted")
+        #expect(try await Wait.until { try border.count() == 5 })
         try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
@@ -181,6 +195,12 @@ struct ConsoleTests {
             let matrixPage = try await Self.get(base, "/messages/\(matrix)")
             #expect(matrixPage.body.contains("<a href=\"/messages/\(kenya)\">&lt;script&gt;"), "\(matrixPage.body)")
             #expect(matrixPage.body.contains("a recommendation not visible to this node") && !matrixPage.body.contains(unseen))
+            let file = try await Self.get(base, "/states/KEN")
+            #expect(file.body.contains("1 answered by an ongoing or completed activity, 0 unanswered"), "\(file.body)")
+            #expect(file.body.contains("Every recommendation has an ongoing or completed activity answering it."))
+            #expect(file.body.contains(">Border security and management: API/PNR capacity building</a></th><td>UNCCT-BSM-2026-014</td><td>ongoing</td>"
+                                       + "<td>1 April to 31 December 2026</td><td>border-security</td><td>1 recommendation</td>"))
+            #expect(file.body.contains("<a href=\"/messages/\(report)\">MISSION-2026-KEN-01: "), "the mission report about Kenya is listed")
         }
     }
 
@@ -189,14 +209,23 @@ struct ConsoleTests {
         let folder = try JournalIntegrityTests.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let journal = try NodeJournal(path: folder.appendingPathComponent("wg-rights.journal.sqlite").path)
-        var secret = SampleMessages.recommendation(handling: SampleMessages.handling(.confidential))
+        var secret = SampleMessages.recommendation(memberState: "YEM", handling: SampleMessages.handling(.confidential), thematicArea: "secret-theme")
         secret.envelope.originator = "cted"
         try journal.recordDelivery(secret, sequence: 1)
+        try journal.search.index()
         try await Self.serving(journal, node: "wg-rights", clearance: .unclassified) { base in
             let listing = try await Self.get(base, "/journal")
             #expect(!listing.body.contains(secret.envelope.messageID))
+            #expect(listing.body.contains("The journal holds no message yet."))
+            // Not even the filters' choices name what the message is about.
+            #expect(!listing.body.contains("YEM") && !listing.body.contains("secret-theme"))
             let shown = try await Self.get(base, "/messages/\(secret.envelope.messageID)")
             #expect(shown.status == 404)
+            let states = try await Self.get(base, "/states")
+            #expect(states.status == 200 && !states.body.contains("YEM"))
+            let yemen = try await Self.get(base, "/states/YEM")
+            #expect(yemen.status == 200 && !yemen.body.contains(secret.envelope.messageID) && yemen.body.contains("holds no recommendation about YEM"))
+            #expect(yemen.body.contains("<div class=\"marking unclassified\">UNCLASSIFIED</div>"))
         }
         #expect(throws: ConfigurationError.self) {
             _ = try ConsoleServer(nodeId: "wg-rights", clearance: .unclassified, journal: journal, host: "0.0.0.0", port: 8470)
@@ -281,6 +310,35 @@ extension ConsoleBrowserTests {
         #expect(try border.entries(matching: JournalFilter(type: .missionReport)).count == 1)
     }
 
+    @Test("Every page holds at 1280 px and on a 390 px phone (a 1,200-character word included), carries its banner in the header and footer, and axe-core finds no critical, serious or moderate violation")
+    func layoutAndAccessibility() async throws {
+        let axe = "/usr/local/share/ctbus-tests/axe.min.js"
+        try #require(FileManager.default.fileExists(atPath: axe), "axe-core is missing: run ./deploy/install-deps.sh --tests")
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(await bus.waitUntilConnected())
+        let word = String(repeating: "border", count: 200)
+        let long = try bus.publish(SampleMessages.recommendation(memberState: "KEN", text: "Train \(word) police."), from: "cted")
+        let restricted = try bus.publish(SampleMessages.restricted(SampleMessages.recommendation(memberState: "TUN"), state: "TUN",
+                                                                  fields: ["recommendation_text"], allowed: ["cted"]), from: "cted")
+        let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [long, MessageID.generate()]), from: "oct")
+        let report = try bus.publish(SampleMessages.missionReport(), from: "cted")
+        let oct = try bus.journal("oct")
+        #expect(try await Wait.until { try oct.count() == 4 })
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"),
+                                       registry: bus.registry) { base in
+            let paths = ["/journal", "/journal?q=train+border", "/messages/\(long)", "/messages/\(restricted)", "/messages/\(matrix)",
+                         "/messages/\(report)", "/states", "/states/KEN", "/trace", "/trace?member_state=KEN&sort=open", "/compose",
+                         "/compose/mission-report", "/compose/activity-matrix", "/drafts", "/status"]
+            let layout = try await Self.browser(["layout", base.absoluteString] + paths)
+            #expect(layout.status == 0, "\(layout.output)")
+            let checked = try await Self.browser(["axe", base.absoluteString, axe] + paths)
+            #expect(checked.status == 0, "\(checked.output)")
+        }
+    }
+
     @Test("ctbus demo --keep-running serves consoles for OCT and a working group until Ctrl-C, then exits 0")
     func demoConsoles() async throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-demo-\(UUID().uuidString.prefix(8)).log")
@@ -362,12 +420,28 @@ extension ConsoleTests {
             #expect(try oct.search.status().indexedThrough == 3)
             let port = try await Self.get(base, "/journal?q=mombasa+police")
             #expect(port.status == 200 && port.body.contains(kenya) && !port.body.contains(nigeria))
+            // Why it matched: FTS5's snippet of the text, the matched words marked; and how many matched.
+            #expect(port.body.contains("Train the <mark>Mombasa</mark> port <mark>police</mark> in passenger screening."), "\(port.body)")
+            #expect(port.body.contains("1 message matches \u{201C}mombasa police\u{201D}."))
+            let all = try await Self.get(base, "/journal")
+            #expect(all.body.contains(">3 messages.</p>"))
+            // Themes and dates: the choices list what the journal holds; a day range keeps what was created in it.
+            #expect(all.body.contains("<option value=\"border-security\">border-security</option>")
+                    && all.body.contains("<option value=\"KEN\">KEN</option>"))
+            let themed = try await Self.get(base, "/journal?theme=border-security&member_state=ken")
+            #expect(themed.body.contains(kenya) && !themed.body.contains(nigeria) && themed.body.contains("1 message matches these filters."))
+            let today = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+            let todays = try await Self.get(base, "/journal?from=\(today)&to=\(today)&sort=oldest")
+            #expect(todays.body.contains("3 messages match these filters.") && todays.body.range(of: kenya)!.lowerBound < todays.body.range(of: tunisia)!.lowerBound,
+                    "oldest first")
+            #expect(try await Self.get(base, "/journal?from=2026-13-01").status == 400)
+            #expect(try await Self.get(base, "/journal?from=2026-11-02&to=2026-11-01").status == 400)
             let prefix = try await Self.get(base, "/journal?q=financ")
             #expect(prefix.body.contains(nigeria) && !prefix.body.contains(kenya))
             let withheldHere = try await Self.get(base, "/journal?q=sfax")
             #expect(withheldHere.body.contains(tunisia), "OCT may see the restricted text, so it finds it")
             let combined = try await Self.get(base, "/journal?q=police&member_state=NGA")
-            #expect(!combined.body.contains(kenya) && combined.body.contains("No message matches"))
+            #expect(!combined.body.contains(kenya) && combined.body.contains("0 messages match \u{201C}police\u{201D} with these filters."))
             for query in ["%22NEAR(", "*", "a%20OR%20b%20NOT", String(repeating: "x", count: 600)] {
                 let page = try await Self.get(base, "/journal?q=\(query)")
                 #expect(page.status == 200 || page.status == 400, "q=\(query.prefix(20)) answers \(page.status)")

@@ -376,7 +376,7 @@ extension DamagedFilesTests {
             _ = try BrokerStore(path: path).messageCount()
         case "newer":
             _ = try Self.smallJournal(path)
-            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 2") }
+            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 3") }
         default:
             try await DatabaseQueue(path: path).write { db in
                 try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY); CREATE TABLE entry (position INTEGER)")
@@ -385,7 +385,7 @@ extension DamagedFilesTests {
         }
         let expected = switch name {
         case "store": "\(path) is a broker store, not a node journal"
-        case "newer": "\(path) holds node journal schema 2, newer than this build's 1: use the CTBus build that wrote it, or a newer one"
+        case "newer": "\(path) holds node journal schema 3, newer than this build's 2: use the CTBus build that wrote it, or a newer one"
         default: "\(path) is not a node journal of this build: it is another SQLite file, or a CTBus file written before files carried a schema version"
         }
         let before = try Self.sha256(path)
@@ -406,5 +406,39 @@ extension DamagedFilesTests {
         }
         #expect(try Self.sha256(path) == before, "the file was altered")
         #expect(try FileManager.default.contentsOfDirectory(atPath: bus.folder.path).allSatisfy { !$0.contains(".damaged-") })
+    }
+
+    @Test("A journal of schema 1 (a contentless search index) is read as it stands by verify, and upgraded by its owner: the search indexes fill again from the entries and show snippets")
+    func upgradeFromSchema1() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-upgrade-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("oct.journal.sqlite").path
+        _ = try Self.smallJournal(path, entries: 5)
+        // What a build of schema 1 wrote: the same entries, the old search index, version 1.
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: """
+                DROP VIEW entry_search; DROP TABLE entry_text; DROP TABLE entry_theme; DELETE FROM entry_reference;
+                DELETE FROM meta WHERE key = 'search-indexed-through';
+                CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
+                PRAGMA user_version = 1;
+                """)
+        }
+        let before = try Self.sha256(path)
+        let verified = try await CommandLineTests.run(["journal", "verify", "--journal", path])
+        #expect(verified.status == 0 && verified.output.hasPrefix("intact: "), "\(verified.output) \(verified.errors)")
+        #expect(try Self.sha256(path) == before, "read-only access changes nothing")
+
+        let journal = try NodeJournal(path: path)
+        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 2)
+        #expect(try journal.search.status().indexedThrough == 0, "the indexes start again")
+        try journal.search.index()
+        let words = try #require(JournalSearch.query("FUZZ"))
+        var filter = JournalFilter()
+        filter.words = words
+        let found = try journal.entries(matching: filter)
+        #expect(found.count == 5)
+        let snippets = try journal.search.snippets(words: words, positions: found.map(\.position), open: "[", close: "]")
+        #expect(snippets.count == 5 && snippets.values.allSatisfy { $0.contains("[FUZZ") }, "\(snippets)")
+        #expect(try journal.verify().isIntact, "the upgraded file holds exactly this build's schema")
     }
 }

@@ -8,6 +8,10 @@ Usage: console_browser.py STEP BASE_URL [ARGS...]
   compose OCT_BASE WG_BASE     at OCT, send the mission report form empty (errors next to the fields),
                                fill it in and publish it; then find it in the working group's journal
   matrix OCT_BASE CSV_FILE     at OCT, upload an activity matrix from a CSV file and publish it
+  layout BASE PATH...          each page at 1280 px and at a 390 px phone: nothing wider than the window,
+                               the viewport tag, a marking banner inside the header and footer landmarks
+  axe BASE AXE_JS PATH...      axe-core (AXE_JS, axe.min.js) on each page: no critical, serious or
+                               moderate violation
 Screenshots go to $CTBUS_SCREENSHOTS when it is set. Exit status 0 when every check holds; otherwise
 one line per failed check on stderr and status 1. Uses Debian's chromium, chromedriver and
 python3-selenium only: it never downloads a browser or a driver.
@@ -61,8 +65,7 @@ def journal(driver, base, kenya, tunisia):
     markings = driver.find_elements(By.CLASS_NAME, "marking")
     check(len(markings) == 2 and markings[0].text == "CONFIDENTIAL", "a CONFIDENTIAL banner at the top and the bottom")
     shot(driver, "journal")
-    field = driver.find_element(By.NAME, "member_state")
-    field.send_keys("KEN")
+    Select(driver.find_element(By.NAME, "member_state")).select_by_value("KEN")
     driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
     wait_for_url(driver, "member_state=KEN")
     rows = driver.find_elements(By.CSS_SELECTOR, "table.journal tbody tr")
@@ -74,8 +77,9 @@ def journal(driver, base, kenya, tunisia):
     check("<script>" in body, "the script-like recommendation text is shown as text")
     check(driver.execute_script("return window.pwned === undefined") is True, "no script from a message ran")
     driver.get(base + f"/messages/{tunisia}")
-    withheld = [item.text for item in driver.find_elements(By.CSS_SELECTOR, "ul.withheld li")]
-    check("recommendation_text: withheld at the request of TUN" in withheld, f"the withheld part is named (found {withheld})")
+    withheld = [item.text for item in driver.find_elements(By.CSS_SELECTOR, "main .withheld")]
+    check("Withheld from this node's copy at the request of TUN: Recommendation." in withheld and "withheld at the request of TUN" in withheld,
+          f"the withheld part is named, and said where it would stand (found {withheld})")
     shot(driver, "message")
     driver.get(base + "/trace")
     check(len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 2, "the trace page draws two coverage charts")
@@ -155,11 +159,57 @@ def matrix(driver, base, csv_file):
     check("Advance passenger information for Kenya" in text, "the matrix's activity is listed by its title")
 
 
+def page_width_problems(driver, path):
+    """What makes a page wider than its window, or leaves its marking outside the landmarks."""
+    problems = []
+    scroll, inner = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    if scroll > inner:
+        problems.append(f"{path} is {scroll} px wide in a {inner} px window")
+    viewport = driver.find_elements(By.CSS_SELECTOR, "meta[name=viewport]")
+    if not viewport or "width=device-width" not in (viewport[0].get_attribute("content") or ""):
+        problems.append(f"{path} has no viewport tag")
+    top = driver.find_elements(By.CSS_SELECTOR, "body > header > .marking")
+    bottom = driver.find_elements(By.CSS_SELECTOR, "body > footer > .marking")
+    if len(top) != 1 or len(bottom) != 1 or not top[0].text.strip():
+        problems.append(f"{path} lacks its marking banner in the header or the footer")
+    return problems
+
+
+def layout(driver, base, *paths):
+    for width, height, label in ((1280, 900, "desktop"), (390, 844, "phone")):
+        driver.set_window_size(width, height)
+        for path in paths:
+            driver.get(base + path)
+            for problem in page_width_problems(driver, path):
+                check(False, f"{label}: {problem}")
+            name = path.strip("/").split("?")[0].replace("/", "-") or "root"
+            if label == "phone" and path.count("/") <= 2:
+                shot(driver, "phone-" + name.split("-")[0])
+
+
+def axe(driver, base, axe_js, *paths):
+    with open(axe_js, encoding="utf-8") as source:
+        script = source.read()
+    for path in paths:
+        driver.get(base + path)
+        # WebDriver's scripts are not the page's: the console's CSP (no script) does not apply to them.
+        driver.execute_script(script)
+        result = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map("
+            "v => [v.id, v.impact, v.nodes.length, v.nodes.slice(0, 2).map(n => n.target.join(' '))])));")
+        for rule, impact, count, targets in result:
+            if impact in ("critical", "serious", "moderate"):
+                check(False, f"axe on {path}: {impact} {rule} on {count} elements, such as {targets}")
+
+
 def main():
     step, base, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
     driver = browser()
     try:
-        {"journal": journal, "coverage": coverage, "compose": compose, "matrix": matrix}[step](driver, base, *arguments)
+        driver.set_script_timeout(60)
+        {"journal": journal, "coverage": coverage, "compose": compose, "matrix": matrix, "layout": layout,
+         "axe": axe}[step](driver, base, *arguments)
     finally:
         driver.quit()
     for failure in failures:
