@@ -57,7 +57,7 @@ struct JournalPage: ConsolePage {
 
     /// "3 messages match "border police"", "1,204 messages".
     private var count: String {
-        let number = page.total.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))
+        let number = Reading.grouped(page.total)
         let noun = page.total == 1 ? "message" : "messages"
         let filtered = [query.type, query.originator, query.memberState, query.classification, query.direction, query.theme, query.from,
                         query.to].contains { $0 != nil }

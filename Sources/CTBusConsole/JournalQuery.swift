@@ -88,16 +88,16 @@ struct JournalQuery {
         return (filter, query)
     }
 
-    /// Midnight UTC of a YYYY-MM-DD day, if it is one.
+    /// Midnight UTC of a YYYY-MM-DD day, if it is one (`CalendarDate`, the policy's own reading
+    /// of dates). Computed with the C library's `timegm`: Foundation's calendars reach ICU time
+    /// zones, which are not safe to use from several threads at once on Linux.
     static func day(_ text: String) -> Date? {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]) else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let components = DateComponents(year: year, month: month, day: day)
-        guard components.isValidDate(in: calendar) else { return nil }
-        return calendar.date(from: components)
+        guard let number = CalendarDate.parse(text) else { return nil }
+        var parts = tm()
+        parts.tm_year = Int32(number / 10_000 - 1900)
+        parts.tm_mon = Int32(number / 100 % 100 - 1)
+        parts.tm_mday = Int32(number % 100)
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
     }
 
     /// The journal page with this query's filters, continuing past `position` in its order.

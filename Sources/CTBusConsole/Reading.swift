@@ -80,11 +80,22 @@ enum Reading {
         }
     }
 
-    /// "2 November 2026, 14:05 UTC".
+    /// "2 November 2026, 14:05 UTC" (`UTCTime`: pages are built on several threads).
     static func time(_ moment: Date) -> String {
-        let parts = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: moment)
-        let (day, month, year) = (parts.day ?? 1, parts.month ?? 1, parts.year ?? 1970)
-        return "\(day) \(months[month - 1]) \(year), " + String(format: "%02d:%02d UTC", parts.hour ?? 0, parts.minute ?? 0)
+        let f = UTCTime.fields(moment)
+        let (hour, minute) = (f.hour < 10 ? "0\(f.hour)" : "\(f.hour)", f.minute < 10 ? "0\(f.minute)" : "\(f.minute)")
+        return "\(f.day) \(months[f.month - 1]) \(f.year), \(hour):\(minute) UTC"
+    }
+
+    /// 1204 as "1,204".
+    static func grouped<Number: BinaryInteger>(_ value: Number) -> String {
+        let digits = String(value.magnitude)
+        var result = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { result.append(",") }
+            result.append(digit)
+        }
+        return (value < 0 ? "-" : "") + result
     }
 
     private static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -143,11 +154,5 @@ enum Reading {
         }
     }
 
-    static func money(_ dollars: Int64) -> String {
-        let formatter = NumberFormatter()
-        formatter.numberStyle = .decimal
-        formatter.groupingSeparator = ","
-        formatter.usesGroupingSeparator = true
-        return "US$ " + (formatter.string(from: NSNumber(value: dollars)) ?? "\(dollars)")
-    }
+    static func money(_ dollars: Int64) -> String { "US$ " + grouped(dollars) }
 }

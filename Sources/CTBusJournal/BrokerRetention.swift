@@ -72,7 +72,7 @@ struct BrokerRetention {
                 guard removedAt + policy.removedNodeQueues <= now.timeIntervalSince1970 else { continue }
                 let entries = try Row.fetchAll(db, sql: "SELECT sequence, message_id FROM delivery WHERE node_id = ? ORDER BY sequence LIMIT ?",
                                                arguments: [node, batch - dropped])
-                let removed = Date(timeIntervalSince1970: removedAt).formatted(.iso8601)
+                let removed = UTCTime.iso8601(Date(timeIntervalSince1970: removedAt))
                 let write = BrokerWrite(db, now: now)
                 for entry in entries {
                     let messageId: String = try entry.decode(forColumn: "message_id")

@@ -193,7 +193,7 @@ public enum JournalSalvage {
                 draftCount += 1
             }
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('backlog-after-salvage', ?)",
-                           arguments: [ISO8601DateFormatter().string(from: now)])
+                           arguments: [UTCTime.iso8601(now)])
         }
         return (outboxCount, draftCount)
     }

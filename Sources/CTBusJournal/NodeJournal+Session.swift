@@ -48,7 +48,7 @@ extension NodeJournal {
     public func markBacklogRequested(now: Date = Date()) throws(StoreError) {
         try database.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('backlog-requested', ?)",
-                           arguments: [ISO8601DateFormatter().string(from: now)])
+                           arguments: [UTCTime.iso8601(now)])
             try db.execute(sql: "DELETE FROM meta WHERE key = 'backlog-after-salvage'")
         }
     }

@@ -88,7 +88,7 @@ extension JournalEntry {
     /// show`, the console's message page); nil when it was not revoked.
     public func revocationSummary(registry: NodeRegistry?) -> String? {
         guard let revokedAt else { return nil }
-        let when = ISO8601DateFormatter().string(from: revokedAt)
+        let when = UTCTime.iso8601(revokedAt)
         let said = "revoked by \(originator) at \(when): \(revokeReason ?? "no reason given")"
         guard let registry, let state = revocationState(registry: registry) else { return said }
         return switch state {

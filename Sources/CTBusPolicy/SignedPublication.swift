@@ -412,7 +412,7 @@ extension SignedPublication {
             throw BusError(.unknownSigningKey, "signed with \(named); the registry's signing key of \(node) is \(currentId)", messageId: messageId)
         }
         guard signedAt < retiredAt else {
-            throw BusError(.unknownSigningKey, "signed with \(named), which \(node) retired at \(ISO8601DateFormatter().string(from: retiredAt)), "
+            throw BusError(.unknownSigningKey, "signed with \(named), which \(node) retired at \(UTCTime.iso8601(retiredAt)), "
                            + "for something dated after that; its signing key is \(currentId)", messageId: messageId)
         }
         return key

@@ -332,11 +332,9 @@ public enum CalendarDate {
         return year * 10_000 + month * 100 + day
     }
 
-    /// Today's date in UTC as YYYYMMDD.
+    /// Today's date in UTC as YYYYMMDD (`UTCTime`: the policy runs on many threads).
     public static func today(_ now: Date = Date()) -> Int {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day], from: now)
-        return parts.year! * 10_000 + parts.month! * 100 + parts.day!
+        let fields = UTCTime.fields(now)
+        return fields.year * 10_000 + fields.month * 100 + fields.day
     }
 }

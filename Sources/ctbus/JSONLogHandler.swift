@@ -1,3 +1,4 @@
+import CTBusSchema
 import Foundation
 import Logging
 import Synchronization
@@ -43,7 +44,12 @@ struct JSONLogHandler: LogHandler {
         }
     }
 
+    /// "2026-12-06T02:43:44.123Z". Written with `UTCTime`: a daemon logs from many threads, and
+    /// Foundation's date formatting is not safe to share between them on Linux.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        let whole = date.timeIntervalSince1970.rounded(.down)
+        let milliseconds = min(999, Int(((date.timeIntervalSince1970 - whole) * 1_000).rounded(.down)))
+        let fraction = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return String(UTCTime.iso8601(Date(timeIntervalSince1970: whole)).dropLast()) + ".\(fraction)Z"
     }
 }
