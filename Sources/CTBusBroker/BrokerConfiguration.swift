@@ -94,7 +94,7 @@ public struct BrokerConfiguration: Sendable, Codable {
         }
     }
 
-    public static let defaultMaxMessageBytes = 1 << 20
+    public static let defaultMaxMessageBytes = WireLimits.defaultMaxMessageBytes
 
     public init(endpoint: String, secretKeyFile: String, registryFile: String, storePath: String,
                 maxMessageBytes: Int = BrokerConfiguration.defaultMaxMessageBytes,

@@ -74,6 +74,8 @@ struct FormValues: Sendable {
 
     mutating func set(_ name: String, _ value: String) { values[name] = [value] }
 
+    mutating func remove(_ name: String) { values[name] = nil }
+
     /// The first value, trimmed of white space at both ends ("" when absent).
     func text(_ name: String) -> String {
         values[name]?.first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

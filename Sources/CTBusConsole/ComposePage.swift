@@ -60,7 +60,8 @@ struct ComposePage: ConsolePage {
             for field in fields { html.raw(Self.render(field, form: form, error: errors.byField[field.name])) }
             html.raw("</fieldset>")
         }
-        html.raw("<div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"publish\">Publish</button>"
+        // The first button is the one Enter presses: it reviews, never publishes.
+        html.raw("<div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"review\">Review before publishing</button>"
                  + "<button type=\"submit\" name=\"action\" value=\"draft\">Save as draft</button></div></form>")
         return html
     }

@@ -220,7 +220,11 @@ struct ConsoleAPI: Sendable {
                 }
                 try publisher.publish(message, asDraft: draft)
             } catch let error as BusError {
-                let status: HTTPResponse.Status = error.code == .notPermitted ? .forbidden : .unprocessableContent
+                let status: HTTPResponse.Status = switch error.code {
+                case .notPermitted: .forbidden
+                case .messageTooLarge: .contentTooLarge
+                default: .unprocessableContent
+                }
                 throw APIError(status, error.codeName, error.detail)
             } catch let error as StoreError where error.kind == .duplicate {
                 throw APIError(.conflict, "DUPLICATE", error.description)

@@ -9,6 +9,7 @@ import Logging
 /// puts it there: signed with the node's signing key and sealed to the registry as its file says
 /// now. A draft is kept unsigned until it is released.
 struct ConsolePublisher: Sendable {
+    let nodeId: String
     let journal: NodeJournal
     let clearance: Classification
     /// The node's keys: what the console publishes is signed with its signing key. Without them
@@ -22,18 +23,30 @@ struct ConsolePublisher: Sendable {
     /// Where a registry file that no longer reads is reported.
     let problems: SharedThrottledLogger
 
-    /// Queues `message` in the outbox, or keeps it as a draft.
+    /// Queues `message` in the outbox, or keeps it as a draft. With a registry, what the broker
+    /// would refuse is refused here, before anything is queued (`Publisher.AdmissionCheck`).
     func publish(_ message: BusMessage, asDraft draft: Bool) throws {
         if draft {
             try Publisher.saveDraft(message, into: journal, clearance: clearance)
         } else {
-            try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
+            let registry = try currentRegistry()
+            try Publisher.enqueue(message, into: journal, clearance: clearance, signingKey: try signer(), registry: registry,
+                                  admission: registry.map { Publisher.AdmissionCheck(nodeId: nodeId, registry: $0) })
         }
     }
 
-    /// Validates a draft again and moves it to the outbox.
+    /// Validates a draft again, checks it as the broker would, and moves it to the outbox.
     func release(draft id: String) throws {
-        try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: try currentRegistry())
+        let registry = try currentRegistry()
+        try Publisher.releaseDraft(id, from: journal, clearance: clearance, signingKey: try signer(), registry: registry,
+                                   admission: registry.map { Publisher.AdmissionCheck(nodeId: nodeId, registry: $0) })
+    }
+
+    /// What the broker would decide for `message`, from the registry as it is now: each node's
+    /// copy, or the error it would answer. Nil without a registry (nothing to judge by).
+    func preview(_ message: BusMessage) throws -> [(node: NodeProfile, decision: RecipientDecision)]? {
+        guard let registry = try currentRegistry() else { return nil }
+        return try Publisher.preview(message, nodeId: nodeId, clearance: clearance, signingKey: try signer(), registry: registry)
     }
 
     /// The registry to seal to: the file as it is now when the console knows it. A file that no

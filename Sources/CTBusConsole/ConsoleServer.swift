@@ -72,7 +72,7 @@ public struct ConsoleServer: Sendable {
         let context = ComposeContext(nodeId: nodeId, clearance: clearance, registry: registry)
         let responses = HTMLResponder(nodeId: nodeId, publishes: !context.mayPublish.isEmpty)
         let visible = VisibleJournal(journal: journal, clearance: clearance, problems: refusals)
-        let publisher = ConsolePublisher(journal: journal, clearance: clearance, messageKeys: messageKeys, registry: registry,
+        let publisher = ConsolePublisher(nodeId: nodeId, journal: journal, clearance: clearance, messageKeys: messageKeys, registry: registry,
                                          registryFile: registryFile, problems: refusals)
         forms = FormRequests(csrf: csrf, refusals: refusals, responses: responses)
         readOnly = ReadOnlyPages(nodeId: nodeId, journal: journal, visible: visible, registry: registry, check: check, responses: responses)

@@ -32,28 +32,45 @@ struct PublishingPages: Sendable {
         return responses.page(ComposePage(type: type, context: context, form: form, errors: errors, csrf: csrf), status: status)
     }
 
-    /// A submitted compose form: published (to the outbox, as `ctbus publish` does) or kept as a
-    /// draft; or shown again with its errors (422), nothing written.
+    /// A submitted compose form. Its first button (what Enter presses) asks for the review
+    /// (`ReviewPage`): who receives it, by the broker's own admission step, and what it says.
+    /// From there Publish queues it (as `ctbus publish` does, checked again), Save as draft keeps
+    /// it, Change it goes back to the form. A form that does not validate, or that the broker
+    /// would refuse, comes back with its errors (422), nothing written.
     func compose(_ slug: String, form: FormValues, csrf: String) throws -> Response {
         guard let type = ComposeForm.type(slug: slug), context.mayPublish.contains(type) else {
             return composePage(slug, form: form, errors: .init(), csrf: csrf)
         }
-        let draft = form.text("action") == "draft"
+        // A file input cannot be filled again: what the file held comes back in the text area,
+        // and travels on from there.
+        var shown = form
+        if let file = form.values["activity_matrix.activities_file"]?.first, !file.isEmpty, form.text("activity_matrix.activities").isEmpty {
+            shown.set("activity_matrix.activities", file)
+        }
+        shown.remove("activity_matrix.activities_file")
+        let action = form.text("action")
+        if action == "edit" { return composePage(slug, form: shown, errors: .init(), csrf: csrf) }
+        let draft = action == "draft"
+        func refused(_ failure: BusError) -> Response {
+            var errors = ComposeForm.Errors()
+            errors.add(failure, fields: ComposeForm.allFields(type, context: context), subjectField: nil)
+            return composePage(slug, form: shown, errors: errors, csrf: csrf, status: .unprocessableContent)
+        }
         switch ComposeForm.message(type, form: form, context: context) {
         case .failure(let box):
-            // A file input cannot be filled again: what the file held comes back in the text area.
-            var shown = form
-            if let file = form.values["activity_matrix.activities_file"]?.first, !file.isEmpty, form.text("activity_matrix.activities").isEmpty {
-                shown.set("activity_matrix.activities", file)
-            }
             return composePage(slug, form: shown, errors: box.errors, csrf: csrf, status: .unprocessableContent)
+        case .success(let message) where action != "publish" && !draft:
+            do {
+                let decisions = try publisher.preview(message)?.filter { $0.node.id != nodeId }
+                return responses.page(ReviewPage(type: type, message: message, decisions: decisions, form: shown, csrf: csrf))
+            } catch let failure as BusError {
+                return refused(failure)
+            }
         case .success(let message):
             do {
                 try publisher.publish(message, asDraft: draft)
             } catch let failure as BusError {
-                var errors = ComposeForm.Errors()
-                errors.add(failure, fields: ComposeForm.allFields(type, context: context), subjectField: nil)
-                return composePage(slug, form: form, errors: errors, csrf: csrf, status: .unprocessableContent)
+                return refused(failure)
             }
             let id = message.envelope.messageID
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])

@@ -44,8 +44,28 @@ public enum Publisher {
     /// `clearance` is the node's own: it may not originate anything marked above it.
     @discardableResult
     public static func enqueue(_ message: BusMessage, into journal: NodeJournal, clearance: Classification,
-                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws -> String {
-        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: try registry())[0]
+                               signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil,
+                               admission: AdmissionCheck? = nil) throws -> String {
+        try enqueue([message], into: journal, clearance: clearance, signingKey: signingKey, registry: try registry(), admission: admission)[0]
+    }
+
+    /// The broker's admission run at the publisher before anything is queued (`preview`), over
+    /// this node's registry copy: what the broker would refuse is refused at once, with the
+    /// broker's code, and never enters the outbox.
+    public struct AdmissionCheck: Sendable {
+        public let nodeId: String
+        public let registry: NodeRegistry
+        public let maxMessageBytes: Int
+
+        public init(nodeId: String, registry: NodeRegistry, maxMessageBytes: Int = WireLimits.defaultMaxMessageBytes) {
+            self.nodeId = nodeId
+            self.registry = registry
+            self.maxMessageBytes = maxMessageBytes
+        }
+
+        func check(_ signed: SignedPublication) throws(BusError) {
+            _ = try Publisher.preview(signed: signed, nodeId: nodeId, registry: registry, maxMessageBytes: maxMessageBytes)
+        }
     }
 
     /// Validates and signs messages and queues them in one transaction (all or none); returns
@@ -57,7 +77,7 @@ public enum Publisher {
     @discardableResult
     public static func enqueue(_ messages: [BusMessage], into journal: NodeJournal, clearance: Classification,
                                signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil,
-                               batchLeaves: Int = 256) throws -> [String] {
+                               batchLeaves: Int = 256, admission: AdmissionCheck? = nil) throws -> [String] {
         var ids = Set<String>()
         for message in messages where !ids.insert(message.envelope.messageID).inserted {
             throw BusError(.validationFailed, "message id \(message.envelope.messageID) is given twice; each message needs its own",
@@ -74,11 +94,52 @@ public enum Publisher {
             return (message.envelope, payload, sealing)
         }
         let signed = try SignedPublication.signBatch(toSign, with: signingKey, maxLeaves: batchLeaves)
+        if let admission { for publication in signed { try admission.check(publication.signed) } }
         let records = try zip(toSign, signed).map { message, signed in
             try record(message.envelope, payload: message.payload, signed: signed.signed, contentKeys: signed.contentKeys)
         }
         try journal.outbox.enqueue(records)
         return messages.map(\.envelope.messageID)
+    }
+
+    /// What the broker would answer if this node published `message` now, judged from this
+    /// node's registry copy by the broker's own step (`Admission.admit`, through
+    /// `preview(signed:...)`) on the bytes that would travel: each node's decision (whole copy,
+    /// parts withheld, or refused by which rule), or the error the broker would send back (too
+    /// large, not permitted, need to know, a key the registry does not hold). Nothing is queued;
+    /// publishing signs again.
+    public static func preview(_ message: BusMessage, nodeId: String, clearance: Classification, signingKey: Curve25519.Signing.PrivateKey,
+                               registry: NodeRegistry, maxMessageBytes: Int = WireLimits.defaultMaxMessageBytes,
+                               at now: Date = Date()) throws -> [(node: NodeProfile, decision: RecipientDecision)] {
+        try check(message, clearance: clearance)
+        guard let payload = message.payload else { throw BusError(.validationFailed, "payload is required") }
+        let sealing = try sealingRecipients(of: message.envelope, registry: registry)
+        let (signed, _) = try SignedPublication.signSealed(message.envelope, payload: payload, with: signingKey, sealing: sealing)
+        return try preview(signed: signed, nodeId: nodeId, registry: registry, maxMessageBytes: maxMessageBytes, at: now)
+    }
+
+    /// The broker's decisions for a publication already signed: the frame it would receive, and
+    /// `Admission.admit` over this node's registry copy.
+    public static func preview(signed: SignedPublication, nodeId: String, registry: NodeRegistry,
+                               maxMessageBytes: Int = WireLimits.defaultMaxMessageBytes,
+                               at now: Date = Date()) throws(BusError) -> [(node: NodeProfile, decision: RecipientDecision)] {
+        guard let publisher = registry.entry(id: nodeId)?.profile else {
+            throw BusError(.notAuthenticated, "node \(nodeId) is not in this node's registry copy")
+        }
+        let proof: Data
+        do {
+            proof = try signed.proof.serializedData()
+        } catch {
+            throw BusError(.internal, "the proof could not be encoded")
+        }
+        let frame = FrameBytes.publish(signedEnvelope: signed.signedEnvelope, payload: signed.payload, proof: proof)
+        var publish = Publish()
+        publish.signedEnvelope = signed.signedEnvelope
+        publish.payload = signed.payload
+        publish.proof = signed.proof
+        return try Admission.admit(publish, size: frame.count, from: publisher, signingKey: registry.signingKey(of: nodeId),
+                                   previousKey: registry.previousSigningKey(of:keyId:), among: registry.profiles,
+                                   maxMessageBytes: maxMessageBytes, at: now).decisions
     }
 
     /// The journal record of a message signed with `key` (PROTOCOL.md 7.2): the envelope bytes
@@ -127,12 +188,16 @@ public enum Publisher {
     /// Releases a draft: validates it again (the rules may have changed since), signs it and
     /// moves it to the outbox, from where the node daemon sends it.
     public static func releaseDraft(_ messageId: String, from journal: NodeJournal, clearance: Classification,
-                                    signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil) throws {
+                                    signingKey: Curve25519.Signing.PrivateKey, registry: @autoclosure () throws -> NodeRegistry? = nil,
+                                    admission: AdmissionCheck? = nil) throws {
         _ = try journal.drafts.release(messageId: messageId) { envelope, bytes in
             let payload = try BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: bytes)
             try MessageValidator.validate(envelope: envelope, payload: payload)
             try ConfidentialityPolicy.checkOriginatorClearance(envelope, nodeId: envelope.originator, clearance: clearance)
-            return try signed(envelope, payload: payload, with: signingKey, registry: try registry())
+            let (signed, contentKeys) = try SignedPublication.signSealed(envelope, payload: payload, with: signingKey,
+                                                                         sealing: try sealingRecipients(of: envelope, registry: try registry()))
+            try admission?.check(signed)
+            return try record(envelope, payload: payload, signed: signed, contentKeys: contentKeys)
         }
     }
 

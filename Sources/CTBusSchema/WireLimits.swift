@@ -2,6 +2,9 @@
 /// the broker and the node read their numbers from here, and `table` is what PROTOCOL.md's
 /// section 5.6 lists (a test compares the two, so neither can drift).
 public enum WireLimits {
+    /// The broker's frame limit for a Publish unless its configuration says otherwise
+    /// (`maxMessageBytes`); what a node checks before queueing, not knowing the broker's setting.
+    public static let defaultMaxMessageBytes = 1 << 20
     /// Message ids, references and revocation targets: a UUID in canonical text form.
     public static let messageIdBytes = 36
     /// Node and group ids ("oct", "wg-border").

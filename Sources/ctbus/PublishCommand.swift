@@ -48,9 +48,11 @@ struct PublishCommand: ParsableCommand {
             // gives, when the message asks): the outbox keeps the signed bytes.
             let registry = try configuration.loadRegistry()
             let signingKey = { () throws in try NodeMessageKeys(configuration: configuration, registry: registry).signing }
+            // With the registry copy, what the broker would refuse is refused here, before the outbox.
+            let admission = registry.map { Publisher.AdmissionCheck(nodeId: configuration.nodeId, registry: $0) }
             if let release {
                 try Publisher.releaseDraft(MessageID.canonical(release), from: journal, clearance: configuration.clearanceLevel,
-                                           signingKey: try signingKey(), registry: registry)
+                                           signingKey: try signingKey(), registry: registry, admission: admission)
                 print(release)
                 return
             }
@@ -70,7 +72,7 @@ struct PublishCommand: ParsableCommand {
             }
             let ids = draft ? try messages.map { try Publisher.saveDraft($0, into: journal, clearance: configuration.clearanceLevel) }
                 : try Publisher.enqueue(messages, into: journal, clearance: configuration.clearanceLevel, signingKey: try signingKey(),
-                                        registry: registry)
+                                        registry: registry, admission: admission)
             for id in ids { print(id) }
         }
     }

@@ -4,6 +4,7 @@ import CTBusSchema
 import CTBusLocal
 import CTBusTesting
 import Foundation
+import SwiftProtobuf
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -67,6 +68,84 @@ struct ConsoleComposeTests {
          ("mission_report.member_state", "KEN"), ("mission_report.dates.start", "2026-11-02"), ("mission_report.dates.end", "2026-11-03"),
          ("mission_report.participating_entities", "UNOCT\r\nCTED"), ("mission_report.summary", summary),
          ("envelope.thematic_tags", "border-security"), ("envelope.handling.classification", "UNCLASSIFIED"), ("action", "publish")] + extra
+    }
+
+    /// The hidden fields of a page's form, as a browser would post them back.
+    static func hiddenFields(_ body: String) -> [(String, String)] {
+        let pattern = /<input type="hidden" name="([^"]*)" value="([^"]*)">/
+        func unescape(_ text: Substring) -> String {
+            text.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'").replacingOccurrences(of: "&lt;", with: "<")
+                .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+        }
+        return body.matches(of: pattern).map { (unescape($0.output.1), unescape($0.output.2)) }
+    }
+
+    @Test("Review before publishing: Enter reviews and never publishes; the review says who receives it by the broker's own rules and queues nothing; Publish from it queues; what the broker would refuse (need to know, size) is refused at once by the form and the API")
+    func reviewBeforePublishing() async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(await bus.waitUntilConnected())
+        let oct = try bus.journal("oct")
+        let border = try bus.journal("wg-border")
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
+            let browser = Browser(base)
+            let token = try await browser.token("/compose/mission-report")
+            let form = try await browser.request("GET", "/compose/mission-report")
+            let buttons = form.body.ranges(of: "<button type=\"submit\"").map { String(form.body[$0.lowerBound...].prefix(80)) }
+            #expect(buttons.first?.contains("value=\"review\">Review before publishing") == true, "Enter presses the first button: \(buttons)")
+            #expect(!form.body.contains("value=\"publish\""), "the form itself cannot publish")
+
+            // A CONFIDENTIAL report: the review names who gets it and who does not, and why.
+            let fields = Self.missionReport(token).filter { !["action", "envelope.handling.classification"].contains($0.0) }
+                + [("envelope.handling.classification", "CONFIDENTIAL"), ("action", "review")]
+            let review = try await browser.request("POST", "/compose/mission-report", form: fields)
+            #expect(review.status == 200 && review.body.contains("<h1>Review: mission report</h1>"), "\(review.body)")
+            #expect(review.body.contains("Reaches cted, wg-border, wg-cft; not wg-rights: clearance."), "\(review.body)")
+            #expect(review.body.contains("<th scope=\"row\">wg-rights</th><td>nothing</td><td>clearance: clearance UNCLASSIFIED is below CONFIDENTIAL</td>"))
+            #expect(review.body.contains("<div class=\"marking\">CONFIDENTIAL</div>"))
+            #expect(try oct.count() == 0 && oct.outbox.counts().waiting == 0, "a review queues nothing")
+            // Enter in a field sends the first button's value; a form sent without one reviews too.
+            let bare = try await browser.request("POST", "/compose/mission-report", form: fields.filter { $0.0 != "action" })
+            #expect(try bare.status == 200 && bare.body.contains("Who receives it") && oct.count() == 0)
+
+            // Publish from the review: its hidden fields carry the form.
+            let hidden = Self.hiddenFields(review.body)
+            #expect(hidden.contains { $0 == ("mission_report.summary", "Workshop on border management held with the national police.") })
+            let published = try await browser.request("POST", "/compose/mission-report", form: hidden + [("action", "publish")])
+            #expect(published.status == 303 && published.headers["location"]?.hasSuffix("?done=queued") == true)
+            let id = String(try #require(published.headers["location"]).dropFirst("/messages/".count).prefix { $0 != "?" })
+            #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the reviewed report reached wg-border")
+            // Change it: back to the form, filled in.
+            let change = try await browser.request("POST", "/compose/mission-report", form: hidden + [("action", "edit")])
+            #expect(change.status == 200 && change.body.contains("value=\"MISSION-2026-KEN-07\"") && change.body.contains("value=\"review\""))
+
+            // What the broker would refuse is refused here, before the outbox: need to know...
+            let secret = Self.missionReport(token).filter { !["action", "envelope.handling.classification"].contains($0.0) }
+                + [("envelope.handling.classification", "STRICTLY_CONFIDENTIAL")]
+            for action in ["review", "publish"] {
+                let refused = try await browser.request("POST", "/compose/mission-report", form: secret + [("action", action)])
+                #expect(refused.status == 422 && refused.body.contains("releasability list"), "\(action): \(refused.body)")
+            }
+            var api = SampleMessages.missionReport(handling: SampleMessages.handling(.strictlyConfidential))
+            api.envelope.originator = "oct"
+            let apiRefused = try await browser.request("POST", "/api/v1/messages", body: Data(try api.jsonString().utf8), headers: ["Content-Type": "application/json"])
+            #expect(apiRefused.status == 422 && apiRefused.body.contains("NEED_TO_KNOW_REQUIRED"), "\(apiRefused.body)")
+            // ...and size: a matrix whose frame would pass the broker's 1 MiB.
+            var matrix = SampleMessages.activityMatrix(answering: [])
+            let activity = matrix.activityMatrix.activities[0]
+            matrix.activityMatrix.activities = (0..<5_000).map { index in
+                var copy = activity
+                copy.projectID = "UNCCT-\(index)"
+                copy.title = String(repeating: "capacity building ", count: 12)
+                return copy
+            }
+            matrix.envelope.originator = "oct"
+            let large = try await browser.request("POST", "/api/v1/messages", body: Data(try matrix.jsonString().utf8), headers: ["Content-Type": "application/json"])
+            #expect(large.status == 413 && large.body.contains("MESSAGE_TOO_LARGE"), "\(large.status) \(large.body.prefix(300))")
+            #expect(try oct.outbox.counts().waiting + oct.count() == 1, "only the reviewed report was queued")
+        }
     }
 
     @Test("Compose: each error next to its field and nothing written; a valid mission report leaves through the outbox and reaches another node")

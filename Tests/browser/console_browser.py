@@ -100,11 +100,26 @@ def coverage(driver, base, percent):
         time.sleep(0.2)
 
 
+def review_then_publish(driver):
+    """On the review page: nothing sent yet, who receives it said; then Publish."""
+    try:
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.recipients"))
+    except Exception:
+        check(False, f"the review page names the recipients (at {driver.current_url})")
+        return
+    check("Nothing has been sent yet" in driver.find_element(By.TAG_NAME, "main").text, "the review says nothing was sent yet")
+    check(driver.find_element(By.CSS_SELECTOR, "p.recipients").text.startswith("Reaches "), "the review says who it reaches")
+    shot(driver, "review")
+    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
+    wait_for_url(driver, "/messages/")
+
+
 def compose(driver, base, other):
     driver.get(base + "/compose")
     driver.find_element(By.LINK_TEXT, "Mission report").click()
     wait_for_url(driver, "/compose/mission-report")
-    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
+    check(not driver.find_elements(By.CSS_SELECTOR, "button[value=publish]"), "the form itself has no Publish button")
+    driver.find_element(By.CSS_SELECTOR, "button[value=review]").click()
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "div.errors"))
     errors = {e.get_attribute("id") for e in driver.find_elements(By.CSS_SELECTOR, "p.error")}
     for field in ("mission_id", "kind", "dates", "participating_entities", "summary"):
@@ -126,8 +141,9 @@ def compose(driver, base, other):
     summary = "Border management workshop held in Mombasa with the national police."
     type_into("mission_report.summary", summary)
     type_into("envelope.thematic_tags", "border-security")
-    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
-    wait_for_url(driver, "/messages/")
+    # Enter in a field presses the first button: the review, never Publish.
+    driver.find_element(By.NAME, "mission_report.mission_id").send_keys("\n")
+    review_then_publish(driver)
     message_id = driver.current_url.rsplit("/", 1)[-1].split("?")[0]
     main = driver.find_element(By.TAG_NAME, "main").text
     check("published by oct" in main, "the published report shows as published by oct")
@@ -152,8 +168,8 @@ def matrix(driver, base, csv_file):
     driver.find_element(By.NAME, "activity_matrix.reporting_period.start").send_keys("01012026")
     driver.find_element(By.NAME, "activity_matrix.reporting_period.end").send_keys("06302026")
     driver.find_element(By.NAME, "activity_matrix.activities_file").send_keys(os.path.abspath(csv_file))
-    driver.find_element(By.CSS_SELECTOR, "button[value=publish]").click()
-    wait_for_url(driver, "/messages/")
+    driver.find_element(By.CSS_SELECTOR, "button[value=review]").click()
+    review_then_publish(driver)
     text = driver.find_element(By.TAG_NAME, "main").text
     check("Activity matrix published by oct" in text, "the uploaded matrix shows as an activity matrix published by oct")
     check("Advance passenger information for Kenya" in text, "the matrix's activity is listed by its title")
