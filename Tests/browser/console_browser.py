@@ -194,13 +194,17 @@ def page_width_problems(driver, path):
 def layout(driver, base, *paths):
     for width, height, label in ((1280, 900, "desktop"), (390, 844, "phone")):
         driver.set_window_size(width, height)
+        shot_on_phone = set()
         for path in paths:
             driver.get(base + path)
             for problem in page_width_problems(driver, path):
                 check(False, f"{label}: {problem}")
-            name = path.strip("/").split("?")[0].replace("/", "-") or "root"
-            if label == "phone" and path.count("/") <= 2:
-                shot(driver, "phone-" + name.split("-")[0])
+            section = path.strip("/").split("?")[0].split("/")[0]
+            if label == "desktop" and path.startswith("/states/"):
+                shot(driver, "country")
+            if label == "phone" and section not in shot_on_phone:
+                shot_on_phone.add(section)
+                shot(driver, "phone-" + section)
 
 
 def axe(driver, base, axe_js, *paths):
