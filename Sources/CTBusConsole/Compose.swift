@@ -460,8 +460,8 @@ enum ComposeForm {
         if csv.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             reader.errors.byField["\(p).activities"] = "is required: choose the matrix's CSV file, or paste it here"
         } else {
-            do {
-                let activities = try ActivityMatrixCSV.activities(csv: csv)
+            let (activities, problems) = ActivityMatrixCSV.read(csv: csv)
+            if problems.isEmpty {
                 let built = ActivityMatrixCSV.message(activities: activities, period: reader.range("\(p).reporting_period") ?? DateRange(),
                                                       handling: Handling(), now: now)
                 message.envelope.subject = built.envelope.subject
@@ -469,8 +469,11 @@ enum ComposeForm {
                 message.envelope.references = built.envelope.references
                 message.activityMatrix = built.activityMatrix
                 if reader.range("\(p).reporting_period") == nil { message.activityMatrix.clearReportingPeriod() }
-            } catch {
-                reader.errors.byField["\(p).activities"] = error.detail
+            } else {
+                // Every problem at once, by row and column, listed at the top of the form.
+                reader.errors.byField["\(p).activities"] = problems.count == 1 ? problems[0].description
+                    : "\(problems.count) problems in the CSV, listed at the top of the form"
+                if problems.count > 1 { reader.errors.general += problems.prefix(200).map { "CSV \($0)" } }
             }
         }
         if message.payload == nil {

@@ -35,18 +35,38 @@ struct ActivityMatrixCSVTests {
     func errors() async {
         let good = "P-1,Title,KEN,,II,,,ONGOING,,,,"
         Self.expectFailure(Self.header + "\n" + good + "\nP-2,Title,Kenya,,II,,,ONGOING,,,,\n",
-                           "row 3, column member_states: must be an ISO 3166-1 alpha-3 code")
+                           "row 3, column member_states: \"Kenya\" must be an ISO 3166-1 alpha-3 code")
         Self.expectFailure(Self.header + "\nP-1,Title,KEN,,II,,,STARTED,,,,\n", "row 2, column status: must be PLANNED, ONGOING, COMPLETED or SUSPENDED")
         Self.expectFailure(Self.header + "\nP-1,Title,KEN,,V,,,ONGOING,,,,\n", "row 2, column pillars: \"V\" is not a pillar (I, II, III or IV)")
         Self.expectFailure(Self.header + "\nP-1,Title,KEN,,II,,,ONGOING,2026-05-01,2026-04-01,,\n", "row 2, column period_end: is before start")
         Self.expectFailure(Self.header + "\nP-1,Title,KEN,,II,,,ONGOING,,,\"1,000\",\n", "row 2, column budget_usd: must be whole US dollars, digits only")
         Self.expectFailure(Self.header + "\nP-1,,KEN,,II,,,ONGOING,,,,\n", "row 2, column title: is required")
         Self.expectFailure(Self.header + "\nP-1,Title,KEN,,II,,,ONGOING,,,,NOT-AN-ID\n",
-                           "row 2, column recommendation_ids: must be a message id: must be a UUID in canonical text form (lower-case, hyphenated)")
+                           "row 2, column recommendation_ids: \"NOT-AN-ID\" must be a message id: must be a UUID in canonical text form (lower-case, hyphenated)")
         Self.expectFailure("project_id,titel,status,pillars,member_states\nP-1,T,ONGOING,II,KEN\n",
-                           "column 2 \"titel\" is not a column of an activity matrix (known: \(ActivityMatrixCSV.columns.joined(separator: ", ")))")
-        Self.expectFailure("project_id,title,pillars,member_states\nP-1,T,II,KEN\n", "the header has no status column")
+                           "2 problems: row 1, column 2: \"titel\" is not a column of an activity matrix (known: \(ActivityMatrixCSV.columns.joined(separator: ", "))); row 1: the header has no title column")
+        Self.expectFailure("project_id,title,pillars,member_states\nP-1,T,II,KEN\n", "row 1: the header has no status column")
         Self.expectFailure(Self.header + "\n", "the file holds no activity (a header row and then one activity a row)")
+    }
+
+    @Test("Every problem at once: a row with four wrong cells gets four problems, each by row and column, beside those of other rows")
+    func everyProblemAtOnce() async {
+        let csv = Self.header + "\nP-1,Title,KEN,,II,,,ONGOING,,,,\nP-2,,Kenya,,V,,,STARTED,,,\"1,000\",\nP-3,Title,NGA,,III,,,DONE,,,,\n"
+        let (activities, problems) = ActivityMatrixCSV.read(csv: csv)
+        #expect(activities.isEmpty, "nothing is read from a file with a problem")
+        #expect(problems.map(\.description) == [
+            "row 3, column pillars: \"V\" is not a pillar (I, II, III or IV)",
+            "row 3, column status: must be PLANNED, ONGOING, COMPLETED or SUSPENDED",
+            "row 3, column budget_usd: must be whole US dollars, digits only",
+            "row 3, column title: is required",
+            "row 3, column member_states: \"Kenya\" must be an ISO 3166-1 alpha-3 code",
+            "row 4, column status: must be PLANNED, ONGOING, COMPLETED or SUSPENDED",
+        ], "\(problems.map(\.description))")
+        Self.expectFailure(csv, "6 problems: " + problems.map(\.description).joined(separator: "; "))
+        // Two header problems at once too.
+        let header = ActivityMatrixCSV.read(csv: "project_id,titel,pillars,member_states\nP-1,T,II,KEN\n").problems.map(\.description)
+        #expect(header.count == 3 && header[0].hasPrefix("row 1, column 2: \"titel\" is not a column") && header.contains("row 1: the header has no status column"),
+                "\(header)")
         Self.expectFailure(Self.header + "\nP-1,Ti\"tle,KEN,,II,,,ONGOING,,,,\n",
                            "the file is not well-formed CSV (a quote inside an unquoted cell, or a quoted cell left open)")
     }

@@ -344,6 +344,14 @@ extension ConsoleComposeTests {
             #expect(refused.status == 422)
             let error = refused.body.range(of: "id=\"f-activity_matrix.activities-error\">").map { String(refused.body[$0.upperBound...].prefix(200)) } ?? ""
             #expect(error.contains("row 3") && error.contains("member_states"), "\(error)")
+            // Every wrong cell at once, by row and column, listed at the top of the form.
+            let several = Self.multipart(fields, file: ("activity_matrix.activities_file", Data((header + "P-1,,Kenya,V,STARTED\n").utf8)))
+            let listed = try await browser.request("POST", "/compose/activity-matrix", body: several.body, headers: ["Content-Type": several.contentType])
+            #expect(listed.status == 422 && listed.body.contains("4 problems in the CSV, listed at the top of the form"), "\(listed.body)")
+            for line in ["CSV row 2, column pillars: &quot;V&quot; is not a pillar", "CSV row 2, column status: must be PLANNED",
+                         "CSV row 2, column title: is required", "CSV row 2, column member_states: &quot;Kenya&quot; must be an ISO 3166-1 alpha-3 code"] {
+                #expect(listed.body.contains("<li>" + line), "\(line)")
+            }
             #expect(refused.body.contains("P-2,Workshop,XX"), "the file's text is shown again in the text area")
 
             let latin1 = Self.multipart(fields, file: ("activity_matrix.activities_file", Data([0x50, 0x2D, 0x31, 0xE9, 0xFF, 0x0A])))
