@@ -189,6 +189,13 @@ struct MessagePage: ConsolePage {
         html.raw("<dl class=\"facts publication\">")
         for (name, value) in facts { html.element("dt", name); html.element("dd", value) }
         html.raw("</dl>")
+        // The page runs no script, so it does not change by itself: while something waits for the
+        // broker, a link reads it again (the page states, when it loads, what the journal says).
+        let waiting = (entry.refusedCode == nil && entry.acknowledgedAt == nil) || (entry.revokedAt == nil && revocation != nil)
+        if waiting {
+            html.raw("<p class=\"pages\">" + HTML.link(PageLayout.messageHref(entry.messageId), "Check again") + " (as of "
+                     + HTML.escape(Reading.time(Date())) + ")</p>")
+        }
         html.element("p", "Who received it, who got a copy with parts withheld and who was refused by which rule: "
                      + "the broker's audit (ctbus audit on the broker's host).", attributes: [("class", "hint")])
         return html

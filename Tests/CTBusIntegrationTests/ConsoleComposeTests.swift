@@ -363,6 +363,9 @@ extension ConsoleComposeTests {
             let published = try await browser.request("POST", "/compose/activity-matrix", body: good.body, headers: ["Content-Type": good.contentType])
             #expect(published.status == 303)
             #expect(try journal.entries(matching: JournalFilter(type: .activityMatrix)).count == 1)
+            // No daemon runs here: the page says the broker does not have it yet, and offers to check again.
+            let page = try await browser.request("GET", try #require(published.headers["location"]))
+            #expect(page.body.contains("<dt>Stored by the broker</dt><dd>not yet: the node daemon sends it</dd>") && page.body.contains(">Check again</a>"))
         }
     }
 }
