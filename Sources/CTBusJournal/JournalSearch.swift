@@ -24,7 +24,14 @@ public struct JournalSearch: Sendable {
     /// The search table (row id = position) over the view that computes each entry's text;
     /// every reference an entry makes (envelope references, and the recommendations an activity
     /// matrix's activities name, as ANSWERS), by target; and every theme it is tagged with.
-    static let schema = textIndex + """
+    static let schema = textIndex + referenceIndex + themeIndex
+
+    private static let textIndex = """
+        CREATE VIEW entry_search AS SELECT position, ctbus_search_text(type, envelope, payload) AS text FROM entry;
+        CREATE VIRTUAL TABLE entry_text USING fts5(text, content='entry_search', content_rowid='position', tokenize='unicode61 remove_diacritics 2');
+        """
+
+    private static let referenceIndex = """
 
         CREATE TABLE entry_reference (
             position INTEGER NOT NULL,
@@ -33,11 +40,6 @@ public struct JournalSearch: Sendable {
         );
         CREATE INDEX entry_reference_target ON entry_reference(target);
         CREATE INDEX entry_reference_position ON entry_reference(position);
-        """ + themeIndex
-
-    private static let textIndex = """
-        CREATE VIEW entry_search AS SELECT position, ctbus_search_text(type, envelope, payload) AS text FROM entry;
-        CREATE VIRTUAL TABLE entry_text USING fts5(text, content='entry_search', content_rowid='position', tokenize='unicode61 remove_diacritics 2');
         """
 
     private static let themeIndex = """
@@ -52,14 +54,7 @@ public struct JournalSearch: Sendable {
     /// Schema 1's search indexes: the text index was contentless, and there was no theme index.
     static let schemaVersion1 = """
         CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
-        CREATE TABLE entry_reference (
-            position INTEGER NOT NULL,
-            target TEXT NOT NULL,
-            relation TEXT NOT NULL
-        );
-        CREATE INDEX entry_reference_target ON entry_reference(target);
-        CREATE INDEX entry_reference_position ON entry_reference(position);
-        """
+        """ + referenceIndex
 
     /// From schema 1 to 2: the indexes are dropped and emptied, and `index` fills them again
     /// from the entries (the console does it in the background, saying how far it has come).

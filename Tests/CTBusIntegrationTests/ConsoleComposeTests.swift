@@ -70,6 +70,19 @@ struct ConsoleComposeTests {
          ("envelope.thematic_tags", "border-security"), ("envelope.handling.classification", "UNCLASSIFIED"), ("action", "publish")] + extra
     }
 
+    /// Every node of a bus running, and OCT's console (its keys and registry) served over it:
+    /// `body` gets the console's address and the journals of OCT and wg-border.
+    static func servingOCT(_ body: @escaping @Sendable (URL, NodeJournal, NodeJournal) async throws -> Void) async throws {
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startAllNodes()
+        #expect(await bus.waitUntilConnected())
+        let (oct, border) = (try bus.journal("oct"), try bus.journal("wg-border"))
+        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"),
+                                       registry: bus.registry) { base in try await body(base, oct, border) }
+    }
+
     /// The hidden fields of a page's form, as a browser would post them back.
     static func hiddenFields(_ body: String) -> [(String, String)] {
         let pattern = /<input type="hidden" name="([^"]*)" value="([^"]*)">/
@@ -82,14 +95,7 @@ struct ConsoleComposeTests {
 
     @Test("Review before publishing: Enter reviews and never publishes; the review says who receives it by the broker's own rules and queues nothing; Publish from it queues; what the broker would refuse (need to know, size) is refused at once by the form and the API")
     func reviewBeforePublishing() async throws {
-        let bus = try LocalBus()
-        defer { bus.shutdown() }
-        try bus.startBroker()
-        try bus.startAllNodes()
-        #expect(await bus.waitUntilConnected())
-        let oct = try bus.journal("oct")
-        let border = try bus.journal("wg-border")
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
+        try await Self.servingOCT { base, oct, border in
             let browser = Browser(base)
             let token = try await browser.token("/compose/mission-report")
             let form = try await browser.request("GET", "/compose/mission-report")
@@ -150,15 +156,7 @@ struct ConsoleComposeTests {
 
     @Test("Compose: each error next to its field and nothing written; a valid mission report leaves through the outbox and reaches another node")
     func compose() async throws {
-        let bus = try LocalBus()
-        defer { bus.shutdown() }
-        try bus.startBroker()
-        try bus.startAllNodes()
-        #expect(await bus.waitUntilConnected())
-        let oct = try bus.journal("oct")
-        let border = try bus.journal("wg-border")
-
-        try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"), registry: bus.registry) { base in
+        try await Self.servingOCT { base, oct, border in
             let browser = Browser(base)
             let index = try await browser.request("GET", "/compose")
             #expect(index.body.contains("/compose/mission-report") && index.body.contains("/compose/activity-matrix"))
