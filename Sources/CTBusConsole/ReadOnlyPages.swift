@@ -83,9 +83,9 @@ struct ReadOnlyPages: Sendable {
     /// Every Member State and region the journal's messages are about.
     func countryIndexPage() throws -> Response {
         let (messages, names) = try visible.traceMessages()
-        let subjects = try journal.subjects(atMost: visible.clearance)
-        return responses.page(CountryIndexPage(groups: Traceability.report(messages).byMemberState, subjects: subjects.subjects,
-                                               classifications: names + subjects.classifications))
+        let choices = try visible.filterChoices()
+        return responses.page(CountryIndexPage(groups: Traceability.report(messages).byMemberState, subjects: choices.memberStates,
+                                               classifications: names + choices.classifications))
     }
 
     func statusPage(csrf: String, done: ActionDone?) throws -> Response {

@@ -69,10 +69,12 @@ struct VisibleJournal: Sendable {
                     total: try journal.count(matching: filter), snippets: snippets)
     }
 
-    /// The choices of the journal's filters: the Member States its entries are about and the
-    /// themes they are tagged with.
-    func filterChoices() throws -> (memberStates: [String], themes: [String]) {
-        (try journal.subjects(atMost: clearance).subjects, try journal.search.themeNames(atMost: clearance))
+    /// The choices of the journal's filters, from the search index (`JournalSearch.choices`):
+    /// the Member States its entries are about, the themes they are tagged with, and the
+    /// classifications of those entries.
+    func filterChoices() throws -> (memberStates: [String], themes: [String], classifications: [String]) {
+        let choices = try journal.search.choices(atMost: clearance)
+        return (choices.subjects, choices.themes, choices.classifications)
     }
 
     /// Before a search: indexes what is waiting (a bounded batch, so that the page stays quick),

@@ -42,6 +42,9 @@ public struct JournalSearch: Sendable {
         CREATE INDEX entry_reference_position ON entry_reference(position);
         """
 
+    /// The themes of each entry (the theme filter), and the filters' choices: each Member State
+    /// or region and each theme the entries are about, once per classification (a console shows
+    /// those of the classifications it may show, without reading every entry).
     private static let themeIndex = """
 
         CREATE TABLE entry_theme (
@@ -49,6 +52,12 @@ public struct JournalSearch: Sendable {
             theme TEXT NOT NULL
         );
         CREATE INDEX entry_theme_theme ON entry_theme(theme, position);
+        CREATE TABLE entry_facet (
+            kind TEXT NOT NULL CHECK (kind IN ('subject', 'theme')),
+            value TEXT NOT NULL,
+            classification TEXT NOT NULL,
+            PRIMARY KEY (kind, value, classification)
+        ) WITHOUT ROWID;
         """
 
     /// Schema 1's search indexes: the text index was contentless, and there was no theme index.
@@ -97,6 +106,7 @@ public struct JournalSearch: Sendable {
             let insert = try db.cachedStatement(sql: "INSERT INTO entry_text (rowid, text) VALUES (?, ?)")
             let reference = try db.cachedStatement(sql: "INSERT INTO entry_reference (position, target, relation) VALUES (?, ?, ?)")
             let theme = try db.cachedStatement(sql: "INSERT INTO entry_theme (position, theme) VALUES (?, ?)")
+            let facet = try db.cachedStatement(sql: "INSERT OR IGNORE INTO entry_facet (kind, value, classification) VALUES (?, ?, ?)")
             var last = through
             for row in rows {
                 let position: Int64 = try row.decode(forColumn: "position")
@@ -107,8 +117,15 @@ public struct JournalSearch: Sendable {
                 for (target, relation) in Self.references(envelope: envelope, payload: payload) {
                     try reference.execute(arguments: [position, target, relation.name])
                 }
-                for name in Self.themes(envelope: envelope, payload: payload) {
+                let themes = Self.themes(envelope: envelope, payload: payload)
+                for name in themes {
                     try theme.execute(arguments: [position, name])
+                }
+                // Read from the hashed envelope, as everything a filter offers.
+                if let envelope {
+                    let marked = envelope.handling.classification.name
+                    try facet.execute(arguments: ["subject", envelope.subject, marked])
+                    for name in themes { try facet.execute(arguments: ["theme", name, marked]) }
                 }
                 last = position
             }
@@ -142,15 +159,20 @@ public struct JournalSearch: Sendable {
         return names.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && seen.insert($0).inserted }
     }
 
-    /// Every theme the indexed entries marked at most `ceiling` are tagged with, in order (a
-    /// filter's choices).
-    public func themeNames(atMost ceiling: Classification) throws(StoreError) -> [String] {
+    /// The filters' choices among the indexed entries marked at most `ceiling`: the Member
+    /// States and regions they are about and the themes they carry, in order, and the
+    /// classifications of those entries.
+    public func choices(atMost ceiling: Classification) throws(StoreError) -> (subjects: [String], themes: [String], classifications: [String]) {
         let names = Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+        let marks = names.map { _ in "?" }.joined(separator: ",")
         return try database.read { db in
-            try String.fetchAll(db, sql: """
-                SELECT DISTINCT theme FROM entry_theme JOIN entry ON entry.position = entry_theme.position
-                WHERE entry.classification IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY theme
-                """, arguments: StatementArguments(names))
+            func values(_ kind: String) throws -> [String] {
+                try String.fetchAll(db, sql: "SELECT DISTINCT value FROM entry_facet WHERE kind = ? AND classification IN (\(marks)) ORDER BY value",
+                                    arguments: StatementArguments([kind] + names))
+            }
+            return (try values("subject"), try values("theme"),
+                    try String.fetchAll(db, sql: "SELECT DISTINCT classification FROM entry_facet WHERE kind = 'subject' AND classification IN (\(marks))",
+                                        arguments: StatementArguments(names)))
         }
     }
 

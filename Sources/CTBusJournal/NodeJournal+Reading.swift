@@ -55,17 +55,7 @@ extension NodeJournal {
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
-    /// The Member States and regions the entries marked at most `ceiling` are about, in order
-    /// (a filter's choices), with the classifications of those entries.
-    public func subjects(atMost ceiling: Classification) throws(StoreError) -> (subjects: [String], classifications: [String]) {
-        var filter = JournalFilter()
-        filter.atMost = ceiling
-        let (condition, arguments) = Self.condition(filter)
-        return try database.read { db in
-            (try String.fetchAll(db, sql: "SELECT DISTINCT subject FROM entry \(condition) ORDER BY subject", arguments: StatementArguments(arguments)),
-             try String.fetchAll(db, sql: "SELECT DISTINCT classification FROM entry \(condition)", arguments: StatementArguments(arguments)))
-        }
-    }
+
 
     /// Every entry in journal order, one at a time (a cursor: a journal may hold millions).
     /// A row that does not read stops the walk with its error.

@@ -417,7 +417,7 @@ extension DamagedFilesTests {
         // What a build of schema 1 wrote: the same entries, the old search index, version 1.
         try await DatabaseQueue(path: path).write { db in
             try db.execute(sql: """
-                DROP VIEW entry_search; DROP TABLE entry_text; DROP TABLE entry_theme; DELETE FROM entry_reference;
+                DROP VIEW entry_search; DROP TABLE entry_text; DROP TABLE entry_theme; DROP TABLE entry_facet; DELETE FROM entry_reference;
                 DELETE FROM meta WHERE key = 'search-indexed-through';
                 CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
                 PRAGMA user_version = 1;
