@@ -29,12 +29,13 @@ struct JournalQuery {
 
     /// The query and the journal filter it asks for; a value that names nothing is bad input.
     static func parse(_ parameters: Parameters) throws(ConsoleInputError) -> (filter: JournalFilter, query: JournalQuery) {
-        // A form sent by GET writes spaces as "+".
         func value(_ name: String) -> String? {
-            parameters.get(name).map { $0.replacingOccurrences(of: "+", with: " ").trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+            parameters.get(name).map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
         var query = JournalQuery(type: value("type"), originator: value("originator"), memberState: value("member_state")?.uppercased(),
-                                 classification: value("classification"), direction: value("direction"), words: value("q"),
+                                 classification: value("classification"), direction: value("direction"),
+                                 // A form sent by GET writes a space as "+", which the search takes as a separator anyway.
+                                 words: value("q")?.replacingOccurrences(of: "+", with: " "),
                                  theme: value("theme"), from: value("from"), to: value("to"))
         var filter = JournalFilter(originator: query.originator, subject: query.memberState, newestFirst: true)
         if let words = query.words {

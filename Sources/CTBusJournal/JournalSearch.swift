@@ -27,7 +27,7 @@ public struct JournalSearch: Sendable {
     static let schema = textIndex + referenceIndex + themeIndex
 
     private static let textIndex = """
-        CREATE VIEW entry_search AS SELECT position, ctbus_search_text(type, envelope, payload) AS text FROM entry;
+        CREATE VIEW entry_search AS SELECT position, ctbus_search_text(envelope, payload) AS text FROM entry;
         CREATE VIRTUAL TABLE entry_text USING fts5(text, content='entry_search', content_rowid='position', tokenize='unicode61 remove_diacritics 2');
         """
 
@@ -73,14 +73,28 @@ public struct JournalSearch: Sendable {
         DELETE FROM meta WHERE key = 'search-indexed-through';
         """ + textIndex + themeIndex
 
-    /// `ctbus_search_text(type, envelope, payload)`: the words of an entry (`searchText`), for
-    /// the view FTS5 reads snippets from. NULL for bytes that do not decode.
-    static let searchTextFunction = DatabaseFunction("ctbus_search_text", argumentCount: 3, pure: true) { values in
-        guard let typeName = String.fromDatabaseValue(values[0]), let envelope = Data.fromDatabaseValue(values[1]),
-              let payload = Data.fromDatabaseValue(values[2]) else { return nil }
-        return searchText(envelope: try? Envelope(serializedBytes: envelope),
-                          payload: try? BusMessage.OneOf_Payload.decode(type: MessageType(name: typeName) ?? .unspecified, bytes: payload))
+    /// `ctbus_search_text(envelope, payload)`: the words of an entry (`searchText`), for the
+    /// view FTS5 reads snippets from, from the hashed bytes alone (the payload's type is the
+    /// envelope's, not the `type` column beside it). NULL for bytes that do not decode.
+    static let searchTextFunction = DatabaseFunction("ctbus_search_text", argumentCount: 2, pure: true) { values in
+        guard let envelope = Data.fromDatabaseValue(values[0]), let payload = Data.fromDatabaseValue(values[1]) else { return nil }
+        let (decoded, body) = decode(envelope: envelope, payload: payload)
+        return searchText(envelope: decoded, payload: body)
     }
+
+    /// An entry's envelope and payload from its hashed bytes, each nil when it does not decode.
+    static func decode(envelope bytes: Data, payload: Data) -> (Envelope?, BusMessage.OneOf_Payload?) {
+        guard let envelope = try? Envelope(serializedBytes: bytes) else { return (nil, nil) }
+        return (envelope, try? BusMessage.OneOf_Payload.decode(type: envelope.type, bytes: payload))
+    }
+
+    /// The version of `searchText`, kept in the journal beside the indexes. The text index
+    /// holds the tokens of the text as `searchText` wrote it when the entry was indexed, and
+    /// FTS5 cuts snippets from the text as `searchText` writes it now: the two must be the same
+    /// function. Any change to `searchText`, `references` or `themes` bumps this; `index` then
+    /// empties the indexes and fills them again. The indexes must also lose an entry (FTS5
+    /// 'delete', which reads its text through the view) before the entry itself changes or goes.
+    static let searchTextVersion = "1"
 
     /// How far the index has come: entries up to `indexedThrough` are searchable, of `last`.
     public func status() throws(StoreError) -> (indexedThrough: Int64, last: Int64) {
@@ -99,8 +113,17 @@ public struct JournalSearch: Sendable {
     @discardableResult
     public func index(limit: Int = 1_000) throws(StoreError) -> Int {
         try database.write { db in
+            if try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search-text-version'") != Self.searchTextVersion {
+                // Indexed by another searchText (or none yet): start again.
+                try db.execute(sql: """
+                    INSERT INTO entry_text (entry_text) VALUES ('delete-all');
+                    DELETE FROM entry_reference; DELETE FROM entry_theme; DELETE FROM entry_facet;
+                    DELETE FROM meta WHERE key = 'search-indexed-through';
+                    """)
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('search-text-version', ?)", arguments: [Self.searchTextVersion])
+            }
             let through = try Self.indexedThrough(db)
-            let rows = try Row.fetchAll(db, sql: "SELECT position, type, envelope, payload FROM entry WHERE position > ? ORDER BY position LIMIT ?",
+            let rows = try Row.fetchAll(db, sql: "SELECT position, envelope, payload FROM entry WHERE position > ? ORDER BY position LIMIT ?",
                                         arguments: [through, limit])
             guard !rows.isEmpty else { return 0 }
             let insert = try db.cachedStatement(sql: "INSERT INTO entry_text (rowid, text) VALUES (?, ?)")
@@ -110,9 +133,8 @@ public struct JournalSearch: Sendable {
             var last = through
             for row in rows {
                 let position: Int64 = try row.decode(forColumn: "position")
-                let envelope = try? Envelope(serializedBytes: try row.decode(Data.self, forColumn: "envelope"))
-                let type = MessageType(name: try row.decode(String.self, forColumn: "type")) ?? .unspecified
-                let payload = try? BusMessage.OneOf_Payload.decode(type: type, bytes: try row.decode(Data.self, forColumn: "payload"))
+                let (envelope, payload) = Self.decode(envelope: try row.decode(Data.self, forColumn: "envelope"),
+                                                      payload: try row.decode(Data.self, forColumn: "payload"))
                 try insert.execute(arguments: [position, Self.searchText(envelope: envelope, payload: payload)])
                 for (target, relation) in Self.references(envelope: envelope, payload: payload) {
                     try reference.execute(arguments: [position, target, relation.name])

@@ -119,8 +119,9 @@ struct StoreSchema: Sendable {
         }
     }
 
-    /// Creates the schema in an empty file, or checks the one there, under the write lock (so
-    /// two processes creating the same file at once make it once).
+    /// Creates the schema in an empty file, or checks the one there and upgrades an older one,
+    /// under the write lock (so two processes creating or upgrading the same file at once do it
+    /// once), in one transaction.
     func createOrCheck(_ pool: DatabasePool, path: String) throws {
         try pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
@@ -131,8 +132,17 @@ struct StoreSchema: Sendable {
                 } else {
                     try check(found, path: path)
                     for upgrade in upgrades(from: found.version) ?? [] {
+                        // Only a file that holds exactly the older schema is upgraded, and only
+                        // into exactly this one; anything else rolls back and is refused.
+                        guard try Self.definitions(in: db) == upgrade.definitions.get() else {
+                            throw StoreError(.schema, "\(path) holds \(kind) schema \(upgrade.from) with tables other than that schema's; "
+                                             + "it is not upgraded (see ctbus journal verify)")
+                        }
                         try db.execute(sql: upgrade.script)
                         try db.execute(sql: "PRAGMA user_version = \(upgrade.from + 1)")
+                    }
+                    if found.version != version, try Self.definitions(in: db) != definitions.get() {
+                        throw StoreError(.schema, "\(path): the upgrade to \(kind) schema \(version) did not give that schema; nothing was changed")
                     }
                 }
                 return .commit

@@ -140,10 +140,9 @@ public enum ActivityMatrixCSV {
         }
         let (start, end) = (cell("period_start"), cell("period_end"))
         if !start.isEmpty || !end.isEmpty {
-            take("period_start") { $0.period.start = start; if $0.period.end.isEmpty { $0.period.end = start } }
-            take("period_end") { $0.period.end = end; if $0.period.start.isEmpty { $0.period.start = end } }
-            activity.period.start = start
-            activity.period.end = end
+            // The two cells are checked as the pair they are: a problem of either, or of their
+            // order, is named by the column the validator names.
+            take("period") { $0.period.start = start; $0.period.end = end }
         }
         let budget = cell("budget_usd")
         if !budget.isEmpty {
@@ -158,7 +157,10 @@ public enum ActivityMatrixCSV {
         for (column, set) in cellChecks where !(["member_states", "region"].contains(column) && cell(column).isEmpty) {
             var alone = baseline
             set(&alone)
-            if let problem = validationProblem(alone, row: row), problem.column == column || problem.column == nil {
+            guard let problem = validationProblem(alone, row: row) else { continue }
+            if column == "period", let named = problem.column, named.hasPrefix("period") {
+                problems.append(Problem(row: row, column: named == "period" ? "period_start, period_end" : named, text: problem.text))
+            } else if problem.column == column || problem.column == nil {
                 problems.append(Problem(row: row, column: column, text: problem.text))
             }
         }

@@ -63,6 +63,10 @@ struct ActivityMatrixCSVTests {
             "row 4, column status: must be PLANNED, ONGOING, COMPLETED or SUSPENDED",
         ], "\(problems.map(\.description))")
         Self.expectFailure(csv, "6 problems: " + problems.map(\.description).joined(separator: "; "))
+        // A wrong period end beside another wrong cell: both named, each by its column.
+        let period = ActivityMatrixCSV.read(csv: Self.header + "\nP-1,,KEN,,II,,,ONGOING,2026-05-01,2026-13-01,,\n").problems.map(\.description)
+        #expect(period.count == 2 && period.contains("row 2, column title: is required") && period.contains { $0.hasPrefix("row 2, column period_end: ") },
+                "\(period)")
         // Two header problems at once too.
         let header = ActivityMatrixCSV.read(csv: "project_id,titel,pillars,member_states\nP-1,T,II,KEN\n").problems.map(\.description)
         #expect(header.count == 3 && header[0].hasPrefix("row 1, column 2: \"titel\" is not a column") && header.contains("row 1: the header has no status column"),
