@@ -310,7 +310,10 @@ enum ComposeForm {
                         now: Date = Date()) -> Result<BusMessage, ErrorsBox> {
         var reader = FormReader(form: form)
         var message = BusMessage()
-        message.envelope.messageID = MessageID.generate(now: now)
+        // The review page carries the id it showed, so that pressing Publish twice publishes
+        // once (the journal refuses a second message under one id); a form has none.
+        let reviewed = MessageID.canonical(form.text("envelope.message_id"))
+        message.envelope.messageID = MessageID.isUUID(reviewed) ? reviewed : MessageID.generate(now: now)
         message.envelope.type = type
         message.envelope.schemaVersion = MessageValidator.schemaVersion
         message.envelope.createdAt = Google_Protobuf_Timestamp(date: now)

@@ -12,10 +12,13 @@ struct JournalPage: ConsolePage {
     /// The filter's choices: the Member States the journal's entries are about, the themes they carry.
     let memberStates: [String]
     let themes: [String]
+    /// The markings of the entries the choices come from: the State a message is about is
+    /// marked as the message is.
+    let choiceClassifications: [String]
     let now: Date
 
     var title: String { "Journal" }
-    var marking: String? { PageLayout.marking(page.entries.map(\.classificationName)) }
+    var marking: String? { PageLayout.marking(page.entries.map(\.classificationName) + choiceClassifications) }
 
     var body: HTML {
         var html = filters()

@@ -15,7 +15,8 @@ struct MessageContent {
 
     /// A message named in another, as this console may show it.
     enum Referenced {
-        case shown(summary: String, typeName: String)
+        /// `classification`: its marking, for the banner of the page that names it.
+        case shown(summary: String, typeName: String, classification: String)
         /// Not in this journal, or above this console's clearance: nothing about it is shown.
         case notVisible
     }
@@ -171,7 +172,7 @@ struct MessageContent {
         for id in ids {
             html.raw("<li>")
             switch referenced[id] {
-            case .shown(let summary, _)?:
+            case .shown(let summary, _, _)?:
                 html.raw(HTML.link(PageLayout.messageHref(id), summary))
             case .notVisible?, nil:
                 html.element("span", "a recommendation not visible to this node", attributes: [("class", "not-visible")])

@@ -33,7 +33,13 @@ struct MessagePage: ConsolePage {
 
     var title: String { "\(Reading.typeName(message.envelope.type)) · \(message.envelope.subject)" }
 
-    var marking: String? { PageLayout.marking([entry.classificationName]) }
+    /// The page names its references and referrers by what they say: their markings count too.
+    var marking: String? {
+        let named = referenced.values.compactMap { reference -> String? in
+            if case .shown(_, _, let classification) = reference { classification } else { nil }
+        }
+        return PageLayout.marking([entry.classificationName] + referrers.map(\.entry.classificationName) + named)
+    }
 
     var body: HTML {
         var html = HTML()
@@ -140,7 +146,7 @@ struct MessagePage: ConsolePage {
                 html.raw("<li>")
                 html.text(Self.relationName(reference.relation, reverse: false) + " ")
                 switch referenced[reference.messageID] {
-                case .shown(let summary, let typeName)?:
+                case .shown(let summary, let typeName, _)?:
                     html.text(typeName.lowercased() + ": ")
                     html.raw(HTML.link(PageLayout.messageHref(reference.messageID), summary))
                 case .notVisible?, nil:

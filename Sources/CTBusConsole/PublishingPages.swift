@@ -71,6 +71,11 @@ struct PublishingPages: Sendable {
                 try publisher.publish(message, asDraft: draft)
             } catch let failure as BusError {
                 return refused(failure)
+            } catch let failure as StoreError where failure.kind == .duplicate {
+                // Publish pressed again on the same review: it went the first time.
+                let id = message.envelope.messageID
+                return Response(status: .seeOther, headers: [.location: draft ? ActionDone.draftSaved.location("/drafts")
+                                                                               : ActionDone.queued.location(PageLayout.messageHref(id))])
             }
             let id = message.envelope.messageID
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])

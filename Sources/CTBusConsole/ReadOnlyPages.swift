@@ -28,7 +28,8 @@ struct ReadOnlyPages: Sendable {
         }
         let page = try visible.page(filter, size: VisibleJournal.pageSize)
         let choices = try visible.filterChoices()
-        return responses.page(JournalPage(page: page, query: query, memberStates: choices.memberStates, themes: choices.themes, now: Date()))
+        return responses.page(JournalPage(page: page, query: query, memberStates: choices.memberStates, themes: choices.themes,
+                                          choiceClassifications: choices.classifications, now: Date()))
     }
 
     /// A message this console may show; one this node published comes with its publication's
@@ -75,7 +76,8 @@ struct ReadOnlyPages: Sendable {
         }
         let found = try visible.countryMessages(code)
         let file = Traceability.countryFile(found.map(\.message), memberState: code)
-        let shown = Set(file.report.recommendations.map(\.id) + file.activities.map(\.matrixId) + file.missionReports.map(\.id))
+        let shown = Set(file.report.recommendations.map(\.id) + file.report.recommendations.flatMap(\.answeredBy).map(\.matrixId)
+                        + file.activities.map(\.matrixId) + file.missionReports.map(\.id))
         let names = found.filter { shown.contains($0.message.envelope.messageID) }.map(\.classification)
         return responses.page(CountryFilePage(file: file, classifications: names, now: Date()))
     }

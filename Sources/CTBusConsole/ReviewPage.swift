@@ -35,9 +35,10 @@ struct ReviewPage: ConsolePage {
         html.raw(MessageContent(payload: message.payload, withheld: [], withheldFor: "", referenced: [:]).html.text)
         html.raw("<form method=\"post\" class=\"review\"\(HTML.attributes([("action", "/compose/" + ComposeForm.slug(type))]))>")
         html.raw(PageLayout.csrfField(csrf))
-        for (name, values) in form.values.sorted(by: { $0.key < $1.key }) where !["csrf", "action"].contains(name) {
+        for (name, values) in form.values.sorted(by: { $0.key < $1.key }) where !["csrf", "action", "envelope.message_id"].contains(name) {
             for value in values { html.raw("<input type=\"hidden\"\(HTML.attributes([("name", name), ("value", value)]))>") }
         }
+        html.raw("<input type=\"hidden\"\(HTML.attributes([("name", "envelope.message_id"), ("value", message.envelope.messageID)]))>")
         html.raw("<div class=\"actions\"><button type=\"submit\" name=\"action\" value=\"publish\">Publish</button>"
                  + "<button type=\"submit\" name=\"action\" value=\"draft\">Save as draft</button>"
                  + "<button type=\"submit\" name=\"action\" value=\"edit\">Change it</button></div></form>")

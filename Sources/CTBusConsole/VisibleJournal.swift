@@ -114,7 +114,7 @@ struct VisibleJournal: Sendable {
                 continue
             }
             found[id] = .shown(summary: Reading.summary((try? entry.message())?.payload, withheld: entry.redactedPaths),
-                               typeName: Reading.typeName(entry.typeName))
+                               typeName: Reading.typeName(entry.typeName), classification: entry.classificationName)
         }
         return found
     }

@@ -123,6 +123,10 @@ struct ConsoleComposeTests {
             #expect(published.status == 303 && published.headers["location"]?.hasSuffix("?done=queued") == true)
             let id = String(try #require(published.headers["location"]).dropFirst("/messages/".count).prefix { $0 != "?" })
             #expect(try await Wait.until { try border.entry(messageId: id) != nil }, "the reviewed report reached wg-border")
+            // Publish pressed twice on one review publishes once.
+            let again = try await browser.request("POST", "/compose/mission-report", form: hidden + [("action", "publish")])
+            #expect(again.status == 303 && again.headers["location"] == published.headers["location"])
+            #expect(try oct.entries(matching: JournalFilter(type: .missionReport)).count == 1)
             // Change it: back to the form, filled in.
             let change = try await browser.request("POST", "/compose/mission-report", form: hidden + [("action", "edit")])
             #expect(change.status == 200 && change.body.contains("value=\"MISSION-2026-KEN-07\"") && change.body.contains("value=\"review\""))

@@ -184,7 +184,10 @@ struct ConsoleTests {
         let unseen = MessageID.generate()
         let matrix = try bus.publish(SampleMessages.activityMatrix(answering: [kenya, unseen]), from: "oct")
         let report = try bus.publish(SampleMessages.missionReport(), from: "cted")
-        #expect(try await Wait.until { try border.count() == 5 })
+        var linked = SampleMessages.missionReport(memberState: "NGA")
+        linked.envelope.references = [Reference(to: nigeria, .reportsOn)]
+        let linkedId = try bus.publish(linked, from: "cted")
+        #expect(try await Wait.until { try border.count() == 6 })
         try await Self.serving(border, node: "wg-border", clearance: .confidential, messageKeys: try bus.messageKeys(of: "wg-border")) { base in
             let trace = try await Self.get(base, "/trace")
             #expect(trace.body.contains("100% of 1"), "\(trace.body)")
@@ -201,6 +204,10 @@ struct ConsoleTests {
             #expect(file.body.contains(">Border security and management: API/PNR capacity building</a></th><td>UNCCT-BSM-2026-014</td><td>ongoing</td>"
                                        + "<td>1 April to 31 December 2026</td><td>border-security</td><td>1 recommendation</td>"))
             #expect(file.body.contains("<a href=\"/messages/\(report)\">MISSION-2026-KEN-01: "), "the mission report about Kenya is listed")
+            // An UNCLASSIFIED report that names a CONFIDENTIAL recommendation by its text is marked CONFIDENTIAL.
+            let linkedPage = try await Self.get(base, "/messages/\(linkedId)")
+            #expect(linkedPage.body.contains("<header><div class=\"marking\">CONFIDENTIAL</div>") && linkedPage.body.contains("reports on"),
+                    "\(linkedPage.body)")
         }
     }
 
