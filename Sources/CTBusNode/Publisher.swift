@@ -123,9 +123,6 @@ public enum Publisher {
     public static func preview(signed: SignedPublication, nodeId: String, registry: NodeRegistry,
                                maxMessageBytes: Int = WireLimits.defaultMaxMessageBytes,
                                at now: Date = Date()) throws(BusError) -> [(node: NodeProfile, decision: RecipientDecision)] {
-        guard let publisher = registry.entry(id: nodeId)?.profile else {
-            throw BusError(.notAuthenticated, "node \(nodeId) is not in this node's registry copy")
-        }
         let proof: Data
         do {
             proof = try signed.proof.serializedData()
@@ -137,9 +134,8 @@ public enum Publisher {
         publish.signedEnvelope = signed.signedEnvelope
         publish.payload = signed.payload
         publish.proof = signed.proof
-        return try Admission.admit(publish, size: frame.count, from: publisher, signingKey: registry.signingKey(of: nodeId),
-                                   previousKey: registry.previousSigningKey(of:keyId:), among: registry.profiles,
-                                   maxMessageBytes: maxMessageBytes, at: now).decisions
+        return try Admission.admit(publish, size: frame.count, from: nodeId, registry: registry, maxMessageBytes: maxMessageBytes,
+                                   at: now).decisions
     }
 
     /// The journal record of a message signed with `key` (PROTOCOL.md 7.2): the envelope bytes

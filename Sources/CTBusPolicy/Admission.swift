@@ -83,6 +83,20 @@ public enum Admission {
         return Admitted(envelope: envelope, signed: signed, decisions: decisions)
     }
 
+    /// `admit` as the registry `registry` says: the publisher's profile, signing key and retired
+    /// keys, and every node, by their ids there. A publisher the registry does not name is
+    /// NOT_AUTHENTICATED. What the broker runs on each publication, and what a node runs over its
+    /// registry copy before it queues one.
+    public static func admit(_ publish: Publish, size: Int, from nodeId: String, registry: NodeRegistry, roots: BatchRoots? = nil,
+                             maxMessageBytes: Int, at now: Date = Date()) throws(BusError) -> Admitted {
+        guard let publisher = registry.entry(id: nodeId)?.profile else {
+            throw BusError(.notAuthenticated, "node \(nodeId) is not in the registry", messageId: messageId(of: publish))
+        }
+        return try admit(publish, size: size, from: publisher, signingKey: registry.signingKey(of: publisher.id),
+                         previousKey: registry.previousSigningKey(of:keyId:), roots: roots, among: registry.profiles,
+                         maxMessageBytes: maxMessageBytes, at: now)
+    }
+
     /// A sealed publication must be sealed to exactly the nodes the policy sends it to, and its
     /// disclosures to exactly those of them that receive the restricted fields (none without a
     /// PARTIAL restriction): the broker never stores a message a recipient could not open, nor

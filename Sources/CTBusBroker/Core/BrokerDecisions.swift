@@ -11,12 +11,7 @@ enum BrokerDecisions {
     /// Checks one publication (5.2) and decides its recipients and audit lines.
     static func publication(_ publish: Publish, size: Int, from nodeId: String, registry: NodeRegistry, roots: BatchRoots? = nil,
                             maxMessageBytes: Int, at date: Date) throws(BusError) -> Publication {
-        guard let publisher = registry.entry(id: nodeId)?.profile else {
-            throw BusError(.notAuthenticated, "node \(nodeId) is not in the registry", messageId: Admission.messageId(of: publish))
-        }
-        let admitted = try Admission.admit(publish, size: size, from: publisher,
-                                           signingKey: registry.signingKey(of: publisher.id),
-                                           previousKey: registry.previousSigningKey(of:keyId:), roots: roots, among: registry.profiles,
+        let admitted = try Admission.admit(publish, size: size, from: nodeId, registry: registry, roots: roots,
                                            maxMessageBytes: maxMessageBytes, at: date)
         let (recipients, audit) = Self.recipients(of: admitted.decisions, at: date)
         let proof: Data
