@@ -112,6 +112,11 @@ public struct JournalFilter: Sendable {
     /// Only entries marked at most this (a console's clearance).
     public var atMost: Classification?
 
+    /// The classification names marked at most `ceiling`, as the `classification` columns hold them.
+    static func names(atMost ceiling: Classification) -> [String] {
+        Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+    }
+
     public init(type: MessageType? = nil, originator: String? = nil, subject: String? = nil,
                 classification: Classification? = nil, direction: Direction? = nil,
                 since: Date? = nil, until: Date? = nil, newestFirst: Bool = false, before: Int64? = nil, limit: Int? = nil) {

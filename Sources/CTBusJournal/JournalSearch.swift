@@ -185,7 +185,7 @@ public struct JournalSearch: Sendable {
     /// States and regions they are about and the themes they carry, in order, and the
     /// classifications of those entries.
     public func choices(atMost ceiling: Classification) throws(StoreError) -> (subjects: [String], themes: [String], classifications: [String]) {
-        let names = Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+        let names = JournalFilter.names(atMost: ceiling)
         let marks = names.map { _ in "?" }.joined(separator: ",")
         return try database.read { db in
             func values(_ kind: String) throws -> [String] {

@@ -48,14 +48,12 @@ extension NodeJournal {
             arguments.append(theme)
         }
         if let ceiling = filter.atMost {
-            let names = Classification.allCases.filter { $0 != .unspecified && $0.rawValue <= ceiling.rawValue }.map(\.name)
+            let names = JournalFilter.names(atMost: ceiling)
             clauses.append("classification IN (\(names.map { _ in "?" }.joined(separator: ",")))")
             arguments += names.map { $0 as any DatabaseValueConvertible }
         }
         return (clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND "), arguments)
     }
-
-
 
     /// Every entry in journal order, one at a time (a cursor: a journal may hold millions).
     /// A row that does not read stops the walk with its error.
