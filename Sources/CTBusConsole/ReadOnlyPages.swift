@@ -61,11 +61,12 @@ struct ReadOnlyPages: Sendable {
             return responses.error(.badRequest, error.description)
         }
         let (messages, names) = try visible.traceMessages()
-        let now = Date()
-        let all = Traceability.report(messages, at: now)
-        let report = query.memberState == nil ? all : Traceability.report(messages, at: now, memberState: query.memberState)
-        return responses.page(TracePage(report: report, classifications: names,
-                                        memberStates: Array(Set(all.recommendations.map(\.memberState))).sorted(), query: query))
+        // The filter's choices: every State a recommendation names, read without a second report.
+        let states = Set(messages.compactMap { message -> String? in
+            if case .countryVisitRecommendation(let value) = message.payload { value.memberState } else { nil }
+        })
+        return responses.page(TracePage(report: Traceability.report(messages, memberState: query.memberState), classifications: names,
+                                        memberStates: states.sorted(), query: query))
     }
 
     /// A Member State's or region's file; a code that names neither is not found.

@@ -95,12 +95,18 @@ struct VisibleJournal: Sendable {
         var messages: [Traceability.Message] = []
         var names: [String] = []
         for entry in try journal.search.traceEntries() where visible(entry) {
-            guard let message = try? entry.message(), let payload = message.payload else { continue }
-            messages.append(Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
-                                                 redactedPaths: entry.redactedPaths))
+            guard let message = Self.traceMessage(entry) else { continue }
+            messages.append(message)
             names.append(entry.classificationName)
         }
         return (messages, names)
+    }
+
+    /// An entry as the traceability report reads it; nil when it does not decode (verify says why).
+    private static func traceMessage(_ entry: JournalEntry) -> Traceability.Message? {
+        guard let message = try? entry.message(), let payload = message.payload else { return nil }
+        return Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
+                                    redactedPaths: entry.redactedPaths)
     }
 
     /// What this console may show of each message `ids` name: what it says and its type, or that
@@ -127,9 +133,7 @@ struct VisibleJournal: Sendable {
         let known = Set(messages.map(\.envelope.messageID))
         for entry in try journal.entries(matching: JournalFilter(type: .missionReport, subject: memberState))
         where visible(entry) && !known.contains(entry.messageId) {
-            guard let message = try? entry.message(), let payload = message.payload else { continue }
-            found.append((Traceability.Message(envelope: message.envelope, payload: payload, revoked: entry.revokedAt != nil,
-                                               redactedPaths: entry.redactedPaths), entry.classificationName))
+            if let message = Self.traceMessage(entry) { found.append((message, entry.classificationName)) }
         }
         return found
     }

@@ -51,7 +51,7 @@ public enum Traceability {
             case .missionReport: missionReports.append(message)
             }
         }
-        let counts = { (message: Message) in !message.revoked && !ConfidentialityPolicy.isExpired(message.envelope, at: now) }
+        let counts = { (message: Message) in countsAt(now, message) }
 
         let inForce = matricesInForce(matrices, at: now)
 
@@ -114,11 +114,16 @@ public enum Traceability {
             recommendations: lines, notVisible: notVisible)
     }
 
-    /// The matrices in force: per originator and reporting period, the latest one that counts
-    /// (neither revoked nor expired), oldest first.
+    /// Whether a message counts in the figures at `now`: neither revoked nor expired.
+    static func countsAt(_ now: Date, _ message: Message) -> Bool {
+        !message.revoked && !ConfidentialityPolicy.isExpired(message.envelope, at: now)
+    }
+
+    /// The matrices in force: per originator and reporting period, the latest one that counts,
+    /// oldest first.
     static func matricesInForce(_ matrices: [Message], at now: Date) -> [Message] {
         var latest: [String: Message] = [:]
-        for matrix in matrices where !matrix.revoked && !ConfidentialityPolicy.isExpired(matrix.envelope, at: now) {
+        for matrix in matrices where countsAt(now, matrix) {
             guard case .activityMatrix(let value) = matrix.payload else { continue }
             let key = "\(matrix.envelope.originator)|\(value.reportingPeriod.start)|\(value.reportingPeriod.end)"
             if let current = latest[key], !isLater(matrix.envelope, than: current.envelope) { continue }
