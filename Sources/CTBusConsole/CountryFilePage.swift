@@ -22,7 +22,7 @@ struct CountryFilePage: ConsolePage {
         let open = active.filter { !$0.covered }.sorted { ($0.publishedAt, $0.id) < ($1.publishedAt, $1.id) }
         html.element("p", summary(recommendations: lines.count, active: active.count, open: open), attributes: [("class", "lead")])
         html.raw("<p class=\"pages\">" + HTML.link(TracePage.href(.init(memberState: file.memberState, sort: .open)), "Traceability of \(file.memberState)")
-                 + " · " + HTML.link("/journal?member_state=\(file.memberState.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")",
+                 + " · " + HTML.link(PageLayout.href("/journal", [("member_state", file.memberState)]),
                                      "Every message about \(file.memberState)") + "</p>")
 
         html.raw("<section aria-labelledby=\"s-open\"><h2 id=\"s-open\">Unanswered</h2>")
@@ -30,8 +30,8 @@ struct CountryFilePage: ConsolePage {
             html.element("p", active.isEmpty ? "No recommendation to answer." : "Every recommendation has an ongoing or completed activity answering it.")
         } else {
             table(["Recommendation", "Unanswered for", "Priority", "Follow-up", "Planned or suspended activities"], rows: open.map { line in
-                [Self.recommendationLink(line), .text(days(since: line.publishedAt)), .text(Self.priority(line.priority)),
-                 .text(Self.words(line.followUp)), .markup(Self.activities(line.answeredBy))]
+                [.markup(line.link), .text(days(since: line.publishedAt)), .text(line.priorityWords), .text(line.followUpWords),
+                 .markup(line.answeredByLinks)]
             }, into: &html)
         }
         html.raw("</section>")
@@ -43,10 +43,9 @@ struct CountryFilePage: ConsolePage {
             html.raw("<section\(HTML.attributes([("aria-labelledby", id)]))>")
             html.element("h3", "Visit \(visit.id)" + (visit.firstDay.isEmpty ? "" : ", from \(Reading.date(visit.firstDay))"), attributes: [("id", id)])
             table(["Recommendation", "Theme", "Priority", "Follow-up", "Trace", "Answered by", "Published"], rows: visit.recommendations.map { line in
-                [Self.recommendationLink(line), .text(line.thematicArea == Traceability.withheld ? "withheld" : line.thematicArea),
-                 .text(Self.priority(line.priority)), .text(Self.words(line.followUp)),
-                 .text(line.state == "active" ? (line.covered ? "answered" : "unanswered") : line.state),
-                 .markup(Self.activities(line.answeredBy)), .text(Reading.time(line.publishedAt))]
+                [.markup(line.link), .text(line.thematicArea == Traceability.withheld ? "withheld" : line.thematicArea),
+                 .text(line.priorityWords), .text(line.followUpWords), .text(line.trace), .markup(line.answeredByLinks),
+                 .text(Reading.time(line.publishedAt))]
             }, into: &html)
             html.raw("</section>")
         }
@@ -58,7 +57,7 @@ struct CountryFilePage: ConsolePage {
         } else {
             table(["Activity", "Project", "Status", "Period", "Theme", "Answers"], rows: file.activities.map { activity in
                 [.markup(HTML.link(PageLayout.messageHref(activity.matrixId), activity.title == Traceability.withheld ? "(title withheld)" : activity.title)),
-                 .text(activity.projectId), .text(Self.words(activity.status)),
+                 .text(activity.projectId), .text(TraceReport.words(activity.status)),
                  .text(Reading.range({ var range = DateRange(); range.start = activity.start; range.end = activity.end; return range }())),
                  .text(activity.thematicArea),
                  .text(activity.answers == 1 ? "1 recommendation" : "\(activity.answers) recommendations")]
@@ -122,21 +121,6 @@ struct CountryFilePage: ConsolePage {
         }
         html.raw("</tbody></table></div>")
     }
-
-    private static func recommendationLink(_ line: TraceReport.Recommendation) -> Cell {
-        .markup(HTML.link(PageLayout.messageHref(line.id),
-                          line.text == Traceability.withheld ? "Recommendation of visit \(line.visitId) (text withheld)" : Reading.shortened(line.text)))
-    }
-
-    private static func activities(_ refs: [TraceReport.ActivityRef]) -> String {
-        refs.map { HTML.link(PageLayout.messageHref($0.matrixId), "\($0.title == Traceability.withheld ? $0.projectId : $0.title) (\(words($0.status)))") }
-            .joined(separator: "<br>")
-    }
-
-    private static func priority(_ label: String) -> String { label == Traceability.withheld ? "withheld" : label.lowercased() }
-
-    /// IN_PROGRESS as "in progress".
-    private static func words(_ label: String) -> String { label.replacingOccurrences(of: "_", with: " ").lowercased() }
 
     static func href(_ code: String) -> String {
         "/states/" + (code.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")

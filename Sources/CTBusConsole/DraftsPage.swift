@@ -13,7 +13,6 @@ struct DraftsPage: ConsolePage {
 
     var body: HTML {
         var html = HTML()
-        if let done { html.raw(done.notice.text) }
         guard !drafts.isEmpty else {
             html.element("p", "No draft.", attributes: [("class", "empty")])
             return html

@@ -37,6 +37,23 @@ struct HTML: Sendable {
         list.map { " \($0.0)=\"\(escape($0.1))\"" }.joined()
     }
 
+    /// A labelled select of a filter form. `empty`, when given, labels the option that filters
+    /// nothing (value ""); the option whose value is `selected` is chosen.
+    static func select(_ name: String, label: String, options: [(value: String, label: String)], selected: String?,
+                       empty: String? = nil) -> String {
+        var html = HTML(raw: "<label>")
+        html.text(label)
+        html.raw("<select\(attributes([("name", name)]))>")
+        if let empty { html.element("option", empty, attributes: [("value", "")]) }
+        for option in options {
+            html.raw("<option\(attributes([("value", option.value)]))\(option.value == selected ? " selected" : "")>")
+            html.text(option.label)
+            html.raw("</option>")
+        }
+        html.raw("</select></label>")
+        return html.text
+    }
+
     /// A link; `href` is built by this module from escaped, percent-encoded parts.
     static func link(_ href: String, _ label: String, classes: String? = nil) -> String {
         var attributes = [("href", href)]

@@ -9,12 +9,13 @@ struct HTMLResponder: Sendable {
     let publishes: Bool
 
     func page(_ page: some ConsolePage, status: HTTPResponse.Status = .ok) -> Response {
-        self.page(page.title, marking: page.marking, page.body, status: status)
+        self.page(page.title, marking: page.marking, done: page.done, page.body, status: status)
     }
 
-    func page(_ title: String, marking: String?, _ body: HTML, status: HTTPResponse.Status = .ok) -> Response {
+    func page(_ title: String, marking: String?, done: ActionDone? = nil, _ body: HTML, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "text/html; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: title, node: nodeId, publishes: publishes, marking: marking, body))))
+                 body: .init(byteBuffer: ByteBuffer(string: PageLayout.page(title: title, node: nodeId, publishes: publishes, marking: marking,
+                                                                            done: done, body))))
     }
 
     /// A page that says what went wrong, titled with the status's reason phrase.

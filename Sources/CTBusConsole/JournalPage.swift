@@ -83,13 +83,7 @@ struct JournalPage: ConsolePage {
         html.raw("<form method=\"get\" action=\"/journal\" class=\"filters\">")
         html.raw("<label>Search<input\(HTML.attributes([("type", "search"), ("name", "q"), ("value", query.words ?? ""), ("size", "24")]))></label>")
         func select(_ name: String, _ label: String, _ options: [(value: String, label: String)], _ selected: String?, any: String = "any") {
-            html.raw("<label>"); html.text(label); html.raw("<select name=\"\(name)\"><option value=\"\">\(any)</option>")
-            for option in options {
-                html.raw("<option\(HTML.attributes([("value", option.value)]))\(option.value == selected ? " selected" : "")>")
-                html.text(option.label)
-                html.raw("</option>")
-            }
-            html.raw("</select></label>")
+            html.raw(HTML.select(name, label: label, options: options, selected: selected, empty: any))
         }
         func input(_ name: String, _ label: String, _ value: String?, type: String = "text") {
             html.raw("<label>"); html.text(label)

@@ -104,14 +104,8 @@ struct JournalQuery {
     /// The journal page with this query's filters, continuing past `position` in its order.
     func href(continuingAfter position: Int64) -> String {
         let page = order == .newest ? ("before", "\(position)") : ("after", "\(position)")
-        let pairs = [("q", words), ("type", type), ("originator", originator), ("member_state", memberState),
-                     ("classification", classification), ("direction", direction), ("theme", theme), ("from", from), ("to", to),
-                     ("sort", order == .newest ? nil : order.rawValue), (page.0, page.1)]
-        var allowed = CharacterSet.urlQueryAllowed
-        allowed.remove(charactersIn: "&=+#?")
-        let parts = pairs.compactMap { key, value in
-            value.flatMap { $0.isEmpty ? nil : "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }
-        }
-        return "/journal" + (parts.isEmpty ? "" : "?" + parts.joined(separator: "&"))
+        return PageLayout.href("/journal", [("q", words), ("type", type), ("originator", originator), ("member_state", memberState),
+                                            ("classification", classification), ("direction", direction), ("theme", theme), ("from", from),
+                                            ("to", to), ("sort", order == .newest ? nil : order.rawValue), (page.0, page.1)])
     }
 }

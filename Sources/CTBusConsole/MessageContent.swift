@@ -187,16 +187,7 @@ struct MessageContent {
         let activityColumns = ["activities.title": "activity titles", "activities.implementing_entities": "implementing entities",
                                "activities.budget_usd": "budgets"]
         if let label = activityColumns[field] { return label }
-        let name = "\(Self.prefix(type)).\(field)"
-        if let label = ComposeForm.payloadFields(type).first(where: { $0.name == name })?.label { return label }
+        if let label = ComposeForm.payloadFields(type).first(where: { $0.name.hasSuffix("." + field) })?.label { return label }
         return field.replacingOccurrences(of: "_", with: " ").capitalized
-    }
-
-    private static func prefix(_ type: MessageType) -> String {
-        switch type {
-        case .countryVisitRecommendation: "country_visit_recommendation"
-        case .missionReport: "mission_report"
-        default: "activity_matrix"
-        }
     }
 }

@@ -24,6 +24,12 @@ struct MessagePage: ConsolePage {
     /// The action just done that led here, confirmed at the top of the page.
     var done: ActionDone? = nil
 
+    /// The State at whose request parts of this copy are withheld.
+    private var withheldFor: String {
+        let handling = message.envelope.handling
+        return handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
+    }
+
     /// What the page shows of a message this node published.
     struct OwnPublication {
         /// A revocation queued and not confirmed by the broker yet.
@@ -42,13 +48,10 @@ struct MessagePage: ConsolePage {
     }
 
     var body: HTML {
-        var html = HTML()
-        if let done { html.raw(done.notice.text) }
-        html.raw("<p class=\"lead\">" + lead + "</p>")
+        var html = HTML(raw: "<p class=\"lead\">" + lead + "</p>")
         html.raw(fate().text)
-        let handling = message.envelope.handling
-        let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
-        html.raw(MessageContent(payload: message.payload, withheld: Set(entry.redactedPaths), withheldFor: state, referenced: referenced).html.text)
+        html.raw(MessageContent(payload: message.payload, withheld: Set(entry.redactedPaths), withheldFor: withheldFor,
+                                referenced: referenced).html.text)
         html.raw(links().text)
         if let publication {
             html.raw(Self.publication(entry, revocation: publication.pendingRevocation).text)
@@ -89,22 +92,12 @@ struct MessagePage: ConsolePage {
     /// The envelope's facts, the signature and the entry's place in the journal.
     private func facts() -> HTML {
         let envelope = message.envelope
-        let handling = envelope.handling
         var facts: [(String, String)] = [
             ("Message id", envelope.messageID), ("Type", Reading.typeName(envelope.type)), ("From", entry.originator),
             ("Direction", entry.direction.rawValue), ("Member State or region", envelope.subject),
             ("Created", Reading.time(entry.createdAt)),
-            ("Classification", Reading.classification(handling.classification.name)),
-            ("Releasable to", handling.releasability.isEmpty ? "every entitled node" : handling.releasability.joined(separator: ", ")),
-        ]
-        if handling.tlp != .tlpUnspecified { facts.append(("TLP", Reading.tlp(handling.tlp))) }
-        if !handling.declassifyOn.isEmpty { facts.append(("Declassified on", Reading.date(handling.declassifyOn))) }
+        ] + Reading.marks(envelope)
         if envelope.hasExpiresAt { facts.append(("Expires", Reading.time(envelope.expiresAt.date))) }
-        if handling.hasMemberStateRestriction {
-            let restriction = handling.memberStateRestriction
-            facts.append(("Member State restriction", "\(restriction.state), \(restriction.scope == .whole ? "whole message" : "parts"), "
-                          + "requested on \(Reading.date(restriction.requestedOn))"))
-        }
         if !envelope.thematicTags.isEmpty { facts.append(("Themes", envelope.thematicTags.joined(separator: ", "))) }
         facts.append(("Signature", signature?.summary ?? "not checked: this console has no registry"))
         facts.append(("Journal position", "\(entry.position)"))
@@ -126,10 +119,8 @@ struct MessagePage: ConsolePage {
                          attributes: [("class", "refused")])
         }
         if !entry.redactedPaths.isEmpty {
-            let handling = message.envelope.handling
-            let state = handling.hasMemberStateRestriction ? handling.memberStateRestriction.state : "a Member State"
             let names = entry.redactedPaths.map { MessageContent.label(message.envelope.type, $0) }
-            html.element("p", "Withheld from this node's copy at the request of \(state): \(names.joined(separator: ", ")).",
+            html.element("p", "Withheld from this node's copy at the request of \(withheldFor): \(names.joined(separator: ", ")).",
                          attributes: [("class", "withheld")])
         }
         return html

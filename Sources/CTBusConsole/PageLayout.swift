@@ -7,7 +7,13 @@ protocol ConsolePage {
     var title: String { get }
     /// The marking banner (`PageLayout.marking`); nil shows UNCLASSIFIED.
     var marking: String? { get }
+    /// The action that led here, confirmed under the title (`ActionDone`).
+    var done: ActionDone? { get }
     var body: HTML { get }
+}
+
+extension ConsolePage {
+    var done: ActionDone? { nil }
 }
 
 /// What every console page shares: the frame around its body, the classification banner, the
@@ -18,7 +24,7 @@ enum PageLayout {
     /// header landmark, with the navigation) and at the bottom (inside its footer), on every
     /// page, UNCLASSIFIED included, and on every printed sheet. Compose and Drafts are offered
     /// only to a node whose role `publishes`.
-    static func page(title: String, node: String, publishes: Bool = true, marking: String?, _ body: HTML) -> String {
+    static func page(title: String, node: String, publishes: Bool = true, marking: String?, done: ActionDone? = nil, _ body: HTML) -> String {
         let marking = marking ?? unclassified
         let banner = "<div\(HTML.attributes([("class", marking == unclassified ? "marking unclassified" : "marking")]))>\(HTML.escape(marking))</div>"
         var html = HTML(raw: "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">")
@@ -35,6 +41,7 @@ enum PageLayout {
         }
         html.raw("</nav></header><main>")
         html.element("h1", title)
+        if let done { html.raw(done.notice.text) }
         html.raw(body.text)
         html.raw("</main><footer>" + banner + "</footer></body></html>")
         return html.text
@@ -48,6 +55,16 @@ enum PageLayout {
         let levels = names.compactMap(Classification.init(name:))
         guard let top = levels.max(by: { $0.rawValue < $1.rawValue }), top != .unclassified else { return nil }
         return top == .strictlyConfidential ? "STRICTLY CONFIDENTIAL" : "CONFIDENTIAL"
+    }
+
+    /// `path` with the query `parameters`, each value percent-encoded; a nil or empty value is left out.
+    static func href(_ path: String, _ parameters: [(String, String?)]) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#?")
+        let parts = parameters.compactMap { key, value in
+            value.flatMap { $0.isEmpty ? nil : "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }
+        }
+        return path + (parts.isEmpty ? "" : "?" + parts.joined(separator: "&"))
     }
 
     static func messageHref(_ id: String) -> String {

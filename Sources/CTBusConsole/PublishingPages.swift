@@ -56,6 +56,11 @@ struct PublishingPages: Sendable {
             errors.add(failure, fields: ComposeForm.allFields(type, context: context), subjectField: nil)
             return composePage(slug, form: shown, errors: errors, csrf: csrf, status: .unprocessableContent)
         }
+        /// Where a publication or a draft saved leads: its page, or the drafts, saying so.
+        func done(_ id: String) -> Response {
+            Response(status: .seeOther, headers: [.location: draft ? ActionDone.draftSaved.location("/drafts")
+                                                                   : ActionDone.queued.location(PageLayout.messageHref(id))])
+        }
         switch ComposeForm.message(type, form: form, context: context) {
         case .failure(let box):
             return composePage(slug, form: shown, errors: box.errors, csrf: csrf, status: .unprocessableContent)
@@ -73,14 +78,11 @@ struct PublishingPages: Sendable {
                 return refused(failure)
             } catch let failure as StoreError where failure.kind == .duplicate {
                 // Publish pressed again on the same review: it went the first time.
-                let id = message.envelope.messageID
-                return Response(status: .seeOther, headers: [.location: draft ? ActionDone.draftSaved.location("/drafts")
-                                                                               : ActionDone.queued.location(PageLayout.messageHref(id))])
+                return done(message.envelope.messageID)
             }
             let id = message.envelope.messageID
             logger.info("console \(draft ? "saved a draft" : "queued a publication")", metadata: ["message_id": "\(id)", "type": "\(type.name)"])
-            return Response(status: .seeOther, headers: [.location: draft ? ActionDone.draftSaved.location("/drafts")
-                                                                           : ActionDone.queued.location(PageLayout.messageHref(id))])
+            return done(id)
         }
     }
 

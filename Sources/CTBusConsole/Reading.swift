@@ -42,6 +42,26 @@ enum Reading {
         return cut + "…"
     }
 
+    /// A message's handling, as its page and its review show it: classification, releasability,
+    /// TLP, sealing, declassification, and a Member State restriction with the parts it covers
+    /// (by the compose form's labels), who may see them and when it was asked for.
+    static func marks(_ envelope: Envelope) -> [(String, String)] {
+        let handling = envelope.handling
+        var marks = [("Classification", classification(handling.classification.name)),
+                     ("Releasable to", handling.releasability.isEmpty ? "every entitled node" : handling.releasability.joined(separator: ", "))]
+        if handling.tlp != .tlpUnspecified { marks.append(("TLP", tlp(handling.tlp))) }
+        if handling.sealed { marks.append(("Sealed", "Yes: only its recipients can read it; the broker cannot")) }
+        if !handling.declassifyOn.isEmpty { marks.append(("Declassify on", date(handling.declassifyOn))) }
+        if handling.hasMemberStateRestriction {
+            let restriction = handling.memberStateRestriction
+            let scope = restriction.scope == .whole ? "the whole message"
+                : "parts: " + restriction.fieldPaths.map { MessageContent.label(envelope.type, $0) }.joined(separator: ", ")
+            marks.append(("Member State restriction", "\(restriction.state) asked on \(date(restriction.requestedOn)) to restrict \(scope); "
+                          + "may see it: " + (restriction.allowedNodes.isEmpty ? "no node" : restriction.allowedNodes.joined(separator: ", "))))
+        }
+        return marks
+    }
+
     // MARK: Words for values
 
     static func typeName(_ type: MessageType) -> String { ComposeForm.title(type) }

@@ -30,7 +30,7 @@ struct ReviewPage: ConsolePage {
         }
         html.raw("</section>")
         html.raw("<section aria-labelledby=\"r-marks\"><h2 id=\"r-marks\">Marks</h2><dl class=\"facts\">")
-        for (name, value) in marks { html.element("dt", name); html.element("dd", value) }
+        for (name, value) in Reading.marks(message.envelope) { html.element("dt", name); html.element("dd", value) }
         html.raw("</dl></section>")
         html.raw(MessageContent(payload: message.payload, withheld: [], withheldFor: "", referenced: [:]).html.text)
         html.raw("<form method=\"post\" class=\"review\"\(HTML.attributes([("action", "/compose/" + ComposeForm.slug(type))]))>")
@@ -43,23 +43,6 @@ struct ReviewPage: ConsolePage {
                  + "<button type=\"submit\" name=\"action\" value=\"draft\">Save as draft</button>"
                  + "<button type=\"submit\" name=\"action\" value=\"edit\">Change it</button></div></form>")
         return html
-    }
-
-    private var marks: [(String, String)] {
-        let handling = message.envelope.handling
-        var marks = [("Classification", Reading.classification(handling.classification.name))]
-        marks.append(("Releasable to", handling.releasability.isEmpty ? "every entitled node" : handling.releasability.joined(separator: ", ")))
-        if handling.tlp != .tlpUnspecified { marks.append(("TLP", Reading.tlp(handling.tlp))) }
-        if handling.sealed { marks.append(("Sealed", "Yes: only its recipients can read it; the broker cannot")) }
-        if !handling.declassifyOn.isEmpty { marks.append(("Declassify on", Reading.date(handling.declassifyOn))) }
-        if handling.hasMemberStateRestriction {
-            let restriction = handling.memberStateRestriction
-            let scope = restriction.scope == .whole ? "the whole message" : "parts: " + restriction.fieldPaths.map {
-                MessageContent.label(message.envelope.type, $0) }.joined(separator: ", ")
-            marks.append(("Member State restriction", "\(restriction.state) asked to restrict \(scope); may see it: "
-                          + (restriction.allowedNodes.isEmpty ? "no node" : restriction.allowedNodes.joined(separator: ", "))))
-        }
-        return marks
     }
 
     /// "Reaches oct and wg-border (without Recommendation); not wg-rights: clearance."

@@ -47,8 +47,7 @@ struct StatusPage: ConsolePage {
         case nil:
             verify = facts.verifying ? "running…" : "not run yet"
         }
-        var html = done?.notice ?? HTML()
-        html.raw("<dl class=\"facts status\">")
+        var html = HTML(raw: "<dl class=\"facts status\">")
         for (name, value) in [("Node daemon", connection), ("Journal entries", "\(facts.entries)"),
                               ("Publications waiting in the outbox", "\(facts.outbox)"),
                               ("Publications refused by the broker", "\(facts.refused)"), ("Drafts", "\(facts.drafts)"),

@@ -76,16 +76,13 @@ struct TracePage: ConsolePage {
         }
         html.raw("</tr></thead><tbody>")
         for line in lines {
-            let text = line.text == Traceability.withheld ? "Recommendation of visit \(line.visitId) (text withheld)" : Reading.shortened(line.text)
-            html.raw("<tr><th scope=\"row\" class=\"summary\">" + HTML.link(PageLayout.messageHref(line.id), text) + "</th>")
+            html.raw("<tr><th scope=\"row\" class=\"summary\">" + line.link + "</th>")
             html.raw("<td>" + HTML.link(CountryFilePage.href(line.memberState), line.memberState) + "</td>")
             html.element("td", line.thematicArea)
-            html.element("td", line.priority == Traceability.withheld ? "withheld" : line.priority.lowercased())
-            html.element("td", line.followUp.replacingOccurrences(of: "_", with: " ").lowercased())
-            html.element("td", line.state == "active" ? (line.covered ? "answered" : "unanswered") : line.state)
-            html.raw("<td>" + line.answeredBy.map {
-                HTML.link(PageLayout.messageHref($0.matrixId), "\($0.title.isEmpty ? $0.projectId : $0.title) (\($0.status.lowercased()))")
-            }.joined(separator: "<br>") + "</td>")
+            html.element("td", line.priorityWords)
+            html.element("td", line.followUpWords)
+            html.element("td", line.trace)
+            html.raw("<td>" + line.answeredByLinks + "</td>")
             html.raw("<td>" + line.missionReports.enumerated().map { HTML.link(PageLayout.messageHref($1), "report \($0 + 1)") }
                 .joined(separator: ", ") + "</td></tr>")
         }
@@ -118,27 +115,15 @@ struct TracePage: ConsolePage {
     /// The Member State filter and the sort order (a GET form: the address says what is shown).
     private func filters() -> HTML {
         var html = HTML(raw: "<form method=\"get\" action=\"/trace\" class=\"filters\">")
-        html.raw("<label>Member State<select name=\"member_state\"><option value=\"\">all</option>")
-        for state in memberStates {
-            html.raw("<option\(HTML.attributes([("value", state)]))\(state == query.memberState ? " selected" : "")>")
-            html.text(state)
-            html.raw("</option>")
-        }
-        html.raw("</select></label><label>Order<select name=\"sort\">")
-        for order in Query.Sort.allCases {
-            html.raw("<option\(HTML.attributes([("value", order.rawValue)]))\(order == query.sort ? " selected" : "")>")
-            html.text(order.label)
-            html.raw("</option>")
-        }
-        html.raw("</select></label><button type=\"submit\">Show</button></form>")
+        html.raw(HTML.select("member_state", label: "Member State", options: memberStates.map { ($0, $0) }, selected: query.memberState,
+                             empty: "all"))
+        html.raw(HTML.select("sort", label: "Order", options: Query.Sort.allCases.map { ($0.rawValue, $0.label) }, selected: query.sort.rawValue))
+        html.raw("<button type=\"submit\">Show</button></form>")
         return html
     }
 
     static func href(_ query: Query) -> String {
-        var parts: [String] = []
-        if let state = query.memberState { parts.append("member_state=" + (state.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
-        if query.sort != .memberState { parts.append("sort=" + query.sort.rawValue) }
-        return "/trace" + (parts.isEmpty ? "" : "?" + parts.joined(separator: "&"))
+        PageLayout.href("/trace", [("member_state", query.memberState), ("sort", query.sort == .memberState ? nil : query.sort.rawValue)])
     }
 
     /// A chart's figures as a table, for screen readers and for reading exact numbers.
