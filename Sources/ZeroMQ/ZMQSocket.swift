@@ -35,6 +35,8 @@ public final class ZMQSocket {
     private(set) var handle: UnsafeMutableRawPointer?
     // Sockets keep their context alive: zmq_ctx_term waits for every socket to close.
     private let context: ZMQContext
+    /// Whether a monitor watches this socket (`monitor(context:endpoint:)`).
+    var monitored = false
 
     /// Creates a socket with ZMQ_LINGER set to `lingerMilliseconds` (0 by default), so closing
     /// it never blocks the context's termination.
@@ -50,8 +52,12 @@ public final class ZMQSocket {
 
     deinit { close() }
 
+    /// Closes the socket; a monitored one stops its monitor first. Closing a socket whose
+    /// monitor is still attached races with the I/O thread that writes the last events to the
+    /// monitor's pipe (libzmq issue 2083), and that race corrupted the heap now and then.
     public func close() {
         if let handle {
+            if monitored { zmq_socket_monitor(handle, nil, 0) }
             zmq_close(handle)
             self.handle = nil
         }
