@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -74,7 +75,7 @@ let package = Package(
         .target(
             name: "CTBusConsole",
             dependencies: [
-                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusTrace", "CTBusNode", "CTBusMetrics", "CTBusMetricNames",
+                "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusTrace", "CTBusNode", "CTBusMetrics", "CTBusMetricNames", "CTBusNotify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -140,10 +141,27 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Notifications of arriving messages: what they may say, mail through sendmail, signed
+        // webhooks, and the daemon's sender with its retries.
+        .target(
+            name: "CTBusNotify",
+            dependencies: [
+                "CTBusSchema", "CTBusJournal", "CTBusMetricNames",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "CTBusNode",
             dependencies: [
-                "CTBusMetricNames",
+                "CTBusMetricNames", "CTBusNotify",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -178,7 +196,7 @@ let package = Package(
             name: "ctbus",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusLocal", "CTBusBench",
+                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusLocal", "CTBusBench", "CTBusNotify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -230,7 +248,7 @@ let package = Package(
             name: "CTBusIntegrationTests",
             dependencies: [
                 "ZeroMQ", "CTBusSchema", "CTBusPolicy", "CTBusJournal", "CTBusBroker", "CTBusNode", "CTBusTrace", "CTBusConsole",
-                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusTesting", "CTBusLocal", "CTBusBench",
+                "CTBusMetrics", "CTBusBrokerHTTP", "CTBusTesting", "CTBusLocal", "CTBusBench", "CTBusNotify",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -12,7 +12,9 @@
 # check the signature format and journal exports, Tests/signatures/, and the minimal Python node of
 # PROTOCOL.md 9 speaks to a real broker, Tests/python/) and
 # prometheus (its promtool checks the metrics, deploy/prometheus/ and the alert rules) and
-# systemd (systemd-analyze verify checks deploy/systemd/; nothing is started), and python3-pip,
+# systemd (systemd-analyze verify checks deploy/systemd/; nothing is started), python3-aiosmtpd
+# (the SMTP server notification tests start on loopback), msmtp and msmtp-mta (the sendmail the
+# notifier writes mail to, relaying to that server), and python3-pip,
 # which fetches axe-core 4.12.1 (the accessibility checker the browser tests run in each console
 # page) from the one place it is packaged for Python, PyPI's axe-playwright-python 0.1.8 wheel,
 # pinned by its SHA-256, into /usr/local/share/ctbus-tests/axe.min.js.
@@ -24,7 +26,7 @@ for option in "$@"; do
   case "$option" in
     --with-protoc) packages+=(protobuf-compiler libprotobuf-dev) ;;
     --tests) tests=true
-      packages+=(chromium chromium-driver python3-selenium python3-jsonschema python3-cryptography protobuf-compiler libprotobuf-dev python3-protobuf python3-zmq prometheus systemd python3-pip) ;;
+      packages+=(chromium chromium-driver python3-selenium python3-jsonschema python3-cryptography protobuf-compiler libprotobuf-dev python3-protobuf python3-zmq prometheus systemd python3-pip python3-aiosmtpd msmtp msmtp-mta) ;;
     *) echo "install-deps: unknown option $option (--tests, --with-protoc)" >&2; exit 2 ;;
   esac
 done

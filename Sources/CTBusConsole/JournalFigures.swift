@@ -35,6 +35,9 @@ struct JournalFigures: Sendable {
             endpoint.set(.nodeOutboxDepth, to: Double(outbox.waiting))
             endpoint.set(.nodeOutboxRefused, to: Double(outbox.refused))
             endpoint.set(.nodeDrafts, to: Double(try journal.drafts.list().count))
+            let notifications = try journal.notifications.counts()
+            endpoint.set(.nodeNotificationsWaiting, to: Double(notifications.waiting))
+            endpoint.set(.nodeNotificationsFailed, to: Double(notifications.failed))
             endpoint.set(.nodeSearchUnindexedEntries, to: Double(max(0, search.last - search.indexedThrough)))
             let open = FileLock.isHeld(journal.path) && session?.open == true
             endpoint.set(.nodeBrokerSessionOpen, to: Double(open ? 1 : 0))

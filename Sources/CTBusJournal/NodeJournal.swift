@@ -14,6 +14,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     public var outbox: JournalOutbox { JournalOutbox(database: database) }
     /// Messages kept here and not sent until released.
     public var drafts: JournalDrafts { JournalDrafts(database: database) }
+    /// Subscriptions, and the notifications queued for them.
+    public var notifications: JournalNotifications { JournalNotifications(database: database) }
     /// Revocations queued for the broker, and revoked entries.
     public var revocations: JournalRevocations { JournalRevocations(database: database) }
     /// The full-text index and the references between entries.
@@ -25,13 +27,15 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
         database = try StoreDatabase(path: path, schema: Self.schema, access: access)
     }
 
-    /// Journals deliveries in one transaction (one fsync for the batch); returns how many were
-    /// new. Duplicates (a message id already journaled) are skipped.
+    /// Journals deliveries in one transaction (one fsync for the batch), with the notifications
+    /// of the subscriptions each passes; returns how many were new. Duplicates (a message id
+    /// already journaled) are skipped.
     @discardableResult
     public func recordDeliveries(_ deliveries: [IncomingDelivery], now: Date = Date()) throws(StoreError) -> Int {
         try database.write { db in
             var fresh = 0
             var previous = try JournalChain.lastHash(in: db)
+            let subscriptions = try JournalNotifications.subscriptions(db)
             for delivery in deliveries {
                 if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM entry WHERE message_id = ?"),
                                      arguments: [delivery.record.envelope.messageID]) == true {
@@ -39,6 +43,8 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
                 }
                 try JournalChain.insert(db, direction: .received, delivery.record, sequence: delivery.sequence,
                                 redactedPaths: delivery.redactedPaths, after: &previous, now: now)
+                try JournalNotifications.enqueue(db, position: db.lastInsertedRowID, record: delivery.record,
+                                                 subscriptions: subscriptions, now: now)
                 fresh += 1
             }
             return fresh
@@ -62,9 +68,12 @@ public final class NodeJournal: CheckedStoreFile, Sendable {
     /// and `entry_theme` are the search indexes (`JournalSearch.swift`). Schema 2 replaced
     /// schema 1's contentless text index by one whose text is read from the entries (for
     /// snippets) and added the theme index; a schema 1 file is upgraded by dropping its search
-    /// indexes, which fill again from the entries.
-    static let schema = StoreSchema(kind: "node journal", applicationId: 0x4354_4A4E, version: 2, sql: tables + JournalSearch.schema,
-                                    upgrades: [.init(from: 1, sql: tables + JournalSearch.schemaVersion1, script: JournalSearch.upgradeFromVersion1)],
+    /// indexes, which fill again from the entries. Schema 3 added `subscription` and
+    /// `notification` (`JournalNotifications.swift`), created empty by the upgrade from 2.
+    static let schema = StoreSchema(kind: "node journal", applicationId: 0x4354_4A4E, version: 3,
+                                    sql: tables + JournalSearch.schema + JournalNotifications.schema,
+                                    upgrades: [.init(from: 1, sql: tables + JournalSearch.schemaVersion1, script: JournalSearch.upgradeFromVersion1),
+                                               .init(from: 2, sql: tables + JournalSearch.schema, script: JournalNotifications.schema)],
                                     functions: [JournalSearch.searchTextFunction])
 
     /// The entries and the queues beside them, the same in every schema version so far.

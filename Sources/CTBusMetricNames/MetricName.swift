@@ -30,6 +30,10 @@ public enum MetricName: String, CaseIterable, Sendable {
     case nodeDeliveriesRefusedTotal = "ctbus_node_deliveries_refused_total"
     case nodeJournalVerifyFailuresTotal = "ctbus_node_journal_verify_failures_total"
     case nodeBatchRootsTotal = "ctbus_node_batch_roots_total"
+    case nodeNotificationsSentTotal = "ctbus_node_notifications_sent_total"
+    case nodeNotificationAttemptsFailedTotal = "ctbus_node_notification_attempts_failed_total"
+    case nodeNotificationsWaiting = "ctbus_node_notifications_waiting"
+    case nodeNotificationsFailed = "ctbus_node_notifications_failed"
 
     /// What the metric means.
     public var help: String {
@@ -61,6 +65,10 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .nodeDeliveriesRefusedTotal: "Deliveries and revocations the node refused, by reason: unsigned, unknown_signing_key, signature_invalid, disclosure_mismatch, sealed_to_mismatch, seal_invalid, non_canonical, invalid, malformed, clearance, policy (releasability or a Member State restriction), revocation_invalid."
         case .nodeJournalVerifyFailuresTotal: "Journal verify runs (by the console: at start, hourly, on demand) that found damage or could not run."
         case .nodeBatchRootsTotal: "Batch signature roots of deliveries the node checked: verified (one Ed25519 verification) or reused (verified before, so only hashed)."
+        case .nodeNotificationsSentTotal: "Notification sendings (one message, or a daily digest) a mail relay or webhook took, by channel."
+        case .nodeNotificationAttemptsFailedTotal: "Attempts at a notification sending that failed (retried later, or given up), by channel."
+        case .nodeNotificationsWaiting: "Notifications queued and not sent yet (read from the journal at each scrape)."
+        case .nodeNotificationsFailed: "Notifications given up after their attempts (shown on the status page; read from the journal at each scrape)."
         }
     }
 }

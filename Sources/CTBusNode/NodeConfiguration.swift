@@ -1,3 +1,4 @@
+import CTBusNotify
 import CTBusPolicy
 import CTBusSchema
 import Foundation
@@ -47,6 +48,9 @@ public struct NodeConfiguration: Sendable, Codable {
     /// delivery's signature is checked against the keys it lists. The console reads from it which
     /// types this node's role may publish and the node and group ids a message can be released to.
     public var registryFile: String?
+    /// Subscriptions to arriving messages, and how mail and webhooks are sent (the daemon's
+    /// notifier): see `NotificationSettings`.
+    public var notifications: NotificationSettings?
 
     public struct HTTPSettings: Sendable, Codable, Equatable {
         public var port: Int
@@ -93,7 +97,7 @@ public struct NodeConfiguration: Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case nodeId, brokerEndpoint, brokerPublicKey, brokerPublicKeyFile, secretKeyFile, signingKeyFile, sealingKeyFile, journalPath, clearance
         case heartbeatIntervalMilliseconds, brokerTimeoutMilliseconds, resendAfterMilliseconds
-        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http, registryFile
+        case outboxPollMilliseconds, reconnectMilliseconds, reconnectMaxMilliseconds, requestBacklog, http, registryFile, notifications
     }
 
     public init(from decoder: any Decoder) throws {
@@ -117,6 +121,7 @@ public struct NodeConfiguration: Sendable, Codable {
         registryFile = try c.decodeIfPresent(String.self, forKey: .registryFile)
         signingKeyFile = try c.decodeIfPresent(String.self, forKey: .signingKeyFile)
         sealingKeyFile = try c.decodeIfPresent(String.self, forKey: .sealingKeyFile)
+        notifications = try c.decodeIfPresent(NotificationSettings.self, forKey: .notifications)
     }
 
     /// The signing key file in use (named, or the default beside `secretKeyFile`).

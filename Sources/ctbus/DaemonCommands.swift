@@ -1,9 +1,11 @@
 import ArgumentParser
 import CTBusBroker
 import CTBusConsole
+import CTBusJournal
 import CTBusBrokerHTTP
 import CTBusMetrics
 import CTBusNode
+import CTBusNotify
 import CTBusSchema
 import CoreMetrics
 import Foundation
@@ -86,10 +88,29 @@ struct NodeCommand: AsyncParsableCommand {
                     throw error
                 }
             }
+            do {
+                services.append(try notifier(node, configurationFile: config, endpoint: endpoint, logger: log.logger(label: "ctbus.notify")))
+            } catch {
+                node.stop()
+                throw error
+            }
             try node.start()
             return (services, nil)
         }
     }
+}
+
+/// The notifier of `node`, once the configuration's subscriptions are checked and in the
+/// journal (a subscription naming an unknown State, type or theme stops the daemon here).
+private func notifier(_ node: Node, configurationFile: String, endpoint: MetricsEndpoint?, logger: Logger) throws -> Notifier {
+    let configuration = node.configuration
+    let settings = configuration.notifications ?? NotificationSettings()
+    let themes = NotificationWords.knownThemes(registry: try configuration.loadRegistry(), journal: node.journal,
+                                               atMost: configuration.clearanceLevel)
+    try node.journal.notifications.replaceConfigured(try settings.checked(knownThemes: themes, configurationFile: configurationFile))
+    let console = configuration.http.map { "http://\($0.bind ?? "127.0.0.1"):\($0.port)" } ?? "http://127.0.0.1"
+    return Notifier(nodeId: configuration.nodeId, journal: node.journal, settings: settings, consoleURL: console,
+                    wording: NotificationWords.wording, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)
 }
 
 /// Runs a daemon: `makeServices` builds (and starts what must fail early) its services; they

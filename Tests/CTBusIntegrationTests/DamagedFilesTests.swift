@@ -376,7 +376,7 @@ extension DamagedFilesTests {
             _ = try BrokerStore(path: path).messageCount()
         case "newer":
             _ = try Self.smallJournal(path)
-            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 3") }
+            try await DatabaseQueue(path: path).write { db in try db.execute(sql: "PRAGMA user_version = 4") }
         default:
             try await DatabaseQueue(path: path).write { db in
                 try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY); CREATE TABLE entry (position INTEGER)")
@@ -385,7 +385,7 @@ extension DamagedFilesTests {
         }
         let expected = switch name {
         case "store": "\(path) is a broker store, not a node journal"
-        case "newer": "\(path) holds node journal schema 3, newer than this build's 2: use the CTBus build that wrote it, or a newer one"
+        case "newer": "\(path) holds node journal schema 4, newer than this build's 3: use the CTBus build that wrote it, or a newer one"
         default: "\(path) is not a node journal of this build: it is another SQLite file, or a CTBus file written before files carried a schema version"
         }
         let before = try Self.sha256(path)
@@ -408,7 +408,7 @@ extension DamagedFilesTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: bus.folder.path).allSatisfy { !$0.contains(".damaged-") })
     }
 
-    @Test("A journal of schema 1 (a contentless search index) is read as it stands by verify, and upgraded by its owner: the search indexes fill again from the entries and show snippets")
+    @Test("A journal of schema 1 (a contentless search index) is read as it stands by verify, and upgraded by its owner through schema 2 to 3: the search indexes fill again from the entries and show snippets, the notification tables start empty")
     func upgradeFromSchema1() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-upgrade-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -417,6 +417,7 @@ extension DamagedFilesTests {
         // What a build of schema 1 wrote: the same entries, the old search index, version 1.
         try await DatabaseQueue(path: path).write { db in
             try db.execute(sql: """
+                DROP TABLE notification; DROP TABLE subscription;
                 DROP VIEW entry_search; DROP TABLE entry_text; DROP TABLE entry_theme; DROP TABLE entry_facet; DELETE FROM entry_reference;
                 DELETE FROM meta WHERE key = 'search-indexed-through';
                 CREATE VIRTUAL TABLE entry_text USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
@@ -429,8 +430,9 @@ extension DamagedFilesTests {
         #expect(try Self.sha256(path) == before, "read-only access changes nothing")
 
         let journal = try NodeJournal(path: path)
-        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 2)
+        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 3)
         #expect(try journal.search.status().indexedThrough == 0, "the indexes start again")
+        #expect(try journal.notifications.subscriptions().isEmpty && journal.notifications.counts() == (0, 0))
         try journal.search.index()
         let words = try #require(JournalSearch.query("FUZZ"))
         var filter = JournalFilter()
