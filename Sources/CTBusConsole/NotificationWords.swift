@@ -15,6 +15,6 @@ public enum NotificationWords {
     public static func knownThemes(registry: NodeRegistry?, journal: NodeJournal, atMost ceiling: Classification) -> [String] {
         var themes = Set(registry?.profiles.flatMap(\.themes) ?? [])
         themes.formUnion((try? journal.search.choices(atMost: ceiling).themes) ?? [])
-        return themes.sorted { $0.localizedStandardCompare($1) == .orderedAscending }
+        return themes.sorted { ($0.lowercased(), $0) < ($1.lowercased(), $1) }
     }
 }

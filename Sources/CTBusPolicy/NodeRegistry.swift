@@ -190,7 +190,7 @@ public struct NodeRegistry: Sendable, Equatable {
         let file: RegistryFile
         do {
             let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
+            decoder.dateDecodingStrategy = .utcTime
             file = try decoder.decode(RegistryFile.self, from: json)
         } catch {
             throw RegistryError("not a valid registry: \(Self.describe(error))")
@@ -241,7 +241,7 @@ public struct NodeRegistry: Sendable, Equatable {
         })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] // keys as written by keygen
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .utcTime
         return try encoder.encode(file)
     }
 

@@ -43,7 +43,7 @@ struct TraceCommand: ParsableCommand {
             case .json:
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                encoder.dateEncodingStrategy = .iso8601
+                encoder.dateEncodingStrategy = .utcTime
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             case .csv:
                 print(TextTable.csv(columns: Self.recommendationColumns, rows: report.recommendations.map(Self.row)), terminator: "")
@@ -58,7 +58,7 @@ struct TraceCommand: ParsableCommand {
 
     static func row(_ line: TraceReport.Recommendation) -> [String] {
         [line.id, line.memberState, line.thematicArea, line.visitId, line.visitDate,
-         ISO8601DateFormatter().string(from: line.publishedAt), line.priority, line.followUp, line.state,
+         UTCTime.iso8601(line.publishedAt), line.priority, line.followUp, line.state,
          line.covered ? "yes" : "no", line.answeredBy.map { "\($0.projectId) \($0.status)" }.joined(separator: "; "),
          line.missionReports.joined(separator: "; ")]
     }

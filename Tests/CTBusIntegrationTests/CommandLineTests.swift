@@ -215,7 +215,7 @@ struct CommandLineTests {
                                      + "TLP:AMBER+STRICT; redacted: priority\r\n"), "\(csv.output)")
         let json = try await Self.run(["journal", "list", "--journal", path, "--format", "json"])
         let rows = try JSONDecoder().decode([[String: String]].self, from: Data(json.output.utf8))
-        #expect(rows == [["id": id, "created": ISO8601DateFormatter().string(from: message.envelope.createdAt.date), "direction": "received",
+        #expect(rows == [["id": id, "created": UTCTime.iso8601(message.envelope.createdAt.date), "direction": "received",
                           "type": "COUNTRY_VISIT_RECOMMENDATION", "classification": "STRICTLY_CONFIDENTIAL", "subject": "CENTRAL_ASIA",
                           "from": "cted-regional-office-for-central-asia", "notes": "TLP:AMBER+STRICT; redacted: priority"]])
     }

@@ -437,7 +437,7 @@ extension ConsoleTests {
                     && all.body.contains("<option value=\"KEN\">KEN</option>"))
             let themed = try await Self.get(base, "/journal?theme=border-security&member_state=ken")
             #expect(themed.body.contains(kenya) && !themed.body.contains(nigeria) && themed.body.contains("1 message matches these filters."))
-            let today = String(ISO8601DateFormatter().string(from: Date()).prefix(10))
+            let today = String(UTCTime.iso8601(Date()).prefix(10))
             let todays = try await Self.get(base, "/journal?from=\(today)&to=\(today)&sort=oldest")
             #expect(todays.body.contains("3 messages match these filters.") && todays.body.range(of: kenya)!.lowerBound < todays.body.range(of: tunisia)!.lowerBound,
                     "oldest first")

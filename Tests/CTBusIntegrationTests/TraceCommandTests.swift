@@ -15,7 +15,7 @@ struct TraceCommandTests {
         let result = try await CommandLineTests.run(["trace", "--journal", journal, "--format", "json"] + extra)
         #expect(result.status == 0, "\(result.errors)")
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .utcTime
         return try decoder.decode(TraceReport.self, from: Data(result.output.utf8))
     }
 

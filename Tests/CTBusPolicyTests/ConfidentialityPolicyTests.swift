@@ -119,8 +119,8 @@ struct ConfidentialityPolicyTests {
     func declassification() {
         var envelope = Self.envelope(.confidential)
         envelope.handling.declassifyOn = "2027-01-01"
-        let before = ISO8601DateFormatter().date(from: "2026-12-31T23:00:00Z")!
-        let after = ISO8601DateFormatter().date(from: "2027-01-01T00:30:00Z")!
+        let before = UTCTime.parse("2026-12-31T23:00:00Z")!
+        let after = UTCTime.parse("2027-01-01T00:30:00Z")!
         #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", for: Self.rights, at: before).isDelivered == false)
         #expect(ConfidentialityPolicy.decide(envelope, originator: "cted", for: Self.rights, at: after) == .deliver(redactedPaths: []))
         // Declassification never widens a releasability list.
