@@ -10,6 +10,8 @@ enum ActionDone: String, CaseIterable {
     case discarded
     case revocationQueued = "revocation-queued"
     case verified
+    case subscribed
+    case unsubscribed
 
     var text: String {
         switch self {
@@ -20,6 +22,8 @@ enum ActionDone: String, CaseIterable {
         case .discarded: "The draft was discarded. It was never sent."
         case .revocationQueued: "Revocation queued. The node daemon sends it; every node that received the message is told."
         case .verified: "The journal was checked just now: the result is under Journal verify."
+        case .subscribed: "Subscribed: the messages that arrive from now on and pass its filter are notified."
+        case .unsubscribed: "The subscription was removed, with what it had still to send."
         }
     }
 

@@ -38,15 +38,17 @@ public struct ConsoleServer: Sendable {
     let forms: FormRequests
     let readOnly: ReadOnlyPages
     let publishing: PublishingPages
+    let notifications: NotificationPages
     let api: ConsoleAPI
     let figures: JournalFigures
 
     /// Refuses an address other than loopback without `authentication`. `allowedHosts`: the
     /// names people reach the console by, beside `localhost`, the loopback addresses and `host`.
     /// `registry` is the node's copy, read from `registryFile` when it is known; `messageKeys`
-    /// sign what the console publishes.
+    /// sign what the console publishes; `sendsMail`: whether the node's notifier has a sender
+    /// address, so that people may subscribe by e-mail.
     public init(nodeId: String, clearance: Classification, journal: NodeJournal, registry: NodeRegistry? = nil,
-                messageKeys: NodeMessageKeys? = nil, registryFile: String? = nil,
+                messageKeys: NodeMessageKeys? = nil, registryFile: String? = nil, sendsMail: Bool = false,
                 host: String = "127.0.0.1", port: Int, allowedHosts: [String] = [], authentication: ConsoleAuthentication? = nil,
                 metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = Logger(label: "ctbus.console")) throws(ConfigurationError) {
         guard Self.isLoopback(host) || authentication != nil else {
@@ -78,6 +80,8 @@ public struct ConsoleServer: Sendable {
         readOnly = ReadOnlyPages(nodeId: nodeId, journal: journal, visible: visible, registry: registry, check: check, responses: responses)
         publishing = PublishingPages(nodeId: nodeId, journal: journal, visible: visible, context: context, publisher: publisher,
                                      responses: responses, logger: logger)
+        notifications = NotificationPages(nodeId: nodeId, journal: journal, clearance: clearance, registry: registry, mails: sendsMail,
+                                          responses: responses)
         api = ConsoleAPI(nodeId: nodeId, visible: visible, context: context, publisher: publisher, csrf: csrf, refusals: refusals, logger: logger)
         figures = JournalFigures(journal: journal, endpoint: metrics, problems: refusals)
     }
@@ -112,7 +116,7 @@ public struct ConsoleServer: Sendable {
     /// The HTML pages. Every handler that reads or writes the journal does it on NIO's thread
     /// pool (`offPool`); every form that changes something goes through `forms.changing`.
     private func addPages(to router: Router<ConsoleRequestContext>) {
-        let (forms, pages, publishing, check) = (forms, readOnly, publishing, check)
+        let (forms, pages, publishing, check, notifications) = (forms, readOnly, publishing, check, notifications)
         router.get("/journal") { request, _ in try await offPool { try pages.journalPage(request) } }
         router.get("/messages/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
@@ -154,6 +158,20 @@ public struct ConsoleServer: Sendable {
         router.post("/messages/:id/revoke") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await forms.changing(request) { form, _ in try publishing.revoke(id, form: form) }
+        }
+        router.get("/notifications") { request, _ in
+            let owner = NotificationPages.owner(request)
+            return try await offPool {
+                try forms.withCookie(request) { token in try notifications.page(owner: owner, csrf: token, done: ActionDone(request)) }
+            }
+        }
+        router.post("/notifications") { request, _ in
+            let owner = NotificationPages.owner(request)
+            return try await forms.changing(request) { form, token in try notifications.add(form: form, owner: owner, csrf: token) }
+        }
+        router.post("/notifications/:id/remove") { request, context in
+            let (id, owner) = (context.parameters.get("id") ?? "", NotificationPages.owner(request))
+            return try await forms.changing(request) { _, _ in try notifications.remove(id, owner: owner) }
         }
     }
 }

@@ -36,7 +36,7 @@ enum PageLayout {
         html.raw("</span>")
         var links = [("/journal", "Journal"), ("/states", "Member States"), ("/trace", "Traceability")]
         if publishes { links += [("/compose", "Compose"), ("/drafts", "Drafts")] }
-        for (href, label) in links + [("/status", "Status")] {
+        for (href, label) in links + [("/notifications", "Notifications"), ("/status", "Status")] {
             html.raw(HTML.link(href, label))
         }
         html.raw("</nav></header><main>")
@@ -103,6 +103,9 @@ enum PageLayout {
         form.compose fieldset{border:1px solid #d0d7de;margin:0 0 1em;padding:.6em 1em}
         form.compose .field{display:grid;grid-template-columns:14em 1fr;gap:.2em 1em;margin:.5em 0;align-items:start}
         form.compose .hint,form.compose .error{grid-column:2} form.compose textarea{width:100%}
+        form.compose fieldset.field{display:block;border:0;padding:0;margin:.8em 0} form.compose fieldset.field legend{padding:0;margin-bottom:.3em}
+        form.compose fieldset.field p.error{margin:.3em 0} .secret{border-left:.3em solid #1f6f3f;background:#eef6f0;padding:.2em 1em;margin-bottom:1em}
+        .secret code{overflow-wrap:anywhere}
         form.compose input[type=text]{width:24em} form.compose select,form.compose input[type=date]{justify-self:start} .choices{display:flex;flex-wrap:wrap;gap:.3em 1em}
         .invalid input,.invalid textarea,.invalid select{border:2px solid #a8000c}
         .error,.errors{color:#a8000c} form.compose p.error{grid-column:2;margin:.1em 0 .3em} .errors{border:2px solid #a8000c;padding:.3em 1em;margin-bottom:1em}

@@ -99,7 +99,8 @@ struct ReadOnlyPages: Sendable {
                                      entries: search.last, outbox: outbox.waiting, refused: outbox.refused,
                                      drafts: try journal.drafts.list().count, lastReceived: received?.recordedAt,
                                      lastAcknowledged: try journal.lastAcknowledgement(), searchIndexed: search.indexedThrough,
-                                     verify: check.last, verifying: check.isRunning)
+                                     verify: check.last, verifying: check.isRunning,
+                                     notifications: try journal.notifications.status())
         return responses.page(StatusPage(facts: facts, csrf: csrf, done: done))
     }
 }

@@ -16,6 +16,7 @@ struct StatusPage: ConsolePage {
         var searchIndexed: Int64
         var verify: JournalCheck.Outcome?
         var verifying: Bool
+        var notifications: [SubscriptionStatus]
     }
 
     let facts: Facts
@@ -47,6 +48,13 @@ struct StatusPage: ConsolePage {
         case nil:
             verify = facts.verifying ? "running…" : "not run yet"
         }
+        let waiting = facts.notifications.map(\.waiting).reduce(0, +), failed = facts.notifications.map(\.failed).reduce(0, +)
+        var notifications = "\(facts.notifications.count) subscriptions; \(waiting) notifications waiting, \(failed) given up"
+        // Named, never addressed: the addresses are their owners' to see.
+        let failing = facts.notifications.filter { $0.failed > 0 || ($0.waiting > 0 && $0.lastError != nil) }
+        if !failing.isEmpty {
+            notifications += ". Failing: " + failing.map { "\($0.subscription.name) (\($0.lastError ?? "given up"))" }.joined(separator: "; ")
+        }
         var html = HTML(raw: "<dl class=\"facts status\">")
         for (name, value) in [("Node daemon", connection), ("Journal entries", "\(facts.entries)"),
                               ("Publications waiting in the outbox", "\(facts.outbox)"),
@@ -54,7 +62,7 @@ struct StatusPage: ConsolePage {
                               ("Last message received", facts.lastReceived.map(Reading.time) ?? "none yet"),
                               ("Last publication acknowledged", facts.lastAcknowledged.map(Reading.time) ?? "none yet"),
                               ("Search index", "\(facts.searchIndexed) of \(facts.entries) entries"),
-                              ("Journal verify", verify)] {
+                              ("Journal verify", verify), ("Notifications", notifications)] {
             html.element("dt", name)
             html.element("dd", value)
         }

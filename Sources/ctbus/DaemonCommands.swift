@@ -79,6 +79,7 @@ struct NodeCommand: AsyncParsableCommand {
                     let server = try ConsoleServer(nodeId: node.configuration.nodeId, clearance: node.configuration.clearanceLevel,
                                                    journal: node.journal, registry: try node.configuration.loadRegistry(),
                                                    messageKeys: node.messageKeys, registryFile: node.configuration.registryFile,
+                                                   sendsMail: node.configuration.notifications?.mailFrom != nil,
                                                    host: http.bind ?? "127.0.0.1", port: http.port, allowedHosts: http.allowedHosts ?? [],
                                                    authentication: authentication, metrics: endpoint ?? MetricsEndpoint(),
                                                    logger: log.logger(label: "ctbus.console"))

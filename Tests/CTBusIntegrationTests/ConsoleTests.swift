@@ -27,13 +27,13 @@ struct ConsoleTests {
     /// broker); by default a key no registry lists, enough for a console without a broker.
     static func serving<T>(_ journal: NodeJournal, node: String, clearance: Classification,
                            messageKeys: NodeMessageKeys = NodeMessageKeys(signing: NodeJournal.testSigningKey, sealing: .init()),
-                           registry: NodeRegistry? = nil,
+                           registry: NodeRegistry? = nil, sendsMail: Bool = false,
                            host: String = "127.0.0.1", allowedHosts: [String] = [], authentication: ConsoleAuthentication? = nil,
                            metrics: MetricsEndpoint = MetricsEndpoint(), logger: Logger = LocalBus.defaultLogger,
                            _ body: (URL) async throws -> T) async throws -> T {
         let port = try LocalBus.freePortForTests()
         let console = try ConsoleServer(nodeId: node, clearance: clearance, journal: journal, registry: registry,
-                                        messageKeys: messageKeys, host: host, port: port, allowedHosts: allowedHosts,
+                                        messageKeys: messageKeys, sendsMail: sendsMail, host: host, port: port, allowedHosts: allowedHosts,
                                         authentication: authentication, metrics: metrics, logger: logger)
         return try await serving(port: port, { onRunning in console.application(onRunning: onRunning) }, body)
     }
@@ -317,7 +317,7 @@ extension ConsoleBrowserTests {
         #expect(try border.entries(matching: JournalFilter(type: .missionReport)).count == 1)
     }
 
-    @Test("Every page holds at 1280 px and on a 390 px phone (a 1,200-character word included), carries its banner in the header and footer, and axe-core finds no critical, serious or moderate violation")
+    @Test("Every page holds at 1280 px and on a 390 px phone (a 1,200-character word included), carries its banner in the header and footer, and axe-core finds no critical, serious or moderate violation; a subscription is added in the browser, its mistakes shown by the fields")
     func layoutAndAccessibility() async throws {
         let axe = "/usr/local/share/ctbus-tests/axe.min.js"
         try #require(FileManager.default.fileExists(atPath: axe), "axe-core is missing: run ./deploy/install-deps.sh --tests")
@@ -335,10 +335,13 @@ extension ConsoleBrowserTests {
         let oct = try bus.journal("oct")
         #expect(try await Wait.until { try oct.count() == 4 })
         try await ConsoleTests.serving(oct, node: "oct", clearance: .strictlyConfidential, messageKeys: try bus.messageKeys(of: "oct"),
-                                       registry: bus.registry) { base in
+                                       registry: bus.registry, sendsMail: true) { base in
+            let subscribed = try await Self.browser(["subscribe", base.absoluteString])
+            #expect(subscribed.status == 0, "\(subscribed.output)")
+            #expect(try oct.notifications.subscriptions().map(\.name) == ["Kenya desk"])
             let paths = ["/journal", "/journal?q=train+border", "/messages/\(long)", "/messages/\(restricted)", "/messages/\(matrix)",
                          "/messages/\(report)", "/states", "/states/KEN", "/trace", "/trace?member_state=KEN&sort=open", "/compose",
-                         "/compose/mission-report", "/compose/activity-matrix", "/drafts", "/status"]
+                         "/compose/mission-report", "/compose/activity-matrix", "/drafts", "/notifications", "/status"]
             let layout = try await Self.browser(["layout", base.absoluteString] + paths)
             #expect(layout.status == 0, "\(layout.output)")
             let checked = try await Self.browser(["axe", base.absoluteString, axe] + paths)

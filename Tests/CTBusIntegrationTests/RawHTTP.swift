@@ -42,6 +42,7 @@ enum RawHTTP {
             var offset = 0
             while offset < buffer.count {
                 let sent = send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                if sent < 0, errno == EINTR { continue } // a signal came first: nothing was sent
                 guard sent > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))") }
                 offset += sent
             }
@@ -52,6 +53,7 @@ enum RawHTTP {
         while true {
             let count = recv(fd, &chunk, chunk.count, 0)
             if count == 0 { break }
+            if count < 0, errno == EINTR { continue } // a signal came first: nothing was read
             guard count > 0 else { throw Failure(description: "recv: \(String(cString: strerror(errno)))") }
             received.append(contentsOf: chunk[0..<count])
         }

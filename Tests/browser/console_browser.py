@@ -8,6 +8,8 @@ Usage: console_browser.py STEP BASE_URL [ARGS...]
   compose OCT_BASE WG_BASE     at OCT, send the mission report form empty (errors next to the fields),
                                fill it in and publish it; then find it in the working group's journal
   matrix OCT_BASE CSV_FILE     at OCT, upload an activity matrix from a CSV file and publish it
+  subscribe BASE               on the notifications page, add a subscription with a State that does
+                               not exist (the error by its field, nothing added), then with KEN
   layout BASE PATH...          each page at 1280 px and at a 390 px phone: nothing wider than the window,
                                the viewport tag, a marking banner inside the header and footer landmarks
   axe BASE AXE_JS PATH...      axe-core (AXE_JS, axe.min.js) on each page: no critical, serious or
@@ -163,6 +165,35 @@ def compose(driver, base, other):
     check(summary in driver.find_element(By.TAG_NAME, "main").text, "the working group reads the summary as written")
 
 
+def subscribe(driver, base):
+    """A subscription added with the keyboard: a mistake is shown by its field, nothing added; then it is."""
+    driver.get(base + "/notifications")
+
+    def fill(states):
+        for name, text in (("name", "Kenya desk"), ("target", "kenya-desk@oct.example"), ("memberStates", states)):
+            element = driver.find_element(By.NAME, name)
+            element.clear()
+            element.send_keys(text)
+        box = driver.find_element(By.CSS_SELECTOR, "input[name=types][value=COUNTRY_VISIT_RECOMMENDATION]")
+        if not box.is_selected():
+            box.click()
+        driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=daily]").click()
+        driver.find_element(By.NAME, "name").send_keys("\n")
+
+    fill("Kenya")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.error"))
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "p.error")]
+    check(any('"Kenya" is unknown' in e for e in errors), f"an unknown State is named by its field (found {errors})")
+    check("None yet." in driver.find_element(By.TAG_NAME, "main").text, "nothing was added")
+    fill("KEN")
+    wait_for_url(driver, "done=subscribed")
+    main = driver.find_element(By.TAG_NAME, "main").text
+    check("Subscribed" in main, "the page confirms the subscription")
+    check("country visit recommendations, about Kenya (KEN)" in main, "the subscription says what it is told of")
+    check("daily digest at 07:00 UTC" in main, "and when")
+    shot(driver, "notifications")
+
+
 def matrix(driver, base, csv_file):
     driver.get(base + "/compose/activity-matrix")
     driver.find_element(By.NAME, "activity_matrix.reporting_period.start").send_keys("01012026")
@@ -229,7 +260,7 @@ def main():
     try:
         driver.set_script_timeout(60)
         {"journal": journal, "coverage": coverage, "compose": compose, "matrix": matrix, "layout": layout,
-         "axe": axe}[step](driver, base, *arguments)
+         "axe": axe, "subscribe": subscribe}[step](driver, base, *arguments)
     finally:
         driver.quit()
     for failure in failures:
