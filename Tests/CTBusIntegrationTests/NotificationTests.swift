@@ -32,7 +32,7 @@ struct NotificationTests {
         try bus.startNode("cted")
         #expect(await bus.waitUntilConnected())
         let journal = try bus.journal("oct")
-        let settings = try Self.settings(smtp: smtp, hook: hook, bus: bus, subscriptions: """
+        let settings = try Self.settings(smtp: smtp, bus: bus, subscriptions: """
             {"name": "kenya-recommendations", "email": "kenya@oct.example", "types": ["country-visit-recommendation"], "memberStates": ["ken"]},
             {"name": "confidential", "email": "cleared@oct.example", "classifications": ["CONFIDENTIAL"]},
             {"name": "border", "webhook": "http://127.0.0.1:\(hook.port)/hooks", "secretFile": "\(hook.secretFile)", "themes": ["Border-Security"]},
@@ -124,7 +124,7 @@ struct NotificationTests {
         #expect(await bus.waitUntilConnected())
         let journal = try bus.journal("oct")
         let closed = try LocalBus.freePortForTests()
-        var settings = try Self.settings(smtp: smtp, hook: hook, bus: bus, subscriptions: """
+        var settings = try Self.settings(smtp: smtp, bus: bus, subscriptions: """
             {"name": "mail", "email": "desk@oct.example"},
             {"name": "hook", "webhook": "http://127.0.0.1:\(hook.port)/", "secretFile": "\(hook.secretFile)"},
             {"name": "nowhere", "webhook": "http://127.0.0.1:\(closed)/", "secretFile": "\(hook.secretFile)"}
@@ -180,9 +180,44 @@ struct NotificationTests {
         #expect(try journal.notifications.counts() == (0, 2))
     }
 
+    @Test("ctbus node with a notifications section: a subscription naming an unknown State stops it, naming the subscription and the field; put right, the daemon mails what arrives through the host's sendmail and stops on SIGTERM")
+    func daemonNotifies() async throws {
+        let smtp = try await Receiver.start(.smtp)
+        defer { smtp.stop() }
+        let bus = try LocalBus()
+        defer { bus.shutdown() }
+        try bus.startBroker()
+        try bus.startNode("cted")
+        try bus.writeConfigurationFiles()
+        let path = bus.nodeConfigurationPath("oct")
+        func configure(state: String) throws {
+            var configuration = bus.nodeConfiguration("oct")
+            configuration.notifications = try Self.settings(smtp: smtp, bus: bus, subscriptions: """
+                {"name": "desk", "email": "desk@oct.example", "memberStates": ["\(state)"]}
+                """)
+            try JSONEncoder().encode(configuration).write(to: URL(fileURLWithPath: path))
+        }
+        try configure(state: "Kenya")
+        let refused = try await CommandLineTests.run(["node", "--config", path])
+        #expect(refused.status == 1)
+        #expect(refused.errors.contains("notifications subscription \"desk\": memberStates: \"Kenya\" is unknown"), "\(refused.errors)")
+
+        try configure(state: "KEN")
+        let log = bus.folder.appendingPathComponent("oct.log")
+        let node = try CommandLineTests.start(["node", "--config", path], log: log)
+        defer { if node.isRunning { kill(node.processIdentifier, SIGKILL) } }
+        let journal = try bus.journal("oct")
+        #expect(try await Wait.until(seconds: 30) { try journal.notifications.subscriptions().map(\.id) == ["config:desk"] })
+        let id = try bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted")
+        _ = try bus.publish(SampleMessages.recommendation(memberState: "NGA"), from: "cted")
+        #expect(try await Wait.until(seconds: 30) { try smtp.mails().count == 1 })
+        #expect(try smtp.mails().first?.text.contains("http://127.0.0.1:8470/messages/\(id)") == true)
+        #expect(await CommandLineTests.stop(node) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
     // MARK: Support
 
-    static func settings(smtp: Receiver, hook: Receiver, bus: LocalBus, subscriptions: String) throws -> NotificationSettings {
+    static func settings(smtp: Receiver, bus: LocalBus, subscriptions: String) throws -> NotificationSettings {
         let config = bus.folder.appendingPathComponent("msmtp.conf")
         try "account default\nhost 127.0.0.1\nport \(smtp.port)\nauth off\ntls off\nfrom oct@ctbus.test\nlogfile -\n"
             .write(to: config, atomically: true, encoding: .utf8)
