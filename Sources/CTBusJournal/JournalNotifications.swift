@@ -85,8 +85,14 @@ public struct JournalNotifications: Sendable {
     /// each digest subscription's due notifications together, at most `digestLimit` (a larger
     /// backlog goes in the next sending). Ids are given in the transaction that reads them.
     public func due(now: Date = Date(), limit: Int = 16, digestLimit: Int = 5_000) throws(StoreError) -> [NotificationSending] {
-        try database.write { db in
-            let time = now.timeIntervalSince1970
+        // Read first: the notifier asks every second, and the node loop should not wait for a
+        // write lock taken for nothing.
+        let time = now.timeIntervalSince1970
+        guard try database.read({ db in
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM notification WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= ? LIMIT 1"),
+                              arguments: [time]) == true
+        }) else { return [] }
+        return try database.write { db in
             var ids = try String.fetchAll(db, sql: """
                 SELECT sending FROM notification
                 WHERE sending IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL AND due_at <= ?
