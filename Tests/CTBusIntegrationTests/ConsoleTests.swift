@@ -68,12 +68,26 @@ struct ConsoleTests {
         let body: String
     }
 
+    /// GETs `path`, following up to five redirects, over `RawHTTP` on a dispatch thread (the
+    /// console answers on the task threads). Not URLSession: FoundationNetworking's teardown
+    /// races are a known source of heap corruption on Linux.
     static func get(_ base: URL, _ path: String) async throws -> Page {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: path, relativeTo: base)!)
-        let http = try #require(response as? HTTPURLResponse)
-        var headers: [String: String] = [:]
-        for (key, value) in http.allHeaderFields { headers["\(key)".lowercased()] = "\(value)" }
-        return Page(status: http.statusCode, headers: headers, body: String(decoding: data, as: UTF8.self))
+        let port = try #require(base.port)
+        var target = path
+        for _ in 0..<6 {
+            let asked = target
+            let response = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RawHTTP.Response, any Error>) in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try RawHTTP.exchange(port: port, method: "GET", target: asked, headers: [:], body: nil) })
+                }
+            }
+            if (300..<400).contains(response.status), let location = response.headers["location"] {
+                target = location
+                continue
+            }
+            return Page(status: response.status, headers: response.headers, body: String(decoding: response.body, as: UTF8.self))
+        }
+        throw RawHTTP.Failure(description: "more than five redirects from \(path)")
     }
 
     static func occurrences(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
