@@ -60,7 +60,9 @@ public final class Notifier: Service, Sendable {
         self.nodeId = nodeId
         self.journal = journal
         self.settings = settings
-        rendering = NotificationRendering(nodeId: nodeId, consoleURL: settings.consoleURL ?? consoleURL, wording: wording)
+        var base = settings.consoleURL ?? consoleURL
+        while base.hasSuffix("/") { base.removeLast() }
+        rendering = NotificationRendering(nodeId: nodeId, consoleURL: base, wording: wording)
         retry = RetryPolicy(first: .milliseconds(settings.retryFirstMilliseconds), longest: .milliseconds(settings.retryMaxMilliseconds),
                             attempts: settings.attempts)
         self.logger = logger

@@ -2,6 +2,7 @@ import ArgumentParser
 import CTBusConsole
 import CTBusJournal
 import CTBusNode
+import CTBusNotify
 import CTBusSchema
 import Foundation
 import Logging
@@ -52,6 +53,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             let keys = try NodeMessageKeys(configuration: configuration, registry: registry)
             let server = try ConsoleServer(nodeId: configuration.nodeId, clearance: configuration.clearanceLevel, journal: journal,
                                            registry: registry, messageKeys: keys, registryFile: configuration.registryFile,
+                                           sendsMail: configuration.notifications?.mailFrom != nil,
                                            host: bind ?? http?.bind ?? "127.0.0.1",
                                            port: port ?? http?.port ?? 8470,
                                            allowedHosts: allowedHosts.isEmpty ? http?.allowedHosts ?? [] : allowedHosts,

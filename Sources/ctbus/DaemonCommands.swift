@@ -108,7 +108,10 @@ private func notifier(_ node: Node, configurationFile: String, endpoint: Metrics
     let settings = configuration.notifications ?? NotificationSettings()
     let themes = NotificationWords.knownThemes(registry: try configuration.loadRegistry(), journal: node.journal,
                                                atMost: configuration.clearanceLevel)
-    try node.journal.notifications.replaceConfigured(try settings.checked(knownThemes: themes, configurationFile: configurationFile))
+    let configured = try settings.checked(knownThemes: themes, configurationFile: configurationFile)
+    try node.journal.notifications.replaceConfigured(configured)
+    logger.notice("notifications", metadata: ["configured": "\(configured.count)",
+                                              "mail": "\(settings.mailFrom == nil ? "off (no mailFrom)" : settings.sendmail.joined(separator: " "))"])
     let console = configuration.http.map { "http://\($0.bind ?? "127.0.0.1"):\($0.port)" } ?? "http://127.0.0.1"
     return Notifier(nodeId: configuration.nodeId, journal: node.journal, settings: settings, consoleURL: console,
                     wording: NotificationWords.wording, logger: logger, metrics: endpoint?.factory ?? NOOPMetricsHandler.instance)

@@ -4,12 +4,14 @@ import CTBusConsole
 import CTBusTrace
 import CTBusJournal
 import CTBusNode
+import CTBusNotify
 import CTBusMetrics
 import CTBusPolicy
 import CTBusSchema
 import CTBusLocal
 import CTBusBrokerHTTP
 import Foundation
+import CoreMetrics
 import Logging
 import ServiceLifecycle
 
@@ -207,7 +209,15 @@ struct DemoCommand: AsyncParsableCommand {
         let logger = makeLogger(label: "ctbus", level: logLevel)
         let (listening, listened) = AsyncStream.makeStream(of: String.self)
         var services: [any Service] = servers.map { server in server.application { listened.yield(server.nodeId) } }
-        if keepRunning { services.append(SignalService(name: "demo", reload: nil, logger: logger)) }
+        if keepRunning {
+            // What people subscribe to in these consoles is sent: webhooks (no mail without a sender address).
+            for server in servers {
+                services.append(Notifier(nodeId: server.nodeId, journal: server.journal, settings: NotificationSettings(), consoleURL: server.address,
+                                         wording: NotificationWords.wording, logger: makeLogger(label: "ctbus.notify", level: logLevel),
+                                         metrics: NOOPMetricsHandler.instance))
+            }
+            services.append(SignalService(name: "demo", reload: nil, logger: logger))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
