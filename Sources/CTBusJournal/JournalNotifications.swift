@@ -104,8 +104,9 @@ public struct JournalNotifications: Sendable {
                 ORDER BY n.id LIMIT ?
                 """, arguments: [time, limit - ids.count])
             for id in immediate {
-                try db.execute(sql: "UPDATE notification SET sending = ? WHERE id = ?", arguments: ["notification-\(id)", id])
-                ids.append("notification-\(id)")
+                let sending = Self.newSendingId("notification")
+                try db.execute(sql: "UPDATE notification SET sending = ? WHERE id = ?", arguments: [sending, id])
+                ids.append(sending)
             }
             let digests = try Row.fetchAll(db, sql: """
                 SELECT n.subscription_id, min(n.id) AS first FROM notification n CROSS JOIN subscription s ON s.id = n.subscription_id
@@ -113,7 +114,7 @@ public struct JournalNotifications: Sendable {
                 GROUP BY n.subscription_id ORDER BY first LIMIT ?
                 """, arguments: [time, limit - ids.count])
             for row in digests {
-                let sending = "digest-\(row["first"] as Int64)"
+                let sending = Self.newSendingId("digest")
                 try db.execute(sql: """
                     UPDATE notification SET sending = ? WHERE id IN (
                         SELECT id FROM notification WHERE subscription_id = ? AND sending IS NULL AND sent_at IS NULL
@@ -124,6 +125,13 @@ public struct JournalNotifications: Sendable {
             let subscriptions = Dictionary(try Self.subscriptions(db).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             return try ids.compactMap { id in try Self.sending(db, id: id, subscriptions: subscriptions) }
         }
+    }
+
+    /// A sending's id: random, so that no journal (a new one, a salvaged one, one restored from
+    /// a backup) ever gives a receiver an id it saw for another sending; no '.' in it (the
+    /// Standard Webhooks signature joins id, time and body with dots).
+    static func newSendingId(_ kind: String) -> String {
+        kind + "-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
 
     private static func sending(_ db: Database, id: String, subscriptions: [String: Subscription]) throws -> NotificationSending? {

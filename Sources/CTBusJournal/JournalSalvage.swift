@@ -30,8 +30,8 @@ public struct SalvageReport: Sendable {
 public enum JournalSalvage {
     /// Copies every entry of the journal at `damaged` that still verifies (readable, and its
     /// content matches its hash given the stored hash before it) into a new journal at
-    /// `newPath`, re-linked into a fresh chain, with the outbox, pending revocations and drafts
-    /// that belong to kept entries. The damaged file is only read (read-only: nothing is written to it).
+    /// `newPath`, re-linked into a fresh chain, with the outbox, pending revocations, drafts,
+    /// subscriptions and unsent notifications that belong to kept entries. The damaged file is only read (read-only: nothing is written to it).
     /// The new journal asks the broker for its backlog once, so received messages the damage
     /// took come back (deduplicated by id); lost sent messages are listed in the report.
     public static func salvage(from damaged: String, into newPath: String, now: Date = Date()) throws(StoreError) -> SalvageReport {
@@ -54,6 +54,9 @@ public enum JournalSalvage {
         var outboxRows: [Row] = []
         var revocationRows: [Row] = []
         var draftRows: [Row] = []
+        var subscriptionRows: [Row] = []
+        /// Notifications not sent yet, with the message id of their entry.
+        var notificationRows: [Row] = []
     }
 
     /// Reads the damaged file read-only, one entry at a time by position.
@@ -81,6 +84,12 @@ public enum JournalSalvage {
                 source.outboxRows = (try? Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq")) ?? []
                 source.revocationRows = (try? Row.fetchAll(db, sql: "SELECT * FROM revocation_outbox")) ?? []
                 source.draftRows = (try? Row.fetchAll(db, sql: "SELECT * FROM draft ORDER BY saved_at")) ?? []
+                // A journal of an older schema has neither table: nothing to carry.
+                source.subscriptionRows = (try? Row.fetchAll(db, sql: "SELECT * FROM subscription ORDER BY created_at")) ?? []
+                source.notificationRows = (try? Row.fetchAll(db, sql: """
+                    SELECT n.*, e.message_id FROM notification n JOIN entry e ON e.position = n.position
+                    WHERE n.sent_at IS NULL AND n.failed_at IS NULL ORDER BY n.id
+                    """)) ?? []
             }
         } catch {
             source.unreadableTail = "the file could not be opened as a journal (\(error.description))"
@@ -191,6 +200,28 @@ public enum JournalSalvage {
                                arguments: [id, type, envelope, payload,
                                            (try? row.decode(Double.self, forColumn: "saved_at")) ?? now.timeIntervalSince1970])
                 draftCount += 1
+            }
+            // Subscriptions, and what they had still to send about kept entries (under the same
+            // sending ids, so a receiver still recognises one it already took).
+            var subscriptions = Set<String>()
+            for row in source.subscriptionRows {
+                guard let subscription = try? Subscription(row: row) else { continue }
+                try subscription.insert(db, now: Date(timeIntervalSince1970: (try? row.decode(Double.self, forColumn: "created_at")) ?? now.timeIntervalSince1970))
+                subscriptions.insert(subscription.id)
+            }
+            for row in source.notificationRows {
+                guard let id = try? row.decode(String.self, forColumn: "message_id"), keptIds.contains(id),
+                      let subscription = try? row.decode(String.self, forColumn: "subscription_id"), subscriptions.contains(subscription),
+                      let position = try Int64.fetchOne(db, sql: "SELECT position FROM entry WHERE message_id = ?", arguments: [id]) else { continue }
+                try db.execute(sql: """
+                    INSERT INTO notification (subscription_id, position, queued_at, due_at, sending, attempts, last_error, last_attempt_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [subscription, position, (try? row.decode(Double.self, forColumn: "queued_at")) ?? now.timeIntervalSince1970,
+                                      (try? row.decode(Double.self, forColumn: "due_at")) ?? now.timeIntervalSince1970,
+                                      (try? row.decode(String?.self, forColumn: "sending")) ?? nil,
+                                      (try? row.decode(Int.self, forColumn: "attempts")) ?? 0,
+                                      (try? row.decode(String?.self, forColumn: "last_error")) ?? nil,
+                                      (try? row.decode(Double?.self, forColumn: "last_attempt_at")) ?? nil])
             }
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('backlog-after-salvage', ?)",
                            arguments: [UTCTime.iso8601(now)])

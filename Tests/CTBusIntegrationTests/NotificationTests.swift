@@ -215,6 +215,38 @@ struct NotificationTests {
         #expect(await CommandLineTests.stop(node) == 0, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
+    @Test("Salvage carries the subscriptions and what they had still to send about the entries it keeps, under the same sending ids; sending ids are never reused by another journal")
+    func salvageKeepsTheQueue() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ctbus-salvage-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("oct.journal.sqlite").path
+        let mine = Subscription(id: "console:1", name: "desk", owner: "alice", channel: .mail("desk@oct.example"),
+                                filter: NotificationFilter(memberStates: ["KEN"]), mode: .immediate)
+        var sendings: [String] = []
+        do {
+            let journal = try NodeJournal(path: path)
+            try journal.notifications.add(mine)
+            for (index, state) in ["KEN", "NGA", "KEN", "KEN"].enumerated() {
+                _ = try journal.recordDelivery(SampleMessages.recommendation(memberState: state), sequence: UInt64(index + 1))
+            }
+            sendings = try journal.notifications.due().map(\.id)
+            #expect(sendings.count == 3 && Set(sendings).count == 3)
+            try journal.notifications.sent(sendings[0])
+            try journal.notifications.failed(sendings[1], error: "the relay said 451", retryAt: Date().addingTimeInterval(60))
+        }
+        let salvaged = folder.appendingPathComponent("new.sqlite").path
+        let report = try JournalSalvage.salvage(from: path, into: salvaged)
+        #expect(report.kept == 4 && report.lost.isEmpty)
+        let journal = try NodeJournal(path: salvaged)
+        #expect(try journal.notifications.subscriptions() == [mine])
+        let status = try #require(try journal.notifications.status().first)
+        #expect(status.waiting == 2 && status.sent == 0 && status.lastError == "the relay said 451" && status.attempts == 1)
+        // The one retried keeps its id; the one not tried yet gets a new one, like no other.
+        let due = try journal.notifications.due(now: Date().addingTimeInterval(120)).map(\.id)
+        #expect(due.count == 2 && due.contains(sendings[1]) && !due.contains(sendings[0]))
+    }
+
     // MARK: Support
 
     static func settings(smtp: Receiver, bus: LocalBus, subscriptions: String) throws -> NotificationSettings {
