@@ -95,7 +95,7 @@ public enum BaselineForwarder {
         init(context: ZMQContext, serverKeys: CurveKeyPair, address: String, messages: Int, count: Int) throws {
             for index in 0..<count {
                 let keys = try CurveKeyPair.generate()
-                let thread = Thread { [self] in
+                OwnThread.start { [self] in
                     do {
                         let socket = try ZMQSocket(context: context, type: .dealer)
                         try socket.makeCurveClient(serverPublicKey: serverKeys.publicKey, keyPair: keys)
@@ -123,7 +123,6 @@ public enum BaselineForwarder {
                     }
                     self.done.signal()
                 }
-                thread.start()
             }
         }
     }

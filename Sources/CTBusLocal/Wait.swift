@@ -1,4 +1,5 @@
 import Foundation
+import CTBusSchema
 
 /// Bounded waiting for a condition: checks it until it holds or the deadline passes. Tests
 /// assert on the condition, never on how long it took.
@@ -32,7 +33,7 @@ public enum Wait {
     /// suspends the task until it is done, so that it holds no thread of the cooperative pool.
     public static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result(catching: body)) }.start()
+            OwnThread.start { continuation.resume(with: Result(catching: body)) }
         }
     }
 }

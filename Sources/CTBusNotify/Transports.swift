@@ -113,11 +113,9 @@ public struct MailTransport: Sendable {
     public func send(_ mail: String) async throws(SendFailure) {
         let (command, timeout) = (command, timeout)
         let outcome: Result<Void, SendFailure> = await withCheckedContinuation { continuation in
-            let thread = Thread {
+            OwnThread.start(name: "ctbus-sendmail") {
                 continuation.resume(returning: Self.run(command, input: Data(mail.utf8), timeout: timeout))
             }
-            thread.name = "ctbus-sendmail"
-            thread.start()
         }
         try outcome.get()
     }
@@ -139,8 +137,7 @@ public struct MailTransport: Sendable {
         }
         // The mail is at most 64 KiB: written on this thread while a reader drains stderr.
         let errors = ErrorText()
-        let reader = Thread { errors.read(stderr.fileHandleForReading) }
-        reader.start()
+        OwnThread.start { errors.read(stderr.fileHandleForReading) }
         do {
             try stdin.fileHandleForWriting.write(contentsOf: input)
         } catch {

@@ -17,8 +17,10 @@ public final class LoopThread: Sendable {
 
     /// Starts `body` on a new thread named `name`, and waits until the body called `ready`.
     /// Rethrows the error the body gave to `ready`.
+    ///
+    /// The thread lets go of the body, and of this object, before it ends (`Held`).
     public func start(name: String, body: @escaping @Sendable (LoopThread) -> Void) throws {
-        let thread = Thread { [self] in
+        let held = Held { [self] in
             // The kernel's name of the thread (15 characters at most), for top, /proc and profilers.
             _ = ctbus_set_thread_name(String(name.prefix(15)))
             body(self)
@@ -26,6 +28,7 @@ public final class LoopThread: Sendable {
             reportReady(.failure(LoopThreadError.endedBeforeReady(name)))
             finishedSignal.signal()
         }
+        let thread = Thread { held.take()?() }
         thread.name = name
         thread.stackSize = 4 << 20
         thread.start()
@@ -59,6 +62,18 @@ public final class LoopThread: Sendable {
         guard startup.withLock({ $0 }) != nil else { return true }
         return finishedSignal.wait(timeout: .now() + timeout) == .success
     }
+}
+
+/// A thread's work until the thread takes it. Foundation's `Thread` keeps its block until the
+/// C library tears down the thread's specific data, in no set order; libdispatch's data for the
+/// thread may be gone by then, and a deinit that reaches libdispatch (a GRDB database, a
+/// semaphore) run there writes into freed memory. So the block holds only this box, emptied
+/// when the work starts, and what the work captured is released while the thread still runs.
+/// (CTBusSchema's `OwnThread` does the same for threads outside this module.)
+private final class Held: Sendable {
+    private let work: Mutex<(@Sendable () -> Void)?>
+    init(_ work: @escaping @Sendable () -> Void) { self.work = Mutex(work) }
+    func take() -> (@Sendable () -> Void)? { work.withLock { work in defer { work = nil }; return work } }
 }
 
 public enum LoopThreadError: Error, CustomStringConvertible {

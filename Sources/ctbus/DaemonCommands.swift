@@ -154,7 +154,7 @@ struct SignalService: Service {
     func run() async throws {
         let (terminations, continuation) = AsyncStream.makeStream(of: Int32.self)
         let (name, reload, logger) = (name, reload, logger)
-        let thread = Thread {
+        OwnThread.start(name: "ctbus-signals") {
             var pending = becomeSignalThread()
             while true {
                 let signal = pending ?? waitForTerminationSignal()
@@ -167,8 +167,6 @@ struct SignalService: Service {
             }
             continuation.finish()
         }
-        thread.name = "ctbus-signals"
-        thread.start()
         for await signal in terminations.cancelOnGracefulShutdown() {
             say(logger, .notice, "\(name) stopping (signal \(signal))")
             return

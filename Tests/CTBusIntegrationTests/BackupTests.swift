@@ -22,14 +22,15 @@ struct BackupTests {
         // Publications keep coming while the backup runs.
         let stop = Mutex(false)
         let published = Mutex<[String]>([])
-        let publisher = Thread {
+        let finished = Mutex(false)
+        OwnThread.start {
+            defer { finished.withLock { $0 = true } }
             while !stop.withLock({ $0 }) {
                 guard let id = try? bus.publish(SampleMessages.recommendation(memberState: "KEN"), from: "cted") else { break }
                 published.withLock { $0.append(id) }
                 Thread.sleep(forTimeInterval: 0.002)
             }
         }
-        publisher.start()
         defer { stop.withLock { $0 = true } }
         #expect(try await Wait.until { try published.withLock { $0 }.prefix(100).allSatisfy { try cted.outbox.status(messageId: $0) == .acknowledged }
             && published.withLock { $0.count } >= 100 })
@@ -43,7 +44,7 @@ struct BackupTests {
         let again = try await CommandLineTests.run(["backup", "--store", store, "--out", copy])
         #expect(again.status != 0 && again.errors.contains("exists already"), "a backup never overwrites a file")
         stop.withLock { $0 = true }
-        #expect(await Wait.until { publisher.isFinished })
+        #expect(await Wait.until { finished.withLock { $0 } })
 
         let restored = try BrokerStore(path: copy, access: .readOnly)
         #expect(try restored.verify().isIntact)
