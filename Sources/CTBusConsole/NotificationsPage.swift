@@ -54,7 +54,7 @@ struct NotificationPages: Sendable {
                 channel = .mail(try NotificationTarget.mailAddress(target))
             case "webhook":
                 let made = NotificationTarget.newWebhookSecret()
-                channel = .webhook(url: try NotificationTarget.webhookURL(target), secret: made)
+                channel = .webhook(url: try NotificationTarget.webhookURL(target, loopbackHTTP: false), secret: made)
                 secret = made
             default:
                 throw ConfigurationError("Choose e-mail or webhook.")
@@ -159,7 +159,7 @@ struct NotificationsPage: ConsolePage {
         let channel = form.text("channel").isEmpty ? (mails ? "mail" : "webhook") : form.text("channel")
         group("channel", "Sent by", choices: [("mail", mails ? "e-mail" : "e-mail (this node sends no mail)"), ("webhook", "webhook")],
               chosen: [channel], type: "radio").append(to: &html)
-        field("target", "E-mail address or webhook URL (https; http only to this machine)") { html in
+        field("target", "E-mail address or webhook URL (https)") { html in
             html.raw("<input\(HTML.attributes([("type", "text"), ("name", "target"), ("id", "target"), ("required", "required"), ("value", form.text("target"))]))>")
         }.append(to: &html)
         group("types", "Of these types (none: every type)",

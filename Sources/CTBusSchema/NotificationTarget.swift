@@ -19,8 +19,10 @@ public enum NotificationTarget {
     }
 
     /// The endpoint, or why a notification may not be sent there: https, or http to a loopback
-    /// address; no user name or password in it (they would travel in logs and pages).
-    public static func webhookURL(_ text: String) throws(ConfigurationError) -> String {
+    /// address when `loopbackHTTP` (the operator's configuration; not a person in the console,
+    /// who would otherwise make the node post to services on its own host); no user name or
+    /// password in it (they would travel in logs and pages).
+    public static func webhookURL(_ text: String, loopbackHTTP: Bool = true) throws(ConfigurationError) -> String {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard trimmed.utf8.count <= 2_048, let url = URLComponents(string: trimmed), let scheme = url.scheme?.lowercased(),
               let host = url.host, !host.isEmpty else {
@@ -31,7 +33,8 @@ public enum NotificationTarget {
         }
         switch scheme {
         case "https": return trimmed
-        case "http" where isLoopback(host): return trimmed
+        case "http" where isLoopback(host) && loopbackHTTP: return trimmed
+        case "http" where isLoopback(host): throw ConfigurationError("\"\(shown(text))\": a webhook added here must use https (http to this machine is for the node's configuration)")
         case "http": throw ConfigurationError("\"\(shown(text))\": a webhook off this machine must use https")
         default: throw ConfigurationError("\"\(shown(text))\": a webhook URL starts with https://")
         }

@@ -10,7 +10,7 @@ import Testing
 /// why, whose subscriptions they see and may remove, and the status page's summary.
 @Suite("Console notifications", .serialized, .busSlot)
 struct ConsoleNotificationTests {
-    @Test("People add subscriptions in the console: an unknown State, a webhook off https, a name of markup are refused or escaped by their fields; a webhook's secret is shown once; each sees and removes only their own; a form without its token writes nothing")
+    @Test("People add subscriptions in the console: an unknown State, a webhook that is not https (to this machine either), a name of markup are refused or escaped by their fields; a webhook's secret is shown once; each sees and removes only their own; a form without its token writes nothing")
     func subscribeInTheConsole() async throws {
         let bus = try LocalBus()
         defer { bus.shutdown() }
@@ -35,6 +35,8 @@ struct ConsoleNotificationTests {
             #expect(unknown.status == 422 && unknown.body.contains("memberStates: &quot;Kenya&quot; is unknown"), "\(unknown.body)")
             let plain = try await add([("name", "hook"), ("channel", "webhook"), ("target", "http://hooks.example.org/ctbus")])
             #expect(plain.status == 422 && plain.body.contains("a webhook off this machine must use https"))
+            let local = try await add([("name", "hook"), ("channel", "webhook"), ("target", "http://127.0.0.1:9090/metrics")])
+            #expect(local.status == 422 && local.body.contains("a webhook added here must use https"), "a person cannot make the node post to its own host")
             let header = try await add([("name", "x"), ("channel", "mail"), ("target", "desk@oct.example\r\nBcc: all@example.org")])
             #expect(header.status == 422 && header.body.contains("is not an e-mail address"))
             #expect(try journal.notifications.subscriptions().count == 2, "nothing was added")

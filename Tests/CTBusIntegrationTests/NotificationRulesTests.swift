@@ -79,6 +79,9 @@ struct NotificationRulesTests {
         let result = webhook ? Result { () throws(ConfigurationError) in try NotificationTarget.webhookURL(text) }
             : Result { () throws(ConfigurationError) in try NotificationTarget.mailAddress(text) }
         #expect(((try? result.get()) != nil) == valid, "\(text)")
+        if webhook, text.hasPrefix("http://"), valid {
+            #expect((try? NotificationTarget.webhookURL(text, loopbackHTTP: false)) == nil, "only the configuration may name http to this machine")
+        }
     }
 
     @Test("Retries: the first wait doubles up to the longest, its second half drawn at random; a Retry-After that asks longer is kept; none once the attempts are used")
