@@ -69,8 +69,8 @@ public struct JournalNotifications: Sendable {
         guard !subscriptions.isEmpty else { return }
         let payload = subscriptions.contains { $0.filter.needsPayload }
             ? try? BusMessage.OneOf_Payload.decode(type: record.envelope.type, bytes: record.payload) : nil
-        let facts = NotificationFilter.Facts(envelope: record.envelope, payload: payload,
-                                             themes: JournalSearch.themes(envelope: record.envelope, payload: payload))
+        let themes = subscriptions.contains { !$0.filter.themes.isEmpty } ? JournalSearch.themes(envelope: record.envelope, payload: payload) : []
+        let facts = NotificationFilter.Facts(envelope: record.envelope, payload: payload, themes: themes)
         let insert = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO notification (subscription_id, position, queued_at, due_at) VALUES (?, ?, ?, ?)
             """)

@@ -56,13 +56,15 @@ public struct NotificationSettings: Sendable, Codable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        // Absent fields take the initialiser's defaults, written once there.
+        let defaults = NotificationSettings()
         self.init(consoleURL: try c.decodeIfPresent(String.self, forKey: .consoleURL),
                   mailFrom: try c.decodeIfPresent(String.self, forKey: .mailFrom),
-                  sendmail: try c.decodeIfPresent([String].self, forKey: .sendmail) ?? Self.defaultSendmail,
-                  retryFirstMilliseconds: try c.decodeIfPresent(Int.self, forKey: .retryFirstMilliseconds) ?? 5_000,
-                  retryMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .retryMaxMilliseconds) ?? 3_600_000,
-                  attempts: try c.decodeIfPresent(Int.self, forKey: .attempts) ?? 30,
-                  timeoutMilliseconds: try c.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? 20_000,
+                  sendmail: try c.decodeIfPresent([String].self, forKey: .sendmail) ?? defaults.sendmail,
+                  retryFirstMilliseconds: try c.decodeIfPresent(Int.self, forKey: .retryFirstMilliseconds) ?? defaults.retryFirstMilliseconds,
+                  retryMaxMilliseconds: try c.decodeIfPresent(Int.self, forKey: .retryMaxMilliseconds) ?? defaults.retryMaxMilliseconds,
+                  attempts: try c.decodeIfPresent(Int.self, forKey: .attempts) ?? defaults.attempts,
+                  timeoutMilliseconds: try c.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? defaults.timeoutMilliseconds,
                   subscriptions: try c.decodeIfPresent([Configured].self, forKey: .subscriptions) ?? [])
     }
 
